@@ -1,0 +1,92 @@
+//! The `stratbox` command line.
+
+mod backtest;
+mod bench;
+mod candles;
+mod plugin;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Sandboxed WebAssembly trading strategies: backtest locally, inspect and
+/// build plugins, generate candles, benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "stratbox", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a backtest locally (no Redis, no server).
+    Backtest(backtest::BacktestArgs),
+    /// Build, inspect and check strategy plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Generate or convert candle files.
+    #[command(subcommand)]
+    Candles(candles::CandlesCommand),
+    /// Measure engine and sandbox throughput, WASM against native.
+    Bench(bench::BenchArgs),
+}
+
+/// A failure with its exit status: 2 for bad input (a flag, a file, a
+/// param), 1 when a run fails (a strategy error, a trap, a limit).
+#[derive(Debug)]
+pub struct CliError {
+    pub status: u8,
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    pub fn input(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            status: 2,
+            error: error.into(),
+        }
+    }
+    pub fn run(error: impl Into<anyhow::Error>) -> Self {
+        Self {
+            status: 1,
+            error: error.into(),
+        }
+    }
+}
+
+pub type CliResult = Result<(), CliError>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Backtest(args) => backtest::run(args),
+        Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Candles(cmd) => candles::run(cmd),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {:#}", e.error);
+            ExitCode::from(e.status)
+        }
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a
+/// failure never leaves a half-written file behind.
+pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}

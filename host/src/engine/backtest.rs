@@ -1,0 +1,271 @@
+//! The bar loop: fills, strategy calls, equity marks, then the report.
+
+use super::broker::{Broker, Costs};
+use super::report::{EquityPoint, OpenPosition, Report};
+use super::stats::{
+    self, AverageTradeDuration, BuyAndHoldReturn, Cagr, CalmarRatio, Exposure, MaxDrawdown,
+    ProfitFactor, SharpeRatio, SortinoRatio, TotalReturn, TradeReturns, WinRate,
+};
+use super::strategy::{Action, Strategy, StrategyError};
+use crate::candles::Candles;
+
+/// Account and reporting settings of one backtest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestConfig {
+    pub initial_capital: f64,
+    /// Fraction of notional per fill (0.0006: a typical taker fee).
+    pub commission: f64,
+    pub slippage_bps: f64,
+    /// Position notional may reach equity times leverage.
+    pub leverage: f64,
+    /// Bar length for annualisation; detected from the candles when `None`.
+    pub timeframe_secs: Option<i64>,
+    /// Upper bound on equity curve points in the report.
+    pub equity_curve_points: usize,
+}
+
+impl Default for BacktestConfig {
+    fn default() -> Self {
+        Self {
+            initial_capital: 10_000.0,
+            commission: 0.0006,
+            slippage_bps: 0.0,
+            leverage: 1.0,
+            timeframe_secs: None,
+            equity_curve_points: 1_000,
+        }
+    }
+}
+
+impl BacktestConfig {
+    /// Checks every setting; the error names the field.
+    pub fn check(&self) -> Result<(), EngineError> {
+        let bad =
+            |field: &'static str, message: String| EngineError::InvalidConfig { field, message };
+        if !(self.initial_capital.is_finite() && self.initial_capital > 0.0) {
+            return Err(bad(
+                "initial_capital",
+                format!("must be a positive number, got {}", self.initial_capital),
+            ));
+        }
+        if !(0.0..0.1).contains(&self.commission) {
+            return Err(bad(
+                "commission",
+                format!(
+                    "must be at least 0 and below 0.1 (a fraction of notional), got {}",
+                    self.commission
+                ),
+            ));
+        }
+        if !(0.0..=1_000.0).contains(&self.slippage_bps) {
+            return Err(bad(
+                "slippage_bps",
+                format!(
+                    "must be between 0 and 1000 basis points, got {}",
+                    self.slippage_bps
+                ),
+            ));
+        }
+        if !(self.leverage > 0.0 && self.leverage <= 125.0) {
+            return Err(bad(
+                "leverage",
+                format!("must be above 0 and at most 125, got {}", self.leverage),
+            ));
+        }
+        if matches!(self.timeframe_secs, Some(t) if t <= 0) {
+            return Err(bad(
+                "timeframe",
+                "must be a positive number of seconds".into(),
+            ));
+        }
+        if self.equity_curve_points < 2 {
+            return Err(bad("equity_curve_points", "must be at least 2".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid {field}: {message}")]
+    InvalidConfig {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no candles to backtest")]
+    NoCandles,
+    #[error("invalid candles: {0}")]
+    InvalidCandles(String),
+    /// The strategy failed; the source is the implementation's own error.
+    #[error("{0}")]
+    Strategy(StrategyError),
+    #[error("strategy broke the engine protocol: {0}")]
+    Protocol(String),
+    #[error("invalid order from the strategy at bar {bar} (ts {ts}): {message}")]
+    InvalidOrder {
+        bar: usize,
+        ts: i64,
+        message: String,
+    },
+}
+
+/// Smallest and largest range handed to a strategy in one call. The range
+/// grows while the strategy consumes whole ranges and shrinks when it acts
+/// often, so scanning ahead for resting-order triggers stays cheap.
+const MIN_SCAN: usize = 64;
+const MAX_SCAN: usize = 1 << 16;
+
+/// Runs `strategy` over every bar of `candles`.
+pub fn run_backtest(
+    candles: &Candles,
+    strategy: &mut dyn Strategy,
+    config: &BacktestConfig,
+) -> Result<Report, EngineError> {
+    config.check()?;
+    if candles.is_empty() {
+        return Err(EngineError::NoCandles);
+    }
+    candles
+        .validate()
+        .map_err(|e| EngineError::InvalidCandles(e.to_string()))?;
+    let n = candles.len();
+    let mut broker = Broker::new(
+        config.initial_capital,
+        Costs {
+            commission: config.commission,
+            slippage_bps: config.slippage_bps,
+            leverage: config.leverage,
+        },
+    );
+    let mut equity = vec![0.0; n];
+    let mut bars_in_market = 0usize;
+    let mut actions: Vec<Action> = Vec::new();
+    let mut scan = MIN_SCAN;
+    let mut i = 0;
+    while i < n {
+        broker.fill_bar(candles, i);
+        let end = broker.next_trigger(candles, i + 1, n.min(i + scan));
+        actions.clear();
+        let consumed = strategy
+            .on_bars(candles, i, end, &broker.view(), &mut actions)
+            .map_err(EngineError::Strategy)?;
+        if consumed == 0 || consumed > end - i {
+            return Err(EngineError::Protocol(format!(
+                "consumed {consumed} bars of a range of {}",
+                end - i
+            )));
+        }
+        broker.fills.clear();
+        let (cash, position) = (broker.cash, broker.position);
+        for (mark, close) in equity[i..i + consumed]
+            .iter_mut()
+            .zip(&candles.close[i..i + consumed])
+        {
+            *mark = cash + position * close;
+        }
+        if position != 0.0 {
+            bars_in_market += consumed;
+        }
+        let last = i + consumed - 1;
+        broker
+            .apply(&actions)
+            .map_err(|message| EngineError::InvalidOrder {
+                bar: last,
+                ts: candles.ts[last],
+                message,
+            })?;
+        scan = (consumed * 2).clamp(MIN_SCAN, MAX_SCAN);
+        i += consumed;
+    }
+    Ok(build_report(
+        candles,
+        config,
+        &broker,
+        &equity,
+        bars_in_market,
+        strategy.fuel_used(),
+    ))
+}
+
+fn build_report(
+    candles: &Candles,
+    config: &BacktestConfig,
+    broker: &Broker,
+    equity: &[f64],
+    bars_in_market: usize,
+    fuel_used: u64,
+) -> Report {
+    let n = candles.len();
+    let timeframe_secs = config
+        .timeframe_secs
+        .or_else(|| candles.timeframe_secs())
+        .unwrap_or(60);
+    let bar_seconds = timeframe_secs as f64;
+    let final_equity = equity[n - 1];
+    let last_close = candles.close[n - 1];
+    let returns = stats::bar_returns(config.initial_capital, equity);
+    let periods_per_year = stats::periods_per_year(bar_seconds);
+    let years = n as f64 * bar_seconds / stats::SECONDS_PER_YEAR;
+    let cagr = Cagr::compute(config.initial_capital, final_equity, years);
+    let drawdown = MaxDrawdown::compute(config.initial_capital, equity, &candles.ts);
+    let pnls: Vec<f64> = broker.trades.iter().map(|t| t.pnl).collect();
+    let trade_returns: Vec<f64> = broker.trades.iter().map(|t| t.return_pct).collect();
+    let durations: Vec<i64> = broker.trades.iter().map(|t| t.duration_secs).collect();
+    let summary = TradeReturns::compute(&trade_returns);
+    let open_position =
+        broker
+            .open_position()
+            .map(|(side, qty, entry_price, entry_ts, _, fees)| {
+                let direction = if broker.position > 0.0 { 1.0 } else { -1.0 };
+                OpenPosition {
+                    side,
+                    qty,
+                    entry_ts,
+                    entry_price,
+                    mark_price: last_close,
+                    unrealized_pnl: (last_close - entry_price) * qty * direction - fees,
+                    fees,
+                }
+            });
+    let equity_curve = stats::downsample_indices(n, config.equity_curve_points)
+        .into_iter()
+        .map(|k| EquityPoint {
+            ts: candles.ts[k],
+            equity: equity[k],
+        })
+        .collect();
+    Report {
+        strategy: None,
+        bars: n,
+        start_ts: candles.ts[0],
+        end_ts: candles.ts[n - 1],
+        timeframe_secs,
+        initial_capital: config.initial_capital,
+        commission: config.commission,
+        slippage_bps: config.slippage_bps,
+        leverage: config.leverage,
+        final_equity,
+        total_return_pct: TotalReturn::compute(config.initial_capital, final_equity),
+        buy_and_hold_return_pct: BuyAndHoldReturn::compute(candles.open[0], last_close),
+        cagr_pct: cagr,
+        max_drawdown_pct: drawdown.max_drawdown_pct,
+        max_drawdown_duration_bars: drawdown.max_drawdown_duration_bars,
+        max_drawdown_duration_secs: drawdown.max_drawdown_duration_secs,
+        sharpe: SharpeRatio::compute(&returns, periods_per_year),
+        sortino: SortinoRatio::compute(&returns, periods_per_year),
+        calmar: CalmarRatio::compute(cagr, drawdown.max_drawdown_pct),
+        num_trades: broker.trades.len(),
+        win_rate_pct: WinRate::compute(&pnls),
+        profit_factor: ProfitFactor::compute(&pnls),
+        avg_trade_pct: summary.map(|s| s.avg_pct),
+        best_trade_pct: summary.map(|s| s.best_pct),
+        worst_trade_pct: summary.map(|s| s.worst_pct),
+        avg_trade_duration_secs: AverageTradeDuration::compute(&durations),
+        exposure_pct: Exposure::compute(bars_in_market, n),
+        fees_paid: broker.fees_paid,
+        fuel_used,
+        open_position,
+        trades: broker.trades.clone(),
+        equity_curve,
+    }
+}

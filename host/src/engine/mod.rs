@@ -1,0 +1,18 @@
+//! The backtest engine: strategy-agnostic order filling, accounting and
+//! reporting. It knows nothing of WebAssembly, Redis or HTTP: anything that
+//! implements [`Strategy`] can be backtested.
+
+mod backtest;
+mod broker;
+pub mod params;
+mod report;
+pub mod stats;
+mod strategy;
+
+pub use backtest::{run_backtest, BacktestConfig, EngineError};
+pub use params::{Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params};
+pub use report::{EquityPoint, OpenPosition, Report, StrategyInfo, Trade, TradeSide};
+pub use strategy::{
+    Action, Fill, FillReason, Order, OrderKind, PortfolioView, Quantity, Side, Strategy,
+    StrategyError,
+};

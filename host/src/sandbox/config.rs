@@ -1,0 +1,88 @@
+//! Every sandbox default in one place, each with the reason for its value.
+//! Each limit can be overridden per server (`SandboxConfig`) and per run
+//! (`RunLimits`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Linear memory cap per instance. 64 MiB (SPEC default): a strategy
+    /// keeps one window of bars (8192 bars x 48 bytes = 384 KiB) plus its
+    /// indicators; anything near the cap is a leak or an attack.
+    pub memory_limit_bytes: usize,
+    /// Fuel for a run: `fuel_base + fuel_per_bar * bars`. An EMA crossover
+    /// burns about 40 fuel per bar; 20,000 per bar leaves 500x headroom for
+    /// heavy indicators while an infinite loop on 10k bars still ends in
+    /// well under a second.
+    pub fuel_base: u64,
+    pub fuel_per_bar: u64,
+    /// Fuel for `describe` (at upload and inspect): generous for building a
+    /// schema, tiny next to a run.
+    pub describe_fuel: u64,
+    /// Wall-clock cap on one run, enforced through epoch interruption. The
+    /// longest legitimate run (10M bars of a heavy strategy) takes seconds.
+    pub deadline: Duration,
+    /// Epoch tick: the granularity of deadlines and cancellation. 10 ms
+    /// costs nothing measurable and stops a runaway strategy promptly.
+    pub epoch_tick: Duration,
+    /// Native stack for wasm frames. 512 KiB (wasmtime's default) allows
+    /// deep legitimate recursion and stops unbounded recursion at once.
+    pub max_wasm_stack: usize,
+    /// Bars pushed to the guest per window. 8192 amortises the call and
+    /// copy cost (about 12-16 ns/bar measured) while staying small in guest memory.
+    pub window_bars: usize,
+    /// Log lines kept per run and bytes kept per line; the rest is counted.
+    pub log_max_lines: usize,
+    pub log_max_line_bytes: usize,
+    /// Precompiled components on disk; `None` keeps the cache in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Concurrent instances in the pooling allocator (0 disables pooling).
+    /// Pooling makes instantiation about 4x cheaper (7 us vs 28 us); 64
+    /// slots cover a worker with one slot per core on large machines.
+    pub pool_instances: u32,
+    /// Canonicalise NaNs so float results are identical on every CPU.
+    pub nan_canonicalization: bool,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            memory_limit_bytes: 64 << 20,
+            fuel_base: 100_000_000,
+            fuel_per_bar: 20_000,
+            describe_fuel: 50_000_000,
+            deadline: Duration::from_secs(120),
+            epoch_tick: Duration::from_millis(10),
+            max_wasm_stack: 512 << 10,
+            window_bars: 8192,
+            log_max_lines: 1_000,
+            log_max_line_bytes: 1_024,
+            cache_dir: default_cache_dir(),
+            pool_instances: 64,
+            nan_canonicalization: true,
+        }
+    }
+}
+
+/// `$STRATBOX_CACHE_DIR`, else `$XDG_CACHE_HOME/stratbox`, else
+/// `$HOME/.cache/stratbox`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("STRATBOX_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("stratbox"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("stratbox"))
+}
+
+/// Per-run overrides of the server defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunLimits {
+    /// Absolute fuel budget for the run.
+    pub fuel: Option<u64>,
+    pub deadline: Option<Duration>,
+    /// Must not exceed the server's cap (the pool is sized for it).
+    pub memory_limit_bytes: Option<usize>,
+}

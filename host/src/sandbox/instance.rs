@@ -1,0 +1,422 @@
+//! One run of a component: its store (fuel, memory cap, deadline,
+//! cancellation, log) and the engine's `Strategy` trait over the WIT calls.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use super::bindings::{wit, wit_log, Plugin as Bindings, PluginPre};
+use super::config::SandboxConfig;
+use super::error::RunError;
+use super::limits::{Limiter, MemoryLimitHit};
+use crate::candles::Candles;
+use crate::engine::{
+    self, Action, Description, ParamSpec, ParamType, ParamValue, Params, PortfolioView, Strategy,
+    StrategyError,
+};
+
+/// Stops a run from another thread (checked at every epoch tick).
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+pub(crate) struct RunSettings {
+    pub fuel_budget: u64,
+    pub memory_limit: usize,
+    pub deadline: Duration,
+    pub started: Instant,
+    pub cancel: CancelToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+struct DeadlineHit;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+struct CancelledHit;
+
+pub struct StoreState {
+    limiter: Limiter,
+    log: Vec<LogLine>,
+    log_dropped: u64,
+    log_max_lines: usize,
+    log_max_line_bytes: usize,
+    last_panic: Option<String>,
+}
+
+impl wit_log::Host for StoreState {
+    fn log(&mut self, level: wit_log::Level, message: String) {
+        let level = match level {
+            wit_log::Level::Debug => "debug",
+            wit_log::Level::Info => "info",
+            wit_log::Level::Warn => "warn",
+            wit_log::Level::Error => "error",
+        };
+        let mut message = message;
+        if message.len() > self.log_max_line_bytes {
+            let mut cut = self.log_max_line_bytes;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        if let Some(panic) = message.strip_prefix("panic: ") {
+            self.last_panic = Some(panic.to_string());
+        }
+        if self.log.len() < self.log_max_lines {
+            self.log.push(LogLine { level, message });
+        } else {
+            self.log_dropped += 1;
+        }
+    }
+}
+
+fn new_store(engine: &Engine, config: &SandboxConfig, settings: &RunSettings) -> Store<StoreState> {
+    let mut store = Store::new(
+        engine,
+        StoreState {
+            limiter: Limiter {
+                memory_limit_bytes: settings.memory_limit,
+                memory_limit_hit: false,
+            },
+            log: Vec::new(),
+            log_dropped: 0,
+            log_max_lines: config.log_max_lines,
+            log_max_line_bytes: config.log_max_line_bytes,
+            last_panic: None,
+        },
+    );
+    store.limiter(|state| &mut state.limiter);
+    let _ = store.set_fuel(settings.fuel_budget);
+    let deadline_at = settings.started + settings.deadline;
+    let cancel = settings.cancel.clone();
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if cancel.is_cancelled() {
+            return Err(CancelledHit.into());
+        }
+        if Instant::now() >= deadline_at {
+            return Err(DeadlineHit.into());
+        }
+        Ok(UpdateDeadline::Continue(1))
+    });
+    store
+}
+
+fn classify(err: &wasmtime::Error, state: &StoreState, settings: &RunSettings) -> RunError {
+    if state.limiter.memory_limit_hit || err.downcast_ref::<MemoryLimitHit>().is_some() {
+        return RunError::MemoryLimit {
+            limit_bytes: state.limiter.memory_limit_bytes,
+        };
+    }
+    if err.downcast_ref::<CancelledHit>().is_some() {
+        return RunError::Cancelled;
+    }
+    if err.downcast_ref::<DeadlineHit>().is_some() {
+        return RunError::DeadlineExceeded {
+            deadline: settings.deadline,
+        };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => RunError::FuelExhausted {
+            budget: settings.fuel_budget,
+        },
+        Some(Trap::Interrupt) => RunError::DeadlineExceeded {
+            deadline: settings.deadline,
+        },
+        Some(Trap::StackOverflow) => RunError::Trap {
+            message: "stack overflow (unbounded recursion?)".into(),
+        },
+        Some(trap) => RunError::Trap {
+            message: match &state.last_panic {
+                Some(panic) => format!("panicked: {panic}"),
+                None => trap.to_string(),
+            },
+        },
+        None => RunError::Trap {
+            message: format!("{err:#}"),
+        },
+    }
+}
+
+/// Calls `describe` in a throwaway instance.
+pub(crate) fn describe(
+    engine: &Engine,
+    pre: &PluginPre<StoreState>,
+    config: &SandboxConfig,
+) -> Result<Description, RunError> {
+    let settings = RunSettings {
+        fuel_budget: config.describe_fuel,
+        memory_limit: config.memory_limit_bytes,
+        deadline: config.deadline.min(Duration::from_secs(10)),
+        started: Instant::now(),
+        cancel: CancelToken::default(),
+    };
+    let mut store = new_store(engine, config, &settings);
+    let result = pre.instantiate(&mut store).and_then(|bindings| {
+        bindings
+            .stratbox_strategy_strategy()
+            .call_describe(&mut store)
+    });
+    match result {
+        Ok(d) => Ok(description_from_wit(d)),
+        Err(e) => Err(classify(&e, store.data(), &settings)),
+    }
+}
+
+/// A live instance driven by the engine.
+pub struct WasmStrategy {
+    store: Store<StoreState>,
+    bindings: Bindings,
+    settings: RunSettings,
+    window_bars: usize,
+    /// Run indices of the bars held by the guest.
+    window: Option<(usize, usize)>,
+    /// Set once a call failed: a trapped instance cannot be entered again.
+    failed: Option<RunError>,
+    portfolio: wit::Portfolio,
+}
+
+impl WasmStrategy {
+    pub(crate) fn start(
+        engine: &Engine,
+        pre: &PluginPre<StoreState>,
+        config: &SandboxConfig,
+        settings: RunSettings,
+        params: &Params,
+    ) -> Result<Self, RunError> {
+        let mut store = new_store(engine, config, &settings);
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&e, store.data(), &settings))?;
+        let wit_params: Vec<wit::Param> = params
+            .0
+            .iter()
+            .map(|(name, value)| wit::Param {
+                name: name.clone(),
+                value: param_value_to_wit(*value),
+            })
+            .collect();
+        match bindings
+            .stratbox_strategy_strategy()
+            .call_init(&mut store, &wit_params)
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(RunError::InitFailed { message }),
+            Err(e) => return Err(classify(&e, store.data(), &settings)),
+        }
+        Ok(Self {
+            store,
+            bindings,
+            settings,
+            window_bars: config.window_bars.max(1),
+            window: None,
+            failed: None,
+            portfolio: wit::Portfolio {
+                cash: 0.0,
+                position: 0.0,
+                entry_price: 0.0,
+                stop_loss: None,
+                take_profit: None,
+                open_orders: 0,
+                commission: 0.0,
+                leverage: 1.0,
+                fills: Vec::new(),
+            },
+        })
+    }
+
+    /// Lines the strategy logged (bounded) and how many were dropped.
+    pub fn log(&self) -> (&[LogLine], u64) {
+        (&self.store.data().log, self.store.data().log_dropped)
+    }
+
+    pub fn fuel_budget(&self) -> u64 {
+        self.settings.fuel_budget
+    }
+
+    fn fail(&mut self, err: &wasmtime::Error) -> RunError {
+        let run_error = classify(err, self.store.data(), &self.settings);
+        self.failed = Some(run_error.clone());
+        run_error
+    }
+
+    fn push_window(&mut self, candles: &Candles, start: usize) -> Result<(), RunError> {
+        let end = candles.len().min(start + self.window_bars);
+        let r = start..end;
+        let call = self.bindings.stratbox_strategy_strategy().call_push_bars(
+            &mut self.store,
+            start as u64,
+            &candles.ts[r.clone()],
+            &candles.open[r.clone()],
+            &candles.high[r.clone()],
+            &candles.low[r.clone()],
+            &candles.close[r.clone()],
+            &candles.volume[r],
+        );
+        call.map_err(|e| self.fail(&e))?;
+        self.window = Some((start, end));
+        Ok(())
+    }
+}
+
+impl Strategy for WasmStrategy {
+    fn on_bars(
+        &mut self,
+        candles: &Candles,
+        start: usize,
+        end: usize,
+        portfolio: &PortfolioView<'_>,
+        actions: &mut Vec<Action>,
+    ) -> Result<usize, StrategyError> {
+        if let Some(failed) = &self.failed {
+            return Err(Box::new(failed.clone()));
+        }
+        let (window_start, window_end) = match self.window {
+            Some((ws, we)) if ws <= start && start < we => (ws, we),
+            _ => {
+                self.push_window(candles, start)?;
+                (start, candles.len().min(start + self.window_bars))
+            }
+        };
+        let end = end.min(window_end);
+        let p = &mut self.portfolio;
+        p.cash = portfolio.cash;
+        p.position = portfolio.position;
+        p.entry_price = portfolio.entry_price;
+        p.stop_loss = portfolio.stop_loss;
+        p.take_profit = portfolio.take_profit;
+        p.open_orders = portfolio.open_orders;
+        p.commission = portfolio.commission;
+        p.leverage = portfolio.leverage;
+        p.fills.clear();
+        p.fills.extend(portfolio.fills.iter().map(fill_to_wit));
+        let step = self
+            .bindings
+            .stratbox_strategy_strategy()
+            .call_run(
+                &mut self.store,
+                &self.portfolio,
+                (start - window_start) as u32,
+                (end - window_start) as u32,
+            )
+            .map_err(|e| self.fail(&e))?;
+        actions.extend(step.actions.into_iter().map(action_from_wit));
+        Ok(step.consumed as usize)
+    }
+
+    fn fuel_used(&self) -> u64 {
+        self.settings
+            .fuel_budget
+            .saturating_sub(self.store.get_fuel().unwrap_or(0))
+    }
+}
+
+fn side_to_wit(side: engine::Side) -> wit::Side {
+    match side {
+        engine::Side::Buy => wit::Side::Buy,
+        engine::Side::Sell => wit::Side::Sell,
+    }
+}
+
+fn side_from_wit(side: wit::Side) -> engine::Side {
+    match side {
+        wit::Side::Buy => engine::Side::Buy,
+        wit::Side::Sell => engine::Side::Sell,
+    }
+}
+
+fn fill_to_wit(fill: &engine::Fill) -> wit::Fill {
+    wit::Fill {
+        ts: fill.ts,
+        side: side_to_wit(fill.side),
+        qty: fill.qty,
+        price: fill.price,
+        fee: fill.fee,
+        reason: match fill.reason {
+            engine::FillReason::Market => wit::FillReason::Market,
+            engine::FillReason::Limit => wit::FillReason::Limit,
+            engine::FillReason::Stop => wit::FillReason::Stop,
+            engine::FillReason::StopLoss => wit::FillReason::StopLoss,
+            engine::FillReason::TakeProfit => wit::FillReason::TakeProfit,
+            engine::FillReason::ClosePosition => wit::FillReason::ClosePosition,
+        },
+    }
+}
+
+fn action_from_wit(action: wit::Action) -> Action {
+    match action {
+        wit::Action::Submit(order) => Action::Submit(engine::Order {
+            side: side_from_wit(order.side),
+            quantity: match order.quantity {
+                wit::Quantity::Units(q) => engine::Quantity::Units(q),
+                wit::Quantity::Equity(f) => engine::Quantity::Equity(f),
+            },
+            kind: match order.kind {
+                wit::OrderKind::Market => engine::OrderKind::Market,
+                wit::OrderKind::Limit(p) => engine::OrderKind::Limit(p),
+                wit::OrderKind::Stop(p) => engine::OrderKind::Stop(p),
+            },
+            stop_loss: order.stop_loss,
+            take_profit: order.take_profit,
+        }),
+        wit::Action::ClosePosition => Action::ClosePosition,
+        wit::Action::CancelOrders => Action::CancelOrders,
+        wit::Action::SetStopLoss(p) => Action::SetStopLoss(p),
+        wit::Action::SetTakeProfit(p) => Action::SetTakeProfit(p),
+    }
+}
+
+fn param_value_to_wit(value: ParamValue) -> wit::ParamValue {
+    match value {
+        ParamValue::Int(v) => wit::ParamValue::Int(v),
+        ParamValue::Float(v) => wit::ParamValue::Float(v),
+        ParamValue::Bool(v) => wit::ParamValue::Bool(v),
+    }
+}
+
+fn description_from_wit(d: wit::Description) -> Description {
+    Description {
+        name: d.name,
+        version: d.version,
+        summary: d.summary,
+        params: d
+            .params
+            .into_iter()
+            .map(|p| ParamSpec {
+                name: p.name,
+                kind: match p.kind {
+                    wit::ParamType::Int => ParamType::Int,
+                    wit::ParamType::Float => ParamType::Float,
+                    wit::ParamType::Bool => ParamType::Bool,
+                },
+                default: match p.default {
+                    wit::ParamValue::Int(v) => ParamValue::Int(v),
+                    wit::ParamValue::Float(v) => ParamValue::Float(v),
+                    wit::ParamValue::Bool(v) => ParamValue::Bool(v),
+                },
+                min: p.min,
+                max: p.max,
+                step: p.step,
+                help: p.help,
+            })
+            .collect(),
+    }
+}

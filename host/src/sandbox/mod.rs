@@ -1,0 +1,17 @@
+//! The WebAssembly sandbox: a narrow wrapper over wasmtime's component
+//! model that loads, checks, caches and runs strategy components under
+//! fuel, memory, stack and wall-clock limits. It implements the engine's
+//! [`crate::engine::Strategy`] for components; it knows nothing of Redis.
+
+mod bindings;
+mod cache;
+mod config;
+mod error;
+mod instance;
+mod limits;
+mod plugin;
+
+pub use config::{RunLimits, SandboxConfig};
+pub use error::{LoadError, RunError};
+pub use instance::{CancelToken, LogLine, WasmStrategy};
+pub use plugin::{Plugin, Sandbox, CONTRACT, CONTRACT_VERSION};

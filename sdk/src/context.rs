@@ -1,0 +1,105 @@
+use crate::types::{Action, Fill, Order, Portfolio, Quantity, Side};
+
+/// The strategy's view of its account on one bar, and where it places orders.
+pub struct Context<'a> {
+    portfolio: &'a Portfolio,
+    close: f64,
+    first_bar_of_call: bool,
+    actions: &'a mut Vec<Action>,
+}
+
+impl<'a> Context<'a> {
+    #[doc(hidden)]
+    pub fn new(
+        portfolio: &'a Portfolio,
+        close: f64,
+        first_bar_of_call: bool,
+        actions: &'a mut Vec<Action>,
+    ) -> Self {
+        Self {
+            portfolio,
+            close,
+            first_bar_of_call,
+            actions,
+        }
+    }
+
+    /// Signed position size: > 0 long, < 0 short, 0 flat.
+    pub fn position(&self) -> f64 {
+        self.portfolio.position
+    }
+    pub fn is_flat(&self) -> bool {
+        self.portfolio.position == 0.0
+    }
+    pub fn is_long(&self) -> bool {
+        self.portfolio.position > 0.0
+    }
+    pub fn is_short(&self) -> bool {
+        self.portfolio.position < 0.0
+    }
+    pub fn cash(&self) -> f64 {
+        self.portfolio.cash
+    }
+    /// Cash plus the position marked at this bar's close.
+    pub fn equity(&self) -> f64 {
+        self.portfolio.cash + self.portfolio.position * self.close
+    }
+    /// Average entry price of the open position (0 when flat).
+    pub fn entry_price(&self) -> f64 {
+        self.portfolio.entry_price
+    }
+    pub fn stop_loss(&self) -> Option<f64> {
+        self.portfolio.stop_loss
+    }
+    pub fn take_profit(&self) -> Option<f64> {
+        self.portfolio.take_profit
+    }
+    /// Resting limit and stop entry orders.
+    pub fn open_orders(&self) -> u32 {
+        self.portfolio.open_orders
+    }
+    pub fn commission(&self) -> f64 {
+        self.portfolio.commission
+    }
+    pub fn leverage(&self) -> f64 {
+        self.portfolio.leverage
+    }
+    /// Fills that happened on this bar (empty on bars without fills).
+    pub fn fills(&self) -> &[Fill] {
+        if self.first_bar_of_call {
+            &self.portfolio.fills
+        } else {
+            &[]
+        }
+    }
+    /// Actions placed so far on this bar.
+    pub fn pending_actions(&self) -> &[Action] {
+        self.actions
+    }
+
+    pub fn submit(&mut self, order: Order) {
+        self.actions.push(Action::Submit(order));
+    }
+    /// Market buy with all the equity (reverses a short).
+    pub fn buy_all(&mut self) {
+        self.submit(Order::market(Side::Buy, Quantity::Equity(1.0)));
+    }
+    /// Market sell with all the equity (reverses a long into a short).
+    pub fn sell_all(&mut self) {
+        self.submit(Order::market(Side::Sell, Quantity::Equity(1.0)));
+    }
+    /// Closes the position at the next bar's open.
+    pub fn close_position(&mut self) {
+        self.actions.push(Action::ClosePosition);
+    }
+    /// Cancels every resting entry order.
+    pub fn cancel_orders(&mut self) {
+        self.actions.push(Action::CancelOrders);
+    }
+    pub fn set_stop_loss(&mut self, price: Option<f64>) {
+        self.actions.push(Action::SetStopLoss(price));
+    }
+    pub fn set_take_profit(&mut self, price: Option<f64>) {
+        self.actions.push(Action::SetTakeProfit(price));
+    }
+}

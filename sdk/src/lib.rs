@@ -1,0 +1,117 @@
+//! stratbox-sdk: write a trading strategy as a plain Rust type, export it
+//! as a WebAssembly component with one macro line.
+//!
+//! ```ignore
+//! use stratbox_sdk::prelude::*;
+//!
+//! struct Buy;
+//! impl Strategy for Buy {
+//!     fn describe() -> Description {
+//!         Description::new("buy", "0.1.0", "buys on the first bar")
+//!     }
+//!     fn new(_params: &Params) -> Result<Self, String> { Ok(Buy) }
+//!     fn on_bar(&mut self, _bar: &Bar, ctx: &mut Context<'_>) {
+//!         if ctx.is_flat() { ctx.buy_all(); }
+//!     }
+//! }
+//! export_strategy!(Buy);
+//! ```
+//!
+//! The SDK owns the component bindings and the batching: the host hands
+//! over windows of bars as columns and the SDK walks them, calling
+//! [`Strategy::on_bar`] once per bar and returning to the host right after
+//! a bar that placed orders, so the strategy always sees its own fills.
+
+mod context;
+pub mod indicators;
+mod log;
+mod params;
+#[doc(hidden)]
+pub mod runtime;
+pub mod testing;
+mod types;
+
+pub use context::Context;
+pub use log::{log, Level};
+pub use params::{Description, ParamSpec, ParamType, ParamValue, Params};
+pub use types::{Action, Bar, Fill, FillReason, Order, OrderKind, Portfolio, Quantity, Side};
+
+/// What an author implements. One value of this type lives for a whole run.
+pub trait Strategy: Sized + 'static {
+    /// Name, version, summary and parameter schema. Called without params.
+    fn describe() -> Description;
+    /// Builds the strategy from params the host has already checked against
+    /// the schema. An `Err` ends the run with that message.
+    fn new(params: &Params) -> Result<Self, String>;
+    /// Called for every bar, oldest first, after the fills of that bar.
+    fn on_bar(&mut self, bar: &Bar, ctx: &mut Context<'_>);
+}
+
+pub mod prelude {
+    //! Everything a strategy usually needs.
+    pub use crate::indicators::*;
+    pub use crate::{
+        export_strategy, log, Action, Bar, Context, Description, Fill, FillReason, Level, Order,
+        OrderKind, ParamSpec, ParamType, ParamValue, Params, Quantity, Side, Strategy,
+    };
+}
+
+#[doc(hidden)]
+#[allow(unsafe_code, clippy::all)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_plugin_bindings",
+        default_bindings_module: "stratbox_sdk::bindings",
+    });
+}
+
+/// Exports a [`Strategy`] type as the component's `strategy` interface.
+#[macro_export]
+macro_rules! export_strategy {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        mod __stratbox_export {
+            use super::*;
+            use $crate::bindings::exports::stratbox::strategy::strategy as wit;
+
+            struct Export;
+
+            ::std::thread_local! {
+                static RUNTIME: ::std::cell::RefCell<$crate::runtime::Runtime<$ty>> =
+                    ::std::cell::RefCell::new($crate::runtime::Runtime::new());
+            }
+
+            impl wit::Guest for Export {
+                fn describe() -> wit::Description {
+                    $crate::runtime::describe::<$ty>()
+                }
+                fn init(params: ::std::vec::Vec<wit::Param>) -> ::std::result::Result<(), ::std::string::String> {
+                    RUNTIME.with(|rt| rt.borrow_mut().init(params))
+                }
+                fn push_bars(
+                    first_index: u64,
+                    ts: ::std::vec::Vec<i64>,
+                    open: ::std::vec::Vec<f64>,
+                    high: ::std::vec::Vec<f64>,
+                    low: ::std::vec::Vec<f64>,
+                    close: ::std::vec::Vec<f64>,
+                    volume: ::std::vec::Vec<f64>,
+                ) {
+                    RUNTIME.with(|rt| {
+                        rt.borrow_mut()
+                            .push_bars(first_index, ts, open, high, low, close, volume)
+                    })
+                }
+                fn run(portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
+                    RUNTIME.with(|rt| rt.borrow_mut().run(portfolio, from, to))
+                }
+            }
+
+            $crate::bindings::__export_plugin_bindings!(Export with_types_in $crate::bindings);
+        }
+    };
+}

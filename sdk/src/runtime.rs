@@ -1,0 +1,235 @@
+//! Glue between the generated component bindings and a [`Strategy`].
+//! Used by [`crate::export_strategy!`]; authors never touch it.
+
+use crate::bindings::exports::stratbox::strategy::strategy as wit;
+use crate::context::Context;
+use crate::params::{Description, ParamType, ParamValue, Params};
+use crate::types::{Action, Bar, Fill, FillReason, OrderKind, Portfolio, Quantity, Side};
+use crate::Strategy;
+
+/// The bar window last pushed by the host, kept as columns.
+#[derive(Default)]
+struct Window {
+    first_index: u64,
+    ts: Vec<i64>,
+    open: Vec<f64>,
+    high: Vec<f64>,
+    low: Vec<f64>,
+    close: Vec<f64>,
+    volume: Vec<f64>,
+}
+
+pub struct Runtime<S> {
+    strategy: Option<S>,
+    window: Window,
+    actions: Vec<Action>,
+}
+
+impl<S: Strategy> Default for Runtime<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Strategy> Runtime<S> {
+    pub fn new() -> Self {
+        Self {
+            strategy: None,
+            window: Window::default(),
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn init(&mut self, params: Vec<wit::Param>) -> Result<(), String> {
+        install_panic_hook();
+        let params = Params::new(
+            params
+                .into_iter()
+                .map(|p| (p.name, param_value_from_wit(p.value)))
+                .collect(),
+        );
+        self.strategy = Some(S::new(&params)?);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn push_bars(
+        &mut self,
+        first_index: u64,
+        ts: Vec<i64>,
+        open: Vec<f64>,
+        high: Vec<f64>,
+        low: Vec<f64>,
+        close: Vec<f64>,
+        volume: Vec<f64>,
+    ) {
+        self.window = Window {
+            first_index,
+            ts,
+            open,
+            high,
+            low,
+            close,
+            volume,
+        };
+    }
+
+    pub fn run(&mut self, portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
+        let portfolio = portfolio_from_wit(portfolio);
+        let Some(strategy) = self.strategy.as_mut() else {
+            panic!("`run` called before a successful `init`");
+        };
+        let window = &self.window;
+        let to = (to as usize).min(window.ts.len());
+        let from = from as usize;
+        self.actions.clear();
+        for i in from..to {
+            let bar = Bar {
+                index: window.first_index + i as u64,
+                ts: window.ts[i],
+                open: window.open[i],
+                high: window.high[i],
+                low: window.low[i],
+                close: window.close[i],
+                volume: window.volume[i],
+            };
+            let mut ctx = Context::new(&portfolio, bar.close, i == from, &mut self.actions);
+            strategy.on_bar(&bar, &mut ctx);
+            if !self.actions.is_empty() {
+                return wit::Step {
+                    consumed: (i + 1 - from) as u32,
+                    actions: self.actions.drain(..).map(action_to_wit).collect(),
+                };
+            }
+        }
+        wit::Step {
+            consumed: to.saturating_sub(from) as u32,
+            actions: Vec::new(),
+        }
+    }
+}
+
+/// Panics abort a wasm32-unknown-unknown guest with a bare `unreachable`
+/// trap; sending the message through the log first lets the host name it.
+fn install_panic_hook() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            crate::log::log(crate::log::Level::Error, &format!("panic: {info}"));
+        }));
+    });
+}
+
+pub fn describe<S: Strategy>() -> wit::Description {
+    description_to_wit(S::describe())
+}
+
+fn description_to_wit(d: Description) -> wit::Description {
+    wit::Description {
+        name: d.name,
+        version: d.version,
+        summary: d.summary,
+        params: d
+            .params
+            .into_iter()
+            .map(|p| wit::ParamSpec {
+                name: p.name,
+                kind: match p.kind {
+                    ParamType::Int => wit::ParamType::Int,
+                    ParamType::Float => wit::ParamType::Float,
+                    ParamType::Bool => wit::ParamType::Bool,
+                },
+                default: param_value_to_wit(p.default),
+                min: p.min,
+                max: p.max,
+                step: p.step,
+                help: p.help,
+            })
+            .collect(),
+    }
+}
+
+fn param_value_to_wit(v: ParamValue) -> wit::ParamValue {
+    match v {
+        ParamValue::Int(v) => wit::ParamValue::Int(v),
+        ParamValue::Float(v) => wit::ParamValue::Float(v),
+        ParamValue::Bool(v) => wit::ParamValue::Bool(v),
+    }
+}
+
+fn param_value_from_wit(v: wit::ParamValue) -> ParamValue {
+    match v {
+        wit::ParamValue::Int(v) => ParamValue::Int(v),
+        wit::ParamValue::Float(v) => ParamValue::Float(v),
+        wit::ParamValue::Bool(v) => ParamValue::Bool(v),
+    }
+}
+
+fn side_to_wit(s: Side) -> wit::Side {
+    match s {
+        Side::Buy => wit::Side::Buy,
+        Side::Sell => wit::Side::Sell,
+    }
+}
+
+fn side_from_wit(s: wit::Side) -> Side {
+    match s {
+        wit::Side::Buy => Side::Buy,
+        wit::Side::Sell => Side::Sell,
+    }
+}
+
+fn action_to_wit(a: Action) -> wit::Action {
+    match a {
+        Action::Submit(order) => wit::Action::Submit(wit::Order {
+            side: side_to_wit(order.side),
+            quantity: match order.quantity {
+                Quantity::Units(q) => wit::Quantity::Units(q),
+                Quantity::Equity(f) => wit::Quantity::Equity(f),
+            },
+            kind: match order.kind {
+                OrderKind::Market => wit::OrderKind::Market,
+                OrderKind::Limit(p) => wit::OrderKind::Limit(p),
+                OrderKind::Stop(p) => wit::OrderKind::Stop(p),
+            },
+            stop_loss: order.stop_loss,
+            take_profit: order.take_profit,
+        }),
+        Action::ClosePosition => wit::Action::ClosePosition,
+        Action::CancelOrders => wit::Action::CancelOrders,
+        Action::SetStopLoss(p) => wit::Action::SetStopLoss(p),
+        Action::SetTakeProfit(p) => wit::Action::SetTakeProfit(p),
+    }
+}
+
+fn portfolio_from_wit(p: wit::Portfolio) -> Portfolio {
+    Portfolio {
+        cash: p.cash,
+        position: p.position,
+        entry_price: p.entry_price,
+        stop_loss: p.stop_loss,
+        take_profit: p.take_profit,
+        open_orders: p.open_orders,
+        commission: p.commission,
+        leverage: p.leverage,
+        fills: p
+            .fills
+            .into_iter()
+            .map(|f| Fill {
+                ts: f.ts,
+                side: side_from_wit(f.side),
+                qty: f.qty,
+                price: f.price,
+                fee: f.fee,
+                reason: match f.reason {
+                    wit::FillReason::Market => FillReason::Market,
+                    wit::FillReason::Limit => FillReason::Limit,
+                    wit::FillReason::Stop => FillReason::Stop,
+                    wit::FillReason::StopLoss => FillReason::StopLoss,
+                    wit::FillReason::TakeProfit => FillReason::TakeProfit,
+                    wit::FillReason::ClosePosition => FillReason::ClosePosition,
+                },
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,67 @@
+//! Native unit testing of a strategy, without building wasm: feed bars one
+//! at a time, set the account the strategy should see, and check the
+//! actions it takes. Fills are the test's job (the engine is the host's).
+
+use crate::context::Context;
+use crate::params::{ParamValue, Params};
+use crate::types::{Action, Bar, Portfolio};
+use crate::Strategy;
+
+pub struct Harness<S> {
+    strategy: S,
+    portfolio: Portfolio,
+    next_index: u64,
+}
+
+impl<S: Strategy> Harness<S> {
+    /// Builds the strategy from its schema defaults with `overrides` applied.
+    pub fn new(overrides: &[(&str, ParamValue)]) -> Result<Self, String> {
+        let mut params = Params::defaults(&S::describe());
+        for (name, value) in overrides {
+            params = params.with(name, *value);
+        }
+        Ok(Self {
+            strategy: S::new(&params)?,
+            portfolio: Portfolio {
+                cash: 10_000.0,
+                commission: 0.0006,
+                leverage: 1.0,
+                ..Portfolio::default()
+            },
+            next_index: 0,
+        })
+    }
+
+    /// The account the strategy sees from the next bar on.
+    pub fn portfolio_mut(&mut self) -> &mut Portfolio {
+        &mut self.portfolio
+    }
+
+    /// Feeds one bar (ts is the bar index, OHLC all equal to `close`).
+    pub fn feed_close(&mut self, close: f64) -> Vec<Action> {
+        let bar = Bar {
+            index: self.next_index,
+            ts: self.next_index as i64,
+            open: close,
+            high: close,
+            low: close,
+            close,
+            volume: 0.0,
+        };
+        self.feed(bar)
+    }
+
+    /// Feeds one bar and returns the actions taken on it.
+    pub fn feed(&mut self, bar: Bar) -> Vec<Action> {
+        self.next_index = bar.index + 1;
+        let mut actions = Vec::new();
+        let mut ctx = Context::new(&self.portfolio, bar.close, true, &mut actions);
+        self.strategy.on_bar(&bar, &mut ctx);
+        self.portfolio.fills.clear();
+        actions
+    }
+
+    pub fn strategy(&self) -> &S {
+        &self.strategy
+    }
+}
