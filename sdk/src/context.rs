@@ -10,6 +10,7 @@ pub struct Context<'a> {
 
 impl<'a> Context<'a> {
     #[doc(hidden)]
+    #[inline]
     pub fn new(
         portfolio: &'a Portfolio,
         close: f64,
@@ -25,46 +26,59 @@ impl<'a> Context<'a> {
     }
 
     /// Signed position size: > 0 long, < 0 short, 0 flat.
+    #[inline]
     pub fn position(&self) -> f64 {
         self.portfolio.position
     }
+    #[inline]
     pub fn is_flat(&self) -> bool {
         self.portfolio.position == 0.0
     }
+    #[inline]
     pub fn is_long(&self) -> bool {
         self.portfolio.position > 0.0
     }
+    #[inline]
     pub fn is_short(&self) -> bool {
         self.portfolio.position < 0.0
     }
+    #[inline]
     pub fn cash(&self) -> f64 {
         self.portfolio.cash
     }
     /// Cash plus the position marked at this bar's close.
+    #[inline]
     pub fn equity(&self) -> f64 {
         self.portfolio.cash + self.portfolio.position * self.close
     }
     /// Average entry price of the open position (0 when flat).
+    #[inline]
     pub fn entry_price(&self) -> f64 {
         self.portfolio.entry_price
     }
+    #[inline]
     pub fn stop_loss(&self) -> Option<f64> {
         self.portfolio.stop_loss
     }
+    #[inline]
     pub fn take_profit(&self) -> Option<f64> {
         self.portfolio.take_profit
     }
     /// Resting limit and stop entry orders.
+    #[inline]
     pub fn open_orders(&self) -> u32 {
         self.portfolio.open_orders
     }
+    #[inline]
     pub fn commission(&self) -> f64 {
         self.portfolio.commission
     }
+    #[inline]
     pub fn leverage(&self) -> f64 {
         self.portfolio.leverage
     }
     /// Fills that happened on this bar (empty on bars without fills).
+    #[inline]
     pub fn fills(&self) -> &[Fill] {
         if self.first_bar_of_call {
             &self.portfolio.fills
@@ -73,32 +87,40 @@ impl<'a> Context<'a> {
         }
     }
     /// Actions placed so far on this bar.
+    #[inline]
     pub fn pending_actions(&self) -> &[Action] {
         self.actions
     }
 
+    #[inline]
     pub fn submit(&mut self, order: Order) {
         self.actions.push(Action::Submit(order));
     }
     /// Market buy with all the equity (reverses a short).
+    #[inline]
     pub fn buy_all(&mut self) {
         self.submit(Order::market(Side::Buy, Quantity::Equity(1.0)));
     }
     /// Market sell with all the equity (reverses a long into a short).
+    #[inline]
     pub fn sell_all(&mut self) {
         self.submit(Order::market(Side::Sell, Quantity::Equity(1.0)));
     }
     /// Closes the position at the next bar's open.
+    #[inline]
     pub fn close_position(&mut self) {
         self.actions.push(Action::ClosePosition);
     }
     /// Cancels every resting entry order.
+    #[inline]
     pub fn cancel_orders(&mut self) {
         self.actions.push(Action::CancelOrders);
     }
+    #[inline]
     pub fn set_stop_loss(&mut self, price: Option<f64>) {
         self.actions.push(Action::SetStopLoss(price));
     }
+    #[inline]
     pub fn set_take_profit(&mut self, price: Option<f64>) {
         self.actions.push(Action::SetTakeProfit(price));
     }

@@ -111,6 +111,7 @@ impl Ema {
 
     /// Feeds `x`; returns the new EMA (always `Some`: EMA is seeded with the
     /// first value).
+    #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
         let next = match self.value {
             None => x,
@@ -170,6 +171,7 @@ impl Sma {
     }
 
     /// Feeds `x`; returns the SMA once `period` values have been seen.
+    #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
         self.window.push(x);
         if self.window.is_full() {
@@ -236,6 +238,7 @@ impl Rsi {
 
     /// Feeds the price `x`; returns the RSI once `period + 1` prices have
     /// been seen.
+    #[inline]
     pub fn update(&mut self, x: f64) -> Option<f64> {
         let prev = self.prev.replace(x)?;
         let d = x - prev;
@@ -324,6 +327,7 @@ impl Atr {
     }
 
     /// Feeds one bar; returns the ATR once `period` bars have been seen.
+    #[inline]
     pub fn update(&mut self, high: f64, low: f64, close: f64) -> Option<f64> {
         let tr = match self.prev_close.replace(close) {
             None => high - low,
@@ -401,6 +405,7 @@ impl BollingerBands {
     }
 
     /// Feeds `x`; returns the bands once `period` values have been seen.
+    #[inline]
     pub fn update(&mut self, x: f64) -> Option<Bands> {
         self.window.push(x);
         if self.window.is_full() {
@@ -489,6 +494,7 @@ impl Macd {
     }
 
     /// Feeds `x`; returns the new MACD (always `Some`).
+    #[inline]
     pub fn update(&mut self, x: f64) -> Option<MacdValue> {
         let fast = self.fast.update(x).unwrap_or(x);
         let slow = self.slow.update(x).unwrap_or(x);
@@ -525,6 +531,7 @@ impl Macd {
 /// `prev_fast < prev_slow && fast > slow` (both strict, so touching without
 /// crossing, or starting from equality, does not count; any NaN gives false).
 #[must_use]
+#[inline]
 pub fn crossed_above(prev_fast: f64, prev_slow: f64, fast: f64, slow: f64) -> bool {
     prev_fast < prev_slow && fast > slow
 }
@@ -532,6 +539,7 @@ pub fn crossed_above(prev_fast: f64, prev_slow: f64, fast: f64, slow: f64) -> bo
 /// True when `fast` crossed below `slow` on this bar:
 /// `prev_fast > prev_slow && fast < slow` (both strict; any NaN gives false).
 #[must_use]
+#[inline]
 pub fn crossed_below(prev_fast: f64, prev_slow: f64, fast: f64, slow: f64) -> bool {
     prev_fast > prev_slow && fast < slow
 }

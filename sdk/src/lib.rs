@@ -72,6 +72,9 @@ pub mod bindings {
 #[macro_export]
 macro_rules! export_strategy {
     ($ty:ty) => {
+        // Only wasm builds export: native builds (unit tests) of a cdylib
+        // cannot link symbol names with `:` in them.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         #[allow(unsafe_code)]
         mod __stratbox_export {

@@ -80,30 +80,38 @@ impl<S: Strategy> Runtime<S> {
             panic!("`run` called before a successful `init`");
         };
         let window = &self.window;
-        let to = (to as usize).min(window.ts.len());
-        let from = from as usize;
+        let end = (to as usize).min(window.ts.len());
+        let start = (from as usize).min(end);
         self.actions.clear();
-        for i in from..to {
+        // Zipped slices: no bounds check per column per bar.
+        let bars = window.ts[start..end]
+            .iter()
+            .zip(&window.open[start..end])
+            .zip(&window.high[start..end])
+            .zip(&window.low[start..end])
+            .zip(&window.close[start..end])
+            .zip(&window.volume[start..end]);
+        for (offset, (((((&ts, &open), &high), &low), &close), &volume)) in bars.enumerate() {
             let bar = Bar {
-                index: window.first_index + i as u64,
-                ts: window.ts[i],
-                open: window.open[i],
-                high: window.high[i],
-                low: window.low[i],
-                close: window.close[i],
-                volume: window.volume[i],
+                index: window.first_index + (start + offset) as u64,
+                ts,
+                open,
+                high,
+                low,
+                close,
+                volume,
             };
-            let mut ctx = Context::new(&portfolio, bar.close, i == from, &mut self.actions);
+            let mut ctx = Context::new(&portfolio, close, offset == 0, &mut self.actions);
             strategy.on_bar(&bar, &mut ctx);
             if !self.actions.is_empty() {
                 return wit::Step {
-                    consumed: (i + 1 - from) as u32,
+                    consumed: (offset + 1) as u32,
                     actions: self.actions.drain(..).map(action_to_wit).collect(),
                 };
             }
         }
         wit::Step {
-            consumed: to.saturating_sub(from) as u32,
+            consumed: (end - start) as u32,
             actions: Vec::new(),
         }
     }

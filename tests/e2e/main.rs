@@ -1,1 +1,11 @@
+//! End-to-end tests: the real `stratbox` binary and the real sandbox,
+//! running real components built from `plugins/`. One test binary, one
+//! module per feature.
 
+#![allow(clippy::unwrap_used)]
+
+mod backtest_cli;
+mod bad_input;
+mod hostile;
+mod plugin_load;
+mod support;

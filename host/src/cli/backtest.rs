@@ -58,7 +58,7 @@ pub struct BacktestArgs {
     show_log: bool,
 }
 
-pub fn run(args: BacktestArgs) -> CliResult {
+pub fn run(args: &BacktestArgs) -> CliResult {
     let candles = load_csv(&args.candles)?;
     let config = BacktestConfig {
         initial_capital: args.capital,
@@ -72,7 +72,7 @@ pub fn run(args: BacktestArgs) -> CliResult {
         .map_err(|e| CliError::input(anyhow!("{}", flag_message(&e))))?;
     let inputs = parse_params(&args.params)?;
     let report = match (&args.plugin, &args.reference) {
-        (Some(path), _) => run_plugin(&args, path, &inputs, &candles, &config)?,
+        (Some(path), _) => run_plugin(args, path, &inputs, &candles, &config)?,
         (None, Some(name)) => run_reference(name, &inputs, &candles, &config)?,
         (None, None) => return Err(CliError::input(anyhow!("give --plugin PATH.wasm"))),
     };
@@ -206,9 +206,7 @@ fn engine_failure(e: engine::EngineError) -> CliError {
             Ok(run_error) => CliError::run(*run_error),
             Err(other) => CliError::run(anyhow!("strategy failed: {other}")),
         },
-        engine::EngineError::InvalidCandles(_) | engine::EngineError::NoCandles => {
-            CliError::input(e)
-        }
+        engine::EngineError::NoCandles => CliError::input(e),
         other => CliError::run(other),
     }
 }

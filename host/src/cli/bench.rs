@@ -1,10 +1,199 @@
-use clap::Args;
+//! `stratbox bench`: the figures of the README, measured side by side in
+//! one process so machine noise hits both sides alike.
 
-use super::CliResult;
+use anyhow::{anyhow, Context};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::{CliError, CliResult};
+use crate::candles::{self, Candles};
+use crate::engine::{self, BacktestConfig, Params};
+use crate::reference::EmaCrossover;
+use crate::sandbox::{CancelToken, RunLimits, Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// The ema-crossover component.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// One-minute bars in the throughput run.
+    #[arg(long, default_value_t = 1_000_000)]
+    bars: usize,
+    /// Repetitions of each measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Instantiations timed for the instantiation median.
+    #[arg(long, default_value_t = 1_000)]
+    instantiations: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(_args: BenchArgs) -> CliResult {
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+pub fn run(args: &BenchArgs) -> CliResult {
+    if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {
+        return Err(CliError::input(anyhow!(
+            "--reps and --instantiations must be at least 1, --bars at least 2"
+        )));
+    }
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("cannot read {}", args.plugin.display()))
+        .map_err(CliError::input)?;
+    let figures = measure(args, &bytes).map_err(CliError::run)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&figures).map_err(CliError::run)?
+        );
+        return Ok(());
+    }
+    let f = &figures;
+    println!(
+        "stratbox bench ({} one-minute bars, median of {} runs)",
+        args.bars, args.reps
+    );
+    println!(
+        "  native reference   {:>8.1} M bars/s  ({:.1} ms)",
+        f["native_bars_per_sec"].as_f64().unwrap_or(0.0) / 1e6,
+        f["native_ms"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  wasm, fuel on      {:>8.1} M bars/s  ({:.1} ms, {} fuel)",
+        f["wasm_bars_per_sec"].as_f64().unwrap_or(0.0) / 1e6,
+        f["wasm_ms"].as_f64().unwrap_or(0.0),
+        f["wasm_fuel_used"]
+    );
+    println!(
+        "  wasm / native      {:>8.1} %",
+        f["wasm_over_native_pct"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  compile            {:>8.2} ms",
+        f["compile_ms"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  load precompiled   {:>8.3} ms  ({:.0}x faster)",
+        f["precompiled_load_ms"].as_f64().unwrap_or(0.0),
+        f["compile_over_precompiled"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  instantiate        {:>8.1} us median ({} allocator, includes init)",
+        f["instantiate_median_us"].as_f64().unwrap_or(0.0),
+        f["allocator"].as_str().unwrap_or("?")
+    );
     Ok(())
+}
+
+fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let candles: Candles = candles::synth(args.bars, 42, 60, 1_704_067_200, 42_000.0);
+    let config = BacktestConfig::default();
+    let scratch = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(scratch.join("run")),
+        ..SandboxConfig::default()
+    })?;
+    let plugin = sandbox.load(bytes).map_err(|e| anyhow!("{e}"))?;
+    let params = Params::validate(&plugin.description.params, &Default::default())?;
+
+    // Interleaved so both sides see the same machine load.
+    let (mut native, mut wasm) = (Vec::new(), Vec::new());
+    let (mut native_equity, mut wasm_equity, mut fuel) = (0.0, 0.0, 0);
+    for _ in 0..args.reps {
+        let started = Instant::now();
+        let mut reference = EmaCrossover::new(12, 26, false);
+        let report = engine::run_backtest(&candles, &mut reference, &config)?;
+        native.push(started.elapsed());
+        native_equity = report.final_equity;
+
+        let started = Instant::now();
+        let mut strategy = sandbox
+            .instantiate(
+                &plugin,
+                &params,
+                candles.len(),
+                RunLimits::default(),
+                CancelToken::default(),
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+        let report = engine::run_backtest(&candles, &mut strategy, &config)?;
+        wasm.push(started.elapsed());
+        wasm_equity = report.final_equity;
+        fuel = report.fuel_used;
+    }
+    if native_equity.to_bits() != wasm_equity.to_bits() {
+        return Err(anyhow!(
+            "wasm and native disagree: final equity {wasm_equity} vs {native_equity}"
+        ));
+    }
+    let (native, wasm) = (median(native), median(wasm));
+
+    // Compile from scratch (fresh cache directory each time) against a
+    // load from the disk cache (memory cache cleared).
+    let (mut compile, mut precompiled) = (Vec::new(), Vec::new());
+    for rep in 0..args.reps {
+        let cold = Sandbox::new(SandboxConfig {
+            cache_dir: Some(scratch.join(format!("cold-{rep}"))),
+            ..SandboxConfig::default()
+        })?;
+        let started = Instant::now();
+        let loaded = cold.load(bytes).map_err(|e| anyhow!("{e}"))?;
+        compile.push(started.elapsed());
+        anyhow::ensure!(
+            loaded.source == "compiled",
+            "expected a compile, got {}",
+            loaded.source
+        );
+        cold.clear_memory_cache();
+        let started = Instant::now();
+        let loaded = cold.load(bytes).map_err(|e| anyhow!("{e}"))?;
+        precompiled.push(started.elapsed());
+        anyhow::ensure!(
+            loaded.source == "disk-cache",
+            "expected the disk cache, got {}",
+            loaded.source
+        );
+    }
+    let (compile, precompiled) = (median(compile), median(precompiled));
+
+    let mut instantiate = Vec::with_capacity(args.instantiations);
+    for _ in 0..args.instantiations {
+        let started = Instant::now();
+        let strategy = sandbox
+            .instantiate(
+                &plugin,
+                &params,
+                1_000,
+                RunLimits::default(),
+                CancelToken::default(),
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+        instantiate.push(started.elapsed());
+        drop(strategy);
+    }
+    let instantiate = median(instantiate);
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    let per_sec = |d: Duration| args.bars as f64 / d.as_secs_f64();
+    Ok(serde_json::json!({
+        "bars": args.bars,
+        "reps": args.reps,
+        "native_ms": native.as_secs_f64() * 1e3,
+        "native_bars_per_sec": per_sec(native),
+        "wasm_ms": wasm.as_secs_f64() * 1e3,
+        "wasm_bars_per_sec": per_sec(wasm),
+        "wasm_fuel_used": fuel,
+        "wasm_over_native_pct": per_sec(wasm) / per_sec(native) * 100.0,
+        "compile_ms": compile.as_secs_f64() * 1e3,
+        "precompiled_load_ms": precompiled.as_secs_f64() * 1e3,
+        "compile_over_precompiled": compile.as_secs_f64() / precompiled.as_secs_f64(),
+        "instantiate_median_us": instantiate.as_secs_f64() * 1e6,
+        "allocator": sandbox.allocator(),
+        "final_equity": wasm_equity,
+    }))
 }

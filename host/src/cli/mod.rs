@@ -59,10 +59,10 @@ pub type CliResult = Result<(), CliError>;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Backtest(args) => backtest::run(args),
+        Command::Backtest(args) => backtest::run(&args),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Candles(cmd) => candles::run(cmd),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -151,7 +151,14 @@ pub fn build(
         ),
     };
     let status = Command::new("cargo")
-        .args(["build", "--release", "--target", target, "--manifest-path"])
+        .args([
+            "build",
+            "--profile",
+            "plugin",
+            "--target",
+            target,
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir)
@@ -162,7 +169,7 @@ pub fn build(
     }
     let artifact = target_dir
         .join(target)
-        .join("release")
+        .join("plugin")
         .join(format!("{}.wasm", name.replace('-', "_")));
     let module =
         std::fs::read(&artifact).with_context(|| format!("cannot read {}", artifact.display()))?;

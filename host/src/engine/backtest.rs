@@ -94,8 +94,6 @@ pub enum EngineError {
     },
     #[error("no candles to backtest")]
     NoCandles,
-    #[error("invalid candles: {0}")]
-    InvalidCandles(String),
     /// The strategy failed; the source is the implementation's own error.
     #[error("{0}")]
     Strategy(StrategyError),
@@ -115,7 +113,9 @@ pub enum EngineError {
 const MIN_SCAN: usize = 64;
 const MAX_SCAN: usize = 1 << 16;
 
-/// Runs `strategy` over every bar of `candles`.
+/// Runs `strategy` over every bar of `candles`, which must hold
+/// [`Candles::validate`] (CSV parsing, synthesis and the candle store
+/// check it once, so the hot path does not).
 pub fn run_backtest(
     candles: &Candles,
     strategy: &mut dyn Strategy,
@@ -125,9 +125,6 @@ pub fn run_backtest(
     if candles.is_empty() {
         return Err(EngineError::NoCandles);
     }
-    candles
-        .validate()
-        .map_err(|e| EngineError::InvalidCandles(e.to_string()))?;
     let n = candles.len();
     let mut broker = Broker::new(
         config.initial_capital,
@@ -144,7 +141,7 @@ pub fn run_backtest(
     let mut i = 0;
     while i < n {
         broker.fill_bar(candles, i);
-        let end = broker.next_trigger(candles, i + 1, n.min(i + scan));
+        let end = broker.next_trigger(candles, i + 1, n, scan);
         actions.clear();
         let consumed = strategy
             .on_bars(candles, i, end, &broker.view(), &mut actions)

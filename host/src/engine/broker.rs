@@ -15,6 +15,9 @@ pub(crate) struct Costs {
     pub leverage: f64,
 }
 
+const FLAT_EXIT: &str = "a {} set while flat with no market entry pending protects nothing; \
+     attach it to the entry order instead";
+
 /// An order placed on one bar, to fill on a later one.
 #[derive(Debug, Clone, Copy)]
 enum Pending {
@@ -31,6 +34,7 @@ pub(crate) struct Broker {
     pub entry_price: f64,
     entry_ts: i64,
     entry_bar: usize,
+    entry_reason: FillReason,
     /// Commission paid on entry, not yet attributed to a closed trade.
     entry_fees: f64,
     stop_loss: Option<f64>,
@@ -53,6 +57,7 @@ impl Broker {
             entry_price: 0.0,
             entry_ts: 0,
             entry_bar: 0,
+            entry_reason: FillReason::Market,
             entry_fees: 0.0,
             stop_loss: None,
             take_profit: None,
@@ -112,15 +117,39 @@ impl Broker {
                 Action::CancelOrders => self.resting.clear(),
                 Action::SetStopLoss(price) => {
                     check_price("stop-loss", price)?;
-                    self.stop_loss = price;
+                    let flat = self.position == 0.0;
+                    match self.pending_entry() {
+                        Some(order) => order.stop_loss = price,
+                        None if flat && price.is_some() => {
+                            return Err(FLAT_EXIT.replace("{}", "stop-loss"))
+                        }
+                        None => self.stop_loss = price,
+                    }
                 }
                 Action::SetTakeProfit(price) => {
                     check_price("take-profit", price)?;
-                    self.take_profit = price;
+                    let flat = self.position == 0.0;
+                    match self.pending_entry() {
+                        Some(order) => order.take_profit = price,
+                        None if flat && price.is_some() => {
+                            return Err(FLAT_EXIT.replace("{}", "take-profit"))
+                        }
+                        None => self.take_profit = price,
+                    }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Exits set in the same step as a market entry belong to the position
+    /// that entry opens; set while flat with no entry pending, they would
+    /// protect nothing, so that is refused.
+    fn pending_entry(&mut self) -> Option<&mut Order> {
+        match self.market.last_mut() {
+            Some(Pending::Order(order)) => Some(order),
+            _ => None,
+        }
     }
 
     /// Everything that fills on bar `i`, in this order: market orders at
@@ -180,12 +209,14 @@ impl Broker {
         }
     }
 
-    /// First bar in `from..limit` on which a resting order or an exit could
-    /// fill, or `limit`. Bars before it cannot change the account.
-    pub fn next_trigger(&self, candles: &Candles, from: usize, limit: usize) -> usize {
+    /// First bar in `from..n` on which a resting order or an exit could
+    /// fill, looking at most `scan` bars ahead; bars before it cannot change
+    /// the account. With nothing resting, every bar up to `n` is safe.
+    pub fn next_trigger(&self, candles: &Candles, from: usize, n: usize, scan: usize) -> usize {
         if !self.market.is_empty() {
-            return from.min(limit);
+            return from.min(n);
         }
+        let limit = n.min(from.saturating_add(scan));
         let (long_sl, long_tp, short_sl, short_tp) = if self.position > 0.0 {
             (self.stop_loss, self.take_profit, None, None)
         } else if self.position < 0.0 {
@@ -228,7 +259,7 @@ impl Broker {
             }
         }
         if floor == f64::NEG_INFINITY && ceiling == f64::INFINITY {
-            return limit;
+            return n;
         }
         (from..limit)
             .find(|&j| candles.low[j] <= floor || candles.high[j] >= ceiling)
@@ -335,6 +366,7 @@ impl Broker {
             self.entry_price = price;
             self.entry_ts = ts;
             self.entry_bar = bar;
+            self.entry_reason = reason;
         } else {
             let held = self.position.abs();
             self.entry_price = (self.entry_price * held + price * qty) / (held + qty);
@@ -390,6 +422,8 @@ impl Broker {
             entry_bar: self.entry_bar,
             exit_bar: bar,
             duration_secs: ts - self.entry_ts,
+            entry_reason: self.entry_reason,
+            exit_reason: reason,
         });
         self.fees_paid += fee;
         self.fills.push(Fill {

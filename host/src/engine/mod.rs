@@ -16,3 +16,5 @@ pub use strategy::{
     Action, Fill, FillReason, Order, OrderKind, PortfolioView, Quantity, Side, Strategy,
     StrategyError,
 };
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use super::params::ParamValue;
+use super::strategy::FillReason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -34,6 +35,11 @@ pub struct Trade {
     pub entry_bar: usize,
     pub exit_bar: usize,
     pub duration_secs: i64,
+    /// How the entry filled: market, limit or stop.
+    pub entry_reason: FillReason,
+    /// How the exit filled: market (a reversal), close_position, limit,
+    /// stop, stop_loss or take_profit.
+    pub exit_reason: FillReason,
 }
 
 /// A position still open at the end of the data: valued at the last close

@@ -57,7 +57,8 @@ pub enum Action {
     SetTakeProfit(Option<f64>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FillReason {
     Market,
     Limit,

@@ -5,5 +5,5 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use exports::stratbox::strategy::strategy as wit;
-pub use stratbox::strategy::log as wit_log;
+pub use self::exports::stratbox::strategy::strategy as wit;
+pub use self::stratbox::strategy::log as wit_log;

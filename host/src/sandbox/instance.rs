@@ -144,6 +144,13 @@ fn classify(err: &wasmtime::Error, state: &StoreState, settings: &RunSettings) -
         Some(Trap::StackOverflow) => RunError::Trap {
             message: "stack overflow (unbounded recursion?)".into(),
         },
+        // Compiled Rust and C keep a second stack in linear memory, placed
+        // first: overflowing it runs below address 0.
+        Some(Trap::MemoryOutOfBounds) if state.last_panic.is_none() => RunError::Trap {
+            message: "out of bounds memory access (most likely a stack overflow in the \
+                      strategy's own stack: unbounded recursion?)"
+                .into(),
+        },
         Some(trap) => RunError::Trap {
             message: match &state.last_panic {
                 Some(panic) => format!("panicked: {panic}"),

@@ -1,0 +1,166 @@
+//! Hostile plugins end their run with a named error, fast, and leave the
+//! process able to run a normal backtest.
+
+use std::time::{Duration, Instant};
+use stratbox::candles::{self, Candles};
+use stratbox::engine::{self, BacktestConfig, Params};
+use stratbox::reference;
+use stratbox::sandbox::{CancelToken, RunError, RunLimits, Sandbox, SandboxConfig};
+
+use crate::support::{plugin_bytes, scratch};
+
+fn sandbox(test: &str) -> Sandbox {
+    Sandbox::new(SandboxConfig {
+        cache_dir: Some(scratch(test)),
+        ..SandboxConfig::default()
+    })
+    .unwrap()
+}
+
+fn data() -> Candles {
+    candles::synth(2_000, 9, 60, 1_704_067_200, 42_000.0)
+}
+
+/// Loads (not timed: compiling is not the run) and runs one plugin;
+/// returns the run's error and its wall time.
+fn run_hostile(sandbox: &Sandbox, name: &str, limits: RunLimits) -> (RunError, Duration) {
+    let plugin = sandbox.load(&plugin_bytes(name)).unwrap();
+    let candles = data();
+    let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
+    let started = Instant::now();
+    let mut strategy = sandbox
+        .instantiate(
+            &plugin,
+            &params,
+            candles.len(),
+            limits,
+            CancelToken::default(),
+        )
+        .unwrap();
+    let err = engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default())
+        .expect_err("a hostile plugin must not complete");
+    let elapsed = started.elapsed();
+    let engine::EngineError::Strategy(inner) = err else {
+        panic!("{name}: expected a strategy error, got {err}");
+    };
+    (*inner.downcast::<RunError>().unwrap(), elapsed)
+}
+
+fn assert_normal_run_still_works(sandbox: &Sandbox) {
+    let candles = data();
+    let plugin = sandbox.load(&plugin_bytes("ema-crossover")).unwrap();
+    let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
+    let mut wasm = sandbox
+        .instantiate(
+            &plugin,
+            &params,
+            candles.len(),
+            RunLimits::default(),
+            CancelToken::default(),
+        )
+        .unwrap();
+    let wasm = engine::run_backtest(&candles, &mut wasm, &BacktestConfig::default()).unwrap();
+    let mut native = reference::build("ema-crossover", &params).unwrap();
+    let native =
+        engine::run_backtest(&candles, native.as_mut(), &BacktestConfig::default()).unwrap();
+    assert_eq!(wasm.trades, native.trades);
+    assert_eq!(wasm.final_equity.to_bits(), native.final_equity.to_bits());
+}
+
+const FAST: Duration = Duration::from_secs(1);
+
+#[test]
+fn each_hostile_plugin_gets_its_named_error_quickly() {
+    let sandbox = sandbox("hostile-all");
+    let cases: [(&str, &str, Option<&str>); 4] = [
+        ("hostile/infinite-loop", "fuel_exhausted", None),
+        ("hostile/memory-bomb", "memory_limit", None),
+        // Rust keeps big frames on a stack in linear memory: that stack
+        // overflowing reads as an out-of-bounds access, which the host
+        // names as a likely stack overflow.
+        (
+            "hostile/deep-recursion",
+            "strategy_trap",
+            Some("stack overflow"),
+        ),
+        (
+            "hostile/panic",
+            "strategy_trap",
+            Some("deliberate panic at bar 10"),
+        ),
+    ];
+    for (name, code, text) in cases {
+        let (err, elapsed) = run_hostile(&sandbox, name, RunLimits::default());
+        assert_eq!(err.code(), code, "{name}: {err}");
+        if let Some(text) = text {
+            assert!(err.to_string().contains(text), "{name}: {err}");
+        }
+        assert!(elapsed < FAST, "{name} took {elapsed:?}");
+        // The same process (and the same sandbox) carries on.
+        assert_normal_run_still_works(&sandbox);
+    }
+}
+
+#[test]
+fn an_endless_loop_with_unlimited_fuel_hits_the_deadline() {
+    let sandbox = sandbox("hostile-deadline");
+    let limits = RunLimits {
+        fuel: Some(u64::MAX / 2),
+        deadline: Some(Duration::from_millis(200)),
+        memory_limit_bytes: None,
+    };
+    let (err, elapsed) = run_hostile(&sandbox, "hostile/infinite-loop", limits);
+    assert_eq!(err.code(), "deadline_exceeded", "{err}");
+    assert!(
+        elapsed >= Duration::from_millis(200) && elapsed < FAST,
+        "{elapsed:?}"
+    );
+    assert_normal_run_still_works(&sandbox);
+}
+
+#[test]
+fn a_running_strategy_can_be_cancelled() {
+    let sandbox = sandbox("hostile-cancel");
+    let plugin = sandbox
+        .load(&plugin_bytes("hostile/infinite-loop"))
+        .unwrap();
+    let candles = data();
+    let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
+    let cancel = CancelToken::default();
+    let limits = RunLimits {
+        fuel: Some(u64::MAX / 2),
+        ..RunLimits::default()
+    };
+    let mut strategy = sandbox
+        .instantiate(&plugin, &params, candles.len(), limits, cancel.clone())
+        .unwrap();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        cancel.cancel();
+    });
+    let started = Instant::now();
+    let err =
+        engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default()).unwrap_err();
+    canceller.join().unwrap();
+    let engine::EngineError::Strategy(inner) = err else {
+        panic!("expected a strategy error");
+    };
+    assert_eq!(inner.downcast::<RunError>().unwrap().code(), "cancelled");
+    assert!(started.elapsed() < FAST);
+}
+
+#[test]
+fn a_smaller_memory_cap_per_run_is_enforced() {
+    let sandbox = sandbox("hostile-memory-cap");
+    let limits = RunLimits {
+        memory_limit_bytes: Some(8 << 20),
+        ..RunLimits::default()
+    };
+    let (err, _) = run_hostile(&sandbox, "hostile/memory-bomb", limits);
+    assert_eq!(
+        err,
+        RunError::MemoryLimit {
+            limit_bytes: 8 << 20
+        }
+    );
+}
