@@ -77,13 +77,23 @@ impl<'a> Context<'a> {
     pub fn leverage(&self) -> f64 {
         self.portfolio.leverage
     }
-    /// Fills that happened on this bar (empty on bars without fills).
+    /// How many fills happened on this bar (0 on most bars; a reversal
+    /// makes two: the close, then the new entry).
     #[inline]
-    pub fn fills(&self) -> &[Fill] {
+    pub fn fill_count(&self) -> u32 {
         if self.first_bar_of_call {
-            &self.portfolio.fills
+            self.portfolio.fill_count
         } else {
-            &[]
+            0
+        }
+    }
+    /// The last fill on this bar, if any.
+    #[inline]
+    pub fn last_fill(&self) -> Option<Fill> {
+        if self.first_bar_of_call {
+            self.portfolio.last_fill
+        } else {
+            None
         }
     }
     /// Actions placed so far on this bar.

@@ -95,8 +95,11 @@ macro_rules! export_strategy {
                 fn init(params: ::std::vec::Vec<wit::Param>) -> ::std::result::Result<(), ::std::string::String> {
                     RUNTIME.with(|rt| rt.borrow_mut().init(params))
                 }
+                #[allow(clippy::too_many_arguments)]
                 fn push_bars(
                     first_index: u64,
+                    commission: f64,
+                    leverage: f64,
                     ts: ::std::vec::Vec<i64>,
                     open: ::std::vec::Vec<f64>,
                     high: ::std::vec::Vec<f64>,
@@ -106,11 +109,14 @@ macro_rules! export_strategy {
                 ) {
                     RUNTIME.with(|rt| {
                         rt.borrow_mut()
-                            .push_bars(first_index, ts, open, high, low, close, volume)
+                            .push_bars(first_index, commission, leverage, ts, open, high, low, close, volume)
                     })
                 }
-                fn run(portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
-                    RUNTIME.with(|rt| rt.borrow_mut().run(portfolio, from, to))
+                fn run(portfolio: wit::Portfolio, start: u32, end: u32) -> wit::Step {
+                    RUNTIME.with(|rt| rt.borrow_mut().run(portfolio, start, end))
+                }
+                fn next_action() -> ::std::option::Option<wit::Action> {
+                    RUNTIME.with(|rt| rt.borrow_mut().next_action())
                 }
             }
 

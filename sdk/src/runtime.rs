@@ -22,7 +22,12 @@ struct Window {
 pub struct Runtime<S> {
     strategy: Option<S>,
     window: Window,
+    commission: f64,
+    leverage: f64,
+    /// Actions of the last bar, handed out first by `run`, then by
+    /// `next_action` (oldest first).
     actions: Vec<Action>,
+    next_action: usize,
 }
 
 impl<S: Strategy> Default for Runtime<S> {
@@ -36,7 +41,10 @@ impl<S: Strategy> Runtime<S> {
         Self {
             strategy: None,
             window: Window::default(),
+            commission: 0.0,
+            leverage: 1.0,
             actions: Vec::new(),
+            next_action: 0,
         }
     }
 
@@ -56,6 +64,8 @@ impl<S: Strategy> Runtime<S> {
     pub fn push_bars(
         &mut self,
         first_index: u64,
+        commission: f64,
+        leverage: f64,
         ts: Vec<i64>,
         open: Vec<f64>,
         high: Vec<f64>,
@@ -63,6 +73,8 @@ impl<S: Strategy> Runtime<S> {
         close: Vec<f64>,
         volume: Vec<f64>,
     ) {
+        self.commission = commission;
+        self.leverage = leverage;
         self.window = Window {
             first_index,
             ts,
@@ -75,7 +87,7 @@ impl<S: Strategy> Runtime<S> {
     }
 
     pub fn run(&mut self, portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
-        let portfolio = portfolio_from_wit(portfolio);
+        let portfolio = portfolio_from_wit(portfolio, self.commission, self.leverage);
         let Some(strategy) = self.strategy.as_mut() else {
             panic!("`run` called before a successful `init`");
         };
@@ -83,6 +95,7 @@ impl<S: Strategy> Runtime<S> {
         let end = (to as usize).min(window.ts.len());
         let start = (from as usize).min(end);
         self.actions.clear();
+        self.next_action = 0;
         // Zipped slices: no bounds check per column per bar.
         let bars = window.ts[start..end]
             .iter()
@@ -104,16 +117,27 @@ impl<S: Strategy> Runtime<S> {
             let mut ctx = Context::new(&portfolio, close, offset == 0, &mut self.actions);
             strategy.on_bar(&bar, &mut ctx);
             if !self.actions.is_empty() {
+                self.next_action = 1;
                 return wit::Step {
                     consumed: (offset + 1) as u32,
-                    actions: self.actions.drain(..).map(action_to_wit).collect(),
+                    action: Some(action_to_wit(self.actions[0])),
+                    more: (self.actions.len() - 1) as u32,
                 };
             }
         }
         wit::Step {
             consumed: (end - start) as u32,
-            actions: Vec::new(),
+            action: None,
+            more: 0,
         }
+    }
+}
+
+impl<S: Strategy> Runtime<S> {
+    pub fn next_action(&mut self) -> Option<wit::Action> {
+        let action = self.actions.get(self.next_action).copied()?;
+        self.next_action += 1;
+        Some(action_to_wit(action))
     }
 }
 
@@ -210,7 +234,7 @@ fn action_to_wit(a: Action) -> wit::Action {
     }
 }
 
-fn portfolio_from_wit(p: wit::Portfolio) -> Portfolio {
+fn portfolio_from_wit(p: wit::Portfolio, commission: f64, leverage: f64) -> Portfolio {
     Portfolio {
         cash: p.cash,
         position: p.position,
@@ -218,26 +242,21 @@ fn portfolio_from_wit(p: wit::Portfolio) -> Portfolio {
         stop_loss: p.stop_loss,
         take_profit: p.take_profit,
         open_orders: p.open_orders,
-        commission: p.commission,
-        leverage: p.leverage,
-        fills: p
-            .fills
-            .into_iter()
-            .map(|f| Fill {
-                ts: f.ts,
-                side: side_from_wit(f.side),
-                qty: f.qty,
-                price: f.price,
-                fee: f.fee,
-                reason: match f.reason {
-                    wit::FillReason::Market => FillReason::Market,
-                    wit::FillReason::Limit => FillReason::Limit,
-                    wit::FillReason::Stop => FillReason::Stop,
-                    wit::FillReason::StopLoss => FillReason::StopLoss,
-                    wit::FillReason::TakeProfit => FillReason::TakeProfit,
-                    wit::FillReason::ClosePosition => FillReason::ClosePosition,
-                },
-            })
-            .collect(),
+        commission,
+        leverage,
+        fill_count: p.fill_count,
+        last_fill: p.last_fill.map(|f| Fill {
+            side: side_from_wit(f.side),
+            qty: f.qty,
+            price: f.price,
+            reason: match f.reason {
+                wit::FillReason::Market => FillReason::Market,
+                wit::FillReason::Limit => FillReason::Limit,
+                wit::FillReason::Stop => FillReason::Stop,
+                wit::FillReason::StopLoss => FillReason::StopLoss,
+                wit::FillReason::TakeProfit => FillReason::TakeProfit,
+                wit::FillReason::ClosePosition => FillReason::ClosePosition,
+            },
+        }),
     }
 }

@@ -57,7 +57,8 @@ impl<S: Strategy> Harness<S> {
         let mut actions = Vec::new();
         let mut ctx = Context::new(&self.portfolio, bar.close, true, &mut actions);
         self.strategy.on_bar(&bar, &mut ctx);
-        self.portfolio.fills.clear();
+        self.portfolio.fill_count = 0;
+        self.portfolio.last_fill = None;
         actions
     }
 

@@ -96,13 +96,12 @@ pub enum FillReason {
     ClosePosition,
 }
 
+/// The last fill on the current bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Fill {
-    pub ts: i64,
     pub side: Side,
     pub qty: f64,
     pub price: f64,
-    pub fee: f64,
     pub reason: FillReason,
 }
 
@@ -119,5 +118,7 @@ pub struct Portfolio {
     pub open_orders: u32,
     pub commission: f64,
     pub leverage: f64,
-    pub fills: Vec<Fill>,
+    /// Fills on the first bar of the host call (a reversal makes two).
+    pub fill_count: u32,
+    pub last_fill: Option<Fill>,
 }

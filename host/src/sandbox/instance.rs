@@ -198,7 +198,6 @@ pub struct WasmStrategy {
     window: Option<(usize, usize)>,
     /// Set once a call failed: a trapped instance cannot be entered again.
     failed: Option<RunError>,
-    portfolio: wit::Portfolio,
 }
 
 impl WasmStrategy {
@@ -236,17 +235,6 @@ impl WasmStrategy {
             window_bars: config.window_bars.max(1),
             window: None,
             failed: None,
-            portfolio: wit::Portfolio {
-                cash: 0.0,
-                position: 0.0,
-                entry_price: 0.0,
-                stop_loss: None,
-                take_profit: None,
-                open_orders: 0,
-                commission: 0.0,
-                leverage: 1.0,
-                fills: Vec::new(),
-            },
         })
     }
 
@@ -265,12 +253,19 @@ impl WasmStrategy {
         run_error
     }
 
-    fn push_window(&mut self, candles: &Candles, start: usize) -> Result<(), RunError> {
+    fn push_window(
+        &mut self,
+        candles: &Candles,
+        start: usize,
+        portfolio: &PortfolioView<'_>,
+    ) -> Result<(), RunError> {
         let end = candles.len().min(start + self.window_bars);
         let r = start..end;
         let call = self.bindings.stratbox_strategy_strategy().call_push_bars(
             &mut self.store,
             start as u64,
+            portfolio.commission,
+            portfolio.leverage,
             &candles.ts[r.clone()],
             &candles.open[r.clone()],
             &candles.high[r.clone()],
@@ -299,33 +294,40 @@ impl Strategy for WasmStrategy {
         let (window_start, window_end) = match self.window {
             Some((ws, we)) if ws <= start && start < we => (ws, we),
             _ => {
-                self.push_window(candles, start)?;
+                self.push_window(candles, start, portfolio)?;
                 (start, candles.len().min(start + self.window_bars))
             }
         };
         let end = end.min(window_end);
-        let p = &mut self.portfolio;
-        p.cash = portfolio.cash;
-        p.position = portfolio.position;
-        p.entry_price = portfolio.entry_price;
-        p.stop_loss = portfolio.stop_loss;
-        p.take_profit = portfolio.take_profit;
-        p.open_orders = portfolio.open_orders;
-        p.commission = portfolio.commission;
-        p.leverage = portfolio.leverage;
-        p.fills.clear();
-        p.fills.extend(portfolio.fills.iter().map(fill_to_wit));
+        let state = wit::Portfolio {
+            cash: portfolio.cash,
+            position: portfolio.position,
+            entry_price: portfolio.entry_price,
+            stop_loss: portfolio.stop_loss,
+            take_profit: portfolio.take_profit,
+            open_orders: portfolio.open_orders,
+            fill_count: portfolio.fills.len() as u32,
+            last_fill: portfolio.fills.last().map(fill_to_wit),
+        };
         let step = self
             .bindings
             .stratbox_strategy_strategy()
             .call_run(
                 &mut self.store,
-                &self.portfolio,
+                state,
                 (start - window_start) as u32,
                 (end - window_start) as u32,
             )
             .map_err(|e| self.fail(&e))?;
-        actions.extend(step.actions.into_iter().map(action_from_wit));
+        actions.extend(step.action.map(action_from_wit));
+        for _ in 0..step.more {
+            let next = self
+                .bindings
+                .stratbox_strategy_strategy()
+                .call_next_action(&mut self.store)
+                .map_err(|e| self.fail(&e))?;
+            actions.extend(next.map(action_from_wit));
+        }
         Ok(step.consumed as usize)
     }
 
@@ -352,11 +354,9 @@ fn side_from_wit(side: wit::Side) -> engine::Side {
 
 fn fill_to_wit(fill: &engine::Fill) -> wit::Fill {
     wit::Fill {
-        ts: fill.ts,
         side: side_to_wit(fill.side),
         qty: fill.qty,
         price: fill.price,
-        fee: fill.fee,
         reason: match fill.reason {
             engine::FillReason::Market => wit::FillReason::Market,
             engine::FillReason::Limit => wit::FillReason::Limit,
