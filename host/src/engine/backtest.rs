@@ -200,7 +200,7 @@ fn build_report(
     let bar_seconds = timeframe_secs as f64;
     let final_equity = equity[n - 1];
     let last_close = candles.close[n - 1];
-    let returns = stats::bar_returns(config.initial_capital, equity);
+    let moments = stats::ReturnMoments::from_equity(config.initial_capital, equity);
     let periods_per_year = stats::periods_per_year(bar_seconds);
     let years = n as f64 * bar_seconds / stats::SECONDS_PER_YEAR;
     let cagr = Cagr::compute(config.initial_capital, final_equity, years);
@@ -248,8 +248,8 @@ fn build_report(
         max_drawdown_pct: drawdown.max_drawdown_pct,
         max_drawdown_duration_bars: drawdown.max_drawdown_duration_bars,
         max_drawdown_duration_secs: drawdown.max_drawdown_duration_secs,
-        sharpe: SharpeRatio::compute(&returns, periods_per_year),
-        sortino: SortinoRatio::compute(&returns, periods_per_year),
+        sharpe: SharpeRatio::from_moments(&moments, periods_per_year),
+        sortino: SortinoRatio::from_moments(&moments, periods_per_year),
         calmar: CalmarRatio::compute(cagr, drawdown.max_drawdown_pct),
         num_trades: broker.trades.len(),
         win_rate_pct: WinRate::compute(&pnls),

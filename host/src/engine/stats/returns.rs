@@ -68,7 +68,7 @@ pub fn bar_returns(initial_capital: f64, equity: &[f64]) -> Vec<f64> {
 
 /// `(current - previous) / previous`, or `0.0` when `previous <= 0`, or the
 /// result, is not finite.
-fn simple_return(previous: f64, current: f64) -> f64 {
+pub(super) fn simple_return(previous: f64, current: f64) -> f64 {
     if previous.is_finite() && previous > 0.0 {
         super::finite_or_zero((current - previous) / previous)
     } else {

@@ -1,6 +1,6 @@
 //! Sharpe ratio.
 
-use super::{finite, mean, valid_periods_per_year};
+use super::{finite, valid_periods_per_year, ReturnMoments};
 
 /// Annualised Sharpe ratio of per-bar returns, with a risk-free rate of 0.
 ///
@@ -32,20 +32,16 @@ pub struct SharpeRatio;
 impl SharpeRatio {
     /// See [`SharpeRatio`].
     pub fn compute(returns: &[f64], periods_per_year: f64) -> Option<f64> {
-        if returns.len() < 2 || !valid_periods_per_year(periods_per_year) {
+        Self::from_moments(&ReturnMoments::from_returns(returns), periods_per_year)
+    }
+
+    /// The same from sums gathered once for several statistics.
+    pub fn from_moments(m: &ReturnMoments, periods_per_year: f64) -> Option<f64> {
+        if m.n < 2 || !valid_periods_per_year(periods_per_year) || m.all_equal {
             return None;
         }
-        let first = returns[0];
-        if returns.iter().all(|&r| r == first) {
-            return None;
-        }
-        let mean = mean(returns)?;
-        let mut squares = 0.0;
-        for &r in returns {
-            let deviation = r - mean;
-            squares += deviation * deviation;
-        }
-        let std = (squares / (returns.len() - 1) as f64).sqrt();
+        let mean = m.mean()?;
+        let std = (m.deviation_squares / (m.n - 1) as f64).sqrt();
         if std == 0.0 {
             return None;
         }

@@ -1,6 +1,6 @@
 //! Sortino ratio.
 
-use super::{finite, mean, valid_periods_per_year};
+use super::{finite, valid_periods_per_year, ReturnMoments};
 
 /// Annualised Sortino ratio of per-bar returns, with a target (minimum
 /// acceptable) return of 0.
@@ -27,16 +27,16 @@ pub struct SortinoRatio;
 impl SortinoRatio {
     /// See [`SortinoRatio`].
     pub fn compute(returns: &[f64], periods_per_year: f64) -> Option<f64> {
-        if returns.len() < 2 || !valid_periods_per_year(periods_per_year) {
+        Self::from_moments(&ReturnMoments::from_returns(returns), periods_per_year)
+    }
+
+    /// The same from sums gathered once for several statistics.
+    pub fn from_moments(m: &ReturnMoments, periods_per_year: f64) -> Option<f64> {
+        if m.n < 2 || !valid_periods_per_year(periods_per_year) {
             return None;
         }
-        let mean = mean(returns)?;
-        let mut squares = 0.0;
-        for &r in returns {
-            let downside = r.min(0.0);
-            squares += downside * downside;
-        }
-        let downside_deviation = (squares / returns.len() as f64).sqrt();
+        let mean = m.mean()?;
+        let downside_deviation = (m.downside_squares / m.n as f64).sqrt();
         if downside_deviation == 0.0 {
             return None;
         }
