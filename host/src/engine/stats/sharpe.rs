@@ -106,7 +106,7 @@ mod tests {
         // Why the exact "all equal" test is needed: 0.1 + 0.1 + 0.1 is
         // 0.30000000000000004, so the computed mean is not exactly 0.1 and
         // the deviations, hence the computed std, are tiny but non-zero.
-        let mean = mean(&[0.1, 0.1, 0.1]).unwrap();
+        let mean = super::super::mean(&[0.1, 0.1, 0.1]).unwrap();
         assert_ne!(mean, 0.1);
         let deviation = 0.1 - mean;
         assert!(deviation * deviation > 0.0);
