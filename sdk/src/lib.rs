@@ -33,7 +33,7 @@ mod types;
 
 pub use context::Context;
 pub use log::{log, Level};
-pub use params::{Description, ParamSpec, ParamType, ParamValue, Params};
+pub use params::{Column, Description, ParamSpec, ParamType, ParamValue, Params};
 pub use types::{Action, Bar, Fill, FillReason, Order, OrderKind, Portfolio, Quantity, Side};
 
 /// What an author implements. One value of this type lives for a whole run.
@@ -51,8 +51,8 @@ pub mod prelude {
     //! Everything a strategy usually needs.
     pub use crate::indicators::*;
     pub use crate::{
-        export_strategy, log, Action, Bar, Context, Description, Fill, FillReason, Level, Order,
-        OrderKind, ParamSpec, ParamType, ParamValue, Params, Quantity, Side, Strategy,
+        export_strategy, log, Action, Bar, Column, Context, Description, Fill, FillReason, Level,
+        Order, OrderKind, ParamSpec, ParamType, ParamValue, Params, Quantity, Side, Strategy,
     };
 }
 

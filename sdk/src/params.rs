@@ -62,6 +62,28 @@ impl ParamSpec {
     }
 }
 
+/// A field of a bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Ts,
+    Open,
+    High,
+    Low,
+    Close,
+    Volume,
+}
+
+impl Column {
+    pub const ALL: [Column; 6] = [
+        Column::Ts,
+        Column::Open,
+        Column::High,
+        Column::Low,
+        Column::Close,
+        Column::Volume,
+    ];
+}
+
 /// What a strategy says about itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Description {
@@ -69,6 +91,8 @@ pub struct Description {
     pub version: String,
     pub summary: String,
     pub params: Vec<ParamSpec>,
+    /// Bar fields the strategy reads; see [`Description::columns`].
+    pub columns: Vec<Column>,
 }
 
 impl Description {
@@ -78,7 +102,15 @@ impl Description {
             version: version.to_string(),
             summary: summary.to_string(),
             params: Vec::new(),
+            columns: Column::ALL.to_vec(),
         }
+    }
+    /// Declares the only bar fields the strategy reads, so the host sends
+    /// just those (each column costs a copy per bar). Undeclared fields
+    /// read as NaN (`ts` as 0). All six by default.
+    pub fn columns(mut self, columns: &[Column]) -> Self {
+        self.columns = columns.to_vec();
+        self
     }
     pub fn param(mut self, spec: ParamSpec) -> Self {
         self.params.push(spec);

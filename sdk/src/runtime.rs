@@ -3,11 +3,12 @@
 
 use crate::bindings::exports::stratbox::strategy::strategy as wit;
 use crate::context::Context;
-use crate::params::{Description, ParamType, ParamValue, Params};
+use crate::params::{Column, Description, ParamType, ParamValue, Params};
 use crate::types::{Action, Bar, Fill, FillReason, OrderKind, Portfolio, Quantity, Side};
 use crate::Strategy;
 
-/// The bar window last pushed by the host, kept as columns.
+/// The bar window last pushed by the host, kept as columns (undeclared
+/// columns are empty).
 #[derive(Default)]
 struct Window {
     first_index: u64,
@@ -19,9 +20,28 @@ struct Window {
     volume: Vec<f64>,
 }
 
+impl Window {
+    fn len(&self) -> usize {
+        [
+            self.ts.len(),
+            self.open.len(),
+            self.high.len(),
+            self.low.len(),
+            self.close.len(),
+            self.volume.len(),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+    }
+}
+
 pub struct Runtime<S> {
     strategy: Option<S>,
     window: Window,
+    /// Stand-ins for columns the host did not send, kept across windows.
+    nan: Vec<f64>,
+    zero: Vec<i64>,
     commission: f64,
     leverage: f64,
     /// Actions of the last bar, handed out first by `run`, then by
@@ -41,6 +61,8 @@ impl<S: Strategy> Runtime<S> {
         Self {
             strategy: None,
             window: Window::default(),
+            nan: Vec::new(),
+            zero: Vec::new(),
             commission: 0.0,
             leverage: 1.0,
             actions: Vec::new(),
@@ -84,6 +106,11 @@ impl<S: Strategy> Runtime<S> {
             close,
             volume,
         };
+        let len = self.window.len();
+        if self.nan.len() < len {
+            self.nan.resize(len, f64::NAN);
+            self.zero.resize(len, 0);
+        }
     }
 
     pub fn run(&mut self, portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
@@ -92,18 +119,33 @@ impl<S: Strategy> Runtime<S> {
             panic!("`run` called before a successful `init`");
         };
         let window = &self.window;
-        let end = (to as usize).min(window.ts.len());
+        let len = window.len();
+        let nan = &self.nan[..len];
+        let floats = |column| or_nan(column, nan);
+        let ts_column = if window.ts.is_empty() {
+            &self.zero[..len]
+        } else {
+            &window.ts[..]
+        };
+        let (open, high, low, close, volume) = (
+            floats(&window.open),
+            floats(&window.high),
+            floats(&window.low),
+            floats(&window.close),
+            floats(&window.volume),
+        );
+        let end = (to as usize).min(len);
         let start = (from as usize).min(end);
         self.actions.clear();
         self.next_action = 0;
         // Zipped slices: no bounds check per column per bar.
-        let bars = window.ts[start..end]
+        let bars = ts_column[start..end]
             .iter()
-            .zip(&window.open[start..end])
-            .zip(&window.high[start..end])
-            .zip(&window.low[start..end])
-            .zip(&window.close[start..end])
-            .zip(&window.volume[start..end]);
+            .zip(&open[start..end])
+            .zip(&high[start..end])
+            .zip(&low[start..end])
+            .zip(&close[start..end])
+            .zip(&volume[start..end]);
         for (offset, (((((&ts, &open), &high), &low), &close), &volume)) in bars.enumerate() {
             let bar = Bar {
                 index: window.first_index + (start + offset) as u64,
@@ -138,6 +180,15 @@ impl<S: Strategy> Runtime<S> {
         let action = self.actions.get(self.next_action).copied()?;
         self.next_action += 1;
         Some(action_to_wit(action))
+    }
+}
+
+/// A column the host sent, or NaNs in its place.
+fn or_nan<'a>(column: &'a [f64], nan: &'a [f64]) -> &'a [f64] {
+    if column.is_empty() {
+        nan
+    } else {
+        column
     }
 }
 
@@ -176,6 +227,18 @@ fn description_to_wit(d: Description) -> wit::Description {
                 max: p.max,
                 step: p.step,
                 help: p.help,
+            })
+            .collect(),
+        columns: d
+            .columns
+            .into_iter()
+            .map(|c| match c {
+                Column::Ts => wit::Column::Ts,
+                Column::Open => wit::Column::Open,
+                Column::High => wit::Column::High,
+                Column::Low => wit::Column::Low,
+                Column::Close => wit::Column::Close,
+                Column::Volume => wit::Column::Volume,
             })
             .collect(),
     }

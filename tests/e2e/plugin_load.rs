@@ -140,4 +140,6 @@ fn inspect_shows_schema_sha_and_imports() {
     assert_eq!(info["params"][0]["type"], "int");
     assert_eq!(info["params"][0]["default"], 12);
     assert_eq!(info["params"][2]["default"], false);
+    // It reads only closes, so only closes cross into the sandbox.
+    assert_eq!(info["columns"], serde_json::json!(["close"]));
 }

@@ -70,6 +70,7 @@ fn inspect(path: &Path, json: bool) -> CliResult {
             "imports": plugin.imports,
             "exports": plugin.exports,
             "params": d.params,
+            "columns": d.columns,
         });
         println!("{value}");
         return Ok(());
@@ -80,6 +81,12 @@ fn inspect(path: &Path, json: bool) -> CliResult {
     println!("  size     {} bytes", plugin.size_bytes);
     println!("  imports  {}", plugin.imports.join(", "));
     println!("  exports  {}", plugin.exports.join(", "));
+    let columns: Vec<String> = d
+        .columns
+        .iter()
+        .map(|c| format!("{c:?}").to_lowercase())
+        .collect();
+    println!("  columns  {}", columns.join(", "));
     println!("  params");
     for p in &d.params {
         let bound = |b: Option<f64>| b.map_or("-".to_string(), |v| v.to_string());

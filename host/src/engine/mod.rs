@@ -10,7 +10,9 @@ pub mod stats;
 mod strategy;
 
 pub use backtest::{run_backtest, BacktestConfig, EngineError};
-pub use params::{Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params};
+pub use params::{
+    Column, Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params,
+};
 pub use report::{EquityPoint, OpenPosition, Report, StrategyInfo, Trade, TradeSide};
 pub use strategy::{
     Action, Fill, FillReason, Order, OrderKind, PortfolioView, Quantity, Side, Strategy,

@@ -69,6 +69,29 @@ pub struct ParamSpec {
     pub help: String,
 }
 
+/// A field of a bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Column {
+    Ts,
+    Open,
+    High,
+    Low,
+    Close,
+    Volume,
+}
+
+impl Column {
+    pub const ALL: [Column; 6] = [
+        Column::Ts,
+        Column::Open,
+        Column::High,
+        Column::Low,
+        Column::Close,
+        Column::Volume,
+    ];
+}
+
 /// What a strategy says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Description {
@@ -76,6 +99,8 @@ pub struct Description {
     pub version: String,
     pub summary: String,
     pub params: Vec<ParamSpec>,
+    /// The bar fields the strategy reads (the sandbox sends only these).
+    pub columns: Vec<Column>,
 }
 
 impl Description {
@@ -388,6 +413,7 @@ mod tests {
             version: "1".into(),
             summary: String::new(),
             params: bad,
+            columns: Column::ALL.to_vec(),
         };
         assert!(d.check().unwrap_err().contains("fast_period"));
     }

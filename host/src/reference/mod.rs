@@ -6,7 +6,7 @@ mod ema_crossover;
 
 pub use ema_crossover::EmaCrossover;
 
-use crate::engine::{Description, ParamSpec, ParamType, ParamValue, Params, Strategy};
+use crate::engine::{Column, Description, ParamSpec, ParamType, ParamValue, Params, Strategy};
 
 /// The parameter schema of a reference strategy (the same as its plugin's).
 pub fn schema(name: &str) -> Option<Description> {
@@ -47,6 +47,7 @@ pub fn schema(name: &str) -> Option<Description> {
                     None,
                 ),
             ],
+            columns: vec![Column::Close],
         }),
         _ => None,
     }

@@ -12,8 +12,8 @@ use super::error::RunError;
 use super::limits::{Limiter, MemoryLimitHit};
 use crate::candles::Candles;
 use crate::engine::{
-    self, Action, Description, ParamSpec, ParamType, ParamValue, Params, PortfolioView, Strategy,
-    StrategyError,
+    self, Action, Column, Description, ParamSpec, ParamType, ParamValue, Params, PortfolioView,
+    Strategy, StrategyError,
 };
 
 /// Stops a run from another thread (checked at every epoch tick).
@@ -198,6 +198,8 @@ pub struct WasmStrategy {
     window: Option<(usize, usize)>,
     /// Set once a call failed: a trapped instance cannot be entered again.
     failed: Option<RunError>,
+    /// Which bar fields to send, in `Column::ALL` order.
+    send: [bool; 6],
 }
 
 impl WasmStrategy {
@@ -207,6 +209,7 @@ impl WasmStrategy {
         config: &SandboxConfig,
         settings: RunSettings,
         params: &Params,
+        columns: &[Column],
     ) -> Result<Self, RunError> {
         let mut store = new_store(engine, config, &settings);
         let bindings = pre
@@ -235,6 +238,7 @@ impl WasmStrategy {
             window_bars: config.window_bars.max(1),
             window: None,
             failed: None,
+            send: Column::ALL.map(|c| columns.contains(&c)),
         })
     }
 
@@ -261,17 +265,27 @@ impl WasmStrategy {
     ) -> Result<(), RunError> {
         let end = candles.len().min(start + self.window_bars);
         let r = start..end;
+        // Undeclared columns cross as empty lists.
+        let [ts, open, high, low, close, volume] = self.send;
+        let pick = |send, column| {
+            if send {
+                window(column, r.clone())
+            } else {
+                &[][..]
+            }
+        };
+        let ts = if ts { &candles.ts[r.clone()] } else { &[][..] };
         let call = self.bindings.stratbox_strategy_strategy().call_push_bars(
             &mut self.store,
             start as u64,
             portfolio.commission,
             portfolio.leverage,
-            &candles.ts[r.clone()],
-            &candles.open[r.clone()],
-            &candles.high[r.clone()],
-            &candles.low[r.clone()],
-            &candles.close[r.clone()],
-            &candles.volume[r],
+            ts,
+            pick(open, &candles.open),
+            pick(high, &candles.high),
+            pick(low, &candles.low),
+            pick(close, &candles.close),
+            pick(volume, &candles.volume),
         );
         call.map_err(|e| self.fail(&e))?;
         self.window = Some((start, end));
@@ -336,6 +350,10 @@ impl Strategy for WasmStrategy {
             .fuel_budget
             .saturating_sub(self.store.get_fuel().unwrap_or(0))
     }
+}
+
+fn window(column: &[f64], r: std::ops::Range<usize>) -> &[f64] {
+    &column[r]
 }
 
 fn side_to_wit(side: engine::Side) -> wit::Side {
@@ -425,5 +443,24 @@ fn description_from_wit(d: wit::Description) -> Description {
                 help: p.help,
             })
             .collect(),
+        columns: if d.columns.is_empty() {
+            Column::ALL.to_vec()
+        } else {
+            let mut columns: Vec<Column> = d
+                .columns
+                .into_iter()
+                .map(|c| match c {
+                    wit::Column::Ts => Column::Ts,
+                    wit::Column::Open => Column::Open,
+                    wit::Column::High => Column::High,
+                    wit::Column::Low => Column::Low,
+                    wit::Column::Close => Column::Close,
+                    wit::Column::Volume => Column::Volume,
+                })
+                .collect();
+            columns.sort();
+            columns.dedup();
+            columns
+        },
     }
 }

@@ -196,6 +196,7 @@ impl Sandbox {
                 cancel,
             },
             params,
+            &plugin.description.columns,
         )
     }
 }

@@ -146,6 +146,7 @@ impl Strategy for Breakout {
         .param(
             ParamSpec::bool("allow_short", true).help("Also rest a sell stop at the channel low"),
         )
+        .columns(&[Column::High, Column::Low, Column::Close])
     }
 
     fn new(params: &Params) -> Result<Self, String> {

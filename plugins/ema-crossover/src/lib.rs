@@ -35,6 +35,7 @@ impl Strategy for EmaCrossover {
         .param(
             ParamSpec::bool("allow_short", false).help("Reverse into a short on a bearish cross"),
         )
+        .columns(&[Column::Close])
     }
 
     fn new(params: &Params) -> Result<Self, String> {

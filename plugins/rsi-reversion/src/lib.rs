@@ -80,6 +80,7 @@ impl Strategy for RsiReversion {
             ParamSpec::bool("allow_short", false)
                 .help("Also sell short when the RSI crosses above overbought"),
         )
+        .columns(&[Column::Close])
     }
 
     fn new(params: &Params) -> Result<Self, String> {
