@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Turn off NaN canonicalisation, to measure what it costs (it keeps
+    /// float results identical across CPUs; runs keep it on).
+    #[arg(long)]
+    no_nan_canonicalization: bool,
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -55,8 +59,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     let f = &figures;
     println!(
-        "stratbox bench ({} one-minute bars, median of {} runs)",
-        args.bars, args.reps
+        "stratbox bench ({} one-minute bars, median of {} runs{})",
+        args.bars,
+        args.reps,
+        if args.no_nan_canonicalization {
+            ", NaN canonicalisation off"
+        } else {
+            ""
+        }
     );
     println!(
         "  native reference   {:>8.1} M bars/s  ({:.1} ms)",
@@ -96,6 +106,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
     let scratch = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(scratch.join("run")),
+        nan_canonicalization: !args.no_nan_canonicalization,
         ..SandboxConfig::default()
     })?;
     let plugin = sandbox.load(bytes).map_err(|e| anyhow!("{e}"))?;
@@ -194,6 +205,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
         "compile_over_precompiled": compile.as_secs_f64() / precompiled.as_secs_f64(),
         "instantiate_median_us": instantiate.as_secs_f64() * 1e6,
         "allocator": sandbox.allocator(),
+        "nan_canonicalization": !args.no_nan_canonicalization,
         "final_equity": wasm_equity,
     }))
 }

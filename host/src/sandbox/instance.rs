@@ -333,6 +333,17 @@ impl Strategy for WasmStrategy {
                 (end - window_start) as u32,
             )
             .map_err(|e| self.fail(&e))?;
+        let consumed = step.consumed as usize;
+        if consumed == 0 || consumed > end - start {
+            let error = RunError::Trap {
+                message: format!(
+                    "protocol violation: `run` reported {consumed} bars walked of {}",
+                    end - start
+                ),
+            };
+            self.failed = Some(error.clone());
+            return Err(Box::new(error));
+        }
         actions.extend(step.action.map(action_from_wit));
         for _ in 0..step.more {
             let next = self
@@ -342,7 +353,7 @@ impl Strategy for WasmStrategy {
                 .map_err(|e| self.fail(&e))?;
             actions.extend(next.map(action_from_wit));
         }
-        Ok(step.consumed as usize)
+        Ok(consumed)
     }
 
     fn fuel_used(&self) -> u64 {
