@@ -8,4 +8,5 @@ mod backtest_cli;
 mod bad_input;
 mod hostile;
 mod plugin_load;
+mod scaffold;
 mod support;

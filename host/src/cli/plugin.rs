@@ -8,6 +8,15 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
+    /// Scaffold a new strategy crate (a working EMA-cross example with a
+    /// native unit test) ready for `stratbox plugin build`.
+    New {
+        /// Directory to create; its last component names the crate.
+        dir: PathBuf,
+        /// Path of the stratbox SDK (default: the one this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Show a plugin's description, parameter schema, sha256 and imports.
     Inspect {
         /// The component (.wasm).
@@ -35,6 +44,7 @@ pub enum PluginCommand {
 
 pub fn run(cmd: PluginCommand) -> CliResult {
     match cmd {
+        PluginCommand::New { dir, sdk } => scaffold(&dir, sdk.as_deref()),
         PluginCommand::Inspect { path, json } => inspect(&path, json),
         PluginCommand::Build {
             dir,
@@ -170,6 +180,15 @@ pub fn build(
         .env("RUSTFLAGS", rustflags)
         .args([
             "build",
+            // Defined here too, so crates outside this workspace build alike.
+            "--config",
+            "profile.plugin.inherits=\"release\"",
+            "--config",
+            "profile.plugin.lto=true",
+            "--config",
+            "profile.plugin.codegen-units=1",
+            "--config",
+            "profile.plugin.opt-level=3",
             "--profile",
             "plugin",
             "--target",
@@ -201,6 +220,70 @@ pub fn build(
     };
     write_atomically(&out, &component)?;
     Ok(out)
+}
+
+const SCAFFOLD_LIB: &str = include_str!("scaffold_lib.rs.txt");
+
+fn scaffold(dir: &Path, sdk: Option<&Path>) -> CliResult {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| {
+            !n.is_empty()
+                && n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        })
+        .ok_or_else(|| {
+            CliError::input(anyhow!(
+                "{}: the last path component names the crate: lowercase letters, digits, - and _, starting with a letter",
+                dir.display()
+            ))
+        })?;
+    if dir.exists() {
+        return Err(CliError::input(anyhow!("{} already exists", dir.display())));
+    }
+    let sdk = match sdk {
+        Some(sdk) => sdk.to_path_buf(),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"),
+    };
+    let sdk = std::fs::canonicalize(&sdk)
+        .with_context(|| format!("--sdk: no SDK at {}", sdk.display()))
+        .map_err(CliError::input)?;
+    if !sdk.join("Cargo.toml").is_file() {
+        return Err(CliError::input(anyhow!(
+            "--sdk: {} has no Cargo.toml",
+            sdk.display()
+        )));
+    }
+    let manifest = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+stratbox-sdk = {{ path = "{sdk}" }}
+
+# A crate of its own, even inside another workspace.
+[workspace]
+"#,
+        sdk = sdk.display()
+    );
+    let lib = SCAFFOLD_LIB.replace("{{NAME}}", &name);
+    write_atomically(&dir.join("Cargo.toml"), manifest.as_bytes()).map_err(CliError::run)?;
+    write_atomically(&dir.join("src/lib.rs"), lib.as_bytes()).map_err(CliError::run)?;
+    println!("created {}", dir.display());
+    println!(
+        "  test natively:  cargo test --manifest-path {}/Cargo.toml",
+        dir.display()
+    );
+    println!("  build:          stratbox plugin build {}", dir.display());
+    Ok(())
 }
 
 /// Wraps a core module built with the SDK (its WIT world is embedded in a
