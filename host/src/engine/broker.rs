@@ -217,45 +217,28 @@ impl Broker {
             return from.min(n);
         }
         let limit = n.min(from.saturating_add(scan));
-        let (long_sl, long_tp, short_sl, short_tp) = if self.position > 0.0 {
-            (self.stop_loss, self.take_profit, None, None)
-        } else if self.position < 0.0 {
-            (None, None, self.stop_loss, self.take_profit)
-        } else {
-            (None, None, None, None)
-        };
-        // Bounds under which nothing triggers: low must stay above
-        // `floor` and high below `ceiling`.
+        // Nothing triggers while the low stays above `floor` and the high
+        // below `ceiling`: prices hit from above (buy limits, sell stops, a
+        // long's stop-loss, a short's take-profit) raise the floor; prices
+        // hit from below lower the ceiling.
         let mut floor = f64::NEG_INFINITY;
         let mut ceiling = f64::INFINITY;
-        let mut lower = |p: Option<f64>| {
-            if let Some(p) = p {
-                floor = floor.max(p);
-            }
+        let (from_above, from_below) = match self.position {
+            p if p > 0.0 => (self.stop_loss, self.take_profit),
+            p if p < 0.0 => (self.take_profit, self.stop_loss),
+            _ => (None, None),
         };
-        lower(long_sl);
-        lower(short_tp);
+        floor = from_above.map_or(floor, |p| floor.max(p));
+        ceiling = from_below.map_or(ceiling, |p| ceiling.min(p));
         for order in &self.resting {
             match (order.kind, order.side) {
                 (OrderKind::Limit(p), Side::Buy) | (OrderKind::Stop(p), Side::Sell) => {
-                    lower(Some(p))
+                    floor = floor.max(p)
                 }
-                _ => {}
-            }
-        }
-        let mut raise = |p: Option<f64>| {
-            if let Some(p) = p {
-                ceiling = ceiling.min(p);
-            }
-        };
-        raise(long_tp);
-        raise(short_sl);
-        for order in &self.resting {
-            match (order.kind, order.side) {
                 (OrderKind::Limit(p), Side::Sell) | (OrderKind::Stop(p), Side::Buy) => {
-                    raise(Some(p))
+                    ceiling = ceiling.min(p)
                 }
-                _ => {}
+                (OrderKind::Market, _) => {}
             }
         }
         if floor == f64::NEG_INFINITY && ceiling == f64::INFINITY {
