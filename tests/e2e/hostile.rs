@@ -164,3 +164,40 @@ fn a_smaller_memory_cap_per_run_is_enforced() {
         }
     );
 }
+
+#[test]
+fn a_log_flood_is_stopped_and_a_chatty_log_is_bounded() {
+    let sandbox = sandbox("hostile-log");
+    // 1 MiB per bar: stopped once the run's log volume passes 64 MiB.
+    let (err, elapsed) = run_hostile(&sandbox, "hostile/log-flood", RunLimits::default());
+    assert_eq!(err.code(), "strategy_trap", "{err}");
+    assert!(err.to_string().contains("log flood"), "{err}");
+    assert!(elapsed < FAST, "{elapsed:?}");
+
+    // 2,000 bars of 2 KiB lines: 1,000 lines kept, cut to 1 KiB, 1,000 dropped.
+    let plugin = sandbox.load(&plugin_bytes("hostile/log-flood")).unwrap();
+    let inputs = [(
+        "line_bytes".to_string(),
+        engine::ParamInput::Text("2048".into()),
+    )]
+    .into();
+    let params = Params::validate(&plugin.description.params, &inputs).unwrap();
+    let candles = data();
+    let mut strategy = sandbox
+        .instantiate(
+            &plugin,
+            &params,
+            candles.len(),
+            RunLimits::default(),
+            CancelToken::default(),
+        )
+        .unwrap();
+    engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default()).unwrap();
+    let (lines, dropped) = strategy.log();
+    assert_eq!(lines.len(), 1_000);
+    assert_eq!(dropped, 1_000);
+    assert!(lines
+        .iter()
+        .all(|l| l.level == "info" && l.message.len() <= 1_024 + '…'.len_utf8()));
+    assert_normal_run_still_works(&sandbox);
+}

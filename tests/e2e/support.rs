@@ -35,6 +35,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugins/hostile/memory-bomb", "wasm32-unknown-unknown"),
     ("plugins/hostile/deep-recursion", "wasm32-unknown-unknown"),
     ("plugins/hostile/panic", "wasm32-unknown-unknown"),
+    ("plugins/hostile/log-flood", "wasm32-unknown-unknown"),
     ("plugins/hostile/wrong-version", "wasm32-unknown-unknown"),
     ("plugins/hostile/fs-import", "wasm32-wasip2"),
 ];

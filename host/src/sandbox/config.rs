@@ -35,6 +35,11 @@ pub struct SandboxConfig {
     /// Log lines kept per run and bytes kept per line; the rest is counted.
     pub log_max_lines: usize,
     pub log_max_line_bytes: usize,
+    /// Bytes a run may hand to `log` in all, kept or not, before it is
+    /// stopped: every message is copied out of the guest before it can be
+    /// dropped, and fuel does not count that host work. 64 MiB is far past
+    /// any useful log and costs the host a few tens of milliseconds.
+    pub log_max_total_bytes: u64,
     /// Precompiled components on disk; `None` keeps the cache in memory only.
     pub cache_dir: Option<PathBuf>,
     /// Concurrent instances in the pooling allocator (0 disables pooling).
@@ -58,6 +63,7 @@ impl Default for SandboxConfig {
             window_bars: 8192,
             log_max_lines: 1_000,
             log_max_line_bytes: 1_024,
+            log_max_total_bytes: 64 << 20,
             cache_dir: default_cache_dir(),
             pool_instances: 64,
             nan_canonicalization: true,

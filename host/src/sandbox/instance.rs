@@ -51,17 +51,32 @@ struct DeadlineHit;
 #[error("cancelled")]
 struct CancelledHit;
 
+#[derive(Debug, thiserror::Error)]
+#[error("log flood: the strategy handed more than {limit} bytes to `log`")]
+struct LogFlood {
+    limit: u64,
+}
+
 pub struct StoreState {
     limiter: Limiter,
     log: Vec<LogLine>,
     log_dropped: u64,
     log_max_lines: usize,
     log_max_line_bytes: usize,
+    log_bytes: u64,
+    log_max_total_bytes: u64,
     last_panic: Option<String>,
 }
 
 impl wit_log::Host for StoreState {
-    fn log(&mut self, level: wit_log::Level, message: String) {
+    fn log(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
+        self.log_bytes = self.log_bytes.saturating_add(message.len() as u64);
+        if self.log_bytes > self.log_max_total_bytes {
+            return Err(LogFlood {
+                limit: self.log_max_total_bytes,
+            }
+            .into());
+        }
         let level = match level {
             wit_log::Level::Debug => "debug",
             wit_log::Level::Info => "info",
@@ -85,6 +100,7 @@ impl wit_log::Host for StoreState {
         } else {
             self.log_dropped += 1;
         }
+        Ok(())
     }
 }
 
@@ -100,6 +116,8 @@ fn new_store(engine: &Engine, config: &SandboxConfig, settings: &RunSettings) ->
             log_dropped: 0,
             log_max_lines: config.log_max_lines,
             log_max_line_bytes: config.log_max_line_bytes,
+            log_bytes: 0,
+            log_max_total_bytes: config.log_max_total_bytes,
             last_panic: None,
         },
     );
@@ -128,6 +146,11 @@ fn classify(err: &wasmtime::Error, state: &StoreState, settings: &RunSettings) -
     }
     if err.downcast_ref::<CancelledHit>().is_some() {
         return RunError::Cancelled;
+    }
+    if let Some(flood) = err.downcast_ref::<LogFlood>() {
+        return RunError::Trap {
+            message: flood.to_string(),
+        };
     }
     if err.downcast_ref::<DeadlineHit>().is_some() {
         return RunError::DeadlineExceeded {
