@@ -96,6 +96,7 @@ fn each_hostile_plugin_gets_its_named_error_quickly() {
             assert!(err.to_string().contains(text), "{name}: {err}");
         }
         assert!(elapsed < FAST, "{name} took {elapsed:?}");
+        assert!(!err.to_string().contains('\n'), "{name}: one line: {err}");
         // The same process (and the same sandbox) carries on.
         assert_normal_run_still_works(&sandbox);
     }

@@ -176,7 +176,13 @@ fn classify(err: &wasmtime::Error, state: &StoreState, settings: &RunSettings) -
         },
         Some(trap) => RunError::Trap {
             message: match &state.last_panic {
-                Some(panic) => format!("panicked: {panic}"),
+                // One line: "panicked at src/lib.rs:30:13: the message".
+                Some(panic) => panic
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 None => trap.to_string(),
             },
         },
