@@ -41,6 +41,8 @@ pub(crate) struct Broker {
     take_profit: Option<f64>,
     /// Fill at the next bar's open, in submission order.
     market: Vec<Pending>,
+    /// Keeps `market`'s old allocation between bars.
+    spare: Vec<Pending>,
     /// Limit and stop entry orders, good until cancelled, oldest first.
     resting: Vec<Order>,
     pub fills: Vec<Fill>,
@@ -62,6 +64,7 @@ impl Broker {
             stop_loss: None,
             take_profit: None,
             market: Vec::new(),
+            spare: Vec::new(),
             resting: Vec::new(),
             fills: Vec::new(),
             trades: Vec::new(),
@@ -158,7 +161,10 @@ impl Broker {
     /// is taken as hit first); then resting entry orders, oldest first.
     pub fn fill_bar(&mut self, candles: &Candles, i: usize) {
         let open = candles.open[i];
-        for pending in std::mem::take(&mut self.market) {
+        // Swapped with a spare buffer, not taken: no allocation per order.
+        let mut market = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut market, &mut self.market);
+        for pending in market.drain(..) {
             match pending {
                 Pending::Close => {
                     if self.position != 0.0 {
@@ -179,6 +185,7 @@ impl Broker {
                 }
             }
         }
+        self.spare = market;
         self.check_exits(candles, i);
         if self.resting.is_empty() {
             return;
