@@ -29,9 +29,10 @@ for plugin in ema-crossover rsi-reversion breakout; do
     "$STRATBOX" backtest --plugin "$DEMO/$plugin.wasm" --candles "$DEMO/BTCUSDT-1h.csv"
 done
 echo
-echo "==> EMA crossover reversing long/short, as JSON (first 600 bytes):"
+echo "==> EMA crossover reversing long/short, as JSON (first 600 bytes of $DEMO/ema-long-short.json):"
 "$STRATBOX" backtest --plugin "$DEMO/ema-crossover.wasm" --candles "$DEMO/BTCUSDT-1h.csv" \
-    --param fast_period=8 --param slow_period=34 --param allow_short=true --json | head -c 600
+    --param fast_period=8 --param slow_period=34 --param allow_short=true --json > "$DEMO/ema-long-short.json"
+cut -c1-600 "$DEMO/ema-long-short.json"
 echo " ..."
 echo
 echo "Plugins and candles are in $DEMO."

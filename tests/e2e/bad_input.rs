@@ -226,3 +226,24 @@ fn synth_writes_whole_files_only() {
     assert_fails(&bad, &["--timeframe"]);
     assert!(!dir.join("e.csv").exists());
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = scratch("broken-pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["candles", "synth", "--bars", "200000"])
+        .env("STRATBOX_CACHE_DIR", dir.join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap();
+    // Dropping our end closes the pipe, like `| head -c 64`.
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(head.starts_with(b"ts,open,high,low,close,volume"));
+}

@@ -78,7 +78,7 @@ pub fn run(args: &BacktestArgs) -> CliResult {
     };
     if args.json {
         let json = serde_json::to_string(&report).map_err(CliError::run)?;
-        println!("{json}");
+        outln!("{json}");
     } else {
         print_summary(&report);
     }
@@ -218,51 +218,60 @@ fn opt(value: Option<f64>, unit: &str) -> String {
 fn print_summary(r: &Report) {
     if let Some(s) = &r.strategy {
         let params: Vec<String> = s.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        println!("{} {} ({})", s.name, s.version, params.join(", "));
+        outln!("{} {} ({})", s.name, s.version, params.join(", "));
     }
-    println!(
+    outln!(
         "{} bars of {}s, {} .. {}",
-        r.bars, r.timeframe_secs, r.start_ts, r.end_ts
+        r.bars,
+        r.timeframe_secs,
+        r.start_ts,
+        r.end_ts
     );
-    println!(
+    outln!(
         "  final equity        {:>14.2}  (from {:.2})",
-        r.final_equity, r.initial_capital
+        r.final_equity,
+        r.initial_capital
     );
-    println!(
+    outln!(
         "  total return        {:>14.2}%  (buy and hold {:.2}%)",
-        r.total_return_pct, r.buy_and_hold_return_pct
+        r.total_return_pct,
+        r.buy_and_hold_return_pct
     );
-    println!("  CAGR                {:>15}", opt(r.cagr_pct, "%"));
-    println!(
+    outln!("  CAGR                {:>15}", opt(r.cagr_pct, "%"));
+    outln!(
         "  max drawdown        {:>14.2}%  ({} bars)",
-        r.max_drawdown_pct, r.max_drawdown_duration_bars
+        r.max_drawdown_pct,
+        r.max_drawdown_duration_bars
     );
-    println!(
+    outln!(
         "  Sharpe / Sortino    {:>15} / {}",
         opt(r.sharpe, ""),
         opt(r.sortino, "")
     );
-    println!("  Calmar              {:>15}", opt(r.calmar, ""));
-    println!(
+    outln!("  Calmar              {:>15}", opt(r.calmar, ""));
+    outln!(
         "  trades              {:>15}  (win rate {})",
         r.num_trades,
         opt(r.win_rate_pct, "%")
     );
-    println!("  profit factor       {:>15}", opt(r.profit_factor, ""));
-    println!(
+    outln!("  profit factor       {:>15}", opt(r.profit_factor, ""));
+    outln!(
         "  avg / best / worst  {:>15} / {} / {}",
         opt(r.avg_trade_pct, "%"),
         opt(r.best_trade_pct, "%"),
         opt(r.worst_trade_pct, "%")
     );
-    println!("  exposure            {:>14.2}%", r.exposure_pct);
-    println!("  fees paid           {:>14.2}", r.fees_paid);
-    println!("  fuel used           {:>15}", r.fuel_used);
+    outln!("  exposure            {:>14.2}%", r.exposure_pct);
+    outln!("  fees paid           {:>14.2}", r.fees_paid);
+    outln!("  fuel used           {:>15}", r.fuel_used);
     match &r.open_position {
-        Some(p) => println!(
+        Some(p) => outln!(
             "  open position       {:?} {:.6} @ {:.2}, unrealized {:.2}",
-            p.side, p.qty, p.entry_price, p.unrealized_pnl
+            p.side,
+            p.qty,
+            p.entry_price,
+            p.unrealized_pnl
         ),
-        None => println!("  open position       none"),
+        None => outln!("  open position       none"),
     }
 }

@@ -51,14 +51,14 @@ pub fn run(args: &BenchArgs) -> CliResult {
         .map_err(CliError::input)?;
     let figures = measure(args, &bytes).map_err(CliError::run)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&figures).map_err(CliError::run)?
         );
         return Ok(());
     }
     let f = &figures;
-    println!(
+    outln!(
         "stratbox bench ({} one-minute bars, median of {} runs{})",
         args.bars,
         args.reps,
@@ -68,31 +68,31 @@ pub fn run(args: &BenchArgs) -> CliResult {
             ""
         }
     );
-    println!(
+    outln!(
         "  native reference   {:>8.1} M bars/s  ({:.1} ms)",
         f["native_bars_per_sec"].as_f64().unwrap_or(0.0) / 1e6,
         f["native_ms"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "  wasm, fuel on      {:>8.1} M bars/s  ({:.1} ms, {} fuel)",
         f["wasm_bars_per_sec"].as_f64().unwrap_or(0.0) / 1e6,
         f["wasm_ms"].as_f64().unwrap_or(0.0),
         f["wasm_fuel_used"]
     );
-    println!(
+    outln!(
         "  wasm / native      {:>8.1} %",
         f["wasm_over_native_pct"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "  compile            {:>8.2} ms",
         f["compile_ms"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "  load precompiled   {:>8.3} ms  ({:.0}x faster)",
         f["precompiled_load_ms"].as_f64().unwrap_or(0.0),
         f["compile_over_precompiled"].as_f64().unwrap_or(0.0)
     );
-    println!(
+    outln!(
         "  instantiate        {:>8.1} us median ({} allocator, includes init)",
         f["instantiate_median_us"].as_f64().unwrap_or(0.0),
         f["allocator"].as_str().unwrap_or("?")

@@ -43,7 +43,7 @@ pub fn run(cmd: CandlesCommand) -> CliResult {
         CandlesCommand::Synth(args) => synth(args),
         CandlesCommand::Check { path } => {
             let candles = load_csv(&path)?;
-            println!(
+            outln!(
                 "{}: {} bars, {} .. {}, timeframe {}",
                 path.display(),
                 candles.len(),
@@ -85,11 +85,16 @@ fn synth(args: SynthArgs) -> CliResult {
         Some(path) => write_atomically(&path, &bytes).map_err(CliError::run)?,
         None => {
             use std::io::Write;
-            std::io::stdout()
-                .lock()
-                .write_all(&bytes)
-                .context("cannot write to standard output")
-                .map_err(CliError::run)?;
+            match std::io::stdout().lock().write_all(&bytes) {
+                Ok(()) => {}
+                // The reader stopped early (`| head`): not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    return Err(CliError::run(
+                        anyhow::Error::new(e).context("cannot write to standard output"),
+                    ))
+                }
+            }
         }
     }
     Ok(())

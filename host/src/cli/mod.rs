@@ -1,5 +1,13 @@
 //! The `stratbox` command line.
 
+/// `println!` that ends the process quietly when the reader has gone away
+/// (`stratbox ... | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::emit_line(format_args!($($arg)*))
+    };
+}
+
 mod backtest;
 mod bench;
 mod candles;
@@ -70,6 +78,22 @@ pub fn main() -> ExitCode {
             eprintln!("error: {:#}", e.error);
             ExitCode::from(e.status)
         }
+    }
+}
+
+pub(crate) fn emit_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    if let Err(e) = written {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
     }
 }
 

@@ -54,7 +54,7 @@ pub fn run(cmd: PluginCommand) -> CliResult {
         } => {
             let path = build(&dir, &target, target_dir.as_deref(), out.as_deref())
                 .map_err(CliError::run)?;
-            println!("{}", path.display());
+            outln!("{}", path.display());
             Ok(())
         }
     }
@@ -82,25 +82,25 @@ fn inspect(path: &Path, json: bool) -> CliResult {
             "params": d.params,
             "columns": d.columns,
         });
-        println!("{value}");
+        outln!("{value}");
         return Ok(());
     }
-    println!("{} {}", d.name, d.version);
-    println!("  {}", d.summary);
-    println!("  sha256   {}", plugin.sha256);
-    println!("  size     {} bytes", plugin.size_bytes);
-    println!("  imports  {}", plugin.imports.join(", "));
-    println!("  exports  {}", plugin.exports.join(", "));
+    outln!("{} {}", d.name, d.version);
+    outln!("  {}", d.summary);
+    outln!("  sha256   {}", plugin.sha256);
+    outln!("  size     {} bytes", plugin.size_bytes);
+    outln!("  imports  {}", plugin.imports.join(", "));
+    outln!("  exports  {}", plugin.exports.join(", "));
     let columns: Vec<String> = d
         .columns
         .iter()
         .map(|c| format!("{c:?}").to_lowercase())
         .collect();
-    println!("  columns  {}", columns.join(", "));
-    println!("  params");
+    outln!("  columns  {}", columns.join(", "));
+    outln!("  params");
     for p in &d.params {
         let bound = |b: Option<f64>| b.map_or("-".to_string(), |v| v.to_string());
-        println!(
+        outln!(
             "    {:<16} {:<5} default {:<8} min {:<6} max {:<6} step {:<4} {}",
             p.name,
             p.kind.to_string(),
@@ -277,12 +277,12 @@ stratbox-sdk = {{ path = "{sdk}" }}
     let lib = SCAFFOLD_LIB.replace("{{NAME}}", &name);
     write_atomically(&dir.join("Cargo.toml"), manifest.as_bytes()).map_err(CliError::run)?;
     write_atomically(&dir.join("src/lib.rs"), lib.as_bytes()).map_err(CliError::run)?;
-    println!("created {}", dir.display());
-    println!(
+    outln!("created {}", dir.display());
+    outln!(
         "  test natively:  cargo test --manifest-path {}/Cargo.toml",
         dir.display()
     );
-    println!("  build:          stratbox plugin build {}", dir.display());
+    outln!("  build:          stratbox plugin build {}", dir.display());
     Ok(())
 }
 
