@@ -134,7 +134,8 @@ pub fn run_backtest(
             leverage: config.leverage,
         },
     );
-    let mut equity = vec![0.0; n];
+    // Filled bar by bar in order: no zeroing pass first.
+    let mut equity: Vec<f64> = Vec::with_capacity(n);
     let mut bars_in_market = 0usize;
     let mut actions: Vec<Action> = Vec::new();
     let mut scan = MIN_SCAN;
@@ -154,12 +155,11 @@ pub fn run_backtest(
         }
         broker.fills.clear();
         let (cash, position) = (broker.cash, broker.position);
-        for (mark, close) in equity[i..i + consumed]
-            .iter_mut()
-            .zip(&candles.close[i..i + consumed])
-        {
-            *mark = cash + position * close;
-        }
+        equity.extend(
+            candles.close[i..i + consumed]
+                .iter()
+                .map(|close| cash + position * close),
+        );
         if position != 0.0 {
             bars_in_market += consumed;
         }
@@ -178,7 +178,7 @@ pub fn run_backtest(
         candles,
         config,
         &broker,
-        &equity,
+        equity,
         bars_in_market,
         strategy.fuel_used(),
     ))
@@ -188,7 +188,7 @@ fn build_report(
     candles: &Candles,
     config: &BacktestConfig,
     broker: &Broker,
-    equity: &[f64],
+    mut equity: Vec<f64>,
     bars_in_market: usize,
     fuel_used: u64,
 ) -> Report {
@@ -200,11 +200,10 @@ fn build_report(
     let bar_seconds = timeframe_secs as f64;
     let final_equity = equity[n - 1];
     let last_close = candles.close[n - 1];
-    let moments = stats::ReturnMoments::from_equity(config.initial_capital, equity);
     let periods_per_year = stats::periods_per_year(bar_seconds);
     let years = n as f64 * bar_seconds / stats::SECONDS_PER_YEAR;
     let cagr = Cagr::compute(config.initial_capital, final_equity, years);
-    let drawdown = MaxDrawdown::compute(config.initial_capital, equity, &candles.ts);
+    let drawdown = MaxDrawdown::compute(config.initial_capital, &equity, &candles.ts);
     let pnls: Vec<f64> = broker.trades.iter().map(|t| t.pnl).collect();
     let trade_returns: Vec<f64> = broker.trades.iter().map(|t| t.return_pct).collect();
     let durations: Vec<i64> = broker.trades.iter().map(|t| t.duration_secs).collect();
@@ -231,6 +230,10 @@ fn build_report(
             equity: equity[k],
         })
         .collect();
+    // Equity is not needed past this point: turn it into the returns in
+    // place (one division per bar, no second buffer).
+    stats::bar_returns_in_place(config.initial_capital, &mut equity);
+    let moments = stats::ReturnMoments::from_returns(&equity);
     Report {
         strategy: None,
         bars: n,

@@ -76,7 +76,7 @@ pub use drawdown::{Drawdown, MaxDrawdown};
 pub use exposure::Exposure;
 pub use moments::ReturnMoments;
 pub use profit_factor::ProfitFactor;
-pub use returns::{bar_returns, periods_per_year, SECONDS_PER_YEAR};
+pub use returns::{bar_returns, bar_returns_in_place, periods_per_year, SECONDS_PER_YEAR};
 pub use sharpe::SharpeRatio;
 pub use sortino::SortinoRatio;
 pub use total_return::{BuyAndHoldReturn, TotalReturn};
