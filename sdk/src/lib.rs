@@ -23,6 +23,7 @@
 //! a bar that placed orders, so the strategy always sees its own fills.
 
 mod context;
+mod fills;
 pub mod indicators;
 mod log;
 mod params;
@@ -100,6 +101,7 @@ macro_rules! export_strategy {
                     first_index: u64,
                     commission: f64,
                     leverage: f64,
+                    slippage_bps: f64,
                     ts: ::std::vec::Vec<i64>,
                     open: ::std::vec::Vec<f64>,
                     high: ::std::vec::Vec<f64>,
@@ -109,7 +111,7 @@ macro_rules! export_strategy {
                 ) {
                     RUNTIME.with(|rt| {
                         rt.borrow_mut()
-                            .push_bars(first_index, commission, leverage, ts, open, high, low, close, volume)
+                            .push_bars(first_index, commission, leverage, slippage_bps, ts, open, high, low, close, volume)
                     })
                 }
                 fn run(portfolio: wit::Portfolio, start: u32, end: u32) -> wit::Step {
@@ -117,6 +119,9 @@ macro_rules! export_strategy {
                 }
                 fn next_action() -> ::std::option::Option<wit::Action> {
                     RUNTIME.with(|rt| rt.borrow_mut().next_action())
+                }
+                fn take_planned() -> wit::Plan {
+                    RUNTIME.with(|rt| rt.borrow_mut().take_planned())
                 }
             }
 

@@ -3,6 +3,7 @@
 
 use crate::bindings::exports::stratbox::strategy::strategy as wit;
 use crate::context::Context;
+use crate::fills;
 use crate::params::{Column, Description, ParamType, ParamValue, Params};
 use crate::types::{Action, Bar, Fill, FillReason, OrderKind, Portfolio, Quantity, Side};
 use crate::Strategy;
@@ -44,6 +45,11 @@ pub struct Runtime<S> {
     zero: Vec<i64>,
     commission: f64,
     leverage: f64,
+    slippage_bps: f64,
+    /// Market orders filled in the guest during the last `run`, and the
+    /// account assumed after each (see `fills`).
+    planned: Vec<wit::PlannedAction>,
+    assumed: Vec<wit::Assumed>,
     /// Actions of the last bar, handed out first by `run`, then by
     /// `next_action` (oldest first).
     actions: Vec<Action>,
@@ -65,6 +71,9 @@ impl<S: Strategy> Runtime<S> {
             zero: Vec::new(),
             commission: 0.0,
             leverage: 1.0,
+            slippage_bps: 0.0,
+            planned: Vec::new(),
+            assumed: Vec::new(),
             actions: Vec::new(),
             next_action: 0,
         }
@@ -88,6 +97,7 @@ impl<S: Strategy> Runtime<S> {
         first_index: u64,
         commission: f64,
         leverage: f64,
+        slippage_bps: f64,
         ts: Vec<i64>,
         open: Vec<f64>,
         high: Vec<f64>,
@@ -97,6 +107,7 @@ impl<S: Strategy> Runtime<S> {
     ) {
         self.commission = commission;
         self.leverage = leverage;
+        self.slippage_bps = slippage_bps;
         self.window = Window {
             first_index,
             ts,
@@ -114,7 +125,7 @@ impl<S: Strategy> Runtime<S> {
     }
 
     pub fn run(&mut self, portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
-        let portfolio = portfolio_from_wit(portfolio, self.commission, self.leverage);
+        let mut portfolio = portfolio_from_wit(portfolio, self.commission, self.leverage);
         let Some(strategy) = self.strategy.as_mut() else {
             panic!("`run` called before a successful `init`");
         };
@@ -127,7 +138,7 @@ impl<S: Strategy> Runtime<S> {
         } else {
             &window.ts[..]
         };
-        let (open, high, low, close, volume) = (
+        let (opens, high, low, close, volume) = (
             floats(&window.open),
             floats(&window.high),
             floats(&window.low),
@@ -138,39 +149,63 @@ impl<S: Strategy> Runtime<S> {
         let start = (from as usize).min(end);
         self.actions.clear();
         self.next_action = 0;
-        // Zipped slices: no bounds check per column per bar.
-        let bars = ts_column[start..end]
-            .iter()
-            .zip(&open[start..end])
-            .zip(&high[start..end])
-            .zip(&low[start..end])
-            .zip(&close[start..end])
-            .zip(&volume[start..end]);
-        for (offset, (((((&ts, &open), &high), &low), &close), &volume)) in bars.enumerate() {
-            let bar = Bar {
-                index: window.first_index + (start + offset) as u64,
-                ts,
-                open,
-                high,
-                low,
-                close,
-                volume,
-            };
-            let mut ctx = Context::new(&portfolio, close, offset == 0, &mut self.actions);
-            strategy.on_bar(&bar, &mut ctx);
-            if !self.actions.is_empty() {
-                self.next_action = 1;
-                return wit::Step {
-                    consumed: (offset + 1) as u32,
-                    action: Some(action_to_wit(self.actions[0])),
-                    more: (self.actions.len() - 1) as u32,
-                };
+        self.planned.clear();
+        self.assumed.clear();
+        let columns = Columns {
+            first_index: window.first_index,
+            ts: ts_column,
+            open: opens,
+            high,
+            low,
+            close,
+            volume,
+        };
+        // Walk segments: a segment ends at a bar with actions. When those
+        // are simple market orders the guest fills them itself and the next
+        // segment starts at the next bar (see `fills`); otherwise return.
+        let mut segment = start;
+        while let Some(i) = walk(
+            strategy,
+            &portfolio,
+            &columns,
+            segment,
+            end,
+            &mut self.actions,
+        ) {
+            if i + 1 < end
+                && plan_market_fills(
+                    &mut portfolio,
+                    &mut self.actions,
+                    &mut self.planned,
+                    &mut self.assumed,
+                    i,
+                    opens[i + 1],
+                    self.slippage_bps,
+                )
+            {
+                segment = i + 1;
+                continue;
             }
+            self.next_action = 1;
+            return wit::Step {
+                consumed: (i + 1 - start) as u32,
+                action: Some(action_to_wit(self.actions[0])),
+                more: (self.actions.len() - 1) as u32,
+                planned: self.planned.len() as u32,
+            };
         }
         wit::Step {
             consumed: (end - start) as u32,
             action: None,
             more: 0,
+            planned: self.planned.len() as u32,
+        }
+    }
+
+    pub fn take_planned(&mut self) -> wit::Plan {
+        wit::Plan {
+            actions: std::mem::take(&mut self.planned),
+            assumed: std::mem::take(&mut self.assumed),
         }
     }
 }
@@ -181,6 +216,87 @@ impl<S: Strategy> Runtime<S> {
         self.next_action += 1;
         Some(action_to_wit(action))
     }
+}
+
+/// The window's columns, with stand-ins for the undeclared ones.
+struct Columns<'a> {
+    first_index: u64,
+    ts: &'a [i64],
+    open: &'a [f64],
+    high: &'a [f64],
+    low: &'a [f64],
+    close: &'a [f64],
+    volume: &'a [f64],
+}
+
+/// Calls `on_bar` for bars `start..end` with a fixed account; returns the
+/// first bar on which the strategy acted. The fills in `portfolio` show on
+/// the first bar only. Inlined so the loop specialises per strategy.
+#[inline(always)]
+fn walk<S: Strategy>(
+    strategy: &mut S,
+    portfolio: &Portfolio,
+    c: &Columns<'_>,
+    start: usize,
+    end: usize,
+    actions: &mut Vec<Action>,
+) -> Option<usize> {
+    // Zipped slices: no bounds check per column per bar.
+    let bars = c.ts[start..end]
+        .iter()
+        .zip(&c.open[start..end])
+        .zip(&c.high[start..end])
+        .zip(&c.low[start..end])
+        .zip(&c.close[start..end])
+        .zip(&c.volume[start..end]);
+    for (offset, (((((&ts, &open), &high), &low), &close), &volume)) in bars.enumerate() {
+        let bar = Bar {
+            index: c.first_index + (start + offset) as u64,
+            ts,
+            open,
+            high,
+            low,
+            close,
+            volume,
+        };
+        let mut ctx = Context::new(portfolio, close, offset == 0, actions);
+        strategy.on_bar(&bar, &mut ctx);
+        if !actions.is_empty() {
+            return Some(start + offset);
+        }
+    }
+    None
+}
+
+/// Fills the bar's actions in the guest when they are simple market orders
+/// (see `fills`), recording them for `take-planned`. Kept out of line so
+/// the per-bar loop stays small: few bars have actions.
+#[cold]
+#[inline(never)]
+fn plan_market_fills(
+    portfolio: &mut Portfolio,
+    actions: &mut Vec<Action>,
+    planned: &mut Vec<wit::PlannedAction>,
+    assumed: &mut Vec<wit::Assumed>,
+    bar: usize,
+    next_open: f64,
+    slippage_bps: f64,
+) -> bool {
+    if !fills::predictable(portfolio, actions, next_open) {
+        return false;
+    }
+    fills::fill_market(portfolio, actions, next_open, slippage_bps);
+    planned.extend(actions.drain(..).map(|action| wit::PlannedAction {
+        bar: bar as u32,
+        action: action_to_wit(action),
+    }));
+    assumed.push(wit::Assumed {
+        bar: (bar + 1) as u32,
+        cash: portfolio.cash,
+        position: portfolio.position,
+        entry_price: portfolio.entry_price,
+    });
+    true
 }
 
 /// A column the host sent, or NaNs in its place.

@@ -14,6 +14,14 @@ fn report_json(out: &std::process::Output) -> Value {
 
 /// The native reference through the same engine, as JSON.
 fn native_report(candles: &stratbox::candles::Candles, allow_short: bool) -> Value {
+    native_report_with(candles, allow_short, &BacktestConfig::default())
+}
+
+fn native_report_with(
+    candles: &stratbox::candles::Candles,
+    allow_short: bool,
+    config: &BacktestConfig,
+) -> Value {
     let schema = reference::schema("ema-crossover").unwrap();
     let inputs = [(
         "allow_short".to_string(),
@@ -26,8 +34,7 @@ fn native_report(candles: &stratbox::candles::Candles, allow_short: bool) -> Val
         Some(ParamValue::Bool(allow_short))
     );
     let mut strategy = reference::build("ema-crossover", &params).unwrap();
-    let report =
-        engine::run_backtest(candles, strategy.as_mut(), &BacktestConfig::default()).unwrap();
+    let report = engine::run_backtest(candles, strategy.as_mut(), config).unwrap();
     serde_json::to_value(report).unwrap()
 }
 
@@ -251,4 +258,45 @@ fn example_plugins_exercise_every_order_type() {
     for reason in ["close_position", "stop_loss", "take_profit"] {
         assert!(exits.contains(reason), "no {reason} exit in {exits:?}");
     }
+}
+
+/// The plugin fills its own market orders inside the sandbox (one call per
+/// window instead of one per trade); with slippage, leverage and a higher
+/// commission the result must still equal the native run to the bit.
+#[test]
+fn guest_filled_orders_equal_the_engine_with_slippage_and_leverage() {
+    let dir = scratch("parity-costs");
+    let (csv, candles) = candles_csv(&dir, 20_000, 13, 900);
+    let plugin = plugin("ema-crossover");
+    let wasm = report_json(&stratbox(
+        &dir,
+        &[
+            "backtest",
+            "--plugin",
+            path_str(&plugin),
+            "--candles",
+            path_str(&csv),
+            "--param",
+            "allow_short=true",
+            "--slippage-bps",
+            "7.5",
+            "--leverage",
+            "3",
+            "--commission",
+            "0.001",
+            "--capital",
+            "2500",
+            "--json",
+        ],
+    ));
+    let config = BacktestConfig {
+        initial_capital: 2_500.0,
+        commission: 0.001,
+        slippage_bps: 7.5,
+        leverage: 3.0,
+        ..BacktestConfig::default()
+    };
+    let native = native_report_with(&candles, true, &config);
+    assert!(wasm["num_trades"].as_u64().unwrap() > 100);
+    assert_same_run(&wasm, &native);
 }

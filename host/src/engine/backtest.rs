@@ -6,7 +6,7 @@ use super::stats::{
     self, AverageTradeDuration, BuyAndHoldReturn, Cagr, CalmarRatio, Exposure, MaxDrawdown,
     ProfitFactor, SharpeRatio, SortinoRatio, TotalReturn, TradeReturns, WinRate,
 };
-use super::strategy::{Action, Strategy, StrategyError};
+use super::strategy::{Action, Plan, Strategy, StrategyError};
 use crate::candles::Candles;
 
 /// Account and reporting settings of one backtest.
@@ -138,14 +138,17 @@ pub fn run_backtest(
     let mut equity: Vec<f64> = Vec::with_capacity(n);
     let mut bars_in_market = 0usize;
     let mut actions: Vec<Action> = Vec::new();
+    let mut plan = Plan::default();
+    let mut bar_actions: Vec<Action> = Vec::new();
     let mut scan = MIN_SCAN;
     let mut i = 0;
     while i < n {
         broker.fill_bar(candles, i);
         let end = broker.next_trigger(candles, i + 1, n, scan);
         actions.clear();
+        plan.clear();
         let consumed = strategy
-            .on_bars(candles, i, end, &broker.view(), &mut actions)
+            .on_bars(candles, i, end, &broker.view(), &mut actions, &mut plan)
             .map_err(EngineError::Strategy)?;
         if consumed == 0 || consumed > end - i {
             return Err(EngineError::Protocol(format!(
@@ -154,16 +157,31 @@ pub fn run_backtest(
             )));
         }
         broker.fills.clear();
-        let (cash, position) = (broker.cash, broker.position);
-        equity.extend(
-            candles.close[i..i + consumed]
-                .iter()
-                .map(|close| cash + position * close),
-        );
-        if position != 0.0 {
-            bars_in_market += consumed;
-        }
         let last = i + consumed - 1;
+        if plan.is_empty() {
+            let (cash, position) = (broker.cash, broker.position);
+            equity.extend(
+                candles.close[i..=last]
+                    .iter()
+                    .map(|close| cash + position * close),
+            );
+            if position != 0.0 {
+                bars_in_market += consumed;
+            }
+        } else {
+            replay_plan(
+                candles,
+                &mut broker,
+                &plan,
+                i,
+                last,
+                &mut bar_actions,
+                &mut equity,
+                &mut bars_in_market,
+            )?;
+            // Fills inside the range were seen by the strategy already.
+            broker.fills.clear();
+        }
         broker
             .apply(&actions)
             .map_err(|message| EngineError::InvalidOrder {
@@ -182,6 +200,78 @@ pub fn run_backtest(
         bars_in_market,
         strategy.fuel_used(),
     ))
+}
+
+/// Applies actions a strategy took (and filled itself) on bars `start..last`
+/// of one call, marking equity bar by bar, and checks every account it
+/// assumed against the broker's, bit for bit.
+#[allow(clippy::too_many_arguments)]
+fn replay_plan(
+    candles: &Candles,
+    broker: &mut Broker,
+    plan: &Plan,
+    start: usize,
+    last: usize,
+    bar_actions: &mut Vec<Action>,
+    equity: &mut Vec<f64>,
+    bars_in_market: &mut usize,
+) -> Result<(), EngineError> {
+    let protocol = |message: String| EngineError::Protocol(message);
+    let mut next_action = 0;
+    let mut next_assumed = 0;
+    for k in start..=last {
+        if k > start && broker.has_pending_market() {
+            broker.fill_bar(candles, k);
+            let Some(assumed) = plan.assumed.get(next_assumed).filter(|a| a.bar == k) else {
+                return Err(protocol(format!(
+                    "no assumed account for the fills of bar {k}"
+                )));
+            };
+            next_assumed += 1;
+            let same = assumed.cash.to_bits() == broker.cash.to_bits()
+                && assumed.position.to_bits() == broker.position.to_bits()
+                && assumed.entry_price.to_bits() == broker.entry_price.to_bits();
+            if !same {
+                return Err(protocol(format!(
+                    "the strategy assumed cash {}, position {}, entry {} after the fills of bar {k}; the engine has {}, {}, {}",
+                    assumed.cash, assumed.position, assumed.entry_price,
+                    broker.cash, broker.position, broker.entry_price
+                )));
+            }
+        }
+        equity.push(broker.cash + broker.position * candles.close[k]);
+        if broker.position != 0.0 {
+            *bars_in_market += 1;
+        }
+        bar_actions.clear();
+        while let Some(&(bar, action)) = plan.actions.get(next_action) {
+            if bar != k {
+                break;
+            }
+            bar_actions.push(action);
+            next_action += 1;
+        }
+        if !bar_actions.is_empty() {
+            if k == last {
+                return Err(protocol(format!(
+                    "planned actions on bar {k}, the last of the call, must come back as actions"
+                )));
+            }
+            broker
+                .apply(bar_actions)
+                .map_err(|message| EngineError::InvalidOrder {
+                    bar: k,
+                    ts: candles.ts[k],
+                    message,
+                })?;
+        }
+    }
+    if next_action != plan.actions.len() || next_assumed != plan.assumed.len() {
+        return Err(protocol(format!(
+            "planned actions or assumed accounts outside bars {start}..={last}, or out of order"
+        )));
+    }
+    Ok(())
 }
 
 fn build_report(

@@ -82,6 +82,7 @@ impl Broker {
             open_orders: self.resting.len() as u32,
             commission: self.costs.commission,
             leverage: self.costs.leverage,
+            slippage_bps: self.costs.slippage_bps,
             fills: &self.fills,
         }
     }
@@ -103,6 +104,11 @@ impl Broker {
                 self.entry_fees,
             )
         })
+    }
+
+    /// Market orders waiting for the next open.
+    pub fn has_pending_market(&self) -> bool {
+        !self.market.is_empty()
     }
 
     /// Applies the strategy's actions, taken at the close of `bar`.

@@ -15,8 +15,8 @@ pub use params::{
 };
 pub use report::{EquityPoint, OpenPosition, Report, StrategyInfo, Trade, TradeSide};
 pub use strategy::{
-    Action, Fill, FillReason, Order, OrderKind, PortfolioView, Quantity, Side, Strategy,
-    StrategyError,
+    Action, Assumed, Fill, FillReason, Order, OrderKind, Plan, PortfolioView, Quantity, Side,
+    Strategy, StrategyError,
 };
 #[cfg(test)]
 mod tests;

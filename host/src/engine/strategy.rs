@@ -90,8 +90,39 @@ pub struct PortfolioView<'a> {
     pub open_orders: u32,
     pub commission: f64,
     pub leverage: f64,
+    /// Adverse slippage of market fills, in basis points.
+    pub slippage_bps: f64,
     /// Fills on the first bar of this call.
     pub fills: &'a [Fill],
+}
+
+/// Actions a strategy took on bars before the last one of a call, having
+/// filled its own market orders (see [`Strategy::on_bars`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// (bar index, action), in bar order.
+    pub actions: Vec<(usize, Action)>,
+    /// The account the strategy assumed at the start of a bar, after that
+    /// bar's market fills; the engine checks it bit for bit.
+    pub assumed: Vec<Assumed>,
+}
+
+impl Plan {
+    pub fn clear(&mut self) {
+        self.actions.clear();
+        self.assumed.clear();
+    }
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty() && self.assumed.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assumed {
+    pub bar: usize,
+    pub cash: f64,
+    pub position: f64,
+    pub entry_price: f64,
 }
 
 /// A trading strategy, driven by the engine in ranges of bars.
@@ -101,6 +132,11 @@ pub struct PortfolioView<'a> {
 /// strategy walks the bars in order and returns how many it consumed
 /// (at least one): it stops early after the first bar on which it pushed
 /// actions, which the engine then applies before the next bar.
+///
+/// A strategy may instead walk past bars whose actions are only market
+/// orders without exits (or `ClosePosition`) while nothing rests, filling
+/// them itself at the next open by SPEC section 5: it reports them in
+/// `plan` with the account it assumed, which the engine applies and checks.
 pub trait Strategy {
     fn on_bars(
         &mut self,
@@ -109,6 +145,7 @@ pub trait Strategy {
         end: usize,
         portfolio: &PortfolioView<'_>,
         actions: &mut Vec<Action>,
+        plan: &mut Plan,
     ) -> Result<usize, StrategyError>;
 
     /// Fuel burnt so far, for sandboxed strategies.

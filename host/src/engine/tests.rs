@@ -114,6 +114,7 @@ impl Strategy for Scripted {
         end: usize,
         portfolio: &PortfolioView<'_>,
         actions: &mut Vec<Action>,
+        _plan: &mut Plan,
     ) -> Result<usize, StrategyError> {
         self.seen.push(Seen {
             start,
@@ -898,4 +899,76 @@ fn a_stop_loss_set_while_flat_is_refused() {
     };
     assert_eq!(bar, 1);
     assert!(message.contains("protects nothing"), "{message}");
+}
+
+/// Returns a fixed plan from its first call, then walks the rest.
+struct Planner {
+    plan: Plan,
+    consumed: usize,
+}
+
+impl Strategy for Planner {
+    fn on_bars(
+        &mut self,
+        _candles: &Candles,
+        start: usize,
+        end: usize,
+        _portfolio: &PortfolioView<'_>,
+        _actions: &mut Vec<Action>,
+        plan: &mut Plan,
+    ) -> Result<usize, StrategyError> {
+        if start == 0 {
+            *plan = self.plan.clone();
+            return Ok(self.consumed);
+        }
+        Ok(end - start)
+    }
+}
+
+fn planned_buy(cash: f64, position: f64, entry_price: f64) -> Planner {
+    Planner {
+        plan: Plan {
+            actions: vec![(0, market(Side::Buy))],
+            assumed: vec![Assumed {
+                bar: 1,
+                cash,
+                position,
+                entry_price,
+            }],
+        },
+        consumed: 3,
+    }
+}
+
+#[test]
+fn a_plan_filled_by_the_strategy_equals_returning_at_the_action() {
+    // Buy all in at bar 0's close, filled at bar 1's open (102): the
+    // strategy reports the account it computed and walks on to bar 2.
+    let bars = [flat(100.0), flat(102.0), flat(105.0), flat(104.0)];
+    let qty = all_in_qty(CAPITAL, 1.0, 102.0, C);
+    let cash = CAPITAL - (qty * 102.0 + qty * 102.0 * C);
+    let mut planner = planned_buy(cash, qty, 102.0);
+    let planned = run_backtest(&candles(&bars), &mut planner, &config(C, 1.0)).unwrap();
+    let (scripted, _) = run(&bars, [(0, vec![market(Side::Buy)])], &config(C, 1.0));
+    assert_eq!(planned, scripted);
+}
+
+#[test]
+fn a_plan_whose_account_differs_by_one_bit_fails_the_run() {
+    let bars = [flat(100.0), flat(102.0), flat(105.0), flat(104.0)];
+    let qty = all_in_qty(CAPITAL, 1.0, 102.0, C);
+    let cash = CAPITAL - (qty * 102.0 + qty * 102.0 * C);
+    let off_by_one_bit = f64::from_bits(cash.to_bits() + 1);
+    let mut planner = planned_buy(off_by_one_bit, qty, 102.0);
+    let err = run_backtest(&candles(&bars), &mut planner, &config(C, 1.0)).unwrap_err();
+    assert!(matches!(err, EngineError::Protocol(_)), "{err}");
+    assert!(err.to_string().contains("assumed"), "{err}");
+    // A planned action on the last bar of the call is refused too.
+    let mut late = planned_buy(cash, qty, 102.0);
+    late.plan.actions = vec![(2, market(Side::Buy))];
+    late.plan.assumed.clear();
+    assert!(matches!(
+        run_backtest(&candles(&bars), &mut late, &config(C, 1.0)),
+        Err(EngineError::Protocol(_))
+    ));
 }

@@ -3,7 +3,7 @@
 
 use crate::candles::Candles;
 use crate::engine::{
-    Action, Order, OrderKind, PortfolioView, Quantity, Side, Strategy, StrategyError,
+    Action, Order, OrderKind, Plan, PortfolioView, Quantity, Side, Strategy, StrategyError,
 };
 
 #[derive(Debug, Clone)]
@@ -45,6 +45,7 @@ impl Strategy for EmaCrossover {
         end: usize,
         portfolio: &PortfolioView<'_>,
         actions: &mut Vec<Action>,
+        _plan: &mut Plan,
     ) -> Result<usize, StrategyError> {
         let position = portfolio.position;
         for i in start..end {

@@ -12,8 +12,8 @@ use super::error::RunError;
 use super::limits::{Limiter, MemoryLimitHit};
 use crate::candles::Candles;
 use crate::engine::{
-    self, Action, Column, Description, ParamSpec, ParamType, ParamValue, Params, PortfolioView,
-    Strategy, StrategyError,
+    self, Action, Assumed, Column, Description, ParamSpec, ParamType, ParamValue, Params, Plan,
+    PortfolioView, Strategy, StrategyError,
 };
 
 /// Stops a run from another thread (checked at every epoch tick).
@@ -267,7 +267,8 @@ impl WasmStrategy {
             window_bars: config.window_bars.max(1),
             window: None,
             failed: None,
-            send: Column::ALL.map(|c| columns.contains(&c)),
+            // Opens always cross: the guest fills simple market orders at them.
+            send: Column::ALL.map(|c| c == Column::Open || columns.contains(&c)),
         })
     }
 
@@ -309,6 +310,7 @@ impl WasmStrategy {
             start as u64,
             portfolio.commission,
             portfolio.leverage,
+            portfolio.slippage_bps,
             ts,
             pick(open, &candles.open),
             pick(high, &candles.high),
@@ -330,6 +332,7 @@ impl Strategy for WasmStrategy {
         end: usize,
         portfolio: &PortfolioView<'_>,
         actions: &mut Vec<Action>,
+        plan: &mut Plan,
     ) -> Result<usize, StrategyError> {
         if let Some(failed) = &self.failed {
             return Err(Box::new(failed.clone()));
@@ -374,6 +377,26 @@ impl Strategy for WasmStrategy {
             return Err(Box::new(error));
         }
         actions.extend(step.action.map(action_from_wit));
+        if step.planned > 0 {
+            let taken = self
+                .bindings
+                .stratbox_strategy_strategy()
+                .call_take_planned(&mut self.store)
+                .map_err(|e| self.fail(&e))?;
+            plan.actions.extend(
+                taken
+                    .actions
+                    .into_iter()
+                    .map(|p| (window_start + p.bar as usize, action_from_wit(p.action))),
+            );
+            plan.assumed
+                .extend(taken.assumed.into_iter().map(|a| Assumed {
+                    bar: window_start + a.bar as usize,
+                    cash: a.cash,
+                    position: a.position,
+                    entry_price: a.entry_price,
+                }));
+        }
         for _ in 0..step.more {
             let next = self
                 .bindings
