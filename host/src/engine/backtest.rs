@@ -219,56 +219,69 @@ fn replay_plan(
     let protocol = |message: String| EngineError::Protocol(message);
     let mut next_action = 0;
     let mut next_assumed = 0;
-    for k in start..=last {
-        if k > start && broker.has_pending_market() {
-            broker.fill_bar(candles, k);
-            let Some(assumed) = plan.assumed.get(next_assumed).filter(|a| a.bar == k) else {
-                return Err(protocol(format!(
-                    "no assumed account for the fills of bar {k}"
-                )));
-            };
-            next_assumed += 1;
-            let same = assumed.cash.to_bits() == broker.cash.to_bits()
-                && assumed.position.to_bits() == broker.position.to_bits()
-                && assumed.entry_price.to_bits() == broker.entry_price.to_bits();
-            if !same {
-                return Err(protocol(format!(
-                    "the strategy assumed cash {}, position {}, entry {} after the fills of bar {k}; the engine has {}, {}, {}",
-                    assumed.cash, assumed.position, assumed.entry_price,
-                    broker.cash, broker.position, broker.entry_price
-                )));
-            }
+    let mut k = start;
+    loop {
+        // Bars k..=acted have the same account: mark them in one go.
+        let acted = plan.actions.get(next_action).map_or(last, |&(bar, _)| bar);
+        if acted < k || acted > last {
+            return Err(protocol(format!(
+                "planned action on bar {acted} outside bars {k}..={last}, or out of order"
+            )));
         }
-        equity.push(broker.cash + broker.position * candles.close[k]);
-        if broker.position != 0.0 {
-            *bars_in_market += 1;
+        let (cash, position) = (broker.cash, broker.position);
+        equity.extend(
+            candles.close[k..=acted]
+                .iter()
+                .map(|close| cash + position * close),
+        );
+        if position != 0.0 {
+            *bars_in_market += acted + 1 - k;
+        }
+        if next_action == plan.actions.len() {
+            break;
+        }
+        if acted == last {
+            return Err(protocol(format!(
+                "planned actions on bar {acted}, the last of the call, must come back as actions"
+            )));
         }
         bar_actions.clear();
         while let Some(&(bar, action)) = plan.actions.get(next_action) {
-            if bar != k {
+            if bar != acted {
                 break;
             }
             bar_actions.push(action);
             next_action += 1;
         }
-        if !bar_actions.is_empty() {
-            if k == last {
-                return Err(protocol(format!(
-                    "planned actions on bar {k}, the last of the call, must come back as actions"
-                )));
-            }
-            broker
-                .apply(bar_actions)
-                .map_err(|message| EngineError::InvalidOrder {
-                    bar: k,
-                    ts: candles.ts[k],
-                    message,
-                })?;
+        broker
+            .apply(bar_actions)
+            .map_err(|message| EngineError::InvalidOrder {
+                bar: acted,
+                ts: candles.ts[acted],
+                message,
+            })?;
+        k = acted + 1;
+        broker.fill_bar(candles, k);
+        let Some(assumed) = plan.assumed.get(next_assumed).filter(|a| a.bar == k) else {
+            return Err(protocol(format!(
+                "no assumed account for the fills of bar {k}"
+            )));
+        };
+        next_assumed += 1;
+        let same = assumed.cash.to_bits() == broker.cash.to_bits()
+            && assumed.position.to_bits() == broker.position.to_bits()
+            && assumed.entry_price.to_bits() == broker.entry_price.to_bits();
+        if !same {
+            return Err(protocol(format!(
+                "the strategy assumed cash {}, position {}, entry {} after the fills of bar {k}; the engine has {}, {}, {}",
+                assumed.cash, assumed.position, assumed.entry_price,
+                broker.cash, broker.position, broker.entry_price
+            )));
         }
     }
-    if next_action != plan.actions.len() || next_assumed != plan.assumed.len() {
+    if next_assumed != plan.assumed.len() {
         return Err(protocol(format!(
-            "planned actions or assumed accounts outside bars {start}..={last}, or out of order"
+            "assumed accounts outside bars {start}..={last}, or out of order"
         )));
     }
     Ok(())

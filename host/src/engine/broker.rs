@@ -106,11 +106,6 @@ impl Broker {
         })
     }
 
-    /// Market orders waiting for the next open.
-    pub fn has_pending_market(&self) -> bool {
-        !self.market.is_empty()
-    }
-
     /// Applies the strategy's actions, taken at the close of `bar`.
     pub fn apply(&mut self, actions: &[Action]) -> Result<(), String> {
         for action in actions {
