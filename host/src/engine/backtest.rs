@@ -156,32 +156,19 @@ pub fn run_backtest(
                 end - i
             )));
         }
-        broker.fills.clear();
         let last = i + consumed - 1;
-        if plan.is_empty() {
-            let (cash, position) = (broker.cash, broker.position);
-            equity.extend(
-                candles.close[i..=last]
-                    .iter()
-                    .map(|close| cash + position * close),
-            );
-            if position != 0.0 {
-                bars_in_market += consumed;
-            }
-        } else {
-            replay_plan(
-                candles,
-                &mut broker,
-                &plan,
-                i,
-                last,
-                &mut bar_actions,
-                &mut equity,
-                &mut bars_in_market,
-            )?;
-            // Fills inside the range were seen by the strategy already.
-            broker.fills.clear();
-        }
+        walk_range(
+            candles,
+            &mut broker,
+            &plan,
+            i,
+            last,
+            &mut bar_actions,
+            &mut equity,
+            &mut bars_in_market,
+        )?;
+        // The strategy has seen every fill up to `last`.
+        broker.fills.clear();
         broker
             .apply(&actions)
             .map_err(|message| EngineError::InvalidOrder {
@@ -202,11 +189,13 @@ pub fn run_backtest(
     ))
 }
 
-/// Applies actions a strategy took (and filled itself) on bars `start..last`
-/// of one call, marking equity bar by bar, and checks every account it
-/// assumed against the broker's, bit for bit.
+/// Marks equity for bars `start..=last` of one call. With a plan, also
+/// applies the actions the strategy took (and filled itself) on earlier
+/// bars, fills them, and checks every account it assumed against the
+/// broker's, bit for bit. Between fills the account is constant, so each
+/// stretch is marked in one go.
 #[allow(clippy::too_many_arguments)]
-fn replay_plan(
+fn walk_range(
     candles: &Candles,
     broker: &mut Broker,
     plan: &Plan,

@@ -112,9 +112,6 @@ impl Plan {
         self.actions.clear();
         self.assumed.clear();
     }
-    pub fn is_empty(&self) -> bool {
-        self.actions.is_empty() && self.assumed.is_empty()
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
