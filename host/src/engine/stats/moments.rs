@@ -1,8 +1,6 @@
 //! The sums Sharpe and Sortino are built from, gathered without
 //! materialising the return series.
 
-use super::returns::simple_return;
-
 /// Sums over per-bar returns, each in index order (so every sum is
 /// bit-identical to a plain loop over [`bar_returns`](super::bar_returns)):
 ///
@@ -16,8 +14,8 @@ use super::returns::simple_return;
 ///
 /// The first three sums are independent chains in one pass, so the CPU
 /// overlaps them; computing them in separate loops would make each wait on
-/// floating-point add latency in turn. No allocation: a 10M-bar run does
-/// not need another 80 MB for its returns.
+/// floating-point add latency in turn. The engine computes the returns in
+/// place over its equity buffer, so no second buffer is needed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReturnMoments {
     pub n: usize,
@@ -28,31 +26,15 @@ pub struct ReturnMoments {
 }
 
 impl ReturnMoments {
-    /// From an explicit series of returns.
+    /// From per-bar returns ([`bar_returns`](super::bar_returns) or
+    /// [`bar_returns_in_place`](super::bar_returns_in_place)).
     pub fn from_returns(returns: &[f64]) -> Self {
-        Self::gather(returns.len(), |i| returns[i])
-    }
-
-    /// From an equity curve, with the returns of
-    /// [`bar_returns`](super::bar_returns) computed on the fly.
-    pub fn from_equity(initial_capital: f64, equity: &[f64]) -> Self {
-        Self::gather(equity.len(), |i| {
-            let previous = if i == 0 {
-                initial_capital
-            } else {
-                equity[i - 1]
-            };
-            simple_return(previous, equity[i])
-        })
-    }
-
-    fn gather(n: usize, r: impl Fn(usize) -> f64) -> Self {
+        let n = returns.len();
         let mut sum = 0.0;
         let mut downside_squares = 0.0;
         let mut all_equal = true;
-        let first = if n > 0 { r(0) } else { 0.0 };
-        for i in 0..n {
-            let x = r(i);
+        let first = returns.first().copied().unwrap_or(0.0);
+        for &x in returns {
             sum += x;
             let downside = x.min(0.0);
             downside_squares += downside * downside;
@@ -61,8 +43,8 @@ impl ReturnMoments {
         let mut deviation_squares = 0.0;
         if n > 0 {
             let mean = sum / n as f64;
-            for i in 0..n {
-                let deviation = r(i) - mean;
+            for &x in returns {
+                let deviation = x - mean;
                 deviation_squares += deviation * deviation;
             }
         }
@@ -88,10 +70,12 @@ mod tests {
     use crate::engine::stats::bar_returns;
 
     #[test]
-    fn equity_and_explicit_returns_give_identical_sums() {
+    fn in_place_and_explicit_returns_give_identical_sums() {
         // Equity 10000 -> 11000 -> 9900 -> 9900: returns 0.1, -0.1, 0.
         let equity = [11_000.0, 9_900.0, 9_900.0];
-        let from_equity = ReturnMoments::from_equity(10_000.0, &equity);
+        let mut in_place = equity;
+        crate::engine::stats::bar_returns_in_place(10_000.0, &mut in_place);
+        let from_equity = ReturnMoments::from_returns(&in_place);
         let from_returns = ReturnMoments::from_returns(&bar_returns(10_000.0, &equity));
         assert_eq!(from_equity, from_returns);
         assert_eq!(from_equity.n, 3);

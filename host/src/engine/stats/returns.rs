@@ -80,7 +80,7 @@ pub fn bar_returns_in_place(initial_capital: f64, equity: &mut [f64]) {
 
 /// `(current - previous) / previous`, or `0.0` when `previous <= 0`, or the
 /// result, is not finite.
-pub(super) fn simple_return(previous: f64, current: f64) -> f64 {
+fn simple_return(previous: f64, current: f64) -> f64 {
     if previous.is_finite() && previous > 0.0 {
         super::finite_or_zero((current - previous) / previous)
     } else {
