@@ -180,7 +180,9 @@ pub fn build(
         .env("RUSTFLAGS", rustflags)
         .args([
             "build",
-            // Defined here too, so crates outside this workspace build alike.
+            // The `plugin` profile, defined here so every crate, in this
+            // workspace or not, builds alike: whole-program optimisation so
+            // the SDK's per-bar glue inlines into the strategy.
             "--config",
             "profile.plugin.inherits=\"release\"",
             "--config",
