@@ -300,3 +300,32 @@ fn guest_filled_orders_equal_the_engine_with_slippage_and_leverage() {
     assert!(wasm["num_trades"].as_u64().unwrap() > 100);
     assert_same_run(&wasm, &native);
 }
+
+/// `stratbox bench` runs end to end on a small size (its own check fails it
+/// if WASM and native disagree); timings are not asserted.
+#[test]
+fn bench_reports_its_figures() {
+    let dir = scratch("bench");
+    let plugin = plugin("ema-crossover");
+    let out = stratbox(
+        &dir,
+        &[
+            "bench",
+            "--plugin",
+            path_str(&plugin),
+            "--bars",
+            "5000",
+            "--reps",
+            "1",
+            "--instantiations",
+            "5",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let figures: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(figures["bars"], 5000);
+    assert!(figures["wasm_fuel_used"].as_u64().unwrap() > 0);
+    assert!(figures["compile_ms"].as_f64().unwrap() > 0.0);
+    assert!(figures["nan_canonicalization"].as_bool().unwrap());
+}

@@ -60,47 +60,61 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let f = &figures;
     outln!(
         "stratbox bench ({} one-minute bars, median of {} runs{})",
-        args.bars,
-        args.reps,
-        if args.no_nan_canonicalization {
-            ", NaN canonicalisation off"
-        } else {
+        f.bars,
+        f.reps,
+        if f.nan_canonicalization {
             ""
+        } else {
+            ", NaN canonicalisation off"
         }
     );
     outln!(
         "  native reference   {:>8.1} M bars/s  ({:.1} ms)",
-        f["native_bars_per_sec"].as_f64().unwrap_or(0.0) / 1e6,
-        f["native_ms"].as_f64().unwrap_or(0.0)
+        f.native_bars_per_sec / 1e6,
+        f.native_ms
     );
     outln!(
         "  wasm, fuel on      {:>8.1} M bars/s  ({:.1} ms, {} fuel)",
-        f["wasm_bars_per_sec"].as_f64().unwrap_or(0.0) / 1e6,
-        f["wasm_ms"].as_f64().unwrap_or(0.0),
-        f["wasm_fuel_used"]
+        f.wasm_bars_per_sec / 1e6,
+        f.wasm_ms,
+        f.wasm_fuel_used
     );
-    outln!(
-        "  wasm / native      {:>8.1} %",
-        f["wasm_over_native_pct"].as_f64().unwrap_or(0.0)
-    );
-    outln!(
-        "  compile            {:>8.2} ms",
-        f["compile_ms"].as_f64().unwrap_or(0.0)
-    );
+    outln!("  wasm / native      {:>8.1} %", f.wasm_over_native_pct);
+    outln!("  compile            {:>8.2} ms", f.compile_ms);
     outln!(
         "  load precompiled   {:>8.3} ms  ({:.0}x faster)",
-        f["precompiled_load_ms"].as_f64().unwrap_or(0.0),
-        f["compile_over_precompiled"].as_f64().unwrap_or(0.0)
+        f.precompiled_load_ms,
+        f.compile_over_precompiled
     );
     outln!(
         "  instantiate        {:>8.1} us median ({} allocator, includes init)",
-        f["instantiate_median_us"].as_f64().unwrap_or(0.0),
-        f["allocator"].as_str().unwrap_or("?")
+        f.instantiate_median_us,
+        f.allocator
     );
     Ok(())
 }
 
-fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+/// What `stratbox bench` measures; `--json` prints it as is.
+#[derive(Debug, serde::Serialize)]
+struct Figures {
+    bars: usize,
+    reps: usize,
+    native_ms: f64,
+    native_bars_per_sec: f64,
+    wasm_ms: f64,
+    wasm_bars_per_sec: f64,
+    wasm_fuel_used: u64,
+    wasm_over_native_pct: f64,
+    compile_ms: f64,
+    precompiled_load_ms: f64,
+    compile_over_precompiled: f64,
+    instantiate_median_us: f64,
+    allocator: &'static str,
+    nan_canonicalization: bool,
+    final_equity: f64,
+}
+
+fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
     let candles: Candles = candles::synth(args.bars, 42, 60, 1_704_067_200, 42_000.0);
     let config = BacktestConfig::default();
     let scratch = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
@@ -109,7 +123,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
         nan_canonicalization: !args.no_nan_canonicalization,
         ..SandboxConfig::default()
     })?;
-    let plugin = sandbox.load(bytes).map_err(|e| anyhow!("{e}"))?;
+    let plugin = sandbox.load(bytes)?;
     let params = Params::validate(&plugin.description.params, &Default::default())?;
 
     // Interleaved so both sides see the same machine load.
@@ -123,15 +137,13 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
         native_equity = report.final_equity;
 
         let started = Instant::now();
-        let mut strategy = sandbox
-            .instantiate(
-                &plugin,
-                &params,
-                candles.len(),
-                RunLimits::default(),
-                CancelToken::default(),
-            )
-            .map_err(|e| anyhow!("{e}"))?;
+        let mut strategy = sandbox.instantiate(
+            &plugin,
+            &params,
+            candles.len(),
+            RunLimits::default(),
+            CancelToken::default(),
+        )?;
         let report = engine::run_backtest(&candles, &mut strategy, &config)?;
         wasm.push(started.elapsed());
         wasm_equity = report.final_equity;
@@ -150,10 +162,11 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
     for rep in 0..args.reps {
         let cold = Sandbox::new(SandboxConfig {
             cache_dir: Some(scratch.join(format!("cold-{rep}"))),
+            nan_canonicalization: !args.no_nan_canonicalization,
             ..SandboxConfig::default()
         })?;
         let started = Instant::now();
-        let loaded = cold.load(bytes).map_err(|e| anyhow!("{e}"))?;
+        let loaded = cold.load(bytes)?;
         compile.push(started.elapsed());
         anyhow::ensure!(
             loaded.source == "compiled",
@@ -162,7 +175,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
         );
         cold.clear_memory_cache();
         let started = Instant::now();
-        let loaded = cold.load(bytes).map_err(|e| anyhow!("{e}"))?;
+        let loaded = cold.load(bytes)?;
         precompiled.push(started.elapsed());
         anyhow::ensure!(
             loaded.source == "disk-cache",
@@ -175,15 +188,13 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
     let mut instantiate = Vec::with_capacity(args.instantiations);
     for _ in 0..args.instantiations {
         let started = Instant::now();
-        let strategy = sandbox
-            .instantiate(
-                &plugin,
-                &params,
-                1_000,
-                RunLimits::default(),
-                CancelToken::default(),
-            )
-            .map_err(|e| anyhow!("{e}"))?;
+        let strategy = sandbox.instantiate(
+            &plugin,
+            &params,
+            1_000,
+            RunLimits::default(),
+            CancelToken::default(),
+        )?;
         instantiate.push(started.elapsed());
         drop(strategy);
     }
@@ -191,21 +202,22 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<serde_json::Value> 
     let _ = std::fs::remove_dir_all(&scratch);
 
     let per_sec = |d: Duration| args.bars as f64 / d.as_secs_f64();
-    Ok(serde_json::json!({
-        "bars": args.bars,
-        "reps": args.reps,
-        "native_ms": native.as_secs_f64() * 1e3,
-        "native_bars_per_sec": per_sec(native),
-        "wasm_ms": wasm.as_secs_f64() * 1e3,
-        "wasm_bars_per_sec": per_sec(wasm),
-        "wasm_fuel_used": fuel,
-        "wasm_over_native_pct": per_sec(wasm) / per_sec(native) * 100.0,
-        "compile_ms": compile.as_secs_f64() * 1e3,
-        "precompiled_load_ms": precompiled.as_secs_f64() * 1e3,
-        "compile_over_precompiled": compile.as_secs_f64() / precompiled.as_secs_f64(),
-        "instantiate_median_us": instantiate.as_secs_f64() * 1e6,
-        "allocator": sandbox.allocator(),
-        "nan_canonicalization": !args.no_nan_canonicalization,
-        "final_equity": wasm_equity,
-    }))
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Ok(Figures {
+        bars: args.bars,
+        reps: args.reps,
+        native_ms: ms(native),
+        native_bars_per_sec: per_sec(native),
+        wasm_ms: ms(wasm),
+        wasm_bars_per_sec: per_sec(wasm),
+        wasm_fuel_used: fuel,
+        wasm_over_native_pct: per_sec(wasm) / per_sec(native) * 100.0,
+        compile_ms: ms(compile),
+        precompiled_load_ms: ms(precompiled),
+        compile_over_precompiled: compile.as_secs_f64() / precompiled.as_secs_f64(),
+        instantiate_median_us: instantiate.as_secs_f64() * 1e6,
+        allocator: sandbox.allocator(),
+        nan_canonicalization: !args.no_nan_canonicalization,
+        final_equity: wasm_equity,
+    })
 }
