@@ -292,35 +292,27 @@ impl WasmStrategy {
         candles: &Candles,
         start: usize,
         portfolio: &PortfolioView<'_>,
-    ) -> Result<(), RunError> {
+    ) -> Result<(usize, usize), RunError> {
         let end = candles.len().min(start + self.window_bars);
         let r = start..end;
         // Undeclared columns cross as empty lists.
         let [ts, open, high, low, close, volume] = self.send;
-        let pick = |send, column| {
-            if send {
-                window(column, r.clone())
-            } else {
-                &[][..]
-            }
-        };
-        let ts = if ts { &candles.ts[r.clone()] } else { &[][..] };
         let call = self.bindings.stratbox_strategy_strategy().call_push_bars(
             &mut self.store,
             start as u64,
             portfolio.commission,
             portfolio.leverage,
             portfolio.slippage_bps,
-            ts,
-            pick(open, &candles.open),
-            pick(high, &candles.high),
-            pick(low, &candles.low),
-            pick(close, &candles.close),
-            pick(volume, &candles.volume),
+            sent(ts, &candles.ts, r.clone()),
+            sent(open, &candles.open, r.clone()),
+            sent(high, &candles.high, r.clone()),
+            sent(low, &candles.low, r.clone()),
+            sent(close, &candles.close, r.clone()),
+            sent(volume, &candles.volume, r),
         );
         call.map_err(|e| self.fail(&e))?;
         self.window = Some((start, end));
-        Ok(())
+        Ok((start, end))
     }
 }
 
@@ -339,10 +331,7 @@ impl Strategy for WasmStrategy {
         }
         let (window_start, window_end) = match self.window {
             Some((ws, we)) if ws <= start && start < we => (ws, we),
-            _ => {
-                self.push_window(candles, start, portfolio)?;
-                (start, candles.len().min(start + self.window_bars))
-            }
+            _ => self.push_window(candles, start, portfolio)?,
         };
         let end = end.min(window_end);
         let state = wit::Portfolio {
@@ -415,8 +404,13 @@ impl Strategy for WasmStrategy {
     }
 }
 
-fn window(column: &[f64], r: std::ops::Range<usize>) -> &[f64] {
-    &column[r]
+/// The window of a column the strategy reads, or nothing.
+fn sent<T>(send: bool, column: &[T], r: std::ops::Range<usize>) -> &[T] {
+    if send {
+        &column[r]
+    } else {
+        &[]
+    }
 }
 
 fn side_to_wit(side: engine::Side) -> wit::Side {
