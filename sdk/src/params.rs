@@ -106,8 +106,8 @@ impl Description {
         }
     }
     /// Declares the only bar fields the strategy reads, so the host sends
-    /// just those (each column costs a copy per bar). Undeclared fields
-    /// read as NaN (`ts` as 0). All six by default.
+    /// just those, plus the opens (each column costs a copy per bar).
+    /// Undeclared fields read as NaN (`ts` as 0). All six by default.
     pub fn columns(mut self, columns: &[Column]) -> Self {
         self.columns = columns.to_vec();
         self
