@@ -13,6 +13,15 @@ rustup target add wasm32-unknown-unknown wasm32-wasip2 >/dev/null 2>&1 \
     || rustup target add wasm32-unknown-unknown wasm32-wasip2
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+# The queue tests start their own redis-server (loopback, a free port).
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "==> installing redis-server"
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+# Debian starts a system-wide redis on install; the tests never use it.
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 

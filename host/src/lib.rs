@@ -3,10 +3,16 @@
 //! Layers, each depending only on those listed before it:
 //! `candles` (market data) → `engine` (strategy trait, fills, report) →
 //! `sandbox` (wasmtime components as engine strategies) and `reference`
-//! (native strategies) → `cli`.
+//! (native strategies) → `store` (Redis data) and `queue` (generic Redis
+//! Streams mechanics) → `tasks` (backtest) → `worker` → `cli`.
 
 pub mod candles;
 pub mod cli;
+pub mod connection;
 pub mod engine;
 pub mod reference;
 pub mod sandbox;
+pub mod queue;
+pub mod store;
+pub mod tasks;
+pub mod worker;

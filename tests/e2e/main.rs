@@ -8,5 +8,8 @@ mod backtest_cli;
 mod bad_input;
 mod hostile;
 mod plugin_load;
+mod queue_backtest;
+mod queue_recovery;
 mod scaffold;
+mod service;
 mod support;

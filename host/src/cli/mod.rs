@@ -12,6 +12,8 @@ mod backtest;
 mod bench;
 mod candles;
 mod plugin;
+mod settings;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +39,8 @@ enum Command {
     Candles(candles::CandlesCommand),
     /// Measure engine and sandbox throughput, WASM against native.
     Bench(bench::BenchArgs),
+    /// Run task slots that take backtests from the Redis queue.
+    Worker(worker::WorkerArgs),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a
@@ -71,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Candles(cmd) => candles::run(cmd),
         Command::Bench(args) => bench::run(&args),
+        Command::Worker(args) => worker::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -121,6 +121,17 @@ pub fn run_backtest(
     strategy: &mut dyn Strategy,
     config: &BacktestConfig,
 ) -> Result<Report, EngineError> {
+    run_backtest_observed(candles, strategy, config, &mut |_| {})
+}
+
+/// [`run_backtest`], calling `on_progress(bars_done)` after every strategy
+/// call (so a queue worker can publish progress of a long run).
+pub fn run_backtest_observed(
+    candles: &Candles,
+    strategy: &mut dyn Strategy,
+    config: &BacktestConfig,
+    on_progress: &mut dyn FnMut(usize),
+) -> Result<Report, EngineError> {
     config.check()?;
     if candles.is_empty() {
         return Err(EngineError::NoCandles);
@@ -178,6 +189,7 @@ pub fn run_backtest(
             })?;
         scan = (consumed * 2).clamp(MIN_SCAN, MAX_SCAN);
         i += consumed;
+        on_progress(i);
     }
     Ok(build_report(
         candles,

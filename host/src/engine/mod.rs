@@ -9,7 +9,7 @@ mod report;
 pub mod stats;
 mod strategy;
 
-pub use backtest::{run_backtest, BacktestConfig, EngineError};
+pub use backtest::{run_backtest, run_backtest_observed, BacktestConfig, EngineError};
 pub use params::{
     Column, Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params,
 };

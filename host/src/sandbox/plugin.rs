@@ -103,6 +103,16 @@ impl Sandbox {
             .clear();
     }
 
+    /// A plugin this sandbox has already loaded, by sha256, without its
+    /// bytes: a worker fetches a plugin from Redis once, not per task.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<Plugin>> {
+        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = memory.get_mut(sha256)?;
+        entry.1 = tick;
+        Some(entry.0.clone())
+    }
+
     /// Checks and compiles `bytes` (or fetches them from a cache).
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         check_header(bytes)?;

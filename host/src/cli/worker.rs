@@ -1,0 +1,84 @@
+//! `stratbox worker --workers N`.
+
+use super::settings::{init_logging, QueueArgs, RedisArgs};
+use super::{CliError, CliResult};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::{CandleCache, Store};
+use crate::tasks::Tasks;
+use crate::worker::{self, WorkerConfig};
+use anyhow::Context;
+use clap::Args;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Task slots in this process (tasks run at once).
+    #[arg(long = "workers", default_value_t = 2, env = "STRATBOX_WORKERS")]
+    slots: usize,
+    /// Consumer name (default: host-pid-bootid, unique per process).
+    #[arg(long)]
+    name: Option<String>,
+    /// Worker-side candle cache budget, in MiB.
+    #[arg(long, default_value_t = 512, env = "STRATBOX_CANDLE_CACHE_MIB")]
+    candle_cache_mib: usize,
+    /// Fuel per bar of a run [default: 20000].
+    #[arg(long, env = "STRATBOX_FUEL_PER_BAR")]
+    fuel_per_bar: Option<u64>,
+    /// Fuel every run gets on top of the per-bar budget [default: 100000000].
+    #[arg(long, env = "STRATBOX_FUEL_BASE")]
+    fuel_base: Option<u64>,
+    /// Memory cap per strategy instance, in MiB [default: 64].
+    #[arg(long, env = "STRATBOX_MEMORY_MIB")]
+    memory_mib: Option<usize>,
+    #[command(flatten)]
+    redis: RedisArgs,
+    #[command(flatten)]
+    queue: QueueArgs,
+}
+
+pub fn run(args: &WorkerArgs) -> CliResult {
+    init_logging();
+    if args.slots == 0 {
+        return Err(CliError::input(anyhow::anyhow!("--workers must be at least 1")));
+    }
+    let queue = args.queue.config().map_err(CliError::input)?;
+    let config = WorkerConfig {
+        redis_url: args.redis.redis_url.clone(),
+        prefix: args.redis.prefix.clone(),
+        slots: args.slots,
+        queue,
+        name: args.name.clone(),
+    };
+    let mut sandbox_config = SandboxConfig::default();
+    if let Some(v) = args.fuel_per_bar {
+        sandbox_config.fuel_per_bar = v;
+    }
+    if let Some(v) = args.fuel_base {
+        sandbox_config.fuel_base = v;
+    }
+    if let Some(v) = args.memory_mib {
+        if v == 0 {
+            return Err(CliError::input(anyhow::anyhow!("--memory-mib must be at least 1")));
+        }
+        sandbox_config.memory_limit_bytes = v << 20;
+    }
+    // Every slot may hold an instance, plus describe calls on load.
+    sandbox_config.pool_instances = sandbox_config.pool_instances.max(args.slots as u32 * 2);
+    let sandbox = Sandbox::new(sandbox_config)
+        .context("cannot start the sandbox")
+        .map_err(CliError::run)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(CliError::run)?;
+    runtime
+        .block_on(async {
+            let store = Store::connect(&config.redis_url, &config.prefix).await?;
+            let cache = Arc::new(CandleCache::new(args.candle_cache_mib << 20));
+            let tasks = Arc::new(Tasks::new(store, Arc::new(sandbox), cache));
+            worker::run(config, tasks, worker::shutdown_signal()).await
+        })
+        .map_err(CliError::run)?;
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! Every queue timing in one place, each with the reason for its default.
+//! Each can be overridden by a flag or environment variable of `stratbox
+//! worker` (see `cli::worker`).
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueConfig {
+    /// A pending entry idle this long belongs to a dead worker and may be
+    /// reclaimed. Live workers refresh their claims every `keepalive`, so
+    /// this only bounds how long a crash delays a task. 30 s: Celery's
+    /// visibility timeout is an hour, which is why its lost tasks hurt.
+    pub visibility_timeout: Duration,
+    /// How often a worker refreshes its claims and its heartbeat. A tenth
+    /// of the visibility timeout leaves room for several missed ticks.
+    pub keepalive: Duration,
+    /// A heartbeat older than this means the worker is gone (three ticks).
+    pub heartbeat_ttl: Duration,
+    /// How often a worker looks for entries of dead workers to reclaim.
+    pub sweep_interval: Duration,
+    /// How often due retries move from the delayed set back to a stream;
+    /// also the worst extra delay a retry sees.
+    pub promote_interval: Duration,
+    /// Longest `XREADGROUP ... BLOCK` when idle. New tasks wake a blocked
+    /// read at once; the bound only sets how often an idle worker loops.
+    pub block: Duration,
+    /// Deliveries per task before it is dead-lettered (the first run plus
+    /// two retries), as Celery's `max_retries` but counted in attempts.
+    pub max_attempts: u32,
+    /// Retry `n` waits a uniformly random time in `[0, min(cap, base *
+    /// 2^(n-1))]` ("full jitter"): retries of a burst spread out.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// A task that runs longer is stopped and counted in tasks_timeout.
+    pub task_timeout: Duration,
+    /// A lower class whose oldest waiting task has waited this long is
+    /// served before the higher ones, so it is never starved.
+    pub starvation_age: Duration,
+    /// Most entries taken in one fetch: one round trip moves this many.
+    pub fetch_batch: usize,
+    /// Work a worker may hold beyond its free slots, estimated from recent
+    /// run times. Short tasks get batched reads; long tasks get none, so a
+    /// prefetched low-priority task never delays a new high one by more
+    /// than this.
+    pub prefetch_budget: Duration,
+    /// Finished tasks and their results are kept this long.
+    pub result_ttl: Duration,
+    /// On SIGTERM, tasks in flight get this long to finish before they are
+    /// stopped and returned to the queue.
+    pub grace_period: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(3),
+            heartbeat_ttl: Duration::from_secs(10),
+            sweep_interval: Duration::from_secs(5),
+            promote_interval: Duration::from_millis(100),
+            block: Duration::from_secs(2),
+            max_attempts: 3,
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(60),
+            task_timeout: Duration::from_secs(600),
+            starvation_age: Duration::from_secs(30),
+            fetch_batch: 256,
+            prefetch_budget: Duration::from_millis(2),
+            result_ttl: Duration::from_secs(7 * 24 * 3600),
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Checks the timings against each other; the error names the setting.
+    pub fn check(&self) -> Result<(), String> {
+        if self.keepalive * 2 > self.visibility_timeout {
+            return Err(format!(
+                "keepalive ({:?}) must be at most half the visibility timeout ({:?}), or live workers lose their tasks",
+                self.keepalive, self.visibility_timeout
+            ));
+        }
+        if self.heartbeat_ttl <= self.keepalive {
+            return Err(format!(
+                "heartbeat_ttl ({:?}) must exceed keepalive ({:?})",
+                self.heartbeat_ttl, self.keepalive
+            ));
+        }
+        if self.max_attempts == 0 {
+            return Err("max_attempts must be at least 1".into());
+        }
+        if self.fetch_batch == 0 {
+            return Err("fetch_batch must be at least 1".into());
+        }
+        if self.backoff_cap < self.backoff_base {
+            return Err("backoff_cap must be at least backoff_base".into());
+        }
+        Ok(())
+    }
+
+    /// Full-jitter delay before attempt `attempt + 1`, given a uniform
+    /// sample `unit` in [0, 1).
+    pub fn retry_delay(&self, attempt: u32, unit: f64) -> Duration {
+        self.retry_ceiling(attempt).mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// The upper bound of the jittered delay after `attempt` attempts.
+    pub fn retry_ceiling(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(30);
+        self.backoff_base
+            .saturating_mul(1u32 << doublings)
+            .min(self.backoff_cap)
+    }
+}

@@ -1,0 +1,25 @@
+-- Cancels a task. ARGV[3]: its id, ARGV[4]: seconds to keep it.
+-- A queued task ends now; a running one is asked to stop (its worker
+-- hears it on the cancel channel, or at its next keepalive) and ends as
+-- cancelled when it does. Returns the status after the call.
+local tid = ARGV[3]
+local tk = task_key(tid)
+local h = redis.call('HMGET', tk, 'status', 'stream', 'entry')
+local status = h[1]
+if not status then return 'missing' end
+if status == 'queued' then
+  if h[2] and h[3] then redis.call('XDEL', h[2], h[3]) end
+  redis.call('ZREM', DELAYED, tid)
+  local now = now_ms()
+  redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
+  redis.call('EXPIRE', tk, tonumber(ARGV[4]))
+  record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
+  redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', 1)
+  return 'cancelled'
+end
+if status == 'running' then
+  redis.call('HSET', tk, 'cancel_requested', '1')
+  redis.call('PUBLISH', P .. ':cancel', tid)
+  return 'cancelling'
+end
+return status

@@ -1,0 +1,91 @@
+-- Ends deliveries. ARGV[3]: seconds finished tasks are kept. Then 8 per
+-- outcome: op, stream key, entry id, task id, a (result / error code),
+-- b (error message), c (error JSON for the record / retry delay ms),
+-- d (error kind: permanent, transient or timeout).
+-- ops: done, fail, timeout (a failure counted as a timeout), retry,
+-- cancel, release.
+-- Idempotent: only a task still running gets an outcome; the first one
+-- wins, later deliveries of the same task are only acknowledged.
+local ttl = tonumber(ARGV[3])
+local now = now_ms()
+local tally = {tasks_completed = 0, tasks_failed = 0, tasks_timeout = 0,
+  tasks_retried = 0, tasks_cancelled = 0, tasks_released = 0,
+  duplicates = 0, active_tasks = 0}
+for i = 4, #ARGV, 8 do
+  local op, sk, eid, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local a, b, c, d = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local tk = task_key(tid)
+  local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
+    'kind', 'record', 'result_field')
+  local running = h[1] == 'running'
+  local owner = h[2] == CONSUMER and h[3] == eid
+  if not running then
+    -- Finished elsewhere, or cancelled while queued: just let go.
+    redis.call('XACK', sk, GROUP, eid)
+    redis.call('XDEL', sk, eid)
+    tally.duplicates = tally.duplicates + 1
+  elseif (op == 'retry' or op == 'release') and not owner then
+    -- Another worker reclaimed this task and runs it now; acking here
+    -- would orphan its claim.
+    tally.duplicates = tally.duplicates + 1
+  else
+    redis.call('XACK', sk, GROUP, eid)
+    redis.call('XDEL', sk, eid)
+    tally.active_tasks = tally.active_tasks - 1
+    local rec = h[6]
+    if rec == false or rec == nil then rec = '' end
+    if op == 'done' then
+      redis.call('HSET', tk, 'status', 'completed', 'result', a,
+        'finished_at_ms', now, 'progress', '1')
+      redis.call('EXPIRE', tk, ttl)
+      if rec ~= '' then
+        redis.call('HSET', rec, 'status', 'completed', h[7] or 'result', a,
+          'finished_at_ms', now, 'progress', '1')
+        redis.call('HDEL', rec, 'error')
+      end
+      tally.tasks_completed = tally.tasks_completed + 1
+    elseif op == 'fail' or op == 'timeout' then
+      -- The task hash stays (no TTL) while its DLQ entry may requeue it.
+      redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'error', b,
+        'finished_at_ms', now)
+      redis.call('XADD', DLQ, '*', 'task_id', tid, 'kind', h[5] or '',
+        'reason', a, 'error', b, 'error_kind', d, 'attempts', h[4] or '0',
+        'worker', CONSUMER, 'failed_at_ms', now)
+      if rec ~= '' then
+        redis.call('HSET', rec, 'status', 'failed', 'error', c,
+          'finished_at_ms', now)
+      end
+      if op == 'timeout' then
+        tally.tasks_timeout = tally.tasks_timeout + 1
+      else
+        tally.tasks_failed = tally.tasks_failed + 1
+      end
+    elseif op == 'retry' then
+      local due = now + tonumber(c)
+      redis.call('HSET', tk, 'status', 'queued', 'error_code', a, 'error', b,
+        'next_attempt_at_ms', due)
+      redis.call('HDEL', tk, 'stream', 'entry')
+      redis.call('RPUSH', tk .. ':retries', (h[4] or '0') .. ':' .. c .. ':' .. a)
+      redis.call('ZADD', DELAYED, due, tid)
+      if rec ~= '' then redis.call('HSET', rec, 'status', 'queued') end
+      tally.tasks_retried = tally.tasks_retried + 1
+    elseif op == 'cancel' then
+      redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
+      redis.call('EXPIRE', tk, ttl)
+      if rec ~= '' then
+        redis.call('HSET', rec, 'status', 'cancelled', 'finished_at_ms', now)
+      end
+      tally.tasks_cancelled = tally.tasks_cancelled + 1
+    elseif op == 'release' then
+      -- Shutdown is not the task's fault: the attempt is given back.
+      local attempts = math.max(tonumber(h[4] or '1') - 1, 0)
+      redis.call('HSET', tk, 'attempts', attempts)
+      enqueue(tid)
+      tally.tasks_released = tally.tasks_released + 1
+    end
+  end
+end
+for name, n in pairs(tally) do
+  if n ~= 0 then redis.call('HINCRBY', COUNTERS, name, n) end
+end
+return {tally.tasks_completed, tally.duplicates}

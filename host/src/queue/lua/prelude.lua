@@ -1,0 +1,83 @@
+-- Shared by every queue script. ARGV[1] is the key prefix, ARGV[2] the
+-- consumer name (or '' when none). Key names match queue/keys.rs.
+local P = ARGV[1]
+local CONSUMER = ARGV[2]
+local GROUP = 'workers'
+local CLASSES = {'high', 'normal', 'low'}
+local COUNTERS = P .. ':queue:counters'
+local DELAYED = P .. ':tasks:delayed'
+local DLQ = P .. ':tasks:dlq'
+
+local function stream_key(class)
+  if class == 'normal' then return P .. ':tasks' end
+  return P .. ':tasks:' .. class
+end
+
+local function task_key(id) return P .. ':task:' .. id end
+
+-- Server time, so every worker and API process shares one clock. The
+-- microsecond form measures submit-to-start latency.
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+local function now_ms() return math.floor(now_us() / 1000) end
+
+local function entry_field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- Mirrors the task's lifecycle on its record hash, when it has one.
+local function record_set(tk, ...)
+  local rec = redis.call('HGET', tk, 'record')
+  if rec and rec ~= '' then redis.call('HSET', rec, ...) end
+end
+
+-- Puts a task at the tail of its class stream.
+local function enqueue(tid)
+  local tk = task_key(tid)
+  local class = redis.call('HGET', tk, 'class') or 'normal'
+  local sk = stream_key(class)
+  local eid = redis.call('XADD', sk, '*', 't', tid)
+  redis.call('HSET', tk, 'status', 'queued', 'stream', sk, 'entry', eid)
+  record_set(tk, 'status', 'queued')
+  return eid
+end
+
+-- Marks a delivered entry as running on CONSUMER (at `now`, in µs) and
+-- appends it to `out`
+-- (8 strings per task). Entries of cancelled, finished or vanished tasks
+-- are dropped here, so a worker never sees them.
+local function start_entry(sk, eid, tid, now, out)
+  local tk = task_key(tid or '')
+  local h = redis.call('HMGET', tk, 'status', 'kind', 'payload', 'attempts',
+    'max_attempts', 'timeout_ms', 'priority')
+  local status = h[1]
+  if status ~= 'queued' and status ~= 'running' then
+    redis.call('XACK', sk, GROUP, eid)
+    redis.call('XDEL', sk, eid)
+    return false
+  end
+  local attempts = tonumber(h[4] or '0') + 1
+  if status == 'queued' then
+    redis.call('HINCRBY', COUNTERS, 'active_tasks', 1)
+  end
+  redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
+    'worker', CONSUMER, 'started_at_ms', math.floor(now / 1000),
+    'started_us', string.format('%d', now), 'stream', sk, 'entry', eid)
+  record_set(tk, 'status', 'running', 'started_at_ms', math.floor(now / 1000))
+  local n = #out
+  out[n + 1] = sk
+  out[n + 2] = eid
+  out[n + 3] = tid
+  out[n + 4] = h[2] or ''
+  out[n + 5] = h[3] or ''
+  out[n + 6] = tostring(attempts)
+  out[n + 7] = h[5] or '0'
+  out[n + 8] = (h[6] or '0') .. ':' .. (h[7] or '5')
+  return true
+end

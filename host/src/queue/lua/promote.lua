@@ -1,0 +1,10 @@
+-- Moves up to ARGV[3] due retries from the delayed set to their streams.
+local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0,
+  tonumber(ARGV[3]))
+for _, tid in ipairs(due) do
+  redis.call('ZREM', DELAYED, tid)
+  if redis.call('HGET', task_key(tid), 'status') == 'queued' then
+    enqueue(tid)
+  end
+end
+return #due

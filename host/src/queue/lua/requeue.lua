@@ -1,0 +1,25 @@
+-- Moves dead-lettered tasks back to their streams with fresh attempts.
+-- ARGV[3]: a DLQ entry id, or 'all'. Returns how many were requeued.
+local entries
+if ARGV[3] == 'all' then
+  entries = redis.call('XRANGE', DLQ, '-', '+')
+else
+  entries = redis.call('XRANGE', DLQ, ARGV[3], ARGV[3])
+end
+local n = 0
+for _, e in ipairs(entries) do
+  local tid = entry_field(e[2], 'task_id')
+  redis.call('XDEL', DLQ, e[1])
+  local tk = task_key(tid or '')
+  if tid and redis.call('HGET', tk, 'status') == 'failed' then
+    redis.call('HSET', tk, 'attempts', 0)
+    redis.call('HDEL', tk, 'error', 'error_code', 'finished_at_ms',
+      'cancel_requested')
+    enqueue(tid)
+    local rec = redis.call('HGET', tk, 'record')
+    if rec and rec ~= '' then redis.call('HDEL', rec, 'error', 'finished_at_ms') end
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_requeued', n) end
+return n

@@ -1,0 +1,460 @@
+//! A task queue on Redis Streams, generic over task kinds: submission,
+//! priorities, at-least-once delivery with idempotent completion, retries
+//! through a delayed set, a dead-letter stream, reclaim of dead workers'
+//! entries, cancellation, shared counters and heartbeats.
+//!
+//! Every state change is one Lua script, so a task, its record and the
+//! counters never disagree, and a batch of tasks costs one round trip.
+
+pub mod config;
+pub mod consumer;
+pub mod keys;
+mod scripts;
+pub mod task;
+
+pub use config::QueueConfig;
+pub use consumer::Consumer;
+pub use keys::{QueueKeys, GROUP};
+pub use task::{Class, Delivery, Outcome, Record, TaskError, TaskInfo, TaskSpec, TaskStatus};
+
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("unexpected reply from redis: {0}")]
+    Reply(String),
+}
+
+/// The five counters of the old service, plus what the queue adds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Counters {
+    pub tasks_submitted: i64,
+    pub tasks_completed: i64,
+    pub tasks_failed: i64,
+    pub tasks_timeout: i64,
+    pub active_tasks: i64,
+    #[serde(skip)]
+    pub extra: BTreeMap<String, i64>,
+}
+
+/// Depth and health of the queue at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct QueueStats {
+    /// Waiting (not yet delivered) entries per class.
+    pub waiting: BTreeMap<&'static str, u64>,
+    /// Delivered, not yet acknowledged entries per class.
+    pub pending: BTreeMap<&'static str, u64>,
+    /// Retries waiting for their backoff.
+    pub delayed: u64,
+    pub dlq: u64,
+    pub live_workers: u64,
+}
+
+/// One dead-lettered task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DlqEntry {
+    pub entry_id: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// What a cancel request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelState {
+    /// It was queued and is now cancelled.
+    Cancelled,
+    /// It is running; its worker stops it and marks it cancelled.
+    Cancelling,
+    /// It had already finished (with this status).
+    AlreadyFinished(TaskStatus),
+    NotFound,
+}
+
+/// Producer-side handle, also the base of a [`Consumer`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    conn: ConnectionManager,
+    keys: QueueKeys,
+    config: QueueConfig,
+    scripts: Arc<scripts::Scripts>,
+}
+
+impl Queue {
+    pub async fn connect(url: &str, prefix: &str, config: QueueConfig) -> anyhow::Result<Self> {
+        let conn = crate::connection::connect(url).await?;
+        let queue = Self::new(conn, prefix, config)?;
+        queue.ensure_groups().await?;
+        Ok(queue)
+    }
+
+    pub fn new(conn: ConnectionManager, prefix: &str, config: QueueConfig) -> anyhow::Result<Self> {
+        config
+            .check()
+            .map_err(|e| anyhow::anyhow!("queue settings: {e}"))?;
+        Ok(Self {
+            conn,
+            keys: QueueKeys::new(prefix),
+            config,
+            scripts: Arc::new(scripts::Scripts::new()),
+        })
+    }
+
+    pub fn keys(&self) -> &QueueKeys {
+        &self.keys
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Creates the streams and the consumer group if missing (after a
+    /// flush, or on first use). Reading from id 0 delivers entries added
+    /// before the group existed.
+    pub async fn ensure_groups(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        for class in Class::ALL {
+            let result: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.keys.stream(class))
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut conn)
+                .await;
+            match result {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits tasks atomically (all or none) in one round trip and
+    /// returns their ids (uuid v4) in order.
+    pub async fn submit(&self, specs: &[TaskSpec]) -> Result<Vec<String>, QueueError> {
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids = Vec::with_capacity(specs.len());
+        let mut invocation = self.scripts.submit.prepare_invoke();
+        invocation.arg(self.keys.prefix()).arg("");
+        for spec in specs {
+            if spec.kind.is_empty() {
+                return Err(QueueError::Invalid {
+                    field: "kind",
+                    message: "must not be empty".into(),
+                });
+            }
+            if spec.max_attempts == Some(0) {
+                return Err(QueueError::Invalid {
+                    field: "max_attempts",
+                    message: "must be at least 1".into(),
+                });
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            let timeout_ms = spec
+                .timeout_ms
+                .unwrap_or(self.config.task_timeout.as_millis() as u64);
+            let (record_key, result_field) = match &spec.record {
+                Some(r) => (r.key.as_str(), r.result_field.as_str()),
+                None => ("", ""),
+            };
+            invocation
+                .arg(&id)
+                .arg(&spec.kind)
+                .arg(&spec.payload)
+                .arg(spec.priority)
+                .arg(Class::from_priority(spec.priority).as_str())
+                .arg(timeout_ms)
+                .arg(spec.max_attempts.unwrap_or(self.config.max_attempts))
+                .arg(record_key)
+                .arg(result_field);
+            ids.push(id);
+        }
+        let mut conn = self.conn.clone();
+        let submitted: i64 = match invocation.invoke_async(&mut conn).await {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_groups().await?;
+                invocation.invoke_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        if submitted as usize != ids.len() {
+            return Err(QueueError::Reply(format!(
+                "submitted {submitted} of {} tasks",
+                ids.len()
+            )));
+        }
+        Ok(ids)
+    }
+
+    pub async fn submit_one(&self, spec: TaskSpec) -> Result<String, QueueError> {
+        let mut ids = self.submit(std::slice::from_ref(&spec)).await?;
+        ids.pop()
+            .ok_or_else(|| QueueError::Reply("no task id returned".into()))
+    }
+
+    /// The task as stored, or `None` for an unknown (or expired) id.
+    pub async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>, QueueError> {
+        let mut conn = self.conn.clone();
+        let key = self.keys.task(task_id);
+        let (fields, retries): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
+            .hgetall(&key)
+            .lrange(format!("{key}:retries"), 0, -1)
+            .query_async(&mut conn)
+            .await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+        let int = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
+        let status = fields
+            .get("status")
+            .and_then(|s| TaskStatus::parse(s))
+            .ok_or_else(|| QueueError::Reply(format!("task {task_id} has no valid status")))?;
+        Ok(Some(TaskInfo {
+            task_id: task_id.to_string(),
+            kind: text("kind").unwrap_or_default(),
+            status,
+            priority: int("priority").unwrap_or(task::DEFAULT_PRIORITY),
+            attempts: int("attempts").unwrap_or(0) as u32,
+            max_attempts: int("max_attempts").unwrap_or(0) as u32,
+            worker: text("worker"),
+            created_at_ms: int("created_at_ms"),
+            started_at_ms: int("started_at_ms"),
+            finished_at_ms: int("finished_at_ms"),
+            next_attempt_at_ms: int("next_attempt_at_ms"),
+            progress: fields.get("progress").and_then(|v| v.parse().ok()),
+            error_code: text("error_code"),
+            error: text("error"),
+            retries,
+            payload: text("payload").unwrap_or_default(),
+            result: text("result"),
+            fields,
+        }))
+    }
+
+    /// Cancels a queued task at once, or asks a running one to stop.
+    pub async fn cancel(&self, task_id: &str) -> Result<CancelState, QueueError> {
+        let mut conn = self.conn.clone();
+        let state: String = self
+            .scripts
+            .cancel
+            .arg(self.keys.prefix())
+            .arg("")
+            .arg(task_id)
+            .arg(self.config.result_ttl.as_secs())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(match state.as_str() {
+            "cancelled" => CancelState::Cancelled,
+            "cancelling" => CancelState::Cancelling,
+            "missing" => CancelState::NotFound,
+            other => match TaskStatus::parse(other) {
+                Some(status) => CancelState::AlreadyFinished(status),
+                None => return Err(QueueError::Reply(format!("cancel answered `{other}`"))),
+            },
+        })
+    }
+
+    /// Shared counters (every API instance and worker writes the same hash).
+    pub async fn counters(&self) -> Result<Counters, QueueError> {
+        let mut conn = self.conn.clone();
+        let all: BTreeMap<String, i64> = redis::cmd("HGETALL")
+            .arg(self.keys.counters())
+            .query_async(&mut conn)
+            .await?;
+        let get = |name: &str| all.get(name).copied().unwrap_or(0);
+        Ok(Counters {
+            tasks_submitted: get("tasks_submitted"),
+            tasks_completed: get("tasks_completed"),
+            tasks_failed: get("tasks_failed"),
+            tasks_timeout: get("tasks_timeout"),
+            active_tasks: get("active_tasks").max(0),
+            extra: all,
+        })
+    }
+
+    /// Waiting and pending entries per class, delayed retries, DLQ length
+    /// and live workers, in one round trip.
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for class in Class::ALL {
+            let stream = self.keys.stream(class);
+            pipe.cmd("XLEN").arg(&stream);
+            pipe.cmd("XPENDING").arg(&stream).arg(GROUP);
+        }
+        pipe.cmd("ZCARD").arg(self.keys.delayed());
+        pipe.cmd("XLEN").arg(self.keys.dlq());
+        let alive_since = now_ms() - self.config.heartbeat_ttl.as_millis() as i64;
+        pipe.cmd("ZCOUNT")
+            .arg(self.keys.workers())
+            .arg(alive_since)
+            .arg("+inf");
+        let replies: Vec<redis::Value> = match pipe.query_async(&mut conn).await {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                self.ensure_groups().await?;
+                pipe.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        let int = |v: &redis::Value| -> u64 {
+            match v {
+                redis::Value::Int(n) => (*n).max(0) as u64,
+                redis::Value::Array(items) => match items.first() {
+                    Some(redis::Value::Int(n)) => (*n).max(0) as u64,
+                    _ => 0,
+                },
+                _ => 0,
+            }
+        };
+        let mut stats = QueueStats::default();
+        for (i, class) in Class::ALL.into_iter().enumerate() {
+            let len = int(&replies[2 * i]);
+            let pending = int(&replies[2 * i + 1]);
+            stats.waiting.insert(class.as_str(), len.saturating_sub(pending));
+            stats.pending.insert(class.as_str(), pending);
+        }
+        stats.delayed = int(&replies[6]);
+        stats.dlq = int(&replies[7]);
+        stats.live_workers = int(&replies[8]);
+        Ok(stats)
+    }
+
+    /// Newest dead-lettered tasks first.
+    pub async fn dlq(&self, count: usize) -> Result<Vec<DlqEntry>, QueueError> {
+        let mut conn = self.conn.clone();
+        let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.dlq())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(entry_id, fields)| DlqEntry { entry_id, fields })
+            .collect())
+    }
+
+    /// Requeues one DLQ entry (by entry id) or all (`None`) with fresh
+    /// attempts; returns how many tasks went back.
+    pub async fn requeue(&self, entry_id: Option<&str>) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let n: u64 = self
+            .scripts
+            .requeue
+            .arg(self.keys.prefix())
+            .arg("")
+            .arg(entry_id.unwrap_or("all"))
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
+    /// Deletes every DLQ entry; their tasks expire after the result TTL.
+    pub async fn purge_dlq(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(self.keys.dlq())
+            .arg("-")
+            .arg("+")
+            .query_async(&mut conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (_, fields) in &entries {
+            if let Some(task_id) = fields.get("task_id") {
+                pipe.expire(self.keys.task(task_id), self.config.result_ttl.as_secs() as i64)
+                    .ignore();
+            }
+        }
+        pipe.del(self.keys.dlq()).ignore();
+        let () = pipe.query_async(&mut conn).await?;
+        Ok(entries.len() as u64)
+    }
+
+    /// Live workers' heartbeats (JSON each), by consumer name.
+    pub async fn workers(&self) -> Result<BTreeMap<String, String>, QueueError> {
+        let mut conn = self.conn.clone();
+        let alive_since = now_ms() - self.config.heartbeat_ttl.as_millis() as i64;
+        let names: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            .arg(self.keys.workers())
+            .arg(alive_since)
+            .arg("+inf")
+            .query_async(&mut conn)
+            .await?;
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut get = redis::cmd("MGET");
+        for name in &names {
+            get.arg(self.keys.worker(name));
+        }
+        let beats: Vec<Option<String>> = get.query_async(&mut conn).await?;
+        Ok(names
+            .into_iter()
+            .zip(beats)
+            .filter_map(|(name, beat)| beat.map(|b| (name, b)))
+            .collect())
+    }
+
+    /// Writes the progress (0..=1) of running tasks, and of their records,
+    /// in one round trip. A task that has finished keeps its final value.
+    pub async fn report_progress(&self, items: &[(String, f64)]) -> Result<(), QueueError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.scripts.progress.prepare_invoke();
+        invocation.arg(self.keys.prefix()).arg("");
+        for (task_id, progress) in items {
+            invocation.arg(task_id).arg(format!("{:.4}", progress.clamp(0.0, 1.0)));
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Moves due retries back to their streams; returns how many moved.
+    pub async fn promote_due(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn.clone();
+        let n: u64 = self
+            .scripts
+            .promote
+            .arg(self.keys.prefix())
+            .arg("")
+            .arg(1000)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
+    pub(crate) fn scripts(&self) -> &scripts::Scripts {
+        &self.scripts
+    }
+}
+
+/// Wall clock in ms since the Unix epoch (bookkeeping, never strategy input).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

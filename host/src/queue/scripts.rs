@@ -1,0 +1,42 @@
+//! The queue's Lua scripts, each prefixed with the shared prelude.
+
+use redis::Script;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+
+pub struct Scripts {
+    pub submit: Script,
+    pub fetch: Script,
+    pub adopt: Script,
+    pub complete: Script,
+    pub keepalive: Script,
+    pub promote: Script,
+    pub cancel: Script,
+    pub requeue: Script,
+    pub release_all: Script,
+    pub progress: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            submit: script!("submit.lua"),
+            fetch: script!("fetch.lua"),
+            adopt: script!("adopt.lua"),
+            complete: script!("complete.lua"),
+            keepalive: script!("keepalive.lua"),
+            promote: script!("promote.lua"),
+            cancel: script!("cancel.lua"),
+            requeue: script!("requeue.lua"),
+            release_all: script!("release_all.lua"),
+            progress: script!("progress.lua"),
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! What the queue moves: task specs in, deliveries out, outcomes back.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Priority class; one stream each. `priority` numbers map onto them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    High,
+    Normal,
+    Low,
+}
+
+impl Class {
+    pub const ALL: [Class; 3] = [Class::High, Class::Normal, Class::Low];
+
+    /// Celery-style numeric priority: 0..=3 low, 4..=6 normal (the default
+    /// 5), 7 and above high. The old API sent 10 for "urgent".
+    pub fn from_priority(priority: i64) -> Class {
+        match priority {
+            i64::MIN..=3 => Class::Low,
+            4..=6 => Class::Normal,
+            _ => Class::High,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::High => "high",
+            Class::Normal => "normal",
+            Class::Low => "low",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// Default numeric priority (normal class).
+pub const DEFAULT_PRIORITY: i64 = 5;
+
+/// A task to submit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSpec {
+    /// Names the handler, e.g. `backtest`.
+    pub kind: String,
+    /// Handler input, opaque to the queue (JSON by convention).
+    pub payload: String,
+    pub priority: i64,
+    /// Overrides the queue's task timeout.
+    pub timeout_ms: Option<u64>,
+    /// Overrides the queue's attempt limit.
+    pub max_attempts: Option<u32>,
+    /// A hash that mirrors the task's lifecycle (`status`, `task_id`,
+    /// `started_at_ms`, `finished_at_ms`, `progress`, `error`, and the
+    /// result under `result_field`), written in the same script as the
+    /// task itself, so the two never disagree.
+    pub record: Option<Record>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub key: String,
+    pub result_field: String,
+}
+
+impl TaskSpec {
+    pub fn new(kind: &str, payload: String) -> Self {
+        Self {
+            kind: kind.to_string(),
+            payload,
+            priority: DEFAULT_PRIORITY,
+            timeout_ms: None,
+            max_attempts: None,
+            record: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        Some(match s {
+            "queued" => TaskStatus::Queued,
+            "running" => TaskStatus::Running,
+            "completed" => TaskStatus::Completed,
+            "failed" => TaskStatus::Failed,
+            "cancelled" => TaskStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Queued => "queued",
+            TaskStatus::Running => "running",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+}
+
+/// A task as stored: definition, lifecycle and result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskInfo {
+    pub task_id: String,
+    pub kind: String,
+    pub status: TaskStatus,
+    pub priority: i64,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub worker: Option<String>,
+    pub created_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub next_attempt_at_ms: Option<i64>,
+    pub progress: Option<f64>,
+    pub error_code: Option<String>,
+    pub error: Option<String>,
+    /// Each retry: `attempt:delay_ms:error_code`.
+    pub retries: Vec<String>,
+    #[serde(skip)]
+    pub payload: String,
+    #[serde(skip)]
+    pub result: Option<String>,
+    #[serde(skip)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// A task handed to a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub stream: String,
+    pub entry_id: String,
+    pub task_id: String,
+    pub kind: String,
+    pub payload: String,
+    /// This delivery's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub priority: i64,
+}
+
+/// Why a task failed, and whether running it again could help.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskError {
+    /// Machine-readable, e.g. `fuel_exhausted`, `plugin_not_found`.
+    pub code: String,
+    pub message: String,
+    pub transient: bool,
+    /// Counted in `tasks_timeout` rather than `tasks_failed`.
+    pub timeout: bool,
+}
+
+impl TaskError {
+    pub fn permanent(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+            transient: false,
+            timeout: false,
+        }
+    }
+
+    pub fn transient(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+            transient: true,
+            timeout: false,
+        }
+    }
+
+    /// The error as the `error` JSON of a record: `{"code", "message"}`.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"code": self.code, "message": self.message}).to_string()
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// How a delivery ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Completed { result: String },
+    /// Permanent, or out of attempts: to the dead-letter stream.
+    Failed(TaskError),
+    /// Back to the queue after `delay_ms`.
+    Retry { error: TaskError, delay_ms: u64 },
+    Cancelled,
+    /// Not the task's fault (shutdown): back to the queue now, and the
+    /// attempt is not counted.
+    Released,
+}

@@ -1,0 +1,155 @@
+//! A private `redis-server` on loopback: the demo runs one when no
+//! `REDIS_URL` is given, and the tests run one per test binary.
+
+use anyhow::{anyhow, bail, Context};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a fresh server may take to answer PING. Loading a large
+/// append-only file on restart is the slow case.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A `redis-server` child process with append-only persistence, bound to
+/// 127.0.0.1. Stopped (gracefully, so the AOF is flushed) on drop.
+pub struct LocalRedis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl LocalRedis {
+    /// Starts a server on a free loopback port keeping its data in `dir`.
+    pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        let mut last_error = None;
+        // A port found free can be taken before the server binds it; retry.
+        for _ in 0..5 {
+            let port = free_port()?;
+            match Self::start_on(dir, port) {
+                Ok(server) => return Ok(server),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow!("cannot start redis-server")))
+    }
+
+    /// Starts a server on `port` (a restart reuses the port and the data).
+    pub fn start_on(dir: &Path, port: u16) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create redis data directory {}", dir.display()))?;
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
+            .args(["--port", &port.to_string()])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+            // AOF is the persistence; RDB snapshots would only add forks.
+            .args(["--save", ""])
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .arg("--logfile")
+            .arg(dir.join("redis.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot run redis-server (Debian package `redis-server`)")?;
+        let mut server = Self {
+            child: Some(child),
+            port,
+            dir: dir.to_path_buf(),
+        };
+        server.wait_ready()?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Graceful stop: `SHUTDOWN` makes the server fsync its AOF first.
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let _ = roundtrip(self.port, b"*1\r\n$8\r\nSHUTDOWN\r\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Hard stop, as a crash would: no flush beyond what AOF already did.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Ok(reply) = roundtrip(self.port, b"*1\r\n$4\r\nPING\r\n") {
+                if reply.starts_with(b"+PONG") {
+                    return Ok(());
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    self.child = None;
+                    let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                    bail!(
+                        "redis-server exited ({status}) on port {}: {}",
+                        self.port,
+                        log.lines().last().unwrap_or("no log")
+                    );
+                }
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = self.kill();
+                bail!("redis-server on port {} did not answer PING", self.port);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for LocalRedis {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// One raw RESP command and the first bytes of its reply; this runs before
+/// any client exists, so it does not need one.
+fn roundtrip(port: u16, command: &[u8]) -> std::io::Result<Vec<u8>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.write_all(command)?;
+    let mut reply = [0u8; 64];
+    let n = stream.read(&mut reply)?;
+    Ok(reply[..n].to_vec())
+}

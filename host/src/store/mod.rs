@@ -1,0 +1,140 @@
+//! Redis storage: plugins by sha256, candles as binary chunks, backtest
+//! records. Keys live under the configurable prefix (see `keys`).
+//!
+//! Writes that must be atomic use Lua scripts, not WATCH/MULTI: the
+//! connection is multiplexed and shared, and WATCH state belongs to the
+//! connection, so another task's EXEC on the same socket would silently
+//! drop our WATCH.
+
+pub mod backtests;
+pub mod cache;
+pub mod candles;
+pub mod chunk;
+pub mod keys;
+pub mod local;
+pub mod plugins;
+
+pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus};
+pub use cache::CandleCache;
+pub use candles::SeriesInfo;
+pub use keys::{Keys, DEFAULT_PREFIX};
+pub use local::LocalRedis;
+pub use plugins::PluginRecord;
+
+use redis::aio::ConnectionManager;
+
+/// What can go wrong in the store; callers map `NotFound` and `Invalid` to
+/// 404 and 422, `Redis` to 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("corrupt data at `{key}`: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    /// Optimistic writes kept losing to concurrent writers; retry later.
+    #[error("{what} changed concurrently too often; retry")]
+    Conflict { what: String },
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        StoreError::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The Redis data of the service. Cheap to clone: the connection is
+/// multiplexed and shared.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+}
+
+impl Store {
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Store> {
+        let conn = crate::connection::connect(url).await?;
+        Ok(Store::from_connection(conn, prefix))
+    }
+
+    pub fn from_connection(conn: ConnectionManager, prefix: &str) -> Store {
+        Store {
+            conn,
+            keys: Keys::new(prefix),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+/// Milliseconds since the Unix epoch by the system clock: bookkeeping
+/// only, never strategy input.
+pub fn now_ms() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        // A clock before 1970 is broken; 0 sorts it first rather than failing.
+        Err(_) => 0,
+    }
+}
+
+/// Parses a decimal field read back from Redis, naming the key on failure.
+pub(crate) fn parse_field<T: std::str::FromStr>(key: &str, field: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| StoreError::corrupt(key, format!("field {field} is `{value}`, not a number")))
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! One private redis-server per test: a static one would never be
+    //! dropped, leaving the server running after the test binary exits.
+
+    use super::{LocalRedis, Store};
+
+    pub struct TestRedis {
+        pub server: LocalRedis,
+        pub store: Store,
+        _dir: tempfile::TempDir,
+    }
+
+    impl TestRedis {
+        #[allow(clippy::unwrap_used)]
+        pub async fn start(name: &str) -> TestRedis {
+            let dir = tempfile::tempdir().unwrap();
+            let server = LocalRedis::start(dir.path()).unwrap();
+            let store = Store::connect(&server.url(), &format!("test-{name}"))
+                .await
+                .unwrap();
+            TestRedis {
+                server,
+                store,
+                _dir: dir,
+            }
+        }
+    }
+}

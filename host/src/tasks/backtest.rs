@@ -1,0 +1,348 @@
+//! The backtest task: submission (validated before anything is queued)
+//! and the run on a worker.
+
+use super::{TaskContext, Tasks, KIND_BACKTEST};
+use crate::engine::{self, BacktestConfig, ParamInput, Params, StrategyInfo};
+use crate::queue::{Queue, QueueError, Record, TaskError, TaskSpec};
+use crate::sandbox::{RunError, RunLimits};
+use crate::store::backtests::{fields, BacktestDefinition};
+use crate::store::{Store, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a client asks for; the same fields a stored definition keeps.
+pub type BacktestRequest = BacktestDefinition;
+
+/// The queue payload of one backtest run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestPayload {
+    pub backtest_id: u64,
+    pub definition: BacktestDefinition,
+    /// Candle series version seen at submission: the worker's cache may
+    /// serve any version at least this new without asking Redis.
+    pub candles_version: u64,
+}
+
+/// Why a submission was refused. Nothing is queued for any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("strategy {0} not found")]
+    UnknownStrategy(String),
+    #[error("backtest {0} not found")]
+    UnknownBacktest(u64),
+    #[error("{0}")]
+    Param(#[from] engine::ParamError),
+    #[error("no candles for {symbol} {timeframe}")]
+    UnknownCandles { symbol: String, timeframe: String },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+impl SubmitError {
+    /// The request field the error is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            SubmitError::UnknownStrategy(_) => Some("strategy_id"),
+            SubmitError::Param(e) => Some(e.field()),
+            SubmitError::UnknownCandles { .. } => Some("symbol"),
+            SubmitError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
+    SubmitError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// How a backtest is queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitOptions {
+    /// Celery-style number: 0-3 low, 4-6 normal, 7+ high.
+    pub priority: i64,
+    /// Wall-clock limit of one attempt (default: the worker's).
+    pub timeout_ms: Option<u64>,
+    /// Deliveries before the dead-letter stream (default: the queue's).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> Self {
+        Self {
+            priority: crate::queue::task::DEFAULT_PRIORITY,
+            timeout_ms: None,
+            max_attempts: None,
+        }
+    }
+}
+
+/// Validates a backtest against the stored plugin's schema and the stored
+/// candles, records it, and queues it. Returns (backtest id, task id).
+pub async fn submit_backtest(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    priority: i64,
+) -> Result<(u64, String), SubmitError> {
+    let options = SubmitOptions {
+        priority,
+        ..SubmitOptions::default()
+    };
+    submit_backtest_with(store, queue, request, &options).await
+}
+
+/// [`submit_backtest`] with every queueing option.
+pub async fn submit_backtest_with(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    options: &SubmitOptions,
+) -> Result<(u64, String), SubmitError> {
+    let (definition, candles_version) = validate(store, request).await?;
+    let backtest_id = store.create_backtest(&definition).await?;
+    let task_id = enqueue(store, queue, backtest_id, definition, candles_version, options).await?;
+    Ok((backtest_id, task_id))
+}
+
+/// Runs a stored backtest again (`POST /backtest/run`): validated again,
+/// since its plugin or candles may have changed since.
+pub async fn resubmit_backtest(
+    store: &Store,
+    queue: &Queue,
+    backtest_id: u64,
+    priority: i64,
+) -> Result<String, SubmitError> {
+    let record = store
+        .get_backtest(backtest_id)
+        .await?
+        .ok_or(SubmitError::UnknownBacktest(backtest_id))?;
+    let (definition, candles_version) = validate(store, &record.definition).await?;
+    let options = SubmitOptions {
+        priority,
+        ..SubmitOptions::default()
+    };
+    enqueue(store, queue, backtest_id, definition, candles_version, &options).await
+}
+
+async fn enqueue(
+    store: &Store,
+    queue: &Queue,
+    backtest_id: u64,
+    definition: BacktestDefinition,
+    candles_version: u64,
+    options: &SubmitOptions,
+) -> Result<String, SubmitError> {
+    let payload = BacktestPayload {
+        backtest_id,
+        definition,
+        candles_version,
+    };
+    let payload = serde_json::to_string(&payload).map_err(|e| invalid("payload", e.to_string()))?;
+    let mut spec = TaskSpec::new(KIND_BACKTEST, payload);
+    spec.priority = options.priority;
+    spec.timeout_ms = options.timeout_ms;
+    spec.max_attempts = options.max_attempts;
+    spec.record = Some(Record {
+        key: store.keys().backtest(backtest_id),
+        result_field: fields::REPORT.to_string(),
+    });
+    Ok(queue.submit_one(spec).await?)
+}
+
+/// Checks everything a worker would trip on, and returns the definition
+/// with its params resolved (defaults filled) plus the candle version.
+async fn validate(
+    store: &Store,
+    request: &BacktestRequest,
+) -> Result<(BacktestDefinition, u64), SubmitError> {
+    let config = engine_config(request);
+    config.check().map_err(|e| match e {
+        engine::EngineError::InvalidConfig { field, message } => invalid(field, message),
+        other => invalid("config", other.to_string()),
+    })?;
+    if request.start_ts > request.end_ts {
+        return Err(invalid(
+            "start_date",
+            format!(
+                "start ({}) is after end ({})",
+                request.start_ts, request.end_ts
+            ),
+        ));
+    }
+    let plugin = store
+        .plugin_record_by_sha(&request.strategy_sha256)
+        .await?
+        .ok_or_else(|| SubmitError::UnknownStrategy(request.strategy_sha256.clone()))?;
+    let params = resolve_params(&plugin.description.params, &request.params)?;
+    let timeframe = crate::candles::format_timeframe(request.timeframe_secs);
+    let series = store
+        .series_info(&request.symbol, request.timeframe_secs)
+        .await?
+        .ok_or_else(|| SubmitError::UnknownCandles {
+            symbol: request.symbol.clone(),
+            timeframe: timeframe.clone(),
+        })?;
+    if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
+        return Err(invalid(
+            "start_date",
+            format!(
+                "no {} {timeframe} candles between {} and {} (held: {} to {})",
+                series.symbol, request.start_ts, request.end_ts, series.first_ts, series.last_ts
+            ),
+        ));
+    }
+    let mut definition = request.clone();
+    definition.symbol = series.symbol.clone();
+    definition.params = params
+        .0
+        .iter()
+        .map(|(name, value)| (name.clone(), serde_json::json!(value)))
+        .collect();
+    Ok((definition, series.version))
+}
+
+fn resolve_params(
+    schema: &[engine::ParamSpec],
+    given: &BTreeMap<String, serde_json::Value>,
+) -> Result<Params, engine::ParamError> {
+    let inputs: BTreeMap<String, ParamInput> = given
+        .iter()
+        .map(|(name, value)| (name.clone(), ParamInput::Json(value.clone())))
+        .collect();
+    Params::validate(schema, &inputs)
+}
+
+fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
+    BacktestConfig {
+        initial_capital: definition.initial_capital,
+        commission: definition.commission,
+        slippage_bps: definition.slippage_bps,
+        leverage: definition.leverage,
+        ..BacktestConfig::default()
+    }
+}
+
+/// Runs a backtest on a worker; the result is the report JSON, the same
+/// bytes `stratbox backtest --json` prints for the same inputs.
+pub(super) async fn run(tasks: &Tasks, payload: &str, ctx: TaskContext) -> Result<String, TaskError> {
+    let payload: BacktestPayload = serde_json::from_str(payload)
+        .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
+    let definition = payload.definition;
+    let plugin = match tasks.sandbox.cached(&definition.strategy_sha256) {
+        Some(plugin) => plugin,
+        None => {
+            let bytes = tasks
+                .store
+                .plugin_bytes(&definition.strategy_sha256)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    TaskError::permanent(
+                        "plugin_not_found",
+                        format!("strategy {} is not stored", definition.strategy_sha256),
+                    )
+                })?;
+            let sandbox = tasks.sandbox.clone();
+            // Compiling is CPU work: off the async workers.
+            tokio::task::spawn_blocking(move || sandbox.load(&bytes))
+                .await
+                .map_err(|e| TaskError::transient("worker_error", e.to_string()))?
+                .map_err(|e| TaskError::permanent("invalid_plugin", e.to_string()))?
+        }
+    };
+    let (candles, _version) = tasks
+        .store
+        .load_candles(
+            &tasks.candles,
+            &definition.symbol,
+            definition.timeframe_secs,
+            definition.start_ts,
+            definition.end_ts,
+            payload.candles_version,
+        )
+        .await
+        .map_err(store_error)?;
+    if candles.is_empty() {
+        return Err(TaskError::permanent(
+            "no_candles",
+            format!(
+                "no {} candles between {} and {}",
+                definition.symbol, definition.start_ts, definition.end_ts
+            ),
+        ));
+    }
+    let params = resolve_params(&plugin.description.params, &definition.params)
+        .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
+    let config = engine_config(&definition);
+    let sandbox = tasks.sandbox.clone();
+    let progress_ctx = ctx.clone();
+    let limits = RunLimits {
+        deadline: Some(ctx.timeout),
+        ..RunLimits::default()
+    };
+    let candles = Arc::new(candles);
+    let report = tokio::task::spawn_blocking(move || {
+        let mut strategy = sandbox
+            .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
+            .map_err(run_error)?;
+        let bars = candles.len() as f64;
+        let mut report = engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
+            progress_ctx.set_progress(done as f64 / bars)
+        })
+        .map_err(engine_error)?;
+        report.strategy = Some(StrategyInfo {
+            name: plugin.description.name.clone(),
+            version: plugin.description.version.clone(),
+            sha256: Some(plugin.sha256.clone()),
+            params: params.to_map(),
+        });
+        serde_json::to_string(&report)
+            .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+    })
+    .await
+    .map_err(|e| TaskError::transient("worker_error", format!("backtest thread: {e}")))??;
+    Ok(report)
+}
+
+fn store_error(e: StoreError) -> TaskError {
+    match e {
+        StoreError::Redis(e) => TaskError::transient("redis_error", e.to_string()),
+        StoreError::NotFound { what } => {
+            TaskError::permanent("not_found", format!("{what} not found"))
+        }
+        other => TaskError::permanent("store_error", other.to_string()),
+    }
+}
+
+fn run_error(e: RunError) -> TaskError {
+    let code = e.code();
+    match e {
+        RunError::DeadlineExceeded { .. } => TaskError {
+            code: code.into(),
+            message: e.to_string(),
+            transient: true,
+            timeout: true,
+        },
+        RunError::Host { .. } => TaskError::transient(code, e.to_string()),
+        _ => TaskError::permanent(code, e.to_string()),
+    }
+}
+
+fn engine_error(e: engine::EngineError) -> TaskError {
+    match e {
+        engine::EngineError::Strategy(inner) => match inner.downcast::<RunError>() {
+            Ok(run) => run_error(*run),
+            Err(other) => TaskError::permanent("strategy_error", other.to_string()),
+        },
+        engine::EngineError::Protocol(m) => TaskError::permanent("protocol_error", m),
+        other => TaskError::permanent("engine_error", other.to_string()),
+    }
+}

@@ -1,0 +1,69 @@
+//! Task kinds the workers run: `backtest`, and `noop` (health probes and
+//! queue benchmarks). Each turns a queue delivery into a result or a
+//! classified error; the worker decides about retries from the class.
+
+pub mod backtest;
+
+pub use backtest::{
+    resubmit_backtest, submit_backtest, submit_backtest_with, BacktestPayload, BacktestRequest,
+    SubmitError, SubmitOptions,
+};
+
+use crate::queue::{Delivery, TaskError};
+use crate::sandbox::{CancelToken, Sandbox};
+use crate::store::CandleCache;
+use crate::store::Store;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const KIND_BACKTEST: &str = "backtest";
+pub const KIND_NOOP: &str = "noop";
+
+/// What a running task gets from its worker.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// Set on cancellation or shutdown; a strategy run stops at the next
+    /// epoch tick.
+    pub cancel: CancelToken,
+    /// Wall-clock limit of this attempt.
+    pub timeout: Duration,
+    /// Progress in 1/10,000ths, read by the worker's progress reporter.
+    pub progress: Arc<AtomicU32>,
+}
+
+impl TaskContext {
+    pub fn set_progress(&self, fraction: f64) {
+        let scaled = (fraction.clamp(0.0, 1.0) * 10_000.0) as u32;
+        self.progress.store(scaled, Ordering::Relaxed);
+    }
+}
+
+/// Everything the handlers need; shared by all task slots of a worker.
+pub struct Tasks {
+    pub store: Store,
+    pub sandbox: Arc<Sandbox>,
+    pub candles: Arc<CandleCache>,
+}
+
+impl Tasks {
+    pub fn new(store: Store, sandbox: Arc<Sandbox>, candles: Arc<CandleCache>) -> Self {
+        Self {
+            store,
+            sandbox,
+            candles,
+        }
+    }
+
+    /// Runs one delivery to its result (a JSON string).
+    pub async fn run(&self, delivery: &Delivery, ctx: TaskContext) -> Result<String, TaskError> {
+        match delivery.kind.as_str() {
+            KIND_BACKTEST => backtest::run(self, &delivery.payload, ctx).await,
+            KIND_NOOP => Ok(String::from("{}")),
+            other => Err(TaskError::permanent(
+                "unknown_task_kind",
+                format!("no handler for task kind `{other}`"),
+            )),
+        }
+    }
+}

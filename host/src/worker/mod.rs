@@ -1,0 +1,450 @@
+//! `stratbox worker`: N task slots in one process, fed by one queue
+//! consumer. The fetch loop takes tasks (batched when they are short),
+//! each task runs in its own tokio task (CPU work on blocking threads),
+//! and one completer writes outcomes back in batches. Side loops keep
+//! claims and the heartbeat alive, promote due retries, and listen for
+//! cancellations.
+
+mod state;
+
+use crate::queue::consumer::Held;
+use crate::queue::{Consumer, Delivery, Outcome, Queue, QueueConfig, TaskError};
+use crate::tasks::{TaskContext, Tasks};
+use state::{Slot, State};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, info, warn};
+
+/// Settings of one worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub redis_url: String,
+    pub prefix: String,
+    /// Tasks run at once.
+    pub slots: usize,
+    pub queue: QueueConfig,
+    /// Consumer name; unique per process by default.
+    pub name: Option<String>,
+}
+
+/// What a worker did, logged at exit.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WorkerSummary {
+    pub completed: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub cancelled: u64,
+    /// Returned to the queue at shutdown.
+    pub released: u64,
+}
+
+/// Longest wait between attempts to reach a Redis that is down.
+const REDIS_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How often running tasks' progress is written.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs until `shutdown` resolves, then drains gracefully: no new tasks,
+/// running ones get the grace period, the rest go back to the queue.
+pub async fn run(
+    config: WorkerConfig,
+    tasks: Arc<Tasks>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<WorkerSummary> {
+    anyhow::ensure!(config.slots > 0, "--workers must be at least 1");
+    let queue = Queue::connect(&config.redis_url, &config.prefix, config.queue.clone()).await?;
+    let name = config.name.clone().unwrap_or_else(Consumer::unique_name);
+    let consumer = Arc::new(Consumer::new(queue.clone(), &config.redis_url, name).await?);
+    info!(consumer = consumer.name(), slots = config.slots, "worker started");
+
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::default()),
+        slot_freed: Notify::new(),
+        stopping: AtomicBool::new(false),
+        config: config.clone(),
+        started_at_ms: crate::queue::now_ms(),
+    });
+    let (done_tx, done_rx) = mpsc::unbounded_channel::<(Held, Outcome)>();
+    let completer = tokio::spawn(completer(consumer.clone(), shared.clone(), done_rx));
+    let side = [
+        tokio::spawn(keepalive_loop(consumer.clone(), shared.clone())),
+        tokio::spawn(promote_loop(queue.clone(), shared.clone())),
+        tokio::spawn(cancel_listener(queue.clone(), shared.clone())),
+        tokio::spawn(progress_loop(queue.clone(), shared.clone())),
+    ];
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    let fetching = fetch_loop(&consumer, &shared, &tasks, &done_tx);
+    tokio::select! {
+        result = fetching => result?,
+        () = &mut shutdown => info!("shutdown requested: taking no new tasks"),
+    }
+    shared.stopping.store(true, Ordering::SeqCst);
+    drain(&shared, &done_tx).await;
+    drop(done_tx);
+    let summary = completer.await.unwrap_or_default();
+    for task in side {
+        task.abort();
+    }
+    match consumer.leave().await {
+        Ok(n) if n > 0 => info!(returned = n, "returned held tasks to the queue"),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not leave the consumer group; the sweeper will reclaim"),
+    }
+    info!(?summary, "worker stopped");
+    Ok(summary)
+}
+
+struct Shared {
+    state: Mutex<State>,
+    slot_freed: Notify,
+    stopping: AtomicBool,
+    config: WorkerConfig,
+    started_at_ms: i64,
+}
+
+impl Shared {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+async fn fetch_loop(
+    consumer: &Consumer,
+    shared: &Arc<Shared>,
+    tasks: &Arc<Tasks>,
+    done: &mpsc::UnboundedSender<(Held, Outcome)>,
+) -> anyhow::Result<()> {
+    let qc = &shared.config.queue;
+    let mut buffer: VecDeque<Delivery> = VecDeque::new();
+    let mut last_sweep: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        // Start what fits.
+        while shared.state().running < shared.config.slots {
+            let Some(delivery) = buffer.pop_front() else { break };
+            start(delivery, shared, tasks, done);
+        }
+        let (running, estimate) = {
+            let state = shared.state();
+            (state.running, state.average_run)
+        };
+        let free = shared.config.slots - running.min(shared.config.slots);
+        let extra = prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
+        let want = (free + extra).saturating_sub(buffer.len()).min(qc.fetch_batch);
+        if want == 0 || free == 0 && !buffer.is_empty() {
+            shared.slot_freed.notified().await;
+            continue;
+        }
+        let reclaim = last_sweep.is_none_or(|t| t.elapsed() >= qc.sweep_interval);
+        let fetched = match consumer.fetch(want, reclaim).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "fetch failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(REDIS_BACKOFF_MAX);
+                continue;
+            }
+        };
+        if reclaim {
+            last_sweep = Some(Instant::now());
+        }
+        backoff = Duration::from_millis(50);
+        let fetched = if fetched.is_empty() && buffer.is_empty() && free > 0 {
+            match consumer.fetch_blocking(free, qc.block).await {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(error = %e, "blocking fetch failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(REDIS_BACKOFF_MAX);
+                    continue;
+                }
+            }
+        } else {
+            fetched
+        };
+        {
+            let mut state = shared.state();
+            for d in &fetched {
+                state.hold(d);
+            }
+        }
+        if !fetched.is_empty() {
+            debug!(n = fetched.len(), "fetched");
+        }
+        buffer.extend(fetched);
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    // Fetched but never started: back to the queue.
+    for d in buffer {
+        let _ = done.send((Held::from(&d), Outcome::Released));
+    }
+    Ok(())
+}
+
+/// Extra deliveries worth holding beyond the free slots: about
+/// `budget` of work at the recent average run time.
+fn prefetch(budget: Duration, average_run: Option<Duration>, cap: usize) -> usize {
+    match average_run {
+        Some(avg) if !avg.is_zero() => ((budget.as_nanos() / avg.as_nanos()) as usize).min(cap),
+        Some(_) => cap,
+        None => 0,
+    }
+}
+
+fn start(
+    delivery: Delivery,
+    shared: &Arc<Shared>,
+    tasks: &Arc<Tasks>,
+    done: &mpsc::UnboundedSender<(Held, Outcome)>,
+) {
+    let held = Held::from(&delivery);
+    let Some(slot) = shared.state().start(&delivery.task_id) else {
+        return;
+    };
+    let shared = shared.clone();
+    let tasks = tasks.clone();
+    let done = done.clone();
+    tokio::spawn(async move {
+        let began = Instant::now();
+        let outcome = if delivery.attempt > delivery.max_attempts {
+            // Delivered again and again: each worker running it died.
+            Outcome::Failed(TaskError::permanent(
+                "worker_lost",
+                format!(
+                    "delivered {} times (limit {}); the workers running it stopped without finishing",
+                    delivery.attempt, delivery.max_attempts
+                ),
+            ))
+        } else if slot.cancel.is_cancelled() {
+            cancelled_outcome(&slot)
+        } else {
+            let ctx = TaskContext {
+                cancel: slot.cancel.clone(),
+                timeout: Duration::from_millis(delivery.timeout_ms.max(1)),
+                progress: slot.progress.clone(),
+            };
+            let result = tasks.run(&delivery, ctx).await;
+            decide(&shared.config.queue, &delivery, &slot, result)
+        };
+        let lost = shared.state().finish(&delivery.task_id, began.elapsed());
+        shared.slot_freed.notify_one();
+        if !lost {
+            let _ = done.send((held, outcome));
+        }
+    });
+}
+
+fn cancelled_outcome(slot: &Slot) -> Outcome {
+    if slot.shutdown.load(Ordering::SeqCst) {
+        Outcome::Released
+    } else {
+        Outcome::Cancelled
+    }
+}
+
+/// Result to outcome: cancellations first, then retry while attempts and
+/// the error class allow, else the dead-letter stream.
+fn decide(
+    config: &QueueConfig,
+    delivery: &Delivery,
+    slot: &Slot,
+    result: Result<String, TaskError>,
+) -> Outcome {
+    match result {
+        Ok(result) => Outcome::Completed { result },
+        Err(_) if slot.cancel.is_cancelled() => cancelled_outcome(slot),
+        Err(error) if error.transient && delivery.attempt < delivery.max_attempts => {
+            let unit: f64 = rand::random();
+            let delay_ms = config.retry_delay(delivery.attempt, unit).as_millis() as u64;
+            Outcome::Retry { error, delay_ms }
+        }
+        Err(error) => Outcome::Failed(error),
+    }
+}
+
+/// Writes outcomes in batches: whatever has queued up while the previous
+/// batch was in flight goes in the next round trip. A batch that fails is
+/// retried until Redis answers; its entries stay pending meanwhile, so
+/// nothing is lost even if this process dies.
+async fn completer(
+    consumer: Arc<Consumer>,
+    shared: Arc<Shared>,
+    mut rx: mpsc::UnboundedReceiver<(Held, Outcome)>,
+) -> WorkerSummary {
+    let mut summary = WorkerSummary::default();
+    let mut batch = Vec::new();
+    let limit = shared.config.queue.fetch_batch * 2;
+    while rx.recv_many(&mut batch, limit).await > 0 {
+        let mut backoff = Duration::from_millis(20);
+        let mut tries = 0u32;
+        loop {
+            match consumer.complete(&batch).await {
+                Ok(_) => break,
+                Err(e) => {
+                    tries += 1;
+                    // Stopping and Redis gone for good: the entries stay
+                    // pending and another worker reclaims them.
+                    if shared.stopping.load(Ordering::SeqCst) && tries > 20 {
+                        warn!(error = %e, n = batch.len(), "giving up writing outcomes at shutdown");
+                        break;
+                    }
+                    warn!(error = %e, n = batch.len(), "writing outcomes failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(REDIS_BACKOFF_MAX);
+                }
+            }
+        }
+        for (held, outcome) in batch.drain(..) {
+            match outcome {
+                Outcome::Completed { .. } => summary.completed += 1,
+                Outcome::Failed(e) => {
+                    summary.failed += 1;
+                    info!(task = held.task_id, code = e.code, "task failed: {}", e.message);
+                }
+                Outcome::Retry { error, delay_ms } => {
+                    summary.retried += 1;
+                    info!(task = held.task_id, code = error.code, delay_ms, "task will be retried");
+                }
+                Outcome::Cancelled => summary.cancelled += 1,
+                Outcome::Released => summary.released += 1,
+            }
+        }
+    }
+    summary
+}
+
+/// Waits up to the grace period for running tasks, then stops the rest;
+/// their outcome is `Released` (back to the queue, attempt not counted).
+async fn drain(shared: &Arc<Shared>, _done: &mpsc::UnboundedSender<(Held, Outcome)>) {
+    let grace = shared.config.queue.grace_period;
+    let deadline = Instant::now() + grace;
+    loop {
+        let running = shared.state().running;
+        if running == 0 {
+            return;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(wait.min(Duration::from_millis(50)), shared.slot_freed.notified()).await;
+    }
+    let stopped = shared.state().stop_all_for_shutdown();
+    warn!(stopped, ?grace, "grace period over: returning running tasks to the queue");
+    while shared.state().running > 0 {
+        let _ = tokio::time::timeout(Duration::from_millis(50), shared.slot_freed.notified()).await;
+    }
+}
+
+async fn keepalive_loop(consumer: Arc<Consumer>, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.queue.keepalive);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (held, running): (Vec<Held>, Vec<String>) = {
+            let state = shared.state();
+            (state.held(), state.running_ids())
+        };
+        let heartbeat = serde_json::json!({
+            "consumer": consumer.name(),
+            "pid": std::process::id(),
+            "slots": shared.config.slots,
+            "started_at_ms": shared.started_at_ms,
+            "seen_at_ms": crate::queue::now_ms(),
+            "running": running,
+            "version": env!("CARGO_PKG_VERSION"),
+        })
+        .to_string();
+        match consumer.keepalive(&held, &heartbeat).await {
+            Ok(report) => {
+                let mut state = shared.state();
+                for id in &report.cancel {
+                    state.cancel(id);
+                }
+                for id in &report.lost {
+                    warn!(task = id, "task was reclaimed by another worker; stopping our copy");
+                    state.lose(id);
+                }
+            }
+            Err(e) => warn!(error = %e, "keepalive failed"),
+        }
+    }
+}
+
+async fn promote_loop(queue: Queue, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(shared.config.queue.promote_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = queue.promote_due().await {
+            debug!(error = %e, "promoting retries failed");
+        }
+    }
+}
+
+async fn progress_loop(queue: Queue, shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(PROGRESS_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let changed = shared.state().progress_changes();
+        if let Err(e) = queue.report_progress(&changed).await {
+            debug!(error = %e, "writing progress failed");
+        }
+    }
+}
+
+/// Cancel requests arrive on a pub/sub channel (the keepalive also polls,
+/// in case a message is missed while reconnecting).
+async fn cancel_listener(queue: Queue, shared: Arc<Shared>) {
+    use futures_util::StreamExt;
+    let channel = queue.keys().cancel_channel();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let subscribed = async {
+            let client = redis::Client::open(shared.config.redis_url.as_str())?;
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        }
+        .await;
+        match subscribed {
+            Ok(pubsub) => {
+                backoff = Duration::from_millis(50);
+                let mut messages = pubsub.into_on_message();
+                while let Some(msg) = messages.next().await {
+                    if let Ok(task_id) = msg.get_payload::<String>() {
+                        shared.state().cancel(&task_id);
+                    }
+                }
+            }
+            Err(e) => debug!(error = %e, "cancel channel unavailable"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(REDIS_BACKOFF_MAX);
+    }
+}
+
+/// Shared by the CLI: resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
