@@ -21,7 +21,10 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
 
 /// A connection of its own for blocking reads: its response timeout is
 /// longer than any `BLOCK` the caller issues.
-pub async fn connect_blocking(url: &str, longest_block: Duration) -> anyhow::Result<ConnectionManager> {
+pub async fn connect_blocking(
+    url: &str,
+    longest_block: Duration,
+) -> anyhow::Result<ConnectionManager> {
     connect_with(url, longest_block + RESPONSE_TIMEOUT).await
 }
 

@@ -38,7 +38,9 @@ pub fn definition(sha: &str, symbol: &str, start_ts: i64, end_ts: i64) -> Backte
 /// The report `stratbox backtest --json` prints for the same inputs.
 fn local_report(svc: &Service, data: &Candles, def: &BacktestDefinition, plugin: &str) -> String {
     let range = data.range(def.start_ts, def.end_ts);
-    let csv = svc.dir.join(format!("range-{}-{}.csv", def.start_ts, def.end_ts));
+    let csv = svc
+        .dir
+        .join(format!("range-{}-{}.csv", def.start_ts, def.end_ts));
     let mut bytes = Vec::new();
     candles::write_csv(&range, &mut bytes).unwrap();
     std::fs::write(&csv, bytes).unwrap();
@@ -70,17 +72,30 @@ fn local_report(svc: &Service, data: &Candles, def: &BacktestDefinition, plugin:
 async fn five_backtests_complete_and_match_the_local_cli() {
     let svc = Service::start("five_backtests").await;
     let data = hourly(8_784, 7);
-    svc.store.import_candles("BTCUSDT", HOUR, &data).await.unwrap();
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &data)
+        .await
+        .unwrap();
     let sha = svc.put_plugin("ema-crossover").await;
     let _worker = svc.worker("w1", 2, &[]);
 
     let mut submitted = Vec::new();
-    for (i, (fast, slow)) in [(5, 20), (8, 21), (12, 26), (20, 50), (3, 9)].into_iter().enumerate() {
-        let mut def = definition(&sha, "btcusdt", START + i as i64 * 30 * 24 * HOUR, START + 300 * 24 * HOUR);
+    for (i, (fast, slow)) in [(5, 20), (8, 21), (12, 26), (20, 50), (3, 9)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut def = definition(
+            &sha,
+            "btcusdt",
+            START + i as i64 * 30 * 24 * HOUR,
+            START + 300 * 24 * HOUR,
+        );
         def.params.insert("fast_period".into(), fast.into());
         def.params.insert("slow_period".into(), slow.into());
         def.commission = 0.0005 + i as f64 * 0.0001;
-        let (backtest_id, task_id) = submit_backtest(&svc.store, &svc.queue, &def, 5).await.unwrap();
+        let (backtest_id, task_id) = submit_backtest(&svc.store, &svc.queue, &def, 5)
+            .await
+            .unwrap();
         submitted.push((backtest_id, task_id, def));
     }
     for (backtest_id, task_id, def) in &submitted {
@@ -91,13 +106,22 @@ async fn five_backtests_complete_and_match_the_local_cli() {
         let report = record.report.expect("report stored");
         let mut local_def = def.clone();
         local_def.params.insert("allow_short".into(), false.into());
-        assert_eq!(report, local_report(&svc, &data, &local_def, "ema-crossover"));
+        assert_eq!(
+            report,
+            local_report(&svc, &data, &local_def, "ema-crossover")
+        );
         let parsed: serde_json::Value = serde_json::from_str(&report).unwrap();
         assert!(parsed["num_trades"].as_u64().unwrap() > 0);
     }
     let counters = svc.queue.counters().await.unwrap();
     assert_eq!(
-        (counters.tasks_submitted, counters.tasks_completed, counters.tasks_failed, counters.tasks_timeout, counters.active_tasks),
+        (
+            counters.tasks_submitted,
+            counters.tasks_completed,
+            counters.tasks_failed,
+            counters.tasks_timeout,
+            counters.active_tasks
+        ),
         (5, 5, 0, 0, 0)
     );
     svc.assert_drained().await;
@@ -106,40 +130,57 @@ async fn five_backtests_complete_and_match_the_local_cli() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_submissions_are_refused_before_anything_is_queued() {
     let svc = Service::start("bad_submissions").await;
-    svc.store.import_candles("BTCUSDT", HOUR, &hourly(500, 3)).await.unwrap();
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(500, 3))
+        .await
+        .unwrap();
     let sha = svc.put_plugin("ema-crossover").await;
     let end = START + 499 * HOUR;
 
     let unknown_plugin = definition(&"ab".repeat(32), "BTCUSDT", START, end);
-    let err = submit_backtest(&svc.store, &svc.queue, &unknown_plugin, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &unknown_plugin, 5)
+        .await
+        .unwrap_err();
     assert!(matches!(err, SubmitError::UnknownStrategy(_)), "{err}");
 
     let unknown_candles = definition(&sha, "ETHUSDT", START, end);
-    let err = submit_backtest(&svc.store, &svc.queue, &unknown_candles, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &unknown_candles, 5)
+        .await
+        .unwrap_err();
     assert!(matches!(err, SubmitError::UnknownCandles { .. }), "{err}");
     assert_eq!(err.field(), Some("symbol"));
 
     let mut out_of_schema = definition(&sha, "BTCUSDT", START, end);
     out_of_schema.params.insert("fast_period".into(), 0.into());
-    let err = submit_backtest(&svc.store, &svc.queue, &out_of_schema, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &out_of_schema, 5)
+        .await
+        .unwrap_err();
     assert_eq!(err.field(), Some("fast_period"), "{err}");
 
     let mut unknown_param = definition(&sha, "BTCUSDT", START, end);
     unknown_param.params.insert("fastest".into(), 3.into());
-    let err = submit_backtest(&svc.store, &svc.queue, &unknown_param, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &unknown_param, 5)
+        .await
+        .unwrap_err();
     assert_eq!(err.field(), Some("fastest"), "{err}");
 
     let backwards = definition(&sha, "BTCUSDT", end, START);
-    let err = submit_backtest(&svc.store, &svc.queue, &backwards, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &backwards, 5)
+        .await
+        .unwrap_err();
     assert_eq!(err.field(), Some("start_date"), "{err}");
 
     let outside = definition(&sha, "BTCUSDT", end + HOUR, end + 100 * HOUR);
-    let err = submit_backtest(&svc.store, &svc.queue, &outside, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &outside, 5)
+        .await
+        .unwrap_err();
     assert_eq!(err.field(), Some("start_date"), "{err}");
 
     let mut negative = definition(&sha, "BTCUSDT", START, end);
     negative.initial_capital = -5.0;
-    let err = submit_backtest(&svc.store, &svc.queue, &negative, 5).await.unwrap_err();
+    let err = submit_backtest(&svc.store, &svc.queue, &negative, 5)
+        .await
+        .unwrap_err();
     assert_eq!(err.field(), Some("initial_capital"), "{err}");
 
     let counters = svc.queue.counters().await.unwrap();

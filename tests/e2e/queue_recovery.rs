@@ -17,10 +17,13 @@ const START: i64 = 1_704_067_200;
 const FUEL: (&str, &str) = ("STRATBOX_FUEL_PER_BAR", "100000000000");
 /// Loop steps per bar of the slow plugin: roughly 1 ms per bar here, so
 /// `bars` is about the run time in milliseconds.
-const WORK_PER_MS: i64 = 250_000;
+const WORK_PER_MS: i64 = 700_000;
 
 async fn with_slow_plugin(svc: &Service) -> String {
-    svc.store.import_candles("SLOW", HOUR, &hourly(20_000, 11)).await.unwrap();
+    svc.store
+        .import_candles("SLOW", HOUR, &hourly(20_000, 11))
+        .await
+        .unwrap();
     svc.put_plugin("hostile/slow").await
 }
 
@@ -44,8 +47,12 @@ async fn a_killed_worker_s_task_is_completed_by_another_once() {
     let svc = Service::start("kill9").await;
     let sha = with_slow_plugin(&svc).await;
     let mut w1 = svc.worker("w1", 1, &[FUEL]);
-    let (backtest_id, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 3_000), 5).await.unwrap();
-    let running = svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30)).await;
+    let (backtest_id, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 3_000), 5)
+        .await
+        .unwrap();
+    let running = svc
+        .wait_status(&task, TaskStatus::Running, Duration::from_secs(30))
+        .await;
     assert_eq!(running.worker.as_deref(), Some("w1"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     w1.kill9();
@@ -57,7 +64,15 @@ async fn a_killed_worker_s_task_is_completed_by_another_once() {
     let record = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
     assert!(record.report.is_some());
     let c = svc.queue.counters().await.unwrap();
-    assert_eq!((c.tasks_submitted, c.tasks_completed, c.tasks_failed, c.active_tasks), (1, 1, 0, 0));
+    assert_eq!(
+        (
+            c.tasks_submitted,
+            c.tasks_completed,
+            c.tasks_failed,
+            c.active_tasks
+        ),
+        (1, 1, 0, 0)
+    );
     svc.assert_drained().await;
     assert_eq!(svc.queue.stats().await.unwrap().dlq, 0);
 }
@@ -69,14 +84,25 @@ async fn a_long_task_on_a_healthy_worker_is_never_taken_by_another() {
     // Visibility timeout 3 s; the task runs about 7 s.
     let _w1 = svc.worker("w1", 1, &[FUEL]);
     let _w2 = svc.worker("w2", 1, &[FUEL]);
-    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 7_000), 5).await.unwrap();
+    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 7_000), 5)
+        .await
+        .unwrap();
     let done = svc.wait_final(&task, Duration::from_secs(90)).await;
     assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
     let took = done.finished_at_ms.unwrap() - done.started_at_ms.unwrap();
-    assert!(took > 4_000, "the task must outlive the visibility timeout; took {took} ms");
+    assert!(
+        took > 4_000,
+        "the task must outlive the visibility timeout; took {took} ms"
+    );
     assert_eq!(done.attempts, 1, "a second delivery would count an attempt");
     let c = svc.queue.counters().await.unwrap();
-    assert_eq!((c.tasks_completed, c.extra.get("duplicates").copied().unwrap_or(0)), (1, 0));
+    assert_eq!(
+        (
+            c.tasks_completed,
+            c.extra.get("duplicates").copied().unwrap_or(0)
+        ),
+        (1, 0)
+    );
     svc.assert_drained().await;
 }
 
@@ -89,33 +115,60 @@ async fn workers_ride_out_a_redis_restart() {
 
     // Idle workers: Redis goes away and comes back.
     svc.restart_redis(Duration::from_millis(700));
-    let (_, quick) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 100), 5).await.unwrap();
-    assert_eq!(svc.wait_final(&quick, Duration::from_secs(30)).await.status, TaskStatus::Completed);
+    svc.wait_reconnected().await;
+    let (_, quick) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 100), 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        svc.wait_final(&quick, Duration::from_secs(30)).await.status,
+        TaskStatus::Completed
+    );
 
     // A task running while Redis restarts, and one submitted just before.
-    let (_, long) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 3_000), 5).await.unwrap();
-    svc.wait_status(&long, TaskStatus::Running, Duration::from_secs(30)).await;
-    let (_, queued) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 100), 5).await.unwrap();
+    let (_, long) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 3_000), 5)
+        .await
+        .unwrap();
+    svc.wait_status(&long, TaskStatus::Running, Duration::from_secs(30))
+        .await;
+    let (_, queued) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 100), 5)
+        .await
+        .unwrap();
     svc.restart_redis(Duration::from_millis(700));
+    svc.wait_reconnected().await;
     for task in [&long, &queued] {
         let done = svc.wait_final(task, Duration::from_secs(60)).await;
         assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
     }
     let c = svc.queue.counters().await.unwrap();
-    assert_eq!((c.tasks_submitted, c.tasks_completed, c.tasks_failed, c.active_tasks), (3, 3, 0, 0));
+    assert_eq!(
+        (
+            c.tasks_submitted,
+            c.tasks_completed,
+            c.tasks_failed,
+            c.active_tasks
+        ),
+        (3, 3, 0, 0)
+    );
     svc.assert_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuel_exhaustion_goes_to_the_dlq_after_one_attempt() {
     let svc = Service::start("fuel_dlq").await;
-    svc.store.import_candles("BTCUSDT", HOUR, &hourly(2_000, 5)).await.unwrap();
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(2_000, 5))
+        .await
+        .unwrap();
     let sha = svc.put_plugin("hostile/infinite-loop").await;
     let _w1 = svc.worker("w1", 1, &[]);
-    let (backtest_id, task) =
-        submit_backtest(&svc.store, &svc.queue, &definition(&sha, "BTCUSDT", START, START + 1_999 * HOUR), 5)
-            .await
-            .unwrap();
+    let (backtest_id, task) = submit_backtest(
+        &svc.store,
+        &svc.queue,
+        &definition(&sha, "BTCUSDT", START, START + 1_999 * HOUR),
+        5,
+    )
+    .await
+    .unwrap();
     let done = svc.wait_final(&task, Duration::from_secs(60)).await;
     assert_eq!(done.status, TaskStatus::Failed);
     assert_eq!(done.attempts, 1);
@@ -137,7 +190,10 @@ async fn fuel_exhaustion_goes_to_the_dlq_after_one_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_failure_is_retried_with_growing_delays_then_dead_lettered() {
     let svc = Service::start("transient").await;
-    svc.store.import_candles("BTCUSDT", HOUR, &hourly(2_000, 5)).await.unwrap();
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(2_000, 5))
+        .await
+        .unwrap();
     let sha = svc.put_plugin("hostile/infinite-loop").await;
     // Unlimited fuel: the per-task deadline (a transient error) stops it.
     let _w1 = svc.worker("w1", 1, &[("STRATBOX_FUEL_BASE", "1000000000000000")]);
@@ -168,7 +224,10 @@ async fn a_transient_failure_is_retried_with_growing_delays_then_dead_lettered()
         assert!(delay <= 200 << i, "retry {} waited {delay} ms", i + 1);
         assert_eq!(parts[2], "deadline_exceeded");
     }
-    assert!(started.elapsed() >= Duration::from_millis(900), "three 300 ms attempts");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "three 300 ms attempts"
+    );
     let dlq = svc.queue.dlq(10).await.unwrap();
     assert_eq!(dlq[0].fields["reason"], "deadline_exceeded");
     assert_eq!(dlq[0].fields["error_kind"], "timeout");
@@ -181,12 +240,19 @@ async fn a_transient_failure_is_retried_with_growing_delays_then_dead_lettered()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dlq_entry_can_be_requeued_and_then_completes() {
     let svc = Service::start("requeue").await;
-    svc.store.import_candles("BTCUSDT", HOUR, &hourly(1_000, 5)).await.unwrap();
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(1_000, 5))
+        .await
+        .unwrap();
     let sha = svc.put_plugin("ema-crossover").await;
-    let (backtest_id, task) =
-        submit_backtest(&svc.store, &svc.queue, &definition(&sha, "BTCUSDT", START, START + 999 * HOUR), 5)
-            .await
-            .unwrap();
+    let (backtest_id, task) = submit_backtest(
+        &svc.store,
+        &svc.queue,
+        &definition(&sha, "BTCUSDT", START, START + 999 * HOUR),
+        5,
+    )
+    .await
+    .unwrap();
     // The plugin disappears before a worker gets to it.
     let record = svc.store.plugin_record_by_sha(&sha).await.unwrap().unwrap();
     assert!(svc.store.delete_plugin(record.strategy_id).await.unwrap());
@@ -214,10 +280,16 @@ async fn a_high_priority_task_starts_before_waiting_low_ones() {
     let _w1 = svc.worker("w1", 2, &[FUEL]);
     let mut busy = Vec::new();
     for _ in 0..2 {
-        busy.push(submit_backtest(&svc.store, &svc.queue, &slow(&sha, 2_000), 5).await.unwrap().1);
+        busy.push(
+            submit_backtest(&svc.store, &svc.queue, &slow(&sha, 2_000), 5)
+                .await
+                .unwrap()
+                .1,
+        );
     }
     for task in &busy {
-        svc.wait_status(task, TaskStatus::Running, Duration::from_secs(30)).await;
+        svc.wait_status(task, TaskStatus::Running, Duration::from_secs(30))
+            .await;
     }
     let low = svc.queue.submit(&vec![noop(1); 100]).await.unwrap();
     let high = svc.queue.submit_one(noop(9)).await.unwrap();
@@ -227,7 +299,10 @@ async fn a_high_priority_task_starts_before_waiting_low_ones() {
         let info = svc.wait_final(task, Duration::from_secs(60)).await;
         assert_eq!(info.status, TaskStatus::Completed);
         let start: i64 = info.fields["started_us"].parse().unwrap();
-        assert!(high_start < start, "low task {task} started before the high one");
+        assert!(
+            high_start < start,
+            "low task {task} started before the high one"
+        );
     }
 }
 
@@ -244,7 +319,12 @@ async fn the_low_class_is_not_starved_by_a_stream_of_high_tasks() {
             priority: 9,
             ..SubmitOptions::default()
         };
-        highs.push(submit_backtest_with(&svc.store, &svc.queue, &high_def, &options).await.unwrap().1);
+        highs.push(
+            submit_backtest_with(&svc.store, &svc.queue, &high_def, &options)
+                .await
+                .unwrap()
+                .1,
+        );
     }
     let low = svc.queue.submit_one(noop(1)).await.unwrap();
     let low_info = svc.wait_final(&low, Duration::from_secs(60)).await;
@@ -255,8 +335,14 @@ async fn the_low_class_is_not_starved_by_a_stream_of_high_tasks() {
         last_high = last_high.max(info.fields["started_us"].parse().unwrap());
     }
     let waited = low_start - low_info.fields["created_us"].parse::<i64>().unwrap();
-    assert!(low_start < last_high, "the low task waited for every high one");
-    assert!(waited >= 900_000, "it was served by age, after about 1 s; waited {waited} us");
+    assert!(
+        low_start < last_high,
+        "the low task waited for every high one"
+    );
+    assert!(
+        waited >= 900_000,
+        "it was served by age, after about 1 s; waited {waited} us"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,13 +350,20 @@ async fn sigterm_lets_the_running_task_finish_then_exits_0_and_leaves() {
     let svc = Service::start("sigterm").await;
     let sha = with_slow_plugin(&svc).await;
     let mut w1 = svc.worker("w1", 1, &[FUEL, ("STRATBOX_GRACE_PERIOD_MS", "20000")]);
-    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 1_500), 5).await.unwrap();
-    svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30)).await;
+    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 1_500), 5)
+        .await
+        .unwrap();
+    svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30))
+        .await;
     w1.signal(Signal::SIGTERM);
     let status = w1.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", w1.log_text());
     let done = svc.queue.task(&task).await.unwrap().unwrap();
-    assert_eq!(done.status, TaskStatus::Completed, "finished within the grace period");
+    assert_eq!(
+        done.status,
+        TaskStatus::Completed,
+        "finished within the grace period"
+    );
     assert!(svc.queue.workers().await.unwrap().is_empty());
     let consumers = svc.consumers().await;
     assert!(!consumers.iter().any(|c| c == "w1"), "{consumers:?}");
@@ -282,8 +375,11 @@ async fn a_task_outliving_the_grace_period_returns_to_the_queue() {
     let svc = Service::start("grace").await;
     let sha = with_slow_plugin(&svc).await;
     let mut w1 = svc.worker("w1", 1, &[FUEL, ("STRATBOX_GRACE_PERIOD_MS", "300")]);
-    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 4_000), 5).await.unwrap();
-    svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30)).await;
+    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 4_000), 5)
+        .await
+        .unwrap();
+    svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30))
+        .await;
     w1.signal(Signal::SIGTERM);
     let status = w1.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status:?}\n{}", w1.log_text());
@@ -301,20 +397,45 @@ async fn a_task_outliving_the_grace_period_returns_to_the_queue() {
 async fn queued_and_running_tasks_can_be_cancelled() {
     let svc = Service::start("cancel").await;
     let sha = with_slow_plugin(&svc).await;
-    let (queued_backtest, queued) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 100), 5).await.unwrap();
-    assert_eq!(svc.queue.cancel(&queued).await.unwrap(), CancelState::Cancelled);
-    let record = svc.store.get_backtest(queued_backtest).await.unwrap().unwrap();
+    let (queued_backtest, queued) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 100), 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        svc.queue.cancel(&queued).await.unwrap(),
+        CancelState::Cancelled
+    );
+    let record = svc
+        .store
+        .get_backtest(queued_backtest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.status.as_str(), "cancelled");
 
     let _w1 = svc.worker("w1", 1, &[FUEL]);
-    let (running_backtest, running) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 20_000), 5).await.unwrap();
-    svc.wait_status(&running, TaskStatus::Running, Duration::from_secs(30)).await;
-    assert_eq!(svc.queue.cancel(&running).await.unwrap(), CancelState::Cancelling);
+    let (running_backtest, running) =
+        submit_backtest(&svc.store, &svc.queue, &slow(&sha, 20_000), 5)
+            .await
+            .unwrap();
+    svc.wait_status(&running, TaskStatus::Running, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        svc.queue.cancel(&running).await.unwrap(),
+        CancelState::Cancelling
+    );
     let asked = Instant::now();
     let done = svc.wait_final(&running, Duration::from_secs(10)).await;
     assert_eq!(done.status, TaskStatus::Cancelled);
-    assert!(asked.elapsed() < Duration::from_secs(3), "stopped at the next epoch tick");
-    let record = svc.store.get_backtest(running_backtest).await.unwrap().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "stopped at the next epoch tick"
+    );
+    let record = svc
+        .store
+        .get_backtest(running_backtest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.status.as_str(), "cancelled");
 
     // The cancelled queued task never ran.

@@ -72,6 +72,26 @@ impl Service {
         self.redis = LocalRedis::start_on(&dir, port).expect("redis-server restarts");
     }
 
+    /// After a restart, a client's first command fails while its connection
+    /// is re-made (a caller would retry, or answer 503): wait for that.
+    pub async fn wait_reconnected(&self) {
+        let started = Instant::now();
+        loop {
+            let mut a = self.store.connection();
+            let mut b = self.queue.connection();
+            let pa: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut a).await;
+            let pb: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut b).await;
+            if pa.is_ok() && pb.is_ok() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "clients did not reconnect"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Consumer names in the `workers` group of every stream.
     pub async fn consumers(&self) -> Vec<String> {
         let mut conn = self.queue.connection();
@@ -150,7 +170,12 @@ impl Service {
     }
 
     /// Polls until the task has the given status.
-    pub async fn wait_status(&self, task_id: &str, status: TaskStatus, timeout: Duration) -> TaskInfo {
+    pub async fn wait_status(
+        &self,
+        task_id: &str,
+        status: TaskStatus,
+        timeout: Duration,
+    ) -> TaskInfo {
         let started = Instant::now();
         loop {
             if let Some(info) = self.queue.task(task_id).await.unwrap() {

@@ -102,7 +102,8 @@ impl QueueArgs {
         if let Some(v) = self.result_ttl_secs {
             c.result_ttl = Duration::from_secs(v);
         }
-        c.check().map_err(|e| anyhow::anyhow!("queue settings: {e}"))?;
+        c.check()
+            .map_err(|e| anyhow::anyhow!("queue settings: {e}"))?;
         Ok(c)
     }
 }

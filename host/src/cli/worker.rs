@@ -39,7 +39,9 @@ pub struct WorkerArgs {
 pub fn run(args: &WorkerArgs) -> CliResult {
     init_logging();
     if args.slots == 0 {
-        return Err(CliError::input(anyhow::anyhow!("--workers must be at least 1")));
+        return Err(CliError::input(anyhow::anyhow!(
+            "--workers must be at least 1"
+        )));
     }
     let queue = args.queue.config().map_err(CliError::input)?;
     let config = WorkerConfig {
@@ -58,7 +60,9 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     }
     if let Some(v) = args.memory_mib {
         if v == 0 {
-            return Err(CliError::input(anyhow::anyhow!("--memory-mib must be at least 1")));
+            return Err(CliError::input(anyhow::anyhow!(
+                "--memory-mib must be at least 1"
+            )));
         }
         sandbox_config.memory_limit_bytes = v << 20;
     }

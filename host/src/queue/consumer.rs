@@ -45,8 +45,7 @@ pub struct KeepaliveReport {
 
 impl Consumer {
     pub async fn new(queue: Queue, url: &str, name: String) -> anyhow::Result<Self> {
-        let blocking =
-            crate::connection::connect_blocking(url, queue.config().block).await?;
+        let blocking = crate::connection::connect_blocking(url, queue.config().block).await?;
         Ok(Self {
             queue,
             name,
@@ -63,7 +62,13 @@ impl Consumer {
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "host".into());
         let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|b| b.trim().chars().filter(|c| *c != '-').take(8).collect::<String>())
+            .map(|b| {
+                b.trim()
+                    .chars()
+                    .filter(|c| *c != '-')
+                    .take(8)
+                    .collect::<String>()
+            })
             .unwrap_or_else(|_| "noboot".into());
         format!("{host}-{}-{boot}", std::process::id())
     }
@@ -189,9 +194,13 @@ impl Consumer {
                         "permanent"
                     },
                 ),
-                Outcome::Retry { error, delay_ms } => {
-                    ("retry", &error.code, &error.message, delay_ms.to_string(), "")
-                }
+                Outcome::Retry { error, delay_ms } => (
+                    "retry",
+                    &error.code,
+                    &error.message,
+                    delay_ms.to_string(),
+                    "",
+                ),
                 Outcome::Cancelled => ("cancel", "", "", String::new(), ""),
                 Outcome::Released => ("release", "", "", String::new(), ""),
             };
@@ -227,8 +236,7 @@ impl Consumer {
             invocation.arg(&h.stream).arg(&h.entry_id).arg(&h.task_id);
         }
         let mut conn = self.queue.connection();
-        let (lost, cancel): (Vec<String>, Vec<String>) =
-            invocation.invoke_async(&mut conn).await?;
+        let (lost, cancel): (Vec<String>, Vec<String>) = invocation.invoke_async(&mut conn).await?;
         Ok(KeepaliveReport { lost, cancel })
     }
 
@@ -249,7 +257,7 @@ impl Consumer {
 }
 
 fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
-    if flat.len() % 8 != 0 {
+    if !flat.len().is_multiple_of(8) {
         return Err(QueueError::Reply(format!(
             "fetch returned {} fields, not a multiple of 8",
             flat.len()

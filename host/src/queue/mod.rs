@@ -265,7 +265,7 @@ impl Queue {
             "cancelled" => CancelState::Cancelled,
             "cancelling" => CancelState::Cancelling,
             "missing" => CancelState::NotFound,
-            other => match TaskStatus::parse(other) {
+            other => match other.strip_prefix("final:").and_then(TaskStatus::parse) {
                 Some(status) => CancelState::AlreadyFinished(status),
                 None => return Err(QueueError::Reply(format!("cancel answered `{other}`"))),
             },
@@ -328,7 +328,9 @@ impl Queue {
         for (i, class) in Class::ALL.into_iter().enumerate() {
             let len = int(&replies[2 * i]);
             let pending = int(&replies[2 * i + 1]);
-            stats.waiting.insert(class.as_str(), len.saturating_sub(pending));
+            stats
+                .waiting
+                .insert(class.as_str(), len.saturating_sub(pending));
             stats.pending.insert(class.as_str(), pending);
         }
         stats.delayed = int(&replies[6]);
@@ -382,8 +384,11 @@ impl Queue {
         pipe.atomic();
         for (_, fields) in &entries {
             if let Some(task_id) = fields.get("task_id") {
-                pipe.expire(self.keys.task(task_id), self.config.result_ttl.as_secs() as i64)
-                    .ignore();
+                pipe.expire(
+                    self.keys.task(task_id),
+                    self.config.result_ttl.as_secs() as i64,
+                )
+                .ignore();
             }
         }
         pipe.del(self.keys.dlq()).ignore();
@@ -425,7 +430,9 @@ impl Queue {
         let mut invocation = self.scripts.progress.prepare_invoke();
         invocation.arg(self.keys.prefix()).arg("");
         for (task_id, progress) in items {
-            invocation.arg(task_id).arg(format!("{:.4}", progress.clamp(0.0, 1.0)));
+            invocation
+                .arg(task_id)
+                .arg(format!("{:.4}", progress.clamp(0.0, 1.0)));
         }
         let mut conn = self.conn.clone();
         let _: i64 = invocation.invoke_async(&mut conn).await?;

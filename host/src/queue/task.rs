@@ -206,11 +206,16 @@ impl std::fmt::Display for TaskError {
 /// How a delivery ends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Completed { result: String },
+    Completed {
+        result: String,
+    },
     /// Permanent, or out of attempts: to the dead-letter stream.
     Failed(TaskError),
     /// Back to the queue after `delay_ms`.
-    Retry { error: TaskError, delay_ms: u64 },
+    Retry {
+        error: TaskError,
+        delay_ms: u64,
+    },
     Cancelled,
     /// Not the task's fault (shutdown): back to the queue now, and the
     /// attempt is not counted.

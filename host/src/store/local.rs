@@ -114,7 +114,8 @@ impl LocalRedis {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
-                    let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
                     bail!(
                         "redis-server exited ({status}) on port {}: {}",
                         self.port,

@@ -108,7 +108,15 @@ pub async fn submit_backtest_with(
 ) -> Result<(u64, String), SubmitError> {
     let (definition, candles_version) = validate(store, request).await?;
     let backtest_id = store.create_backtest(&definition).await?;
-    let task_id = enqueue(store, queue, backtest_id, definition, candles_version, options).await?;
+    let task_id = enqueue(
+        store,
+        queue,
+        backtest_id,
+        definition,
+        candles_version,
+        options,
+    )
+    .await?;
     Ok((backtest_id, task_id))
 }
 
@@ -129,7 +137,15 @@ pub async fn resubmit_backtest(
         priority,
         ..SubmitOptions::default()
     };
-    enqueue(store, queue, backtest_id, definition, candles_version, &options).await
+    enqueue(
+        store,
+        queue,
+        backtest_id,
+        definition,
+        candles_version,
+        &options,
+    )
+    .await
 }
 
 async fn enqueue(
@@ -232,7 +248,11 @@ fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
 
 /// Runs a backtest on a worker; the result is the report JSON, the same
 /// bytes `stratbox backtest --json` prints for the same inputs.
-pub(super) async fn run(tasks: &Tasks, payload: &str, ctx: TaskContext) -> Result<String, TaskError> {
+pub(super) async fn run(
+    tasks: &Tasks,
+    payload: &str,
+    ctx: TaskContext,
+) -> Result<String, TaskError> {
     let payload: BacktestPayload = serde_json::from_str(payload)
         .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
     let definition = payload.definition;
@@ -292,12 +312,13 @@ pub(super) async fn run(tasks: &Tasks, payload: &str, ctx: TaskContext) -> Resul
     let report = tokio::task::spawn_blocking(move || {
         let mut strategy = sandbox
             .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
-            .map_err(run_error)?;
+            .map_err(|e| run_error(&e))?;
         let bars = candles.len() as f64;
-        let mut report = engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
-            progress_ctx.set_progress(done as f64 / bars)
-        })
-        .map_err(engine_error)?;
+        let mut report =
+            engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
+                progress_ctx.set_progress(done as f64 / bars)
+            })
+            .map_err(engine_error)?;
         report.strategy = Some(StrategyInfo {
             name: plugin.description.name.clone(),
             version: plugin.description.version.clone(),
@@ -318,11 +339,12 @@ fn store_error(e: StoreError) -> TaskError {
         StoreError::NotFound { what } => {
             TaskError::permanent("not_found", format!("{what} not found"))
         }
+        StoreError::Conflict { .. } => TaskError::transient("store_conflict", e.to_string()),
         other => TaskError::permanent("store_error", other.to_string()),
     }
 }
 
-fn run_error(e: RunError) -> TaskError {
+fn run_error(e: &RunError) -> TaskError {
     let code = e.code();
     match e {
         RunError::DeadlineExceeded { .. } => TaskError {
@@ -339,7 +361,7 @@ fn run_error(e: RunError) -> TaskError {
 fn engine_error(e: engine::EngineError) -> TaskError {
     match e {
         engine::EngineError::Strategy(inner) => match inner.downcast::<RunError>() {
-            Ok(run) => run_error(*run),
+            Ok(run) => run_error(&run),
             Err(other) => TaskError::permanent("strategy_error", other.to_string()),
         },
         engine::EngineError::Protocol(m) => TaskError::permanent("protocol_error", m),

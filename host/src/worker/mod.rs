@@ -58,7 +58,11 @@ pub async fn run(
     let queue = Queue::connect(&config.redis_url, &config.prefix, config.queue.clone()).await?;
     let name = config.name.clone().unwrap_or_else(Consumer::unique_name);
     let consumer = Arc::new(Consumer::new(queue.clone(), &config.redis_url, name).await?);
-    info!(consumer = consumer.name(), slots = config.slots, "worker started");
+    info!(
+        consumer = consumer.name(),
+        slots = config.slots,
+        "worker started"
+    );
 
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
@@ -125,7 +129,9 @@ async fn fetch_loop(
     loop {
         // Start what fits.
         while shared.state().running < shared.config.slots {
-            let Some(delivery) = buffer.pop_front() else { break };
+            let Some(delivery) = buffer.pop_front() else {
+                break;
+            };
             start(delivery, shared, tasks, done);
         }
         let (running, estimate) = {
@@ -134,7 +140,9 @@ async fn fetch_loop(
         };
         let free = shared.config.slots - running.min(shared.config.slots);
         let extra = prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
-        let want = (free + extra).saturating_sub(buffer.len()).min(qc.fetch_batch);
+        let want = (free + extra)
+            .saturating_sub(buffer.len())
+            .min(qc.fetch_batch);
         if want == 0 || free == 0 && !buffer.is_empty() {
             shared.slot_freed.notified().await;
             continue;
@@ -305,11 +313,21 @@ async fn completer(
                 Outcome::Completed { .. } => summary.completed += 1,
                 Outcome::Failed(e) => {
                     summary.failed += 1;
-                    info!(task = held.task_id, code = e.code, "task failed: {}", e.message);
+                    info!(
+                        task = held.task_id,
+                        code = e.code,
+                        "task failed: {}",
+                        e.message
+                    );
                 }
                 Outcome::Retry { error, delay_ms } => {
                     summary.retried += 1;
-                    info!(task = held.task_id, code = error.code, delay_ms, "task will be retried");
+                    info!(
+                        task = held.task_id,
+                        code = error.code,
+                        delay_ms,
+                        "task will be retried"
+                    );
                 }
                 Outcome::Cancelled => summary.cancelled += 1,
                 Outcome::Released => summary.released += 1,
@@ -333,10 +351,18 @@ async fn drain(shared: &Arc<Shared>, _done: &mpsc::UnboundedSender<(Held, Outcom
             break;
         }
         let wait = deadline.saturating_duration_since(Instant::now());
-        let _ = tokio::time::timeout(wait.min(Duration::from_millis(50)), shared.slot_freed.notified()).await;
+        let _ = tokio::time::timeout(
+            wait.min(Duration::from_millis(50)),
+            shared.slot_freed.notified(),
+        )
+        .await;
     }
     let stopped = shared.state().stop_all_for_shutdown();
-    warn!(stopped, ?grace, "grace period over: returning running tasks to the queue");
+    warn!(
+        stopped,
+        ?grace,
+        "grace period over: returning running tasks to the queue"
+    );
     while shared.state().running > 0 {
         let _ = tokio::time::timeout(Duration::from_millis(50), shared.slot_freed.notified()).await;
     }
@@ -368,7 +394,10 @@ async fn keepalive_loop(consumer: Arc<Consumer>, shared: Arc<Shared>) {
                     state.cancel(id);
                 }
                 for id in &report.lost {
-                    warn!(task = id, "task was reclaimed by another worker; stopping our copy");
+                    warn!(
+                        task = id,
+                        "task was reclaimed by another worker; stopping our copy"
+                    );
                     state.lose(id);
                 }
             }

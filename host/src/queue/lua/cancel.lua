@@ -1,7 +1,8 @@
 -- Cancels a task. ARGV[3]: its id, ARGV[4]: seconds to keep it.
 -- A queued task ends now; a running one is asked to stop (its worker
 -- hears it on the cancel channel, or at its next keepalive) and ends as
--- cancelled when it does. Returns the status after the call.
+-- cancelled when it does. Returns 'cancelled', 'cancelling', 'missing',
+-- or 'final:<status>' for a task that had already ended.
 local tid = ARGV[3]
 local tk = task_key(tid)
 local h = redis.call('HMGET', tk, 'status', 'stream', 'entry')
@@ -22,4 +23,4 @@ if status == 'running' then
   redis.call('PUBLISH', P .. ':cancel', tid)
   return 'cancelling'
 end
-return status
+return 'final:' .. status

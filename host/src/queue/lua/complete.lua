@@ -35,8 +35,10 @@ for i = 4, #ARGV, 8 do
     local rec = h[6]
     if rec == false or rec == nil then rec = '' end
     if op == 'done' then
-      redis.call('HSET', tk, 'status', 'completed', 'result', a,
-        'finished_at_ms', now, 'progress', '1')
+      -- The result is kept once: on the record when there is one.
+      redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now,
+        'progress', '1')
+      if rec == '' then redis.call('HSET', tk, 'result', a) end
       redis.call('EXPIRE', tk, ttl)
       if rec ~= '' then
         redis.call('HSET', rec, 'status', 'completed', h[7] or 'result', a,

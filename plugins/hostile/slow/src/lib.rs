@@ -54,7 +54,7 @@ impl Strategy for Slow {
             );
         }
         self.bars += 1;
-        if self.bars % self.period == 0 {
+        if self.bars.is_multiple_of(self.period) {
             if ctx.is_flat() {
                 ctx.buy_all();
             } else {
