@@ -13,10 +13,13 @@ use crate::reference::EmaCrossover;
 use crate::sandbox::{CancelToken, RunLimits, Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
-    /// The ema-crossover component.
+    #[command(subcommand)]
+    what: Option<BenchCommand>,
+    /// The ema-crossover component (required for the engine figures).
     #[arg(long)]
-    plugin: PathBuf,
+    plugin: Option<PathBuf>,
     /// One-minute bars in the throughput run.
     #[arg(long, default_value_t = 1_000_000)]
     bars: usize,
@@ -35,19 +38,33 @@ pub struct BenchArgs {
     no_nan_canonicalization: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Queue figures end to end: no-op and tiny-backtest throughput through
+    /// a worker process, submit-to-start latency, worker memory.
+    Queue(super::bench_queue::QueueBenchArgs),
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
 pub fn run(args: &BenchArgs) -> CliResult {
+    if let Some(BenchCommand::Queue(queue)) = &args.what {
+        return super::bench_queue::run(queue);
+    }
     if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {
         return Err(CliError::input(anyhow!(
             "--reps and --instantiations must be at least 1, --bars at least 2"
         )));
     }
-    let bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("cannot read {}", args.plugin.display()))
+    let plugin = args
+        .plugin
+        .as_ref()
+        .ok_or_else(|| CliError::input(anyhow!("give --plugin PATH (the ema-crossover component)")))?;
+    let bytes = std::fs::read(plugin)
+        .with_context(|| format!("cannot read {}", plugin.display()))
         .map_err(CliError::input)?;
     let figures = measure(args, &bytes).map_err(CliError::run)?;
     if args.json {

@@ -30,6 +30,14 @@ pub struct WorkerArgs {
     /// Memory cap per strategy instance, in MiB [default: 64].
     #[arg(long, env = "STRATBOX_MEMORY_MIB")]
     memory_mib: Option<usize>,
+    /// Map strategy memory copy-on-write from the module image
+    /// (`false` copies data segments instead) [default: true].
+    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW")]
+    memory_init_cow: Option<bool>,
+    /// KiB of each pooled strategy memory reset with memset (no page
+    /// faults for the next instance) [default: 0].
+    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
+    memory_keep_resident_kib: Option<usize>,
     #[command(flatten)]
     redis: RedisArgs,
     #[command(flatten)]
@@ -58,6 +66,12 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     if let Some(v) = args.fuel_base {
         sandbox_config.fuel_base = v;
     }
+    if let Some(v) = args.memory_init_cow {
+        sandbox_config.memory_init_cow = v;
+    }
+    if let Some(v) = args.memory_keep_resident_kib {
+        sandbox_config.memory_keep_resident = v << 10;
+    }
     if let Some(v) = args.memory_mib {
         if v == 0 {
             return Err(CliError::input(anyhow::anyhow!(
@@ -71,7 +85,10 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     let sandbox = Sandbox::new(sandbox_config)
         .context("cannot start the sandbox")
         .map_err(CliError::run)?;
+    // The async side only moves bytes to and from Redis; strategy runs
+    // have their own slot threads, so one runtime thread is enough.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -240,7 +240,8 @@ impl Consumer {
         Ok(KeepaliveReport { lost, cancel })
     }
 
-    /// Clean exit: returns every entry still held to the queue, leaves
+    /// Clean exit: returns every entry still held to the queue (a task
+    /// whose cancellation was asked for ends cancelled instead), leaves
     /// the group and removes the heartbeat. Returns how many went back.
     pub async fn leave(&self) -> Result<u64, QueueError> {
         let mut conn = self.queue.connection();
@@ -250,6 +251,7 @@ impl Consumer {
             .release_all
             .arg(self.queue.keys().prefix())
             .arg(&self.name)
+            .arg(self.queue.config().result_ttl.as_secs())
             .invoke_async(&mut conn)
             .await?;
         Ok(n)

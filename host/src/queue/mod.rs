@@ -11,6 +11,8 @@ pub mod consumer;
 pub mod keys;
 mod scripts;
 pub mod task;
+#[cfg(test)]
+mod tests;
 
 pub use config::QueueConfig;
 pub use consumer::Consumer;
@@ -382,16 +384,16 @@ impl Queue {
             .await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (_, fields) in &entries {
+        // Exactly the entries read: one dead-lettered meanwhile stays.
+        for (entry_id, fields) in &entries {
             if let Some(task_id) = fields.get("task_id") {
-                pipe.expire(
-                    self.keys.task(task_id),
-                    self.config.result_ttl.as_secs() as i64,
-                )
-                .ignore();
+                let ttl = self.config.result_ttl.as_secs() as i64;
+                let key = self.keys.task(task_id);
+                pipe.expire(format!("{key}:retries"), ttl).ignore();
+                pipe.expire(key, ttl).ignore();
             }
+            pipe.xdel(self.keys.dlq(), &[entry_id]).ignore();
         }
-        pipe.del(self.keys.dlq()).ignore();
         let () = pipe.query_async(&mut conn).await?;
         Ok(entries.len() as u64)
     }

@@ -219,6 +219,7 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
         .max_wasm_stack(config.max_wasm_stack)
         .cranelift_opt_level(OptLevel::Speed)
         .cranelift_nan_canonicalization(config.nan_canonicalization)
+        .memory_init_cow(config.memory_init_cow)
         .relaxed_simd_deterministic(true)
         .parallel_compilation(true);
     if pooling {
@@ -230,7 +231,8 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
             .total_core_instances(slots * 8)
             .total_memories(slots * 2)
             .total_tables(slots * 8)
-            .max_memory_size(config.memory_limit_bytes);
+            .max_memory_size(config.memory_limit_bytes)
+            .linear_memory_keep_resident(config.memory_keep_resident);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e:#}"))

@@ -211,36 +211,58 @@ fn check_definition(def: &BacktestDefinition) -> Result<()> {
 impl Store {
     /// Records a new backtest, `queued`; returns its id.
     pub async fn create_backtest(&self, definition: &BacktestDefinition) -> Result<u64> {
-        check_definition(definition)?;
-        let json = serde_json::to_string(definition)
-            .map_err(|e| StoreError::invalid("definition", e.to_string()))?;
+        let ids = self
+            .create_backtests(std::slice::from_ref(definition))
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::invalid("definition", "no id handed out"))
+    }
+
+    /// Records many backtests in two round trips (ids, then one atomic
+    /// write), as an optimization or a batch submission needs.
+    pub async fn create_backtests(&self, definitions: &[BacktestDefinition]) -> Result<Vec<u64>> {
+        if definitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut jsons = Vec::with_capacity(definitions.len());
+        for definition in definitions {
+            check_definition(definition)?;
+            jsons.push(
+                serde_json::to_string(definition)
+                    .map_err(|e| StoreError::invalid("definition", e.to_string()))?,
+            );
+        }
         let mut conn = self.conn.clone();
-        let id: u64 = redis::cmd("INCR")
+        let last: u64 = redis::cmd("INCRBY")
             .arg(self.keys.backtest_next_id())
+            .arg(definitions.len())
             .query_async(&mut conn)
             .await?;
+        let first = last + 1 - definitions.len() as u64;
         let created_at_ms = now_ms();
-        redis::pipe()
-            .atomic()
-            .cmd("HSET")
-            .arg(self.keys.backtest(id))
-            .arg(fields::DEFINITION)
-            .arg(&json)
-            .arg(fields::STATUS)
-            .arg(BacktestStatus::Queued.as_str())
-            .arg(fields::PROGRESS)
-            .arg("0")
-            .arg(fields::CREATED_AT_MS)
-            .arg(created_at_ms)
-            .ignore()
-            .cmd("ZADD")
-            .arg(self.keys.backtests())
-            .arg(created_at_ms)
-            .arg(id)
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
-        Ok(id)
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (id, json) in (first..=last).zip(&jsons) {
+            pipe.cmd("HSET")
+                .arg(self.keys.backtest(id))
+                .arg(fields::DEFINITION)
+                .arg(json)
+                .arg(fields::STATUS)
+                .arg(BacktestStatus::Queued.as_str())
+                .arg(fields::PROGRESS)
+                .arg("0")
+                .arg(fields::CREATED_AT_MS)
+                .arg(created_at_ms)
+                .ignore()
+                .cmd("ZADD")
+                .arg(self.keys.backtests())
+                .arg(created_at_ms)
+                .arg(id)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok((first..=last).collect())
     }
 
     pub async fn get_backtest(&self, id: u64) -> Result<Option<BacktestRecord>> {

@@ -6,9 +6,9 @@ use crate::engine::{self, BacktestConfig, ParamInput, Params, StrategyInfo};
 use crate::queue::{Queue, QueueError, Record, TaskError, TaskSpec};
 use crate::sandbox::{RunError, RunLimits};
 use crate::store::backtests::{fields, BacktestDefinition};
-use crate::store::{Store, StoreError};
+use crate::store::{PluginRecord, SeriesInfo, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// What a client asks for; the same fields a stored definition keeps.
@@ -106,18 +106,42 @@ pub async fn submit_backtest_with(
     request: &BacktestRequest,
     options: &SubmitOptions,
 ) -> Result<(u64, String), SubmitError> {
-    let (definition, candles_version) = validate(store, request).await?;
-    let backtest_id = store.create_backtest(&definition).await?;
-    let task_id = enqueue(
-        store,
-        queue,
-        backtest_id,
-        definition,
-        candles_version,
-        options,
-    )
-    .await?;
-    Ok((backtest_id, task_id))
+    let mut submitted = submit_backtests(store, queue, std::slice::from_ref(request), options)
+        .await
+        .map_err(|(_, e)| e)?;
+    submitted
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))
+}
+
+/// Many backtests at once: each is validated (plugin and candles looked
+/// up once per distinct one), then all are recorded and queued in a few
+/// round trips, all or none. An error gives the index of the request.
+pub async fn submit_backtests(
+    store: &Store,
+    queue: &Queue,
+    requests: &[BacktestRequest],
+    options: &SubmitOptions,
+) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
+    let mut validator = Validator::new(store);
+    let mut checked = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        checked.push(validator.check(request).await.map_err(|e| (i, e))?);
+    }
+    let definitions: Vec<BacktestDefinition> = checked.iter().map(|(d, _)| d.clone()).collect();
+    let ids = store
+        .create_backtests(&definitions)
+        .await
+        .map_err(|e| (0, e.into()))?;
+    let mut specs = Vec::with_capacity(ids.len());
+    for (&backtest_id, (definition, candles_version)) in ids.iter().zip(checked) {
+        specs.push(
+            task_spec(store, backtest_id, definition, candles_version, options)
+                .map_err(|e| (0, e))?,
+        );
+    }
+    let task_ids = queue.submit(&specs).await.map_err(|e| (0, e.into()))?;
+    Ok(ids.into_iter().zip(task_ids).collect())
 }
 
 /// Runs a stored backtest again (`POST /backtest/run`): validated again,
@@ -132,30 +156,22 @@ pub async fn resubmit_backtest(
         .get_backtest(backtest_id)
         .await?
         .ok_or(SubmitError::UnknownBacktest(backtest_id))?;
-    let (definition, candles_version) = validate(store, &record.definition).await?;
+    let (definition, candles_version) = Validator::new(store).check(&record.definition).await?;
     let options = SubmitOptions {
         priority,
         ..SubmitOptions::default()
     };
-    enqueue(
-        store,
-        queue,
-        backtest_id,
-        definition,
-        candles_version,
-        &options,
-    )
-    .await
+    let spec = task_spec(store, backtest_id, definition, candles_version, &options)?;
+    Ok(queue.submit_one(spec).await?)
 }
 
-async fn enqueue(
+fn task_spec(
     store: &Store,
-    queue: &Queue,
     backtest_id: u64,
     definition: BacktestDefinition,
     candles_version: u64,
     options: &SubmitOptions,
-) -> Result<String, SubmitError> {
+) -> Result<TaskSpec, SubmitError> {
     let payload = BacktestPayload {
         backtest_id,
         definition,
@@ -170,59 +186,100 @@ async fn enqueue(
         key: store.keys().backtest(backtest_id),
         result_field: fields::REPORT.to_string(),
     });
-    Ok(queue.submit_one(spec).await?)
+    Ok(spec)
 }
 
-/// Checks everything a worker would trip on, and returns the definition
-/// with its params resolved (defaults filled) plus the candle version.
-async fn validate(
-    store: &Store,
-    request: &BacktestRequest,
-) -> Result<(BacktestDefinition, u64), SubmitError> {
-    let config = engine_config(request);
-    config.check().map_err(|e| match e {
-        engine::EngineError::InvalidConfig { field, message } => invalid(field, message),
-        other => invalid("config", other.to_string()),
-    })?;
-    if request.start_ts > request.end_ts {
-        return Err(invalid(
-            "start_date",
-            format!(
-                "start ({}) is after end ({})",
-                request.start_ts, request.end_ts
-            ),
-        ));
+/// Checks everything a worker would trip on. Plugins and candle series
+/// are read once per distinct one, so a batch costs a few round trips.
+struct Validator<'a> {
+    store: &'a Store,
+    plugins: HashMap<String, Arc<PluginRecord>>,
+    series: HashMap<(String, i64), SeriesInfo>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            plugins: HashMap::new(),
+            series: HashMap::new(),
+        }
     }
-    let plugin = store
-        .plugin_record_by_sha(&request.strategy_sha256)
-        .await?
-        .ok_or_else(|| SubmitError::UnknownStrategy(request.strategy_sha256.clone()))?;
-    let params = resolve_params(&plugin.description.params, &request.params)?;
-    let timeframe = crate::candles::format_timeframe(request.timeframe_secs);
-    let series = store
-        .series_info(&request.symbol, request.timeframe_secs)
-        .await?
-        .ok_or_else(|| SubmitError::UnknownCandles {
-            symbol: request.symbol.clone(),
-            timeframe: timeframe.clone(),
+
+    /// The definition with its params resolved (defaults filled) and the
+    /// candle version it was checked against.
+    async fn check(
+        &mut self,
+        request: &BacktestRequest,
+    ) -> Result<(BacktestDefinition, u64), SubmitError> {
+        let config = engine_config(request);
+        config.check().map_err(|e| match e {
+            engine::EngineError::InvalidConfig { field, message } => invalid(field, message),
+            other => invalid("config", other.to_string()),
         })?;
-    if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
-        return Err(invalid(
-            "start_date",
-            format!(
-                "no {} {timeframe} candles between {} and {} (held: {} to {})",
-                series.symbol, request.start_ts, request.end_ts, series.first_ts, series.last_ts
-            ),
-        ));
+        if request.start_ts > request.end_ts {
+            return Err(invalid(
+                "start_date",
+                format!(
+                    "start ({}) is after end ({})",
+                    request.start_ts, request.end_ts
+                ),
+            ));
+        }
+        let plugin = match self.plugins.get(&request.strategy_sha256) {
+            Some(plugin) => plugin.clone(),
+            None => {
+                let plugin = self
+                    .store
+                    .plugin_record_by_sha(&request.strategy_sha256)
+                    .await?
+                    .map(Arc::new)
+                    .ok_or_else(|| SubmitError::UnknownStrategy(request.strategy_sha256.clone()))?;
+                self.plugins
+                    .insert(request.strategy_sha256.clone(), plugin.clone());
+                plugin
+            }
+        };
+        let params = resolve_params(&plugin.description.params, &request.params)?;
+        let timeframe = crate::candles::format_timeframe(request.timeframe_secs);
+        let key = (request.symbol.to_ascii_uppercase(), request.timeframe_secs);
+        let series = match self.series.get(&key) {
+            Some(series) => series.clone(),
+            None => {
+                let series = self
+                    .store
+                    .series_info(&request.symbol, request.timeframe_secs)
+                    .await?
+                    .ok_or_else(|| SubmitError::UnknownCandles {
+                        symbol: request.symbol.clone(),
+                        timeframe: timeframe.clone(),
+                    })?;
+                self.series.insert(key, series.clone());
+                series
+            }
+        };
+        if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
+            return Err(invalid(
+                "start_date",
+                format!(
+                    "no {} {timeframe} candles between {} and {} (held: {} to {})",
+                    series.symbol,
+                    request.start_ts,
+                    request.end_ts,
+                    series.first_ts,
+                    series.last_ts
+                ),
+            ));
+        }
+        let mut definition = request.clone();
+        definition.symbol = series.symbol.clone();
+        definition.params = params
+            .0
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::json!(value)))
+            .collect();
+        Ok((definition, series.version))
     }
-    let mut definition = request.clone();
-    definition.symbol = series.symbol.clone();
-    definition.params = params
-        .0
-        .iter()
-        .map(|(name, value)| (name.clone(), serde_json::json!(value)))
-        .collect();
-    Ok((definition, series.version))
 }
 
 fn resolve_params(
@@ -248,10 +305,15 @@ fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
 
 /// Runs a backtest on a worker; the result is the report JSON, the same
 /// bytes `stratbox backtest --json` prints for the same inputs.
-pub(super) async fn run(
+/// Runs a backtest on a worker's slot thread (a blocking thread: the
+/// strategy run and any compile happen right here); Redis reads go through
+/// `rt`. The result is the report JSON, the same bytes `stratbox backtest
+/// --json` prints for the same inputs.
+pub(super) fn run(
     tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
     payload: &str,
-    ctx: TaskContext,
+    ctx: &TaskContext,
 ) -> Result<String, TaskError> {
     let payload: BacktestPayload = serde_json::from_str(payload)
         .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
@@ -259,10 +321,8 @@ pub(super) async fn run(
     let plugin = match tasks.sandbox.cached(&definition.strategy_sha256) {
         Some(plugin) => plugin,
         None => {
-            let bytes = tasks
-                .store
-                .plugin_bytes(&definition.strategy_sha256)
-                .await
+            let bytes = rt
+                .block_on(tasks.store.plugin_bytes(&definition.strategy_sha256))
                 .map_err(store_error)?
                 .ok_or_else(|| {
                     TaskError::permanent(
@@ -270,25 +330,22 @@ pub(super) async fn run(
                         format!("strategy {} is not stored", definition.strategy_sha256),
                     )
                 })?;
-            let sandbox = tasks.sandbox.clone();
-            // Compiling is CPU work: off the async workers.
-            tokio::task::spawn_blocking(move || sandbox.load(&bytes))
-                .await
-                .map_err(|e| TaskError::transient("worker_error", e.to_string()))?
+            tasks
+                .sandbox
+                .load(&bytes)
                 .map_err(|e| TaskError::permanent("invalid_plugin", e.to_string()))?
         }
     };
-    let (candles, _version) = tasks
-        .store
-        .load_candles(
+    // A cache hit (the hot path) makes no round trip.
+    let (candles, _version) = rt
+        .block_on(tasks.store.load_candles(
             &tasks.candles,
             &definition.symbol,
             definition.timeframe_secs,
             definition.start_ts,
             definition.end_ts,
             payload.candles_version,
-        )
-        .await
+        ))
         .map_err(store_error)?;
     if candles.is_empty() {
         return Err(TaskError::permanent(
@@ -302,35 +359,26 @@ pub(super) async fn run(
     let params = resolve_params(&plugin.description.params, &definition.params)
         .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
     let config = engine_config(&definition);
-    let sandbox = tasks.sandbox.clone();
-    let progress_ctx = ctx.clone();
     let limits = RunLimits {
         deadline: Some(ctx.timeout),
         ..RunLimits::default()
     };
-    let candles = Arc::new(candles);
-    let report = tokio::task::spawn_blocking(move || {
-        let mut strategy = sandbox
-            .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
-            .map_err(|e| run_error(&e))?;
-        let bars = candles.len() as f64;
-        let mut report =
-            engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
-                progress_ctx.set_progress(done as f64 / bars)
-            })
-            .map_err(engine_error)?;
-        report.strategy = Some(StrategyInfo {
-            name: plugin.description.name.clone(),
-            version: plugin.description.version.clone(),
-            sha256: Some(plugin.sha256.clone()),
-            params: params.to_map(),
-        });
-        serde_json::to_string(&report)
-            .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+    let mut strategy = tasks
+        .sandbox
+        .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
+        .map_err(|e| run_error(&e))?;
+    let bars = candles.len() as f64;
+    let mut report = engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
+        ctx.set_progress(done as f64 / bars)
     })
-    .await
-    .map_err(|e| TaskError::transient("worker_error", format!("backtest thread: {e}")))??;
-    Ok(report)
+    .map_err(engine_error)?;
+    report.strategy = Some(StrategyInfo {
+        name: plugin.description.name.clone(),
+        version: plugin.description.version.clone(),
+        sha256: Some(plugin.sha256.clone()),
+        params: params.to_map(),
+    });
+    serde_json::to_string(&report).map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
 fn store_error(e: StoreError) -> TaskError {

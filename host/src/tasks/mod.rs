@@ -5,8 +5,8 @@
 pub mod backtest;
 
 pub use backtest::{
-    resubmit_backtest, submit_backtest, submit_backtest_with, BacktestPayload, BacktestRequest,
-    SubmitError, SubmitOptions,
+    resubmit_backtest, submit_backtest, submit_backtest_with, submit_backtests, BacktestPayload,
+    BacktestRequest, SubmitError, SubmitOptions,
 };
 
 use crate::queue::{Delivery, TaskError};
@@ -55,10 +55,18 @@ impl Tasks {
         }
     }
 
-    /// Runs one delivery to its result (a JSON string).
-    pub async fn run(&self, delivery: &Delivery, ctx: TaskContext) -> Result<String, TaskError> {
+    /// Runs one delivery to its result (a JSON string) on the calling
+    /// thread, which must be a blocking thread (a worker's task slot), never
+    /// an async worker: strategy runs are CPU work. Redis reads go through
+    /// `rt`.
+    pub fn run(
+        &self,
+        rt: &tokio::runtime::Handle,
+        delivery: &Delivery,
+        ctx: &TaskContext,
+    ) -> Result<String, TaskError> {
         match delivery.kind.as_str() {
-            KIND_BACKTEST => backtest::run(self, &delivery.payload, ctx).await,
+            KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, ctx),
             KIND_NOOP => Ok(String::from("{}")),
             other => Err(TaskError::permanent(
                 "unknown_task_kind",

@@ -1,9 +1,13 @@
 //! `stratbox worker`: N task slots in one process, fed by one queue
-//! consumer. The fetch loop takes tasks (batched when they are short),
-//! each task runs in its own tokio task (CPU work on blocking threads),
-//! and one completer writes outcomes back in batches. Side loops keep
-//! claims and the heartbeat alive, promote due retries, and listen for
-//! cancellations.
+//! consumer. The fetch loop (async) takes tasks, batched when they are
+//! short, and hands them to N slot threads (plain OS threads: strategy runs
+//! are CPU work and never touch the async runtime's threads). One
+//! completer writes outcomes back in batches. Side loops keep claims and
+//! the heartbeat alive, promote due retries, and listen for cancellations.
+//!
+//! A slot thread takes its next task from a channel without waking anyone
+//! while work is queued, so a stream of tiny tasks costs no thread switch
+//! per task.
 
 mod state;
 
@@ -11,7 +15,6 @@ use crate::queue::consumer::Held;
 use crate::queue::{Consumer, Delivery, Outcome, Queue, QueueConfig, TaskError};
 use crate::tasks::{TaskContext, Tasks};
 use state::{Slot, State};
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -80,15 +83,41 @@ pub async fn run(
         tokio::spawn(progress_loop(queue.clone(), shared.clone())),
     ];
 
+    let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let runtime = tokio::runtime::Handle::current();
+    let mut slots = Vec::with_capacity(config.slots);
+    for i in 0..config.slots {
+        let (shared, tasks, jobs, done, rt) = (
+            shared.clone(),
+            tasks.clone(),
+            job_rx.clone(),
+            done_tx.clone(),
+            runtime.clone(),
+        );
+        slots.push(
+            std::thread::Builder::new()
+                .name(format!("stratbox-slot-{i}"))
+                .spawn(move || slot_thread(&shared, &tasks, &jobs, &done, &rt))?,
+        );
+    }
+
     let mut shutdown = std::pin::pin!(shutdown);
-    let fetching = fetch_loop(&consumer, &shared, &tasks, &done_tx);
+    let fetching = fetch_loop(&consumer, &shared, &job_tx);
     tokio::select! {
         result = fetching => result?,
         () = &mut shutdown => info!("shutdown requested: taking no new tasks"),
     }
     shared.stopping.store(true, Ordering::SeqCst);
-    drain(&shared, &done_tx).await;
+    drain(&shared).await;
+    drop(job_tx);
     drop(done_tx);
+    tokio::task::spawn_blocking(move || {
+        for slot in slots {
+            let _ = slot.join();
+        }
+    })
+    .await?;
     let summary = completer.await.unwrap_or_default();
     for task in side {
         task.abort();
@@ -116,39 +145,38 @@ impl Shared {
     }
 }
 
+/// One fetched task on its way to a slot thread.
+struct Job {
+    delivery: Delivery,
+    slot: Slot,
+}
+
 async fn fetch_loop(
     consumer: &Consumer,
     shared: &Arc<Shared>,
-    tasks: &Arc<Tasks>,
-    done: &mpsc::UnboundedSender<(Held, Outcome)>,
+    jobs: &std::sync::mpsc::Sender<Job>,
 ) -> anyhow::Result<()> {
     let qc = &shared.config.queue;
-    let mut buffer: VecDeque<Delivery> = VecDeque::new();
     let mut last_sweep: Option<Instant> = None;
     let mut backoff = Duration::from_millis(50);
     loop {
-        // Start what fits.
-        while shared.state().running < shared.config.slots {
-            let Some(delivery) = buffer.pop_front() else {
-                break;
-            };
-            start(delivery, shared, tasks, done);
+        if shared.stopping.load(Ordering::SeqCst) {
+            return Ok(());
         }
-        let (running, estimate) = {
+        // Held = running plus handed over and not yet started.
+        let (held, estimate) = {
             let state = shared.state();
-            (state.running, state.average_run)
+            (state.in_flight, state.average_run)
         };
-        let free = shared.config.slots - running.min(shared.config.slots);
-        let extra = prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
-        let want = (free + extra)
-            .saturating_sub(buffer.len())
-            .min(qc.fetch_batch);
-        if want == 0 || free == 0 && !buffer.is_empty() {
+        let capacity =
+            shared.config.slots + prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
+        let want = capacity.saturating_sub(held).min(qc.fetch_batch);
+        if want == 0 {
             shared.slot_freed.notified().await;
             continue;
         }
         let reclaim = last_sweep.is_none_or(|t| t.elapsed() >= qc.sweep_interval);
-        let fetched = match consumer.fetch(want, reclaim).await {
+        let mut fetched = match consumer.fetch(want, reclaim).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(error = %e, "fetch failed; retrying");
@@ -161,8 +189,9 @@ async fn fetch_loop(
             last_sweep = Some(Instant::now());
         }
         backoff = Duration::from_millis(50);
-        let fetched = if fetched.is_empty() && buffer.is_empty() && free > 0 {
-            match consumer.fetch_blocking(free, qc.block).await {
+        if fetched.is_empty() && held < shared.config.slots {
+            let free = shared.config.slots - held;
+            fetched = match consumer.fetch_blocking(free, qc.block).await {
                 Ok(d) => d,
                 Err(e) => {
                     warn!(error = %e, "blocking fetch failed; retrying");
@@ -170,29 +199,22 @@ async fn fetch_loop(
                     backoff = (backoff * 2).min(REDIS_BACKOFF_MAX);
                     continue;
                 }
-            }
-        } else {
-            fetched
-        };
-        {
-            let mut state = shared.state();
-            for d in &fetched {
-                state.hold(d);
-            }
+            };
+        } else if fetched.is_empty() {
+            // All slots busy and nothing more to prefetch: wait for one.
+            shared.slot_freed.notified().await;
+            continue;
         }
         if !fetched.is_empty() {
             debug!(n = fetched.len(), "fetched");
         }
-        buffer.extend(fetched);
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
+        for delivery in fetched {
+            let slot = shared.state().hold(&delivery);
+            if jobs.send(Job { delivery, slot }).is_err() {
+                return Ok(());
+            }
         }
     }
-    // Fetched but never started: back to the queue.
-    for d in buffer {
-        let _ = done.send((Held::from(&d), Outcome::Released));
-    }
-    Ok(())
 }
 
 /// Extra deliveries worth holding beyond the free slots: about
@@ -205,22 +227,27 @@ fn prefetch(budget: Duration, average_run: Option<Duration>, cap: usize) -> usiz
     }
 }
 
-fn start(
-    delivery: Delivery,
-    shared: &Arc<Shared>,
-    tasks: &Arc<Tasks>,
+/// One task slot: runs jobs one after another until the channel closes.
+fn slot_thread(
+    shared: &Shared,
+    tasks: &Tasks,
+    jobs: &Mutex<std::sync::mpsc::Receiver<Job>>,
     done: &mpsc::UnboundedSender<(Held, Outcome)>,
+    rt: &tokio::runtime::Handle,
 ) {
-    let held = Held::from(&delivery);
-    let Some(slot) = shared.state().start(&delivery.task_id) else {
-        return;
-    };
-    let shared = shared.clone();
-    let tasks = tasks.clone();
-    let done = done.clone();
-    tokio::spawn(async move {
+    loop {
+        let job = {
+            let receiver = jobs.lock().unwrap_or_else(|e| e.into_inner());
+            receiver.recv()
+        };
+        let Ok(Job { delivery, slot }) = job else {
+            return;
+        };
         let began = Instant::now();
-        let outcome = if delivery.attempt > delivery.max_attempts {
+        let outcome = if shared.stopping.load(Ordering::SeqCst) {
+            // Handed over but not started when shutdown began.
+            Outcome::Released
+        } else if delivery.attempt > delivery.max_attempts {
             // Delivered again and again: each worker running it died.
             Outcome::Failed(TaskError::permanent(
                 "worker_lost",
@@ -237,15 +264,15 @@ fn start(
                 timeout: Duration::from_millis(delivery.timeout_ms.max(1)),
                 progress: slot.progress.clone(),
             };
-            let result = tasks.run(&delivery, ctx).await;
+            let result = tasks.run(rt, &delivery, &ctx);
             decide(&shared.config.queue, &delivery, &slot, result)
         };
         let lost = shared.state().finish(&delivery.task_id, began.elapsed());
         shared.slot_freed.notify_one();
         if !lost {
-            let _ = done.send((held, outcome));
+            let _ = done.send((Held::from(&delivery), outcome));
         }
-    });
+    }
 }
 
 fn cancelled_outcome(slot: &Slot) -> Outcome {
@@ -339,11 +366,11 @@ async fn completer(
 
 /// Waits up to the grace period for running tasks, then stops the rest;
 /// their outcome is `Released` (back to the queue, attempt not counted).
-async fn drain(shared: &Arc<Shared>, _done: &mpsc::UnboundedSender<(Held, Outcome)>) {
+async fn drain(shared: &Arc<Shared>) {
     let grace = shared.config.queue.grace_period;
     let deadline = Instant::now() + grace;
     loop {
-        let running = shared.state().running;
+        let running = shared.state().in_flight;
         if running == 0 {
             return;
         }
@@ -363,7 +390,7 @@ async fn drain(shared: &Arc<Shared>, _done: &mpsc::UnboundedSender<(Held, Outcom
         ?grace,
         "grace period over: returning running tasks to the queue"
     );
-    while shared.state().running > 0 {
+    while shared.state().in_flight > 0 {
         let _ = tokio::time::timeout(Duration::from_millis(50), shared.slot_freed.notified()).await;
     }
 }

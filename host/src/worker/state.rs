@@ -1,5 +1,6 @@
-//! What a worker holds: tasks fetched (buffered or running), their cancel
-//! tokens and progress, and the recent average run time.
+//! What a worker holds: tasks fetched and not finished (running, or handed
+//! to the slots and waiting), their cancel tokens and progress, and the
+//! recent average run time.
 
 use crate::queue::consumer::Held;
 use crate::queue::Delivery;
@@ -21,7 +22,6 @@ pub struct Slot {
 struct Entry {
     held: Held,
     slot: Slot,
-    started: bool,
     /// Another worker reclaimed it: our outcome must not be written.
     lost: bool,
     reported_progress: u32,
@@ -29,37 +29,33 @@ struct Entry {
 
 #[derive(Default)]
 pub struct State {
-    pub running: usize,
+    /// Tasks handed to the slots and not finished.
+    pub in_flight: usize,
     /// Exponentially weighted mean of recent run times (weight 1/8).
     pub average_run: Option<Duration>,
     entries: HashMap<String, Entry>,
 }
 
 impl State {
-    pub fn hold(&mut self, delivery: &Delivery) {
+    /// Takes a fetched task on; the slot is what its run shares with us.
+    pub fn hold(&mut self, delivery: &Delivery) -> Slot {
+        let slot = Slot::default();
         self.entries.insert(
             delivery.task_id.clone(),
             Entry {
                 held: Held::from(delivery),
-                slot: Slot::default(),
-                started: false,
+                slot: slot.clone(),
                 lost: false,
                 reported_progress: 0,
             },
         );
-    }
-
-    /// Marks a held task as running; `None` if it is not held.
-    pub fn start(&mut self, task_id: &str) -> Option<Slot> {
-        let entry = self.entries.get_mut(task_id)?;
-        entry.started = true;
-        self.running += 1;
-        Some(entry.slot.clone())
+        self.in_flight += 1;
+        slot
     }
 
     /// Forgets a finished task; returns whether it had been lost.
     pub fn finish(&mut self, task_id: &str, took: Duration) -> bool {
-        self.running = self.running.saturating_sub(1);
+        self.in_flight = self.in_flight.saturating_sub(1);
         self.average_run = Some(match self.average_run {
             None => took,
             Some(avg) => (avg * 7 + took) / 8,
@@ -74,9 +70,8 @@ impl State {
     pub fn running_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .entries
-            .iter()
-            .filter(|(_, e)| e.started)
-            .map(|(id, _)| id.clone())
+            .keys()
+            .cloned()
             .collect();
         ids.sort();
         ids
@@ -95,10 +90,10 @@ impl State {
         }
     }
 
-    /// Stops every running task for shutdown; returns how many.
+    /// Stops every held task for shutdown; returns how many.
     pub fn stop_all_for_shutdown(&mut self) -> usize {
         let mut n = 0;
-        for entry in self.entries.values().filter(|e| e.started) {
+        for entry in self.entries.values() {
             entry.slot.shutdown.store(true, Ordering::SeqCst);
             entry.slot.cancel.cancel();
             n += 1;
@@ -109,7 +104,7 @@ impl State {
     /// Running tasks whose progress moved since the last call.
     pub fn progress_changes(&mut self) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        for (id, entry) in self.entries.iter_mut().filter(|(_, e)| e.started) {
+        for (id, entry) in self.entries.iter_mut() {
             let now = entry.slot.progress.load(Ordering::Relaxed);
             if now != entry.reported_progress {
                 entry.reported_progress = now;

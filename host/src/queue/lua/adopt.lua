@@ -2,7 +2,9 @@
 -- After the prelude's two: triples of stream key, entry id, task id.
 local now = now_us()
 local out = {}
+local activated = 0
 for i = 3, #ARGV, 3 do
-  start_entry(ARGV[i], ARGV[i + 1], ARGV[i + 2], now, out)
+  activated = activated + math.max(start_entry(ARGV[i], ARGV[i + 1], ARGV[i + 2], now, out), 0)
 end
+count_active(activated)
 return out

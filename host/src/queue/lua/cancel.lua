@@ -14,6 +14,7 @@ if status == 'queued' then
   local now = now_ms()
   redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
   redis.call('EXPIRE', tk, tonumber(ARGV[4]))
+  redis.call('EXPIRE', tk .. ':retries', tonumber(ARGV[4]))
   record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
   redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', 1)
   return 'cancelled'

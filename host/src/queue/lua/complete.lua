@@ -11,39 +11,50 @@ local now = now_ms()
 local tally = {tasks_completed = 0, tasks_failed = 0, tasks_timeout = 0,
   tasks_retried = 0, tasks_cancelled = 0, tasks_released = 0,
   duplicates = 0, active_tasks = 0}
+-- Acknowledged and deleted per stream in one call each, at the end.
+local acks = {}
+local function ack(sk, eid)
+  local ids = acks[sk]
+  if not ids then
+    ids = {}
+    acks[sk] = ids
+  end
+  ids[#ids + 1] = eid
+end
 for i = 4, #ARGV, 8 do
   local op, sk, eid, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local a, b, c, d = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local tk = task_key(tid)
   local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
-    'kind', 'record', 'result_field')
+    'kind', 'record', 'result_field', 'cancel_requested', 'retried')
   local running = h[1] == 'running'
   local owner = h[2] == CONSUMER and h[3] == eid
   if not running then
     -- Finished elsewhere, or cancelled while queued: just let go.
-    redis.call('XACK', sk, GROUP, eid)
-    redis.call('XDEL', sk, eid)
+    ack(sk, eid)
     tally.duplicates = tally.duplicates + 1
   elseif (op == 'retry' or op == 'release') and not owner then
     -- Another worker reclaimed this task and runs it now; acking here
     -- would orphan its claim.
     tally.duplicates = tally.duplicates + 1
   else
-    redis.call('XACK', sk, GROUP, eid)
-    redis.call('XDEL', sk, eid)
+    ack(sk, eid)
     tally.active_tasks = tally.active_tasks - 1
     local rec = h[6]
     if rec == false or rec == nil then rec = '' end
+    -- Its cancellation was asked for: it ends cancelled rather than go
+    -- back to the queue and run again.
+    if h[8] == '1' and (op == 'retry' or op == 'release') then op = 'cancel' end
     if op == 'done' then
       -- The result is kept once: on the record when there is one.
       redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now,
         'progress', '1')
       if rec == '' then redis.call('HSET', tk, 'result', a) end
       redis.call('EXPIRE', tk, ttl)
+      if h[9] == '1' then redis.call('EXPIRE', tk .. ':retries', ttl) end
       if rec ~= '' then
         redis.call('HSET', rec, 'status', 'completed', h[7] or 'result', a,
           'finished_at_ms', now, 'progress', '1')
-        redis.call('HDEL', rec, 'error')
       end
       tally.tasks_completed = tally.tasks_completed + 1
     elseif op == 'fail' or op == 'timeout' then
@@ -65,7 +76,7 @@ for i = 4, #ARGV, 8 do
     elseif op == 'retry' then
       local due = now + tonumber(c)
       redis.call('HSET', tk, 'status', 'queued', 'error_code', a, 'error', b,
-        'next_attempt_at_ms', due)
+        'next_attempt_at_ms', due, 'retried', '1')
       redis.call('HDEL', tk, 'stream', 'entry')
       redis.call('RPUSH', tk .. ':retries', (h[4] or '0') .. ':' .. c .. ':' .. a)
       redis.call('ZADD', DELAYED, due, tid)
@@ -74,6 +85,7 @@ for i = 4, #ARGV, 8 do
     elseif op == 'cancel' then
       redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
       redis.call('EXPIRE', tk, ttl)
+      redis.call('EXPIRE', tk .. ':retries', ttl)
       if rec ~= '' then
         redis.call('HSET', rec, 'status', 'cancelled', 'finished_at_ms', now)
       end
@@ -86,6 +98,10 @@ for i = 4, #ARGV, 8 do
       tally.tasks_released = tally.tasks_released + 1
     end
   end
+end
+for sk, ids in pairs(acks) do
+  redis.call('XACK', sk, GROUP, unpack(ids))
+  redis.call('XDEL', sk, unpack(ids))
 end
 for name, n in pairs(tally) do
   if n ~= 0 then redis.call('HINCRBY', COUNTERS, name, n) end

@@ -8,6 +8,7 @@ local min_idle = tonumber(ARGV[4])
 local starvation = tonumber(ARGV[5])
 local now = now_us()
 local out = {}
+local activated = 0
 
 if min_idle > 0 then
   for _, class in ipairs(CLASSES) do
@@ -20,8 +21,10 @@ if min_idle > 0 then
       local r = redis.call('XAUTOCLAIM', sk, GROUP, CONSUMER, min_idle, cursor,
         'COUNT', want)
       for _, e in ipairs(r[2]) do
-        if start_entry(sk, e[1], entry_field(e[2], 't'), now, out) then
+        local started = start_entry(sk, e[1], entry_field(e[2], 't'), now, out)
+        if started >= 0 then
           want = want - 1
+          activated = activated + started
         end
       end
       cursor = r[1]
@@ -32,6 +35,9 @@ end
 
 -- Age (ms) of the oldest entry no consumer has read yet, or -1.
 local function oldest_waiting_age(sk)
+  -- XINFO on a missing key (after a flush) is not a NOGROUP error, so the
+  -- caller would never recreate the groups: treat it as empty instead.
+  if redis.call('EXISTS', sk) == 0 then return -1 end
   local groups = redis.call('XINFO', 'GROUPS', sk)
   for _, g in ipairs(groups) do
     if entry_field(g, 'name') == GROUP then
@@ -66,10 +72,13 @@ for _, class in ipairs(order) do
     'STREAMS', sk, '>')
   if r then
     for _, e in ipairs(r[1][2]) do
-      if start_entry(sk, e[1], entry_field(e[2], 't'), now, out) then
+      local started = start_entry(sk, e[1], entry_field(e[2], 't'), now, out)
+      if started >= 0 then
         want = want - 1
+        activated = activated + started
       end
     end
   end
 end
+count_active(activated)
 return out

@@ -49,27 +49,27 @@ local function enqueue(tid)
 end
 
 -- Marks a delivered entry as running on CONSUMER (at `now`, in µs) and
--- appends it to `out`
--- (8 strings per task). Entries of cancelled, finished or vanished tasks
--- are dropped here, so a worker never sees them.
+-- appends it to `out` (8 strings per task). Entries of cancelled, finished
+-- or vanished tasks are dropped here, so a worker never sees them.
+-- Returns 1 when a queued task became active (the caller adds them up).
 local function start_entry(sk, eid, tid, now, out)
   local tk = task_key(tid or '')
   local h = redis.call('HMGET', tk, 'status', 'kind', 'payload', 'attempts',
-    'max_attempts', 'timeout_ms', 'priority')
+    'max_attempts', 'timeout_ms', 'priority', 'record')
   local status = h[1]
   if status ~= 'queued' and status ~= 'running' then
     redis.call('XACK', sk, GROUP, eid)
     redis.call('XDEL', sk, eid)
-    return false
+    return -1
   end
   local attempts = tonumber(h[4] or '0') + 1
-  if status == 'queued' then
-    redis.call('HINCRBY', COUNTERS, 'active_tasks', 1)
-  end
+  local started_ms = math.floor(now / 1000)
   redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
-    'worker', CONSUMER, 'started_at_ms', math.floor(now / 1000),
+    'worker', CONSUMER, 'started_at_ms', started_ms,
     'started_us', string.format('%d', now), 'stream', sk, 'entry', eid)
-  record_set(tk, 'status', 'running', 'started_at_ms', math.floor(now / 1000))
+  if h[8] and h[8] ~= '' then
+    redis.call('HSET', h[8], 'status', 'running', 'started_at_ms', started_ms)
+  end
   local n = #out
   out[n + 1] = sk
   out[n + 2] = eid
@@ -79,5 +79,11 @@ local function start_entry(sk, eid, tid, now, out)
   out[n + 6] = tostring(attempts)
   out[n + 7] = h[5] or '0'
   out[n + 8] = (h[6] or '0') .. ':' .. (h[7] or '5')
-  return true
+  if status == 'queued' then return 1 end
+  return 0
+end
+
+-- Adds the tasks that became active in one script call, in one write.
+local function count_active(n)
+  if n ~= 0 then redis.call('HINCRBY', COUNTERS, 'active_tasks', n) end
 end

@@ -13,7 +13,8 @@ for _, e in ipairs(entries) do
   local tk = task_key(tid or '')
   if tid and redis.call('HGET', tk, 'status') == 'failed' then
     redis.call('HSET', tk, 'attempts', 0)
-    redis.call('HDEL', tk, 'error', 'error_code', 'finished_at_ms',
+    redis.call('HDEL', tk, 'error', 'error_code', 'finished_at_ms', 'worker',
+      'progress', 'next_attempt_at_ms',
       'cancel_requested')
     enqueue(tid)
     local rec = redis.call('HGET', tk, 'record')

@@ -1,0 +1,417 @@
+//! `stratbox bench queue`: the queue's figures end to end, against a real
+//! worker process and Redis, with `redis-benchmark`'s XADD rate measured
+//! in the same run as the ceiling.
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{CliError, CliResult};
+use crate::candles;
+use crate::queue::{Queue, QueueConfig, TaskSpec};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::{BacktestDefinition, LocalRedis, Store};
+use crate::tasks::{submit_backtests, SubmitOptions, KIND_NOOP};
+
+#[derive(Debug, Args)]
+pub struct QueueBenchArgs {
+    /// The ema-crossover component, for the tiny-backtest run.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// No-op tasks in the throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    tasks: usize,
+    /// 100-bar backtests in the throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    backtests: usize,
+    /// Task slots of the worker process.
+    #[arg(long, default_value_t = 2)]
+    slots: usize,
+    /// Tasks timed one at a time for submit-to-start latency.
+    #[arg(long, default_value_t = 1_000)]
+    latency_samples: usize,
+    /// Use this Redis instead of a private one (it must be empty of the
+    /// `bench` prefix).
+    #[arg(long)]
+    redis_url: Option<String>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Submissions per script call, as a client submitting in bulk would.
+const SUBMIT_BATCH: usize = 1_000;
+const PREFIX: &str = "bench";
+
+#[derive(Debug, serde::Serialize)]
+struct Figures {
+    slots: usize,
+    redis_xadd_pipelined_per_sec: Option<f64>,
+    redis_xadd_unpipelined_per_sec: Option<f64>,
+    noop_tasks: usize,
+    noop_tasks_per_sec: f64,
+    noop_submit_per_sec: f64,
+    backtests: usize,
+    backtests_per_sec: f64,
+    backtest_submit_per_sec: f64,
+    latency_samples: usize,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    latency_max_ms: f64,
+    idle_worker_rss_mb: f64,
+    loaded_worker_rss_mb: f64,
+}
+
+pub fn run(args: &QueueBenchArgs) -> CliResult {
+    if args.slots == 0 || args.tasks == 0 || args.backtests == 0 || args.latency_samples == 0 {
+        return Err(CliError::input(anyhow!(
+            "--slots, --tasks, --backtests and --latency-samples must be at least 1"
+        )));
+    }
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
+        .map_err(CliError::input)?;
+    let scratch = std::env::temp_dir().join(format!("stratbox-bench-queue-{}", std::process::id()));
+    let (_server, url) = match &args.redis_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let server = LocalRedis::start(&scratch.join("redis")).map_err(CliError::run)?;
+            let url = server.url();
+            (Some(server), url)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::run)?;
+    let figures = runtime
+        .block_on(measure(args, &url, &bytes, &scratch))
+        .map_err(CliError::run)?;
+    drop(_server);
+    let _ = std::fs::remove_dir_all(&scratch);
+    print(args, &figures)
+}
+
+async fn measure(
+    args: &QueueBenchArgs,
+    url: &str,
+    plugin: &[u8],
+    scratch: &Path,
+) -> anyhow::Result<Figures> {
+    let port = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .unwrap_or(6379);
+    let xadd_pipelined = redis_benchmark_xadd(port, 64);
+    let xadd_unpipelined = redis_benchmark_xadd(port, 1);
+
+    let store = Store::connect(url, PREFIX).await?;
+    let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
+    let mut worker = WorkerProcess::spawn(url, args.slots, scratch)?;
+    worker.wait_ready(&queue).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = worker.rss_mb()?;
+
+    // Latency at light load: one task every 2 ms, timed by Redis' clock
+    // from submission to the start script.
+    let mut latency_ids = Vec::with_capacity(args.latency_samples);
+    for _ in 0..args.latency_samples {
+        latency_ids.push(
+            queue
+                .submit_one(TaskSpec::new(KIND_NOOP, "{}".into()))
+                .await?,
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    wait_completed(
+        &queue,
+        count_completed(&queue).await?,
+        0,
+        Duration::from_secs(30),
+    )
+    .await?;
+    let mut latencies = Vec::with_capacity(latency_ids.len());
+    for id in &latency_ids {
+        let info = queue
+            .task(id)
+            .await?
+            .ok_or_else(|| anyhow!("task {id} vanished"))?;
+        let field = |name: &str| -> anyhow::Result<i64> {
+            info.fields
+                .get(name)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| anyhow!("task {id} has no {name}"))
+        };
+        latencies.push((field("started_us")? - field("created_us")?) as f64 / 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+
+    // No-op throughput: submitted in batches while the worker drains.
+    let specs: Vec<TaskSpec> = (0..SUBMIT_BATCH)
+        .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
+        .collect();
+    let before = count_completed(&queue).await?;
+    let started = Instant::now();
+    let mut left = args.tasks;
+    while left > 0 {
+        let n = left.min(SUBMIT_BATCH);
+        queue.submit(&specs[..n]).await?;
+        left -= n;
+    }
+    let noop_submit_secs = started.elapsed().as_secs_f64();
+    wait_completed(&queue, before, args.tasks, Duration::from_secs(600)).await?;
+    let noop_secs = started.elapsed().as_secs_f64();
+
+    // Tiny backtests: 100 hourly bars of ema-crossover, plugin cached.
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(scratch.join("cache")),
+        ..SandboxConfig::default()
+    })?;
+    let loaded = sandbox.load(plugin)?;
+    let d = &loaded.description;
+    store
+        .put_plugin(&loaded.sha256, plugin, &d.name, &d.version, d)
+        .await?;
+    let hour = 3_600;
+    let data = candles::synth(100, 42, hour, 1_704_067_200, 42_000.0);
+    store.import_candles("BENCH", hour, &data).await?;
+    let definition = BacktestDefinition {
+        strategy_sha256: loaded.sha256.clone(),
+        strategy_id: None,
+        name: None,
+        symbol: "BENCH".into(),
+        timeframe_secs: hour,
+        start_ts: data.ts[0],
+        end_ts: data.ts[data.len() - 1],
+        initial_capital: 10_000.0,
+        commission: 0.0006,
+        leverage: 1.0,
+        slippage_bps: 0.0,
+        params: [
+            ("fast_period".to_string(), 5.into()),
+            ("slow_period".to_string(), 12.into()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let options = SubmitOptions::default();
+    // Warm-up: the worker compiles (or maps) the plugin once.
+    let warm = count_completed(&queue).await?;
+    submit_backtests(&store, &queue, std::slice::from_ref(&definition), &options)
+        .await
+        .map_err(|(_, e)| e)?;
+    wait_completed(&queue, warm, 1, Duration::from_secs(120)).await?;
+    let batch = vec![definition; SUBMIT_BATCH];
+    let before = count_completed(&queue).await?;
+    let failed_before = queue.counters().await?.tasks_failed;
+    let started = Instant::now();
+    let mut left = args.backtests;
+    while left > 0 {
+        let n = left.min(SUBMIT_BATCH);
+        submit_backtests(&store, &queue, &batch[..n], &options)
+            .await
+            .map_err(|(_, e)| e)?;
+        left -= n;
+    }
+    let backtest_submit_secs = started.elapsed().as_secs_f64();
+    wait_completed(&queue, before, args.backtests, Duration::from_secs(900)).await?;
+    let backtest_secs = started.elapsed().as_secs_f64();
+    let failed = queue.counters().await?.tasks_failed - failed_before;
+    if failed > 0 {
+        bail!("{failed} benchmark backtests failed; see the worker log");
+    }
+    let loaded_rss = worker.rss_mb()?;
+    worker.stop()?;
+    Ok(Figures {
+        slots: args.slots,
+        redis_xadd_pipelined_per_sec: xadd_pipelined,
+        redis_xadd_unpipelined_per_sec: xadd_unpipelined,
+        noop_tasks: args.tasks,
+        noop_tasks_per_sec: args.tasks as f64 / noop_secs,
+        noop_submit_per_sec: args.tasks as f64 / noop_submit_secs,
+        backtests: args.backtests,
+        backtests_per_sec: args.backtests as f64 / backtest_secs,
+        backtest_submit_per_sec: args.backtests as f64 / backtest_submit_secs,
+        latency_samples: latencies.len(),
+        latency_p50_ms: pct(0.5),
+        latency_p99_ms: pct(0.99),
+        latency_max_ms: pct(1.0),
+        idle_worker_rss_mb: idle_rss,
+        loaded_worker_rss_mb: loaded_rss,
+    })
+}
+
+async fn count_completed(queue: &Queue) -> anyhow::Result<i64> {
+    Ok(queue.counters().await?.tasks_completed)
+}
+
+/// Polls the shared counter until `n` more tasks than `before` completed.
+async fn wait_completed(
+    queue: &Queue,
+    before: i64,
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let target = before + n as i64;
+    loop {
+        let c = queue.counters().await?;
+        if c.tasks_completed >= target {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "only {} of {n} tasks completed within {limit:?} ({} failed)",
+                c.tasks_completed - before,
+                c.tasks_failed
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `redis-benchmark`'s XADD rate on the same server, `pipeline` commands
+/// per round trip; `None` when the tool is missing.
+fn redis_benchmark_xadd(port: u16, pipeline: usize) -> Option<f64> {
+    let requests = if pipeline > 1 { 500_000 } else { 100_000 };
+    let out = Command::new("redis-benchmark")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-n", &requests.to_string(), "-P", &pipeline.to_string()])
+        .args(["-c", "1", "--csv"])
+        .args([
+            "XADD",
+            "bench:ceiling",
+            "MAXLEN",
+            "~",
+            "1000",
+            "*",
+            "f",
+            "v",
+        ])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("\"XADD"))?;
+    line.split("\",\"").nth(1)?.trim_matches('"').parse().ok()
+}
+
+struct WorkerProcess {
+    child: Option<Child>,
+}
+
+impl WorkerProcess {
+    fn spawn(url: &str, slots: usize, scratch: &Path) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
+        std::fs::create_dir_all(scratch)?;
+        let log = std::fs::File::create(scratch.join("worker.log"))?;
+        let child = Command::new(exe)
+            .args(["worker", "--workers", &slots.to_string()])
+            .env("REDIS_URL", url)
+            .env("STRATBOX_PREFIX", PREFIX)
+            .env("STRATBOX_CACHE_DIR", scratch.join("cache"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start the worker")?;
+        Ok(Self { child: Some(child) })
+    }
+
+    async fn wait_ready(&mut self, queue: &Queue) -> anyhow::Result<()> {
+        let started = Instant::now();
+        while queue.workers().await?.is_empty() {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the worker sent no heartbeat within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    fn rss_mb(&self) -> anyhow::Result<f64> {
+        let pid = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .ok_or_else(|| anyhow!("worker gone"))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow!("no VmRSS for pid {pid}"))?;
+        Ok(kb / 1024.0)
+    }
+
+    /// SIGTERM and the graceful exit.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("the worker exited with {status}");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(f).map_err(CliError::run)?
+        );
+        return Ok(());
+    }
+    let rate = |v: Option<f64>| {
+        v.map_or_else(
+            || "n/a (no redis-benchmark)".into(),
+            |r| format!("{r:>10.0} /s"),
+        )
+    };
+    outln!(
+        "stratbox bench queue (one worker process, {} slots)",
+        f.slots
+    );
+    outln!(
+        "  redis-benchmark XADD, 64 per round trip   {}  (ceiling)",
+        rate(f.redis_xadd_pipelined_per_sec)
+    );
+    outln!(
+        "  redis-benchmark XADD, one per round trip  {}",
+        rate(f.redis_xadd_unpipelined_per_sec)
+    );
+    outln!(
+        "  no-op tasks end to end ({})         {:>10.0} /s  (submitted at {:.0}/s; target >= 20,000)",
+        f.noop_tasks, f.noop_tasks_per_sec, f.noop_submit_per_sec
+    );
+    outln!(
+        "  100-bar backtests end to end ({})   {:>10.0} /s  (submitted at {:.0}/s; target >= 10,000)",
+        f.backtests, f.backtests_per_sec, f.backtest_submit_per_sec
+    );
+    outln!(
+        "  submit-to-start, light load ({})     p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms  (target p50 < 0.5, p99 < 2)",
+        f.latency_samples, f.latency_p50_ms, f.latency_p99_ms, f.latency_max_ms
+    );
+    outln!(
+        "  worker RSS                               idle {:.1} MB, after the runs {:.1} MB  (target idle < 30)",
+        f.idle_worker_rss_mb, f.loaded_worker_rss_mb
+    );
+    Ok(())
+}
