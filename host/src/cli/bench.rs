@@ -59,10 +59,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
             "--reps and --instantiations must be at least 1, --bars at least 2"
         )));
     }
-    let plugin = args
-        .plugin
-        .as_ref()
-        .ok_or_else(|| CliError::input(anyhow!("give --plugin PATH (the ema-crossover component)")))?;
+    let plugin = args.plugin.as_ref().ok_or_else(|| {
+        CliError::input(anyhow!("give --plugin PATH (the ema-crossover component)"))
+    })?;
     let bytes = std::fs::read(plugin)
         .with_context(|| format!("cannot read {}", plugin.display()))
         .map_err(CliError::input)?;

@@ -53,9 +53,11 @@ struct Figures {
     noop_tasks: usize,
     noop_tasks_per_sec: f64,
     noop_submit_per_sec: f64,
+    noop_cpu_us_per_task: CpuPerTask,
     backtests: usize,
     backtests_per_sec: f64,
     backtest_submit_per_sec: f64,
+    backtest_cpu_us_per_task: CpuPerTask,
     latency_samples: usize,
     latency_p50_ms: f64,
     latency_p99_ms: f64,
@@ -82,12 +84,13 @@ pub fn run(args: &QueueBenchArgs) -> CliResult {
             (Some(server), url)
         }
     };
+    let redis_pid = _server.as_ref().and_then(LocalRedis::pid);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::run)?;
     let figures = runtime
-        .block_on(measure(args, &url, &bytes, &scratch))
+        .block_on(measure(args, &url, redis_pid, &bytes, &scratch))
         .map_err(CliError::run)?;
     drop(_server);
     let _ = std::fs::remove_dir_all(&scratch);
@@ -97,6 +100,7 @@ pub fn run(args: &QueueBenchArgs) -> CliResult {
 async fn measure(
     args: &QueueBenchArgs,
     url: &str,
+    redis_pid: Option<u32>,
     plugin: &[u8],
     scratch: &Path,
 ) -> anyhow::Result<Figures> {
@@ -155,6 +159,7 @@ async fn measure(
         .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
         .collect();
     let before = count_completed(&queue).await?;
+    let cpu = CpuMeter::start(worker.pid(), redis_pid);
     let started = Instant::now();
     let mut left = args.tasks;
     while left > 0 {
@@ -165,6 +170,7 @@ async fn measure(
     let noop_submit_secs = started.elapsed().as_secs_f64();
     wait_completed(&queue, before, args.tasks, Duration::from_secs(600)).await?;
     let noop_secs = started.elapsed().as_secs_f64();
+    let noop_cpu = cpu.per_task(args.tasks);
 
     // Tiny backtests: 100 hourly bars of ema-crossover, plugin cached.
     let sandbox = Sandbox::new(SandboxConfig {
@@ -208,6 +214,7 @@ async fn measure(
     let batch = vec![definition; SUBMIT_BATCH];
     let before = count_completed(&queue).await?;
     let failed_before = queue.counters().await?.tasks_failed;
+    let cpu = CpuMeter::start(worker.pid(), redis_pid);
     let started = Instant::now();
     let mut left = args.backtests;
     while left > 0 {
@@ -220,6 +227,7 @@ async fn measure(
     let backtest_submit_secs = started.elapsed().as_secs_f64();
     wait_completed(&queue, before, args.backtests, Duration::from_secs(900)).await?;
     let backtest_secs = started.elapsed().as_secs_f64();
+    let backtest_cpu = cpu.per_task(args.backtests);
     let failed = queue.counters().await?.tasks_failed - failed_before;
     if failed > 0 {
         bail!("{failed} benchmark backtests failed; see the worker log");
@@ -233,9 +241,11 @@ async fn measure(
         noop_tasks: args.tasks,
         noop_tasks_per_sec: args.tasks as f64 / noop_secs,
         noop_submit_per_sec: args.tasks as f64 / noop_submit_secs,
+        noop_cpu_us_per_task: noop_cpu,
         backtests: args.backtests,
         backtests_per_sec: args.backtests as f64 / backtest_secs,
         backtest_submit_per_sec: args.backtests as f64 / backtest_submit_secs,
+        backtest_cpu_us_per_task: backtest_cpu,
         latency_samples: latencies.len(),
         latency_p50_ms: pct(0.5),
         latency_p99_ms: pct(0.99),
@@ -299,6 +309,68 @@ fn redis_benchmark_xadd(port: u16, pipeline: usize) -> Option<f64> {
     line.split("\",\"").nth(1)?.trim_matches('"').parse().ok()
 }
 
+/// CPU time per task of each process in a run, in microseconds: where
+/// the machine's two cores went.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct CpuPerTask {
+    worker: f64,
+    redis: Option<f64>,
+    client: f64,
+}
+
+struct CpuMeter {
+    worker_pid: u32,
+    redis_pid: Option<u32>,
+    start: (f64, Option<f64>, f64),
+}
+
+impl CpuMeter {
+    fn start(worker_pid: u32, redis_pid: Option<u32>) -> Self {
+        let start = Self::read(worker_pid, redis_pid);
+        Self {
+            worker_pid,
+            redis_pid,
+            start,
+        }
+    }
+
+    fn read(worker_pid: u32, redis_pid: Option<u32>) -> (f64, Option<f64>, f64) {
+        (
+            cpu_secs(&worker_pid.to_string()),
+            redis_pid.map(|p| cpu_secs(&p.to_string())),
+            cpu_secs("self"),
+        )
+    }
+
+    fn per_task(&self, tasks: usize) -> CpuPerTask {
+        let now = Self::read(self.worker_pid, self.redis_pid);
+        let us = |secs: f64| secs * 1e6 / tasks as f64;
+        CpuPerTask {
+            worker: us(now.0 - self.start.0),
+            redis: now.1.zip(self.start.1).map(|(b, a)| us(b - a)),
+            client: us(now.2 - self.start.2),
+        }
+    }
+}
+
+/// User plus system CPU seconds of a process (`/proc/<pid>/stat`).
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are
+    // the 14th and 15th fields of the line, in clock ticks (100 per second).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 struct WorkerProcess {
     child: Option<Child>,
 }
@@ -331,6 +403,10 @@ impl WorkerProcess {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     fn rss_mb(&self) -> anyhow::Result<f64> {
@@ -404,6 +480,23 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
     outln!(
         "  100-bar backtests end to end ({})   {:>10.0} /s  (submitted at {:.0}/s; target >= 10,000)",
         f.backtests, f.backtests_per_sec, f.backtest_submit_per_sec
+    );
+    let cpu = |c: &CpuPerTask| {
+        format!(
+            "worker {:.1} us, redis {}, client {:.1} us",
+            c.worker,
+            c.redis
+                .map_or_else(|| "n/a".into(), |r| format!("{r:.1} us")),
+            c.client
+        )
+    };
+    outln!(
+        "    CPU per no-op task:    {}",
+        cpu(&f.noop_cpu_us_per_task)
+    );
+    outln!(
+        "    CPU per backtest:      {}",
+        cpu(&f.backtest_cpu_us_per_task)
     );
     outln!(
         "  submit-to-start, light load ({})     p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms  (target p50 < 0.5, p99 < 2)",

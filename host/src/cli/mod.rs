@@ -41,7 +41,7 @@ enum Command {
     /// Measure engine and sandbox throughput, WASM against native.
     Bench(bench::BenchArgs),
     /// Run task slots that take backtests from the Redis queue.
-    Worker(worker::WorkerArgs),
+    Worker(Box<worker::WorkerArgs>),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a

@@ -51,9 +51,13 @@ pub struct QueueArgs {
     /// Most tasks moved per round trip [default: 256].
     #[arg(long, env = "STRATBOX_FETCH_BATCH")]
     pub fetch_batch: Option<usize>,
-    /// Work held beyond free slots, in microseconds [default: 2000].
+    /// Work held beyond free slots, in microseconds [default: 4000].
     #[arg(long, env = "STRATBOX_PREFETCH_BUDGET_US", value_name = "US")]
     pub prefetch_budget_us: Option<u64>,
+    /// Longest wait for more outcomes before writing a batch, in
+    /// microseconds [default: 500].
+    #[arg(long, env = "STRATBOX_COMPLETION_LINGER_US", value_name = "US")]
+    pub completion_linger_us: Option<u64>,
     /// How long finished tasks are kept, in seconds [default: 604800].
     #[arg(long, env = "STRATBOX_RESULT_TTL_SECS", value_name = "SECS")]
     pub result_ttl_secs: Option<u64>,
@@ -98,6 +102,9 @@ impl QueueArgs {
         }
         if let Some(v) = self.prefetch_budget_us {
             c.prefetch_budget = Duration::from_micros(v);
+        }
+        if let Some(v) = self.completion_linger_us {
+            c.completion_linger = Duration::from_micros(v);
         }
         if let Some(v) = self.result_ttl_secs {
             c.result_ttl = Duration::from_secs(v);

@@ -38,6 +38,9 @@ pub struct WorkerArgs {
     /// faults for the next instance) [default: 0].
     #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
     memory_keep_resident_kib: Option<usize>,
+    /// Pooled strategy memories released per madvise batch [default: 32].
+    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
+    decommit_batch: Option<usize>,
     #[command(flatten)]
     redis: RedisArgs,
     #[command(flatten)]
@@ -71,6 +74,9 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     }
     if let Some(v) = args.memory_keep_resident_kib {
         sandbox_config.memory_keep_resident = v << 10;
+    }
+    if let Some(v) = args.decommit_batch {
+        sandbox_config.decommit_batch = v;
     }
     if let Some(v) = args.memory_mib {
         if v == 0 {

@@ -57,6 +57,10 @@ pub struct SandboxConfig {
     /// `madvise` when an instance ends, so the next instance in that slot
     /// takes no page faults on them.
     pub memory_keep_resident: usize,
+    /// Pooled memories released per `madvise` batch. Each release flushes
+    /// TLBs on every core running the process; batching spreads that cost
+    /// over many short-lived instances (a worker running tiny backtests).
+    pub decommit_batch: usize,
 }
 
 impl Default for SandboxConfig {
@@ -78,6 +82,9 @@ impl Default for SandboxConfig {
             nan_canonicalization: true,
             memory_init_cow: true,
             memory_keep_resident: 0,
+            // Measured on the queue bench (100-bar backtests, 2 slots):
+            // 131-145 us of worker CPU per backtest against 150-177 at 1.
+            decommit_batch: 32,
         }
     }
 }

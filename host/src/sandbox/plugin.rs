@@ -232,7 +232,8 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
             .total_memories(slots * 2)
             .total_tables(slots * 8)
             .max_memory_size(config.memory_limit_bytes)
-            .linear_memory_keep_resident(config.memory_keep_resident);
+            .linear_memory_keep_resident(config.memory_keep_resident)
+            .decommit_batch_size(config.decommit_batch.max(1));
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&c).map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e:#}"))

@@ -168,8 +168,7 @@ async fn fetch_loop(
             let state = shared.state();
             (state.in_flight, state.average_run)
         };
-        let capacity =
-            shared.config.slots + prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
+        let capacity = shared.config.slots + prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
         let want = capacity.saturating_sub(held).min(qc.fetch_batch);
         if want == 0 {
             shared.slot_freed.notified().await;
@@ -315,7 +314,20 @@ async fn completer(
     let mut summary = WorkerSummary::default();
     let mut batch = Vec::new();
     let limit = shared.config.queue.fetch_batch * 2;
+    let linger = shared.config.queue.completion_linger;
     while rx.recv_many(&mut batch, limit).await > 0 {
+        // More outcomes are likely on their way when tasks are short:
+        // gather them for one round trip (bounded by the linger).
+        if batch.len() < limit && !linger.is_zero() {
+            let deadline = tokio::time::Instant::now() + linger;
+            while batch.len() < limit {
+                let room = limit - batch.len();
+                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
         let mut backoff = Duration::from_millis(20);
         let mut tries = 0u32;
         loop {

@@ -68,11 +68,7 @@ impl State {
     }
 
     pub fn running_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .entries
-            .keys()
-            .cloned()
-            .collect();
+        let mut ids: Vec<String> = self.entries.keys().cloned().collect();
         ids.sort();
         ids
     }
