@@ -189,3 +189,38 @@ async fn bad_submissions_are_refused_before_anything_is_queued() {
     assert!(stats.waiting.values().all(|n| *n == 0), "{stats:?}");
     assert!(svc.store.list_backtests(10).await.unwrap().is_empty());
 }
+
+/// `stratbox bench queue` end to end on small counts: it starts its own
+/// Redis and worker process and reports every figure.
+#[test]
+fn bench_queue_reports_its_figures() {
+    let dir = support::scratch("bench_queue");
+    let plugin = support::plugin("ema-crossover");
+    let out = support::stratbox(
+        &dir,
+        &[
+            "bench",
+            "queue",
+            "--plugin",
+            p(&plugin),
+            "--tasks",
+            "300",
+            "--backtests",
+            "60",
+            "--latency-samples",
+            "10",
+            "--ceiling-requests",
+            "5000",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let f: serde_json::Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    assert_eq!(f["noop_tasks"], 300);
+    assert_eq!(f["backtests"], 60);
+    assert!(f["noop_tasks_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(f["backtests_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(f["latency_p50_ms"].as_f64().unwrap() > 0.0);
+    assert!(f["idle_worker_rss_mb"].as_f64().unwrap() > 1.0);
+    assert!(f["backtest_cpu_us_per_task"]["worker"].as_f64().unwrap() > 0.0);
+}

@@ -32,6 +32,10 @@ pub struct QueueBenchArgs {
     /// Tasks timed one at a time for submit-to-start latency.
     #[arg(long, default_value_t = 1_000)]
     latency_samples: usize,
+    /// XADDs `redis-benchmark` sends for the ceiling figure (pipelined;
+    /// a fifth of that one at a time).
+    #[arg(long, default_value_t = 500_000)]
+    ceiling_requests: usize,
     /// Use this Redis instead of a private one (it must be empty of the
     /// `bench` prefix).
     #[arg(long)]
@@ -109,8 +113,8 @@ async fn measure(
         .next()
         .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
         .unwrap_or(6379);
-    let xadd_pipelined = redis_benchmark_xadd(port, 64);
-    let xadd_unpipelined = redis_benchmark_xadd(port, 1);
+    let xadd_pipelined = redis_benchmark_xadd(port, 64, args.ceiling_requests);
+    let xadd_unpipelined = redis_benchmark_xadd(port, 1, args.ceiling_requests / 5);
 
     let store = Store::connect(url, PREFIX).await?;
     let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
@@ -284,14 +288,14 @@ async fn wait_completed(
     }
 }
 
-/// `redis-benchmark`'s XADD rate on the same server, `pipeline` commands
-/// per round trip; `None` when the tool is missing.
-fn redis_benchmark_xadd(port: u16, pipeline: usize) -> Option<f64> {
-    let requests = if pipeline > 1 { 500_000 } else { 100_000 };
+/// `redis-benchmark`'s XADD rate on the same server (its default 50
+/// clients), `pipeline` commands per round trip; `None` when the tool is
+/// missing.
+fn redis_benchmark_xadd(port: u16, pipeline: usize, requests: usize) -> Option<f64> {
     let out = Command::new("redis-benchmark")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(["-n", &requests.to_string(), "-P", &pipeline.to_string()])
-        .args(["-c", "1", "--csv"])
+        .args(["--csv"])
         .args([
             "XADD",
             "bench:ceiling",
