@@ -118,3 +118,66 @@ impl QueueConfig {
             .min(self.backoff_cap)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn retry_ceiling_doubles_from_the_base_up_to_the_cap() {
+        let c = QueueConfig {
+            backoff_base: ms(200),
+            backoff_cap: ms(1_000),
+            ..QueueConfig::default()
+        };
+        let ceilings: Vec<Duration> = (1..=6).map(|a| c.retry_ceiling(a)).collect();
+        assert_eq!(
+            ceilings,
+            [ms(200), ms(400), ms(800), ms(1_000), ms(1_000), ms(1_000)]
+        );
+        // Attempt 0 (never ran) gets the base; huge attempts do not overflow.
+        assert_eq!(c.retry_ceiling(0), ms(200));
+        assert_eq!(c.retry_ceiling(u32::MAX), ms(1_000));
+    }
+
+    #[test]
+    fn full_jitter_spans_zero_to_the_ceiling() {
+        let c = QueueConfig {
+            backoff_base: ms(200),
+            ..QueueConfig::default()
+        };
+        assert_eq!(c.retry_delay(3, 0.0), Duration::ZERO);
+        assert_eq!(c.retry_delay(3, 0.5), ms(400));
+        // Samples outside [0, 1) are clamped, never past the ceiling.
+        assert_eq!(c.retry_delay(3, 7.0), ms(800));
+        assert_eq!(c.retry_delay(3, -1.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn inconsistent_timings_are_refused_by_name() {
+        let keepalive_too_slow = QueueConfig {
+            keepalive: Duration::from_secs(20),
+            ..QueueConfig::default()
+        };
+        assert!(keepalive_too_slow
+            .check()
+            .unwrap_err()
+            .contains("keepalive"));
+        let ttl_too_short = QueueConfig {
+            heartbeat_ttl: Duration::from_secs(1),
+            ..QueueConfig::default()
+        };
+        assert!(ttl_too_short.check().unwrap_err().contains("heartbeat_ttl"));
+        let no_attempts = QueueConfig {
+            max_attempts: 0,
+            ..QueueConfig::default()
+        };
+        assert!(no_attempts.check().unwrap_err().contains("max_attempts"));
+        assert!(QueueConfig::default().check().is_ok());
+    }
+}

@@ -221,3 +221,50 @@ pub enum Outcome {
     /// attempt is not counted.
     Released,
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numeric_priorities_map_onto_three_classes() {
+        let classes: Vec<Class> = [-5, 0, 3, 4, 5, 6, 7, 10, 255]
+            .into_iter()
+            .map(Class::from_priority)
+            .collect();
+        use Class::*;
+        assert_eq!(
+            classes,
+            [Low, Low, Low, Normal, Normal, Normal, High, High, High]
+        );
+        assert_eq!(Class::from_priority(DEFAULT_PRIORITY), Normal);
+        for class in Class::ALL {
+            assert_eq!(Class::parse(class.as_str()), Some(class));
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_and_know_when_they_are_final() {
+        for status in [
+            TaskStatus::Queued,
+            TaskStatus::Running,
+            TaskStatus::Completed,
+            TaskStatus::Failed,
+            TaskStatus::Cancelled,
+        ] {
+            assert_eq!(TaskStatus::parse(status.as_str()), Some(status));
+        }
+        assert!(!TaskStatus::Running.is_final() && TaskStatus::Cancelled.is_final());
+        assert_eq!(TaskStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn task_errors_serialise_as_the_record_error_shape() {
+        let e = TaskError::permanent("fuel_exhausted", "used \"all\" fuel");
+        let json: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(json["code"], "fuel_exhausted");
+        assert_eq!(json["message"], "used \"all\" fuel");
+        assert!(!e.transient && TaskError::transient("x", "y").transient);
+    }
+}
