@@ -240,6 +240,25 @@ impl Consumer {
         Ok(KeepaliveReport { lost, cancel })
     }
 
+    /// Deletes other consumers that are dead: nothing pending, idle past
+    /// the visibility timeout and no heartbeat within it. Returns how many.
+    pub async fn prune_dead(&self) -> Result<u64, QueueError> {
+        let config = self.queue.config();
+        let dead_after = config.visibility_timeout.max(config.heartbeat_ttl);
+        let mut conn = self.queue.connection();
+        let n: u64 = self
+            .queue
+            .scripts()
+            .prune
+            .arg(self.queue.keys().prefix())
+            .arg(&self.name)
+            .arg(dead_after.as_millis() as u64)
+            .arg(dead_after.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
     /// Clean exit: returns every entry still held to the queue (a task
     /// whose cancellation was asked for ends cancelled instead), leaves
     /// the group and removes the heartbeat. Returns how many went back.

@@ -22,6 +22,7 @@ pub struct Scripts {
     pub requeue: Script,
     pub release_all: Script,
     pub progress: Script,
+    pub prune: Script,
 }
 
 impl Scripts {
@@ -37,6 +38,7 @@ impl Scripts {
             requeue: script!("requeue.lua"),
             release_all: script!("release_all.lua"),
             progress: script!("progress.lua"),
+            prune: script!("prune.lua"),
         }
     }
 }

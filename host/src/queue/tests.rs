@@ -1419,3 +1419,46 @@ async fn redeliveries_past_the_limit_are_visible_to_the_worker() {
     assert_eq!(dlq[0].fields["worker"], "b");
     fx.assert_balanced().await;
 }
+
+#[tokio::test]
+async fn dead_consumers_are_pruned_and_live_ones_kept() {
+    let config = QueueConfig {
+        visibility_timeout: ms(200),
+        keepalive: ms(50),
+        heartbeat_ttl: ms(150),
+        ..fast()
+    };
+    let fx = setup("prune", config).await;
+    let dead = fx.consumer("dead").await;
+    let live = fx.consumer("live").await;
+    let sweeper = fx.consumer("sweeper").await;
+    fx.queue
+        .submit(&[spec(5, "a"), spec(5, "b")])
+        .await
+        .unwrap();
+    let a = dead.fetch(1, false).await.unwrap();
+    dead.complete(&[done(&a[0], "ok")]).await.unwrap();
+    let b = live.fetch(1, false).await.unwrap();
+    live.complete(&[done(&b[0], "ok")]).await.unwrap();
+    tokio::time::sleep(ms(300)).await;
+    // Only `live` still beats.
+    live.keepalive(&[], "{}").await.unwrap();
+    assert_eq!(sweeper.prune_dead().await.unwrap(), 1);
+    let mut conn = fx.queue.connection();
+    let consumers: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(fx.queue.keys().stream(Class::Normal))
+        .arg(GROUP)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let names: Vec<String> = consumers
+        .iter()
+        .filter_map(|c| match c.get("name") {
+            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert!(names.contains(&"live".to_string()), "{names:?}");
+    assert!(!names.contains(&"dead".to_string()), "{names:?}");
+}

@@ -442,6 +442,11 @@ async fn keepalive_loop(consumer: Arc<Consumer>, shared: Arc<Shared>) {
             }
             Err(e) => warn!(error = %e, "keepalive failed"),
         }
+        match consumer.prune_dead().await {
+            Ok(0) => {}
+            Ok(n) => info!(removed = n, "removed dead consumers from the group"),
+            Err(e) => debug!(error = %e, "pruning dead consumers failed"),
+        }
     }
 }
 
