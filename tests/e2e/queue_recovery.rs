@@ -419,6 +419,25 @@ async fn queued_and_running_tasks_can_be_cancelled() {
             .unwrap();
     svc.wait_status(&running, TaskStatus::Running, Duration::from_secs(30))
         .await;
+    // Progress reaches the record while it runs (written every 500 ms).
+    let watching = Instant::now();
+    loop {
+        let record = svc
+            .store
+            .get_backtest(running_backtest)
+            .await
+            .unwrap()
+            .unwrap();
+        if record.progress > 0.0 && record.progress < 1.0 {
+            break;
+        }
+        assert!(
+            watching.elapsed() < Duration::from_secs(10),
+            "no progress: {}",
+            record.progress
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         svc.queue.cancel(&running).await.unwrap(),
         CancelState::Cancelling

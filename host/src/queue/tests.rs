@@ -1462,3 +1462,14 @@ async fn dead_consumers_are_pruned_and_live_ones_kept() {
     assert!(names.contains(&"live".to_string()), "{names:?}");
     assert!(!names.contains(&"dead".to_string()), "{names:?}");
 }
+
+#[test]
+fn consumer_names_carry_host_pid_and_boot_id() {
+    let name = Consumer::unique_name();
+    let parts: Vec<&str> = name.rsplitn(3, '-').collect();
+    assert_eq!(parts.len(), 3, "{name}");
+    assert_eq!(parts[1], std::process::id().to_string());
+    assert_eq!(parts[0].len(), 8, "eight hex digits of the boot id: {name}");
+    assert!(parts[0].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+    assert_eq!(name, Consumer::unique_name(), "stable within a process");
+}
