@@ -466,3 +466,28 @@ async fn queued_and_running_tasks_can_be_cancelled() {
     );
     svc.assert_drained().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_arriving_during_shutdown_is_not_stranded() {
+    let svc = Service::start("shutdown_race").await;
+    let mut w1 = svc.worker("w1", 1, &[]);
+    // Idle: w1 sits in a blocking read when it is told to stop.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    w1.signal(Signal::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let task = svc.queue.submit_one(noop(5)).await.unwrap();
+    let status = w1.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", w1.log_text());
+    // Whatever w1's open read took went back to the stream when it left:
+    // the next worker runs it at once, not after the visibility timeout.
+    let _w2 = svc.worker("w2", 1, &[]);
+    let started = Instant::now();
+    let done = svc.wait_final(&task, Duration::from_secs(30)).await;
+    assert_eq!(done.status, TaskStatus::Completed);
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "waited {:?} (the visibility timeout is 3 s)",
+        started.elapsed()
+    );
+    svc.assert_drained().await;
+}
