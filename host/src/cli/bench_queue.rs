@@ -54,6 +54,10 @@ struct Figures {
     slots: usize,
     redis_xadd_pipelined_per_sec: Option<f64>,
     redis_xadd_unpipelined_per_sec: Option<f64>,
+    /// Redis CPU per task of each queue script, measured alone.
+    redis_us_per_task_submit: f64,
+    redis_us_per_task_fetch: f64,
+    redis_us_per_task_complete: f64,
     noop_tasks: usize,
     noop_tasks_per_sec: f64,
     noop_submit_per_sec: f64,
@@ -118,6 +122,7 @@ async fn measure(
 
     let store = Store::connect(url, PREFIX).await?;
     let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
+    let scripts = script_costs(&queue, url, args.tasks.min(20_000)).await?;
     let mut worker = WorkerProcess::spawn(url, args.slots, scratch)?;
     worker.wait_ready(&queue).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -242,6 +247,9 @@ async fn measure(
         slots: args.slots,
         redis_xadd_pipelined_per_sec: xadd_pipelined,
         redis_xadd_unpipelined_per_sec: xadd_unpipelined,
+        redis_us_per_task_submit: scripts.0,
+        redis_us_per_task_fetch: scripts.1,
+        redis_us_per_task_complete: scripts.2,
         noop_tasks: args.tasks,
         noop_tasks_per_sec: args.tasks as f64 / noop_secs,
         noop_submit_per_sec: args.tasks as f64 / noop_submit_secs,
@@ -257,6 +265,63 @@ async fn measure(
         idle_worker_rss_mb: idle_rss,
         loaded_worker_rss_mb: loaded_rss,
     })
+}
+
+/// Redis's own CPU time (`INFO cpu`), in seconds.
+async fn redis_cpu(queue: &Queue) -> anyhow::Result<f64> {
+    let mut conn = queue.connection();
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut conn).await?;
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(field("used_cpu_sys:") + field("used_cpu_user:"))
+}
+
+/// Redis CPU per task of submit, fetch and complete, each run alone in
+/// batches (no worker running): where a task's Redis time goes.
+async fn script_costs(queue: &Queue, url: &str, n: usize) -> anyhow::Result<(f64, f64, f64)> {
+    let specs: Vec<TaskSpec> = (0..SUBMIT_BATCH)
+        .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
+        .collect();
+    let per_task = |before: f64, after: f64| (after - before) * 1e6 / n as f64;
+    let t0 = redis_cpu(queue).await?;
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SUBMIT_BATCH);
+        queue.submit(&specs[..k]).await?;
+        left -= k;
+    }
+    let t1 = redis_cpu(queue).await?;
+    let consumer = crate::queue::Consumer::new(queue.clone(), url, "bench-probe".into()).await?;
+    let mut deliveries = Vec::with_capacity(n);
+    while deliveries.len() < n {
+        let got = consumer.fetch(256, false).await?;
+        if got.is_empty() {
+            bail!("fetched {} of {n} probe tasks", deliveries.len());
+        }
+        deliveries.extend(got);
+    }
+    let t2 = redis_cpu(queue).await?;
+    for chunk in deliveries.chunks(256) {
+        let outcomes: Vec<_> = chunk
+            .iter()
+            .map(|d| {
+                (
+                    crate::queue::consumer::Held::from(d),
+                    crate::queue::Outcome::Completed {
+                        result: "{}".into(),
+                    },
+                )
+            })
+            .collect();
+        consumer.complete(&outcomes).await?;
+    }
+    let t3 = redis_cpu(queue).await?;
+    consumer.leave().await?;
+    Ok((per_task(t0, t1), per_task(t1, t2), per_task(t2, t3)))
 }
 
 async fn count_completed(queue: &Queue) -> anyhow::Result<i64> {
@@ -501,6 +566,10 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
     outln!(
         "    CPU per backtest:      {}",
         cpu(&f.backtest_cpu_us_per_task)
+    );
+    outln!(
+        "    Redis CPU per task, each script alone: submit {:.1} us, fetch {:.1} us, complete {:.1} us",
+        f.redis_us_per_task_submit, f.redis_us_per_task_fetch, f.redis_us_per_task_complete
     );
     outln!(
         "  submit-to-start, light load ({})     p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms  (target p50 < 0.5, p99 < 2)",

@@ -237,8 +237,9 @@ impl Queue {
             attempts: int("attempts").unwrap_or(0) as u32,
             max_attempts: int("max_attempts").unwrap_or(0) as u32,
             worker: text("worker"),
-            created_at_ms: int("created_at_ms"),
-            started_at_ms: int("started_at_ms"),
+            // Kept in microseconds (for latency); shown in ms like the rest.
+            created_at_ms: int("created_us").map(|us| us / 1000),
+            started_at_ms: int("started_us").map(|us| us / 1000),
             finished_at_ms: int("finished_at_ms"),
             next_attempt_at_ms: int("next_attempt_at_ms"),
             progress: fields.get("progress").and_then(|v| v.parse().ok()),

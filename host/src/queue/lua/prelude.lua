@@ -63,12 +63,12 @@ local function start_entry(sk, eid, tid, now, out)
     return -1
   end
   local attempts = tonumber(h[4] or '0') + 1
-  local started_ms = math.floor(now / 1000)
+  -- `stream` and `entry` were set when the entry was added; a reclaim
+  -- keeps the same entry.
   redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
-    'worker', CONSUMER, 'started_at_ms', started_ms,
-    'started_us', string.format('%d', now), 'stream', sk, 'entry', eid)
+    'worker', CONSUMER, 'started_us', string.format('%d', now))
   if h[8] and h[8] ~= '' then
-    redis.call('HSET', h[8], 'status', 'running', 'started_at_ms', started_ms)
+    redis.call('HSET', h[8], 'status', 'running', 'started_at_ms', math.floor(now / 1000))
   end
   local n = #out
   out[n + 1] = sk

@@ -1,7 +1,6 @@
 -- Submits tasks atomically. After the prelude's two arguments, 9 per task: id, kind, payload, priority, class, timeout_ms,
 -- max_attempts, record key ('' = none), result field.
-local now_micros = now_us()
-local now = math.floor(now_micros / 1000)
+local created_us = string.format('%d', now_us())
 local n = 0
 -- Two calls per task (XADD, HSET): this is the hot path of bulk
 -- submission. Ids are fresh uuids, so no existence check.
@@ -10,13 +9,14 @@ for i = 3, #ARGV, 9 do
   local sk = stream_key(ARGV[i + 4])
   local rec = ARGV[i + 7]
   local eid = redis.call('XADD', sk, '*', 't', tid)
-  redis.call('HSET', task_key(tid), 'kind', ARGV[i + 1], 'payload', ARGV[i + 2],
+  local tk = task_key(tid)
+  -- Absent fields read as their zero: attempts 0, no record.
+  redis.call('HSET', tk, 'kind', ARGV[i + 1], 'payload', ARGV[i + 2],
     'priority', ARGV[i + 3], 'class', ARGV[i + 4], 'timeout_ms', ARGV[i + 5],
-    'max_attempts', ARGV[i + 6], 'record', rec,
-    'result_field', ARGV[i + 8], 'attempts', 0, 'created_at_ms', now,
-    'created_us', string.format('%d', now_micros), 'status', 'queued',
-    'stream', sk, 'entry', eid)
+    'max_attempts', ARGV[i + 6], 'created_us', created_us,
+    'status', 'queued', 'stream', sk, 'entry', eid)
   if rec ~= '' then
+    redis.call('HSET', tk, 'record', rec, 'result_field', ARGV[i + 8])
     -- A new run of the record: what an earlier run left is cleared.
     redis.call('HSET', rec, 'task_id', tid, 'status', 'queued', 'progress', '0')
     redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
