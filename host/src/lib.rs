@@ -4,8 +4,9 @@
 //! `candles` (market data) → `engine` (strategy trait, fills, report) →
 //! `sandbox` (wasmtime components as engine strategies) and `reference`
 //! (native strategies) → `store` (Redis data) and `queue` (generic Redis
-//! Streams mechanics) → `tasks` (backtest) → `worker` → `cli`.
+//! Streams mechanics) → `tasks` (backtest) → `worker` and `api` (HTTP) → `cli`.
 
+pub mod api;
 pub mod candles;
 pub mod cli;
 pub mod connection;

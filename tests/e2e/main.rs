@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod backtest_cli;
 mod bad_input;
 mod hostile;

@@ -380,6 +380,12 @@ fn parse_ts(raw: &str) -> Result<i64, String> {
     Err(format!("ts {} is not a timestamp; {TS_FORMS}", quote(raw)))
 }
 
+/// Parses an RFC 3339 date-time (`2024-01-01T00:00:00Z`, or with an
+/// offset) into unix seconds UTC, as the API's date fields need.
+pub fn parse_rfc3339_secs(raw: &str) -> Result<i64, String> {
+    parse_rfc3339(raw.trim().as_bytes())
+}
+
 /// Reads `len` ASCII digits at `at` as a number.
 fn digits_at(b: &[u8], at: usize, len: usize) -> Option<i64> {
     let field = b.get(at..at + len)?;

@@ -13,6 +13,7 @@ mod bench;
 mod bench_queue;
 mod candles;
 mod plugin;
+mod serve;
 mod settings;
 mod worker;
 
@@ -42,6 +43,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run task slots that take backtests from the Redis queue.
     Worker(Box<worker::WorkerArgs>),
+    /// Run the HTTP API (base /api/v1; Swagger UI at /docs).
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Candles(cmd) => candles::run(cmd),
         Command::Bench(args) => bench::run(&args),
         Command::Worker(args) => worker::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

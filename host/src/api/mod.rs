@@ -1,0 +1,198 @@
+//! The HTTP API (axum), base `/api/v1`: the old service's queue endpoints
+//! field for field, plus strategies, candles, backtests, tasks and the
+//! dead-letter stream. Handlers are thin: validation and every state
+//! change live in `tasks`, `store` and `queue`.
+
+mod backtests;
+mod candles;
+pub mod error;
+mod queue;
+mod strategies;
+#[cfg(test)]
+mod tests;
+
+pub use error::{ApiResult, AppError};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::queue::Queue;
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+
+/// Largest strategy component accepted.
+pub const PLUGIN_BODY_LIMIT: usize = 64 << 20;
+/// Largest candle CSV accepted (about 2.5 million rows).
+pub const CANDLES_BODY_LIMIT: usize = 256 << 20;
+/// Every other body (JSON requests).
+pub const JSON_BODY_LIMIT: usize = 1 << 20;
+/// How long the health check waits for Redis before calling it down.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub queue: Queue,
+    /// Validates uploads (and keeps them compiled, as a worker would).
+    pub sandbox: Arc<Sandbox>,
+    /// When set, mutating requests need `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "stratbox API", description = "Sandboxed WebAssembly trading strategies: backtests through a Redis Streams queue."),
+    paths(
+        queue::run_backtest,
+        queue::create_and_run,
+        queue::metrics,
+        queue::health,
+        queue::get_task,
+        queue::cancel_task,
+        queue::list_dlq,
+        queue::requeue_dlq,
+        queue::purge_dlq,
+        strategies::upload,
+        strategies::list,
+        strategies::get_one,
+        strategies::delete_one,
+        candles::import,
+        candles::list,
+        backtests::get_one,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The whole service as one router.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/queue/backtest/run", post(queue::run_backtest))
+        .route(
+            "/queue/backtest/create-and-run",
+            post(queue::create_and_run),
+        )
+        .route("/queue/metrics", get(queue::metrics))
+        .route("/queue/health", get(queue::health))
+        .route(
+            "/queue/tasks/{task_id}",
+            get(queue::get_task).delete(queue::cancel_task),
+        )
+        .route("/queue/dlq", get(queue::list_dlq).delete(queue::purge_dlq))
+        .route("/queue/dlq/requeue", post(queue::requeue_dlq))
+        .route(
+            "/strategies",
+            post(strategies::upload)
+                .layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT))
+                .get(strategies::list),
+        )
+        .route(
+            "/strategies/{id}",
+            get(strategies::get_one).delete(strategies::delete_one),
+        )
+        .route(
+            "/candles/{symbol}/{timeframe}",
+            post(candles::import).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
+        )
+        .route("/candles", get(candles::list))
+        .route("/backtests/{id}", get(backtests::get_one))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("not_found", "no such endpoint")
+}
+
+/// Bearer auth on mutating methods; reads stay open.
+async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let Some(token) = state.token.as_deref() else {
+        return Ok(next.run(request).await);
+    };
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return Ok(next.run(request).await);
+    }
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal the prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; requests in
+/// flight are finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("http server failed")
+}

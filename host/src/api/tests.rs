@@ -1,0 +1,623 @@
+//! The router against a private Redis, through `oneshot`: no worker runs,
+//! so submitted tasks stay queued.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use super::{app, AppState};
+use crate::engine::{Column, Description, ParamSpec, ParamType, ParamValue};
+use crate::queue::{Class, Queue, QueueConfig};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::test_support::TestRedis;
+use crate::store::LocalRedis;
+
+const HOUR: i64 = 3600;
+const START: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+
+struct Harness {
+    redis: TestRedis,
+    state: AppState,
+}
+
+impl Harness {
+    async fn start(name: &str, token: Option<&str>) -> Harness {
+        let redis = TestRedis::start(name).await;
+        let prefix = redis.store.keys().prefix().to_string();
+        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
+            .await
+            .unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            pool_instances: 0,
+            cache_dir: None,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let state = AppState {
+            store: redis.store.clone(),
+            queue,
+            sandbox: Arc::new(sandbox),
+            token: token.map(Arc::from),
+        };
+        Harness { redis, state }
+    }
+
+    fn app(&self) -> Router {
+        app(self.state.clone())
+    }
+
+    /// A strategy record with the EMA crossover's schema (the bytes are not
+    /// a component: no worker runs them here). Returns its strategy id.
+    async fn fake_strategy(&self) -> u64 {
+        let int = |name: &str, default: i64| ParamSpec {
+            name: name.into(),
+            kind: ParamType::Int,
+            default: ParamValue::Int(default),
+            min: Some(1.0),
+            max: Some(500.0),
+            step: Some(1.0),
+            help: String::new(),
+        };
+        let description = Description {
+            name: "ema-crossover".into(),
+            version: "0.1.0".into(),
+            summary: "test".into(),
+            params: vec![int("fast_period", 12), int("slow_period", 26)],
+            columns: vec![Column::Close],
+        };
+        let bytes = b"not really a component".to_vec();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let (record, _) = self
+            .state
+            .store
+            .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
+            .await
+            .unwrap();
+        record.strategy_id
+    }
+
+    async fn candles(&self, bars: usize) {
+        let data = crate::candles::synth(bars, 7, HOUR, START, 42_000.0);
+        self.state
+            .store
+            .import_candles("BTCUSDT", HOUR, &data)
+            .await
+            .unwrap();
+    }
+
+    async fn stream_len(&self) -> u64 {
+        let mut conn = self.state.queue.connection();
+        let mut total = 0;
+        for class in Class::ALL {
+            let n: u64 = redis::cmd("XLEN")
+                .arg(self.state.queue.keys().stream(class))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            total += n;
+        }
+        total
+    }
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, value)
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_json(uri: &str, body: &Value) -> Request<Body> {
+    Request::post(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn keys(v: &Value) -> BTreeSet<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+fn set(names: &[&'static str]) -> BTreeSet<&'static str> {
+    names.iter().copied().collect()
+}
+
+/// The request of SPEC section 7, word for word.
+fn spec_request(strategy_id: u64) -> Value {
+    json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+       "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
+       "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,
+       "config": {"name": "EMA Crossover", "params": {"fast_period": 12, "slow_period": 26}}})
+}
+
+const METRICS_KEYS: [&str; 5] = [
+    "tasks_submitted",
+    "tasks_completed",
+    "tasks_failed",
+    "tasks_timeout",
+    "active_tasks",
+];
+
+#[tokio::test]
+async fn compatible_endpoints_answer_with_the_old_fields() {
+    let h = Harness::start("api-compat", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(9_000).await;
+    let app = h.app();
+
+    let (status, body) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        keys(&body),
+        set(&["backtest_id", "task_id", "status", "message"])
+    );
+    assert!(body["backtest_id"].is_u64());
+    assert_eq!(body["task_id"].as_str().unwrap().len(), 36);
+    assert_eq!(body["status"], "submitted");
+    assert_eq!(body["message"], "Backtest created and submitted to queue");
+    let backtest_id = body["backtest_id"].as_u64().unwrap();
+
+    // The range is inclusive and the dates are unix seconds.
+    let record = h
+        .state
+        .store
+        .get_backtest(backtest_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.definition.start_ts, START);
+    assert_eq!(record.definition.end_ts, 1_735_603_200);
+    assert_eq!(record.definition.timeframe_secs, HOUR);
+    assert_eq!(record.definition.strategy_id, Some(id));
+    assert_eq!(record.definition.name.as_deref(), Some("EMA Crossover"));
+
+    let (status, body) = send(
+        &app,
+        post_json(
+            "/api/v1/queue/backtest/run",
+            &json!({"backtest_id": backtest_id, "priority": 10}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(keys(&body), set(&["task_id", "status", "message"]));
+    assert_eq!(body["status"], "submitted");
+    assert_eq!(
+        body["message"],
+        format!("Backtest {backtest_id} submitted to queue")
+    );
+    assert_eq!(h.stream_len().await, 2);
+
+    let (status, metrics) = send(&app, get("/api/v1/queue/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(keys(&metrics), set(&METRICS_KEYS));
+    assert!(
+        METRICS_KEYS.iter().all(|k| metrics[k].is_i64()),
+        "{metrics}"
+    );
+    assert_eq!(metrics["tasks_submitted"], 2);
+
+    let (status, health) = send(&app, get("/api/v1/queue/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        keys(&health),
+        set(&["status", "redis_connected", "metrics"])
+    );
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["redis_connected"], true);
+    assert_eq!(health["metrics"], metrics);
+}
+
+#[tokio::test]
+async fn bad_submissions_name_the_field_and_queue_nothing() {
+    let h = Harness::start("api-bad", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(500).await;
+    let app = h.app();
+    let with = |patch: &dyn Fn(&mut Value)| {
+        let mut v = spec_request(id);
+        patch(&mut v);
+        v
+    };
+    let cases: Vec<(&str, Value, StatusCode, Option<&str>)> = vec![
+        (
+            "unknown strategy",
+            with(&|v| v["strategy_id"] = json!(999)),
+            StatusCode::NOT_FOUND,
+            Some("strategy_id"),
+        ),
+        (
+            "unknown symbol",
+            with(&|v| v["symbol"] = json!("ETHUSDT")),
+            StatusCode::NOT_FOUND,
+            Some("symbol"),
+        ),
+        (
+            "param out of its schema",
+            with(&|v| v["config"]["params"]["fast_period"] = json!(0)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("config.params.fast_period"),
+        ),
+        (
+            "param of the wrong type",
+            with(&|v| v["config"]["params"]["fast_period"] = json!("fast")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("config.params.fast_period"),
+        ),
+        (
+            "unknown param",
+            with(&|v| v["config"]["params"]["fastest"] = json!(3)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("config.params.fastest"),
+        ),
+        (
+            "start after end",
+            with(&|v| v["start_date"] = json!("2025-01-01T00:00:00Z")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("start_date"),
+        ),
+        (
+            "negative capital",
+            with(&|v| v["initial_capital"] = json!(-5.0)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("initial_capital"),
+        ),
+        (
+            "bad timeframe",
+            with(&|v| v["timeframe"] = json!("1x")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("timeframe"),
+        ),
+        (
+            "bad date",
+            with(&|v| v["end_date"] = json!("31/12/2024")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("end_date"),
+        ),
+        (
+            "priority out of range",
+            with(&|v| v["priority"] = json!(-1)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("priority"),
+        ),
+        (
+            "missing field",
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("symbol");
+            }),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            "wrong type",
+            with(&|v| v["strategy_id"] = json!("one")),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+    ];
+    for (what, body, want, field) in cases {
+        let (status, reply) = send(
+            &app,
+            post_json("/api/v1/queue/backtest/create-and-run", &body),
+        )
+        .await;
+        assert_eq!(status, want, "{what}: {reply}");
+        assert_eq!(keys(&reply), set(&["error"]), "{what}: {reply}");
+        assert!(reply["error"]["code"].is_string(), "{what}: {reply}");
+        assert!(reply["error"]["message"].is_string(), "{what}: {reply}");
+        assert_eq!(reply["error"]["field"].as_str(), field, "{what}: {reply}");
+    }
+    let (status, reply) = send(&app, post_json("/api/v1/queue/backtest/create-and-run", &json!({"strategy_id": 1, "symbol": "BTCUSDT", "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z"}))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("end_date"),
+        "{reply}"
+    );
+    let malformed = Request::post("/api/v1/queue/backtest/create-and-run")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from("{\"strategy_id\": "))
+        .unwrap();
+    let (status, _) = send(&app, malformed).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, reply) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/run", &json!({"backtest_id": 77})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    assert_eq!(reply["error"]["field"], "backtest_id");
+    let too_big = Request::post("/api/v1/queue/backtest/create-and-run")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(vec![b' '; 2 << 20]))
+        .unwrap();
+    let (status, reply) = send(&app, too_big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{reply}");
+
+    let counters = h.state.queue.counters().await.unwrap();
+    assert_eq!(counters.tasks_submitted, 0);
+    assert_eq!(h.stream_len().await, 0);
+    assert!(h.state.store.list_backtests(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn health_is_503_while_redis_is_down_and_recovers() {
+    let mut h = Harness::start("api-health", None).await;
+    let app = h.app();
+    let (status, _) = send(&app, get("/api/v1/queue/health")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (dir, port) = (h.redis.server.dir().to_path_buf(), h.redis.server.port());
+    h.redis.server.stop().unwrap();
+    let (status, body) = send(&app, get("/api/v1/queue/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+    assert_eq!(body["redis_connected"], false);
+    let (status, body) = send(&app, get("/api/v1/queue/metrics")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "redis_unavailable");
+
+    h.redis.server = LocalRedis::start_on(&dir, port).unwrap();
+    let started = Instant::now();
+    loop {
+        let (status, body) = send(&app, get("/api/v1/queue/health")).await;
+        if status == StatusCode::OK {
+            assert_eq!(body["redis_connected"], true);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "still {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn mutating_routes_need_the_token_when_one_is_set() {
+    let h = Harness::start("api-auth", Some("s3cret")).await;
+    let app = h.app();
+    let body = json!({"backtest_id": 1});
+    let (status, reply) = send(&app, post_json("/api/v1/queue/backtest/run", &body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{reply}");
+    assert_eq!(reply["error"]["code"], "unauthorized");
+    let mut wrong = post_json("/api/v1/queue/backtest/run", &body);
+    wrong
+        .headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer nope".parse().unwrap());
+    assert_eq!(send(&app, wrong).await.0, StatusCode::UNAUTHORIZED);
+    let mut right = post_json("/api/v1/queue/backtest/run", &body);
+    right
+        .headers_mut()
+        .insert(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+    // Past auth: the backtest does not exist.
+    assert_eq!(send(&app, right).await.0, StatusCode::NOT_FOUND);
+    let (status, _) = send(&app, get("/api/v1/queue/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let delete = Request::delete("/api/v1/queue/dlq")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, delete).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn uploads_are_checked_by_the_sandbox_and_limited() {
+    let h = Harness::start("api-upload", None).await;
+    let app = h.app();
+    let upload = |bytes: Vec<u8>| {
+        Request::post("/api/v1/strategies")
+            .header(header::CONTENT_TYPE, "application/wasm")
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    let (status, reply) = send(&app, upload(b"hello".to_vec())).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["error"]["code"], "invalid_plugin");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly file"),
+        "{reply}"
+    );
+    // A core module (not a component) is refused with the reason.
+    let core = b"\0asm\x01\0\0\0".to_vec();
+    let (status, reply) = send(&app, upload(core)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("core WebAssembly module"),
+        "{reply}"
+    );
+    let (status, reply) = send(&app, upload(vec![0; super::PLUGIN_BODY_LIMIT + 1])).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{reply}");
+    assert_eq!(reply["error"]["code"], "payload_too_large");
+    let (status, reply) = send(&app, get("/api/v1/strategies")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, json!({"strategies": []}));
+    let (status, _) = send(&app, get("/api/v1/strategies/4")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let id = h.fake_strategy().await;
+    let (status, reply) = send(&app, get(&format!("/api/v1/strategies/{id}"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["name"], "ema-crossover");
+    assert_eq!(reply["params"][0]["name"], "fast_period");
+    let delete = |id: u64| {
+        Request::delete(format!("/api/v1/strategies/{id}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    assert_eq!(send(&app, delete(id)).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(send(&app, delete(id)).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn candles_import_names_the_bad_line_and_lists_series() {
+    let h = Harness::start("api-candles", None).await;
+    let app = h.app();
+    let csv = |text: &str| {
+        Request::post("/api/v1/candles/btcusdt/1h")
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(Body::from(text.to_string()))
+            .unwrap()
+    };
+    let good = "ts,open,high,low,close,volume\n\
+                1704067200,100,110,90,105,1\n\
+                1704070800,105,112,101,108,2\n";
+    let (status, reply) = send(&app, csv(good)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["symbol"], "BTCUSDT");
+    assert_eq!(reply["timeframe"], "1h");
+    assert_eq!(reply["rows"], 2);
+    assert_eq!(reply["first_ts"], 1_704_067_200);
+    assert_eq!(reply["last_ts"], 1_704_070_800);
+
+    let bad = "ts,open,high,low,close,volume\n\
+               1704074400,100,110,90,105,1\n\
+               1704078000,105,99,101,108,2\n";
+    let (status, reply) = send(&app, csv(bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["error"]["code"], "invalid_csv");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("line 3, column high"), "{message}");
+
+    let (status, reply) = send(
+        &app,
+        Request::post("/api/v1/candles/BTCUSDT/1q")
+            .body(Body::from(good))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["error"]["field"], "timeframe");
+
+    let (status, reply) = send(&app, get("/api/v1/candles")).await;
+    assert_eq!(status, StatusCode::OK);
+    let series = reply["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0]["rows"], 2);
+}
+
+#[tokio::test]
+async fn backtests_tasks_and_the_dlq() {
+    let h = Harness::start("api-records", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(9_000).await;
+    let app = h.app();
+    let (_, created) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    let backtest_id = created["backtest_id"].as_u64().unwrap();
+    let task_id = created["task_id"].as_str().unwrap().to_string();
+
+    let (status, bt) = send(&app, get(&format!("/api/v1/backtests/{backtest_id}"))).await;
+    assert_eq!(status, StatusCode::OK, "{bt}");
+    assert_eq!(bt["status"], "queued");
+    assert_eq!(bt["report"], Value::Null);
+    assert_eq!(bt["task_id"], task_id.as_str());
+    for key in ["backtest_id", "status", "progress", "report", "error"] {
+        assert!(bt.get(key).is_some(), "{key} missing: {bt}");
+    }
+
+    let (status, task) = send(&app, get(&format!("/api/v1/queue/tasks/{task_id}"))).await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(task["status"], "queued");
+    let cancel = || {
+        Request::delete(format!("/api/v1/queue/tasks/{task_id}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (status, reply) = send(&app, cancel()).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["status"], "cancelled");
+    let (status, reply) = send(&app, cancel()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    let (status, _) = send(&app, get("/api/v1/queue/tasks/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A stored report comes back as JSON, not as a string.
+    let mut conn = h.state.store.connection();
+    let () = redis::cmd("HSET")
+        .arg(h.state.store.keys().backtest(backtest_id))
+        .arg("report")
+        .arg(r#"{"final_equity":10500.5,"trades":[]}"#)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (_, bt) = send(&app, get(&format!("/api/v1/backtests/{backtest_id}"))).await;
+    assert_eq!(bt["report"]["final_equity"], 10500.5);
+    let (status, _) = send(&app, get("/api/v1/backtests/999")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(&app, get("/api/v1/backtests/abc")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, reply) = send(&app, get("/api/v1/queue/dlq")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply, json!({"entries": []}));
+    let requeue = Request::post("/api/v1/queue/dlq/requeue")
+        .body(Body::empty())
+        .unwrap();
+    let (status, reply) = send(&app, requeue).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply, json!({"requeued": 0}));
+    let purge = Request::delete("/api/v1/queue/dlq")
+        .body(Body::empty())
+        .unwrap();
+    let (status, reply) = send(&app, purge).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply, json!({"purged": 0}));
+}
+
+#[tokio::test]
+async fn openapi_and_swagger_ui_are_served() {
+    let h = Harness::start("api-docs", None).await;
+    let app = h.app();
+    let (status, doc) = send(&app, get("/api-docs/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/queue/backtest/create-and-run",
+        "/api/v1/queue/health",
+        "/api/v1/strategies",
+        "/api/v1/backtests/{id}",
+    ] {
+        assert!(paths.contains_key(path), "{path} missing");
+    }
+    let response = app.clone().oneshot(get("/docs/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, reply) = send(&app, get("/api/v1/nothing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(reply["error"]["code"], "not_found");
+    let response = app.oneshot(get("/api/v1/queue/metrics")).await.unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+}

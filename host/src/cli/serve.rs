@@ -1,0 +1,68 @@
+//! `stratbox serve`: the HTTP API.
+
+use super::settings::{init_logging, QueueArgs, RedisArgs};
+use super::{CliError, CliResult};
+use crate::api::{self, AppState};
+use crate::queue::Queue;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::store::Store;
+use anyhow::Context;
+use clap::Args;
+use std::sync::Arc;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "STRATBOX_API_ADDR", default_value = "127.0.0.1:8000")]
+    addr: String,
+    /// When set, mutating endpoints need `Authorization: Bearer <token>`.
+    #[arg(long, env = "STRATBOX_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    redis: RedisArgs,
+    #[command(flatten)]
+    queue: QueueArgs,
+}
+
+pub fn run(args: &ServeArgs) -> CliResult {
+    init_logging();
+    let queue_config = args.queue.config().map_err(CliError::input)?;
+    // Uploads are only described, never run: a small pool is enough.
+    let sandbox = Sandbox::new(SandboxConfig {
+        pool_instances: 8,
+        ..SandboxConfig::default()
+    })
+    .context("cannot start the sandbox")
+    .map_err(CliError::run)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(CliError::run)?;
+    runtime
+        .block_on(async {
+            let store = Store::connect(&args.redis.redis_url, &args.redis.prefix).await?;
+            let queue =
+                Queue::connect(&args.redis.redis_url, &args.redis.prefix, queue_config).await?;
+            let state = AppState {
+                store,
+                queue,
+                sandbox: Arc::new(sandbox),
+                token: args
+                    .token
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                    .map(Arc::from),
+            };
+            let listener = tokio::net::TcpListener::bind(&args.addr)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.addr))?;
+            let local = listener.local_addr().context("listener address")?;
+            tracing::info!(addr = %local, auth = state.token.is_some(), "api listening");
+            api::serve(listener, state, crate::worker::shutdown_signal()).await?;
+            tracing::info!("api stopped");
+            anyhow::Ok(())
+        })
+        .map_err(CliError::run)?;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! The HTTP API as a client sees it: `stratbox serve` and a worker, both
+//! real processes, against a private Redis.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stratbox::candles;
+
+use super::queue_backtest::hourly;
+use super::service::{p, Service, FAST_ENV};
+use super::support;
+
+const TOKEN: &str = "e2e-token";
+
+struct Server {
+    child: Child,
+    log: std::path::PathBuf,
+    base: String,
+}
+
+impl Server {
+    fn start(svc: &Service) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = svc.dir.join("serve.log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
+        cmd.arg("serve")
+            .env("REDIS_URL", svc.url())
+            .env("STRATBOX_PREFIX", &svc.prefix)
+            .env("STRATBOX_API_ADDR", format!("127.0.0.1:{port}"))
+            .env("STRATBOX_API_TOKEN", TOKEN)
+            .env("STRATBOX_CACHE_DIR", svc.dir.join("cache"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in FAST_ENV {
+            cmd.env(k, v);
+        }
+        Server {
+            child: cmd.spawn().expect("stratbox serve starts"),
+            log,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn wait_healthy(&self, http: &reqwest::Client) {
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = http.get(self.url("/api/v1/queue/health")).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "server not healthy; log:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn upload(http: &reqwest::Client, server: &Server, plugin: &str) -> (u16, Value) {
+    let r = http
+        .post(server.url("/api/v1/strategies"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/wasm")
+        .body(support::plugin_bytes(plugin))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_import_create_and_run_matches_the_local_cli() {
+    let svc = Service::start("api_flow").await;
+    let mut server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = reqwest::Client::new();
+    server.wait_healthy(&http).await;
+
+    // Upload: checked by the sandbox, stored once.
+    let (status, strategy) = upload(&http, &server, "ema-crossover").await;
+    assert_eq!(status, 201, "{strategy}");
+    let strategy_id = strategy["strategy_id"].as_u64().unwrap();
+    assert_eq!(strategy["sha256"].as_str().unwrap().len(), 64);
+    assert!(strategy["params"].as_array().unwrap().len() >= 2);
+    let (status, again) = upload(&http, &server, "ema-crossover").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["strategy_id"], strategy_id);
+    let (status, refused) = upload(&http, &server, "hostile/wrong-version").await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("contract version"),
+        "{refused}"
+    );
+    let (status, refused) = upload(&http, &server, "hostile/fs-import").await;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("forbidden import"),
+        "{refused}"
+    );
+    let anonymous = http
+        .post(server.url("/api/v1/strategies"))
+        .body(support::plugin_bytes("ema-crossover"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // Candles: a year of hourly bars as CSV.
+    let data = hourly(8_784, 7);
+    let mut csv = Vec::new();
+    candles::write_csv(&data, &mut csv).unwrap();
+    let r = http
+        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let series: Value = r.json().await.unwrap();
+    assert_eq!(series["rows"], 8_784);
+
+    // The SPEC's request, word for word.
+    let request = json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+       "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
+       "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,
+       "config": {"name": "EMA Crossover", "params": {"fast_period": 12, "slow_period": 26}}});
+    let r = http
+        .post(server.url("/api/v1/queue/backtest/create-and-run"))
+        .bearer_auth(TOKEN)
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(created["status"], "submitted");
+    let backtest_id = created["backtest_id"].as_u64().unwrap();
+
+    let started = Instant::now();
+    let backtest = loop {
+        let r = http
+            .get(server.url(&format!("/api/v1/backtests/{backtest_id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        match body["status"].as_str().unwrap() {
+            "completed" => break body,
+            "queued" | "running" => {}
+            other => panic!("backtest {other}: {body}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not completed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(backtest["progress"].as_f64(), Some(1.0));
+    assert!(backtest["report"].is_object(), "{backtest}");
+
+    // The same range through `stratbox backtest --json`.
+    let record = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
+    let range = data.range(1_704_067_200, 1_735_603_200);
+    let csv_path = svc.dir.join("range.csv");
+    let mut bytes = Vec::new();
+    candles::write_csv(&range, &mut bytes).unwrap();
+    std::fs::write(&csv_path, bytes).unwrap();
+    let plugin = support::plugin("ema-crossover");
+    let mut args: Vec<String> = [
+        "backtest",
+        "--plugin",
+        p(&plugin),
+        "--candles",
+        p(&csv_path),
+        "--capital",
+        "10000",
+        "--commission",
+        "0.0006",
+        "--leverage",
+        "1",
+        "--json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (name, value) in &record.definition.params {
+        args.push("--param".into());
+        args.push(format!("{name}={value}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::stratbox(&svc.dir, &args);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let local = support::stdout(&out).trim().to_string();
+    assert_eq!(record.report.as_deref(), Some(local.as_str()));
+    let local: Value = serde_json::from_str(&local).unwrap();
+    assert_eq!(backtest["report"], local);
+    assert!(local["num_trades"].as_u64().unwrap() > 0);
+
+    let metrics: Value = http
+        .get(server.url("/api/v1/queue/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics,
+        json!({"tasks_submitted": 1, "tasks_completed": 1, "tasks_failed": 0,
+               "tasks_timeout": 0, "active_tasks": 0})
+    );
+
+    // SIGTERM: a graceful stop, exit 0.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
