@@ -9,6 +9,7 @@
 pub mod api;
 pub mod candles;
 pub mod cli;
+pub mod clock;
 pub mod connection;
 pub mod engine;
 pub mod queue;

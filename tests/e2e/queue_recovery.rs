@@ -9,7 +9,7 @@ use stratbox::store::BacktestDefinition;
 use stratbox::tasks::{submit_backtest, submit_backtest_with, SubmitOptions};
 
 use super::queue_backtest::{definition, hourly};
-use super::service::Service;
+use super::service::{Service, WorkerProc};
 
 const HOUR: i64 = 3600;
 const START: i64 = 1_704_067_200;
@@ -345,18 +345,30 @@ async fn the_low_class_is_not_starved_by_a_stream_of_high_tasks() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_lets_the_running_task_finish_then_exits_0_and_leaves() {
-    let svc = Service::start("sigterm").await;
-    let sha = with_slow_plugin(&svc).await;
-    let mut w1 = svc.worker("w1", 1, &[FUEL, ("STRATBOX_GRACE_PERIOD_MS", "20000")]);
-    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 1_500), 5)
+/// Worker `w1` with the given grace period runs a slow backtest of about
+/// `millis`; SIGTERM arrives while it runs. Returns the task id, how the
+/// worker exited, and the worker (for its log).
+async fn sigterm_while_running(
+    svc: &Service,
+    grace_ms: &str,
+    millis: i64,
+) -> (String, std::process::ExitStatus, WorkerProc) {
+    let sha = with_slow_plugin(svc).await;
+    let mut w1 = svc.worker("w1", 1, &[FUEL, ("STRATBOX_GRACE_PERIOD_MS", grace_ms)]);
+    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, millis), 5)
         .await
         .unwrap();
     svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30))
         .await;
     w1.signal(Signal::SIGTERM);
     let status = w1.wait_exit(Duration::from_secs(30));
+    (task, status, w1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_running_task_finish_then_exits_0_and_leaves() {
+    let svc = Service::start("sigterm").await;
+    let (task, status, w1) = sigterm_while_running(&svc, "20000", 1_500).await;
     assert!(status.success(), "{status:?}\n{}", w1.log_text());
     let done = svc.queue.task(&task).await.unwrap().unwrap();
     assert_eq!(
@@ -373,15 +385,7 @@ async fn sigterm_lets_the_running_task_finish_then_exits_0_and_leaves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_outliving_the_grace_period_returns_to_the_queue() {
     let svc = Service::start("grace").await;
-    let sha = with_slow_plugin(&svc).await;
-    let mut w1 = svc.worker("w1", 1, &[FUEL, ("STRATBOX_GRACE_PERIOD_MS", "300")]);
-    let (_, task) = submit_backtest(&svc.store, &svc.queue, &slow(&sha, 4_000), 5)
-        .await
-        .unwrap();
-    svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30))
-        .await;
-    w1.signal(Signal::SIGTERM);
-    let status = w1.wait_exit(Duration::from_secs(10));
+    let (task, status, w1) = sigterm_while_running(&svc, "300", 4_000).await;
     assert!(status.success(), "{status:?}\n{}", w1.log_text());
     let back = svc.queue.task(&task).await.unwrap().unwrap();
     assert_eq!(back.status, TaskStatus::Queued, "{back:?}");

@@ -461,10 +461,4 @@ impl Queue {
     }
 }
 
-/// Wall clock in ms since the Unix epoch (bookkeeping, never strategy input).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;

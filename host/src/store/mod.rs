@@ -92,15 +92,7 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch by the system clock: bookkeeping
-/// only, never strategy input.
-pub fn now_ms() -> i64 {
-    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        // A clock before 1970 is broken; 0 sorts it first rather than failing.
-        Err(_) => 0,
-    }
-}
+pub use crate::clock::now_ms;
 
 /// Parses a decimal field read back from Redis, naming the key on failure.
 pub(crate) fn parse_field<T: std::str::FromStr>(key: &str, field: &str, value: &str) -> Result<T> {

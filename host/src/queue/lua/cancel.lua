@@ -11,11 +11,7 @@ if not status then return 'missing' end
 if status == 'queued' then
   if h[2] and h[3] then redis.call('XDEL', h[2], h[3]) end
   redis.call('ZREM', DELAYED, tid)
-  local now = now_ms()
-  redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
-  redis.call('EXPIRE', tk, tonumber(ARGV[4]))
-  redis.call('EXPIRE', tk .. ':retries', tonumber(ARGV[4]))
-  record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
+  end_cancelled(tk, tonumber(ARGV[4]))
   redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', 1)
   return 'cancelled'
 end

@@ -83,18 +83,10 @@ for i = 4, #ARGV, 8 do
       if rec ~= '' then redis.call('HSET', rec, 'status', 'queued') end
       tally.tasks_retried = tally.tasks_retried + 1
     elseif op == 'cancel' then
-      redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
-      redis.call('EXPIRE', tk, ttl)
-      redis.call('EXPIRE', tk .. ':retries', ttl)
-      if rec ~= '' then
-        redis.call('HSET', rec, 'status', 'cancelled', 'finished_at_ms', now)
-      end
+      end_cancelled(tk, ttl)
       tally.tasks_cancelled = tally.tasks_cancelled + 1
     elseif op == 'release' then
-      -- Shutdown is not the task's fault: the attempt is given back.
-      local attempts = math.max(tonumber(h[4] or '1') - 1, 0)
-      redis.call('HSET', tk, 'attempts', attempts)
-      enqueue(tid)
+      release(tid)
       tally.tasks_released = tally.tasks_released + 1
     end
   end

@@ -48,6 +48,25 @@ local function enqueue(tid)
   return eid
 end
 
+-- Ends a task as cancelled (and its record), kept `ttl` seconds. The
+-- caller counts it.
+local function end_cancelled(tk, ttl)
+  local now = now_ms()
+  redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
+  redis.call('EXPIRE', tk, ttl)
+  redis.call('EXPIRE', tk .. ':retries', ttl)
+  record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
+end
+
+-- Puts a running task back in its stream without using up an attempt:
+-- a shutdown is not the task's fault. The caller counts it.
+local function release(tid)
+  local tk = task_key(tid)
+  local attempts = tonumber(redis.call('HGET', tk, 'attempts') or '1')
+  redis.call('HSET', tk, 'attempts', math.max(attempts - 1, 0))
+  enqueue(tid)
+end
+
 -- Marks a delivered entry as running on CONSUMER (at `now`, in µs) and
 -- appends it to `out` (8 strings per task). Entries of cancelled, finished
 -- or vanished tasks are dropped here, so a worker never sees them.

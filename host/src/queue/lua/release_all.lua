@@ -25,16 +25,10 @@ for _, class in ipairs(CLASSES) do
       elseif tid and status == 'running' then
         redis.call('HINCRBY', COUNTERS, 'active_tasks', -1)
         if redis.call('HGET', tk, 'cancel_requested') == '1' then
-          local now = now_ms()
-          redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
-          redis.call('EXPIRE', tk, ttl)
-          redis.call('EXPIRE', tk .. ':retries', ttl)
-          record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
+          end_cancelled(tk, ttl)
           cancelled = cancelled + 1
         else
-          local attempts = math.max(tonumber(redis.call('HGET', tk, 'attempts') or '1') - 1, 0)
-          redis.call('HSET', tk, 'attempts', attempts)
-          enqueue(tid)
+          release(tid)
           n = n + 1
         end
       end
