@@ -6,6 +6,7 @@
 mod backtests;
 mod candles;
 pub mod error;
+pub mod metrics;
 mod queue;
 mod strategies;
 #[cfg(test)]
@@ -51,6 +52,21 @@ pub struct AppState {
     pub sandbox: Arc<Sandbox>,
     /// When set, mutating requests need `Authorization: Bearer <token>`.
     pub token: Option<Arc<str>>,
+    /// This process's request counts and latencies.
+    pub http: Arc<metrics::HttpMetrics>,
+}
+
+impl AppState {
+    /// `token`: `None` or empty leaves the API open.
+    pub fn new(store: Store, queue: Queue, sandbox: Sandbox, token: Option<&str>) -> Self {
+        Self {
+            store,
+            queue,
+            sandbox: Arc::new(sandbox),
+            token: token.filter(|t| !t.is_empty()).map(Arc::from),
+            http: Arc::default(),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -73,6 +89,7 @@ pub struct AppState {
         candles::import,
         candles::list,
         backtests::get_one,
+        metrics::prometheus,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -129,8 +146,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(metrics::prometheus))
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod consumer;
 pub mod keys;
+pub mod metrics;
 mod scripts;
 pub mod task;
 #[cfg(test)]

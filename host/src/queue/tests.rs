@@ -455,6 +455,14 @@ async fn completion_is_idempotent_and_mirrors_the_record() {
     assert!(fx.pending(Class::Normal).await.is_empty());
     assert_eq!(fx.xlen(Class::Normal).await, 0);
     fx.assert_balanced().await;
+
+    // Each task's run time is observed once, duplicates never.
+    let durations = fx.queue.durations().await.unwrap();
+    let completed = &durations["completed"];
+    assert_eq!(completed.count, 3);
+    assert_eq!(completed.buckets.iter().sum::<u64>(), 3);
+    assert_eq!(completed.cumulative().last().unwrap(), &(None, 3));
+    assert_eq!(durations["failed"].count, 0);
 }
 
 #[tokio::test]
@@ -746,6 +754,10 @@ async fn failures_go_to_the_dlq_and_can_be_requeued() {
     assert_eq!(c.tasks_completed, 0);
     assert_eq!(c.active_tasks, 0);
     assert_eq!(fx.queue.stats().await.unwrap().dlq, 3);
+    let durations = fx.queue.durations().await.unwrap();
+    assert_eq!(durations["failed"].count, 2);
+    assert_eq!(durations["timeout"].count, 1);
+    assert_eq!(durations["completed"].count, 0);
     assert!(fx.pending(Class::Normal).await.is_empty());
     assert_eq!(fx.xlen(Class::Normal).await, 0);
 
