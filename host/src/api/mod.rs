@@ -89,6 +89,7 @@ impl AppState {
         candles::import,
         candles::list,
         backtests::get_one,
+        backtests::list,
         metrics::prometheus,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
@@ -141,6 +142,7 @@ pub fn app(state: AppState) -> Router {
             post(candles::import).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
         )
         .route("/candles", get(candles::list))
+        .route("/backtests", get(backtests::list))
         .route("/backtests/{id}", get(backtests::get_one))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));

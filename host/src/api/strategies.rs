@@ -151,20 +151,16 @@ pub async fn get_one(
     Ok(Json(record.into()))
 }
 
-/// Delete a strategy. Tasks already queued for it fail as
-/// `plugin_not_found` (this does not check the queue for them).
+/// Delete a strategy; 409 while a queued or running task needs it.
 #[utoipa::path(delete, path = "/api/v1/strategies/{id}", tag = "strategies",
     params(("id" = u64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn delete_one(
     State(state): State<AppState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
-    if state.store.delete_plugin(id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(id))
-    }
+    crate::tasks::strategies::delete_strategy(&state.store, &state.queue, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

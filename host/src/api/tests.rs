@@ -531,6 +531,32 @@ async fn uploads_are_checked_by_the_sandbox_and_limited() {
             .body(Body::empty())
             .unwrap()
     };
+    // A queued backtest needs it: 409 naming the task, until it ends.
+    h.candles(100).await;
+    let (status, submitted) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{submitted}");
+    let task_id = submitted["task_id"].as_str().unwrap();
+    let (status, reply) = send(&app, delete(id)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    assert_eq!(reply["error"]["code"], "conflict");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(task_id),
+        "{reply}"
+    );
+    let (status, _) = send(&app, get(&format!("/api/v1/strategies/{id}"))).await;
+    assert_eq!(status, StatusCode::OK, "still there");
+    let cancel = Request::delete(format!("/api/v1/queue/tasks/{task_id}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, cancel).await.0, StatusCode::OK);
+
     assert_eq!(send(&app, delete(id)).await.0, StatusCode::NO_CONTENT);
     assert_eq!(send(&app, delete(id)).await.0, StatusCode::NOT_FOUND);
 }
@@ -636,6 +662,33 @@ async fn backtests_tasks_and_the_dlq() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = send(&app, get("/api/v1/backtests/abc")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The listing: newest first, headline figures from the report.
+    let (status, second) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let (status, list) = send(&app, get("/api/v1/backtests?limit=10")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["backtests"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["backtest_id"], second["backtest_id"]);
+    assert_eq!(items[0]["status"], "queued");
+    assert_eq!(items[1]["backtest_id"], backtest_id);
+    assert_eq!(items[1]["final_equity"], 10500.5);
+    assert_eq!(items[1]["symbol"], "BTCUSDT");
+    assert_eq!(items[1]["timeframe"], "1h");
+    assert_eq!(items[1]["start_date"], "2024-01-01T00:00:00Z");
+    assert_eq!(items[1]["end_date"], "2024-12-31T00:00:00Z");
+    assert!(items[1].get("report").is_none());
+    let (_, one) = send(&app, get("/api/v1/backtests?limit=1")).await;
+    assert_eq!(one["backtests"].as_array().unwrap().len(), 1);
+    for bad in ["0", "501", "x"] {
+        let (status, reply) = send(&app, get(&format!("/api/v1/backtests?limit={bad}"))).await;
+        assert!(status.is_client_error(), "{bad}: {status} {reply}");
+    }
 
     let (status, reply) = send(&app, get("/api/v1/queue/dlq")).await;
     assert_eq!(status, StatusCode::OK);

@@ -186,7 +186,8 @@ impl Queue {
                 .arg(timeout_ms)
                 .arg(spec.max_attempts.unwrap_or(self.config.max_attempts))
                 .arg(record_key)
-                .arg(result_field);
+                .arg(result_field)
+                .arg(spec.holds.as_deref().unwrap_or(""));
             ids.push(id);
         }
         let mut conn = self.conn.clone();
@@ -210,6 +211,41 @@ impl Queue {
         let mut ids = self.submit(std::slice::from_ref(&spec)).await?;
         ids.pop()
             .ok_or_else(|| QueueError::Reply("no task id returned".into()))
+    }
+
+    /// Tasks in the `holds` set that may still run (queued, delayed or
+    /// running). Those that ended, or whose hash expired, leave the set
+    /// here. A task in the DLQ no longer holds: requeued after its
+    /// resource is gone, it fails again, saying so.
+    pub async fn holders(&self, holds: &str) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(holds)
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            return Ok(members);
+        }
+        let mut read = redis::pipe();
+        for id in &members {
+            read.cmd("HGET").arg(self.keys.task(id)).arg("status");
+        }
+        let statuses: Vec<Option<String>> = read.query_async(&mut conn).await?;
+        let (live, ended): (Vec<_>, Vec<_>) = members
+            .into_iter()
+            .zip(statuses)
+            .partition(|(_, status)| matches!(status.as_deref(), Some("queued" | "running")));
+        if !ended.is_empty() {
+            let ended: Vec<String> = ended.into_iter().map(|(id, _)| id).collect();
+            let _: i64 = redis::cmd("SREM")
+                .arg(holds)
+                .arg(&ended)
+                .query_async(&mut conn)
+                .await?;
+        }
+        let mut live: Vec<String> = live.into_iter().map(|(id, _)| id).collect();
+        live.sort_unstable();
+        Ok(live)
     }
 
     /// The task as stored, or `None` for an unknown (or expired) id.

@@ -58,6 +58,10 @@ pub struct TaskSpec {
     /// result under `result_field`), written in the same script as the
     /// task itself, so the two never disagree.
     pub record: Option<Record>,
+    /// A set the task's id joins while it may still run: whatever the set
+    /// stands for (a plugin) is "in use" until the task ends
+    /// (`Queue::holders`).
+    pub holds: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +79,7 @@ impl TaskSpec {
             timeout_ms: None,
             max_attempts: None,
             record: None,
+            holds: None,
         }
     }
 }

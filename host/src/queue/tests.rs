@@ -1485,3 +1485,36 @@ fn consumer_names_carry_host_pid_and_boot_id() {
     assert!(parts[0].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
     assert_eq!(name, Consumer::unique_name(), "stable within a process");
 }
+
+#[tokio::test]
+async fn holders_are_the_tasks_that_may_still_run() {
+    let fx = setup("holders", fast()).await;
+    let holding = |payload: &str| TaskSpec {
+        holds: Some("res:tasks".to_string()),
+        ..spec(5, payload)
+    };
+    let ids = fx
+        .queue
+        .submit(&[holding("a"), holding("b"), spec(5, "free")])
+        .await
+        .unwrap();
+    let mut both = vec![ids[0].clone(), ids[1].clone()];
+    both.sort_unstable();
+    assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), both);
+
+    // Running still holds; done does not.
+    let a = fx.consumer("a").await;
+    let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!(d.task_id, ids[0]);
+    assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), both);
+    a.complete(&[done(&d, "r")]).await.unwrap();
+    assert_eq!(
+        fx.queue.holders("res:tasks").await.unwrap(),
+        vec![ids[1].clone()]
+    );
+    // A cancelled task lets go too, and the set is emptied.
+    fx.queue.cancel(&ids[1]).await.unwrap();
+    assert!(fx.queue.holders("res:tasks").await.unwrap().is_empty());
+    assert!(!fx.exists("res:tasks").await);
+    assert!(fx.queue.holders("nothing:here").await.unwrap().is_empty());
+}

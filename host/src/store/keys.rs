@@ -36,6 +36,12 @@ impl Keys {
         format!("{}:plugin:{sha256}", self.prefix)
     }
 
+    /// `{prefix}:plugin:{sha256}:tasks`: ids of tasks submitted to run
+    /// the plugin; while one may still run, the plugin cannot be deleted.
+    pub fn plugin_tasks(&self, sha256: &str) -> String {
+        format!("{}:plugin:{sha256}:tasks", self.prefix)
+    }
+
     /// `{prefix}:strategy:next_id`: counter (INCR) handing out strategy ids.
     pub fn strategy_next_id(&self) -> String {
         format!("{}:strategy:next_id", self.prefix)

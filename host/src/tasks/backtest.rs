@@ -172,6 +172,7 @@ fn task_spec(
     candles_version: u64,
     options: &SubmitOptions,
 ) -> Result<TaskSpec, SubmitError> {
+    let holds = store.keys().plugin_tasks(&definition.strategy_sha256);
     let payload = BacktestPayload {
         backtest_id,
         definition,
@@ -186,6 +187,7 @@ fn task_spec(
         key: store.keys().backtest(backtest_id),
         result_field: fields::REPORT.to_string(),
     });
+    spec.holds = Some(holds);
     Ok(spec)
 }
 

@@ -3,6 +3,7 @@
 //! classified error; the worker decides about retries from the class.
 
 pub mod backtest;
+pub mod strategies;
 
 pub use backtest::{
     resubmit_backtest, submit_backtest, submit_backtest_with, submit_backtests, BacktestPayload,

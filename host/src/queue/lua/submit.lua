@@ -1,10 +1,10 @@
--- Submits tasks atomically. After the prelude's two arguments, 9 per task: id, kind, payload, priority, class, timeout_ms,
--- max_attempts, record key ('' = none), result field.
+-- Submits tasks atomically. After the prelude's two arguments, 10 per task: id, kind, payload, priority, class, timeout_ms,
+-- max_attempts, record key ('' = none), result field, holds set ('' = none).
 local created_us = string.format('%d', now_us())
 local n = 0
 -- Two calls per task (XADD, HSET): this is the hot path of bulk
 -- submission. Ids are fresh uuids, so no existence check.
-for i = 3, #ARGV, 9 do
+for i = 3, #ARGV, 10 do
   local tid = ARGV[i]
   local sk = stream_key(ARGV[i + 4])
   local rec = ARGV[i + 7]
@@ -21,6 +21,7 @@ for i = 3, #ARGV, 9 do
     redis.call('HSET', rec, 'task_id', tid, 'status', 'queued', 'progress', '0')
     redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
   end
+  if ARGV[i + 9] ~= '' then redis.call('SADD', ARGV[i + 9], tid) end
   n = n + 1
 end
 redis.call('HINCRBY', COUNTERS, 'tasks_submitted', n)
