@@ -7,6 +7,7 @@
 mod api;
 mod backtest_cli;
 mod bad_input;
+mod demo;
 mod hostile;
 mod plugin_load;
 mod queue_backtest;
