@@ -16,4 +16,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --locked
 
+echo "==> schemathesis against the served OpenAPI document"
+bash scripts/schemathesis.sh
+
 echo "==> all checks passed"

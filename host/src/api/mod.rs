@@ -93,7 +93,7 @@ impl AppState {
         metrics::prometheus,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
 )]
 pub struct ApiDoc;
 
@@ -107,6 +107,61 @@ impl utoipa::Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// Failures any operation can meet, documented once for all of them so
+/// the document cannot forget one: 400 (malformed path, query or body),
+/// 401 (mutations, when a token is set), 413 (bodies), 503 (Redis down).
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // Prometheus gets its answer even while Redis is down.
+            let uses_redis = path != "/metrics";
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, mutating) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                add("400", "malformed path, query or body");
+                if mutating {
+                    add(
+                        "401",
+                        "missing or wrong bearer token (when the server has one)",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    add("413", "body larger than the route's limit");
+                }
+                if uses_redis {
+                    add("503", "Redis unavailable");
+                }
+            }
         }
     }
 }

@@ -347,7 +347,7 @@ pub struct RequeueResponse {
 /// Requeue one dead letter (by entry id) or all, with fresh attempts.
 #[utoipa::path(post, path = "/api/v1/queue/dlq/requeue", tag = "queue",
     request_body(content = RequeueRequest, description = "optional"),
-    responses((status = 200, body = RequeueResponse)),
+    responses((status = 200, body = RequeueResponse), (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn requeue_dlq(
     State(state): State<AppState>,

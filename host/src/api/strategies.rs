@@ -81,10 +81,29 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> AppError {
     }
 }
 
+/// A component's bytes, as sent (documentation only: the handler reads
+/// the raw body).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ComponentBytes(Vec<u8>);
+
+/// The multipart form of an upload: the first file field (or a field
+/// named `file`) is the component. Documentation only, like
+/// [`ComponentBytes`].
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
 /// Upload a strategy component. The sandbox checks it first (format,
 /// contract version, imports); the same bytes again give the same strategy.
 #[utoipa::path(post, path = "/api/v1/strategies", tag = "strategies",
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(description = "the component: raw bytes, or a multipart form with one file field",
+        content((ComponentBytes = "application/wasm"), (ComponentBytes = "application/octet-stream"),
+            (UploadForm = "multipart/form-data"))),
     responses((status = 201, body = Strategy, description = "stored"),
         (status = 200, body = Strategy, description = "already stored"),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),

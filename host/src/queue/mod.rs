@@ -399,6 +399,17 @@ impl Queue {
     /// Requeues one DLQ entry (by entry id) or all (`None`) with fresh
     /// attempts; returns how many tasks went back.
     pub async fn requeue(&self, entry_id: Option<&str>) -> Result<u64, QueueError> {
+        if let Some(id) = entry_id {
+            let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+            let digits =
+                |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+            if !(digits(ms) && digits(seq)) {
+                return Err(QueueError::Invalid {
+                    field: "entry_id",
+                    message: format!("`{id}` is not a stream entry id like 1718000000000-0"),
+                });
+            }
+        }
         let mut conn = self.conn.clone();
         let n: u64 = self
             .scripts
