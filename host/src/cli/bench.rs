@@ -43,6 +43,9 @@ enum BenchCommand {
     /// Queue figures end to end: no-op and tiny-backtest throughput through
     /// a worker process, submit-to-start latency, worker memory.
     Queue(super::bench_queue::QueueBenchArgs),
+    /// Sustained create-and-run submissions against one API process:
+    /// rate and latency, measured by a load generator on loopback.
+    Api(super::bench_api::ApiBenchArgs),
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -51,8 +54,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 pub fn run(args: &BenchArgs) -> CliResult {
-    if let Some(BenchCommand::Queue(queue)) = &args.what {
-        return super::bench_queue::run(queue);
+    match &args.what {
+        Some(BenchCommand::Queue(queue)) => return super::bench_queue::run(queue),
+        Some(BenchCommand::Api(api)) => return super::bench_api::run(api),
+        None => {}
     }
     if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {
         return Err(CliError::input(anyhow!(

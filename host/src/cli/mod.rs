@@ -10,6 +10,7 @@ macro_rules! outln {
 
 mod backtest;
 mod bench;
+mod bench_api;
 mod bench_queue;
 mod candles;
 mod client;
