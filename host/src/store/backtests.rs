@@ -123,6 +123,26 @@ pub struct BacktestRecord {
 
 /// Sets fields of a record that exists: KEYS[1] record; ARGV pairs.
 /// Returns 0 when there is no record (nothing is created).
+/// Records backtests in one round trip: KEYS[1] the id counter, KEYS[2]
+/// the recent index; ARGV[1] the record key prefix, ARGV[2] the creation
+/// time (ms), then one definition JSON per backtest. Returns the last id;
+/// the ids are consecutive.
+static CREATE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local n = #ARGV - 2
+local last = redis.call('INCRBY', KEYS[1], n)
+for i = 1, n do
+  local id = last - n + i
+  redis.call('HSET', ARGV[1] .. id, 'definition', ARGV[i + 2], 'status', 'queued',
+    'progress', '0', 'created_at_ms', ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[2], id)
+end
+return last
+",
+    )
+});
+
 static SET_IF_EXISTS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -219,8 +239,8 @@ impl Store {
             .ok_or_else(|| StoreError::invalid("definition", "no id handed out"))
     }
 
-    /// Records many backtests in two round trips (ids, then one atomic
-    /// write), as an optimization or a batch submission needs.
+    /// Records many backtests in one atomic round trip, as an
+    /// optimization or a batch submission needs.
     pub async fn create_backtests(&self, definitions: &[BacktestDefinition]) -> Result<Vec<u64>> {
         if definitions.is_empty() {
             return Ok(Vec::new());
@@ -233,35 +253,16 @@ impl Store {
                     .map_err(|e| StoreError::invalid("definition", e.to_string()))?,
             );
         }
-        let mut conn = self.conn.clone();
-        let last: u64 = redis::cmd("INCRBY")
-            .arg(self.keys.backtest_next_id())
-            .arg(definitions.len())
-            .query_async(&mut conn)
+        let created_at_ms = now_ms();
+        let last: u64 = CREATE
+            .key(self.keys.backtest_next_id())
+            .key(self.keys.backtests())
+            .arg(self.keys.backtest_prefix())
+            .arg(created_at_ms)
+            .arg(&jsons)
+            .invoke_async(&mut self.conn.clone())
             .await?;
         let first = last + 1 - definitions.len() as u64;
-        let created_at_ms = now_ms();
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for (id, json) in (first..=last).zip(&jsons) {
-            pipe.cmd("HSET")
-                .arg(self.keys.backtest(id))
-                .arg(fields::DEFINITION)
-                .arg(json)
-                .arg(fields::STATUS)
-                .arg(BacktestStatus::Queued.as_str())
-                .arg(fields::PROGRESS)
-                .arg("0")
-                .arg(fields::CREATED_AT_MS)
-                .arg(created_at_ms)
-                .ignore()
-                .cmd("ZADD")
-                .arg(self.keys.backtests())
-                .arg(created_at_ms)
-                .arg(id)
-                .ignore();
-        }
-        pipe.query_async::<()>(&mut conn).await?;
         Ok((first..=last).collect())
     }
 

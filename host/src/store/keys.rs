@@ -87,7 +87,12 @@ impl Keys {
     /// `{prefix}:backtest:{id}`: backtest record hash (field names in
     /// `store::backtests::fields`).
     pub fn backtest(&self, id: u64) -> String {
-        format!("{}:backtest:{id}", self.prefix)
+        format!("{}{id}", self.backtest_prefix())
+    }
+
+    /// What every backtest record key starts with (scripts append the id).
+    pub fn backtest_prefix(&self) -> String {
+        format!("{}:backtest:", self.prefix)
     }
 
     /// `{prefix}:backtest:next_id`: counter (INCR) handing out backtest ids.

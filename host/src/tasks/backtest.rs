@@ -123,7 +123,50 @@ pub async fn submit_backtests(
     requests: &[BacktestRequest],
     options: &SubmitOptions,
 ) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
+    submit_validated(store, queue, requests, options, Validator::new(store)).await
+}
+
+/// [`submit_backtest_with`] for a caller that has just read the plugin
+/// record (the API, resolving `strategy_id`), and maybe the candle series
+/// next to it: neither is read again.
+pub async fn submit_backtest_for_plugin(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    plugin: PluginRecord,
+    series: Option<SeriesInfo>,
+    options: &SubmitOptions,
+) -> Result<(u64, String), SubmitError> {
     let mut validator = Validator::new(store);
+    validator
+        .plugins
+        .insert(plugin.sha256.clone(), Arc::new(plugin));
+    if let Some(series) = series {
+        validator
+            .series
+            .insert((series.symbol.clone(), series.timeframe_secs), series);
+    }
+    let mut submitted = submit_validated(
+        store,
+        queue,
+        std::slice::from_ref(request),
+        options,
+        validator,
+    )
+    .await
+    .map_err(|(_, e)| e)?;
+    submitted
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))
+}
+
+async fn submit_validated(
+    store: &Store,
+    queue: &Queue,
+    requests: &[BacktestRequest],
+    options: &SubmitOptions,
+    mut validator: Validator<'_>,
+) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
     let mut checked = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
         checked.push(validator.check(request).await.map_err(|e| (i, e))?);
