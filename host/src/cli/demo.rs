@@ -135,13 +135,16 @@ pub fn run(args: &DemoArgs) -> CliResult {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))
         .map_err(CliError::run)?;
+    // Listening from the start: a Ctrl-C at any moment stops the services
+    // in order rather than killing the demo and orphaning them.
+    let signals = StopSignals::listen()?;
     let mut services = Services {
         workers: Vec::new(),
         api: None,
         redis: None,
         temp_dir,
     };
-    let result = demo(args, &plugin, &dir, &mut services);
+    let result = demo(args, &plugin, &dir, &mut services, signals);
     if result.is_err() {
         eprintln!("stopping the demo services");
     }
@@ -149,7 +152,13 @@ pub fn run(args: &DemoArgs) -> CliResult {
     result
 }
 
-fn demo(args: &DemoArgs, plugin: &[u8], dir: &Path, services: &mut Services) -> CliResult {
+fn demo(
+    args: &DemoArgs,
+    plugin: &[u8],
+    dir: &Path,
+    services: &mut Services,
+    signals: StopSignals,
+) -> CliResult {
     let redis_url = match &args.redis_url {
         Some(url) => url.clone(),
         None => {
@@ -253,7 +262,7 @@ fn demo(args: &DemoArgs, plugin: &[u8], dir: &Path, services: &mut Services) -> 
         return Ok(());
     }
     outln!("Ctrl-C stops everything.");
-    wait_for_stop(services)
+    signals.wait(services)
 }
 
 /// The requested address, else 127.0.0.1:8000, else a free loopback port.
@@ -337,29 +346,51 @@ fn date(ts: &Value) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-/// Blocks until SIGINT/SIGTERM, or until a service dies on its own.
-fn wait_for_stop(services: &mut Services) -> CliResult {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the signal listener")
-        .map_err(CliError::run)?;
-    runtime.block_on(async {
-        let signal = crate::worker::shutdown_signal();
-        tokio::pin!(signal);
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                () = &mut signal => {
-                    outln!("stopping: workers, api, redis");
-                    return Ok(());
-                }
-                _ = tick.tick() => {
-                    if let Some(exit) = services.exited() {
-                        return Err(CliError::run(anyhow!("{exit}; see its log")));
+/// SIGINT and SIGTERM, caught from the demo's first moment.
+struct StopSignals {
+    runtime: tokio::runtime::Runtime,
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals, CliError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal listener")
+            .map_err(CliError::run)?;
+        let (interrupt, terminate) = runtime.block_on(async {
+            (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            )
+        });
+        Ok(StopSignals {
+            interrupt: interrupt.map_err(CliError::run)?,
+            terminate: terminate.map_err(CliError::run)?,
+            runtime,
+        })
+    }
+
+    /// Blocks until SIGINT/SIGTERM, or until a service dies on its own.
+    fn wait(mut self, services: &mut Services) -> CliResult {
+        self.runtime.block_on(async {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tokio::select! {
+                    _ = self.interrupt.recv() => break,
+                    _ = self.terminate.recv() => break,
+                    _ = tick.tick() => {
+                        if let Some(exit) = services.exited() {
+                            return Err(CliError::run(anyhow!("{exit}; see its log")));
+                        }
                     }
                 }
             }
-        }
-    })
+            outln!("stopping: workers, api, redis");
+            Ok(())
+        })
+    }
 }

@@ -173,9 +173,14 @@ impl Queue {
             let timeout_ms = spec
                 .timeout_ms
                 .unwrap_or(self.config.task_timeout.as_millis() as u64);
-            let (record_key, result_field) = match &spec.record {
-                Some(r) => (r.key.as_str(), r.result_field.as_str()),
-                None => ("", ""),
+            let (record_key, result_field, index, init) = match &spec.record {
+                Some(r) => (
+                    r.key.as_str(),
+                    r.result_field.as_str(),
+                    r.index.as_ref(),
+                    r.init.as_slice(),
+                ),
+                None => ("", "", None, &[][..]),
             };
             invocation
                 .arg(&id)
@@ -187,7 +192,13 @@ impl Queue {
                 .arg(spec.max_attempts.unwrap_or(self.config.max_attempts))
                 .arg(record_key)
                 .arg(result_field)
-                .arg(spec.holds.as_deref().unwrap_or(""));
+                .arg(spec.holds.as_deref().unwrap_or(""))
+                .arg(index.map_or("", |(key, _)| key.as_str()))
+                .arg(index.map_or("", |(_, member)| member.as_str()))
+                .arg(init.len());
+            for (name, value) in init {
+                invocation.arg(name).arg(value);
+            }
             ids.push(id);
         }
         let mut conn = self.conn.clone();

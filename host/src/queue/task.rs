@@ -68,6 +68,23 @@ pub struct TaskSpec {
 pub struct Record {
     pub key: String,
     pub result_field: String,
+    /// Fields the record starts with, written by the submission itself,
+    /// so a record and its task appear together or not at all.
+    pub init: Vec<(String, String)>,
+    /// A sorted set the record joins at submission, scored by the
+    /// server's time in ms: (key, member).
+    pub index: Option<(String, String)>,
+}
+
+impl Record {
+    pub fn new(key: String, result_field: &str) -> Self {
+        Self {
+            key,
+            result_field: result_field.to_string(),
+            init: Vec::new(),
+            index: None,
+        }
+    }
 }
 
 impl TaskSpec {

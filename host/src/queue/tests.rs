@@ -61,10 +61,7 @@ fn spec(priority: i64, payload: &str) -> TaskSpec {
 
 fn with_record(priority: i64, payload: &str, record: &str) -> TaskSpec {
     TaskSpec {
-        record: Some(Record {
-            key: record.to_string(),
-            result_field: "report".to_string(),
-        }),
+        record: Some(Record::new(record.to_string(), "report")),
         ..spec(priority, payload)
     }
 }
@@ -1517,4 +1514,40 @@ async fn holders_are_the_tasks_that_may_still_run() {
     assert!(fx.queue.holders("res:tasks").await.unwrap().is_empty());
     assert!(!fx.exists("res:tasks").await);
     assert!(fx.queue.holders("nothing:here").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_record_is_created_with_its_task() {
+    let fx = setup("record-init", fast()).await;
+    let mut record = Record::new("rec:7".to_string(), "report");
+    record.init = vec![
+        ("definition".to_string(), "{\"x\":1}".to_string()),
+        ("created_at_ms".to_string(), "123".to_string()),
+    ];
+    record.index = Some(("recent".to_string(), "7".to_string()));
+    let with_init = TaskSpec {
+        record: Some(record),
+        ..spec(5, "a")
+    };
+    // Mixed with tasks without a record or fields, in one batch.
+    let ids = fx
+        .queue
+        .submit(&[spec(5, "b"), with_init, with_record(5, "c", "rec:8")])
+        .await
+        .unwrap();
+    let rec = fx.hgetall("rec:7").await;
+    assert_eq!(rec["definition"], "{\"x\":1}");
+    assert_eq!(rec["created_at_ms"], "123");
+    assert_eq!(rec["task_id"], ids[1]);
+    assert_eq!(rec["status"], "queued");
+    assert_eq!(fx.hgetall("rec:8").await["task_id"], ids[2]);
+    let mut conn = fx.queue.connection();
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg("recent")
+        .arg("7")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(score.unwrap() > 1.7e12, "scored by server time in ms");
+    assert_eq!(fx.xlen(Class::Normal).await, 3);
 }

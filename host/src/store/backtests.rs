@@ -123,26 +123,6 @@ pub struct BacktestRecord {
 
 /// Sets fields of a record that exists: KEYS[1] record; ARGV pairs.
 /// Returns 0 when there is no record (nothing is created).
-/// Records backtests in one round trip: KEYS[1] the id counter, KEYS[2]
-/// the recent index; ARGV[1] the record key prefix, ARGV[2] the creation
-/// time (ms), then one definition JSON per backtest. Returns the last id;
-/// the ids are consecutive.
-static CREATE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local n = #ARGV - 2
-local last = redis.call('INCRBY', KEYS[1], n)
-for i = 1, n do
-  local id = last - n + i
-  redis.call('HSET', ARGV[1] .. id, 'definition', ARGV[i + 2], 'status', 'queued',
-    'progress', '0', 'created_at_ms', ARGV[2])
-  redis.call('ZADD', KEYS[2], ARGV[2], id)
-end
-return last
-",
-    )
-});
-
 static SET_IF_EXISTS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -239,31 +219,79 @@ impl Store {
             .ok_or_else(|| StoreError::invalid("definition", "no id handed out"))
     }
 
-    /// Records many backtests in one atomic round trip, as an
-    /// optimization or a batch submission needs.
+    /// Records many backtests (no task) in one atomic round trip. The
+    /// queue path creates records with their tasks instead, from
+    /// [`Store::backtest_init_fields`].
     pub async fn create_backtests(&self, definitions: &[BacktestDefinition]) -> Result<Vec<u64>> {
-        if definitions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut jsons = Vec::with_capacity(definitions.len());
+        let mut records = Vec::with_capacity(definitions.len());
         for definition in definitions {
-            check_definition(definition)?;
-            jsons.push(
-                serde_json::to_string(definition)
-                    .map_err(|e| StoreError::invalid("definition", e.to_string()))?,
-            );
+            records.push(self.backtest_init_fields(definition)?);
         }
-        let created_at_ms = now_ms();
-        let last: u64 = CREATE
-            .key(self.keys.backtest_next_id())
-            .key(self.keys.backtests())
-            .arg(self.keys.backtest_prefix())
-            .arg(created_at_ms)
-            .arg(&jsons)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        let first = last + 1 - definitions.len() as u64;
-        Ok((first..=last).collect())
+        let ids = self.allocate_backtest_ids(definitions.len()).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (id, fields) in ids.iter().zip(&records) {
+            pipe.cmd("HSET")
+                .arg(self.keys.backtest(*id))
+                .arg(fields)
+                .arg(fields::STATUS)
+                .arg(BacktestStatus::Queued.as_str())
+                .arg(fields::PROGRESS)
+                .arg("0")
+                .ignore()
+                .cmd("ZADD")
+                .arg(self.keys.backtests())
+                .arg(now_ms())
+                .arg(*id)
+                .ignore();
+        }
+        if !ids.is_empty() {
+            pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        }
+        Ok(ids)
+    }
+
+    /// The fields a new backtest record starts with (its definition and
+    /// creation time); the status fields come with its task.
+    pub fn backtest_init_fields(
+        &self,
+        definition: &BacktestDefinition,
+    ) -> Result<Vec<(String, String)>> {
+        check_definition(definition)?;
+        let json = serde_json::to_string(definition)
+            .map_err(|e| StoreError::invalid("definition", e.to_string()))?;
+        Ok(vec![
+            (fields::DEFINITION.to_string(), json),
+            (fields::CREATED_AT_MS.to_string(), now_ms().to_string()),
+        ])
+    }
+
+    /// `n` fresh backtest ids. They come from blocks this process reserves
+    /// with one `INCRBY`, so most submissions need no round trip for their
+    /// id. Ids are unique, increasing within a process; across processes
+    /// they interleave, and a restart leaves a gap (at most a block).
+    pub async fn allocate_backtest_ids(&self, n: usize) -> Result<Vec<u64>> {
+        /// Ids reserved at once: at 5,000 submissions/s, one INCRBY per
+        /// 13 ms.
+        const BLOCK: u64 = 64;
+        let mut reserved = self.backtest_ids.lock().await;
+        let mut ids: Vec<u64> = Vec::with_capacity(n);
+        while ids.len() < n {
+            if reserved.is_empty() {
+                let want = (n - ids.len()) as u64;
+                let size = want.max(BLOCK);
+                let last: u64 = redis::cmd("INCRBY")
+                    .arg(self.keys.backtest_next_id())
+                    .arg(size)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                *reserved = last + 1 - size..last + 1;
+            }
+            let take = (n - ids.len()).min(reserved.end.saturating_sub(reserved.start) as usize);
+            ids.extend(reserved.start..reserved.start + take as u64);
+            reserved.start += take as u64;
+        }
+        Ok(ids)
     }
 
     pub async fn get_backtest(&self, id: u64) -> Result<Option<BacktestRecord>> {

@@ -68,6 +68,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
+    /// Backtest ids reserved by this process and not handed out yet.
+    backtest_ids: std::sync::Arc<tokio::sync::Mutex<std::ops::Range<u64>>>,
 }
 
 impl Store {
@@ -80,6 +82,7 @@ impl Store {
         Store {
             conn,
             keys: Keys::new(prefix),
+            backtest_ids: std::sync::Arc::default(),
         }
     }
 

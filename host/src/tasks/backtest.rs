@@ -171,17 +171,24 @@ async fn submit_validated(
     for (i, request) in requests.iter().enumerate() {
         checked.push(validator.check(request).await.map_err(|e| (i, e))?);
     }
-    let definitions: Vec<BacktestDefinition> = checked.iter().map(|(d, _)| d.clone()).collect();
     let ids = store
-        .create_backtests(&definitions)
+        .allocate_backtest_ids(checked.len())
         .await
         .map_err(|e| (0, e.into()))?;
     let mut specs = Vec::with_capacity(ids.len());
-    for (&backtest_id, (definition, candles_version)) in ids.iter().zip(checked) {
-        specs.push(
-            task_spec(store, backtest_id, definition, candles_version, options)
-                .map_err(|e| (0, e))?,
-        );
+    for (i, (&backtest_id, (definition, candles_version))) in ids.iter().zip(checked).enumerate() {
+        // The record is created by the submission itself: one round trip,
+        // and never a record without its task.
+        let init = store
+            .backtest_init_fields(&definition)
+            .map_err(|e| (i, e.into()))?;
+        let mut spec = task_spec(store, backtest_id, definition, candles_version, options)
+            .map_err(|e| (i, e))?;
+        if let Some(record) = spec.record.as_mut() {
+            record.init = init;
+            record.index = Some((store.keys().backtests(), backtest_id.to_string()));
+        }
+        specs.push(spec);
     }
     let task_ids = queue.submit(&specs).await.map_err(|e| (0, e.into()))?;
     Ok(ids.into_iter().zip(task_ids).collect())
@@ -226,10 +233,10 @@ fn task_spec(
     spec.priority = options.priority;
     spec.timeout_ms = options.timeout_ms;
     spec.max_attempts = options.max_attempts;
-    spec.record = Some(Record {
-        key: store.keys().backtest(backtest_id),
-        result_field: fields::REPORT.to_string(),
-    });
+    spec.record = Some(Record::new(
+        store.keys().backtest(backtest_id),
+        fields::REPORT,
+    ));
     spec.holds = Some(holds);
     Ok(spec)
 }
