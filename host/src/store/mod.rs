@@ -70,6 +70,7 @@ pub struct Store {
     keys: Keys,
     /// Backtest ids reserved by this process and not handed out yet.
     backtest_ids: std::sync::Arc<tokio::sync::Mutex<std::ops::Range<u64>>>,
+    plugin_records: std::sync::Arc<plugins::RecordCache>,
 }
 
 impl Store {
@@ -83,6 +84,7 @@ impl Store {
             conn,
             keys: Keys::new(prefix),
             backtest_ids: std::sync::Arc::default(),
+            plugin_records: std::sync::Arc::default(),
         }
     }
 
