@@ -386,8 +386,11 @@ mod tests {
         assert_eq!(s.list_plugins().await.unwrap(), [ra.clone(), rb.clone()]);
         assert_eq!(ra.description, description("ema"));
 
+        // Read by id once more, so the delete below meets a cached record.
+        assert_eq!(s.plugin_record_by_id(1).await.unwrap().unwrap(), ra);
         assert!(s.delete_plugin(1).await.unwrap());
         assert!(!s.delete_plugin(1).await.unwrap());
+        assert_eq!(s.plugin_record_by_id(1).await.unwrap(), None, "deleted, cache or not");
         assert_eq!(s.plugin_bytes(&sha(&a)).await.unwrap(), None);
         assert_eq!(s.plugin_record_by_sha(&sha(&a)).await.unwrap(), None);
         assert_eq!(s.list_plugins().await.unwrap(), [rb]);
@@ -398,6 +401,8 @@ mod tests {
             .unwrap();
         assert!(created);
         assert_eq!(back.strategy_id, 3);
+        assert_eq!(s.plugin_record_by_id(3).await.unwrap().unwrap(), back);
+        assert_eq!(s.plugin_record_by_id(1).await.unwrap(), None);
     }
 
     #[tokio::test]
