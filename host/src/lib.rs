@@ -7,6 +7,7 @@
 //! Streams mechanics) → `tasks` (backtest) → `worker` and `api` (HTTP) → `cli`.
 
 pub mod api;
+pub mod autoscale;
 pub mod candles;
 pub mod cli;
 pub mod clock;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod autoscale;
 mod backtest_cli;
 mod bad_input;
 mod demo;

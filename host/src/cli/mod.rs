@@ -8,6 +8,7 @@ macro_rules! outln {
     };
 }
 
+mod autoscale;
 mod backtest;
 mod bench;
 mod bench_api;
@@ -52,6 +53,8 @@ enum Command {
     /// Run the whole service locally (Redis, API, two workers) and a
     /// backtest through it over HTTP.
     Demo(Box<demo::DemoArgs>),
+    /// Keep between --min and --max worker processes, sized to a wait SLA.
+    Autoscale(Box<autoscale::AutoscaleArgs>),
     /// Upload a strategy component to a running API.
     Upload(upload::UploadArgs),
 }
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Worker(args) => worker::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Upload(args) => upload::run(&args),
+        Command::Autoscale(args) => autoscale::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

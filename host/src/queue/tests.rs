@@ -1551,3 +1551,26 @@ async fn a_record_is_created_with_its_task() {
     assert!(score.unwrap() > 1.7e12, "scored by server time in ms");
     assert_eq!(fx.xlen(Class::Normal).await, 3);
 }
+
+#[tokio::test]
+async fn backlog_counts_what_waits_and_how_long_the_oldest_has() {
+    let fx = setup("backlog", fast()).await;
+    assert_eq!(fx.queue.backlog().await.unwrap(), Default::default());
+    fx.queue
+        .submit(&[spec(5, "a"), spec(5, "b"), spec(1, "c")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let backlog = fx.queue.backlog().await.unwrap();
+    assert_eq!(backlog.waiting, 3);
+    assert!(backlog.oldest_wait_ms.unwrap() >= 50, "{backlog:?}");
+    // Two taken: one waits (the low one), two run.
+    let a = fx.consumer("a").await;
+    let taken = a.fetch(2, false).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let backlog = fx.queue.backlog().await.unwrap();
+    assert_eq!((backlog.waiting, backlog.active), (1, 2));
+    a.complete(&[done(&taken[0], "r")]).await.unwrap();
+    let backlog = fx.queue.backlog().await.unwrap();
+    assert_eq!((backlog.active, backlog.finished), (1, 1));
+}
