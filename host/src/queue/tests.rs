@@ -1574,3 +1574,50 @@ async fn backlog_counts_what_waits_and_how_long_the_oldest_has() {
     let backlog = fx.queue.backlog().await.unwrap();
     assert_eq!((backlog.active, backlog.finished), (1, 1));
 }
+
+#[tokio::test]
+async fn a_guarded_submission_happens_once() {
+    let fx = setup("guard", fast()).await;
+    let mut conn = fx.queue.connection();
+    let () = redis::cmd("HSET")
+        .arg("sched:1")
+        .arg("next")
+        .arg("100")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let guard = crate::queue::Guard {
+        key: "sched:1".into(),
+        field: "next".into(),
+        expect: "100".into(),
+        set: vec![("next".into(), "200".into()), ("last".into(), "100".into())],
+        index: Some(("due".into(), "1".into(), 200)),
+    };
+    let ids = fx
+        .queue
+        .submit_guarded(&[spec(5, "a"), spec(5, "b")], Some(&guard))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let sched = fx.hgetall("sched:1").await;
+    assert_eq!(
+        (sched["next"].as_str(), sched["last"].as_str()),
+        ("200", "100")
+    );
+    // The same occurrence again (another process): refused, nothing queued.
+    let again = fx
+        .queue
+        .submit_guarded(&[spec(5, "c")], Some(&guard))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, QueueError::GuardFailed(_)), "{again}");
+    assert_eq!(fx.xlen(Class::Normal).await, 2);
+    assert_eq!(fx.queue.counters().await.unwrap().tasks_submitted, 2);
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg("due")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(score, Some(200));
+}
