@@ -16,6 +16,7 @@ pub mod engine;
 pub mod queue;
 pub mod reference;
 pub mod sandbox;
+pub mod scheduler;
 pub mod store;
 pub mod tasks;
 pub mod worker;

@@ -14,5 +14,6 @@ mod plugin_load;
 mod queue_backtest;
 mod queue_recovery;
 mod scaffold;
+mod scheduler;
 mod service;
 mod support;

@@ -17,6 +17,7 @@ mod candles;
 mod client;
 mod demo;
 mod plugin;
+mod scheduler;
 mod serve;
 mod settings;
 mod upload;
@@ -55,6 +56,8 @@ enum Command {
     Demo(Box<demo::DemoArgs>),
     /// Keep between --min and --max worker processes, sized to a wait SLA.
     Autoscale(Box<autoscale::AutoscaleArgs>),
+    /// Run the scheduler loop alone (`serve` runs it too).
+    Scheduler(Box<scheduler::SchedulerArgs>),
     /// Upload a strategy component to a running API.
     Upload(upload::UploadArgs),
 }
@@ -95,6 +98,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Upload(args) => upload::run(&args),
         Command::Autoscale(args) => autoscale::run(&args),
+        Command::Scheduler(args) => scheduler::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -13,6 +13,7 @@ pub mod chunk;
 pub mod keys;
 pub mod local;
 pub mod plugins;
+pub mod schedules;
 
 pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus};
 pub use cache::CandleCache;
