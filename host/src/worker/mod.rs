@@ -149,6 +149,9 @@ impl Shared {
 struct Job {
     delivery: Delivery,
     slot: Slot,
+    /// Fetched beyond the free slots, to wait for one. Only these go
+    /// back on shutdown; a job fetched for a free slot has started.
+    prefetched: bool,
 }
 
 async fn fetch_loop(
@@ -207,9 +210,17 @@ async fn fetch_loop(
         if !fetched.is_empty() {
             debug!(n = fetched.len(), "fetched");
         }
+        let mut free = shared.config.slots.saturating_sub(held);
         for delivery in fetched {
             let slot = shared.state().hold(&delivery);
-            if jobs.send(Job { delivery, slot }).is_err() {
+            let prefetched = free == 0;
+            free = free.saturating_sub(1);
+            let job = Job {
+                delivery,
+                slot,
+                prefetched,
+            };
+            if jobs.send(job).is_err() {
                 return Ok(());
             }
         }
@@ -239,12 +250,17 @@ fn slot_thread(
             let receiver = jobs.lock().unwrap_or_else(|e| e.into_inner());
             receiver.recv()
         };
-        let Ok(Job { delivery, slot }) = job else {
+        let Ok(Job {
+            delivery,
+            slot,
+            prefetched,
+        }) = job
+        else {
             return;
         };
         let began = Instant::now();
-        let outcome = if shared.stopping.load(Ordering::SeqCst) {
-            // Handed over but not started when shutdown began.
+        let outcome = if prefetched && shared.stopping.load(Ordering::SeqCst) {
+            // Held for a busy slot and not started when shutdown began.
             Outcome::Released
         } else if delivery.attempt > delivery.max_attempts {
             // Delivered again and again: each worker running it died.
