@@ -8,6 +8,7 @@ mod api;
 mod backtest_cli;
 mod bad_input;
 mod hostile;
+mod optimize_cli;
 mod plugin_load;
 mod queue_backtest;
 mod queue_recovery;

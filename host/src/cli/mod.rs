@@ -12,6 +12,7 @@ mod backtest;
 mod bench;
 mod bench_queue;
 mod candles;
+mod optimize;
 mod plugin;
 mod serve;
 mod settings;
@@ -33,6 +34,9 @@ pub struct Cli {
 enum Command {
     /// Run a backtest locally (no Redis, no server).
     Backtest(backtest::BacktestArgs),
+    /// Sweep strategy params locally on every core (no Redis): grid or
+    /// random, ranked by a report metric, with an optional hold-out.
+    Optimize(Box<optimize::OptimizeArgs>),
     /// Build, inspect and check strategy plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backtest(args) => backtest::run(&args),
+        Command::Optimize(args) => optimize::run(&args),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Candles(cmd) => candles::run(cmd),
         Command::Bench(args) => bench::run(&args),

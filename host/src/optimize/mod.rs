@@ -25,3 +25,26 @@ pub use objective::{Direction, Objective, Summary, METRICS};
 pub use rank::{rank, Ranked, Row, Table};
 pub use run::{evaluate, evaluate_one, full_report, Evaluated, StrategyFactory};
 pub use space::{Combination, DimensionSpec, Method, Space, DEFAULT_MAX_COMBINATIONS};
+
+use std::collections::BTreeMap;
+
+use crate::engine::{ParamInput, ParamSpec};
+
+/// Everything a submission or the CLI checks before any run: the space
+/// against `schema`, the constraint, the method and the limit. Returns
+/// the combinations to run.
+pub fn combinations(
+    schema: &[ParamSpec],
+    params: &BTreeMap<String, ParamInput>,
+    dims: &BTreeMap<String, DimensionSpec>,
+    method: Method,
+    constraint: Option<&str>,
+    max_combinations: usize,
+) -> Result<Vec<Combination>, OptimizeError> {
+    let space = Space::new(schema, params, dims, max_combinations)?;
+    let constraint = constraint
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| Constraint::parse(c, schema))
+        .transpose()?;
+    space.combinations(method, constraint.as_ref(), max_combinations)
+}

@@ -14,7 +14,8 @@ use crate::engine::{ParamValue, Params};
 pub struct Row {
     /// Its place in the generated order.
     pub index: usize,
-    /// Every param, in schema order.
+    /// Every param, in schema order (a JSON object in that order).
+    #[serde(with = "ordered")]
     pub params: Vec<(String, ParamValue)>,
     /// In-sample (or whole-range) metrics; `None` when the run failed.
     pub metrics: Option<Summary>,
@@ -35,6 +36,44 @@ impl Row {
             oos: None,
             error: None,
         }
+    }
+}
+
+/// Name/value pairs as a JSON object that keeps their order both ways.
+pub mod ordered {
+    use crate::engine::ParamValue;
+    use serde::de::{MapAccess, Visitor};
+    use serde::ser::SerializeMap;
+
+    pub fn serialize<S: serde::Serializer>(
+        pairs: &[(String, ParamValue)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(pairs.len()))?;
+        for (name, value) in pairs {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, ParamValue)>, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Vec<(String, ParamValue)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of params")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(pair) = map.next_entry()? {
+                    out.push(pair);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Pairs)
     }
 }
 
@@ -217,6 +256,16 @@ mod tests {
         assert_eq!(rank(&max, rows.iter().rev().cloned().collect()), t);
         assert_eq!(t.top(2).len(), 2);
         assert_eq!(t.top(99).len(), 6);
+        // Rows go through JSON (the queue's chunk results) unchanged.
+        let mut r = row(2, Some(1.0), 5.0);
+        r.params
+            .insert(0, ("z_first".into(), crate::engine::ParamValue::Bool(true)));
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""params":{"z_first":true,"fast_period":2}"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Row>(&json).unwrap(), r);
     }
 
     #[test]
