@@ -12,6 +12,7 @@ pub mod candles;
 pub mod chunk;
 pub mod keys;
 pub mod local;
+pub mod optimizations;
 pub mod plugins;
 
 pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus};
@@ -19,6 +20,7 @@ pub use cache::CandleCache;
 pub use candles::SeriesInfo;
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use local::LocalRedis;
+pub use optimizations::{OptimizationDefinition, OptimizationRecord};
 pub use plugins::PluginRecord;
 
 use redis::aio::ConnectionManager;
