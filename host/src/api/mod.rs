@@ -6,6 +6,7 @@
 mod backtests;
 mod candles;
 pub mod error;
+mod optimizations;
 mod queue;
 mod strategies;
 #[cfg(test)]
@@ -73,6 +74,10 @@ pub struct AppState {
         candles::import,
         candles::list,
         backtests::get_one,
+        optimizations::create_and_run,
+        optimizations::get_one,
+        optimizations::table_csv,
+        optimizations::cancel,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -125,6 +130,19 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/candles", get(candles::list))
         .route("/backtests/{id}", get(backtests::get_one))
+        // Optimizations (issue 5).
+        .route(
+            "/queue/optimization/create-and-run",
+            post(optimizations::create_and_run),
+        )
+        .route(
+            "/optimizations/{id}",
+            get(optimizations::get_one).delete(optimizations::cancel),
+        )
+        .route(
+            "/optimizations/{id}/table.csv",
+            get(optimizations::table_csv),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()

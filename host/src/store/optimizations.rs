@@ -181,6 +181,16 @@ impl Store {
         Ok(BacktestStatus::parse(&status))
     }
 
+    /// The status alone (one field read), `None` without a record.
+    pub async fn optimization_status(&self, id: u64) -> Result<Option<BacktestStatus>> {
+        let status: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.optimization(id))
+            .arg(fields::STATUS)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(status.as_deref().and_then(BacktestStatus::parse))
+    }
+
     /// Whether chunk tasks were submitted (their records exist: the queue
     /// writes them in the same script as the tasks, all or none).
     pub async fn chunks_submitted(&self, id: u64) -> Result<bool> {
