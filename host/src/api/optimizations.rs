@@ -392,3 +392,328 @@ pub async fn cancel(
         status,
     }))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    //! The router against a private Redis; no worker runs, so what is
+    //! submitted stays queued (the runs are in `tests/e2e/queue_optimize.rs`).
+
+    use super::super::{app, AppState};
+    use crate::engine::{Column, Description, ParamSpec, ParamType, ParamValue};
+    use crate::queue::{Class, Queue, QueueConfig};
+    use crate::sandbox::{Sandbox, SandboxConfig};
+    use crate::store::test_support::TestRedis;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use serde_json::{json, Value};
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    const HOUR: i64 = 3600;
+    const START: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+
+    async fn start(name: &str) -> (TestRedis, AppState, u64) {
+        let redis = TestRedis::start(name).await;
+        let prefix = redis.store.keys().prefix().to_string();
+        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
+            .await
+            .unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            pool_instances: 0,
+            cache_dir: None,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let state = AppState {
+            store: redis.store.clone(),
+            queue,
+            sandbox: Arc::new(sandbox),
+            token: None,
+        };
+        // A stored strategy with the EMA crossover's schema (the bytes are
+        // never run here) and 1,000 hourly bars.
+        let spec = |name: &str, kind, default, max: Option<f64>| ParamSpec {
+            name: name.into(),
+            kind,
+            default,
+            min: max.map(|_| 1.0),
+            max,
+            step: max.map(|_| 1.0),
+            help: String::new(),
+        };
+        let description = Description {
+            name: "ema-crossover".into(),
+            version: "0.1.0".into(),
+            summary: "test".into(),
+            params: vec![
+                spec(
+                    "fast_period",
+                    ParamType::Int,
+                    ParamValue::Int(12),
+                    Some(1000.0),
+                ),
+                spec(
+                    "slow_period",
+                    ParamType::Int,
+                    ParamValue::Int(26),
+                    Some(5000.0),
+                ),
+                spec(
+                    "allow_short",
+                    ParamType::Bool,
+                    ParamValue::Bool(false),
+                    None,
+                ),
+            ],
+            columns: vec![Column::Close],
+        };
+        let bytes = b"not really a component".to_vec();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let (record, _) = state
+            .store
+            .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
+            .await
+            .unwrap();
+        let data = crate::candles::synth(1_000, 7, HOUR, START, 42_000.0);
+        state
+            .store
+            .import_candles("BTCUSDT", HOUR, &data)
+            .await
+            .unwrap();
+        (redis, state, record.strategy_id)
+    }
+
+    async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Value) {
+        let response = app(state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, value)
+    }
+
+    fn post(body: &Value) -> Request<Body> {
+        Request::post("/api/v1/queue/optimization/create-and-run")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    fn get(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).unwrap()
+    }
+
+    async fn queued(state: &AppState) -> u64 {
+        let mut conn = state.queue.connection();
+        let mut total = 0;
+        for class in Class::ALL {
+            let n: u64 = redis::cmd("XLEN")
+                .arg(state.queue.keys().stream(class))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            total += n;
+        }
+        total
+    }
+
+    fn request(strategy_id: u64) -> Value {
+        json!({
+            "strategy_id": strategy_id,
+            "symbol": "BTCUSDT",
+            "timeframe": "1h",
+            "start_date": "2024-01-01T00:00:00Z",
+            "end_date": "2024-02-10T00:00:00Z",
+            "initial_capital": 10000.0,
+            "leverage": 1,
+            "commission": 0.0006,
+            "config": {"name": "EMA sweep", "params": {"allow_short": true}},
+            "search_space": {
+                "fast_period": {"min": 5, "max": 25, "step": 5},
+                "slow_period": [30, 40, 50, 60, 70]
+            },
+            "objective": {"metric": "sharpe", "direction": "maximize"},
+            "min_trades": 2,
+            "constraint": "fast_period < slow_period",
+            "holdout": {"split": "2024-02-01T00:00:00Z"},
+            "priority": 7
+        })
+    }
+
+    #[tokio::test]
+    async fn create_queues_one_fanout_task_and_reads_back() {
+        let (_redis, state, strategy_id) = start("opt-api-create").await;
+        let (status, body) = send(&state, post(&request(strategy_id))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["status"], "submitted");
+        let id = body["optimization_id"].as_u64().unwrap();
+        let task_id = body["task_id"].as_str().unwrap().to_string();
+        assert_eq!(queued(&state).await, 1);
+        let (status, got) = send(&state, get(&format!("/api/v1/optimizations/{id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        assert_eq!(got["status"], "queued");
+        assert_eq!(got["combinations"], 25);
+        assert_eq!(got["progress"], json!({"done": 0, "total": 25}));
+        assert_eq!(
+            got["objective"],
+            json!({"metric": "sharpe", "direction": "maximize", "min_trades": 2})
+        );
+        assert_eq!(got["task_id"], task_id.as_str());
+        assert!(got["top"].is_null());
+        let task = state.queue.task(&task_id).await.unwrap().unwrap();
+        assert_eq!(task.kind, "optimization");
+        assert_eq!(task.priority, 7);
+        // No table before it completes; unknown ids are 404.
+        let (status, _) = send(
+            &state,
+            get(&format!("/api/v1/optimizations/{id}/table.csv")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, e) = send(&state, get("/api/v1/optimizations/999")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(e["error"]["code"], "optimization_not_found");
+        let (status, e) = send(&state, get(&format!("/api/v1/optimizations/{id}?top=0"))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(e["error"]["field"], "top");
+        // Cancelling ends the record and its queued fan-out task.
+        let delete = Request::delete(format!("/api/v1/optimizations/{id}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, c) = send(&state, delete).await;
+        assert_eq!(status, StatusCode::OK, "{c}");
+        assert_eq!(c["status"], "cancelled");
+        let task = state.queue.task(&task_id).await.unwrap().unwrap();
+        assert_eq!(task.status.as_str(), "cancelled");
+        let (_, got) = send(&state, get(&format!("/api/v1/optimizations/{id}"))).await;
+        assert_eq!(got["status"], "cancelled");
+        // The document lists the endpoints.
+        let (_, doc) = send(&state, get("/api-docs/openapi.json")).await;
+        for path in [
+            "/api/v1/queue/optimization/create-and-run",
+            "/api/v1/optimizations/{id}",
+            "/api/v1/optimizations/{id}/table.csv",
+        ] {
+            assert!(doc["paths"][path].is_object(), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_a_4xx_naming_the_field_and_nothing_is_queued() {
+        let (_redis, state, strategy_id) = start("opt-api-bad").await;
+        let with = |path: &[&str], value: Value| {
+            let mut body = request(strategy_id);
+            let mut at = &mut body;
+            for key in &path[..path.len() - 1] {
+                at = &mut at[*key];
+            }
+            at[path[path.len() - 1]] = value;
+            body
+        };
+        let cases = [
+            (
+                with(&["search_space", "nope"], json!([1, 2])),
+                "search_space.nope",
+            ),
+            (
+                with(
+                    &["search_space", "fast_period"],
+                    json!({"min": 5, "max": 2000, "step": 5}),
+                ),
+                "search_space.fast_period.max",
+            ),
+            (
+                with(
+                    &["search_space", "fast_period"],
+                    json!({"min": 0, "max": 20, "step": 5}),
+                ),
+                "search_space.fast_period.min",
+            ),
+            (
+                with(
+                    &["search_space", "fast_period"],
+                    json!({"min": 5, "max": 20, "step": 0}),
+                ),
+                "search_space.fast_period.step",
+            ),
+            (
+                with(
+                    &["search_space", "fast_period"],
+                    json!({"min": 5, "max": 20, "step": -1}),
+                ),
+                "search_space.fast_period.step",
+            ),
+            (
+                with(
+                    &["search_space"],
+                    json!({"fast_period": {"min": 1, "max": 1000}, "slow_period": {"min": 1, "max": 100}}),
+                ),
+                "search_space",
+            ),
+            (
+                with(&["search_space", "slow_period"], json!("often")),
+                "search_space.slow_period",
+            ),
+            (
+                with(&["objective", "metric"], json!("sharp")),
+                "objective.metric",
+            ),
+            (
+                with(&["objective", "direction"], json!("up")),
+                "objective.direction",
+            ),
+            (
+                with(&["constraint"], json!("fast_period < slowest")),
+                "constraint",
+            ),
+            (
+                with(&["holdout", "split"], json!("2025-01-01T00:00:00Z")),
+                "holdout.split",
+            ),
+            (
+                with(&["holdout", "split"], json!("2023-06-01T00:00:00Z")),
+                "holdout.split",
+            ),
+            (with(&["holdout", "split"], json!(1.5)), "holdout.split"),
+            (
+                with(&["config", "params", "bogus"], json!(1)),
+                "config.params.bogus",
+            ),
+            (
+                with(&["config", "params", "fast_period"], json!(3)),
+                "search_space.fast_period",
+            ),
+            (with(&["method"], json!("anneal")), "method"),
+            (with(&["method"], json!("random")), "samples"),
+            (with(&["samples"], json!(5)), "samples"),
+            (with(&["initial_capital"], json!(-5)), "initial_capital"),
+            (
+                with(&["start_date"], json!("2024-03-01T00:00:00Z")),
+                "start_date",
+            ),
+            (with(&["max_combinations"], json!(10)), "search_space"),
+        ];
+        for (body, field) in cases {
+            let (status, e) = send(&state, post(&body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
+            assert_eq!(e["error"]["field"], field, "{e}");
+        }
+        let (status, e) = send(&state, post(&with(&["strategy_id"], json!(99)))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(e["error"]["field"], "strategy_id");
+        let (status, e) = send(&state, post(&with(&["symbol"], json!("ETHUSDT")))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(e["error"]["field"], "symbol");
+        assert_eq!(queued(&state).await, 0);
+        let mut conn = state.store.connection();
+        let ids: Option<u64> = redis::cmd("GET")
+            .arg(state.store.keys().optimization_next_id())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(ids, None, "no optimization was recorded");
+    }
+}
