@@ -11,6 +11,7 @@ mod hostile;
 mod optimize_cli;
 mod plugin_load;
 mod queue_backtest;
+mod queue_optimize;
 mod queue_recovery;
 mod scaffold;
 mod service;
