@@ -43,6 +43,9 @@ enum BenchCommand {
     /// Queue figures end to end: no-op and tiny-backtest throughput through
     /// a worker process, submit-to-start latency, worker memory.
     Queue(super::bench_queue::QueueBenchArgs),
+    /// Optimization figures: a 1,000-combination grid locally and through
+    /// the queue, and the worker's peak memory.
+    Optimize(super::bench_optimize::OptimizeBenchArgs),
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -51,8 +54,10 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 pub fn run(args: &BenchArgs) -> CliResult {
-    if let Some(BenchCommand::Queue(queue)) = &args.what {
-        return super::bench_queue::run(queue);
+    match &args.what {
+        Some(BenchCommand::Queue(queue)) => return super::bench_queue::run(queue),
+        Some(BenchCommand::Optimize(optimize)) => return super::bench_optimize::run(optimize),
+        None => {}
     }
     if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {
         return Err(CliError::input(anyhow!(

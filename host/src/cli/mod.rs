@@ -10,6 +10,7 @@ macro_rules! outln {
 
 mod backtest;
 mod bench;
+mod bench_optimize;
 mod bench_queue;
 mod candles;
 mod optimize;

@@ -51,6 +51,12 @@ pub fn evaluate_one(
 ) -> Result<Row, EngineError> {
     let mut row = Row::new(combo.index, &combo.params);
     let run = |candles: &Candles| -> Result<Result<Summary, String>, EngineError> {
+        // Detected once per candle set rather than in every run (the
+        // engine would detect the same value).
+        let config = &BacktestConfig {
+            timeframe_secs: config.timeframe_secs.or_else(|| candles.timeframe_secs()),
+            ..config.clone()
+        };
         let mut strategy = match factory.build(&combo.params, candles.len()) {
             Ok(s) => s,
             Err(e) if fatal(&e) => return Err(e),
