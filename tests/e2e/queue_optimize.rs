@@ -113,6 +113,52 @@ async fn the_queue_table_equals_the_local_cli_table() {
     let local = std::fs::read_to_string(&local_csv).unwrap();
     assert_eq!(queued, local);
     assert_eq!(queued.lines().count(), 26);
+
+    // The random method: the same seed gives the same table on both paths.
+    req.method = "random".into();
+    req.samples = Some(7);
+    req.seed = 3;
+    let (id, _) = submit_optimization(&svc.store, &svc.queue, &req, &SubmitOptions::default())
+        .await
+        .unwrap();
+    let r = wait_done(&svc, id, Duration::from_secs(120)).await;
+    assert_eq!(
+        (r.status, r.combinations),
+        (BacktestStatus::Completed, 7),
+        "{r:?}"
+    );
+    let queued = svc.store.optimization_table(id).await.unwrap().unwrap();
+    let out = stratbox(
+        &svc.dir,
+        &[
+            "optimize",
+            "--plugin",
+            p(&wasm),
+            "--candles",
+            p(&csv),
+            "--range",
+            "fast_period=4:20:4",
+            "--values",
+            "slow_period=30,40,50,60,70",
+            "--param",
+            "allow_short=true",
+            "--holdout",
+            "0.25",
+            "--min-trades",
+            "3",
+            "--method",
+            "random",
+            "--samples",
+            "7",
+            "--seed",
+            "3",
+            "--csv",
+            p(&local_csv),
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(queued, std::fs::read_to_string(&local_csv).unwrap());
     svc.assert_drained().await;
     assert_eq!(svc.queue.stats().await.unwrap().dlq, 0);
 }
