@@ -35,7 +35,8 @@ import json, sys
 ours = json.load(open(sys.argv[1]))
 theirs = json.load(open(sys.argv[2]))
 local, bt = ours["local_wasm_combos_per_sec"], theirs["combos_per_sec"]
-print(f"stratbox local (wasm): {local:,.0f} combinations/s ({ours['local_wasm_secs']:.2f} s)")
+print(f"stratbox local (wasm): {local:,.0f} combinations/s ({ours['local_wasm_secs']:.2f} s on "
+      f"{ours['threads']} threads; {ours['local_wasm_cpu_ms_per_combo']:.3f} ms CPU per combination)")
 if ours.get("queue_combos_per_sec"):
     print(f"stratbox queue, 1 worker x {ours['queue_slots']} slots: "
           f"{ours['queue_combos_per_sec']:,.0f} combinations/s, "

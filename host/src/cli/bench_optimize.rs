@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::bench_queue::{WorkerProcess, PREFIX};
+use super::bench_queue::{cpu_secs, WorkerProcess, PREFIX};
 use super::{CliError, CliResult};
 use crate::candles::{self, Candles};
 use crate::engine::BacktestConfig;
@@ -77,12 +77,18 @@ struct Figures {
     reps: usize,
     local_wasm_secs: f64,
     local_wasm_combos_per_sec: f64,
+    /// CPU (user + system, every thread) per combination: what the machine
+    /// can do when nothing else runs is `threads / cpu`.
+    local_wasm_cpu_ms_per_combo: f64,
     local_native_secs: f64,
     local_native_combos_per_sec: f64,
+    local_native_cpu_ms_per_combo: f64,
     queue_slots: Option<usize>,
     queue_chunks: Option<usize>,
     queue_secs: Option<f64>,
     queue_combos_per_sec: Option<f64>,
+    /// Worker process CPU per combination (chunks, Redis I/O, the reduce).
+    queue_worker_cpu_ms_per_combo: Option<f64>,
     worker_peak_rss_mb: Option<f64>,
     best: String,
 }
@@ -116,15 +122,17 @@ pub fn run(args: &OptimizeBenchArgs) -> CliResult {
         f.reps
     );
     outln!(
-        "  local, wasm plugin    {:>8.0} combinations/s  ({:.2} s on {} threads)",
+        "  local, wasm plugin    {:>8.0} combinations/s  ({:.2} s on {} threads, {:.3} ms CPU each)",
         f.local_wasm_combos_per_sec,
         f.local_wasm_secs,
-        f.threads
+        f.threads,
+        f.local_wasm_cpu_ms_per_combo
     );
     outln!(
-        "  local, native ref.    {:>8.0} combinations/s  ({:.2} s)",
+        "  local, native ref.    {:>8.0} combinations/s  ({:.2} s, {:.3} ms CPU each)",
         f.local_native_combos_per_sec,
-        f.local_native_secs
+        f.local_native_secs,
+        f.local_native_cpu_ms_per_combo
     );
     if let (Some(rate), Some(secs), Some(slots), Some(chunks)) = (
         f.queue_combos_per_sec,
@@ -133,11 +141,12 @@ pub fn run(args: &OptimizeBenchArgs) -> CliResult {
         f.queue_chunks,
     ) {
         outln!(
-            "  queue, 1 worker       {:>8.0} combinations/s  ({:.2} s, {} slots, {} chunks)",
+            "  queue, 1 worker       {:>8.0} combinations/s  ({:.2} s, {} slots, {} chunks, {:.3} ms worker CPU each)",
             rate,
             secs,
             slots,
-            chunks
+            chunks,
+            f.queue_worker_cpu_ms_per_combo.unwrap_or(f64::NAN)
         );
     }
     if let Some(rss) = f.worker_peak_rss_mb {
@@ -153,10 +162,11 @@ fn time_local(
     candles: &Candles,
     threads: usize,
     reps: usize,
-) -> anyhow::Result<(f64, Vec<optimize::Row>)> {
+) -> anyhow::Result<(f64, f64, Vec<optimize::Row>)> {
     let config = BacktestConfig::default();
     let mut secs = Vec::with_capacity(reps);
     let mut rows = Vec::new();
+    let cpu_before = cpu_secs("self");
     for _ in 0..reps {
         let started = Instant::now();
         rows = optimize::evaluate(
@@ -171,8 +181,9 @@ fn time_local(
         )?;
         secs.push(started.elapsed().as_secs_f64());
     }
+    let cpu_ms = (cpu_secs("self") - cpu_before) * 1e3 / (reps * combos.len().max(1)) as f64;
     secs.sort_by(f64::total_cmp);
-    Ok((secs[secs.len() / 2], rows))
+    Ok((secs[secs.len() / 2], cpu_ms, rows))
 }
 
 fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow::Result<Figures> {
@@ -188,9 +199,10 @@ fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow:
         None,
         optimize::DEFAULT_MAX_COMBINATIONS,
     )?;
-    let (wasm_secs, rows) = time_local(&wasm, &combos, candles, threads, args.reps)?;
+    let (wasm_secs, wasm_cpu_ms, rows) = time_local(&wasm, &combos, candles, threads, args.reps)?;
     let native = ReferenceFactory::new("ema-crossover").ok_or_else(|| anyhow!("no reference"))?;
-    let (native_secs, _) = time_local(&native, &combos, candles, threads, args.reps)?;
+    let (native_secs, native_cpu_ms, _) =
+        time_local(&native, &combos, candles, threads, args.reps)?;
     let objective = optimize::Objective::new("sharpe", Direction::Maximize, 0)?;
     let table = optimize::rank(&objective, rows);
     let best = table
@@ -218,12 +230,15 @@ fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow:
         reps: args.reps,
         local_wasm_secs: wasm_secs,
         local_wasm_combos_per_sec: n / wasm_secs,
+        local_wasm_cpu_ms_per_combo: wasm_cpu_ms,
         local_native_secs: native_secs,
         local_native_combos_per_sec: n / native_secs,
+        local_native_cpu_ms_per_combo: native_cpu_ms,
         queue_slots: None,
         queue_chunks: None,
         queue_secs: None,
         queue_combos_per_sec: None,
+        queue_worker_cpu_ms_per_combo: None,
         worker_peak_rss_mb: None,
         best,
     };
@@ -231,12 +246,13 @@ fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow:
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let (secs, chunks, rss) =
+        let (secs, chunks, worker_cpu, rss) =
             runtime.block_on(through_queue(args, bytes, &plugin.description, candles))?;
         figures.queue_slots = Some(args.slots);
         figures.queue_chunks = Some(chunks);
         figures.queue_secs = Some(secs);
         figures.queue_combos_per_sec = Some(n / secs);
+        figures.queue_worker_cpu_ms_per_combo = Some(worker_cpu * 1e3 / n);
         figures.worker_peak_rss_mb = Some(rss);
     }
     Ok(figures)
@@ -250,7 +266,7 @@ async fn through_queue(
     bytes: &[u8],
     description: &crate::engine::Description,
     candles: &Candles,
-) -> anyhow::Result<(f64, usize, f64)> {
+) -> anyhow::Result<(f64, usize, f64, f64)> {
     let scratch =
         std::env::temp_dir().join(format!("stratbox-bench-optimize-{}", std::process::id()));
     let server = LocalRedis::start(&scratch.join("redis"))?;
@@ -310,16 +326,19 @@ async fn through_queue(
     let (id, _) =
         submit_optimization(&store, &queue, &request(warm), &SubmitOptions::default()).await?;
     wait(&store, id).await?;
+    let pid = worker.pid().to_string();
+    let cpu_before = cpu_secs(&pid);
     let started = Instant::now();
     let (id, _) =
         submit_optimization(&store, &queue, &request(space()), &SubmitOptions::default()).await?;
     let chunks = wait(&store, id).await?;
     let secs = started.elapsed().as_secs_f64();
+    let worker_cpu = cpu_secs(&pid) - cpu_before;
     let rss = peak_rss_mb(worker.pid())?;
     worker.stop()?;
     drop(server);
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok((secs, chunks, rss))
+    Ok((secs, chunks, worker_cpu, rss))
 }
 
 async fn wait(store: &Store, id: u64) -> anyhow::Result<usize> {

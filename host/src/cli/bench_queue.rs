@@ -423,7 +423,7 @@ impl CpuMeter {
 }
 
 /// User plus system CPU seconds of a process (`/proc/<pid>/stat`).
-fn cpu_secs(pid: &str) -> f64 {
+pub(super) fn cpu_secs(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
