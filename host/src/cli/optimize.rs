@@ -99,6 +99,36 @@ pub struct OptimizeArgs {
     /// No progress bar on standard error.
     #[arg(long)]
     quiet: bool,
+    /// Sandbox memory handling, as for `stratbox worker`: KiB of each
+    /// pooled memory reset with memset instead of madvise when a run ends.
+    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
+    memory_keep_resident_kib: Option<usize>,
+    /// Map data segments copy-on-write.
+    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW")]
+    memory_init_cow: Option<bool>,
+    /// Pooled memories released per madvise.
+    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
+    decommit_batch: Option<usize>,
+}
+
+/// The sandbox settings of a sweep: the defaults, with the memory knobs
+/// `stratbox worker` also takes.
+pub(super) fn sandbox_config(
+    keep_resident_kib: Option<usize>,
+    init_cow: Option<bool>,
+    decommit_batch: Option<usize>,
+) -> SandboxConfig {
+    let mut config = SandboxConfig::default();
+    if let Some(kib) = keep_resident_kib {
+        config.memory_keep_resident = kib << 10;
+    }
+    if let Some(cow) = init_cow {
+        config.memory_init_cow = cow;
+    }
+    if let Some(batch) = decommit_batch {
+        config.decommit_batch = batch;
+    }
+    config
 }
 
 /// Maps a field of the optimizer's errors to the flag the user typed.
@@ -189,7 +219,11 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
                 let bytes = std::fs::read(path)
                     .with_context(|| format!("cannot read plugin {}", path.display()))
                     .map_err(CliError::input)?;
-                sandbox = Sandbox::new(SandboxConfig::default())
+                sandbox = Sandbox::new(sandbox_config(
+                args.memory_keep_resident_kib,
+                args.memory_init_cow,
+                args.decommit_batch,
+            ))
                     .context("cannot start the sandbox")
                     .map_err(CliError::run)?;
                 let plugin = sandbox
