@@ -328,3 +328,116 @@ async fn a_dead_lettered_chunk_fails_the_optimization_and_cancel_stops_the_rest(
     assert!(svc.store.optimization_table(id).await.unwrap().is_none());
     svc.assert_drained().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http_create_poll_top_and_table_with_a_worker() {
+    use std::sync::Arc;
+    let svc = Service::start("opt-http").await;
+    let sha = svc.put_plugin("ema-crossover").await;
+    let strategy_id = svc
+        .store
+        .plugin_record_by_sha(&sha)
+        .await
+        .unwrap()
+        .unwrap()
+        .strategy_id;
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(2_000, 4))
+        .await
+        .unwrap();
+    let _w = svc.worker("w1", 2, &[]);
+    let state = stratbox::api::AppState {
+        store: svc.store.clone(),
+        queue: svc.queue.clone(),
+        sandbox: Arc::new(
+            stratbox::sandbox::Sandbox::new(stratbox::sandbox::SandboxConfig {
+                pool_instances: 0,
+                cache_dir: None,
+                ..Default::default()
+            })
+            .unwrap(),
+        ),
+        token: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    tokio::spawn(stratbox::api::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let http = reqwest::Client::new();
+    let mut body = json!({
+        "strategy_id": strategy_id,
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z",
+        "end_date": "2024-03-31T00:00:00Z",
+        "config": {"params": {"allow_short": true}},
+        "search_space": {"fast_period": [5, 10, 15], "slow_period": {"min": 20, "max": 60, "step": 20}},
+        "objective": {"metric": "total_return_pct"},
+        "constraint": "fast_period < slow_period",
+        "holdout": {"split": 0.2}
+    });
+    let r = http
+        .post(format!("{base}/queue/optimization/create-and-run"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let id = created["optimization_id"].as_u64().unwrap();
+    let started = Instant::now();
+    let got = loop {
+        let got: serde_json::Value = http
+            .get(format!("{base}/optimizations/{id}?top=3"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got["status"] == "completed" {
+            break got;
+        }
+        assert_ne!(got["status"], "failed", "{got}");
+        assert!(started.elapsed() < Duration::from_secs(60), "{got}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(got["combinations"], 9);
+    assert_eq!(got["progress"]["done"], got["progress"]["total"]);
+    let top = got["top"].as_array().unwrap();
+    assert_eq!(top.len(), 3);
+    assert_eq!(top[0]["rank"], 1);
+    assert!(top[0]["oos"]["total_return_pct"].is_number(), "{}", top[0]);
+    assert!(top[0]["score"].as_f64().unwrap() >= top[1]["score"].as_f64().unwrap());
+    let csv = http
+        .get(format!("{base}/optimizations/{id}/table.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    assert_eq!(
+        csv,
+        svc.store.optimization_table(id).await.unwrap().unwrap()
+    );
+    assert_eq!(csv.lines().count(), 10);
+    // A bad field: 422 naming it, nothing queued.
+    body["search_space"]["fast_period"] = json!({"min": 5, "max": 20, "step": 0});
+    let r = http
+        .post(format!("{base}/queue/optimization/create-and-run"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["field"], "search_space.fast_period.step");
+    svc.assert_drained().await;
+}

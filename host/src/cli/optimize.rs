@@ -220,12 +220,12 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
                     .with_context(|| format!("cannot read plugin {}", path.display()))
                     .map_err(CliError::input)?;
                 sandbox = Sandbox::new(sandbox_config(
-                args.memory_keep_resident_kib,
-                args.memory_init_cow,
-                args.decommit_batch,
-            ))
-                    .context("cannot start the sandbox")
-                    .map_err(CliError::run)?;
+                    args.memory_keep_resident_kib,
+                    args.memory_init_cow,
+                    args.decommit_batch,
+                ))
+                .context("cannot start the sandbox")
+                .map_err(CliError::run)?;
                 let plugin = sandbox
                     .load(&bytes)
                     .with_context(|| format!("cannot load plugin {}", path.display()))
