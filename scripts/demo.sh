@@ -1,39 +1,21 @@
 #!/usr/bin/env bash
-# The strategy author's loop on a fresh machine: build the example
-# plugins, generate a year of hourly candles, inspect and backtest.
+# The whole service on this machine: builds stratbox and the example
+# plugin, then `stratbox demo` starts a private Redis (unless REDIS_URL is
+# set), the API and two workers, uploads ema-crossover, imports 2024
+# hourly BTCUSDT candles, runs the SPEC's create-and-run request over HTTP
+# and prints the report and where to look. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stratbox-target}"
-rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+source scripts/setup.sh
 
 echo "==> building stratbox (release; the first build takes a few minutes)"
 cargo build --release --locked -p stratbox
 STRATBOX="$CARGO_TARGET_DIR/release/stratbox"
-DEMO="$CARGO_TARGET_DIR/demo"
-mkdir -p "$DEMO"
 
-echo "==> building the example plugins to WebAssembly components"
-for plugin in ema-crossover rsi-reversion breakout; do
-    "$STRATBOX" plugin build "plugins/$plugin" --target-dir "$CARGO_TARGET_DIR/wasm" --out "$DEMO/$plugin.wasm" >/dev/null
-done
-
-echo "==> generating BTCUSDT-like hourly candles for 2024"
-"$STRATBOX" candles synth --bars 8784 --seed 2024 --timeframe 1h \
-    --start 2024-01-01T00:00:00Z --out "$DEMO/BTCUSDT-1h.csv"
+mkdir -p "$CARGO_TARGET_DIR/demo"
+echo "==> building the example plugin to a WebAssembly component"
+"$STRATBOX" plugin build plugins/ema-crossover --target-dir "$CARGO_TARGET_DIR/wasm" \
+    --out "$CARGO_TARGET_DIR/demo/ema-crossover.wasm" >/dev/null
 
 echo
-"$STRATBOX" plugin inspect "$DEMO/ema-crossover.wasm"
-for plugin in ema-crossover rsi-reversion breakout; do
-    echo
-    "$STRATBOX" backtest --plugin "$DEMO/$plugin.wasm" --candles "$DEMO/BTCUSDT-1h.csv"
-done
-echo
-echo "==> EMA crossover reversing long/short, as JSON (first 600 bytes of $DEMO/ema-long-short.json):"
-"$STRATBOX" backtest --plugin "$DEMO/ema-crossover.wasm" --candles "$DEMO/BTCUSDT-1h.csv" \
-    --param fast_period=8 --param slow_period=34 --param allow_short=true --json > "$DEMO/ema-long-short.json"
-cut -c1-600 "$DEMO/ema-long-short.json"
-echo " ..."
-echo
-echo "Plugins and candles are in $DEMO."
-echo "Try: $STRATBOX backtest --plugin $DEMO/ema-crossover.wasm --candles $DEMO/BTCUSDT-1h.csv --param fast_period=20"
+exec "$STRATBOX" demo --plugin "$CARGO_TARGET_DIR/demo/ema-crossover.wasm" "$@"

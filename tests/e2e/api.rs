@@ -226,6 +226,33 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
     assert_eq!(backtest["report"], local);
     assert!(local["num_trades"].as_u64().unwrap() > 0);
 
+    // `POST /backtest/run` runs the stored backtest again by id: same
+    // record, a new task, the same report byte for byte.
+    let r = http
+        .post(server.url("/api/v1/queue/backtest/run"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"backtest_id": backtest_id, "priority": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rerun: Value = r.json().await.unwrap();
+    assert_eq!(rerun["status"], "submitted");
+    assert_eq!(
+        rerun["message"],
+        format!("Backtest {backtest_id} submitted to queue")
+    );
+    let rerun_task = rerun["task_id"].as_str().unwrap();
+    assert_ne!(rerun_task, created["task_id"].as_str().unwrap());
+    let info = svc.wait_final(rerun_task, Duration::from_secs(60)).await;
+    assert_eq!(info.status, stratbox::queue::TaskStatus::Completed);
+    let again = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
+    assert_eq!(again.task_id.as_deref(), Some(rerun_task));
+    assert_eq!(
+        again.report, record.report,
+        "a re-run gives the same report"
+    );
+
     let metrics: Value = http
         .get(server.url("/api/v1/queue/metrics"))
         .send()
@@ -236,8 +263,117 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
         .unwrap();
     assert_eq!(
         metrics,
-        json!({"tasks_submitted": 1, "tasks_completed": 1, "tasks_failed": 0,
+        json!({"tasks_submitted": 2, "tasks_completed": 2, "tasks_failed": 0,
                "tasks_timeout": 0, "active_tasks": 0})
+    );
+    let prometheus = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "stratbox_tasks_completed_total 2",
+        "stratbox_task_duration_seconds_count{outcome=\"completed\"} 2",
+        "stratbox_workers_live 1",
+        "stratbox_http_requests_total{method=\"POST\",route=\"/api/v1/queue/backtest/run\",status=\"200\"} 1",
+    ] {
+        assert!(
+            prometheus.lines().any(|l| l == line),
+            "missing {line:?} in:\n{prometheus}"
+        );
+    }
+
+    // Multipart upload, as a browser form sends it.
+    let boundary = "stratbox-e2e-boundary";
+    let mut form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"rsi.wasm\"\r\n\
+         Content-Type: application/wasm\r\n\r\n"
+    )
+    .into_bytes();
+    form.extend(support::plugin_bytes("rsi-reversion"));
+    form.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    let r = http
+        .post(server.url("/api/v1/strategies"))
+        .bearer_auth(TOKEN)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let rsi: Value = r.json().await.unwrap();
+    assert_eq!(rsi["name"], "RSI Reversion", "{rsi}");
+
+    // The CLI commands that talk to the API.
+    let cli = |args: &[&str], token: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
+        cmd.args(args).env("STRATBOX_API_URL", &server.base);
+        match token {
+            Some(t) => cmd.env("STRATBOX_API_TOKEN", t),
+            None => cmd.env_remove("STRATBOX_API_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let breakout = support::plugin("breakout");
+    let out = cli(&["upload", p(&breakout), "--json"], Some(TOKEN));
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let uploaded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(uploaded["strategy_id"].as_u64().unwrap() > strategy_id);
+    let out = cli(&["upload", p(&breakout)], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("401 unauthorized"),
+        "{}",
+        support::stderr(&out)
+    );
+    let (eth, _) = support::candles_csv(&svc.dir, 500, 3, 3_600);
+    let out = cli(
+        &[
+            "candles",
+            "import",
+            p(&eth),
+            "--symbol",
+            "ethusdt",
+            "--timeframe",
+            "1h",
+        ],
+        Some(TOKEN),
+    );
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert!(
+        support::stdout(&out).starts_with("ETHUSDT 1h: 500 rows imported"),
+        "{}",
+        support::stdout(&out)
+    );
+    let bad = svc.dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "ts,open,high,low,close,volume\n1,1,2,0.5,1,1\n2,1,0.1,0.5,1,1\n",
+    )
+    .unwrap();
+    let out = cli(
+        &[
+            "candles",
+            "import",
+            p(&bad),
+            "--symbol",
+            "ETHUSDT",
+            "--timeframe",
+            "1h",
+        ],
+        Some(TOKEN),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = support::stderr(&out);
+    assert!(
+        err.contains("422 invalid_csv") && err.contains("line 3"),
+        "{err}"
     );
 
     // SIGTERM: a graceful stop, exit 0.
@@ -258,4 +394,130 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_under_the_server_loses_no_accepted_submission() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut svc = Service::start("api_redis_restart").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    server.wait_healthy(&http).await;
+    let (status, strategy) = upload(&http, &server, "ema-crossover").await;
+    assert_eq!(status, 201, "{strategy}");
+    let mut csv = Vec::new();
+    candles::write_csv(&hourly(500, 11), &mut csv).unwrap();
+    let r = http
+        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
+        .bearer_auth(TOKEN)
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let request = json!({"strategy_id": strategy["strategy_id"], "symbol": "BTCUSDT",
+        "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
+        "end_date": "2024-01-15T00:00:00Z", "initial_capital": 10000.0,
+        "leverage": 1, "commission": 0.0006,
+        "config": {"name": "EMA Crossover", "params": {"fast_period": 5, "slow_period": 20}}});
+
+    // Submissions keep coming while Redis goes away and comes back.
+    let stop = Arc::new(AtomicBool::new(false));
+    let submitter = {
+        let (http, url, stop) = (
+            http.clone(),
+            server.url("/api/v1/queue/backtest/create-and-run"),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let (mut accepted, mut unavailable) = (Vec::new(), 0);
+            while !stop.load(Ordering::Relaxed) {
+                let sent = http
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .json(&request)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => {
+                        let body: Value = r.json().await.unwrap();
+                        accepted.push(body["backtest_id"].as_u64().unwrap());
+                    }
+                    Ok(r) if r.status() == 503 => {
+                        let body: Value = r.json().await.unwrap();
+                        assert_eq!(body["error"]["code"], "redis_unavailable", "{body}");
+                        unavailable += 1;
+                    }
+                    Ok(r) => panic!("unexpected {}: {}", r.status(), r.text().await.unwrap()),
+                    Err(e) => panic!("server unreachable: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (accepted, unavailable)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let (dir, port) = (svc.redis.dir().to_path_buf(), svc.redis.port());
+    svc.redis.stop().unwrap();
+    let health = |expected: u16| {
+        let (http, url) = (http.clone(), server.url("/api/v1/queue/health"));
+        async move {
+            let started = Instant::now();
+            loop {
+                let r = http.get(&url).send().await.unwrap();
+                if r.status().as_u16() == expected {
+                    return r.json::<Value>().await.unwrap();
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "health never answered {expected}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    let down = health(503).await;
+    assert_eq!(down["status"], "unhealthy");
+    assert_eq!(down["redis_connected"], false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    svc.redis = stratbox::store::LocalRedis::start_on(&dir, port).unwrap();
+    let up = health(200).await;
+    assert_eq!(up["redis_connected"], true);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (accepted, unavailable) = submitter.await.unwrap();
+    assert!(unavailable > 0, "no submission met the outage");
+    assert!(accepted.len() >= 10, "only {} accepted", accepted.len());
+
+    // Every accepted submission runs to completion, exactly once.
+    svc.wait_reconnected().await;
+    let started = Instant::now();
+    for id in &accepted {
+        loop {
+            let record = svc.store.get_backtest(*id).await.unwrap().unwrap();
+            if record.status.as_str() == "completed" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "backtest {id} lost: {:?}",
+                record.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let counters = svc.queue.counters().await.unwrap();
+    assert_eq!(counters.tasks_failed, 0);
+    assert_eq!(
+        counters.tasks_completed, counters.tasks_submitted,
+        "{counters:?}"
+    );
+    assert!(counters.tasks_completed >= accepted.len() as i64);
 }

@@ -7,6 +7,7 @@
 mod api;
 mod backtest_cli;
 mod bad_input;
+mod demo;
 mod hostile;
 mod optimize_cli;
 mod plugin_load;

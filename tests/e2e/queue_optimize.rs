@@ -331,7 +331,6 @@ async fn a_dead_lettered_chunk_fails_the_optimization_and_cancel_stops_the_rest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http_create_poll_top_and_table_with_a_worker() {
-    use std::sync::Arc;
     let svc = Service::start("opt-http").await;
     let sha = svc.put_plugin("ema-crossover").await;
     let strategy_id = svc
@@ -346,19 +345,13 @@ async fn over_http_create_poll_top_and_table_with_a_worker() {
         .await
         .unwrap();
     let _w = svc.worker("w1", 2, &[]);
-    let state = stratbox::api::AppState {
-        store: svc.store.clone(),
-        queue: svc.queue.clone(),
-        sandbox: Arc::new(
-            stratbox::sandbox::Sandbox::new(stratbox::sandbox::SandboxConfig {
-                pool_instances: 0,
-                cache_dir: None,
-                ..Default::default()
-            })
-            .unwrap(),
-        ),
-        token: None,
-    };
+    let sandbox = stratbox::sandbox::Sandbox::new(stratbox::sandbox::SandboxConfig {
+        pool_instances: 0,
+        cache_dir: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let state = stratbox::api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     tokio::spawn(stratbox::api::serve(

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::queue::QueueError;
 use crate::store::StoreError;
+use crate::tasks::strategies::DeleteError;
 use crate::tasks::SubmitError;
 
 #[derive(Debug, thiserror::Error)]
@@ -171,6 +172,18 @@ impl From<QueueError> for AppError {
             QueueError::Redis(e) => redis_error(&e),
             QueueError::Invalid { field, message } => AppError::invalid(field, message),
             QueueError::Reply(_) => AppError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<DeleteError> for AppError {
+    fn from(e: DeleteError) -> Self {
+        let message = e.to_string();
+        match e {
+            DeleteError::NotFound(_) => AppError::not_found("strategy_not_found", message),
+            DeleteError::InUse { .. } => AppError::Conflict(message),
+            DeleteError::Store(e) => e.into(),
+            DeleteError::Queue(e) => e.into(),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod backtests;
 mod candles;
 pub mod error;
+pub mod metrics;
 mod optimizations;
 mod queue;
 mod strategies;
@@ -52,6 +53,21 @@ pub struct AppState {
     pub sandbox: Arc<Sandbox>,
     /// When set, mutating requests need `Authorization: Bearer <token>`.
     pub token: Option<Arc<str>>,
+    /// This process's request counts and latencies.
+    pub http: Arc<metrics::HttpMetrics>,
+}
+
+impl AppState {
+    /// `token`: `None` or empty leaves the API open.
+    pub fn new(store: Store, queue: Queue, sandbox: Sandbox, token: Option<&str>) -> Self {
+        Self {
+            store,
+            queue,
+            sandbox: Arc::new(sandbox),
+            token: token.filter(|t| !t.is_empty()).map(Arc::from),
+            http: Arc::default(),
+        }
+    }
 }
 
 #[derive(OpenApi)]
@@ -78,9 +94,11 @@ pub struct AppState {
         optimizations::get_one,
         optimizations::table_csv,
         optimizations::cancel,
+        backtests::list,
+        metrics::prometheus,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonErrors),
 )]
 pub struct ApiDoc;
 
@@ -94,6 +112,61 @@ impl utoipa::Modify for BearerAuth {
                 "bearer",
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
+        }
+    }
+}
+
+/// Failures any operation can meet, documented once for all of them so
+/// the document cannot forget one: 400 (malformed path, query or body),
+/// 401 (mutations, when a token is set), 413 (bodies), 503 (Redis down).
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // Prometheus gets its answer even while Redis is down.
+            let uses_redis = path != "/metrics";
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, mutating) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                add("400", "malformed path, query or body");
+                if mutating {
+                    add(
+                        "401",
+                        "missing or wrong bearer token (when the server has one)",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    add("413", "body larger than the route's limit");
+                }
+                if uses_redis {
+                    add("503", "Redis unavailable");
+                }
+            }
         }
     }
 }
@@ -129,6 +202,7 @@ pub fn app(state: AppState) -> Router {
             post(candles::import).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
         )
         .route("/candles", get(candles::list))
+        .route("/backtests", get(backtests::list))
         .route("/backtests/{id}", get(backtests::get_one))
         // Optimizations (issue 5).
         .route(
@@ -147,8 +221,10 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(metrics::prometheus))
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .with_state(state)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -290,7 +290,8 @@ async fn record(state: &AppState, id: u64) -> ApiResult<crate::store::Optimizati
 /// Status, progress (chunks done of total) and the top N results.
 #[utoipa::path(get, path = "/api/v1/optimizations/{id}", tag = "optimizations",
     params(("id" = u64, Path), TopQuery),
-    responses((status = 200, body = Optimization), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Optimization), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     id: Result<Path<u64>, PathRejection>,
@@ -407,7 +408,6 @@ mod tests {
     use axum::body::Body;
     use axum::http::{header, Request, StatusCode};
     use serde_json::{json, Value};
-    use std::sync::Arc;
     use tower::ServiceExt;
 
     const HOUR: i64 = 3600;
@@ -425,12 +425,7 @@ mod tests {
             ..SandboxConfig::default()
         })
         .unwrap();
-        let state = AppState {
-            store: redis.store.clone(),
-            queue,
-            sandbox: Arc::new(sandbox),
-            token: None,
-        };
+        let state = AppState::new(redis.store.clone(), queue, sandbox, None);
         // A stored strategy with the EMA crossover's schema (the bytes are
         // never run here) and 1,000 hourly bars.
         let spec = |name: &str, kind, default, max: Option<f64>| ParamSpec {

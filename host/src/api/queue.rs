@@ -169,21 +169,24 @@ pub async fn create_and_run(
         .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
     let start_ts = date("start_date", &request.start_date)?;
     let end_ts = date("end_date", &request.end_date)?;
-    let plugin = state
-        .store
-        .plugin_record_by_id(request.strategy_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound {
-            code: "strategy_not_found",
-            field: Some("strategy_id".into()),
-            message: format!("strategy {} not found", request.strategy_id),
-        })?;
+    // Both lookups in flight at once: one round trip on the shared
+    // connection. A failed series lookup is redone (and reported) by
+    // the validation.
+    let (plugin, series) = tokio::join!(
+        state.store.plugin_record_by_id(request.strategy_id),
+        state.store.series_info(&request.symbol, timeframe_secs)
+    );
+    let plugin = plugin?.ok_or_else(|| AppError::NotFound {
+        code: "strategy_not_found",
+        field: Some("strategy_id".into()),
+        message: format!("strategy {} not found", request.strategy_id),
+    })?;
     let (name, params) = match request.config {
         Some(config) => (config.name, config.params),
         None => (None, BTreeMap::new()),
     };
     let definition = BacktestDefinition {
-        strategy_sha256: plugin.sha256,
+        strategy_sha256: plugin.sha256.clone(),
         strategy_id: Some(request.strategy_id),
         name,
         symbol: request.symbol,
@@ -196,8 +199,19 @@ pub async fn create_and_run(
         slippage_bps: request.slippage_bps,
         params,
     };
-    let (backtest_id, task_id) =
-        tasks::submit_backtest(&state.store, &state.queue, &definition, priority).await?;
+    let options = tasks::SubmitOptions {
+        priority,
+        ..tasks::SubmitOptions::default()
+    };
+    let (backtest_id, task_id) = tasks::submit_backtest_for_plugin(
+        &state.store,
+        &state.queue,
+        &definition,
+        plugin,
+        series.ok().flatten(),
+        &options,
+    )
+    .await?;
     Ok(Json(CreateAndRunResponse {
         backtest_id,
         task_id,
@@ -347,7 +361,7 @@ pub struct RequeueResponse {
 /// Requeue one dead letter (by entry id) or all, with fresh attempts.
 #[utoipa::path(post, path = "/api/v1/queue/dlq/requeue", tag = "queue",
     request_body(content = RequeueRequest, description = "optional"),
-    responses((status = 200, body = RequeueResponse)),
+    responses((status = 200, body = RequeueResponse), (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn requeue_dlq(
     State(state): State<AppState>,

@@ -81,10 +81,29 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError) -> AppError {
     }
 }
 
+/// A component's bytes, as sent (documentation only: the handler reads
+/// the raw body).
+#[allow(dead_code)]
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ComponentBytes(Vec<u8>);
+
+/// The multipart form of an upload: the first file field (or a field
+/// named `file`) is the component. Documentation only, like
+/// [`ComponentBytes`].
+#[allow(dead_code)]
+#[derive(ToSchema)]
+pub struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+}
+
 /// Upload a strategy component. The sandbox checks it first (format,
 /// contract version, imports); the same bytes again give the same strategy.
 #[utoipa::path(post, path = "/api/v1/strategies", tag = "strategies",
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(description = "the component: raw bytes, or a multipart form with one file field",
+        content((ComponentBytes = "application/wasm"), (ComponentBytes = "application/octet-stream"),
+            (UploadForm = "multipart/form-data"))),
     responses((status = 201, body = Strategy, description = "stored"),
         (status = 200, body = Strategy, description = "already stored"),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -151,20 +170,16 @@ pub async fn get_one(
     Ok(Json(record.into()))
 }
 
-/// Delete a strategy. Tasks already queued for it fail as
-/// `plugin_not_found` (this does not check the queue for them).
+/// Delete a strategy; 409 while a queued or running task needs it.
 #[utoipa::path(delete, path = "/api/v1/strategies/{id}", tag = "strategies",
     params(("id" = u64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn delete_one(
     State(state): State<AppState>,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
-    if state.store.delete_plugin(id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(not_found(id))
-    }
+    crate::tasks::strategies::delete_strategy(&state.store, &state.queue, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -41,12 +40,7 @@ impl Harness {
             ..SandboxConfig::default()
         })
         .unwrap();
-        let state = AppState {
-            store: redis.store.clone(),
-            queue,
-            sandbox: Arc::new(sandbox),
-            token: token.map(Arc::from),
-        };
+        let state = AppState::new(redis.store.clone(), queue, sandbox, token);
         Harness { redis, state }
     }
 
@@ -382,6 +376,12 @@ async fn health_is_503_while_redis_is_down_and_recovers() {
     let (status, body) = send(&app, get("/api/v1/queue/metrics")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["error"]["code"], "redis_unavailable");
+    // Prometheus still gets an answer that shows the outage.
+    let (status, text) = send(&app, get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    assert!(text.contains("\nstratbox_redis_up 0\n"), "{text}");
+    assert!(!text.contains("stratbox_queue_waiting"), "{text}");
 
     h.redis.server = LocalRedis::start_on(&dir, port).unwrap();
     let started = Instant::now();
@@ -396,6 +396,62 @@ async fn health_is_503_while_redis_is_down_and_recovers() {
             "still {status}: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn prometheus_metrics_cover_the_queue_and_http() {
+    let h = Harness::start("api-prometheus", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(9_000).await;
+    let app = h.app();
+    for _ in 0..2 {
+        let (status, body) = send(
+            &app,
+            post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, _) = send(&app, get("/api/v1/strategies/999")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let response = app.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let lines: BTreeSet<&str> = text.lines().collect();
+    for line in [
+        "stratbox_redis_up 1",
+        "stratbox_queue_waiting{class=\"normal\"} 2",
+        "stratbox_queue_waiting{class=\"high\"} 0",
+        "stratbox_queue_pending{class=\"normal\"} 0",
+        "stratbox_queue_dlq_length 0",
+        "stratbox_workers_live 0",
+        "stratbox_tasks_submitted_total 2",
+        "stratbox_tasks_completed_total 0",
+        "stratbox_tasks_failed_total 0",
+        "stratbox_tasks_timeout_total 0",
+        "stratbox_active_tasks 0",
+        "# TYPE stratbox_task_duration_seconds histogram",
+        "stratbox_task_duration_seconds_count{outcome=\"completed\"} 0",
+        "stratbox_task_duration_seconds_bucket{outcome=\"completed\",le=\"+Inf\"} 0",
+        "stratbox_http_requests_total{method=\"POST\",route=\"/api/v1/queue/backtest/create-and-run\",status=\"200\"} 2",
+        "stratbox_http_requests_total{method=\"GET\",route=\"/api/v1/strategies/{id}\",status=\"404\"} 1",
+        "stratbox_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/queue/backtest/create-and-run\"} 2",
+    ] {
+        assert!(lines.contains(line), "missing {line:?} in:\n{text}");
+    }
+    // Every sample line is `name{labels} value` with a numeric value.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample {line:?}");
     }
 }
 
@@ -475,6 +531,32 @@ async fn uploads_are_checked_by_the_sandbox_and_limited() {
             .body(Body::empty())
             .unwrap()
     };
+    // A queued backtest needs it: 409 naming the task, until it ends.
+    h.candles(100).await;
+    let (status, submitted) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{submitted}");
+    let task_id = submitted["task_id"].as_str().unwrap();
+    let (status, reply) = send(&app, delete(id)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    assert_eq!(reply["error"]["code"], "conflict");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(task_id),
+        "{reply}"
+    );
+    let (status, _) = send(&app, get(&format!("/api/v1/strategies/{id}"))).await;
+    assert_eq!(status, StatusCode::OK, "still there");
+    let cancel = Request::delete(format!("/api/v1/queue/tasks/{task_id}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, cancel).await.0, StatusCode::OK);
+
     assert_eq!(send(&app, delete(id)).await.0, StatusCode::NO_CONTENT);
     assert_eq!(send(&app, delete(id)).await.0, StatusCode::NOT_FOUND);
 }
@@ -580,6 +662,33 @@ async fn backtests_tasks_and_the_dlq() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = send(&app, get("/api/v1/backtests/abc")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // The listing: newest first, headline figures from the report.
+    let (status, second) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let (status, list) = send(&app, get("/api/v1/backtests?limit=10")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let items = list["backtests"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["backtest_id"], second["backtest_id"]);
+    assert_eq!(items[0]["status"], "queued");
+    assert_eq!(items[1]["backtest_id"], backtest_id);
+    assert_eq!(items[1]["final_equity"], 10500.5);
+    assert_eq!(items[1]["symbol"], "BTCUSDT");
+    assert_eq!(items[1]["timeframe"], "1h");
+    assert_eq!(items[1]["start_date"], "2024-01-01T00:00:00Z");
+    assert_eq!(items[1]["end_date"], "2024-12-31T00:00:00Z");
+    assert!(items[1].get("report").is_none());
+    let (_, one) = send(&app, get("/api/v1/backtests?limit=1")).await;
+    assert_eq!(one["backtests"].as_array().unwrap().len(), 1);
+    for bad in ["0", "501", "x"] {
+        let (status, reply) = send(&app, get(&format!("/api/v1/backtests?limit={bad}"))).await;
+        assert!(status.is_client_error(), "{bad}: {status} {reply}");
+    }
 
     let (status, reply) = send(&app, get("/api/v1/queue/dlq")).await;
     assert_eq!(status, StatusCode::OK);

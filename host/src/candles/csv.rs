@@ -419,6 +419,32 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The date of a day count since 1970-01-01 (inverse of
+/// [`days_from_civil`], same algorithm family).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // March = 0
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`, the form the API's dates take.
+pub fn format_rfc3339_secs(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
 /// Parses `YYYY-MM-DD(T|t| )HH:MM:SS[.000…](Z|z|±HH:MM)` into unix seconds.
 fn parse_rfc3339(b: &[u8]) -> Result<i64, String> {
     const SHAPE: &str = "expected YYYY-MM-DDTHH:MM:SS followed by Z or an offset like +02:00";
@@ -734,6 +760,19 @@ mod tests {
             }
         }
         assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+
+    #[test]
+    fn formatted_dates_parse_back() {
+        assert_eq!(format_rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339_secs(1_704_067_200), "2024-01-01T00:00:00Z");
+        assert_eq!(format_rfc3339_secs(1_709_164_799), "2024-02-28T23:59:59Z");
+        assert_eq!(format_rfc3339_secs(1_709_251_199), "2024-02-29T23:59:59Z");
+        assert_eq!(format_rfc3339_secs(-1), "1969-12-31T23:59:59Z");
+        for secs in (-5_000_000_000i64..5_000_000_000).step_by(86_399 * 37) {
+            let text = format_rfc3339_secs(secs);
+            assert_eq!(parse_rfc3339_secs(&text), Ok(secs), "{text}");
+        }
     }
 
     #[test]

@@ -46,6 +46,9 @@ enum BenchCommand {
     /// Optimization figures: a 1,000-combination grid locally and through
     /// the queue, and the worker's peak memory.
     Optimize(super::bench_optimize::OptimizeBenchArgs),
+    /// Sustained create-and-run submissions against one API process:
+    /// rate and latency, measured by a load generator on loopback.
+    Api(super::bench_api::ApiBenchArgs),
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -57,6 +60,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     match &args.what {
         Some(BenchCommand::Queue(queue)) => return super::bench_queue::run(queue),
         Some(BenchCommand::Optimize(optimize)) => return super::bench_optimize::run(optimize),
+        Some(BenchCommand::Api(api)) => return super::bench_api::run(api),
         None => {}
     }
     if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {

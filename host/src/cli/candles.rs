@@ -2,6 +2,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
+use super::client::{ApiArgs, Client};
 use super::{write_atomically, CliError, CliResult};
 use crate::candles::{self, Candles};
 
@@ -14,6 +15,25 @@ pub enum CandlesCommand {
         /// CSV file (header ts,open,high,low,close,volume).
         path: PathBuf,
     },
+    /// Send a candle CSV to a running API (merged with what it holds).
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// CSV file (header ts,open,high,low,close,volume).
+    path: PathBuf,
+    /// Symbol, e.g. BTCUSDT.
+    #[arg(long)]
+    symbol: String,
+    /// Bar length, e.g. 1m, 5m, 1h, 1d.
+    #[arg(long)]
+    timeframe: String,
+    #[command(flatten)]
+    api: ApiArgs,
+    /// Print the server's reply as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +60,7 @@ pub struct SynthArgs {
 
 pub fn run(cmd: CandlesCommand) -> CliResult {
     match cmd {
+        CandlesCommand::Import(args) => import(&args),
         CandlesCommand::Synth(args) => synth(args),
         CandlesCommand::Check { path } => {
             let candles = load_csv(&path)?;
@@ -109,6 +130,32 @@ fn parse_start(text: &str) -> Option<i64> {
 }
 
 /// Reads and checks a candle CSV; errors name the file and the line.
+fn import(args: &ImportArgs) -> CliResult {
+    candles::parse_timeframe(&args.timeframe)
+        .map_err(|e| CliError::input(anyhow::anyhow!("--timeframe {}: {e}", args.timeframe)))?;
+    crate::store::candles::normalize_symbol(&args.symbol)
+        .map_err(|e| CliError::input(anyhow::anyhow!("--symbol: {e}")))?;
+    let body = std::fs::read(&args.path)
+        .with_context(|| format!("cannot read {}", args.path.display()))
+        .map_err(CliError::input)?;
+    let client = Client::new(&args.api)?;
+    let path = format!("/api/v1/candles/{}/{}", args.symbol, args.timeframe);
+    let reply = client.post(&path, "text/csv", body)?;
+    if args.json {
+        outln!("{reply}");
+    } else {
+        outln!(
+            "{} {}: {} rows imported, {} .. {}",
+            reply["symbol"].as_str().unwrap_or("?"),
+            reply["timeframe"].as_str().unwrap_or("?"),
+            reply["rows"],
+            reply["first_ts"],
+            reply["last_ts"]
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn load_csv(path: &std::path::Path) -> Result<Candles, CliError> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read candles from {}", path.display()))

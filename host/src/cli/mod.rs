@@ -10,13 +10,17 @@ macro_rules! outln {
 
 mod backtest;
 mod bench;
+mod bench_api;
 mod bench_optimize;
 mod bench_queue;
 mod candles;
+mod client;
+mod demo;
 mod optimize;
 mod plugin;
 mod serve;
 mod settings;
+mod upload;
 mod worker;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +54,11 @@ enum Command {
     Worker(Box<worker::WorkerArgs>),
     /// Run the HTTP API (base /api/v1; Swagger UI at /docs).
     Serve(Box<serve::ServeArgs>),
+    /// Run the whole service locally (Redis, API, two workers) and a
+    /// backtest through it over HTTP.
+    Demo(Box<demo::DemoArgs>),
+    /// Upload a strategy component to a running API.
+    Upload(upload::UploadArgs),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a
@@ -87,6 +96,8 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Worker(args) => worker::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Upload(args) => upload::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

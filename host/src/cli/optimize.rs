@@ -523,3 +523,68 @@ impl Progress {
         }
     }
 }
+
+/// `stratbox demo`'s sweep: a 5 x 5 grid of ema-crossover over the demo's
+/// candles through the queue, with a hold-out; prints the top 5.
+pub(super) fn demo(
+    client: &super::client::Client,
+    strategy_id: &serde_json::Value,
+) -> Result<u64, CliError> {
+    let request = serde_json::json!({
+        "strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
+        "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,
+        "config": {"name": "EMA sweep", "params": {}},
+        "search_space": {"fast_period": {"min": 5, "max": 25, "step": 5},
+                         "slow_period": {"min": 30, "max": 70, "step": 10}},
+        "constraint": "fast_period < slow_period",
+        "objective": {"metric": "sharpe", "direction": "maximize"},
+        "min_trades": 3,
+        "holdout": {"split": "2024-10-01T00:00:00Z"}});
+    let submitted = client.post_json("/api/v1/queue/optimization/create-and-run", &request)?;
+    let id = submitted["optimization_id"]
+        .as_u64()
+        .ok_or_else(|| CliError::run(anyhow!("no optimization_id in {submitted}")))?;
+    outln!(
+        "submitted optimization {id}: 25 combinations of fast_period x slow_period, ranked by \
+         sharpe up to 2024-10-01, the rest held out"
+    );
+    let started = Instant::now();
+    let result = loop {
+        let result = client.get(&format!("/api/v1/optimizations/{id}?top=5"))?;
+        match result["status"].as_str() {
+            Some("completed") => break result,
+            Some("failed" | "cancelled") => {
+                return Err(CliError::run(anyhow!(
+                    "optimization {id} ended {}: {}",
+                    result["status"],
+                    result["error"]
+                )))
+            }
+            _ => {}
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            return Err(CliError::run(anyhow!(
+                "optimization {id} not done: {result}"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    outln!(
+        "completed in {:.2} s; top 5 (in-sample sharpe, out-of-sample sharpe):",
+        started.elapsed().as_secs_f64()
+    );
+    for row in result["top"].as_array().into_iter().flatten() {
+        let params = &row["params"];
+        let num = |v: &serde_json::Value| v.as_f64().map_or("n/a".into(), |v| format!("{v:.3}"));
+        outln!(
+            "  {}. fast_period={} slow_period={}  sharpe {}  oos sharpe {}",
+            row["rank"],
+            params["fast_period"],
+            params["slow_period"],
+            num(&row["metrics"]["sharpe"]),
+            num(&row["oos"]["sharpe"])
+        );
+    }
+    Ok(id)
+}

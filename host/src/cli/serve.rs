@@ -8,7 +8,6 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::Store;
 use anyhow::Context;
 use clap::Args;
-use std::sync::Arc;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -44,16 +43,7 @@ pub fn run(args: &ServeArgs) -> CliResult {
             let store = Store::connect(&args.redis.redis_url, &args.redis.prefix).await?;
             let queue =
                 Queue::connect(&args.redis.redis_url, &args.redis.prefix, queue_config).await?;
-            let state = AppState {
-                store,
-                queue,
-                sandbox: Arc::new(sandbox),
-                token: args
-                    .token
-                    .as_deref()
-                    .filter(|t| !t.is_empty())
-                    .map(Arc::from),
-            };
+            let state = AppState::new(store, queue, sandbox, args.token.as_deref());
             let listener = tokio::net::TcpListener::bind(&args.addr)
                 .await
                 .with_context(|| format!("cannot listen on {}", args.addr))?;

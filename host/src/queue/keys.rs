@@ -51,6 +51,12 @@ impl QueueKeys {
         format!("{}:queue:counters", self.prefix)
     }
 
+    /// `{prefix}:queue:durations`: the task duration histogram, fields
+    /// `{outcome}:{bucket}`, `{outcome}:count`, `{outcome}:sum_ms`.
+    pub fn durations(&self) -> String {
+        format!("{}:queue:durations", self.prefix)
+    }
+
     /// `{prefix}:workers`: consumer names scored by their last heartbeat.
     pub fn workers(&self) -> String {
         format!("{}:workers", self.prefix)

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod consumer;
 pub mod keys;
+pub mod metrics;
 mod scripts;
 pub mod task;
 #[cfg(test)]
@@ -172,9 +173,14 @@ impl Queue {
             let timeout_ms = spec
                 .timeout_ms
                 .unwrap_or(self.config.task_timeout.as_millis() as u64);
-            let (record_key, result_field) = match &spec.record {
-                Some(r) => (r.key.as_str(), r.result_field.as_str()),
-                None => ("", ""),
+            let (record_key, result_field, index, init) = match &spec.record {
+                Some(r) => (
+                    r.key.as_str(),
+                    r.result_field.as_str(),
+                    r.index.as_ref(),
+                    r.init.as_slice(),
+                ),
+                None => ("", "", None, &[][..]),
             };
             invocation
                 .arg(&id)
@@ -185,7 +191,14 @@ impl Queue {
                 .arg(timeout_ms)
                 .arg(spec.max_attempts.unwrap_or(self.config.max_attempts))
                 .arg(record_key)
-                .arg(result_field);
+                .arg(result_field)
+                .arg(spec.holds.as_deref().unwrap_or(""))
+                .arg(index.map_or("", |(key, _)| key.as_str()))
+                .arg(index.map_or("", |(_, member)| member.as_str()))
+                .arg(init.len());
+            for (name, value) in init {
+                invocation.arg(name).arg(value);
+            }
             ids.push(id);
         }
         let mut conn = self.conn.clone();
@@ -209,6 +222,41 @@ impl Queue {
         let mut ids = self.submit(std::slice::from_ref(&spec)).await?;
         ids.pop()
             .ok_or_else(|| QueueError::Reply("no task id returned".into()))
+    }
+
+    /// Tasks in the `holds` set that may still run (queued, delayed or
+    /// running). Those that ended, or whose hash expired, leave the set
+    /// here. A task in the DLQ no longer holds: requeued after its
+    /// resource is gone, it fails again, saying so.
+    pub async fn holders(&self, holds: &str) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(holds)
+            .query_async(&mut conn)
+            .await?;
+        if members.is_empty() {
+            return Ok(members);
+        }
+        let mut read = redis::pipe();
+        for id in &members {
+            read.cmd("HGET").arg(self.keys.task(id)).arg("status");
+        }
+        let statuses: Vec<Option<String>> = read.query_async(&mut conn).await?;
+        let (live, ended): (Vec<_>, Vec<_>) = members
+            .into_iter()
+            .zip(statuses)
+            .partition(|(_, status)| matches!(status.as_deref(), Some("queued" | "running")));
+        if !ended.is_empty() {
+            let ended: Vec<String> = ended.into_iter().map(|(id, _)| id).collect();
+            let _: i64 = redis::cmd("SREM")
+                .arg(holds)
+                .arg(&ended)
+                .query_async(&mut conn)
+                .await?;
+        }
+        let mut live: Vec<String> = live.into_iter().map(|(id, _)| id).collect();
+        live.sort_unstable();
+        Ok(live)
     }
 
     /// The task as stored, or `None` for an unknown (or expired) id.
@@ -362,6 +410,17 @@ impl Queue {
     /// Requeues one DLQ entry (by entry id) or all (`None`) with fresh
     /// attempts; returns how many tasks went back.
     pub async fn requeue(&self, entry_id: Option<&str>) -> Result<u64, QueueError> {
+        if let Some(id) = entry_id {
+            let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+            let digits =
+                |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+            if !(digits(ms) && digits(seq)) {
+                return Err(QueueError::Invalid {
+                    field: "entry_id",
+                    message: format!("`{id}` is not a stream entry id like 1718000000000-0"),
+                });
+            }
+        }
         let mut conn = self.conn.clone();
         let n: u64 = self
             .scripts

@@ -58,12 +58,33 @@ pub struct TaskSpec {
     /// result under `result_field`), written in the same script as the
     /// task itself, so the two never disagree.
     pub record: Option<Record>,
+    /// A set the task's id joins while it may still run: whatever the set
+    /// stands for (a plugin) is "in use" until the task ends
+    /// (`Queue::holders`).
+    pub holds: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     pub key: String,
     pub result_field: String,
+    /// Fields the record starts with, written by the submission itself,
+    /// so a record and its task appear together or not at all.
+    pub init: Vec<(String, String)>,
+    /// A sorted set the record joins at submission, scored by the
+    /// server's time in ms: (key, member).
+    pub index: Option<(String, String)>,
+}
+
+impl Record {
+    pub fn new(key: String, result_field: &str) -> Self {
+        Self {
+            key,
+            result_field: result_field.to_string(),
+            init: Vec::new(),
+            index: None,
+        }
+    }
 }
 
 impl TaskSpec {
@@ -75,6 +96,7 @@ impl TaskSpec {
             timeout_ms: None,
             max_attempts: None,
             record: None,
+            holds: None,
         }
     }
 }

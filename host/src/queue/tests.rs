@@ -61,10 +61,7 @@ fn spec(priority: i64, payload: &str) -> TaskSpec {
 
 fn with_record(priority: i64, payload: &str, record: &str) -> TaskSpec {
     TaskSpec {
-        record: Some(Record {
-            key: record.to_string(),
-            result_field: "report".to_string(),
-        }),
+        record: Some(Record::new(record.to_string(), "report")),
         ..spec(priority, payload)
     }
 }
@@ -455,6 +452,14 @@ async fn completion_is_idempotent_and_mirrors_the_record() {
     assert!(fx.pending(Class::Normal).await.is_empty());
     assert_eq!(fx.xlen(Class::Normal).await, 0);
     fx.assert_balanced().await;
+
+    // Each task's run time is observed once, duplicates never.
+    let durations = fx.queue.durations().await.unwrap();
+    let completed = &durations["completed"];
+    assert_eq!(completed.count, 3);
+    assert_eq!(completed.buckets.iter().sum::<u64>(), 3);
+    assert_eq!(completed.cumulative().last().unwrap(), &(None, 3));
+    assert_eq!(durations["failed"].count, 0);
 }
 
 #[tokio::test]
@@ -746,6 +751,10 @@ async fn failures_go_to_the_dlq_and_can_be_requeued() {
     assert_eq!(c.tasks_completed, 0);
     assert_eq!(c.active_tasks, 0);
     assert_eq!(fx.queue.stats().await.unwrap().dlq, 3);
+    let durations = fx.queue.durations().await.unwrap();
+    assert_eq!(durations["failed"].count, 2);
+    assert_eq!(durations["timeout"].count, 1);
+    assert_eq!(durations["completed"].count, 0);
     assert!(fx.pending(Class::Normal).await.is_empty());
     assert_eq!(fx.xlen(Class::Normal).await, 0);
 
@@ -1472,4 +1481,73 @@ fn consumer_names_carry_host_pid_and_boot_id() {
     assert_eq!(parts[0].len(), 8, "eight hex digits of the boot id: {name}");
     assert!(parts[0].chars().all(|c| c.is_ascii_hexdigit()), "{name}");
     assert_eq!(name, Consumer::unique_name(), "stable within a process");
+}
+
+#[tokio::test]
+async fn holders_are_the_tasks_that_may_still_run() {
+    let fx = setup("holders", fast()).await;
+    let holding = |payload: &str| TaskSpec {
+        holds: Some("res:tasks".to_string()),
+        ..spec(5, payload)
+    };
+    let ids = fx
+        .queue
+        .submit(&[holding("a"), holding("b"), spec(5, "free")])
+        .await
+        .unwrap();
+    let mut both = vec![ids[0].clone(), ids[1].clone()];
+    both.sort_unstable();
+    assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), both);
+
+    // Running still holds; done does not.
+    let a = fx.consumer("a").await;
+    let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!(d.task_id, ids[0]);
+    assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), both);
+    a.complete(&[done(&d, "r")]).await.unwrap();
+    assert_eq!(
+        fx.queue.holders("res:tasks").await.unwrap(),
+        vec![ids[1].clone()]
+    );
+    // A cancelled task lets go too, and the set is emptied.
+    fx.queue.cancel(&ids[1]).await.unwrap();
+    assert!(fx.queue.holders("res:tasks").await.unwrap().is_empty());
+    assert!(!fx.exists("res:tasks").await);
+    assert!(fx.queue.holders("nothing:here").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_record_is_created_with_its_task() {
+    let fx = setup("record-init", fast()).await;
+    let mut record = Record::new("rec:7".to_string(), "report");
+    record.init = vec![
+        ("definition".to_string(), "{\"x\":1}".to_string()),
+        ("created_at_ms".to_string(), "123".to_string()),
+    ];
+    record.index = Some(("recent".to_string(), "7".to_string()));
+    let with_init = TaskSpec {
+        record: Some(record),
+        ..spec(5, "a")
+    };
+    // Mixed with tasks without a record or fields, in one batch.
+    let ids = fx
+        .queue
+        .submit(&[spec(5, "b"), with_init, with_record(5, "c", "rec:8")])
+        .await
+        .unwrap();
+    let rec = fx.hgetall("rec:7").await;
+    assert_eq!(rec["definition"], "{\"x\":1}");
+    assert_eq!(rec["created_at_ms"], "123");
+    assert_eq!(rec["task_id"], ids[1]);
+    assert_eq!(rec["status"], "queued");
+    assert_eq!(fx.hgetall("rec:8").await["task_id"], ids[2]);
+    let mut conn = fx.queue.connection();
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg("recent")
+        .arg("7")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(score.unwrap() > 1.7e12, "scored by server time in ms");
+    assert_eq!(fx.xlen(Class::Normal).await, 3);
 }

@@ -219,50 +219,79 @@ impl Store {
             .ok_or_else(|| StoreError::invalid("definition", "no id handed out"))
     }
 
-    /// Records many backtests in two round trips (ids, then one atomic
-    /// write), as an optimization or a batch submission needs.
+    /// Records many backtests (no task) in one atomic round trip. The
+    /// queue path creates records with their tasks instead, from
+    /// [`Store::backtest_init_fields`].
     pub async fn create_backtests(&self, definitions: &[BacktestDefinition]) -> Result<Vec<u64>> {
-        if definitions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut jsons = Vec::with_capacity(definitions.len());
+        let mut records = Vec::with_capacity(definitions.len());
         for definition in definitions {
-            check_definition(definition)?;
-            jsons.push(
-                serde_json::to_string(definition)
-                    .map_err(|e| StoreError::invalid("definition", e.to_string()))?,
-            );
+            records.push(self.backtest_init_fields(definition)?);
         }
-        let mut conn = self.conn.clone();
-        let last: u64 = redis::cmd("INCRBY")
-            .arg(self.keys.backtest_next_id())
-            .arg(definitions.len())
-            .query_async(&mut conn)
-            .await?;
-        let first = last + 1 - definitions.len() as u64;
-        let created_at_ms = now_ms();
+        let ids = self.allocate_backtest_ids(definitions.len()).await?;
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for (id, json) in (first..=last).zip(&jsons) {
+        for (id, fields) in ids.iter().zip(&records) {
             pipe.cmd("HSET")
-                .arg(self.keys.backtest(id))
-                .arg(fields::DEFINITION)
-                .arg(json)
+                .arg(self.keys.backtest(*id))
+                .arg(fields)
                 .arg(fields::STATUS)
                 .arg(BacktestStatus::Queued.as_str())
                 .arg(fields::PROGRESS)
                 .arg("0")
-                .arg(fields::CREATED_AT_MS)
-                .arg(created_at_ms)
                 .ignore()
                 .cmd("ZADD")
                 .arg(self.keys.backtests())
-                .arg(created_at_ms)
-                .arg(id)
+                .arg(now_ms())
+                .arg(*id)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut conn).await?;
-        Ok((first..=last).collect())
+        if !ids.is_empty() {
+            pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        }
+        Ok(ids)
+    }
+
+    /// The fields a new backtest record starts with (its definition and
+    /// creation time); the status fields come with its task.
+    pub fn backtest_init_fields(
+        &self,
+        definition: &BacktestDefinition,
+    ) -> Result<Vec<(String, String)>> {
+        check_definition(definition)?;
+        let json = serde_json::to_string(definition)
+            .map_err(|e| StoreError::invalid("definition", e.to_string()))?;
+        Ok(vec![
+            (fields::DEFINITION.to_string(), json),
+            (fields::CREATED_AT_MS.to_string(), now_ms().to_string()),
+        ])
+    }
+
+    /// `n` fresh backtest ids. They come from blocks this process reserves
+    /// with one `INCRBY`, so most submissions need no round trip for their
+    /// id. Ids are unique, increasing within a process; across processes
+    /// they interleave, and a restart leaves a gap (at most a block).
+    pub async fn allocate_backtest_ids(&self, n: usize) -> Result<Vec<u64>> {
+        /// Ids reserved at once: at 5,000 submissions/s, one INCRBY per
+        /// 13 ms.
+        const BLOCK: u64 = 64;
+        let mut reserved = self.backtest_ids.lock().await;
+        let mut ids: Vec<u64> = Vec::with_capacity(n);
+        while ids.len() < n {
+            if reserved.is_empty() {
+                let want = (n - ids.len()) as u64;
+                let size = want.max(BLOCK);
+                let last: u64 = redis::cmd("INCRBY")
+                    .arg(self.keys.backtest_next_id())
+                    .arg(size)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                *reserved = last + 1 - size..last + 1;
+            }
+            let take = (n - ids.len()).min(reserved.end.saturating_sub(reserved.start) as usize);
+            ids.extend(reserved.start..reserved.start + take as u64);
+            reserved.start += take as u64;
+        }
+        Ok(ids)
     }
 
     pub async fn get_backtest(&self, id: u64) -> Result<Option<BacktestRecord>> {

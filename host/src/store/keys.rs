@@ -36,6 +36,12 @@ impl Keys {
         format!("{}:plugin:{sha256}", self.prefix)
     }
 
+    /// `{prefix}:plugin:{sha256}:tasks`: ids of tasks submitted to run
+    /// the plugin; while one may still run, the plugin cannot be deleted.
+    pub fn plugin_tasks(&self, sha256: &str) -> String {
+        format!("{}:plugin:{sha256}:tasks", self.prefix)
+    }
+
     /// `{prefix}:strategy:next_id`: counter (INCR) handing out strategy ids.
     pub fn strategy_next_id(&self) -> String {
         format!("{}:strategy:next_id", self.prefix)
@@ -81,7 +87,12 @@ impl Keys {
     /// `{prefix}:backtest:{id}`: backtest record hash (field names in
     /// `store::backtests::fields`).
     pub fn backtest(&self, id: u64) -> String {
-        format!("{}:backtest:{id}", self.prefix)
+        format!("{}{id}", self.backtest_prefix())
+    }
+
+    /// What every backtest record key starts with (scripts append the id).
+    pub fn backtest_prefix(&self) -> String {
+        format!("{}:backtest:", self.prefix)
     }
 
     /// `{prefix}:backtest:next_id`: counter (INCR) handing out backtest ids.

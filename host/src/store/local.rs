@@ -4,6 +4,7 @@
 use anyhow::{anyhow, bail, Context};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,6 +54,9 @@ impl LocalRedis {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            // Its own process group: a terminal's Ctrl-C goes to the
+            // owner, which stops the server last, after the workers.
+            .process_group(0)
             .spawn()
             .context("cannot run redis-server (Debian package `redis-server`)")?;
         let mut server = Self {

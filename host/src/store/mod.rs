@@ -70,6 +70,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: ConnectionManager,
     keys: Keys,
+    /// Backtest ids reserved by this process and not handed out yet.
+    backtest_ids: std::sync::Arc<tokio::sync::Mutex<std::ops::Range<u64>>>,
 }
 
 impl Store {
@@ -82,6 +84,7 @@ impl Store {
         Store {
             conn,
             keys: Keys::new(prefix),
+            backtest_ids: std::sync::Arc::default(),
         }
     }
 

@@ -63,6 +63,21 @@ return {1, id}
 
 /// Deletes a plugin if the id still maps to that sha256. KEYS: strategies
 /// hash, plugin hash; ARGV: id, sha256.
+/// A plugin record by strategy id in one round trip: KEYS[1] the id
+/// index; ARGV[1] the id, ARGV[2] the plugin key prefix, then the record
+/// fields. Returns `{sha256, values...}`, or an empty array.
+static BY_ID: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local sha = redis.call('HGET', KEYS[1], ARGV[1])
+if not sha then return {} end
+local values = redis.call('HMGET', ARGV[2] .. sha, unpack(ARGV, 3))
+table.insert(values, 1, sha)
+return values
+",
+    )
+});
+
 static DELETE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -159,16 +174,26 @@ impl Store {
         self.parse_record(sha256, values)
     }
 
+    /// One round trip: the id lookup and the record read in one script.
     pub async fn plugin_record_by_id(&self, strategy_id: u64) -> Result<Option<PluginRecord>> {
-        let sha256: Option<String> = redis::cmd("HGET")
-            .arg(self.keys.strategies())
+        // The plugin key is `{prefix}:plugin:{sha256}`; the script appends
+        // the sha it finds.
+        let key_prefix = self.keys.plugin("");
+        let mut reply: Vec<Option<String>> = BY_ID
+            .key(self.keys.strategies())
             .arg(strategy_id)
-            .query_async(&mut self.conn.clone())
+            .arg(&key_prefix)
+            .arg(RECORD_FIELDS.as_slice())
+            .invoke_async(&mut self.conn.clone())
             .await?;
-        match sha256 {
-            Some(sha256) => self.plugin_record_by_sha(&sha256).await,
-            None => Ok(None),
+        if reply.is_empty() {
+            return Ok(None);
         }
+        let Some(sha256) = reply.remove(0) else {
+            return Ok(None);
+        };
+        check_sha256(&sha256)?;
+        self.parse_record(&sha256, reply)
     }
 
     /// The component bytes, as put.

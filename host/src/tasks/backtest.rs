@@ -123,22 +123,72 @@ pub async fn submit_backtests(
     requests: &[BacktestRequest],
     options: &SubmitOptions,
 ) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
+    submit_validated(store, queue, requests, options, Validator::new(store)).await
+}
+
+/// [`submit_backtest_with`] for a caller that has just read the plugin
+/// record (the API, resolving `strategy_id`), and maybe the candle series
+/// next to it: neither is read again.
+pub async fn submit_backtest_for_plugin(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    plugin: PluginRecord,
+    series: Option<SeriesInfo>,
+    options: &SubmitOptions,
+) -> Result<(u64, String), SubmitError> {
     let mut validator = Validator::new(store);
+    validator
+        .plugins
+        .insert(plugin.sha256.clone(), Arc::new(plugin));
+    if let Some(series) = series {
+        validator
+            .series
+            .insert((series.symbol.clone(), series.timeframe_secs), series);
+    }
+    let mut submitted = submit_validated(
+        store,
+        queue,
+        std::slice::from_ref(request),
+        options,
+        validator,
+    )
+    .await
+    .map_err(|(_, e)| e)?;
+    submitted
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))
+}
+
+async fn submit_validated(
+    store: &Store,
+    queue: &Queue,
+    requests: &[BacktestRequest],
+    options: &SubmitOptions,
+    mut validator: Validator<'_>,
+) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
     let mut checked = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
         checked.push(validator.check(request).await.map_err(|e| (i, e))?);
     }
-    let definitions: Vec<BacktestDefinition> = checked.iter().map(|(d, _)| d.clone()).collect();
     let ids = store
-        .create_backtests(&definitions)
+        .allocate_backtest_ids(checked.len())
         .await
         .map_err(|e| (0, e.into()))?;
     let mut specs = Vec::with_capacity(ids.len());
-    for (&backtest_id, (definition, candles_version)) in ids.iter().zip(checked) {
-        specs.push(
-            task_spec(store, backtest_id, definition, candles_version, options)
-                .map_err(|e| (0, e))?,
-        );
+    for (i, (&backtest_id, (definition, candles_version))) in ids.iter().zip(checked).enumerate() {
+        // The record is created by the submission itself: one round trip,
+        // and never a record without its task.
+        let init = store
+            .backtest_init_fields(&definition)
+            .map_err(|e| (i, e.into()))?;
+        let mut spec = task_spec(store, backtest_id, definition, candles_version, options)
+            .map_err(|e| (i, e))?;
+        if let Some(record) = spec.record.as_mut() {
+            record.init = init;
+            record.index = Some((store.keys().backtests(), backtest_id.to_string()));
+        }
+        specs.push(spec);
     }
     let task_ids = queue.submit(&specs).await.map_err(|e| (0, e.into()))?;
     Ok(ids.into_iter().zip(task_ids).collect())
@@ -172,6 +222,7 @@ fn task_spec(
     candles_version: u64,
     options: &SubmitOptions,
 ) -> Result<TaskSpec, SubmitError> {
+    let holds = store.keys().plugin_tasks(&definition.strategy_sha256);
     let payload = BacktestPayload {
         backtest_id,
         definition,
@@ -182,10 +233,11 @@ fn task_spec(
     spec.priority = options.priority;
     spec.timeout_ms = options.timeout_ms;
     spec.max_attempts = options.max_attempts;
-    spec.record = Some(Record {
-        key: store.keys().backtest(backtest_id),
-        result_field: fields::REPORT.to_string(),
-    });
+    spec.record = Some(Record::new(
+        store.keys().backtest(backtest_id),
+        fields::REPORT,
+    ));
+    spec.holds = Some(holds);
     Ok(spec)
 }
 

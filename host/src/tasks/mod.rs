@@ -5,10 +5,11 @@
 
 pub mod backtest;
 pub mod optimization;
+pub mod strategies;
 
 pub use backtest::{
-    resubmit_backtest, submit_backtest, submit_backtest_with, submit_backtests, BacktestPayload,
-    BacktestRequest, SubmitError, SubmitOptions,
+    resubmit_backtest, submit_backtest, submit_backtest_for_plugin, submit_backtest_with,
+    submit_backtests, BacktestPayload, BacktestRequest, SubmitError, SubmitOptions,
 };
 
 use crate::queue::{Delivery, TaskError};

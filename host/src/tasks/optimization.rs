@@ -205,10 +205,13 @@ pub async fn submit_optimization(
     spec.priority = options.priority;
     spec.timeout_ms = options.timeout_ms;
     spec.max_attempts = options.max_attempts;
-    spec.record = Some(Record {
-        key: store.keys().optimization_fanout(id),
-        result_field: "result".into(),
-    });
+    spec.record = Some(Record::new(store.keys().optimization_fanout(id), "result"));
+    // The plugin stays undeletable while the optimization may run.
+    spec.holds = Some(
+        store
+            .keys()
+            .plugin_tasks(&definition.backtest.strategy_sha256),
+    );
     let task_id = queue.submit_one(spec).await?;
     Ok((id, task_id))
 }
@@ -297,10 +300,11 @@ pub(super) fn run_fanout(
         spec.priority = def.priority;
         spec.timeout_ms = def.timeout_ms;
         spec.max_attempts = def.max_attempts;
-        spec.record = Some(Record {
-            key: store.keys().optimization_chunk(id, chunk),
-            result_field: "result".into(),
-        });
+        spec.record = Some(Record::new(
+            store.keys().optimization_chunk(id, chunk),
+            "result",
+        ));
+        spec.holds = Some(store.keys().plugin_tasks(&def.backtest.strategy_sha256));
         specs.push(spec);
     }
     // Only to submit: the chunks carry their own timeout and attempts, or

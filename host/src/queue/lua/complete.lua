@@ -11,6 +11,21 @@ local now = now_ms()
 local tally = {tasks_completed = 0, tasks_failed = 0, tasks_timeout = 0,
   tasks_retried = 0, tasks_cancelled = 0, tasks_released = 0,
   duplicates = 0, active_tasks = 0}
+-- Run times of finished tasks, by outcome: summed here, written once.
+local durations = {}
+local function observe(outcome, started_us)
+  local started = tonumber(started_us or '')
+  if not started then return end
+  local ms = math.max(now - math.floor(started / 1000), 0)
+  local bucket = #DURATION_BOUNDS_MS + 1
+  for j = 1, #DURATION_BOUNDS_MS do
+    if ms <= DURATION_BOUNDS_MS[j] then bucket = j break end
+  end
+  for _, field in ipairs({outcome .. ':' .. bucket, outcome .. ':count'}) do
+    durations[field] = (durations[field] or 0) + 1
+  end
+  durations[outcome .. ':sum_ms'] = (durations[outcome .. ':sum_ms'] or 0) + ms
+end
 -- Acknowledged and deleted per stream in one call each, at the end.
 local acks = {}
 local function ack(sk, eid)
@@ -26,7 +41,8 @@ for i = 4, #ARGV, 8 do
   local a, b, c, d = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local tk = task_key(tid)
   local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
-    'kind', 'record', 'result_field', 'cancel_requested', 'retried')
+    'kind', 'record', 'result_field', 'cancel_requested', 'retried',
+    'started_us')
   local running = h[1] == 'running'
   local owner = h[2] == CONSUMER and h[3] == eid
   if not running then
@@ -57,6 +73,7 @@ for i = 4, #ARGV, 8 do
           'finished_at_ms', now, 'progress', '1')
       end
       tally.tasks_completed = tally.tasks_completed + 1
+      observe('completed', h[10])
     elseif op == 'fail' or op == 'timeout' then
       -- The task hash stays (no TTL) while its DLQ entry may requeue it.
       redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'error', b,
@@ -68,6 +85,7 @@ for i = 4, #ARGV, 8 do
         redis.call('HSET', rec, 'status', 'failed', 'error', c,
           'finished_at_ms', now)
       end
+      observe(op == 'timeout' and 'timeout' or 'failed', h[10])
       if op == 'timeout' then
         tally.tasks_timeout = tally.tasks_timeout + 1
       else
@@ -94,6 +112,9 @@ end
 for sk, ids in pairs(acks) do
   redis.call('XACK', sk, GROUP, unpack(ids))
   redis.call('XDEL', sk, unpack(ids))
+end
+for field, n in pairs(durations) do
+  redis.call('HINCRBY', DURATIONS, field, n)
 end
 for name, n in pairs(tally) do
   if n ~= 0 then redis.call('HINCRBY', COUNTERS, name, n) end

@@ -7,6 +7,10 @@ local CLASSES = {'high', 'normal', 'low'}
 local COUNTERS = P .. ':queue:counters'
 local DELAYED = P .. ':tasks:delayed'
 local DLQ = P .. ':tasks:dlq'
+local DURATIONS = P .. ':queue:durations'
+-- Upper bounds (ms) of the task duration histogram; queue/metrics.rs
+-- reads the buckets by these indexes.
+local DURATION_BOUNDS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000}
 
 local function stream_key(class)
   if class == 'normal' then return P .. ':tasks' end

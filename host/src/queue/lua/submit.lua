@@ -1,10 +1,16 @@
--- Submits tasks atomically. After the prelude's two arguments, 9 per task: id, kind, payload, priority, class, timeout_ms,
--- max_attempts, record key ('' = none), result field.
-local created_us = string.format('%d', now_us())
+-- Submits tasks atomically. After the prelude's two arguments, per task:
+-- id, kind, payload, priority, class, timeout_ms, max_attempts, record
+-- key ('' = none), result field, holds set ('' = none), index key ('' =
+-- none), index member, then the count of the record's initial fields and
+-- that many name/value pairs.
+local now = now_us()
+local created_us = string.format('%d', now)
+local created_ms = string.format('%d', math.floor(now / 1000))
 local n = 0
--- Two calls per task (XADD, HSET): this is the hot path of bulk
--- submission. Ids are fresh uuids, so no existence check.
-for i = 3, #ARGV, 9 do
+local i = 3
+-- Two calls per task (XADD, HSET) when there is no record: this is the
+-- hot path of bulk submission. Ids are fresh uuids, so no existence check.
+while i <= #ARGV do
   local tid = ARGV[i]
   local sk = stream_key(ARGV[i + 4])
   local rec = ARGV[i + 7]
@@ -15,13 +21,20 @@ for i = 3, #ARGV, 9 do
     'priority', ARGV[i + 3], 'class', ARGV[i + 4], 'timeout_ms', ARGV[i + 5],
     'max_attempts', ARGV[i + 6], 'created_us', created_us,
     'status', 'queued', 'stream', sk, 'entry', eid)
+  local fields = tonumber(ARGV[i + 12])
   if rec ~= '' then
     redis.call('HSET', tk, 'record', rec, 'result_field', ARGV[i + 8])
+    if fields > 0 then
+      redis.call('HSET', rec, unpack(ARGV, i + 13, i + 12 + 2 * fields))
+    end
     -- A new run of the record: what an earlier run left is cleared.
     redis.call('HSET', rec, 'task_id', tid, 'status', 'queued', 'progress', '0')
     redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
+    if ARGV[i + 10] ~= '' then redis.call('ZADD', ARGV[i + 10], created_ms, ARGV[i + 11]) end
   end
+  if ARGV[i + 9] ~= '' then redis.call('SADD', ARGV[i + 9], tid) end
   n = n + 1
+  i = i + 13 + 2 * fields
 end
 redis.call('HINCRBY', COUNTERS, 'tasks_submitted', n)
 return n

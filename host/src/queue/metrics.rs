@@ -1,0 +1,105 @@
+//! Task run times, as a histogram every worker adds to (in `complete.lua`)
+//! and any process reads.
+
+use std::collections::BTreeMap;
+
+use super::{Queue, QueueError};
+
+/// Upper bounds of the duration buckets, in milliseconds: from a few-bar
+/// backtest (ms) to an hour-long sweep. `lua/prelude.lua` holds the same
+/// list (a test checks), since the script picks the bucket.
+pub const DURATION_BOUNDS_MS: [u64; 18] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000,
+    600_000, 1_800_000, 3_600_000,
+];
+
+/// How a task's last run ended, as the histogram labels it.
+pub const OUTCOMES: [&str; 3] = ["completed", "failed", "timeout"];
+
+/// Run times of the tasks that ended one way.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Durations {
+    /// Per bucket (not cumulative); the last one is above every bound.
+    pub buckets: [u64; DURATION_BOUNDS_MS.len() + 1],
+    pub count: u64,
+    pub sum_ms: u64,
+}
+
+impl Durations {
+    /// Cumulative counts paired with their bound (`None` = `+Inf`), as
+    /// Prometheus histograms expose them.
+    pub fn cumulative(&self) -> Vec<(Option<u64>, u64)> {
+        let mut total = 0;
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                total += n;
+                (DURATION_BOUNDS_MS.get(i).copied(), total)
+            })
+            .collect()
+    }
+}
+
+impl Queue {
+    /// The duration histogram per outcome (every outcome present).
+    pub async fn durations(&self) -> Result<BTreeMap<&'static str, Durations>, QueueError> {
+        let mut conn = self.connection();
+        let fields: BTreeMap<String, u64> = redis::cmd("HGETALL")
+            .arg(self.keys().durations())
+            .query_async(&mut conn)
+            .await?;
+        let mut out: BTreeMap<&'static str, Durations> = OUTCOMES
+            .iter()
+            .map(|o| (*o, Durations::default()))
+            .collect();
+        for (field, n) in fields {
+            let Some((outcome, part)) = field.split_once(':') else {
+                continue;
+            };
+            let Some(histogram) = out.get_mut(outcome) else {
+                continue;
+            };
+            match part {
+                "count" => histogram.count = n,
+                "sum_ms" => histogram.sum_ms = n,
+                bucket => {
+                    // Lua counts buckets from 1.
+                    let index = bucket.parse::<usize>().ok().and_then(|b| b.checked_sub(1));
+                    if let Some(slot) = index.and_then(|i| histogram.buckets.get_mut(i)) {
+                        *slot = n;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prelude_has_the_same_bounds() {
+        let prelude = include_str!("lua/prelude.lua");
+        let list = DURATION_BOUNDS_MS.map(|b| b.to_string()).join(", ");
+        assert!(
+            prelude.contains(&format!("local DURATION_BOUNDS_MS = {{{list}}}")),
+            "prelude.lua bounds differ from DURATION_BOUNDS_MS"
+        );
+    }
+
+    #[test]
+    fn cumulative_counts_end_at_the_total() {
+        let mut d = Durations::default();
+        d.buckets[0] = 2;
+        d.buckets[3] = 1;
+        d.buckets[DURATION_BOUNDS_MS.len()] = 4;
+        let c = d.cumulative();
+        assert_eq!(c[0], (Some(5), 2));
+        assert_eq!(c[2], (Some(25), 2));
+        assert_eq!(c[3], (Some(50), 3));
+        assert_eq!(c[DURATION_BOUNDS_MS.len()], (None, 7));
+    }
+}
