@@ -49,20 +49,46 @@ pub fn evaluate_one(
     config: &BacktestConfig,
     fatal: &dyn Fn(&EngineError) -> bool,
 ) -> Result<Row, EngineError> {
+    let is = Part::new(in_sample, config);
+    let oos = out_of_sample.map(|c| Part::new(c, config));
+    evaluate_parts(factory, combo, &is, oos.as_ref(), fatal)
+}
+
+/// Candles and the config to run them with, the timeframe detected once
+/// per candle set rather than in every run (the engine would detect the
+/// same value).
+struct Part<'a> {
+    candles: &'a Candles,
+    config: BacktestConfig,
+}
+
+impl<'a> Part<'a> {
+    fn new(candles: &'a Candles, config: &BacktestConfig) -> Self {
+        Part {
+            candles,
+            config: BacktestConfig {
+                timeframe_secs: config.timeframe_secs.or_else(|| candles.timeframe_secs()),
+                ..config.clone()
+            },
+        }
+    }
+}
+
+fn evaluate_parts(
+    factory: &dyn StrategyFactory,
+    combo: &Combination,
+    in_sample: &Part<'_>,
+    out_of_sample: Option<&Part<'_>>,
+    fatal: &dyn Fn(&EngineError) -> bool,
+) -> Result<Row, EngineError> {
     let mut row = Row::new(combo.index, &combo.params);
-    let run = |candles: &Candles| -> Result<Result<Summary, String>, EngineError> {
-        // Detected once per candle set rather than in every run (the
-        // engine would detect the same value).
-        let config = &BacktestConfig {
-            timeframe_secs: config.timeframe_secs.or_else(|| candles.timeframe_secs()),
-            ..config.clone()
-        };
-        let mut strategy = match factory.build(&combo.params, candles.len()) {
+    let run = |part: &Part<'_>| -> Result<Result<Summary, String>, EngineError> {
+        let mut strategy = match factory.build(&combo.params, part.candles.len()) {
             Ok(s) => s,
             Err(e) if fatal(&e) => return Err(e),
             Err(e) => return Ok(Err(e.to_string())),
         };
-        match engine::run_backtest(candles, strategy.as_mut(), config) {
+        match engine::run_backtest(part.candles, strategy.as_mut(), &part.config) {
             Ok(report) => Ok(Ok(Summary::of(&report))),
             Err(e) if fatal(&e) => Err(e),
             Err(e) => Ok(Err(e.to_string())),
@@ -102,6 +128,8 @@ pub fn evaluate(
     let stop = AtomicBool::new(false);
     let failure: Mutex<Option<EngineError>> = Mutex::new(None);
     let threads = threads.clamp(1, combos.len().max(1));
+    let is = Part::new(in_sample, config);
+    let oos = out_of_sample.map(|c| Part::new(c, config));
     let mut rows: Vec<(usize, Row)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -110,8 +138,7 @@ pub fn evaluate(
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(combo) = combos.get(i) else { break };
-                        match evaluate_one(factory, combo, in_sample, out_of_sample, config, fatal)
-                        {
+                        match evaluate_parts(factory, combo, &is, oos.as_ref(), fatal) {
                             Ok(row) => mine.push((i, row)),
                             Err(e) => {
                                 stop.store(true, Ordering::Relaxed);
