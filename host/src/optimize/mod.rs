@@ -23,7 +23,7 @@ pub use factory::{is_fatal, PluginFactory, ReferenceFactory};
 pub use holdout::{Holdout, Split};
 pub use objective::{Direction, Objective, Summary, METRICS};
 pub use rank::{rank, Ranked, Row, Table};
-pub use run::{evaluate, evaluate_one, full_report, Evaluated, StrategyFactory};
+pub use run::{evaluate, evaluate_one, full_report, StrategyFactory};
 pub use space::{Combination, DimensionSpec, Method, Space, DEFAULT_MAX_COMBINATIONS};
 
 use std::collections::BTreeMap;

@@ -35,9 +35,6 @@ pub fn full_report(
     Ok(report)
 }
 
-/// What one combination gave.
-pub type Evaluated = Row;
-
 /// Runs one combination in sample (and out of sample with a hold-out).
 /// Errors `fatal` says so end the whole evaluation (a cancel, a deadline);
 /// others are kept in the row.
