@@ -44,9 +44,12 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares. One `Arc`: axum clones the state for every
+/// extractor of every request, so a clone must not copy key strings.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Store,
     pub queue: Queue,
     /// Validates uploads (and keeps them compiled, as a worker would).
@@ -54,19 +57,26 @@ pub struct AppState {
     /// When set, mutating requests need `Authorization: Bearer <token>`.
     pub token: Option<Arc<str>>,
     /// This process's request counts and latencies.
-    pub http: Arc<metrics::HttpMetrics>,
+    pub http: metrics::HttpMetrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl AppState {
     /// `token`: `None` or empty leaves the API open.
     pub fn new(store: Store, queue: Queue, sandbox: Sandbox, token: Option<&str>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             store,
             queue,
             sandbox: Arc::new(sandbox),
             token: token.filter(|t| !t.is_empty()).map(Arc::from),
-            http: Arc::default(),
-        }
+            http: metrics::HttpMetrics::default(),
+        }))
     }
 }
 

@@ -281,6 +281,21 @@ async fn bad_submissions_name_the_field_and_queue_nothing() {
             Some("initial_capital"),
         ),
         (
+            "leverage out of range",
+            with(&|v| v["leverage"] = json!(1000)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("leverage"),
+        ),
+        (
+            "range with no candles",
+            with(&|v| {
+                v["start_date"] = json!("2030-01-01T00:00:00Z");
+                v["end_date"] = json!("2030-02-01T00:00:00Z");
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("start_date"),
+        ),
+        (
             "bad timeframe",
             with(&|v| v["timeframe"] = json!("1x")),
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -72,6 +72,7 @@ pub struct Store {
     keys: Keys,
     /// Backtest ids reserved by this process and not handed out yet.
     backtest_ids: std::sync::Arc<tokio::sync::Mutex<std::ops::Range<u64>>>,
+    plugin_records: std::sync::Arc<plugins::RecordCache>,
 }
 
 impl Store {
@@ -85,6 +86,7 @@ impl Store {
             conn,
             keys: Keys::new(prefix),
             backtest_ids: std::sync::Arc::default(),
+            plugin_records: std::sync::Arc::default(),
         }
     }
 

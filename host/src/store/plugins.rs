@@ -5,6 +5,7 @@ use super::{parse_field, Result, Store, StoreError};
 use crate::engine::Description;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// Plugin hash fields.
@@ -43,6 +44,31 @@ pub struct PluginRecord {
     pub description: Description,
 }
 
+/// Plugin records by (strategy id, sha256), parsed once per process.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    records: std::sync::Mutex<HashMap<(u64, String), PluginRecord>>,
+}
+
+impl RecordCache {
+    /// Distinct strategies kept; past it the cache starts over (records
+    /// are small, a refill costs one read each).
+    const CAPACITY: usize = 1024;
+
+    fn get(&self, strategy_id: u64, sha256: &str) -> Option<PluginRecord> {
+        let records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        records.get(&(strategy_id, sha256.to_string())).cloned()
+    }
+
+    fn put(&self, record: PluginRecord) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= Self::CAPACITY {
+            records.clear();
+        }
+        records.insert((record.strategy_id, record.sha256.clone()), record);
+    }
+}
+
 /// Stores a plugin unless its hash exists, handing out the next strategy
 /// id; either way returns {created (0/1), strategy id}. KEYS: plugin hash,
 /// id counter, strategies hash; ARGV: wasm, name, version, description,
@@ -63,21 +89,6 @@ return {1, id}
 
 /// Deletes a plugin if the id still maps to that sha256. KEYS: strategies
 /// hash, plugin hash; ARGV: id, sha256.
-/// A plugin record by strategy id in one round trip: KEYS[1] the id
-/// index; ARGV[1] the id, ARGV[2] the plugin key prefix, then the record
-/// fields. Returns `{sha256, values...}`, or an empty array.
-static BY_ID: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r"
-local sha = redis.call('HGET', KEYS[1], ARGV[1])
-if not sha then return {} end
-local values = redis.call('HMGET', ARGV[2] .. sha, unpack(ARGV, 3))
-table.insert(values, 1, sha)
-return values
-",
-    )
-});
-
 static DELETE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -174,26 +185,28 @@ impl Store {
         self.parse_record(sha256, values)
     }
 
-    /// One round trip: the id lookup and the record read in one script.
+    /// The record of a strategy id. A (strategy id, sha256) pair never
+    /// changes meaning (a re-upload after a delete gets a new id), so its
+    /// record is kept in memory and a hit costs one `HGET`.
     pub async fn plugin_record_by_id(&self, strategy_id: u64) -> Result<Option<PluginRecord>> {
-        // The plugin key is `{prefix}:plugin:{sha256}`; the script appends
-        // the sha it finds.
-        let key_prefix = self.keys.plugin("");
-        let mut reply: Vec<Option<String>> = BY_ID
-            .key(self.keys.strategies())
+        let sha256: Option<String> = redis::cmd("HGET")
+            .arg(self.keys.strategies())
             .arg(strategy_id)
-            .arg(&key_prefix)
-            .arg(RECORD_FIELDS.as_slice())
-            .invoke_async(&mut self.conn.clone())
+            .query_async(&mut self.conn.clone())
             .await?;
-        if reply.is_empty() {
-            return Ok(None);
-        }
-        let Some(sha256) = reply.remove(0) else {
+        let Some(sha256) = sha256 else {
             return Ok(None);
         };
-        check_sha256(&sha256)?;
-        self.parse_record(&sha256, reply)
+        if let Some(record) = self.plugin_records.get(strategy_id, &sha256) {
+            return Ok(Some(record));
+        }
+        let record = self.plugin_record_by_sha(&sha256).await?;
+        if let Some(record) = &record {
+            if record.strategy_id == strategy_id {
+                self.plugin_records.put(record.clone());
+            }
+        }
+        Ok(record)
     }
 
     /// The component bytes, as put.
@@ -373,8 +386,11 @@ mod tests {
         assert_eq!(s.list_plugins().await.unwrap(), [ra.clone(), rb.clone()]);
         assert_eq!(ra.description, description("ema"));
 
+        // Read by id once more, so the delete below meets a cached record.
+        assert_eq!(s.plugin_record_by_id(1).await.unwrap().unwrap(), ra);
         assert!(s.delete_plugin(1).await.unwrap());
         assert!(!s.delete_plugin(1).await.unwrap());
+        assert_eq!(s.plugin_record_by_id(1).await.unwrap(), None, "deleted, cache or not");
         assert_eq!(s.plugin_bytes(&sha(&a)).await.unwrap(), None);
         assert_eq!(s.plugin_record_by_sha(&sha(&a)).await.unwrap(), None);
         assert_eq!(s.list_plugins().await.unwrap(), [rb]);
@@ -385,6 +401,8 @@ mod tests {
             .unwrap();
         assert!(created);
         assert_eq!(back.strategy_id, 3);
+        assert_eq!(s.plugin_record_by_id(3).await.unwrap().unwrap(), back);
+        assert_eq!(s.plugin_record_by_id(1).await.unwrap(), None);
     }
 
     #[tokio::test]
