@@ -390,7 +390,11 @@ mod tests {
         assert_eq!(s.plugin_record_by_id(1).await.unwrap().unwrap(), ra);
         assert!(s.delete_plugin(1).await.unwrap());
         assert!(!s.delete_plugin(1).await.unwrap());
-        assert_eq!(s.plugin_record_by_id(1).await.unwrap(), None, "deleted, cache or not");
+        assert_eq!(
+            s.plugin_record_by_id(1).await.unwrap(),
+            None,
+            "deleted, cache or not"
+        );
         assert_eq!(s.plugin_bytes(&sha(&a)).await.unwrap(), None);
         assert_eq!(s.plugin_record_by_sha(&sha(&a)).await.unwrap(), None);
         assert_eq!(s.list_plugins().await.unwrap(), [rb]);
