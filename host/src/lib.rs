@@ -7,6 +7,7 @@
 //! Streams mechanics) → `tasks` (backtest) → `worker` and `api` (HTTP) → `cli`.
 
 pub mod api;
+pub mod autoscale;
 pub mod candles;
 pub mod cli;
 pub mod clock;
@@ -16,6 +17,7 @@ pub mod optimize;
 pub mod queue;
 pub mod reference;
 pub mod sandbox;
+pub mod scheduler;
 pub mod store;
 pub mod tasks;
 pub mod worker;

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod autoscale;
 mod backtest_cli;
 mod bad_input;
 mod demo;
@@ -15,5 +16,6 @@ mod queue_backtest;
 mod queue_optimize;
 mod queue_recovery;
 mod scaffold;
+mod scheduler;
 mod service;
 mod support;

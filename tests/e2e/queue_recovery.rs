@@ -14,12 +14,12 @@ use super::service::{Service, WorkerProc};
 const HOUR: i64 = 3600;
 const START: i64 = 1_704_067_200;
 /// Test workers get fuel for the slow plugin's deliberate work.
-const FUEL: (&str, &str) = ("STRATBOX_FUEL_PER_BAR", "100000000000");
+pub(super) const FUEL: (&str, &str) = ("STRATBOX_FUEL_PER_BAR", "100000000000");
 /// Loop steps per bar of the slow plugin: roughly 1 ms per bar here, so
 /// `bars` is about the run time in milliseconds.
 const WORK_PER_MS: i64 = 700_000;
 
-async fn with_slow_plugin(svc: &Service) -> String {
+pub(super) async fn with_slow_plugin(svc: &Service) -> String {
     svc.store
         .import_candles("SLOW", HOUR, &hourly(20_000, 11))
         .await
@@ -28,7 +28,7 @@ async fn with_slow_plugin(svc: &Service) -> String {
 }
 
 /// A backtest of the slow plugin that runs for about `millis`.
-fn slow(sha: &str, millis: i64) -> BacktestDefinition {
+pub(super) fn slow(sha: &str, millis: i64) -> BacktestDefinition {
     let bars = millis.clamp(20, 20_000);
     let mut def = definition(sha, "SLOW", START, START + (bars - 1) * HOUR);
     def.params.insert("work".into(), WORK_PER_MS.into());

@@ -172,6 +172,7 @@ impl From<QueueError> for AppError {
             QueueError::Redis(e) => redis_error(&e),
             QueueError::Invalid { field, message } => AppError::invalid(field, message),
             QueueError::Reply(_) => AppError::Internal(e.into()),
+            QueueError::GuardFailed(_) => AppError::Conflict(e.to_string()),
         }
     }
 }

@@ -90,11 +90,14 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         let counters = state.queue.counters().await?;
         let stats = state.queue.stats().await?;
         let durations = state.queue.durations().await?;
-        Ok::<_, crate::queue::QueueError>((counters, stats, durations))
+        let mut conn = state.queue.connection();
+        let autoscaler =
+            crate::autoscale::read_stats(&mut conn, state.queue.keys().prefix()).await?;
+        Ok::<_, crate::queue::QueueError>((counters, stats, durations, autoscaler))
     })
     .await;
     match queue {
-        Ok(Ok((counters, stats, durations))) => {
+        Ok(Ok((counters, stats, durations, autoscaler))) => {
             gauge(
                 &mut out,
                 "stratbox_redis_up",
@@ -177,6 +180,7 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
             for (outcome, histogram) in &durations {
                 task_histogram(&mut out, outcome, histogram);
             }
+            autoscaler_families(&mut out, &autoscaler);
         }
         failed => {
             let cause = match failed {
@@ -232,6 +236,39 @@ fn task_histogram(out: &mut String, outcome: &str, histogram: &Durations) {
         "{name}_count{{outcome=\"{outcome}\"}} {}",
         histogram.count
     );
+}
+
+fn autoscaler_families(out: &mut String, stats: &crate::autoscale::AutoscalerStats) {
+    if let Some(workers) = stats.workers {
+        gauge(
+            out,
+            "stratbox_autoscaler_workers",
+            "Worker processes the autoscaler runs.",
+            workers,
+        );
+    }
+    if let Some(desired) = stats.desired {
+        gauge(
+            out,
+            "stratbox_autoscaler_desired_workers",
+            "Worker processes the autoscaler aims for.",
+            desired,
+        );
+    }
+    family(
+        out,
+        "stratbox_autoscaler_decisions_total",
+        "counter",
+        "Autoscaler decisions by action (up, down, restart) and reason.",
+    );
+    for ((action, reason), n) in &stats.decisions {
+        let _ = writeln!(
+            out,
+            "stratbox_autoscaler_decisions_total{{action=\"{}\",reason=\"{}\"}} {n}",
+            escape(action),
+            escape(reason)
+        );
+    }
 }
 
 fn http_families(out: &mut String, series: &BTreeMap<(String, String, u16), Latency>) {

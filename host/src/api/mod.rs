@@ -9,6 +9,7 @@ pub mod error;
 pub mod metrics;
 mod optimizations;
 mod queue;
+mod schedules;
 mod strategies;
 #[cfg(test)]
 mod tests;
@@ -106,6 +107,12 @@ impl AppState {
         optimizations::cancel,
         backtests::list,
         metrics::prometheus,
+        schedules::create,
+        schedules::list,
+        schedules::get_one,
+        schedules::pause,
+        schedules::resume,
+        schedules::delete_one,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&BearerAuth, &CommonErrors),
@@ -212,6 +219,13 @@ pub fn app(state: AppState) -> Router {
             post(candles::import).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
         )
         .route("/candles", get(candles::list))
+        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/schedules/{id}",
+            get(schedules::get_one).delete(schedules::delete_one),
+        )
+        .route("/schedules/{id}/pause", post(schedules::pause))
+        .route("/schedules/{id}/resume", post(schedules::resume))
         .route("/backtests", get(backtests::list))
         .route("/backtests/{id}", get(backtests::get_one))
         // Optimizations (issue 5).

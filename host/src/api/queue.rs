@@ -126,7 +126,7 @@ fn priority(p: Option<i64>) -> ApiResult<i64> {
     }
 }
 
-fn date(field: &str, value: &str) -> ApiResult<i64> {
+pub(super) fn date(field: &str, value: &str) -> ApiResult<i64> {
     crate::candles::csv::parse_rfc3339_secs(value)
         .map_err(|m| AppError::invalid(field, format!("`{value}`: {m}")))
 }
@@ -164,6 +164,41 @@ pub async fn create_and_run(
     body: Result<Json<CreateAndRunRequest>, JsonRejection>,
 ) -> ApiResult<Json<CreateAndRunResponse>> {
     let Json(request) = body?;
+    let parsed = parse_create(&state, request).await?;
+    let options = tasks::SubmitOptions {
+        priority: parsed.priority,
+        ..tasks::SubmitOptions::default()
+    };
+    let (backtest_id, task_id) = tasks::submit_backtest_for_plugin(
+        &state.store,
+        &state.queue,
+        &parsed.definition,
+        parsed.plugin,
+        parsed.series,
+        &options,
+    )
+    .await?;
+    Ok(Json(CreateAndRunResponse {
+        backtest_id,
+        task_id,
+        status: "submitted".into(),
+        message: "Backtest created and submitted to queue".into(),
+    }))
+}
+
+/// A create-and-run request with its fields parsed and its strategy
+/// resolved: where a submission and a schedule both start.
+pub(super) struct ParsedCreate {
+    pub definition: BacktestDefinition,
+    pub plugin: crate::store::PluginRecord,
+    pub series: Option<crate::store::SeriesInfo>,
+    pub priority: i64,
+}
+
+pub(super) async fn parse_create(
+    state: &AppState,
+    request: CreateAndRunRequest,
+) -> ApiResult<ParsedCreate> {
     let priority = priority(request.priority)?;
     let timeframe_secs = crate::candles::parse_timeframe(&request.timeframe)
         .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
@@ -199,25 +234,12 @@ pub async fn create_and_run(
         slippage_bps: request.slippage_bps,
         params,
     };
-    let options = tasks::SubmitOptions {
-        priority,
-        ..tasks::SubmitOptions::default()
-    };
-    let (backtest_id, task_id) = tasks::submit_backtest_for_plugin(
-        &state.store,
-        &state.queue,
-        &definition,
+    Ok(ParsedCreate {
+        definition,
         plugin,
-        series.ok().flatten(),
-        &options,
-    )
-    .await?;
-    Ok(Json(CreateAndRunResponse {
-        backtest_id,
-        task_id,
-        status: "submitted".into(),
-        message: "Backtest created and submitted to queue".into(),
-    }))
+        series: series.ok().flatten(),
+        priority,
+    })
 }
 
 /// Shared queue counters.

@@ -745,3 +745,98 @@ async fn openapi_and_swagger_ui_are_served() {
     let response = app.oneshot(get("/api/v1/queue/metrics")).await.unwrap();
     assert!(response.headers().contains_key("x-request-id"));
 }
+
+#[tokio::test]
+async fn schedules_are_checked_listed_paused_and_deleted() {
+    let h = Harness::start("api-schedules", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(9_000).await;
+    let app = h.app();
+    let create = |body: Value| post_json("/api/v1/schedules", &body);
+    let mut bad_param = spec_request(id);
+    bad_param["config"]["params"]["fast_period"] = json!(0);
+    for (body, status, field) in [
+        (
+            json!({"cron": "61 * * * *", "backtest": spec_request(id)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cron",
+        ),
+        (
+            json!({"cron": "every day", "backtest": spec_request(id)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cron",
+        ),
+        (
+            json!({"every_secs": 0, "backtest": spec_request(id)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "every_secs",
+        ),
+        (
+            json!({"backtest": spec_request(id)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cron",
+        ),
+        (
+            json!({"every_secs": 60, "start_at": "2030-01-02T00:00:00Z", "end_at": "2030-01-01T00:00:00Z", "backtest": spec_request(id)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "end_at",
+        ),
+        (
+            json!({"every_secs": 60, "backtest": spec_request(999)}),
+            StatusCode::NOT_FOUND,
+            "backtest.strategy_id",
+        ),
+        (
+            json!({"every_secs": 60, "backtest": bad_param}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "backtest.config.params.fast_period",
+        ),
+    ] {
+        let (got, reply) = send(&app, create(body.clone())).await;
+        assert_eq!(got, status, "{body}: {reply}");
+        assert_eq!(reply["error"]["field"], field, "{body}: {reply}");
+    }
+    assert_eq!(h.stream_len().await, 0, "nothing queued");
+
+    let (status, created) = send(
+        &app,
+        create(json!({"name": "nightly", "cron": "0 2 * * *", "backtest": spec_request(id)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["paused"], false);
+    assert_eq!(created["runs"], 0);
+    let next = created["next_run"].as_str().unwrap();
+    assert!(next.ends_with("T02:00:00Z"), "{next}");
+    let schedule_id = created["schedule_id"].as_u64().unwrap();
+
+    let (_, list) = send(&app, get("/api/v1/schedules")).await;
+    assert_eq!(list["schedules"].as_array().unwrap().len(), 1);
+    let (status, paused) = send(
+        &app,
+        post_json(
+            &format!("/api/v1/schedules/{schedule_id}/pause"),
+            &json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["paused"], true);
+    assert_eq!(paused["next_run"], Value::Null);
+    let (_, resumed) = send(
+        &app,
+        post_json(
+            &format!("/api/v1/schedules/{schedule_id}/resume"),
+            &json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(resumed["paused"], false);
+    assert_eq!(resumed["next_run"], created["next_run"]);
+    let delete = Request::delete(format!("/api/v1/schedules/{schedule_id}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, delete).await.0, StatusCode::NO_CONTENT);
+    let (status, _) = send(&app, get(&format!("/api/v1/schedules/{schedule_id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

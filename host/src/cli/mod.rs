@@ -8,6 +8,7 @@ macro_rules! outln {
     };
 }
 
+mod autoscale;
 mod backtest;
 mod bench;
 mod bench_api;
@@ -18,6 +19,7 @@ mod client;
 mod demo;
 mod optimize;
 mod plugin;
+mod scheduler;
 mod serve;
 mod settings;
 mod upload;
@@ -57,6 +59,10 @@ enum Command {
     /// Run the whole service locally (Redis, API, two workers) and a
     /// backtest through it over HTTP.
     Demo(Box<demo::DemoArgs>),
+    /// Keep between --min and --max worker processes, sized to a wait SLA.
+    Autoscale(Box<autoscale::AutoscaleArgs>),
+    /// Run the scheduler loop alone (`serve` runs it too).
+    Scheduler(Box<scheduler::SchedulerArgs>),
     /// Upload a strategy component to a running API.
     Upload(upload::UploadArgs),
 }
@@ -97,6 +103,8 @@ pub fn main() -> ExitCode {
         Command::Worker(args) => worker::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Upload(args) => upload::run(&args),
+        Command::Autoscale(args) => autoscale::run(&args),
+        Command::Scheduler(args) => scheduler::run(&args),
         Command::Demo(args) => demo::run(&args),
     };
     match result {

@@ -17,6 +17,10 @@ pub struct ServeArgs {
     /// When set, mutating endpoints need `Authorization: Bearer <token>`.
     #[arg(long, env = "STRATBOX_API_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Also run the scheduler loop (any number of processes may; each
+    /// occurrence fires once).
+    #[arg(long, env = "STRATBOX_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    scheduler: bool,
     #[command(flatten)]
     redis: RedisArgs,
     #[command(flatten)]
@@ -49,7 +53,26 @@ pub fn run(args: &ServeArgs) -> CliResult {
                 .with_context(|| format!("cannot listen on {}", args.addr))?;
             let local = listener.local_addr().context("listener address")?;
             tracing::info!(addr = %local, auth = state.token.is_some(), "api listening");
-            api::serve(listener, state, crate::worker::shutdown_signal()).await?;
+            // One signal stops both the server and the scheduler loop.
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                crate::worker::shutdown_signal().await;
+                let _ = stop.send(true);
+            });
+            let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            };
+            let scheduler = args.scheduler.then(|| {
+                tokio::spawn(crate::scheduler::run(
+                    state.store.clone(),
+                    state.queue.clone(),
+                    until_stopped(stopped.clone()),
+                ))
+            });
+            api::serve(listener, state, until_stopped(stopped)).await?;
+            if let Some(scheduler) = scheduler {
+                let _ = scheduler.await;
+            }
             tracing::info!("api stopped");
             anyhow::Ok(())
         })

@@ -103,3 +103,92 @@ mod tests {
         assert_eq!(c[DURATION_BOUNDS_MS.len()], (None, 7));
     }
 }
+
+/// What waits, for a scaler: how many tasks and how long the oldest one
+/// has waited (from its stream entry id, on the server's clock).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    pub waiting: u64,
+    pub oldest_wait_ms: Option<u64>,
+    /// Tasks running now (the shared `active_tasks` counter).
+    pub active: u64,
+    /// Tasks that ended so far (completed, failed or timed out): the
+    /// difference of two readings is the drain rate.
+    pub finished: u64,
+}
+
+impl Queue {
+    /// The backlog in one round trip per class stream.
+    pub async fn backlog(&self) -> Result<Backlog, QueueError> {
+        use super::keys::GROUP;
+        use super::task::Class;
+        let mut conn = self.connection();
+        // `lag` of XINFO GROUPS is often unknown once entries are deleted;
+        // length minus pending is not.
+        let waiting = self.stats().await?.waiting;
+        let mut backlog = Backlog {
+            waiting: waiting.values().sum(),
+            ..Backlog::default()
+        };
+        let now_ms: u64 = {
+            let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
+            secs * 1000 + micros / 1000
+        };
+        for class in Class::ALL {
+            let stream = self.keys().stream(class);
+            // The group's last delivered id: entries after it wait.
+            let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+                match redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&stream)
+                    .query_async(&mut conn)
+                    .await
+                {
+                    Ok(groups) => groups,
+                    // No stream yet: nothing waits in this class.
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            let Some(group) = groups.iter().find(|g| {
+                matches!(g.get("name"), Some(redis::Value::BulkString(n)) if n == GROUP.as_bytes())
+            }) else {
+                continue;
+            };
+            let last = match group.get("last-delivered-id") {
+                Some(redis::Value::BulkString(id)) => String::from_utf8_lossy(id).into_owned(),
+                _ => "0-0".to_string(),
+            };
+            if waiting.get(class.as_str()).copied().unwrap_or(0) == 0 {
+                continue;
+            }
+            let first: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg(format!("({last}"))
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await?;
+            if let Some((id, _)) = first.first() {
+                let added_ms: u64 = id
+                    .split('-')
+                    .next()
+                    .and_then(|ms| ms.parse().ok())
+                    .unwrap_or(now_ms);
+                let wait = now_ms.saturating_sub(added_ms);
+                backlog.oldest_wait_ms = Some(backlog.oldest_wait_ms.map_or(wait, |w| w.max(wait)));
+            }
+        }
+        let counters = self.counters().await?;
+        backlog.active = counters.active_tasks.max(0) as u64;
+        backlog.finished =
+            (counters.tasks_completed + counters.tasks_failed + counters.tasks_timeout).max(0)
+                as u64;
+        Ok(backlog)
+    }
+}

@@ -18,7 +18,9 @@ mod tests;
 pub use config::QueueConfig;
 pub use consumer::Consumer;
 pub use keys::{QueueKeys, GROUP};
-pub use task::{Class, Delivery, Outcome, Record, TaskError, TaskInfo, TaskSpec, TaskStatus};
+pub use task::{
+    Class, Delivery, Guard, Outcome, Record, TaskError, TaskInfo, TaskSpec, TaskStatus,
+};
 
 use redis::aio::ConnectionManager;
 use serde::Serialize;
@@ -36,6 +38,9 @@ pub enum QueueError {
     },
     #[error("unexpected reply from redis: {0}")]
     Reply(String),
+    /// The submission's guard did not hold: another process went first.
+    #[error("guard on {0} did not hold; nothing was submitted")]
+    GuardFailed(String),
 }
 
 /// The five counters of the old service, plus what the queue adds.
@@ -150,12 +155,40 @@ impl Queue {
     /// Submits tasks atomically (all or none) in one round trip and
     /// returns their ids (uuid v4) in order.
     pub async fn submit(&self, specs: &[TaskSpec]) -> Result<Vec<String>, QueueError> {
+        self.submit_guarded(specs, None).await
+    }
+
+    /// [`Queue::submit`], only if `guard` holds (checked and moved on in
+    /// the same script); `GuardFailed` when it does not.
+    pub async fn submit_guarded(
+        &self,
+        specs: &[TaskSpec],
+        guard: Option<&Guard>,
+    ) -> Result<Vec<String>, QueueError> {
         if specs.is_empty() {
             return Ok(Vec::new());
         }
         let mut ids = Vec::with_capacity(specs.len());
         let mut invocation = self.scripts.submit.prepare_invoke();
         invocation.arg(self.keys.prefix()).arg("");
+        invocation.arg(usize::from(guard.is_some()));
+        if let Some(g) = guard {
+            let (index_key, member, score) = match &g.index {
+                Some((key, member, score)) => (key.as_str(), member.as_str(), *score),
+                None => ("", "", 0),
+            };
+            invocation
+                .arg(&g.key)
+                .arg(&g.field)
+                .arg(&g.expect)
+                .arg(index_key)
+                .arg(member)
+                .arg(score)
+                .arg(g.set.len());
+            for (name, value) in &g.set {
+                invocation.arg(name).arg(value);
+            }
+        }
         for spec in specs {
             if spec.kind.is_empty() {
                 return Err(QueueError::Invalid {
@@ -209,6 +242,11 @@ impl Queue {
             }
             other => other?,
         };
+        if submitted == -1 {
+            return Err(QueueError::GuardFailed(
+                guard.map(|g| g.key.clone()).unwrap_or_default(),
+            ));
+        }
         if submitted as usize != ids.len() {
             return Err(QueueError::Reply(format!(
                 "submitted {submitted} of {} tasks",

@@ -76,6 +76,21 @@ pub struct Record {
     pub index: Option<(String, String)>,
 }
 
+/// A condition on a submission: it happens only if a hash field still
+/// holds `expect`, and moves the field on in the same step. Many
+/// processes may try the same submission; one succeeds (the scheduler's
+/// exactly-once firing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    pub key: String,
+    pub field: String,
+    pub expect: String,
+    /// Fields of `key` written when the guard holds.
+    pub set: Vec<(String, String)>,
+    /// A sorted-set entry written too: (key, member, score).
+    pub index: Option<(String, String, i64)>,
+}
+
 impl Record {
     pub fn new(key: String, result_field: &str) -> Self {
         Self {

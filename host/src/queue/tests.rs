@@ -1551,3 +1551,73 @@ async fn a_record_is_created_with_its_task() {
     assert!(score.unwrap() > 1.7e12, "scored by server time in ms");
     assert_eq!(fx.xlen(Class::Normal).await, 3);
 }
+
+#[tokio::test]
+async fn backlog_counts_what_waits_and_how_long_the_oldest_has() {
+    let fx = setup("backlog", fast()).await;
+    assert_eq!(fx.queue.backlog().await.unwrap(), Default::default());
+    fx.queue
+        .submit(&[spec(5, "a"), spec(5, "b"), spec(1, "c")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let backlog = fx.queue.backlog().await.unwrap();
+    assert_eq!(backlog.waiting, 3);
+    assert!(backlog.oldest_wait_ms.unwrap() >= 50, "{backlog:?}");
+    // Two taken: one waits (the low one), two run.
+    let a = fx.consumer("a").await;
+    let taken = a.fetch(2, false).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let backlog = fx.queue.backlog().await.unwrap();
+    assert_eq!((backlog.waiting, backlog.active), (1, 2));
+    a.complete(&[done(&taken[0], "r")]).await.unwrap();
+    let backlog = fx.queue.backlog().await.unwrap();
+    assert_eq!((backlog.active, backlog.finished), (1, 1));
+}
+
+#[tokio::test]
+async fn a_guarded_submission_happens_once() {
+    let fx = setup("guard", fast()).await;
+    let mut conn = fx.queue.connection();
+    let () = redis::cmd("HSET")
+        .arg("sched:1")
+        .arg("next")
+        .arg("100")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let guard = crate::queue::Guard {
+        key: "sched:1".into(),
+        field: "next".into(),
+        expect: "100".into(),
+        set: vec![("next".into(), "200".into()), ("last".into(), "100".into())],
+        index: Some(("due".into(), "1".into(), 200)),
+    };
+    let ids = fx
+        .queue
+        .submit_guarded(&[spec(5, "a"), spec(5, "b")], Some(&guard))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let sched = fx.hgetall("sched:1").await;
+    assert_eq!(
+        (sched["next"].as_str(), sched["last"].as_str()),
+        ("200", "100")
+    );
+    // The same occurrence again (another process): refused, nothing queued.
+    let again = fx
+        .queue
+        .submit_guarded(&[spec(5, "c")], Some(&guard))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, QueueError::GuardFailed(_)), "{again}");
+    assert_eq!(fx.xlen(Class::Normal).await, 2);
+    assert_eq!(fx.queue.counters().await.unwrap().tasks_submitted, 2);
+    let score: Option<i64> = redis::cmd("ZSCORE")
+        .arg("due")
+        .arg("1")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(score, Some(200));
+}

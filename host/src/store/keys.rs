@@ -42,6 +42,27 @@ impl Keys {
         format!("{}:plugin:{sha256}:tasks", self.prefix)
     }
 
+    /// `{prefix}:schedule:{id}`: a schedule (definition, paused, next and
+    /// last run, runs, last error).
+    pub fn schedule(&self, id: u64) -> String {
+        format!("{}:schedule:{id}", self.prefix)
+    }
+
+    /// `{prefix}:schedules`: ids of every schedule.
+    pub fn schedules(&self) -> String {
+        format!("{}:schedules", self.prefix)
+    }
+
+    /// `{prefix}:schedules:due`: schedule ids by next run (ms).
+    pub fn schedules_due(&self) -> String {
+        format!("{}:schedules:due", self.prefix)
+    }
+
+    /// `{prefix}:schedule:next_id`: counter handing out schedule ids.
+    pub fn schedule_next_id(&self) -> String {
+        format!("{}:schedule:next_id", self.prefix)
+    }
+
     /// `{prefix}:strategy:next_id`: counter (INCR) handing out strategy ids.
     pub fn strategy_next_id(&self) -> String {
         format!("{}:strategy:next_id", self.prefix)

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod local;
 pub mod optimizations;
 pub mod plugins;
+pub mod schedules;
 
 pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus};
 pub use cache::CandleCache;

@@ -3,7 +3,7 @@
 
 use super::{TaskContext, Tasks, KIND_BACKTEST};
 use crate::engine::{self, BacktestConfig, ParamInput, Params, StrategyInfo};
-use crate::queue::{Queue, QueueError, Record, TaskError, TaskSpec};
+use crate::queue::{Guard, Queue, QueueError, Record, TaskError, TaskSpec};
 use crate::sandbox::{RunError, RunLimits};
 use crate::store::backtests::{fields, BacktestDefinition};
 use crate::store::{PluginRecord, SeriesInfo, Store, StoreError};
@@ -123,7 +123,49 @@ pub async fn submit_backtests(
     requests: &[BacktestRequest],
     options: &SubmitOptions,
 ) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
-    submit_validated(store, queue, requests, options, Validator::new(store)).await
+    submit_validated(
+        store,
+        queue,
+        requests,
+        options,
+        Validator::new(store),
+        |_| None,
+    )
+    .await
+}
+
+/// Checks a request as a submission would, without queueing anything;
+/// the definition comes back with its params resolved.
+pub async fn validate_backtest(
+    store: &Store,
+    request: &BacktestRequest,
+) -> Result<BacktestDefinition, SubmitError> {
+    Ok(Validator::new(store).check(request).await?.0)
+}
+
+/// One backtest, submitted only if `guard` (built from the backtest id)
+/// holds: `SubmitError::Queue(QueueError::GuardFailed)` when another
+/// process went first.
+pub async fn submit_backtest_guarded(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    options: &SubmitOptions,
+    guard: impl FnOnce(u64) -> Guard,
+) -> Result<(u64, String), SubmitError> {
+    let mut submitted = submit_validated(
+        store,
+        queue,
+        std::slice::from_ref(request),
+        options,
+        Validator::new(store),
+        |ids| ids.first().map(|id| guard(*id)),
+    )
+    .await
+    .map_err(|(_, e)| e)?;
+    submitted
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))
 }
 
 /// [`submit_backtest_with`] for a caller that has just read the plugin
@@ -152,6 +194,7 @@ pub async fn submit_backtest_for_plugin(
         std::slice::from_ref(request),
         options,
         validator,
+        |_| None,
     )
     .await
     .map_err(|(_, e)| e)?;
@@ -166,6 +209,7 @@ async fn submit_validated(
     requests: &[BacktestRequest],
     options: &SubmitOptions,
     mut validator: Validator<'_>,
+    guard: impl FnOnce(&[u64]) -> Option<Guard>,
 ) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
     let mut checked = Vec::with_capacity(requests.len());
     for (i, request) in requests.iter().enumerate() {
@@ -190,7 +234,11 @@ async fn submit_validated(
         }
         specs.push(spec);
     }
-    let task_ids = queue.submit(&specs).await.map_err(|e| (0, e.into()))?;
+    let guard = guard(&ids);
+    let task_ids = queue
+        .submit_guarded(&specs, guard.as_ref())
+        .await
+        .map_err(|e| (0, e.into()))?;
     Ok(ids.into_iter().zip(task_ids).collect())
 }
 

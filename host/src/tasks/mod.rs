@@ -8,8 +8,9 @@ pub mod optimization;
 pub mod strategies;
 
 pub use backtest::{
-    resubmit_backtest, submit_backtest, submit_backtest_for_plugin, submit_backtest_with,
-    submit_backtests, BacktestPayload, BacktestRequest, SubmitError, SubmitOptions,
+    resubmit_backtest, submit_backtest, submit_backtest_for_plugin, submit_backtest_guarded,
+    submit_backtest_with, submit_backtests, validate_backtest, BacktestPayload, BacktestRequest,
+    SubmitError, SubmitOptions,
 };
 
 use crate::queue::{Delivery, TaskError};

@@ -1,13 +1,32 @@
--- Submits tasks atomically. After the prelude's two arguments, per task:
+-- Submits tasks atomically. After the prelude's two arguments: the guard
+-- count (0 or 1), then per guard: hash key, field, expected value, index
+-- key ('' = none), index member, index score, the count of fields to set
+-- and that many name/value pairs. A guard that does not hold submits
+-- nothing and returns -1. Then per task:
 -- id, kind, payload, priority, class, timeout_ms, max_attempts, record
 -- key ('' = none), result field, holds set ('' = none), index key ('' =
 -- none), index member, then the count of the record's initial fields and
 -- that many name/value pairs.
+local i = 3
+local guards = tonumber(ARGV[i])
+i = i + 1
+local guard_at = i
+for _ = 1, guards do
+  if redis.call('HGET', ARGV[i], ARGV[i + 1]) ~= ARGV[i + 2] then return -1 end
+  i = i + 7 + 2 * tonumber(ARGV[i + 6])
+end
+-- Every guard holds: move them on.
+local g = guard_at
+for _ = 1, guards do
+  local sets = tonumber(ARGV[g + 6])
+  if sets > 0 then redis.call('HSET', ARGV[g], unpack(ARGV, g + 7, g + 6 + 2 * sets)) end
+  if ARGV[g + 3] ~= '' then redis.call('ZADD', ARGV[g + 3], ARGV[g + 5], ARGV[g + 4]) end
+  g = g + 7 + 2 * sets
+end
 local now = now_us()
 local created_us = string.format('%d', now)
 local created_ms = string.format('%d', math.floor(now / 1000))
 local n = 0
-local i = 3
 -- Two calls per task (XADD, HSET) when there is no record: this is the
 -- hot path of bulk submission. Ids are fresh uuids, so no existence check.
 while i <= #ARGV do
