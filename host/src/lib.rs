@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod connection;
 pub mod engine;
+pub mod optimize;
 pub mod queue;
 pub mod reference;
 pub mod sandbox;

@@ -62,6 +62,8 @@ fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
         "imported BTCUSDT 1h: 8784 rows, 2024-01-01T00:00:00Z .. 2024-12-31T23:00:00Z",
         "completed in",
         "final equity",
+        "top 5 (in-sample sharpe, out-of-sample sharpe):",
+        "  1. fast_period=",
         &format!("http://127.0.0.1:{port}/docs/"),
         &format!("http://127.0.0.1:{port}/metrics"),
     ] {

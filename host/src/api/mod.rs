@@ -7,6 +7,7 @@ mod backtests;
 mod candles;
 pub mod error;
 pub mod metrics;
+mod optimizations;
 mod queue;
 mod schedules;
 mod strategies;
@@ -100,6 +101,10 @@ impl AppState {
         candles::import,
         candles::list,
         backtests::get_one,
+        optimizations::create_and_run,
+        optimizations::get_one,
+        optimizations::table_csv,
+        optimizations::cancel,
         backtests::list,
         metrics::prometheus,
         schedules::create,
@@ -223,6 +228,19 @@ pub fn app(state: AppState) -> Router {
         .route("/schedules/{id}/resume", post(schedules::resume))
         .route("/backtests", get(backtests::list))
         .route("/backtests/{id}", get(backtests::get_one))
+        // Optimizations (issue 5).
+        .route(
+            "/queue/optimization/create-and-run",
+            post(optimizations::create_and_run),
+        )
+        .route(
+            "/optimizations/{id}",
+            get(optimizations::get_one).delete(optimizations::cancel),
+        )
+        .route(
+            "/optimizations/{id}/table.csv",
+            get(optimizations::table_csv),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()

@@ -86,7 +86,7 @@ pub fn run(args: &BacktestArgs) -> CliResult {
 }
 
 /// `invalid initial_capital: ...` reads better as the flag the user typed.
-fn flag_message(e: &engine::EngineError) -> String {
+pub(super) fn flag_message(e: &engine::EngineError) -> String {
     match e {
         engine::EngineError::InvalidConfig { field, message } => {
             let flag = match *field {
@@ -102,7 +102,7 @@ fn flag_message(e: &engine::EngineError) -> String {
     }
 }
 
-fn parse_params(raw: &[String]) -> Result<BTreeMap<String, ParamInput>, CliError> {
+pub(super) fn parse_params(raw: &[String]) -> Result<BTreeMap<String, ParamInput>, CliError> {
     let mut inputs = BTreeMap::new();
     for item in raw {
         let (name, value) = item

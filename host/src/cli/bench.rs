@@ -43,6 +43,9 @@ enum BenchCommand {
     /// Queue figures end to end: no-op and tiny-backtest throughput through
     /// a worker process, submit-to-start latency, worker memory.
     Queue(super::bench_queue::QueueBenchArgs),
+    /// Optimization figures: a 1,000-combination grid locally and through
+    /// the queue, and the worker's peak memory.
+    Optimize(super::bench_optimize::OptimizeBenchArgs),
     /// Sustained create-and-run submissions against one API process:
     /// rate and latency, measured by a load generator on loopback.
     Api(super::bench_api::ApiBenchArgs),
@@ -56,6 +59,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 pub fn run(args: &BenchArgs) -> CliResult {
     match &args.what {
         Some(BenchCommand::Queue(queue)) => return super::bench_queue::run(queue),
+        Some(BenchCommand::Optimize(optimize)) => return super::bench_optimize::run(optimize),
         Some(BenchCommand::Api(api)) => return super::bench_api::run(api),
         None => {}
     }

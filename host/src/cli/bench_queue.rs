@@ -47,7 +47,7 @@ pub struct QueueBenchArgs {
 
 /// Submissions per script call, as a client submitting in bulk would.
 const SUBMIT_BATCH: usize = 1_000;
-const PREFIX: &str = "bench";
+pub(super) const PREFIX: &str = "bench";
 
 #[derive(Debug, serde::Serialize)]
 struct Figures {
@@ -440,12 +440,12 @@ pub(super) fn cpu_secs(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-struct WorkerProcess {
+pub(super) struct WorkerProcess {
     child: Option<Child>,
 }
 
 impl WorkerProcess {
-    fn spawn(url: &str, slots: usize, scratch: &Path) -> anyhow::Result<Self> {
+    pub(super) fn spawn(url: &str, slots: usize, scratch: &Path) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
         std::fs::create_dir_all(scratch)?;
         let log = std::fs::File::create(scratch.join("worker.log"))?;
@@ -463,7 +463,7 @@ impl WorkerProcess {
         Ok(Self { child: Some(child) })
     }
 
-    async fn wait_ready(&mut self, queue: &Queue) -> anyhow::Result<()> {
+    pub(super) async fn wait_ready(&mut self, queue: &Queue) -> anyhow::Result<()> {
         let started = Instant::now();
         while queue.workers().await?.is_empty() {
             if started.elapsed() > Duration::from_secs(30) {
@@ -474,7 +474,7 @@ impl WorkerProcess {
         Ok(())
     }
 
-    fn pid(&self) -> u32 {
+    pub(super) fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
     }
 
@@ -494,7 +494,7 @@ impl WorkerProcess {
     }
 
     /// SIGTERM and the graceful exit.
-    fn stop(&mut self) -> anyhow::Result<()> {
+    pub(super) fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut child) = self.child.take() {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;

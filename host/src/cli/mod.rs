@@ -12,10 +12,12 @@ mod autoscale;
 mod backtest;
 mod bench;
 mod bench_api;
+mod bench_optimize;
 mod bench_queue;
 mod candles;
 mod client;
 mod demo;
+mod optimize;
 mod plugin;
 mod scheduler;
 mod serve;
@@ -39,6 +41,9 @@ pub struct Cli {
 enum Command {
     /// Run a backtest locally (no Redis, no server).
     Backtest(backtest::BacktestArgs),
+    /// Sweep strategy params locally on every core (no Redis): grid or
+    /// random, ranked by a report metric, with an optional hold-out.
+    Optimize(Box<optimize::OptimizeArgs>),
     /// Build, inspect and check strategy plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -91,6 +96,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backtest(args) => backtest::run(&args),
+        Command::Optimize(args) => optimize::run(&args),
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Candles(cmd) => candles::run(cmd),
         Command::Bench(args) => bench::run(&args),

@@ -121,6 +121,36 @@ impl Keys {
         format!("{}:backtest:next_id", self.prefix)
     }
 
+    /// `{prefix}:optimization:{id}`: optimization record hash (fields in
+    /// `store::optimizations::fields`).
+    pub fn optimization(&self, id: u64) -> String {
+        format!("{}:optimization:{id}", self.prefix)
+    }
+
+    /// `{prefix}:optimization:next_id`: counter (INCR) of optimization ids.
+    pub fn optimization_next_id(&self) -> String {
+        format!("{}:optimization:next_id", self.prefix)
+    }
+
+    /// `{prefix}:optimization:{id}:results`: hash chunk number -> that
+    /// chunk's rows (JSON), written once per chunk (HSETNX); dropped when
+    /// the table is written.
+    pub fn optimization_results(&self, id: u64) -> String {
+        format!("{}:optimization:{id}:results", self.prefix)
+    }
+
+    /// `{prefix}:optimization:{id}:chunk:{n}`: the record the queue mirrors
+    /// chunk task `n` into (`task_id`, `status`, `error`, ...).
+    pub fn optimization_chunk(&self, id: u64, chunk: usize) -> String {
+        format!("{}:optimization:{id}:chunk:{chunk}", self.prefix)
+    }
+
+    /// `{prefix}:optimization:{id}:fanout`: the record of the task that
+    /// fans the optimization out into chunks.
+    pub fn optimization_fanout(&self, id: u64) -> String {
+        format!("{}:optimization:{id}:fanout", self.prefix)
+    }
+
     /// `{prefix}:backtests`: sorted set of backtest ids scored by
     /// `created_at_ms`, for listing recent ones.
     pub fn backtests(&self) -> String {
@@ -149,5 +179,13 @@ mod tests {
         assert_eq!(k.backtest_next_id(), "stratbox:backtest:next_id");
         assert_eq!(k.backtests(), "stratbox:backtests");
         assert_eq!(Keys::new("x").backtests(), "x:backtests");
+        assert_eq!(k.optimization(3), "stratbox:optimization:3");
+        assert_eq!(k.optimization_next_id(), "stratbox:optimization:next_id");
+        assert_eq!(k.optimization_results(3), "stratbox:optimization:3:results");
+        assert_eq!(
+            k.optimization_chunk(3, 0),
+            "stratbox:optimization:3:chunk:0"
+        );
+        assert_eq!(k.optimization_fanout(3), "stratbox:optimization:3:fanout");
     }
 }

@@ -12,6 +12,7 @@ pub mod candles;
 pub mod chunk;
 pub mod keys;
 pub mod local;
+pub mod optimizations;
 pub mod plugins;
 pub mod schedules;
 
@@ -20,6 +21,7 @@ pub use cache::CandleCache;
 pub use candles::SeriesInfo;
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use local::LocalRedis;
+pub use optimizations::{OptimizationDefinition, OptimizationRecord};
 pub use plugins::PluginRecord;
 
 use redis::aio::ConnectionManager;

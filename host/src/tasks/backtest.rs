@@ -291,14 +291,14 @@ fn task_spec(
 
 /// Checks everything a worker would trip on. Plugins and candle series
 /// are read once per distinct one, so a batch costs a few round trips.
-struct Validator<'a> {
+pub(super) struct Validator<'a> {
     store: &'a Store,
     plugins: HashMap<String, Arc<PluginRecord>>,
     series: HashMap<(String, i64), SeriesInfo>,
 }
 
 impl<'a> Validator<'a> {
-    fn new(store: &'a Store) -> Self {
+    pub(super) fn new(store: &'a Store) -> Self {
         Self {
             store,
             plugins: HashMap::new(),
@@ -308,7 +308,7 @@ impl<'a> Validator<'a> {
 
     /// The definition with its params resolved (defaults filled) and the
     /// candle version it was checked against.
-    async fn check(
+    pub(super) async fn check(
         &mut self,
         request: &BacktestRequest,
     ) -> Result<(BacktestDefinition, u64), SubmitError> {
@@ -393,7 +393,7 @@ fn resolve_params(
     Params::validate(schema, &inputs)
 }
 
-fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
+pub(super) fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
     BacktestConfig {
         initial_capital: definition.initial_capital,
         commission: definition.commission,
@@ -481,7 +481,7 @@ pub(super) fn run(
     serde_json::to_string(&report).map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
-fn store_error(e: StoreError) -> TaskError {
+pub(super) fn store_error(e: StoreError) -> TaskError {
     match e {
         StoreError::Redis(e) => TaskError::transient("redis_error", e.to_string()),
         StoreError::NotFound { what } => {
@@ -492,7 +492,7 @@ fn store_error(e: StoreError) -> TaskError {
     }
 }
 
-fn run_error(e: &RunError) -> TaskError {
+pub(super) fn run_error(e: &RunError) -> TaskError {
     let code = e.code();
     match e {
         RunError::DeadlineExceeded { .. } => TaskError {
@@ -506,7 +506,7 @@ fn run_error(e: &RunError) -> TaskError {
     }
 }
 
-fn engine_error(e: engine::EngineError) -> TaskError {
+pub(super) fn engine_error(e: engine::EngineError) -> TaskError {
     match e {
         engine::EngineError::Strategy(inner) => match inner.downcast::<RunError>() {
             Ok(run) => run_error(&run),

@@ -1,8 +1,10 @@
-//! Task kinds the workers run: `backtest`, and `noop` (health probes and
+//! Task kinds the workers run: `backtest`, `optimization` (fan-out) and
+//! `optimization_chunk`, and `noop` (health probes and
 //! queue benchmarks). Each turns a queue delivery into a result or a
 //! classified error; the worker decides about retries from the class.
 
 pub mod backtest;
+pub mod optimization;
 pub mod strategies;
 
 pub use backtest::{
@@ -70,6 +72,12 @@ impl Tasks {
         match delivery.kind.as_str() {
             KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, ctx),
             KIND_NOOP => Ok(String::from("{}")),
+            optimization::KIND_OPTIMIZATION => {
+                optimization::run_fanout(self, rt, &delivery.payload)
+            }
+            optimization::KIND_OPTIMIZATION_CHUNK => {
+                optimization::run_chunk(self, rt, delivery, ctx)
+            }
             other => Err(TaskError::permanent(
                 "unknown_task_kind",
                 format!("no handler for task kind `{other}`"),

@@ -1,0 +1,177 @@
+//! The out-of-sample hold-out: the loaded range split at a date or a
+//! fraction into an in-sample part (ranked) and an out-of-sample part (run
+//! for every combination, shown next to it, never ranked on).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::OptimizeError;
+use crate::candles::Candles;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Split {
+    /// Bars with `ts >= this` (unix seconds) are out of sample.
+    Date(i64),
+    /// The last fraction of the bars (0 < f < 1) is out of sample.
+    Fraction(f64),
+}
+
+/// Where a range splits: bars `..at` are in sample, `at..` out of sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Holdout {
+    pub split: Split,
+}
+
+const FIELD: &str = "holdout.split";
+
+impl Holdout {
+    /// Parses a CLI or API value: a fraction like `0.25`, or a date (RFC
+    /// 3339 or unix seconds).
+    pub fn parse(text: &str) -> Result<Holdout, OptimizeError> {
+        let text = text.trim();
+        if let Ok(f) = text.parse::<f64>() {
+            if f > 0.0 && f < 1.0 {
+                return Ok(Holdout {
+                    split: Split::Fraction(f),
+                });
+            }
+            if let Ok(ts) = text.parse::<i64>() {
+                return Ok(Holdout {
+                    split: Split::Date(ts),
+                });
+            }
+            return Err(OptimizeError::new(
+                FIELD,
+                format!("a fraction must be above 0 and below 1, got {text}"),
+            ));
+        }
+        let ts = crate::candles::csv::parse_rfc3339_secs(text).map_err(|_| {
+            OptimizeError::new(
+                FIELD,
+                format!("`{text}` is neither a fraction (0 < f < 1) nor a date (RFC 3339)"),
+            )
+        })?;
+        Ok(Holdout {
+            split: Split::Date(ts),
+        })
+    }
+
+    /// Checks the split against a date range before any candle is loaded
+    /// (submission): a date must fall strictly inside it.
+    pub fn check_range(&self, start_ts: i64, end_ts: i64) -> Result<(), OptimizeError> {
+        match self.split {
+            Split::Date(ts) if ts <= start_ts || ts > end_ts => Err(OptimizeError::new(
+                FIELD,
+                format!(
+                    "{ts} is outside the date range ({start_ts} < split <= {end_ts} is needed)"
+                ),
+            )),
+            Split::Fraction(f) if !(f > 0.0 && f < 1.0) => Err(OptimizeError::new(
+                FIELD,
+                format!("a fraction must be above 0 and below 1, got {f}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The first out-of-sample bar; both parts hold at least one bar.
+    pub fn index(&self, candles: &Candles) -> Result<usize, OptimizeError> {
+        let n = candles.len();
+        let (Some(first), Some(last)) = (candles.ts.first(), candles.ts.last()) else {
+            return Err(OptimizeError::new(FIELD, "there are no candles to split"));
+        };
+        let at = match self.split {
+            Split::Date(ts) => {
+                if ts <= *first || ts > *last {
+                    return Err(OptimizeError::new(
+                        FIELD,
+                        format!(
+                            "{ts} is outside the candles ({first} < split <= {last} is needed)"
+                        ),
+                    ));
+                }
+                candles.ts.partition_point(|&t| t < ts)
+            }
+            Split::Fraction(f) => {
+                self.check_range(*first, *last)?;
+                n - ((n as f64 * f).round() as usize)
+            }
+        };
+        if at == 0 || at >= n {
+            return Err(OptimizeError::new(
+                FIELD,
+                format!("leaves one side empty ({at} of {n} bars in sample)"),
+            ));
+        }
+        Ok(at)
+    }
+
+    /// (in sample, out of sample).
+    pub fn split(&self, candles: &Candles) -> Result<(Candles, Candles), OptimizeError> {
+        let at = self.index(candles)?;
+        let ts = &candles.ts;
+        Ok((
+            candles.range(ts[0], ts[at - 1]),
+            candles.range(ts[at], ts[ts.len() - 1]),
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn candles() -> Candles {
+        // Ten hourly bars from ts 0.
+        crate::candles::synth(10, 1, 3_600, 0, 100.0)
+    }
+
+    #[test]
+    fn a_date_splits_at_the_first_bar_at_or_after_it() {
+        let c = candles();
+        let h = Holdout::parse("1970-01-01T07:00:00Z").unwrap();
+        assert_eq!(h.split, Split::Date(25_200));
+        assert_eq!(h.index(&c).unwrap(), 7);
+        // Between bars: the next bar starts the out-of-sample part.
+        let h = Holdout::parse("25000").unwrap();
+        assert_eq!(h.index(&c).unwrap(), 7);
+        let (is, oos) = h.split(&c).unwrap();
+        assert_eq!((is.len(), oos.len()), (7, 3));
+        assert_eq!((is.ts[6], oos.ts[0]), (21_600, 25_200));
+    }
+
+    #[test]
+    fn a_fraction_holds_out_the_last_part() {
+        let c = candles();
+        let h = Holdout::parse("0.3").unwrap();
+        assert_eq!(h.index(&c).unwrap(), 7);
+        assert_eq!(Holdout::parse("0.25").unwrap().index(&c).unwrap(), 7); // 2.5 rounds to 3
+        assert_eq!(
+            Holdout::parse("0.01").unwrap().index(&c).unwrap_err().field,
+            FIELD
+        );
+    }
+
+    #[test]
+    fn outside_the_range_is_an_error_naming_the_field() {
+        let c = candles();
+        for text in [
+            "0",
+            "1970-01-01T00:00:00Z",
+            "1970-01-02T00:00:00Z",
+            "1.5",
+            "soon",
+        ] {
+            let err = Holdout::parse(text).and_then(|h| h.index(&c).map(|_| ()));
+            assert_eq!(err.unwrap_err().field, FIELD, "{text}");
+        }
+        let h = Holdout::parse("2024-06-01T00:00:00Z").unwrap();
+        assert!(h.check_range(1_704_067_200, 1_735_603_200).is_ok());
+        assert_eq!(
+            h.check_range(1_704_067_200, 1_710_000_000)
+                .unwrap_err()
+                .field,
+            FIELD
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! `stratbox optimize`: every combination of a grid is exactly the report
+//! of a plain `stratbox backtest` with those params; the random method is
+//! reproducible to the byte; bad flags say which flag and why.
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+use crate::support::{candles_csv, path_str, plugin, scratch, stderr, stdout, stratbox};
+
+fn json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "failed: {}", stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap()
+}
+
+#[test]
+fn a_5x5_grid_gives_for_every_combination_the_plain_backtest_report() {
+    let dir = scratch("optimize-grid");
+    let (csv, _) = candles_csv(&dir, 3_000, 21, 3_600);
+    let wasm = plugin("ema-crossover");
+    let out = stratbox(
+        &dir,
+        &[
+            "optimize",
+            "--plugin",
+            path_str(&wasm),
+            "--candles",
+            path_str(&csv),
+            "--range",
+            "fast_period=4:20:4",
+            "--range",
+            "slow_period=30:70:10",
+            "--param",
+            "allow_short=true",
+            "--top",
+            "25",
+            "--json",
+            "--quiet",
+        ],
+    );
+    let result = json(&out);
+    assert_eq!(result["combinations"], 25);
+    let top = result["top"].as_array().unwrap();
+    assert_eq!(top.len(), 25);
+    let mut seen = BTreeSet::new();
+    for row in top {
+        let fast = row["params"]["fast_period"].as_i64().unwrap();
+        let slow = row["params"]["slow_period"].as_i64().unwrap();
+        assert_eq!(row["params"]["allow_short"], true);
+        seen.insert((fast, slow));
+        let single = json(&stratbox(
+            &dir,
+            &[
+                "backtest",
+                "--plugin",
+                path_str(&wasm),
+                "--candles",
+                path_str(&csv),
+                "--param",
+                &format!("fast_period={fast}"),
+                "--param",
+                &format!("slow_period={slow}"),
+                "--param",
+                "allow_short=true",
+                "--json",
+            ],
+        ));
+        assert_eq!(row["report"], single, "fast {fast} slow {slow}");
+        // The table's own numbers (from the sweep run, not the re-run for
+        // the report) are the same.
+        for (metric, value) in row["metrics"].as_object().unwrap() {
+            assert_eq!(
+                value.as_f64(),
+                single[metric].as_f64(),
+                "{metric} of fast {fast} slow {slow}"
+            );
+        }
+    }
+    let expected: BTreeSet<(i64, i64)> = [4, 8, 12, 16, 20]
+        .into_iter()
+        .flat_map(|f| [30, 40, 50, 60, 70].map(|s| (f, s)))
+        .collect();
+    assert_eq!(seen, expected);
+    // Ranked best first by Sharpe.
+    let sharpes: Vec<f64> = top.iter().filter_map(|r| r["score"].as_f64()).collect();
+    assert!(sharpes.windows(2).all(|w| w[0] >= w[1]), "{sharpes:?}");
+}
+
+#[test]
+fn random_with_the_same_seed_gives_byte_identical_tables() {
+    let dir = scratch("optimize-random");
+    let (csv, _) = candles_csv(&dir, 2_000, 5, 3_600);
+    let wasm = plugin("ema-crossover");
+    let run = |name: &str, seed: &str, threads: &str| {
+        let path = dir.join(name);
+        let out = stratbox(
+            &dir,
+            &[
+                "optimize",
+                "--plugin",
+                path_str(&wasm),
+                "--candles",
+                path_str(&csv),
+                "--range",
+                "fast_period=2:40:2",
+                "--range",
+                "slow_period=10:200:10",
+                "--values",
+                "allow_short=true,false",
+                "--constraint",
+                "fast_period < slow_period",
+                "--method",
+                "random",
+                "--samples",
+                "60",
+                "--seed",
+                seed,
+                "--holdout",
+                "0.3",
+                "--min-trades",
+                "3",
+                "--threads",
+                threads,
+                "--csv",
+                path_str(&path),
+                "--quiet",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read(path).unwrap()
+    };
+    let a = run("a.csv", "42", "2");
+    let b = run("b.csv", "42", "1");
+    assert_eq!(a, b);
+    let c = run("c.csv", "43", "2");
+    assert_ne!(a, c);
+    let text = String::from_utf8(a).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 61);
+    assert!(
+        lines[0].starts_with("rank,index,score,fast_period,slow_period,allow_short,final_equity")
+    );
+    assert!(lines[0].contains(",oos_sharpe,"));
+    for line in &lines[1..] {
+        let cells: Vec<&str> = line.split(',').collect();
+        let fast: i64 = cells[3].parse().unwrap();
+        let slow: i64 = cells[4].parse().unwrap();
+        assert!(fast < slow, "{line}");
+    }
+}
+
+#[test]
+fn bad_flags_name_the_flag_and_exit_2() {
+    let dir = scratch("optimize-bad");
+    let (csv, _) = candles_csv(&dir, 500, 1, 3_600);
+    let wasm = plugin("ema-crossover");
+    let base = [
+        "optimize",
+        "--plugin",
+        path_str(&wasm),
+        "--candles",
+        path_str(&csv),
+    ];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--range", "nope=1:5"],
+            "--range nope: unknown param `nope`",
+        ),
+        (
+            &["--range", "fast_period=0:5:1"],
+            "--range fast_period (min): 0 is below the schema's minimum 1",
+        ),
+        (
+            &["--range", "fast_period=1:5:0"],
+            "--range fast_period (step): must be above 0",
+        ),
+        (
+            &["--range", "fast_period=1:5:x"],
+            "--range fast_period: `x` is not a number",
+        ),
+        (&["--values", "allow_short=maybe"], "--values allow_short"),
+        (
+            &[
+                "--range",
+                "fast_period=1:1000",
+                "--range",
+                "slow_period=1:100",
+            ],
+            "--range/--values: the grid has 100000 combinations, more than the limit of 20000",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--objective", "sharp"],
+            "--objective: unknown metric `sharp`",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--constraint",
+                "fast_period < slow",
+            ],
+            "--constraint: unknown param `slow`",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--holdout",
+                "2030-01-01T00:00:00Z",
+            ],
+            "--holdout: 1893456000 is outside the candles",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--method", "random"],
+            "--samples: the random method needs a number of samples",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--samples", "3"],
+            "--samples: only the random method",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--param", "fast_period=3"],
+            "is also given as a fixed param",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<&str> = base.iter().chain(extra.iter()).copied().collect();
+        let out = stratbox(&dir, &args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{extra:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+}
