@@ -36,6 +36,8 @@ for _ in $(seq 1 600); do
     sleep 0.1
 done
 
+# Its cache directory goes to the scratch dir, not the clone.
+cd "$LOG"
 "$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/api-docs/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing --max-examples 100 --seed 20261128 \

@@ -752,6 +752,8 @@ async fn schedules_are_checked_listed_paused_and_deleted() {
     let id = h.fake_strategy().await;
     h.candles(9_000).await;
     let app = h.app();
+    let (status, empty) = send(&app, get("/api/v1/schedules")).await;
+    assert_eq!((status, empty), (StatusCode::OK, json!({"schedules": []})));
     let create = |body: Value| post_json("/api/v1/schedules", &body);
     let mut bad_param = spec_request(id);
     bad_param["config"]["params"]["fast_period"] = json!(0);

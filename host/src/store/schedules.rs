@@ -104,6 +104,9 @@ impl Store {
             .query_async(&mut conn)
             .await?;
         ids.sort_unstable();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut read = redis::pipe();
         for id in &ids {
             read.cmd("HGETALL").arg(self.keys.schedule(*id));
