@@ -255,11 +255,11 @@ fn demo(
     let optimization_id = super::optimize::demo(&client, &strategy["strategy_id"])?;
 
     outln!("look around:");
-    outln!("  Swagger UI  {base}/docs/");
-    outln!("  metrics     {base}/metrics");
-    outln!("  health      {base}/api/v1/queue/health");
-    outln!("  backtest    {base}/api/v1/backtests/{backtest_id}");
-    outln!("  optimization {base}/api/v1/optimizations/{optimization_id}");
+    outln!("  Swagger UI    {base}/docs/");
+    outln!("  metrics       {base}/metrics");
+    outln!("  health        {base}/api/v1/queue/health");
+    outln!("  backtest      {base}/api/v1/backtests/{backtest_id}");
+    outln!("  optimization  {base}/api/v1/optimizations/{optimization_id}");
     if args.exit {
         return Ok(());
     }
