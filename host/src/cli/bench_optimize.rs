@@ -195,10 +195,10 @@ fn time_local(
 
 fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow::Result<Figures> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // The worker shares this compiled-code cache, so it loads the plugin
-    // precompiled, as a worker does once any process on its machine has.
+    // No shared compiled-code cache: the worker compiles the plugin
+    // itself, as a fresh worker does, so its peak RSS includes that.
     let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(scratch_dir().join("cache")),
+        cache_dir: None,
         ..SandboxConfig::default()
     })
     .context("cannot start the sandbox")?;
