@@ -176,24 +176,11 @@ pub async fn create_and_run(
     body: Result<Json<CreateOptimizationRequest>, JsonRejection>,
 ) -> ApiResult<Json<CreateOptimizationResponse>> {
     let Json(r) = body?;
-    let priority = match r.priority {
-        None => crate::queue::task::DEFAULT_PRIORITY,
-        Some(p) if (0..=255).contains(&p) => p,
-        Some(p) => {
-            return Err(AppError::invalid(
-                "priority",
-                format!("{p} is outside 0..=255 (0-3 low, 4-6 normal, 7+ high)"),
-            ))
-        }
-    };
+    let priority = super::queue::priority(r.priority)?;
     let timeframe_secs = crate::candles::parse_timeframe(&r.timeframe)
         .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
-    let date = |field: &str, value: &str| {
-        crate::candles::csv::parse_rfc3339_secs(value)
-            .map_err(|m| AppError::invalid(field, format!("`{value}`: {m}")))
-    };
-    let start_ts = date("start_date", &r.start_date)?;
-    let end_ts = date("end_date", &r.end_date)?;
+    let start_ts = super::queue::date("start_date", &r.start_date)?;
+    let end_ts = super::queue::date("end_date", &r.end_date)?;
     let (metric, direction) = match &r.objective {
         None => ("sharpe".to_string(), Direction::Maximize),
         Some(o) => {

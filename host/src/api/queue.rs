@@ -115,7 +115,7 @@ pub struct Health {
     pub metrics: Option<Metrics>,
 }
 
-fn priority(p: Option<i64>) -> ApiResult<i64> {
+pub(super) fn priority(p: Option<i64>) -> ApiResult<i64> {
     match p {
         None => Ok(DEFAULT_PRIORITY),
         Some(p) if (0..=255).contains(&p) => Ok(p),
