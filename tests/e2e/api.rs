@@ -266,6 +266,22 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
         json!({"tasks_submitted": 2, "tasks_completed": 2, "tasks_failed": 0,
                "tasks_timeout": 0, "active_tasks": 0})
     );
+    // The live worker, from its heartbeat.
+    let queue: Value = http
+        .get(server.url("/api/v1/queue/state"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let workers = queue["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 1, "{queue}");
+    assert_eq!(workers[0]["consumer"], "w1");
+    assert_eq!(workers[0]["slots"], 2);
+    assert!(workers[0]["pid"].as_u64().unwrap() > 0);
+    assert_eq!(queue["waiting"]["normal"], 0);
+
     let prometheus = http
         .get(server.url("/metrics"))
         .send()

@@ -89,6 +89,7 @@ impl AppState {
         queue::create_and_run,
         queue::metrics,
         queue::health,
+        queue::queue_state,
         queue::get_task,
         queue::cancel_task,
         queue::list_dlq,
@@ -198,6 +199,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/queue/metrics", get(queue::metrics))
         .route("/queue/health", get(queue::health))
+        .route("/queue/state", get(queue::queue_state))
         .route(
             "/queue/tasks/{task_id}",
             get(queue::get_task).delete(queue::cancel_task),

@@ -414,3 +414,74 @@ pub async fn purge_dlq(State(state): State<AppState>) -> ApiResult<Json<PurgeRes
         purged: state.queue.purge_dlq().await?,
     }))
 }
+
+/// One live worker process, from its heartbeat.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkerInfo {
+    pub consumer: String,
+    pub pid: Option<u64>,
+    pub slots: Option<u64>,
+    pub started_at_ms: Option<i64>,
+    /// When its last heartbeat was written.
+    pub seen_at_ms: Option<i64>,
+    /// Ids of the tasks it runs now.
+    #[serde(default)]
+    pub running: Vec<String>,
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueState {
+    /// Waiting (not yet delivered) tasks per class: high, normal, low.
+    #[schema(value_type = Object)]
+    pub waiting: BTreeMap<&'static str, u64>,
+    /// Delivered, not yet finished, per class.
+    #[schema(value_type = Object)]
+    pub pending: BTreeMap<&'static str, u64>,
+    /// Retries waiting for their backoff.
+    pub delayed: u64,
+    pub dlq: u64,
+    /// How long the oldest waiting task has waited, in ms.
+    pub oldest_wait_ms: Option<u64>,
+    pub workers: Vec<WorkerInfo>,
+    pub counters: Metrics,
+}
+
+/// The queue at a glance: depth per priority class, pending, delayed,
+/// DLQ length, the oldest wait, live workers with what they run, and the
+/// counters.
+#[utoipa::path(get, path = "/api/v1/queue/state", tag = "queue",
+    responses((status = 200, body = QueueState)))]
+pub async fn queue_state(State(state): State<AppState>) -> ApiResult<Json<QueueState>> {
+    let (stats, backlog, beats, counters) = tokio::try_join!(
+        state.queue.stats(),
+        state.queue.backlog(),
+        state.queue.workers(),
+        state.queue.counters()
+    )?;
+    let workers = beats
+        .into_iter()
+        .map(|(consumer, beat)| {
+            // A heartbeat another version wrote may lack fields: what
+            // parses is shown.
+            serde_json::from_str::<WorkerInfo>(&beat).unwrap_or(WorkerInfo {
+                consumer,
+                pid: None,
+                slots: None,
+                started_at_ms: None,
+                seen_at_ms: None,
+                running: Vec::new(),
+                version: None,
+            })
+        })
+        .collect();
+    Ok(Json(QueueState {
+        waiting: stats.waiting,
+        pending: stats.pending,
+        delayed: stats.delayed,
+        dlq: stats.dlq,
+        oldest_wait_ms: backlog.oldest_wait_ms,
+        workers,
+        counters: counters.into(),
+    }))
+}

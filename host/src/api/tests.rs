@@ -431,6 +431,18 @@ async fn prometheus_metrics_cover_the_queue_and_http() {
     let (status, _) = send(&app, get("/api/v1/strategies/999")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
+    let (status, queue) = send(&app, get("/api/v1/queue/state")).await;
+    assert_eq!(status, StatusCode::OK, "{queue}");
+    assert_eq!(queue["waiting"], json!({"high": 0, "normal": 2, "low": 0}));
+    assert_eq!(queue["pending"]["normal"], 0);
+    assert_eq!(
+        (queue["dlq"].as_u64(), queue["delayed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(queue["oldest_wait_ms"].is_u64(), "{queue}");
+    assert_eq!(queue["workers"], json!([]));
+    assert_eq!(queue["counters"]["tasks_submitted"], 2);
+
     let response = app.clone().oneshot(get("/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()[header::CONTENT_TYPE]
