@@ -281,6 +281,21 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
     assert_eq!(workers[0]["slots"], 2);
     assert!(workers[0]["pid"].as_u64().unwrap() > 0);
     assert_eq!(queue["waiting"]["normal"], 0);
+    let history: Value = http
+        .get(server.url("/api/v1/queue/history?minutes=3"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ended: u64 = history["minutes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["completed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ended, 2, "{history}");
 
     let prometheus = http
         .get(server.url("/metrics"))

@@ -90,6 +90,7 @@ impl AppState {
         queue::metrics,
         queue::health,
         queue::queue_state,
+        queue::history,
         queue::get_task,
         queue::cancel_task,
         queue::list_dlq,
@@ -200,6 +201,7 @@ pub fn app(state: AppState) -> Router {
         .route("/queue/metrics", get(queue::metrics))
         .route("/queue/health", get(queue::health))
         .route("/queue/state", get(queue::queue_state))
+        .route("/queue/history", get(queue::history))
         .route(
             "/queue/tasks/{task_id}",
             get(queue::get_task).delete(queue::cancel_task),

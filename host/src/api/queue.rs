@@ -485,3 +485,37 @@ pub async fn queue_state(State(state): State<AppState>) -> ApiResult<Json<QueueS
         counters: counters.into(),
     }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    /// Minutes back, the current one included (1 to 120, default 60).
+    pub minutes: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    /// Oldest first; minutes with nothing ended have zero counts.
+    #[schema(value_type = Vec<Object>)]
+    pub minutes: Vec<crate::queue::metrics::Minute>,
+}
+
+/// Throughput and latency per minute: tasks completed and failed, mean
+/// run time and mean wait from submission to start.
+#[utoipa::path(get, path = "/api/v1/queue/history", tag = "queue", params(HistoryQuery),
+    responses((status = 200, body = History), (status = 422, body = ErrorBody)))]
+pub async fn history(
+    State(state): State<AppState>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<History>> {
+    let Query(query) = query?;
+    let minutes = query.minutes.unwrap_or(60);
+    if !(1..=120).contains(&minutes) {
+        return Err(AppError::invalid(
+            "minutes",
+            format!("{minutes} is outside 1..=120"),
+        ));
+    }
+    Ok(Json(History {
+        minutes: state.queue.history(minutes).await?,
+    }))
+}

@@ -442,6 +442,20 @@ async fn prometheus_metrics_cover_the_queue_and_http() {
     assert!(queue["oldest_wait_ms"].is_u64(), "{queue}");
     assert_eq!(queue["workers"], json!([]));
     assert_eq!(queue["counters"]["tasks_submitted"], 2);
+    let (status, history) = send(&app, get("/api/v1/queue/history?minutes=5")).await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let minutes = history["minutes"].as_array().unwrap();
+    assert_eq!(minutes.len(), 5);
+    assert!(
+        minutes.iter().all(|m| m["completed"] == 0),
+        "nothing ran yet"
+    );
+    for bad in ["0", "121"] {
+        let (status, reply) =
+            send(&app, get(&format!("/api/v1/queue/history?minutes={bad}"))).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+        assert_eq!(reply["error"]["field"], "minutes");
+    }
 
     let response = app.clone().oneshot(get("/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);

@@ -192,3 +192,53 @@ impl Queue {
         Ok(backlog)
     }
 }
+
+/// One minute of the queue's history: tasks that ended in it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct Minute {
+    /// Start of the minute, unix ms.
+    pub at_ms: i64,
+    pub completed: u64,
+    /// Failed for good, timeouts included.
+    pub failed: u64,
+    /// Mean run time of those tasks, ms.
+    pub mean_run_ms: Option<f64>,
+    /// Mean wait from submission to the start of their last run, ms.
+    pub mean_wait_ms: Option<f64>,
+}
+
+impl Queue {
+    /// The last `minutes` minutes (oldest first, the current one last),
+    /// from the per-minute totals `complete.lua` keeps for two hours.
+    pub async fn history(&self, minutes: usize) -> Result<Vec<Minute>, QueueError> {
+        let mut conn = self.connection();
+        let (secs, _): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+        let now_minute = secs / 60;
+        let first = now_minute - minutes as i64 + 1;
+        let mut read = redis::pipe();
+        for m in first..=now_minute {
+            read.cmd("HGETALL")
+                .arg(format!("{}:queue:minute:{m}", self.keys().prefix()));
+        }
+        let replies: Vec<BTreeMap<String, u64>> = if minutes == 0 {
+            Vec::new()
+        } else {
+            read.query_async(&mut conn).await?
+        };
+        Ok((first..=now_minute)
+            .zip(replies)
+            .map(|(m, fields)| {
+                let get = |name: &str| fields.get(name).copied().unwrap_or(0);
+                let ended = get("completed") + get("failed");
+                let mean = |total: f64| (ended > 0).then(|| total / ended as f64);
+                Minute {
+                    at_ms: m * 60_000,
+                    completed: get("completed"),
+                    failed: get("failed"),
+                    mean_run_ms: mean(get("run_ms") as f64),
+                    mean_wait_ms: mean(get("wait_us") as f64 / 1000.0),
+                }
+            })
+            .collect())
+    }
+}

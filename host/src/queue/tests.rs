@@ -457,6 +457,15 @@ async fn completion_is_idempotent_and_mirrors_the_record() {
     let durations = fx.queue.durations().await.unwrap();
     let completed = &durations["completed"];
     assert_eq!(completed.count, 3);
+    // The same three in this minute's history (or, at a minute's edge,
+    // the last two minutes').
+    let history = fx.queue.history(2).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0].at_ms + 60_000 == history[1].at_ms);
+    assert_eq!(history.iter().map(|m| m.completed).sum::<u64>(), 3);
+    assert_eq!(history.iter().map(|m| m.failed).sum::<u64>(), 0);
+    let busy = history.iter().find(|m| m.completed > 0).unwrap();
+    assert!(busy.mean_run_ms.is_some() && busy.mean_wait_ms.unwrap() >= 0.0);
     assert_eq!(completed.buckets.iter().sum::<u64>(), 3);
     assert_eq!(completed.cumulative().last().unwrap(), &(None, 3));
     assert_eq!(durations["failed"].count, 0);
@@ -753,6 +762,12 @@ async fn failures_go_to_the_dlq_and_can_be_requeued() {
     assert_eq!(fx.queue.stats().await.unwrap().dlq, 3);
     let durations = fx.queue.durations().await.unwrap();
     assert_eq!(durations["failed"].count, 2);
+    let history = fx.queue.history(2).await.unwrap();
+    assert_eq!(
+        history.iter().map(|m| m.failed).sum::<u64>(),
+        3,
+        "timeouts count as failed"
+    );
     assert_eq!(durations["timeout"].count, 1);
     assert_eq!(durations["completed"].count, 0);
     assert!(fx.pending(Class::Normal).await.is_empty());

@@ -13,10 +13,20 @@ local tally = {tasks_completed = 0, tasks_failed = 0, tasks_timeout = 0,
   duplicates = 0, active_tasks = 0}
 -- Run times of finished tasks, by outcome: summed here, written once.
 local durations = {}
-local function observe(outcome, started_us)
+-- This minute's totals for the last-hour history: ended tasks by
+-- outcome, their run time and their wait from submission to start.
+local minute = {}
+local function observe(outcome, started_us, created_us)
   local started = tonumber(started_us or '')
   if not started then return end
   local ms = math.max(now - math.floor(started / 1000), 0)
+  local created = tonumber(created_us or '')
+  local key = outcome == 'completed' and 'completed' or 'failed'
+  minute[key] = (minute[key] or 0) + 1
+  minute['run_ms'] = (minute['run_ms'] or 0) + ms
+  if created then
+    minute['wait_us'] = (minute['wait_us'] or 0) + math.max(started - created, 0)
+  end
   local bucket = #DURATION_BOUNDS_MS + 1
   for j = 1, #DURATION_BOUNDS_MS do
     if ms <= DURATION_BOUNDS_MS[j] then bucket = j break end
@@ -42,7 +52,7 @@ for i = 4, #ARGV, 8 do
   local tk = task_key(tid)
   local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
     'kind', 'record', 'result_field', 'cancel_requested', 'retried',
-    'started_us')
+    'started_us', 'created_us')
   local running = h[1] == 'running'
   local owner = h[2] == CONSUMER and h[3] == eid
   if not running then
@@ -73,7 +83,7 @@ for i = 4, #ARGV, 8 do
           'finished_at_ms', now, 'progress', '1')
       end
       tally.tasks_completed = tally.tasks_completed + 1
-      observe('completed', h[10])
+      observe('completed', h[10], h[11])
     elseif op == 'fail' or op == 'timeout' then
       -- The task hash stays (no TTL) while its DLQ entry may requeue it.
       redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'error', b,
@@ -85,7 +95,7 @@ for i = 4, #ARGV, 8 do
         redis.call('HSET', rec, 'status', 'failed', 'error', c,
           'finished_at_ms', now)
       end
-      observe(op == 'timeout' and 'timeout' or 'failed', h[10])
+      observe(op == 'timeout' and 'timeout' or 'failed', h[10], h[11])
       if op == 'timeout' then
         tally.tasks_timeout = tally.tasks_timeout + 1
       else
@@ -115,6 +125,14 @@ for sk, ids in pairs(acks) do
 end
 for field, n in pairs(durations) do
   redis.call('HINCRBY', DURATIONS, field, n)
+end
+if next(minute) then
+  local mk = P .. ':queue:minute:' .. math.floor(now / 60000)
+  for field, n in pairs(minute) do
+    redis.call('HINCRBY', mk, field, string.format('%d', n))
+  end
+  -- An hour of history is shown; kept a little longer.
+  redis.call('EXPIRE', mk, 7200)
 end
 for name, n in pairs(tally) do
   if n ~= 0 then redis.call('HINCRBY', COUNTERS, name, n) end
