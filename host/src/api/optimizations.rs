@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiResult, AppError, ErrorBody};
-use super::queue::StrategyConfig;
+use super::queue::{parse_create, CreateAndRunRequest};
 use super::AppState;
 use crate::optimize::Direction;
-use crate::store::{BacktestDefinition, BacktestStatus};
+use crate::store::BacktestStatus;
 use crate::tasks::optimization::{cancel_optimization, submit_optimization, OptimizationRequest};
 use crate::tasks::{SubmitError, SubmitOptions};
 
@@ -41,22 +41,10 @@ pub struct HoldoutRequest {
 /// Backtest create-and-run's fields, plus the search.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateOptimizationRequest {
-    pub strategy_id: u64,
-    pub symbol: String,
-    pub timeframe: String,
-    pub start_date: String,
-    pub end_date: String,
-    #[serde(default = "default_capital")]
-    pub initial_capital: f64,
-    #[serde(default = "default_leverage")]
-    pub leverage: f64,
-    #[serde(default = "default_commission")]
-    pub commission: f64,
-    #[serde(default)]
-    pub slippage_bps: f64,
-    /// `params` here are fixed (not searched) params.
-    #[serde(default)]
-    pub config: Option<StrategyConfig>,
+    /// The backtest every combination runs; its `config.params` are the
+    /// fixed (not searched) params.
+    #[serde(flatten)]
+    pub backtest: CreateAndRunRequest,
     /// Param name -> a list of values, or `{"min", "max", "step"}` (step
     /// defaults to the schema's).
     #[schema(value_type = Object)]
@@ -83,18 +71,6 @@ pub struct CreateOptimizationRequest {
     /// At most 20,000 (the default).
     #[serde(default)]
     pub max_combinations: Option<usize>,
-    #[serde(default)]
-    pub priority: Option<i64>,
-}
-
-fn default_capital() -> f64 {
-    10_000.0
-}
-fn default_leverage() -> f64 {
-    1.0
-}
-fn default_commission() -> f64 {
-    0.0006
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -176,11 +152,6 @@ pub async fn create_and_run(
     body: Result<Json<CreateOptimizationRequest>, JsonRejection>,
 ) -> ApiResult<Json<CreateOptimizationResponse>> {
     let Json(r) = body?;
-    let priority = super::queue::priority(r.priority)?;
-    let timeframe_secs = crate::candles::parse_timeframe(&r.timeframe)
-        .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
-    let start_ts = super::queue::date("start_date", &r.start_date)?;
-    let end_ts = super::queue::date("end_date", &r.end_date)?;
     let (metric, direction) = match &r.objective {
         None => ("sharpe".to_string(), Direction::Maximize),
         Some(o) => {
@@ -210,34 +181,9 @@ pub async fn create_and_run(
             }
         }),
     };
-    let plugin = state
-        .store
-        .plugin_record_by_id(r.strategy_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound {
-            code: "strategy_not_found",
-            field: Some("strategy_id".into()),
-            message: format!("strategy {} not found", r.strategy_id),
-        })?;
-    let (name, params) = match r.config {
-        Some(config) => (config.name, config.params),
-        None => (None, BTreeMap::new()),
-    };
+    let parsed = parse_create(&state, r.backtest).await?;
     let request = OptimizationRequest {
-        backtest: BacktestDefinition {
-            strategy_sha256: plugin.sha256,
-            strategy_id: Some(r.strategy_id),
-            name,
-            symbol: r.symbol,
-            timeframe_secs,
-            start_ts,
-            end_ts,
-            initial_capital: r.initial_capital,
-            commission: r.commission,
-            leverage: r.leverage,
-            slippage_bps: r.slippage_bps,
-            params,
-        },
+        backtest: parsed.definition,
         search_space: r.search_space,
         method: r.method.unwrap_or_else(|| "grid".into()),
         samples: r.samples,
@@ -250,7 +196,7 @@ pub async fn create_and_run(
         max_combinations: r.max_combinations,
     };
     let options = SubmitOptions {
-        priority,
+        priority: parsed.priority,
         ..SubmitOptions::default()
     };
     let (optimization_id, task_id) =
