@@ -110,11 +110,7 @@ pub fn run(args: &AutoscaleArgs) -> CliResult {
             ("STRATBOX_PREFIX".into(), args.redis.prefix.clone()),
         ],
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(CliError::run)?;
+    let runtime = super::settings::runtime(None)?;
     runtime
         .block_on(async {
             let queue =

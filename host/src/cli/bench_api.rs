@@ -67,10 +67,7 @@ pub fn run(args: &ApiBenchArgs) -> CliResult {
         .map_err(CliError::run)?
         .port();
     let mut server = Server::spawn(&redis.url(), port, &scratch).map_err(CliError::run)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::run)?;
+    let runtime = super::settings::runtime(Some(0))?;
     let figures = runtime
         .block_on(measure(args, &plugin, &mut server, port, redis.pid()))
         .map_err(CliError::run);

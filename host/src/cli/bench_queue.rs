@@ -93,10 +93,7 @@ pub fn run(args: &QueueBenchArgs) -> CliResult {
         }
     };
     let redis_pid = _server.as_ref().and_then(LocalRedis::pid);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::run)?;
+    let runtime = super::settings::runtime(Some(0))?;
     let figures = runtime
         .block_on(measure(args, &url, redis_pid, &bytes, &scratch))
         .map_err(CliError::run)?;

@@ -358,11 +358,7 @@ struct StopSignals {
 impl StopSignals {
     fn listen() -> Result<StopSignals, CliError> {
         use tokio::signal::unix::{signal, SignalKind};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the signal listener")
-            .map_err(CliError::run)?;
+        let runtime = super::settings::runtime(None)?;
         let (interrupt, terminate) = runtime.block_on(async {
             (
                 signal(SignalKind::interrupt()),

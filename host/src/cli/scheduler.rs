@@ -4,7 +4,6 @@ use super::settings::{init_logging, QueueArgs, RedisArgs};
 use super::{CliError, CliResult};
 use crate::queue::Queue;
 use crate::store::Store;
-use anyhow::Context;
 use clap::Args;
 
 #[derive(Debug, Args)]
@@ -18,11 +17,7 @@ pub struct SchedulerArgs {
 pub fn run(args: &SchedulerArgs) -> CliResult {
     init_logging();
     let queue_config = args.queue.config().map_err(CliError::input)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(CliError::run)?;
+    let runtime = super::settings::runtime(None)?;
     runtime
         .block_on(async {
             let store = Store::connect(&args.redis.redis_url, &args.redis.prefix).await?;

@@ -37,11 +37,7 @@ pub fn run(args: &ServeArgs) -> CliResult {
     })
     .context("cannot start the sandbox")
     .map_err(CliError::run)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(CliError::run)?;
+    let runtime = super::settings::runtime(Some(0))?;
     runtime
         .block_on(async {
             let store = Store::connect(&args.redis.redis_url, &args.redis.prefix).await?;

@@ -126,3 +126,24 @@ pub fn init_logging() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
+
+/// The async runtime of a command: `None` runs everything on the calling
+/// thread; `Some(n)` uses n worker threads (`Some(0)`: one per core).
+pub fn runtime(worker_threads: Option<usize>) -> Result<tokio::runtime::Runtime, super::CliError> {
+    use anyhow::Context;
+    let mut builder = match worker_threads {
+        None => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if n > 0 {
+                builder.worker_threads(n);
+            }
+            builder
+        }
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(super::CliError::run)
+}

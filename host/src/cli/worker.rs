@@ -93,12 +93,7 @@ pub fn run(args: &WorkerArgs) -> CliResult {
         .map_err(CliError::run)?;
     // The async side only moves bytes to and from Redis; strategy runs
     // have their own slot threads, so one runtime thread is enough.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-        .map_err(CliError::run)?;
+    let runtime = super::settings::runtime(Some(1))?;
     runtime
         .block_on(async {
             let store = Store::connect(&config.redis_url, &config.prefix).await?;
