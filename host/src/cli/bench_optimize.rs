@@ -386,11 +386,5 @@ async fn wait(store: &Store, id: u64) -> anyhow::Result<usize> {
 
 /// VmHWM: the peak resident set of the process so far.
 fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow!("no VmHWM for pid {pid}"))?;
-    Ok(kb / 1024.0)
+    super::bench_queue::status_mb(pid, "VmHWM")
 }

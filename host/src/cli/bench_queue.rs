@@ -419,6 +419,17 @@ impl CpuMeter {
     }
 }
 
+/// A memory line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in MB.
+pub(super) fn status_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow!("no {field} for pid {pid}"))?;
+    Ok(kb / 1024.0)
+}
+
 /// User plus system CPU seconds of a process (`/proc/<pid>/stat`).
 pub(super) fn cpu_secs(pid: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -481,13 +492,7 @@ impl WorkerProcess {
             .as_ref()
             .map(Child::id)
             .ok_or_else(|| anyhow!("worker gone"))?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .ok_or_else(|| anyhow!("no VmRSS for pid {pid}"))?;
-        Ok(kb / 1024.0)
+        status_mb(pid, "VmRSS")
     }
 
     /// SIGTERM and the graceful exit.
