@@ -81,20 +81,12 @@ pub async fn fire(
     now_ms: i64,
 ) -> Result<Firing, SubmitError> {
     let due_key = store.keys().schedules_due();
-    let Some(record) = store.get_schedule(id).await? else {
-        let _: redis::RedisResult<()> = redis::cmd("ZREM")
-            .arg(&due_key)
-            .arg(id)
-            .query_async(&mut store.connection())
-            .await;
-        return Ok(Firing::NotDue);
-    };
-    let Some(occurrence) = record
-        .next_run_ms
-        .filter(|t| *t <= now_ms && !record.paused)
-    else {
-        if record.next_run_ms.is_none() {
-            // Ended or paused: out of the due set.
+    let record = store.get_schedule(id).await?;
+    // Paused and ended schedules have no next run.
+    let next_run = record.as_ref().and_then(|r| r.next_run_ms);
+    let (Some(record), Some(occurrence)) = (record, next_run.filter(|t| *t <= now_ms)) else {
+        if next_run.is_none() {
+            // Gone, paused or ended: out of the due set.
             let _: redis::RedisResult<()> = redis::cmd("ZREM")
                 .arg(&due_key)
                 .arg(id)

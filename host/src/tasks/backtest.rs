@@ -106,10 +106,15 @@ pub async fn submit_backtest_with(
     request: &BacktestRequest,
     options: &SubmitOptions,
 ) -> Result<(u64, String), SubmitError> {
-    let mut submitted = submit_backtests(store, queue, std::slice::from_ref(request), options)
-        .await
-        .map_err(|(_, e)| e)?;
+    single(submit_backtests(store, queue, std::slice::from_ref(request), options).await)
+}
+
+/// The one submission of a one-request batch.
+fn single(
+    submitted: Result<Vec<(u64, String)>, (usize, SubmitError)>,
+) -> Result<(u64, String), SubmitError> {
     submitted
+        .map_err(|(_, e)| e)?
         .pop()
         .ok_or_else(|| invalid("request", "nothing was submitted"))
 }
@@ -153,19 +158,17 @@ pub async fn submit_backtest_guarded(
     options: &SubmitOptions,
     guard: impl FnOnce(u64) -> Guard,
 ) -> Result<(u64, String), SubmitError> {
-    let mut submitted = submit_validated(
-        store,
-        queue,
-        std::slice::from_ref(request),
-        options,
-        Validator::new(store),
-        |ids| ids.first().map(|id| guard(*id)),
+    single(
+        submit_validated(
+            store,
+            queue,
+            std::slice::from_ref(request),
+            options,
+            Validator::new(store),
+            |ids| ids.first().map(|id| guard(*id)),
+        )
+        .await,
     )
-    .await
-    .map_err(|(_, e)| e)?;
-    submitted
-        .pop()
-        .ok_or_else(|| invalid("request", "nothing was submitted"))
 }
 
 /// [`submit_backtest_with`] for a caller that has just read the plugin
@@ -188,19 +191,17 @@ pub async fn submit_backtest_for_plugin(
             .series
             .insert((series.symbol.clone(), series.timeframe_secs), series);
     }
-    let mut submitted = submit_validated(
-        store,
-        queue,
-        std::slice::from_ref(request),
-        options,
-        validator,
-        |_| None,
+    single(
+        submit_validated(
+            store,
+            queue,
+            std::slice::from_ref(request),
+            options,
+            validator,
+            |_| None,
+        )
+        .await,
     )
-    .await
-    .map_err(|(_, e)| e)?;
-    submitted
-        .pop()
-        .ok_or_else(|| invalid("request", "nothing was submitted"))
 }
 
 async fn submit_validated(
