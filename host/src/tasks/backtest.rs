@@ -419,44 +419,8 @@ pub(super) fn run(
     let payload: BacktestPayload = serde_json::from_str(payload)
         .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
     let definition = payload.definition;
-    let plugin = match tasks.sandbox.cached(&definition.strategy_sha256) {
-        Some(plugin) => plugin,
-        None => {
-            let bytes = rt
-                .block_on(tasks.store.plugin_bytes(&definition.strategy_sha256))
-                .map_err(store_error)?
-                .ok_or_else(|| {
-                    TaskError::permanent(
-                        "plugin_not_found",
-                        format!("strategy {} is not stored", definition.strategy_sha256),
-                    )
-                })?;
-            tasks
-                .sandbox
-                .load(&bytes)
-                .map_err(|e| TaskError::permanent("invalid_plugin", e.to_string()))?
-        }
-    };
-    // A cache hit (the hot path) makes no round trip.
-    let (candles, _version) = rt
-        .block_on(tasks.store.load_candles(
-            &tasks.candles,
-            &definition.symbol,
-            definition.timeframe_secs,
-            definition.start_ts,
-            definition.end_ts,
-            payload.candles_version,
-        ))
-        .map_err(store_error)?;
-    if candles.is_empty() {
-        return Err(TaskError::permanent(
-            "no_candles",
-            format!(
-                "no {} candles between {} and {}",
-                definition.symbol, definition.start_ts, definition.end_ts
-            ),
-        ));
-    }
+    let plugin = load_plugin(tasks, rt, &definition.strategy_sha256)?;
+    let candles = load_range(tasks, rt, &definition, payload.candles_version)?;
     let params = resolve_params(&plugin.description.params, &definition.params)
         .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
     let config = engine_config(&definition);
@@ -480,6 +444,60 @@ pub(super) fn run(
         params: params.to_map(),
     });
     serde_json::to_string(&report).map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// The compiled plugin: from the sandbox's memory, else from Redis once.
+pub(super) fn load_plugin(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    sha256: &str,
+) -> Result<Arc<crate::sandbox::Plugin>, TaskError> {
+    if let Some(plugin) = tasks.sandbox.cached(sha256) {
+        return Ok(plugin);
+    }
+    let bytes = rt
+        .block_on(tasks.store.plugin_bytes(sha256))
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            TaskError::permanent(
+                "plugin_not_found",
+                format!("strategy {sha256} is not stored"),
+            )
+        })?;
+    tasks
+        .sandbox
+        .load(&bytes)
+        .map_err(|e| TaskError::permanent("invalid_plugin", e.to_string()))
+}
+
+/// The candles of a definition's range, at least `version` new. A cache
+/// hit (the hot path) makes no round trip; no bars is a permanent error.
+pub(super) fn load_range(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    definition: &BacktestDefinition,
+    version: u64,
+) -> Result<crate::candles::Candles, TaskError> {
+    let (candles, _version) = rt
+        .block_on(tasks.store.load_candles(
+            &tasks.candles,
+            &definition.symbol,
+            definition.timeframe_secs,
+            definition.start_ts,
+            definition.end_ts,
+            version,
+        ))
+        .map_err(store_error)?;
+    if candles.is_empty() {
+        return Err(TaskError::permanent(
+            "no_candles",
+            format!(
+                "no {} candles between {} and {}",
+                definition.symbol, definition.start_ts, definition.end_ts
+            ),
+        ));
+    }
+    Ok(candles)
 }
 
 pub(super) fn store_error(e: StoreError) -> TaskError {

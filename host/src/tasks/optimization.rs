@@ -9,7 +9,9 @@
 //! twice; whichever chunk completion sees every chunk in ranks the rows
 //! and writes the table, and writing it again changes nothing.
 
-use super::backtest::{engine_config, engine_error, store_error, Validator};
+use super::backtest::{
+    engine_config, engine_error, load_plugin, load_range, store_error, Validator,
+};
 use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
 use crate::engine::{ParamInput, ParamValue, Params};
 use crate::optimize::{
@@ -17,13 +19,12 @@ use crate::optimize::{
     DEFAULT_MAX_COMBINATIONS,
 };
 use crate::queue::{Delivery, Queue, QueueConfig, Record, TaskError, TaskSpec};
-use crate::sandbox::{Plugin, RunLimits};
+use crate::sandbox::RunLimits;
 use crate::store::backtests::BacktestDefinition;
 use crate::store::optimizations::TOP_KEPT;
 use crate::store::{OptimizationDefinition, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const KIND_OPTIMIZATION: &str = "optimization";
@@ -379,29 +380,6 @@ pub(super) fn run_chunk(
     .to_string())
 }
 
-fn load_plugin(
-    tasks: &Tasks,
-    rt: &tokio::runtime::Handle,
-    sha256: &str,
-) -> Result<Arc<Plugin>, TaskError> {
-    if let Some(plugin) = tasks.sandbox.cached(sha256) {
-        return Ok(plugin);
-    }
-    let bytes = rt
-        .block_on(tasks.store.plugin_bytes(sha256))
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            TaskError::permanent(
-                "plugin_not_found",
-                format!("strategy {sha256} is not stored"),
-            )
-        })?;
-    tasks
-        .sandbox
-        .load(&bytes)
-        .map_err(|e| TaskError::permanent("invalid_plugin", e.to_string()))
-}
-
 fn run_params(
     tasks: &Tasks,
     rt: &tokio::runtime::Handle,
@@ -412,25 +390,7 @@ fn run_params(
     let def = &payload.definition;
     let b = &def.backtest;
     let plugin = load_plugin(tasks, rt, &b.strategy_sha256)?;
-    let (candles, _version) = rt
-        .block_on(tasks.store.load_candles(
-            &tasks.candles,
-            &b.symbol,
-            b.timeframe_secs,
-            b.start_ts,
-            b.end_ts,
-            def.candles_version,
-        ))
-        .map_err(store_error)?;
-    if candles.is_empty() {
-        return Err(TaskError::permanent(
-            "no_candles",
-            format!(
-                "no {} candles between {} and {}",
-                b.symbol, b.start_ts, b.end_ts
-            ),
-        ));
-    }
+    let candles = load_range(tasks, rt, b, def.candles_version)?;
     let (in_sample, out_of_sample) = match &def.holdout {
         Some(h) => {
             let (a, o) = h
