@@ -521,7 +521,9 @@ async fn redis_restart_under_the_server_loses_no_accepted_submission() {
     let down = health(503).await;
     assert_eq!(down["status"], "unhealthy");
     assert_eq!(down["redis_connected"], false);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Longer than the clients' reconnect attempts (about 0.6 s), so a
+    // submission cannot simply wait the outage out.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     svc.redis = stratbox::store::LocalRedis::start_on(&dir, port).unwrap();
     let up = health(200).await;
     assert_eq!(up["redis_connected"], true);
