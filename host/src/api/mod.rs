@@ -105,6 +105,7 @@ impl AppState {
         backtests::get_one,
         optimizations::create_and_run,
         optimizations::get_one,
+        optimizations::list,
         optimizations::table_csv,
         optimizations::cancel,
         backtests::list,
@@ -237,6 +238,7 @@ pub fn app(state: AppState) -> Router {
             "/queue/optimization/create-and-run",
             post(optimizations::create_and_run),
         )
+        .route("/optimizations", get(optimizations::list))
         .route(
             "/optimizations/{id}",
             get(optimizations::get_one).delete(optimizations::cancel),

@@ -102,6 +102,12 @@ pub struct Optimization {
     pub status: String,
     pub progress: Progress,
     pub combinations: usize,
+    pub strategy_id: Option<u64>,
+    pub name: Option<String>,
+    pub symbol: String,
+    pub timeframe: String,
+    /// The searched params, in table-column order.
+    pub search_params: Vec<String>,
     pub objective: ObjectiveInfo,
     /// The best rows (rank, index, score, params, metrics, oos metrics
     /// with a hold-out), once completed.
@@ -240,6 +246,12 @@ pub async fn get_one(
         ));
     }
     let r = record(&state, id).await?;
+    Ok(Json(view(r, top_n)?))
+}
+
+/// The API's view of a record, with its `top_n` best rows.
+fn view(r: crate::store::OptimizationRecord, top_n: usize) -> ApiResult<Optimization> {
+    let id = r.id;
     let top = match &r.top {
         Some(json) => {
             let mut rows: Vec<serde_json::Value> = serde_json::from_str(json).map_err(|e| {
@@ -251,7 +263,7 @@ pub async fn get_one(
         None => None,
     };
     let def = &r.definition;
-    Ok(Json(Optimization {
+    Ok(Optimization {
         optimization_id: id,
         status: r.status.as_str().to_string(),
         progress: Progress {
@@ -259,6 +271,11 @@ pub async fn get_one(
             total: r.chunks,
         },
         combinations: r.combinations,
+        strategy_id: def.backtest.strategy_id,
+        name: def.backtest.name.clone(),
+        symbol: def.backtest.symbol.clone(),
+        timeframe: crate::candles::format_timeframe(def.backtest.timeframe_secs),
+        search_params: def.search_space.keys().cloned().collect(),
         objective: ObjectiveInfo {
             metric: def.metric.clone(),
             direction: match def.direction {
@@ -272,7 +289,47 @@ pub async fn get_one(
         task_id: r.task_id,
         created_at_ms: r.created_at_ms,
         finished_at_ms: r.finished_at_ms,
-    }))
+    })
+}
+
+const MAX_LIST: usize = 200;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// How many, newest first (1 to 200, default 50).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OptimizationList {
+    /// Newest first, each with its best row once completed.
+    pub optimizations: Vec<Optimization>,
+}
+
+/// Recent optimizations with status, progress and the best row.
+#[utoipa::path(get, path = "/api/v1/optimizations", tag = "optimizations",
+    params(ListQuery),
+    responses((status = 200, body = OptimizationList), (status = 422, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<OptimizationList>> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(AppError::invalid(
+            "limit",
+            format!("{limit} is outside 1..={MAX_LIST}"),
+        ));
+    }
+    let optimizations = state
+        .store
+        .list_optimizations(limit)
+        .await?
+        .into_iter()
+        .map(|r| view(r, 1))
+        .collect::<ApiResult<_>>()?;
+    Ok(Json(OptimizationList { optimizations }))
 }
 
 /// The whole ranked table as CSV (once completed).

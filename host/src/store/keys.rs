@@ -156,6 +156,12 @@ impl Keys {
     pub fn backtests(&self) -> String {
         format!("{}:backtests", self.prefix)
     }
+
+    /// `{prefix}:optimizations`: sorted set of optimization ids scored by
+    /// id (ids grow with time), for listing recent ones.
+    pub fn optimizations(&self) -> String {
+        format!("{}:optimizations", self.prefix)
+    }
 }
 
 #[cfg(test)]

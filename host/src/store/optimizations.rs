@@ -167,7 +167,35 @@ impl Store {
             .arg(now_ms())
             .query_async::<()>(&mut conn)
             .await?;
+        redis::cmd("ZADD")
+            .arg(self.keys.optimizations())
+            .arg(id)
+            .arg(id)
+            .query_async::<()>(&mut conn)
+            .await?;
         Ok(id)
+    }
+
+    /// The `limit` most recent optimizations, newest first.
+    pub async fn list_optimizations(&self, limit: usize) -> Result<Vec<OptimizationRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let ids: Vec<u64> = redis::cmd("ZREVRANGE")
+            .arg(self.keys.optimizations())
+            .arg(0)
+            .arg(limit - 1)
+            .query_async(&mut conn)
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // An id whose record was removed by hand is skipped.
+            if let Some(record) = self.get_optimization(id).await? {
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 
     /// Marks the fan-out: queued becomes running. Returns the status the
@@ -432,6 +460,22 @@ mod tests {
             timeout_ms: None,
             max_attempts: None,
         }
+    }
+
+    #[tokio::test]
+    async fn recent_optimizations_are_listed_newest_first() {
+        let t = TestRedis::start("opt-list").await;
+        assert!(t.store.list_optimizations(5).await.unwrap().is_empty());
+        for combinations in 1..=4 {
+            t.store
+                .create_optimization(&definition(), combinations, 1)
+                .await
+                .unwrap();
+        }
+        let list = t.store.list_optimizations(3).await.unwrap();
+        let seen: Vec<(u64, usize)> = list.iter().map(|r| (r.id, r.combinations)).collect();
+        assert_eq!(seen, [(4, 4), (3, 3), (2, 2)]);
+        assert_eq!(t.store.list_optimizations(10).await.unwrap().len(), 4);
     }
 
     #[tokio::test]
