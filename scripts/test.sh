@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 source scripts/setup.sh
+# The dashboard test drives a real headless Chromium.
+apt_need chromedriver chromium chromium-driver
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "==> cargo fmt --check"

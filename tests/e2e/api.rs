@@ -11,16 +11,16 @@ use super::queue_backtest::hourly;
 use super::service::{p, Service, FAST_ENV};
 use super::support;
 
-const TOKEN: &str = "e2e-token";
+pub(super) const TOKEN: &str = "e2e-token";
 
-struct Server {
+pub(super) struct Server {
     child: Child,
     log: std::path::PathBuf,
-    base: String,
+    pub(super) base: String,
 }
 
 impl Server {
-    fn start(svc: &Service) -> Server {
+    pub(super) fn start(svc: &Service) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -48,11 +48,11 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    async fn wait_healthy(&self, http: &reqwest::Client) {
+    pub(super) async fn wait_healthy(&self, http: &reqwest::Client) {
         let started = Instant::now();
         loop {
             if let Ok(r) = http.get(self.url("/api/v1/queue/health")).send().await {
@@ -77,7 +77,7 @@ impl Drop for Server {
     }
 }
 
-async fn upload(http: &reqwest::Client, server: &Server, plugin: &str) -> (u16, Value) {
+pub(super) async fn upload(http: &reqwest::Client, server: &Server, plugin: &str) -> (u16, Value) {
     let r = http
         .post(server.url("/api/v1/strategies"))
         .bearer_auth(TOKEN)

@@ -8,6 +8,8 @@ mod api;
 mod autoscale;
 mod backtest_cli;
 mod bad_input;
+mod browser;
+mod dashboard;
 mod demo;
 mod hostile;
 mod optimize_cli;

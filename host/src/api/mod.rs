@@ -5,6 +5,7 @@
 
 mod backtests;
 mod candles;
+mod dashboard;
 pub mod error;
 pub mod metrics;
 mod optimizations;
@@ -247,10 +248,14 @@ pub fn app(state: AppState) -> Router {
             "/optimizations/{id}/table.csv",
             get(optimizations::table_csv),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_token_to_write,
+        ))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
         .nest("/api/v1", api)
+        .merge(dashboard::routes(state.clone()))
         .route("/metrics", get(metrics::prometheus))
         .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
         .fallback(not_found)
@@ -275,31 +280,47 @@ async fn not_found() -> AppError {
 }
 
 /// Bearer auth on mutating methods; reads stay open.
-async fn require_token(
+async fn require_token_to_write(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let Some(token) = state.token.as_deref() else {
-        return Ok(next.run(request).await);
-    };
-    if matches!(
+    let read = matches!(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return Ok(next.run(request).await);
+    );
+    if read || token_given(&state, &request) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized)
     }
+}
+
+/// Bearer auth on every method (the dashboard's data).
+async fn require_token_always(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if token_given(&state, &request) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// True when no token is configured or the request carries it.
+fn token_given(state: &AppState, request: &Request) -> bool {
+    let Some(token) = state.token.as_deref() else {
+        return true;
+    };
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        Ok(next.run(request).await)
-    } else {
-        Err(AppError::Unauthorized)
-    }
+    constant_time_eq(given.as_bytes(), token.as_bytes())
 }
 
 /// Compares without an early exit, so timing does not reveal the prefix.

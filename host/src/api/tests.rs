@@ -868,3 +868,90 @@ async fn schedules_are_checked_listed_paused_and_deleted() {
     let (status, _) = send(&app, get(&format!("/api/v1/schedules/{schedule_id}"))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_dashboard_page_is_served_with_validators_and_a_strict_policy() {
+    let h = Harness::start("api-dashboard-page", Some("s3cret")).await;
+    let app = h.app();
+    let root = app.clone().oneshot(get("/")).await.unwrap();
+    assert!(root.status().is_redirection());
+    assert_eq!(root.headers()[header::LOCATION], "/dashboard/");
+
+    // The shell holds no data: it loads without the token.
+    let page = app.clone().oneshot(get("/dashboard/")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let headers = page.headers().clone();
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+    let body = axum::body::to_bytes(page.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let html = String::from_utf8(body.to_vec()).unwrap();
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "{html}"
+    );
+
+    // A revalidation with the ETag costs a 304 and no body.
+    let etag = headers[header::ETAG].clone();
+    let again = Request::get("/dashboard/")
+        .header(header::IF_NONE_MATCH, etag)
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = send(&app, again).await;
+    assert_eq!((status, body), (StatusCode::NOT_MODIFIED, Value::Null));
+
+    let (status, _) = send(&app, get("/dashboard/assets/uPlot.iife.min.js")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, reply) = send(&app, get("/dashboard/assets/secrets.txt")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(reply["error"]["code"], "asset_not_found");
+}
+
+#[tokio::test]
+async fn the_dashboard_data_needs_the_token_on_every_method_when_one_is_set() {
+    let h = Harness::start("api-dashboard-auth", Some("s3cret")).await;
+    let app = h.app();
+    for path in [
+        "/dashboard/api/queue/state",
+        "/dashboard/api/queue/history",
+        "/dashboard/api/queue/dlq",
+        "/dashboard/api/backtests",
+        "/dashboard/api/optimizations",
+    ] {
+        let (status, reply) = send(&app, get(path)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {reply}");
+        let with = Request::get(path)
+            .header(header::AUTHORIZATION, "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap();
+        let (status, reply) = send(&app, with).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {reply}");
+    }
+    // The documented API keeps its open reads.
+    assert_eq!(
+        send(&app, get("/api/v1/queue/state")).await.0,
+        StatusCode::OK
+    );
+
+    let open = Harness::start("api-dashboard-open", None).await;
+    let (status, reply) = send(&open.app(), get("/dashboard/api/queue/state")).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert!(reply["workers"].is_array(), "{reply}");
+}
+
+#[tokio::test]
+async fn optimizations_are_listed_and_the_limit_is_checked() {
+    let h = Harness::start("api-optimization-list", None).await;
+    let app = h.app();
+    let (status, reply) = send(&app, get("/api/v1/optimizations")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(reply["optimizations"], json!([]));
+    let (status, reply) = send(&app, get("/api/v1/optimizations?limit=0")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply["error"]["field"], "limit");
+}

@@ -255,6 +255,7 @@ fn demo(
     let optimization_id = super::optimize::demo(&client, &strategy["strategy_id"])?;
 
     outln!("look around:");
+    outln!("  dashboard     {base}/dashboard/");
     outln!("  Swagger UI    {base}/docs/");
     outln!("  metrics       {base}/metrics");
     outln!("  health        {base}/api/v1/queue/health");

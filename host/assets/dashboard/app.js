@@ -1,0 +1,768 @@
+// stratbox dashboard: hash-routed views over /dashboard/api. No markup is
+// built from strings: every node comes from h(), so stored text is never
+// parsed as HTML.
+"use strict";
+
+(() => {
+  const TOKEN_KEY = "stratbox.token";
+  const REFRESH_MS = 2000;
+  const main = document.getElementById("main");
+  const statusLine = document.getElementById("status");
+  const signOut = document.getElementById("sign-out");
+
+  // Read by the browser test and the README figures.
+  const probe = (window.stratboxDashboard = { firstChartMs: null, chartsDrawn: 0, view: null });
+
+  let view = { timer: null, charts: [], alive: true };
+
+  class AuthError extends Error {}
+
+  // ---- helpers -------------------------------------------------------
+
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "dataset") Object.assign(el.dataset, v);
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k in el && k !== "list") el[k] = v;
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat(Infinity)) {
+      if (c === undefined || c === null || c === false) continue;
+      el.append(c instanceof Node ? c : String(c));
+    }
+    return el;
+  }
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+
+  async function request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    if (token()) headers.Authorization = "Bearer " + token();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch("api/" + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+    if (r.status === 401) throw new AuthError("token needed");
+    const text = await r.text();
+    if (!r.ok) {
+      let message = r.status + " " + r.statusText;
+      try {
+        const e = JSON.parse(text).error;
+        message = e.message + (e.field ? " (" + e.field + ")" : "");
+      } catch (_) {
+        // Not our JSON error body: keep the status line.
+      }
+      throw new Error(message);
+    }
+    return path.endsWith(".csv") ? text : JSON.parse(text);
+  }
+  const get = (path) => request("GET", path);
+
+  const num = (v, digits = 2) =>
+    v === null || v === undefined || Number.isNaN(v) ? "–" : Number(v).toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: 0 });
+  const pct = (v) => (v === null || v === undefined ? "–" : num(v, 2) + " %");
+  const pad = (n) => String(n).padStart(2, "0");
+  function when(ms) {
+    if (!ms) return "–";
+    const d = new Date(ms);
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  }
+  function ago(ms) {
+    if (!ms) return "–";
+    const s = Math.max(0, (Date.now() - ms) / 1000);
+    if (s < 90) return Math.round(s) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    return Math.round(s / 3600) + " h ago";
+  }
+  function duration(ms) {
+    if (ms === null || ms === undefined) return "–";
+    if (ms < 1000) return Math.round(ms) + " ms";
+    if (ms < 120000) return (ms / 1000).toFixed(1) + " s";
+    return (ms / 60000).toFixed(1) + " min";
+  }
+  const pill = (status) => h("span", { class: "pill " + status }, status);
+  const card = (label, value, id) => h("div", { class: "card", id }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+  const th = (label, numeric) => h("th", { class: numeric ? "num" : null }, label);
+  const td = (value, numeric) => h("td", { class: numeric ? "num" : null }, value);
+  function table(id, headers, rows, empty) {
+    if (!rows.length) return h("p", { class: "muted", id }, empty);
+    return h("div", { class: "scroll" }, h("table", { id }, h("thead", {}, h("tr", {}, headers)), h("tbody", {}, rows)));
+  }
+  function flash(text, isError) {
+    const el = document.getElementById("flash");
+    if (!el) return;
+    el.replaceChildren(h("div", { class: "flash" + (isError ? " error" : "") }, text));
+  }
+  function setStatus(text, isError) {
+    statusLine.textContent = text;
+    statusLine.className = "status" + (isError ? " error" : "");
+  }
+
+  // ---- charts --------------------------------------------------------
+
+  function chartDrawn(u) {
+    if (u.root.dataset.drawn) return;
+    u.root.dataset.drawn = "1";
+    probe.chartsDrawn += 1;
+    if (probe.firstChartMs === null) probe.firstChartMs = Math.round(performance.now());
+  }
+
+  function chart(container, opts, data) {
+    const width = Math.max(300, container.clientWidth - 16);
+    const u = new uPlot(
+      Object.assign({ width, height: opts.height || 220, hooks: {} }, opts, {
+        hooks: Object.assign({}, opts.hooks, { draw: [chartDrawn].concat((opts.hooks && opts.hooks.draw) || []) }),
+      }),
+      data,
+      container,
+    );
+    view.charts.push({ u, container });
+    return u;
+  }
+
+  window.addEventListener("resize", () => {
+    for (const { u, container } of view.charts) u.setSize({ width: Math.max(300, container.clientWidth - 16), height: u.height });
+  });
+
+  const timeAxis = { stroke: "#66707c", grid: { stroke: "#eef0f3" } };
+  const valueAxis = (label, fmt) => ({ label, stroke: "#66707c", grid: { stroke: "#eef0f3" }, size: 60, values: fmt ? (u, ticks) => ticks.map(fmt) : undefined });
+
+  // ---- routing -------------------------------------------------------
+
+  function leave() {
+    view.alive = false;
+    clearTimeout(view.timer);
+    for (const { u } of view.charts) u.destroy();
+    view = { timer: null, charts: [], alive: true };
+  }
+
+  function route() {
+    leave();
+    const hash = location.hash.replace(/^#\/?/, "");
+    const [page, id] = hash.split("/");
+    if (page === "backtests" && id) return run((c) => backtestPage(id, c), "backtest");
+    if (page === "optimizations" && id) return run((c) => optimizationPage(id, c), "optimization");
+    if (page === "backtests") return run(() => listPage("backtests"), "backtests");
+    if (page === "optimizations") return run(() => listPage("optimizations"), "optimizations");
+    return run(overview, "overview");
+  }
+
+  // Runs a view's refresh loop: again every REFRESH_MS while it asks to.
+  function run(refresh, name) {
+    probe.view = name;
+    const current = view;
+    const tick = async () => {
+      if (!current.alive) return;
+      let again = false;
+      try {
+        again = await refresh(current);
+        setStatus("updated " + when(Date.now()) + " UTC");
+      } catch (e) {
+        if (e instanceof AuthError) return login(token() ? "That token was refused." : null);
+        setStatus(e.message, true);
+        again = true;
+      }
+      if (again && current.alive) current.timer = setTimeout(tick, document.hidden ? REFRESH_MS * 5 : REFRESH_MS);
+    };
+    tick();
+  }
+
+  function login(message) {
+    leave();
+    signOut.hidden = true;
+    probe.view = "login";
+    const input = h("input", { type: "password", id: "token-input", autocomplete: "current-password", required: true });
+    main.replaceChildren(
+      h(
+        "form",
+        {
+          class: "login",
+          id: "login",
+          onsubmit: (e) => {
+            e.preventDefault();
+            sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+            route();
+          },
+        },
+        h("h1", {}, "API token"),
+        h("p", { class: "muted" }, "This server has an API token (STRATBOX_API_TOKEN). It is kept for this tab only."),
+        message ? h("p", { class: "flash error" }, message) : null,
+        input,
+        h("button", { type: "submit", id: "token-save" }, "Open the dashboard"),
+      ),
+    );
+    input.focus();
+  }
+
+  signOut.addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    login(null);
+  });
+
+  // ---- overview ------------------------------------------------------
+
+  async function overview(current) {
+    const [state, history, dlq, backtests, optimizations] = await Promise.all([
+      get("queue/state"),
+      get("queue/history?minutes=60"),
+      get("queue/dlq?count=50"),
+      get("backtests?limit=10"),
+      get("optimizations?limit=10"),
+    ]);
+    if (!current.alive) return false;
+    signOut.hidden = !token();
+    if (!current.built) {
+      current.built = true;
+      current.throughputBox = h("div", { class: "chart", id: "throughput-chart" }, h("div", { class: "title" }, "Throughput per minute, last hour"));
+      current.latencyBox = h("div", { class: "chart", id: "latency-chart" }, h("div", { class: "title" }, "Mean wait and run time, last hour"));
+      current.cards = h("div", { class: "cards", id: "queue-cards" });
+      current.rest = h("div");
+      main.replaceChildren(
+        h("h1", {}, "Queue"),
+        current.cards,
+        h("h2", {}, "Last hour"),
+        h("div", { class: "charts" }, current.throughputBox, current.latencyBox),
+        h("div", { id: "flash" }),
+        current.rest,
+      );
+    }
+    const c = state.counters;
+    const waiting = state.waiting;
+    const pending = Object.values(state.pending).reduce((a, b) => a + b, 0);
+    current.cards.replaceChildren(
+      card("Waiting high", waiting.high ?? 0, "waiting-high"),
+      card("Waiting normal", waiting.normal ?? 0, "waiting-normal"),
+      card("Waiting low", waiting.low ?? 0, "waiting-low"),
+      card("Running", pending),
+      card("Retry backoff", state.delayed),
+      card("Dead letters", state.dlq, "dlq-count"),
+      card("Oldest wait", duration(state.oldest_wait_ms)),
+      card("Workers", state.workers.length, "worker-count"),
+      card("Completed", c.tasks_completed),
+      card("Failed", c.tasks_failed),
+      card("Timed out", c.tasks_timeout),
+    );
+
+    const xs = history.minutes.map((m) => m.at_ms / 1000);
+    const series = (key) => history.minutes.map((m) => m[key] ?? null);
+    const throughput = [xs, series("completed"), series("failed")];
+    const latency = [xs, series("mean_wait_ms"), series("mean_run_ms")];
+    if (!current.throughput) {
+      const bars = uPlot.paths.bars({ size: [0.7, 40] });
+      current.throughput = chart(
+        current.throughputBox,
+        {
+          // Half a minute of room each side, so the edge bars show whole.
+          scales: { x: { time: true, range: (u, min, max) => [min - 30, max + 30] } },
+          axes: [timeAxis, valueAxis("tasks")],
+          series: [{}, { label: "completed", stroke: "#15803d", fill: "rgba(21,128,61,.35)", paths: bars }, { label: "failed", stroke: "#b91c1c", fill: "rgba(185,28,28,.45)", paths: bars }],
+        },
+        throughput,
+      );
+      current.latency = chart(
+        current.latencyBox,
+        {
+          scales: { x: { time: true } },
+          axes: [timeAxis, valueAxis("ms")],
+          series: [{}, { label: "wait", stroke: "#b45309", width: 2, spanGaps: true, points: { show: true } }, { label: "run", stroke: "#2563eb", width: 2, spanGaps: true, points: { show: true } }],
+        },
+        latency,
+      );
+    } else {
+      current.throughput.setData(throughput);
+      current.latency.setData(latency);
+    }
+
+    current.rest.replaceChildren(
+      h("h2", {}, "Workers"),
+      workersTable(state.workers),
+      h("h2", {}, `Dead letters (${state.dlq})`),
+      dlqSection(dlq.entries, current),
+      h("h2", {}, h("a", { href: "#/backtests" }, "Backtests")),
+      backtestsTable(backtests.backtests),
+      h("h2", {}, h("a", { href: "#/optimizations" }, "Optimizations")),
+      optimizationsTable(optimizations.optimizations),
+    );
+    return true;
+  }
+
+  function workersTable(workers) {
+    const rows = workers.map((w) =>
+      h(
+        "tr",
+        {},
+        td(w.consumer),
+        td(w.pid ?? "–", true),
+        td(w.slots ?? "–", true),
+        td(w.running.length ? w.running.join(", ") : h("span", { class: "muted" }, "idle")),
+        td(ago(w.started_at_ms)),
+        td(ago(w.seen_at_ms)),
+        td(w.version ?? "–"),
+      ),
+    );
+    return table("workers", [th("consumer"), th("pid", true), th("slots", true), th("running"), th("started"), th("heartbeat"), th("version")], rows, "No live worker.");
+  }
+
+  function dlqSection(entries, current) {
+    const requeue = async (entryId, button) => {
+      button.disabled = true;
+      try {
+        const r = await request("POST", "queue/dlq/requeue", entryId ? { entry_id: entryId } : {});
+        flash(`Requeued ${r.requeued} task${r.requeued === 1 ? "" : "s"}.`);
+      } catch (e) {
+        if (e instanceof AuthError) return login("That token was refused.");
+        flash("Requeue failed: " + e.message, true);
+      }
+      overview(current).catch(() => {});
+    };
+    const rows = entries.map((e) => {
+      const f = e.fields;
+      const button = h("button", { type: "button", class: "requeue", dataset: { entryId: e.entry_id, taskId: f.task_id || "" } }, "Requeue");
+      button.addEventListener("click", () => requeue(e.entry_id, button));
+      return h(
+        "tr",
+        { dataset: { taskId: f.task_id || "" } },
+        td(f.task_id || "–"),
+        td(f.kind || "–"),
+        td(f.reason || "–"),
+        td(f.error_kind || "–"),
+        td(f.attempts || "–", true),
+        td(f.worker || "–"),
+        td(when(Number(f.failed_at_ms))),
+        h("td", { class: "wrap", title: f.error || "" }, f.error || ""),
+        h("td", {}, button),
+      );
+    });
+    if (!rows.length) return h("p", { class: "muted", id: "dlq" }, "The dead-letter stream is empty.");
+    const all = h("button", { type: "button", id: "requeue-all" }, "Requeue all");
+    all.addEventListener("click", () => requeue(null, all));
+    // Two clicks, so a stray one cannot purge: no modal dialog needed.
+    const purge = h("button", { type: "button", class: "danger", id: "purge-dlq" }, "Purge…");
+    purge.addEventListener("click", async () => {
+      if (!purge.classList.contains("armed")) {
+        purge.classList.add("armed");
+        purge.textContent = "Click again to purge every entry";
+        return;
+      }
+      purge.disabled = true;
+      try {
+        const r = await request("DELETE", "queue/dlq");
+        flash(`Purged ${r.purged} entr${r.purged === 1 ? "y" : "ies"}.`);
+      } catch (e) {
+        flash("Purge failed: " + e.message, true);
+      }
+      overview(current).catch(() => {});
+    });
+    return h(
+      "div",
+      {},
+      h("div", { class: "toolbar" }, all, purge),
+      table("dlq", [th("task"), th("kind"), th("reason"), th("error kind"), th("attempts", true), th("last worker"), th("failed at (UTC)"), th("error"), th("")], rows, ""),
+    );
+  }
+
+  function progressCell(status, done) {
+    if (status === "completed") return td("100 %", true);
+    return h("td", { class: "num" }, h("progress", { max: 1, value: done }), " ", Math.round(done * 100) + " %");
+  }
+
+  function backtestsTable(list) {
+    const rows = list.map((b) =>
+      h(
+        "tr",
+        {},
+        td(h("a", { href: "#/backtests/" + b.backtest_id }, "#" + b.backtest_id)),
+        td(b.name || "–"),
+        td(`${b.symbol} ${b.timeframe}`),
+        td(pill(b.status)),
+        progressCell(b.status, b.progress),
+        td(pct(b.total_return_pct), true),
+        td(b.num_trades ?? "–", true),
+        td(when(b.created_at_ms)),
+        h("td", { class: "wrap" }, b.error ? b.error.message || b.error.code : ""),
+      ),
+    );
+    return table("backtests", [th("id"), th("name"), th("market"), th("status"), th("progress", true), th("return", true), th("trades", true), th("created (UTC)"), th("error")], rows, "No backtest yet.");
+  }
+
+  function optimizationsTable(list) {
+    const rows = list.map((o) => {
+      const best = o.top && o.top[0];
+      const done = o.progress.total ? o.progress.done / o.progress.total : 0;
+      return h(
+        "tr",
+        {},
+        td(h("a", { href: "#/optimizations/" + o.optimization_id }, "#" + o.optimization_id)),
+        td(o.name || "–"),
+        td(`${o.symbol} ${o.timeframe}`),
+        td(pill(o.status)),
+        progressCell(o.status, done),
+        td(o.combinations, true),
+        td(`${o.objective.direction} ${o.objective.metric}`),
+        td(best ? num(best.score, 4) : "–", true),
+        td(when(o.created_at_ms)),
+      );
+    });
+    return table("optimizations", [th("id"), th("name"), th("market"), th("status"), th("chunks", true), th("combinations", true), th("objective"), th("best", true), th("created (UTC)")], rows, "No optimization yet.");
+  }
+
+  async function listPage(kind) {
+    const data = await get(kind + "?limit=200");
+    const isBacktests = kind === "backtests";
+    main.replaceChildren(
+      h("h1", {}, isBacktests ? "Backtests" : "Optimizations"),
+      isBacktests ? backtestsTable(data.backtests) : optimizationsTable(data.optimizations),
+    );
+    const list = isBacktests ? data.backtests : data.optimizations;
+    return list.some((x) => x.status === "queued" || x.status === "running");
+  }
+
+  // ---- backtest page -------------------------------------------------
+
+  // Equity at time t on the drawn curve (it may be downsampled).
+  function equityAt(xs, ys, t) {
+    let lo = 0;
+    let hi = xs.length - 1;
+    if (t <= xs[0]) return ys[0];
+    if (t >= xs[hi]) return ys[hi];
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      if (xs[mid] <= t) lo = mid;
+      else hi = mid;
+    }
+    const w = (t - xs[lo]) / (xs[hi] - xs[lo] || 1);
+    return ys[lo] + w * (ys[hi] - ys[lo]);
+  }
+
+  function tradeMarkers(trades) {
+    return (u) => {
+      const ctx = u.ctx;
+      const xs = u.data[0];
+      const ys = u.data[1];
+      const size = 5 * devicePixelRatio;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+      ctx.clip();
+      for (const t of trades) {
+        for (const [ts, isEntry] of [[t.entry_ts, true], [t.exit_ts, false]]) {
+          const x = u.valToPos(ts, "x", true);
+          const y = u.valToPos(equityAt(xs, ys, ts), "y", true);
+          ctx.beginPath();
+          if (isEntry) {
+            // Triangle up for a long entry, down for a short one.
+            const dir = t.side === "long" ? -1 : 1;
+            ctx.moveTo(x, y + dir * size * 1.6);
+            ctx.lineTo(x - size, y - dir * size * 0.4);
+            ctx.lineTo(x + size, y - dir * size * 0.4);
+            ctx.closePath();
+            ctx.fillStyle = t.side === "long" ? "#15803d" : "#b91c1c";
+          } else {
+            ctx.arc(x, y, size * 0.7, 0, 2 * Math.PI);
+            ctx.fillStyle = t.pnl >= 0 ? "#1d4ed8" : "#7c2d12";
+          }
+          ctx.fill();
+        }
+      }
+      ctx.restore();
+    };
+  }
+
+  async function backtestPage(id, current) {
+    const b = await get("backtests/" + encodeURIComponent(id));
+    if (!current.alive) return false;
+    const head = h("h1", {}, `Backtest #${b.backtest_id} `, pill(b.status));
+    if (!b.report) {
+      main.replaceChildren(
+        head,
+        b.error ? h("p", { class: "flash error" }, `${b.error.code}: ${b.error.message}`) : h("p", {}, h("progress", { max: 1, value: b.progress }), ` ${Math.round(b.progress * 100)} %`),
+        h("p", { class: "muted" }, "Task " + (b.task_id || "–")),
+      );
+      return b.status === "queued" || b.status === "running";
+    }
+    const r = b.report;
+    const equityBox = h("div", { class: "chart", id: "equity-chart" }, h("div", { class: "title" }, "Equity (marked to close)"));
+    const ddBox = h("div", { class: "chart", id: "drawdown-chart" }, h("div", { class: "title" }, "Drawdown"));
+    const strategy = r.strategy ? `${r.strategy.name} ${r.strategy.version}` : "strategy";
+    const params = r.strategy ? Object.entries(r.strategy.params).map(([k, v]) => `${k}=${v}`).join(", ") : "";
+    main.replaceChildren(
+      head,
+      h("p", { class: "muted" }, `${strategy} (${params}) · ${r.bars} bars · ${when(r.start_ts * 1000)} to ${when(r.end_ts * 1000)} UTC · task ${b.task_id || "–"}`),
+      h(
+        "div",
+        { class: "cards", id: "report-cards" },
+        card("Final equity", num(r.final_equity)),
+        card("Return", pct(r.total_return_pct)),
+        card("Buy & hold", pct(r.buy_and_hold_return_pct)),
+        card("Max drawdown", pct(r.max_drawdown_pct)),
+        card("Sharpe", num(r.sharpe, 3)),
+        card("Sortino", num(r.sortino, 3)),
+        card("Trades", r.num_trades),
+        card("Win rate", pct(r.win_rate_pct)),
+        card("Profit factor", num(r.profit_factor, 3)),
+        card("Exposure", pct(r.exposure_pct)),
+        card("Fees", num(r.fees_paid)),
+        card("Fuel", num(r.fuel_used, 0)),
+      ),
+      h("h2", {}, "Equity and drawdown"),
+      equityBox,
+      h("p", { class: "legend-note" }, h("span", { class: "swatch-up" }, "▲"), " long entry  ", h("span", { class: "swatch-down" }, "▼"), " short entry  ● exit (blue: profit, brown: loss)"),
+      ddBox,
+      h("h2", {}, `Trades (${r.trades.length})`),
+      tradesTable(r.trades),
+    );
+    const xs = r.equity_curve.map((p) => p.ts);
+    const eq = r.equity_curve.map((p) => p.equity);
+    let peak = -Infinity;
+    const dd = eq.map((v) => {
+      peak = Math.max(peak, v);
+      return peak > 0 ? (v / peak - 1) * 100 : 0;
+    });
+    const sync = uPlot.sync("backtest");
+    const cursor = { sync: { key: sync.key } };
+    chart(
+      equityBox,
+      {
+        height: 280,
+        cursor,
+        scales: { x: { time: true } },
+        axes: [timeAxis, valueAxis("equity", (v) => num(v, 0))],
+        series: [{}, { label: "equity", stroke: "#2563eb", width: 1.5, value: (u, v) => num(v) }],
+        hooks: { draw: [tradeMarkers(r.trades)] },
+      },
+      [xs, eq],
+    );
+    chart(
+      ddBox,
+      {
+        height: 160,
+        cursor,
+        scales: { x: { time: true }, y: { range: (u, min) => [Math.min(min, -1), 0] } },
+        axes: [timeAxis, valueAxis("%", (v) => num(v, 1))],
+        series: [{}, { label: "drawdown %", stroke: "#b91c1c", fill: "rgba(185,28,28,.18)", value: (u, v) => (v === null ? "–" : num(v) + " %") }],
+      },
+      [xs, dd],
+    );
+    return false;
+  }
+
+  function tradesTable(trades) {
+    const shown = trades.slice(0, 500);
+    const rows = shown.map((t, i) =>
+      h(
+        "tr",
+        {},
+        td(i + 1, true),
+        td(t.side),
+        td(when(t.entry_ts * 1000)),
+        td(when(t.exit_ts * 1000)),
+        td(num(t.qty, 6), true),
+        td(num(t.entry_price, 4), true),
+        td(num(t.exit_price, 4), true),
+        h("td", { class: "num " + (t.pnl >= 0 ? "swatch-up" : "swatch-down") }, num(t.pnl)),
+        td(pct(t.return_pct), true),
+        td(num(t.fees), true),
+        td(`${t.entry_reason} → ${t.exit_reason}`),
+      ),
+    );
+    const note = trades.length > shown.length ? h("p", { class: "muted" }, `First ${shown.length} of ${trades.length}; the API has them all.`) : null;
+    return h("div", {}, table("trades", [th("#", true), th("side"), th("entry (UTC)"), th("exit (UTC)"), th("qty", true), th("entry", true), th("exit", true), th("pnl", true), th("return", true), th("fees", true), th("fills")], rows, "No trade."), note);
+  }
+
+  // ---- optimization page ---------------------------------------------
+
+  // RFC 4180, as the server writes it.
+  function parseCsv(text) {
+    const rows = [];
+    let row = [];
+    let field = "";
+    let quoted = false;
+    for (let i = 0; i < text.length; i++) {
+      const ch = text[i];
+      if (quoted) {
+        if (ch === '"' && text[i + 1] === '"') {
+          field += '"';
+          i++;
+        } else if (ch === '"') quoted = false;
+        else field += ch;
+      } else if (ch === '"') quoted = true;
+      else if (ch === ",") {
+        row.push(field);
+        field = "";
+      } else if (ch === "\n") {
+        row.push(field);
+        rows.push(row);
+        row = [];
+        field = "";
+      } else if (ch !== "\r") field += ch;
+    }
+    if (field || row.length) {
+      row.push(field);
+      rows.push(row);
+    }
+    const [header, ...body] = rows;
+    return body.map((r) => Object.fromEntries(header.map((k, i) => [k, r[i]])));
+  }
+
+  async function optimizationPage(id, current) {
+    const o = await get(`optimizations/${encodeURIComponent(id)}?top=100`);
+    if (!current.alive) return false;
+    const head = h("h1", {}, `Optimization #${o.optimization_id} `, pill(o.status));
+    const meta = h("p", { class: "muted" }, `${o.name || "strategy " + (o.strategy_id ?? "")} · ${o.symbol} ${o.timeframe} · ${o.combinations} combinations · ${o.objective.direction} ${o.objective.metric}, at least ${o.objective.min_trades} trades · searched: ${o.search_params.join(", ")}`);
+    if (o.status !== "completed") {
+      const done = o.progress.total ? o.progress.done / o.progress.total : 0;
+      main.replaceChildren(
+        head,
+        meta,
+        o.error ? h("p", { class: "flash error" }, `${o.error.code}: ${o.error.message}`) : h("p", {}, h("progress", { max: 1, value: done }), ` ${o.progress.done} of ${o.progress.total} chunks`),
+      );
+      return o.status === "queued" || o.status === "running";
+    }
+    const csv = await get(`optimizations/${encodeURIComponent(id)}/table.csv`);
+    if (!current.alive) return false;
+    const rows = parseCsv(csv);
+    const download = h("button", { type: "button", id: "download-csv" }, "Download the table (CSV)");
+    download.addEventListener("click", () => {
+      const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+      h("a", { href: url, download: `optimization-${o.optimization_id}.csv` }).click();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    });
+    const heat = h("div", { id: "heatmap-section" });
+    main.replaceChildren(head, meta, h("div", { class: "toolbar" }, download), heat, h("h2", {}, "Ranking"), rankingTable(rows, o.search_params));
+    if (o.search_params.length >= 2) heatmap(heat, rows, o.search_params, o.objective);
+    return false;
+  }
+
+  function rankingTable(rows, params) {
+    const hasOos = rows.length && "oos_total_return_pct" in rows[0];
+    const metrics = ["total_return_pct", "sharpe", "max_drawdown_pct", "num_trades", "win_rate_pct"];
+    const oos = hasOos ? ["oos_total_return_pct", "oos_sharpe"] : [];
+    const shown = rows.slice(0, 100);
+    const cell = (v) => td(v === "" || v === undefined ? "–" : num(Number(v), 3), true);
+    const body = shown.map((r) => h("tr", {}, td(r.rank || "–", true), cell(r.score), params.map((p) => td(r[p], true)), metrics.map((m) => cell(r[m])), oos.map((m) => cell(r[m])), h("td", { class: "wrap" }, r.error || "")));
+    return h(
+      "div",
+      {},
+      table("ranking", [th("rank", true), th("score", true), params.map((p) => th(p, true)), metrics.map((m) => th(m, true)), oos.map((m) => th(m, true)), th("error")], body, "No row."),
+      rows.length > shown.length ? h("p", { class: "muted" }, `First ${shown.length} of ${rows.length} rows; the CSV has them all.`) : null,
+    );
+  }
+
+  // Score per (x, y) cell: the best over the other params, as ranked.
+  function heatmap(section, rows, params, objective) {
+    const pickX = h("select", { id: "heat-x" }, params.map((p, i) => h("option", { value: p, selected: i === 0 }, p)));
+    const pickY = h("select", { id: "heat-y" }, params.map((p, i) => h("option", { value: p, selected: i === 1 }, p)));
+    const canvas = h("canvas", { id: "heatmap" });
+    const tip = h("div", { class: "tip", hidden: true });
+    const scale = h("span", { class: "muted", id: "heat-scale" });
+    const wrap = h("div", { class: "heatmap-wrap" }, canvas, tip);
+    section.replaceChildren(h("h2", {}, `Heatmap of ${objective.metric}`), h("div", { class: "toolbar" }, "x ", pickX, " y ", pickY, h("span", { class: "muted" }, params.length > 2 ? " · best over the other params" : ""), scale), wrap);
+    const better = objective.direction === "minimize" ? (a, b) => a < b : (a, b) => a > b;
+
+    function draw() {
+      const px = pickX.value;
+      const py = pickY.value;
+      const key = (v) => (Number.isNaN(Number(v)) ? v : Number(v));
+      const sortVals = (vals) => [...new Set(vals)].sort((a, b) => (typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b))));
+      const xv = sortVals(rows.map((r) => key(r[px])));
+      const yv = sortVals(rows.map((r) => key(r[py])));
+      const cells = new Map();
+      for (const r of rows) {
+        if (r.score === "") continue;
+        const s = Number(r.score);
+        const k = key(r[px]) + "|" + key(r[py]);
+        if (!cells.has(k) || better(s, cells.get(k))) cells.set(k, s);
+      }
+      const scores = [...cells.values()];
+      const lo = Math.min(...scores);
+      const hi = Math.max(...scores);
+      const [worst, best] = objective.direction === "minimize" ? [hi, lo] : [lo, hi];
+      scale.textContent = scores.length ? ` · red ${num(worst, 4)} (worst) to green ${num(best, 4)} (best); grey: no valid run` : " · no valid run";
+      const dpr = devicePixelRatio || 1;
+      const cssW = Math.max(320, wrap.clientWidth - 16);
+      const left = 70;
+      const bottom = 46;
+      const cw = Math.max(6, Math.min(90, (cssW - left - 20) / xv.length));
+      const ch = Math.max(6, Math.min(48, 480 / yv.length));
+      const cssH = ch * yv.length + bottom + 10;
+      canvas.width = cssW * dpr;
+      canvas.height = cssH * dpr;
+      canvas.style.height = cssH + "px";
+      const ctx = canvas.getContext("2d");
+      ctx.scale(dpr, dpr);
+      ctx.font = "11px system-ui, sans-serif";
+      ctx.fillStyle = "#66707c";
+      const geometry = { xv, yv, left, top: 6, cw, ch, px, py, cells };
+      yv.forEach((y, j) => {
+        const top = 6 + (yv.length - 1 - j) * ch;
+        if (yv.length <= 25 || j % Math.ceil(yv.length / 25) === 0) {
+          ctx.fillStyle = "#66707c";
+          ctx.textAlign = "right";
+          ctx.fillText(String(y), left - 6, top + ch / 2 + 4);
+        }
+        xv.forEach((x, i) => {
+          const s = cells.get(x + "|" + y);
+          const rank = hi === lo ? 1 : (s - lo) / (hi - lo);
+          ctx.fillStyle = s === undefined ? "#e5e7eb" : color(objective.direction === "minimize" ? 1 - rank : rank);
+          ctx.fillRect(left + i * cw, top, cw - 1, ch - 1);
+        });
+      });
+      ctx.fillStyle = "#66707c";
+      ctx.textAlign = "center";
+      xv.forEach((x, i) => {
+        if (xv.length <= 30 || i % Math.ceil(xv.length / 30) === 0) ctx.fillText(String(x), left + i * cw + cw / 2, 6 + yv.length * ch + 14);
+      });
+      ctx.fillText(px, left + (xv.length * cw) / 2, 6 + yv.length * ch + 34);
+      ctx.save();
+      ctx.translate(14, 6 + (yv.length * ch) / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(py, 0, 0);
+      ctx.restore();
+      canvas.dataset.cells = String(cells.size);
+      canvas.dataset.drawn = "1";
+      probe.chartsDrawn += 1;
+      if (probe.firstChartMs === null) probe.firstChartMs = Math.round(performance.now());
+      canvas.onmousemove = (e) => {
+        const rect = canvas.getBoundingClientRect();
+        const i = Math.floor((e.clientX - rect.left - geometry.left) / geometry.cw);
+        const j = yv.length - 1 - Math.floor((e.clientY - rect.top - geometry.top) / geometry.ch);
+        if (i < 0 || j < 0 || i >= xv.length || j >= yv.length) {
+          tip.hidden = true;
+          return;
+        }
+        const s = cells.get(xv[i] + "|" + yv[j]);
+        tip.textContent = `${px}=${xv[i]}, ${py}=${yv[j]}: ${s === undefined ? "no valid run" : num(s, 4)}`;
+        tip.hidden = false;
+        tip.style.left = e.clientX - rect.left + 14 + "px";
+        tip.style.top = e.clientY - rect.top + 10 + "px";
+      };
+      canvas.onmouseleave = () => (tip.hidden = true);
+    }
+    pickX.addEventListener("change", draw);
+    pickY.addEventListener("change", draw);
+    draw();
+  }
+
+  // Red (worst) through yellow to green (best).
+  function color(t) {
+    const stops = [
+      [185, 28, 28],
+      [234, 179, 8],
+      [21, 128, 61],
+    ];
+    const x = Math.min(1, Math.max(0, t)) * 2;
+    const i = Math.min(1, Math.floor(x));
+    const f = x - i;
+    const [a, b] = [stops[i], stops[i + 1]];
+    return `rgb(${a.map((v, k) => Math.round(v + f * (b[k] - v))).join(",")})`;
+  }
+
+  window.addEventListener("hashchange", route);
+  route();
+})();

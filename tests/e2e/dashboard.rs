@@ -1,0 +1,344 @@
+//! The dashboard in a real headless Chromium, against a real `serve` with a
+//! token, a real worker and a private Redis. Screenshots of each page type
+//! and the measured figures go to `target/dashboard/` in the workspace.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use stratbox::queue::TaskStatus;
+use stratbox::tasks::submit_backtest;
+
+use super::api::{upload, Server, TOKEN};
+use super::browser::Browser;
+use super::queue_backtest::{definition, hourly};
+use super::service::Service;
+use super::support;
+
+const HOUR: i64 = 3600;
+const START: i64 = 1_704_067_200;
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn wait_done(http: &reqwest::Client, server: &Server, path: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let body: Value = http
+            .get(server.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match body["status"].as_str().unwrap_or("") {
+            "completed" => return body,
+            "queued" | "running" => {}
+            other => panic!("{path} ended {other}: {body}"),
+        }
+        assert!(started.elapsed() < WAIT, "{path} not done: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Pixels of `rgb` (within a small tolerance) on the canvas under `css`.
+const COUNT_PIXELS: &str = "
+    const canvas = document.querySelector(arguments[0]);
+    if (!canvas) return -1;
+    const [r, g, b] = arguments[1];
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) {
+        if (data[i + 3] > 200 && Math.abs(data[i] - r) < 40 && Math.abs(data[i + 1] - g) < 40
+            && Math.abs(data[i + 2] - b) < 40) n++;
+    }
+    return n;";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
+    let svc = Service::start("dashboard").await;
+    let server = Server::start(&svc);
+    let http = reqwest::Client::new();
+    server.wait_healthy(&http).await;
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(2_000, 11))
+        .await
+        .unwrap();
+
+    // A dead letter first: its plugin disappears before any worker runs.
+    let sha = svc.put_plugin("ema-crossover").await;
+    let (_, dead_task) = submit_backtest(
+        &svc.store,
+        &svc.queue,
+        &definition(&sha, "BTCUSDT", START, START + 1_999 * HOUR),
+        5,
+    )
+    .await
+    .unwrap();
+    let record = svc.store.plugin_record_by_sha(&sha).await.unwrap().unwrap();
+    assert!(svc.store.delete_plugin(record.strategy_id).await.unwrap());
+    let _worker = svc.worker("w1", 2, &[]);
+    let failed = svc.wait_final(&dead_task, WAIT).await;
+    assert_eq!(failed.status, TaskStatus::Failed);
+
+    // Then a backtest and a 3 x 3 optimization through the API.
+    let (status, strategy) = upload(&http, &server, "ema-crossover").await;
+    assert!(matches!(status, 200 | 201), "{strategy}");
+    let strategy_id = strategy["strategy_id"].as_u64().unwrap();
+    let market = json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-03-20T00:00:00Z",
+        "config": {"params": {"fast_period": 8, "slow_period": 21}}});
+    let created: Value = http
+        .post(server.url("/api/v1/queue/backtest/create-and-run"))
+        .bearer_auth(TOKEN)
+        .json(&market)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let backtest_id = created["backtest_id"].as_u64().unwrap();
+    let mut sweep = market.clone();
+    sweep["config"] = json!({"params": {}});
+    sweep["search_space"] = json!({"fast_period": [5, 10, 15], "slow_period": [20, 30, 40]});
+    sweep["objective"] = json!({"metric": "total_return_pct"});
+    let created: Value = http
+        .post(server.url("/api/v1/queue/optimization/create-and-run"))
+        .bearer_auth(TOKEN)
+        .json(&sweep)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let optimization_id = created["optimization_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{created}"));
+    let backtest = wait_done(&http, &server, &format!("/api/v1/backtests/{backtest_id}")).await;
+    let trades = backtest["report"]["num_trades"].as_u64().unwrap();
+    assert!(trades > 0, "the chart's trade markers need trades");
+    wait_done(
+        &http,
+        &server,
+        &format!("/api/v1/optimizations/{optimization_id}"),
+    )
+    .await;
+
+    // The data is closed without the token; the page shell is not.
+    for path in [
+        "/dashboard/api/queue/state",
+        "/dashboard/api/queue/dlq",
+        "/dashboard/api/backtests",
+        &format!("/dashboard/api/backtests/{backtest_id}"),
+        &format!("/dashboard/api/optimizations/{optimization_id}"),
+    ] {
+        let r = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without the token");
+        let r = http
+            .get(server.url(path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong token");
+    }
+    let requeue = http
+        .post(server.url("/dashboard/api/queue/dlq/requeue"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(requeue.status(), 401);
+    let shell = http.get(server.url("/dashboard/")).send().await.unwrap();
+    assert_eq!(shell.status(), 200);
+    let policy = shell.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("connect-src 'self'"), "{policy}");
+
+    let shots = support::workspace().join("target/dashboard");
+    let browser = Browser::start(&svc.dir.join("chromium")).await;
+    let page = server.url("/dashboard/");
+
+    // The page asks for the token and keeps it for the tab.
+    browser.goto(&page).await;
+    browser
+        .wait_for(
+            "the token form",
+            "return window.stratboxDashboard && window.stratboxDashboard.view === 'login'",
+            WAIT,
+        )
+        .await;
+    browser.type_into("#token-input", TOKEN).await;
+    browser.click("#token-save").await;
+    browser
+        .wait_for(
+            "the DLQ entry's requeue button",
+            &format!("return document.querySelector('button.requeue[data-task-id=\"{dead_task}\"]') !== null"),
+            WAIT,
+        )
+        .await;
+    browser
+        .wait_for(
+            "the queue charts",
+            "return document.querySelectorAll('.chart .uplot[data-drawn]').length >= 2",
+            WAIT,
+        )
+        .await;
+    browser.screenshot(&shots.join("overview.png")).await;
+
+    // Requeue by clicking; the plugin is back, so the task completes.
+    svc.put_plugin("ema-crossover").await;
+    browser
+        .click(&format!("button.requeue[data-task-id=\"{dead_task}\"]"))
+        .await;
+    let done = svc
+        .wait_status(&dead_task, TaskStatus::Completed, WAIT)
+        .await;
+    assert_eq!(
+        done.attempts, 1,
+        "a requeue starts the attempts afresh: {done:?}"
+    );
+    assert_eq!(svc.queue.stats().await.unwrap().dlq, 0);
+    browser
+        .wait_for(
+            "the DLQ to show empty",
+            "const c = document.querySelector('#dlq-count .value'); return c && c.textContent === '0'",
+            WAIT,
+        )
+        .await;
+
+    // The backtest page, loaded fresh so the first chart is timed.
+    browser
+        .goto(&format!("{page}?fresh#/backtests/{backtest_id}"))
+        .await;
+    browser
+        .wait_for(
+            "the equity and drawdown charts",
+            "return document.querySelectorAll('#equity-chart .uplot[data-drawn], #drawdown-chart .uplot[data-drawn]').length === 2",
+            WAIT,
+        )
+        .await;
+    let first_chart_ms = browser
+        .eval("return window.stratboxDashboard.firstChartMs", json!([]))
+        .await;
+    let equity_line = browser
+        .eval(COUNT_PIXELS, json!(["#equity-chart canvas", [37, 99, 235]]))
+        .await;
+    assert!(
+        equity_line.as_i64().unwrap() > 300,
+        "equity line pixels: {equity_line}"
+    );
+    let long_entries = browser
+        .eval(COUNT_PIXELS, json!(["#equity-chart canvas", [21, 128, 61]]))
+        .await;
+    assert!(
+        long_entries.as_i64().unwrap() > 20,
+        "trade marker pixels: {long_entries}"
+    );
+    let drawdown_fill = browser
+        .eval(
+            COUNT_PIXELS,
+            json!(["#drawdown-chart canvas", [185, 28, 28]]),
+        )
+        .await;
+    assert!(
+        drawdown_fill.as_i64().unwrap() > 100,
+        "drawdown pixels: {drawdown_fill}"
+    );
+    let rows = browser
+        .eval(
+            "return document.querySelectorAll('#trades tbody tr').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(rows.as_u64(), Some(trades.min(500)));
+    let assets = browser
+        .eval(
+            "return [...document.scripts].map(s => s.src)
+                .concat([...document.querySelectorAll('link[rel=stylesheet]')].map(l => l.href))",
+            json!([]),
+        )
+        .await;
+    let (mut weight, mut weight_gzip) = (0, 0);
+    for url in assets.as_array().unwrap() {
+        let url = url.as_str().unwrap();
+        let plain = http.get(url).send().await.unwrap();
+        assert_eq!(plain.status(), 200, "{url}");
+        weight += plain.bytes().await.unwrap().len();
+        // As a browser fetches it (this client does not decode).
+        let gzip = http
+            .get(url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gzip.headers()["content-encoding"], "gzip", "{url}");
+        weight_gzip += gzip.bytes().await.unwrap().len();
+    }
+    browser.screenshot(&shots.join("backtest.png")).await;
+
+    // The optimization page: ranked table and a 3 x 3 heatmap.
+    browser
+        .goto(&format!("{page}#/optimizations/{optimization_id}"))
+        .await;
+    browser
+        .wait_for(
+            "the heatmap",
+            "const c = document.querySelector('#heatmap[data-drawn]'); return c && c.dataset.cells",
+            WAIT,
+        )
+        .await;
+    let cells = browser
+        .eval(
+            "return document.querySelector('#heatmap').dataset.cells",
+            json!([]),
+        )
+        .await;
+    assert_eq!(cells, json!("9"));
+    let ranked = browser
+        .eval(
+            "return document.querySelectorAll('#ranking tbody tr').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(ranked.as_u64(), Some(9));
+    browser.screenshot(&shots.join("optimization.png")).await;
+
+    // Nothing left loopback; no script error and no CSP refusal.
+    let origin = format!("{}/", server.base);
+    let requests = browser.requests().await;
+    // Chromium's own pages (its first tab) are not web documents.
+    let urls: Vec<&String> = requests
+        .iter()
+        .filter(|(document, _)| document.starts_with("http"))
+        .map(|(_, url)| url)
+        .collect();
+    assert!(urls.len() >= 10, "{requests:?}");
+    for url in &urls {
+        assert!(
+            url.starts_with(&origin) || url.starts_with("data:") || url.starts_with("blob:"),
+            "a request left loopback: {url}"
+        );
+    }
+    for (level, message) in browser.console().await {
+        let expected_401 = message.contains("401");
+        assert!(
+            level != "SEVERE" || expected_401,
+            "console {level}: {message}"
+        );
+        assert!(
+            !message.contains("Content Security Policy"),
+            "CSP refusal: {message}"
+        );
+    }
+    browser.close().await;
+
+    let figures = json!({
+        "first_chart_ms": first_chart_ms,
+        "script_and_style_bytes": weight,
+        "script_and_style_bytes_gzip": weight_gzip,
+        "requests": urls.len(),
+    });
+    std::fs::write(shots.join("figures.json"), figures.to_string()).unwrap();
+    eprintln!("dashboard figures: {figures}");
+}
