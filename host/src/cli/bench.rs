@@ -49,6 +49,9 @@ enum BenchCommand {
     /// Sustained create-and-run submissions against one API process:
     /// rate and latency, measured by a load generator on loopback.
     Api(super::bench_api::ApiBenchArgs),
+    /// How fast `stratbox autoscale` reacts: a burst that breaks the SLA,
+    /// until the added workers take tasks; quiet, until it is back at min.
+    Autoscale(super::bench_autoscale::AutoscaleBenchArgs),
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -61,6 +64,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         Some(BenchCommand::Queue(queue)) => return super::bench_queue::run(queue),
         Some(BenchCommand::Optimize(optimize)) => return super::bench_optimize::run(optimize),
         Some(BenchCommand::Api(api)) => return super::bench_api::run(api),
+        Some(BenchCommand::Autoscale(a)) => return super::bench_autoscale::run(a),
         None => {}
     }
     if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {

@@ -12,6 +12,7 @@ mod autoscale;
 mod backtest;
 mod bench;
 mod bench_api;
+mod bench_autoscale;
 mod bench_optimize;
 mod bench_queue;
 mod candles;
