@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stratbox::store::schedules::ScheduleDefinition;
+use stratbox::store::schedules::{ScheduleDefinition, Submission};
 
 use super::queue_backtest::{definition, hourly};
 use super::service::Service;
@@ -60,7 +60,7 @@ async fn two_schedulers_fire_each_occurrence_once_and_pause_stops_them() {
         start_at_ms: start_ms,
         end_at_ms: Some(start_ms + 9_000),
         priority: 5,
-        backtest: backtest.clone(),
+        submits: Submission::Backtest(backtest.clone()),
     };
     let ten = svc
         .store
