@@ -136,7 +136,7 @@ pub struct CancelResponse {
 }
 
 /// The fixed params are `config.params` in this request.
-fn request_field(e: SubmitError) -> AppError {
+pub(super) fn request_field(e: SubmitError) -> AppError {
     match e {
         SubmitError::Invalid { field, message } if field.starts_with("params.") => {
             AppError::invalid(format!("config.{field}"), message)
@@ -145,19 +145,12 @@ fn request_field(e: SubmitError) -> AppError {
     }
 }
 
-/// Create an optimization and queue it (fan-out into chunk tasks, ranked
-/// when every chunk is in); validated before anything is queued.
-#[utoipa::path(post, path = "/api/v1/queue/optimization/create-and-run", tag = "optimizations",
-    request_body = CreateOptimizationRequest,
-    responses((status = 200, body = CreateOptimizationResponse),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
-    security((), ("bearer" = [])))]
-pub async fn create_and_run(
-    State(state): State<AppState>,
-    body: Result<Json<CreateOptimizationRequest>, JsonRejection>,
-) -> ApiResult<Json<CreateOptimizationResponse>> {
-    let Json(r) = body?;
+/// A create-and-run request parsed, its strategy resolved: where a
+/// submission and a schedule both start (neither is checked in full yet).
+pub(super) async fn parse_optimization(
+    state: &AppState,
+    r: CreateOptimizationRequest,
+) -> ApiResult<(OptimizationRequest, SubmitOptions)> {
     let (metric, direction) = match &r.objective {
         None => ("sharpe".to_string(), Direction::Maximize),
         Some(o) => {
@@ -187,7 +180,7 @@ pub async fn create_and_run(
             }
         }),
     };
-    let parsed = parse_create(&state, r.backtest).await?;
+    let parsed = parse_create(state, r.backtest).await?;
     let request = OptimizationRequest {
         backtest: parsed.definition,
         search_space: r.search_space,
@@ -205,6 +198,23 @@ pub async fn create_and_run(
         priority: parsed.priority,
         ..SubmitOptions::default()
     };
+    Ok((request, options))
+}
+
+/// Create an optimization and queue it (fan-out into chunk tasks, ranked
+/// when every chunk is in); validated before anything is queued.
+#[utoipa::path(post, path = "/api/v1/queue/optimization/create-and-run", tag = "optimizations",
+    request_body = CreateOptimizationRequest,
+    responses((status = 200, body = CreateOptimizationResponse),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn create_and_run(
+    State(state): State<AppState>,
+    body: Result<Json<CreateOptimizationRequest>, JsonRejection>,
+) -> ApiResult<Json<CreateOptimizationResponse>> {
+    let Json(r) = body?;
+    let (request, options) = parse_optimization(&state, r).await?;
     let (optimization_id, task_id) =
         submit_optimization(&state.store, &state.queue, &request, &options)
             .await

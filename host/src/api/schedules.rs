@@ -1,4 +1,5 @@
-//! Schedules: submit a backtest on a cron expression or an interval (UTC).
+//! Schedules: submit a backtest or an optimization on a cron expression
+//! or an interval (UTC).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
@@ -8,11 +9,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiResult, AppError, ErrorBody};
+use super::optimizations::{
+    parse_optimization, request_field, CreateOptimizationRequest, ObjectiveInfo,
+};
 use super::queue::{date, parse_create, CreateAndRunRequest};
 use super::AppState;
 use crate::candles::csv::format_rfc3339_secs;
+use crate::optimize::Direction;
 use crate::scheduler::when::When;
-use crate::store::schedules::{ScheduleDefinition, ScheduleRecord};
+use crate::store::schedules::{ScheduleDefinition, ScheduleRecord, Submission};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateSchedule {
@@ -26,8 +31,13 @@ pub struct CreateSchedule {
     pub start_at: Option<String>,
     /// RFC 3339; no occurrence after it.
     pub end_at: Option<String>,
-    /// What each occurrence submits: a create-and-run request.
-    pub backtest: CreateAndRunRequest,
+    /// What each occurrence submits: a backtest create-and-run request.
+    /// Give this or `optimization`.
+    #[serde(default)]
+    pub backtest: Option<CreateAndRunRequest>,
+    /// Or an optimization create-and-run request.
+    #[serde(default)]
+    pub optimization: Option<CreateOptimizationRequest>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,7 +50,22 @@ pub struct Schedule {
     /// RFC 3339 (UTC) of the next occurrence; null when paused or ended.
     pub next_run: Option<String>,
     pub last_run: Option<String>,
+    /// `backtest` or `optimization`: what each occurrence submits.
+    pub submits: String,
+    pub strategy_id: Option<u64>,
+    pub symbol: String,
+    pub timeframe: String,
+    /// RFC 3339 (UTC): the candle range every run covers.
+    pub start_date: String,
+    pub end_date: String,
+    /// The searched params (an optimization).
+    pub search_params: Option<Vec<String>>,
+    /// How its runs are ranked (an optimization).
+    pub objective: Option<ObjectiveInfo>,
+    /// What the last occurrence submitted (a backtest schedule).
     pub last_backtest_id: Option<u64>,
+    /// What the last occurrence submitted (an optimization schedule).
+    pub last_optimization_id: Option<u64>,
     pub runs: u64,
     /// Why the last occurrence could not submit, if it could not.
     pub last_error: Option<String>,
@@ -62,8 +87,32 @@ fn iso(ms: i64) -> String {
 
 impl From<ScheduleRecord> for Schedule {
     fn from(r: ScheduleRecord) -> Self {
+        let submits = &r.definition.submits;
+        let backtest = submits.backtest();
+        let (search_params, objective) = match submits {
+            Submission::Backtest(_) => (None, None),
+            Submission::Optimization(o) => (
+                Some(o.search_space.keys().cloned().collect()),
+                Some(ObjectiveInfo {
+                    metric: o.metric.clone(),
+                    direction: match o.direction {
+                        Direction::Maximize => "maximize".into(),
+                        Direction::Minimize => "minimize".into(),
+                    },
+                    min_trades: o.min_trades,
+                }),
+            ),
+        };
         Schedule {
             schedule_id: r.id,
+            submits: submits.kind().to_string(),
+            strategy_id: backtest.strategy_id,
+            symbol: backtest.symbol.clone(),
+            timeframe: crate::candles::format_timeframe(backtest.timeframe_secs),
+            start_date: format_rfc3339_secs(backtest.start_ts),
+            end_date: format_rfc3339_secs(backtest.end_ts),
+            search_params,
+            objective,
             name: r.definition.name,
             cron: r.definition.cron,
             every_secs: r.definition.every_secs,
@@ -71,6 +120,7 @@ impl From<ScheduleRecord> for Schedule {
             next_run: r.next_run_ms.map(iso),
             last_run: r.last_run_ms.map(iso),
             last_backtest_id: r.last_backtest_id,
+            last_optimization_id: r.last_optimization_id,
             runs: r.runs,
             last_error: r.last_error,
         }
@@ -81,9 +131,10 @@ fn not_found(id: u64) -> AppError {
     AppError::not_found("schedule_not_found", format!("schedule {id} not found"))
 }
 
-/// Create a schedule. The backtest is validated now (a bad one is refused
-/// here) and again at each occurrence. Missed occurrences (every
-/// scheduler down) are coalesced into one run when one comes back.
+/// Create a schedule of a backtest or an optimization (exactly one). It
+/// is validated now in full (a bad one is refused here, nothing stored)
+/// and again at each occurrence. Missed occurrences (every scheduler
+/// down) are coalesced into one run when one comes back.
 #[utoipa::path(post, path = "/api/v1/schedules", tag = "schedules",
     request_body = CreateSchedule,
     responses((status = 201, body = Schedule), (status = 404, body = ErrorBody),
@@ -108,12 +159,42 @@ pub async fn create(
     if end_at_ms.is_some_and(|end| end < start_at_ms) {
         return Err(AppError::invalid("end_at", "is before start_at"));
     }
-    let parsed = parse_create(&state, request.backtest)
-        .await
-        .map_err(prefixed)?;
-    let backtest = crate::tasks::validate_backtest(&state.store, &parsed.definition)
-        .await
-        .map_err(|e| prefixed(e.into()))?;
+    let (submits, priority) = match (request.backtest, request.optimization) {
+        (Some(backtest), None) => {
+            let prefixed = |e| prefixed("backtest", e);
+            let parsed = parse_create(&state, backtest).await.map_err(prefixed)?;
+            let backtest = crate::tasks::validate_backtest(&state.store, &parsed.definition)
+                .await
+                .map_err(|e| prefixed(e.into()))?;
+            (Submission::Backtest(backtest), parsed.priority)
+        }
+        (None, Some(optimization)) => {
+            let prefixed = |e| prefixed("optimization", e);
+            let (optimization, options) = parse_optimization(&state, optimization)
+                .await
+                .map_err(prefixed)?;
+            crate::tasks::optimization::validate_optimization(
+                &state.store,
+                &optimization,
+                &options,
+            )
+            .await
+            .map_err(|e| prefixed(request_field(e)))?;
+            (Submission::Optimization(optimization), options.priority)
+        }
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "optimization",
+                "give `backtest` or `optimization`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(AppError::invalid(
+                "backtest",
+                "give what each occurrence submits: `backtest` or `optimization`",
+            ))
+        }
+    };
     let first = when.next_after(now.max(start_at_ms) - 1, start_at_ms, end_at_ms);
     let Some(first) = first else {
         return Err(AppError::invalid("end_at", "no occurrence falls before it"));
@@ -124,8 +205,8 @@ pub async fn create(
         every_secs: request.every_secs,
         start_at_ms,
         end_at_ms,
-        priority: parsed.priority,
-        backtest,
+        priority,
+        submits,
     };
     let id = state
         .store
@@ -139,8 +220,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
-/// Backtest fields are named as in the request: `backtest.<field>`.
-fn prefixed(error: AppError) -> AppError {
+/// Fields of what the schedule submits are named as in the request:
+/// `backtest.<field>` or `optimization.<field>`.
+fn prefixed(prefix: &str, error: AppError) -> AppError {
     match error {
         AppError::Invalid {
             code,
@@ -148,7 +230,7 @@ fn prefixed(error: AppError) -> AppError {
             message,
         } => AppError::Invalid {
             code,
-            field: format!("backtest.{field}"),
+            field: format!("{prefix}.{field}"),
             message,
         },
         AppError::NotFound {
@@ -157,7 +239,7 @@ fn prefixed(error: AppError) -> AppError {
             message,
         } => AppError::NotFound {
             code,
-            field: field.map(|f| format!("backtest.{f}")),
+            field: field.map(|f| format!("{prefix}.{f}")),
             message,
         },
         other => other,

@@ -955,3 +955,237 @@ async fn optimizations_are_listed_and_the_limit_is_checked() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reply["error"]["field"], "limit");
 }
+
+/// An optimization create-and-run body: a 2 x 2 grid with a hold-out.
+fn optimization_request(strategy_id: u64) -> Value {
+    json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+       "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-03-01T00:00:00Z",
+       "config": {"name": "EMA sweep"},
+       "search_space": {"fast_period": {"min": 5, "max": 10, "step": 5}, "slow_period": [20, 30]},
+       "objective": {"metric": "total_return_pct", "direction": "maximize"},
+       "min_trades": 1, "constraint": "fast_period < slow_period",
+       "holdout": {"split": "2024-02-15T00:00:00Z"}, "priority": 8})
+}
+
+#[tokio::test]
+async fn schedules_of_optimizations_are_checked_in_full_shown_and_fired() {
+    let h = Harness::start("api-schedules-opt", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(9_000).await;
+    let app = h.app();
+    let create = |body: Value| post_json("/api/v1/schedules", &body);
+    let with = |path: &[&str], value: Value| {
+        let mut body = optimization_request(id);
+        let mut at = &mut body;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[path[path.len() - 1]] = value;
+        json!({"every_secs": 60, "optimization": body})
+    };
+    let cases = [
+        (
+            json!({"every_secs": 60, "backtest": spec_request(id), "optimization": optimization_request(id)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization",
+        ),
+        (
+            json!({"every_secs": 60}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "backtest",
+        ),
+        (
+            with(&["search_space", "nope"], json!([1, 2])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.search_space.nope",
+        ),
+        (
+            with(
+                &["search_space", "fast_period"],
+                json!({"min": 5, "max": 900, "step": 5}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.search_space.fast_period.max",
+        ),
+        (
+            with(
+                &["search_space", "fast_period"],
+                json!({"min": 5, "max": 10, "step": 0}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.search_space.fast_period.step",
+        ),
+        (
+            with(
+                &["search_space"],
+                json!({"fast_period": {"min": 1, "max": 500}, "slow_period": {"min": 1, "max": 500}}),
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.search_space",
+        ),
+        (
+            with(&["objective", "metric"], json!("sharp")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.objective.metric",
+        ),
+        (
+            with(&["objective", "direction"], json!("up")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.objective.direction",
+        ),
+        (
+            with(&["constraint"], json!("fast_period < slowest")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.constraint",
+        ),
+        (
+            with(&["holdout", "split"], json!("2024-06-01T00:00:00Z")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.holdout.split",
+        ),
+        (
+            with(&["holdout", "split"], json!([0.5])),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.holdout.split",
+        ),
+        (
+            with(&["config", "params"], json!({"bogus": 1})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.config.params.bogus",
+        ),
+        (
+            with(&["method"], json!("random")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.samples",
+        ),
+        (
+            with(&["start_date"], json!("2024-04-01T00:00:00Z")),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "optimization.start_date",
+        ),
+        (
+            with(&["strategy_id"], json!(999)),
+            StatusCode::NOT_FOUND,
+            "optimization.strategy_id",
+        ),
+        (
+            with(&["symbol"], json!("ETHUSDT")),
+            StatusCode::NOT_FOUND,
+            "optimization.symbol",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (got, reply) = send(&app, create(body.clone())).await;
+        assert_eq!(got, status, "{body}: {reply}");
+        assert_eq!(reply["error"]["field"], field, "{body}: {reply}");
+    }
+    // Nothing stored, queued or recorded.
+    let (_, list) = send(&app, get("/api/v1/schedules")).await;
+    assert_eq!(list, json!({"schedules": []}));
+    assert_eq!(h.stream_len().await, 0);
+    let ids: Option<u64> = redis::cmd("GET")
+        .arg(h.state.store.keys().optimization_next_id())
+        .query_async(&mut h.state.store.connection())
+        .await
+        .unwrap();
+    assert_eq!(ids, None, "no optimization id was taken");
+
+    let (status, created) = send(
+        &app,
+        create(json!({"name": "weekly sweep", "every_secs": 60, "optimization": optimization_request(id)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["submits"], "optimization");
+    assert_eq!(created["strategy_id"], id);
+    assert_eq!(
+        (&created["symbol"], &created["timeframe"]),
+        (&json!("BTCUSDT"), &json!("1h"))
+    );
+    assert_eq!(
+        (&created["start_date"], &created["end_date"]),
+        (
+            &json!("2024-01-01T00:00:00Z"),
+            &json!("2024-03-01T00:00:00Z")
+        )
+    );
+    assert_eq!(
+        created["search_params"],
+        json!(["fast_period", "slow_period"])
+    );
+    assert_eq!(
+        created["objective"],
+        json!({"metric": "total_return_pct", "direction": "maximize", "min_trades": 1})
+    );
+    assert_eq!(
+        (
+            &created["last_optimization_id"],
+            &created["last_backtest_id"]
+        ),
+        (&Value::Null, &Value::Null)
+    );
+    assert_eq!(h.stream_len().await, 0, "nothing queued before it is due");
+    let schedule_id = created["schedule_id"].as_u64().unwrap();
+
+    // Its occurrence, fired as the scheduler loop would.
+    let record = h
+        .state
+        .store
+        .get_schedule(schedule_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let due = record.next_run_ms.unwrap();
+    let firing = crate::scheduler::fire(&h.state.store, &h.state.queue, schedule_id, due)
+        .await
+        .unwrap();
+    let crate::scheduler::Firing::Optimization {
+        optimization_id,
+        task_id,
+    } = firing
+    else {
+        panic!("{firing:?}");
+    };
+    let (_, shown) = send(&app, get(&format!("/api/v1/schedules/{schedule_id}"))).await;
+    assert_eq!(shown["last_optimization_id"], optimization_id);
+    assert_eq!(shown["runs"], 1);
+    assert_eq!(shown["last_error"], Value::Null);
+    let (status, got) = send(
+        &app,
+        get(&format!("/api/v1/optimizations/{optimization_id}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["status"], "queued");
+    assert_eq!(got["task_id"], task_id.as_str());
+    assert_eq!(got["combinations"], 4);
+    assert_eq!(got["name"], "EMA sweep");
+    let task = h.state.queue.task(&task_id).await.unwrap().unwrap();
+    assert_eq!((task.kind.as_str(), task.priority), ("optimization", 8));
+    let (_, listed) = send(&app, get("/api/v1/optimizations")).await;
+    assert_eq!(
+        listed["optimizations"][0]["optimization_id"],
+        optimization_id
+    );
+
+    // A backtest schedule says so, with no search.
+    let (status, backtest) = send(
+        &app,
+        create(json!({"cron": "0 2 * * *", "backtest": spec_request(id)})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{backtest}");
+    assert_eq!(backtest["submits"], "backtest");
+    assert_eq!(
+        (&backtest["search_params"], &backtest["objective"]),
+        (&Value::Null, &Value::Null)
+    );
+    let (_, list) = send(&app, get("/api/v1/schedules")).await;
+    let kinds: Vec<&Value> = list["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["submits"])
+        .collect();
+    assert_eq!(kinds, [&json!("optimization"), &json!("backtest")]);
+}

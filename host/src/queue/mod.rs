@@ -155,15 +155,15 @@ impl Queue {
     /// Submits tasks atomically (all or none) in one round trip and
     /// returns their ids (uuid v4) in order.
     pub async fn submit(&self, specs: &[TaskSpec]) -> Result<Vec<String>, QueueError> {
-        self.submit_guarded(specs, None).await
+        self.submit_guarded(specs, &[]).await
     }
 
-    /// [`Queue::submit`], only if `guard` holds (checked and moved on in
-    /// the same script); `GuardFailed` when it does not.
+    /// [`Queue::submit`], only if every guard holds (checked and moved on
+    /// in the same script); `GuardFailed` naming the first that does not.
     pub async fn submit_guarded(
         &self,
         specs: &[TaskSpec],
-        guard: Option<&Guard>,
+        guards: &[Guard],
     ) -> Result<Vec<String>, QueueError> {
         if specs.is_empty() {
             return Ok(Vec::new());
@@ -171,8 +171,8 @@ impl Queue {
         let mut ids = Vec::with_capacity(specs.len());
         let mut invocation = self.scripts.submit.prepare_invoke();
         invocation.arg(self.keys.prefix()).arg("");
-        invocation.arg(usize::from(guard.is_some()));
-        if let Some(g) = guard {
+        invocation.arg(guards.len());
+        for g in guards {
             let (index_key, member, score) = match &g.index {
                 Some((key, member, score)) => (key.as_str(), member.as_str(), *score),
                 None => ("", "", 0),
@@ -242,9 +242,10 @@ impl Queue {
             }
             other => other?,
         };
-        if submitted == -1 {
+        if submitted < 0 {
+            let failed = guards.get((-submitted - 1) as usize);
             return Err(QueueError::GuardFailed(
-                guard.map(|g| g.key.clone()).unwrap_or_default(),
+                failed.map(|g| g.key.clone()).unwrap_or_default(),
             ));
         }
         if submitted as usize != ids.len() {

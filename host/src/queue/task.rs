@@ -79,7 +79,9 @@ pub struct Record {
 /// A condition on a submission: it happens only if a hash field still
 /// holds `expect`, and moves the field on in the same step. Many
 /// processes may try the same submission; one succeeds (the scheduler's
-/// exactly-once firing).
+/// exactly-once firing). An empty `expect` also holds when the field is
+/// absent, so a guard can create a record that must not exist yet, with
+/// its task or not at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
     pub key: String,

@@ -21,7 +21,7 @@ pub use cache::CandleCache;
 pub use candles::SeriesInfo;
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use local::LocalRedis;
-pub use optimizations::{OptimizationDefinition, OptimizationRecord};
+pub use optimizations::{OptimizationDefinition, OptimizationRecord, OptimizationRequest};
 pub use plugins::PluginRecord;
 
 use redis::aio::ConnectionManager;

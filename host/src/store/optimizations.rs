@@ -65,6 +65,27 @@ pub struct OptimizationDefinition {
     pub max_attempts: Option<u32>,
 }
 
+/// What a client asks for, kept as asked by a schedule (checked again,
+/// in full, at each submission).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OptimizationRequest {
+    /// The backtest part; its `params` are the fixed params.
+    pub backtest: BacktestDefinition,
+    /// Param name -> a list of values or `{min, max, step}`, as sent.
+    pub search_space: BTreeMap<String, serde_json::Value>,
+    /// `grid` or `random`.
+    pub method: String,
+    pub samples: Option<usize>,
+    pub seed: u64,
+    pub metric: String,
+    pub direction: Direction,
+    pub min_trades: u64,
+    pub constraint: Option<String>,
+    /// A date (RFC 3339) or a fraction, as text.
+    pub holdout: Option<String>,
+    pub max_combinations: Option<usize>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizationRecord {
     pub id: u64,
@@ -137,43 +158,59 @@ return status
 });
 
 impl Store {
-    /// Records a new optimization, `queued`; returns its id.
+    /// Records a new optimization, `queued`, with no task; returns its id.
+    /// The queue path creates the record with its fan-out task instead,
+    /// from [`Store::optimization_init_fields`].
     pub async fn create_optimization(
         &self,
         definition: &OptimizationDefinition,
         combinations: usize,
         chunks: usize,
     ) -> Result<u64> {
-        let json = serde_json::to_string(definition)
-            .map_err(|e| StoreError::invalid("definition", e.to_string()))?;
-        let mut conn = self.conn.clone();
-        let id: u64 = redis::cmd("INCR")
-            .arg(self.keys.optimization_next_id())
-            .query_async(&mut conn)
-            .await?;
-        redis::cmd("HSET")
-            .arg(self.keys.optimization(id))
-            .arg(fields::DEFINITION)
-            .arg(json)
-            .arg(fields::STATUS)
-            .arg(BacktestStatus::Queued.as_str())
-            .arg(fields::COMBINATIONS)
-            .arg(combinations)
-            .arg(fields::CHUNKS)
-            .arg(chunks)
-            .arg(fields::DONE)
-            .arg(0)
-            .arg(fields::CREATED_AT_MS)
-            .arg(now_ms())
-            .query_async::<()>(&mut conn)
-            .await?;
-        redis::cmd("ZADD")
-            .arg(self.keys.optimizations())
-            .arg(id)
-            .arg(id)
-            .query_async::<()>(&mut conn)
+        let init = self.optimization_init_fields(definition, combinations, chunks)?;
+        let id = self.allocate_optimization_id().await?;
+        redis::pipe()
+            .atomic()
+            .hset_multiple(self.keys.optimization(id), &init)
+            .ignore()
+            .zadd(self.keys.optimizations(), id, id)
+            .ignore()
+            .query_async::<()>(&mut self.conn.clone())
             .await?;
         Ok(id)
+    }
+
+    /// A fresh optimization id. One left unused (a submission refused
+    /// after it) is a gap in the ids, never a record.
+    pub async fn allocate_optimization_id(&self) -> Result<u64> {
+        Ok(redis::cmd("INCR")
+            .arg(self.keys.optimization_next_id())
+            .query_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    /// Every field a new optimization record starts with, `queued`. It
+    /// joins [`Keys::optimizations`](super::Keys::optimizations) scored by
+    /// its id.
+    pub fn optimization_init_fields(
+        &self,
+        definition: &OptimizationDefinition,
+        combinations: usize,
+        chunks: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let json = serde_json::to_string(definition)
+            .map_err(|e| StoreError::invalid("definition", e.to_string()))?;
+        Ok(vec![
+            (fields::DEFINITION.into(), json),
+            (
+                fields::STATUS.into(),
+                BacktestStatus::Queued.as_str().into(),
+            ),
+            (fields::COMBINATIONS.into(), combinations.to_string()),
+            (fields::CHUNKS.into(), chunks.to_string()),
+            (fields::DONE.into(), "0".into()),
+            (fields::CREATED_AT_MS.into(), now_ms().to_string()),
+        ])
     }
 
     /// The `limit` most recent optimizations, newest first.

@@ -1,10 +1,10 @@
-//! Schedules: a backtest definition and when to submit it. The scheduler
+//! Schedules: a backtest or optimization and when to submit it. The scheduler
 //! loop (any number of processes) fires due ones; `next_run_ms` is the
 //! field their guarded submission compares and moves on, so each
 //! occurrence is submitted once.
 
 use super::{parse_field, Result, Store, StoreError};
-use crate::store::BacktestDefinition;
+use crate::store::{BacktestDefinition, OptimizationRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -17,6 +17,7 @@ pub mod fields {
     pub const NEXT_RUN_MS: &str = "next_run_ms";
     pub const LAST_RUN_MS: &str = "last_run_ms";
     pub const LAST_BACKTEST_ID: &str = "last_backtest_id";
+    pub const LAST_OPTIMIZATION_ID: &str = "last_optimization_id";
     pub const RUNS: &str = "runs";
     pub const LAST_ERROR: &str = "last_error";
     pub const CREATED_AT_MS: &str = "created_at_ms";
@@ -36,7 +37,38 @@ pub struct ScheduleDefinition {
     /// No occurrence after this (ms).
     pub end_at_ms: Option<i64>,
     pub priority: i64,
-    pub backtest: BacktestDefinition,
+    /// Stored as a `backtest` or an `optimization` key beside the timing
+    /// (schedules of backtests stored before optimizations read as ever).
+    #[serde(flatten)]
+    pub submits: Submission,
+}
+
+/// What each occurrence submits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Submission {
+    /// Checked (params resolved) at creation.
+    Backtest(BacktestDefinition),
+    /// As asked; checked in full at creation and at each occurrence.
+    Optimization(OptimizationRequest),
+}
+
+impl Submission {
+    /// `backtest` or `optimization`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Submission::Backtest(_) => "backtest",
+            Submission::Optimization(_) => "optimization",
+        }
+    }
+
+    /// The backtest every run starts from (an optimization's fixed part).
+    pub fn backtest(&self) -> &BacktestDefinition {
+        match self {
+            Submission::Backtest(b) => b,
+            Submission::Optimization(o) => &o.backtest,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +79,7 @@ pub struct ScheduleRecord {
     pub next_run_ms: Option<i64>,
     pub last_run_ms: Option<i64>,
     pub last_backtest_id: Option<u64>,
+    pub last_optimization_id: Option<u64>,
     pub runs: u64,
     pub last_error: Option<String>,
     pub created_at_ms: i64,
@@ -240,6 +273,11 @@ return 1
             last_run_ms: number(fields::LAST_RUN_MS, take(fields::LAST_RUN_MS))?,
             last_backtest_id: number(fields::LAST_BACKTEST_ID, take(fields::LAST_BACKTEST_ID))?
                 .map(|v| v as u64),
+            last_optimization_id: number(
+                fields::LAST_OPTIMIZATION_ID,
+                take(fields::LAST_OPTIMIZATION_ID),
+            )?
+            .map(|v| v as u64),
             runs: number(fields::RUNS, take(fields::RUNS))?
                 .unwrap_or(0)
                 .max(0) as u64,
@@ -251,4 +289,116 @@ return 1
 
 fn opt(v: Option<i64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::optimize::Direction;
+    use crate::store::test_support::TestRedis;
+    use std::collections::BTreeMap;
+
+    fn backtest() -> BacktestDefinition {
+        BacktestDefinition {
+            strategy_sha256: "ab".repeat(32),
+            strategy_id: Some(1),
+            name: None,
+            symbol: "BTCUSDT".into(),
+            timeframe_secs: 3600,
+            start_ts: 0,
+            end_ts: 7200,
+            initial_capital: 10_000.0,
+            commission: 0.0006,
+            leverage: 1.0,
+            slippage_bps: 0.0,
+            params: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn schedules_of_optimizations_read_back_and_older_backtest_ones_still_read() {
+        let t = TestRedis::start("schedules-kinds").await;
+        let optimization = OptimizationRequest {
+            backtest: backtest(),
+            search_space: BTreeMap::from([(
+                "fast_period".to_string(),
+                serde_json::json!({"min": 5, "max": 10, "step": 5}),
+            )]),
+            method: "grid".into(),
+            samples: None,
+            seed: 0,
+            metric: "sharpe".into(),
+            direction: Direction::Minimize,
+            min_trades: 2,
+            constraint: Some("fast_period < 20".into()),
+            holdout: Some("0.25".into()),
+            max_combinations: None,
+        };
+        let definition = ScheduleDefinition {
+            name: Some("sweep".into()),
+            cron: None,
+            every_secs: Some(60),
+            start_at_ms: 1_000,
+            end_at_ms: None,
+            priority: 3,
+            submits: Submission::Optimization(optimization),
+        };
+        let id = t
+            .store
+            .create_schedule(&definition, Some(1_000))
+            .await
+            .unwrap();
+        let record = t.store.get_schedule(id).await.unwrap().unwrap();
+        assert_eq!(record.definition, definition);
+        assert_eq!(record.definition.submits.kind(), "optimization");
+        assert_eq!(record.definition.submits.backtest(), &backtest());
+        assert_eq!(
+            (record.last_backtest_id, record.last_optimization_id),
+            (None, None)
+        );
+        let stored: String = redis::cmd("HGET")
+            .arg(t.store.keys().schedule(id))
+            .arg(fields::DEFINITION)
+            .query_async(&mut t.store.connection())
+            .await
+            .unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+        assert!(stored["optimization"].is_object(), "{stored}");
+        assert!(stored.get("backtest").is_none(), "{stored}");
+
+        // A schedule stored before there were optimization schedules: its
+        // backtest beside the timing, as it was written then.
+        let old = serde_json::json!({
+            "name": null, "cron": "0 2 * * *", "every_secs": null,
+            "start_at_ms": 0, "end_at_ms": null, "priority": 5,
+            "backtest": backtest(),
+        });
+        redis::cmd("HSET")
+            .arg(t.store.keys().schedule(77))
+            .arg(fields::DEFINITION)
+            .arg(old.to_string())
+            .arg(fields::LAST_BACKTEST_ID)
+            .arg(12)
+            .arg(fields::RUNS)
+            .arg(1)
+            .query_async::<()>(&mut t.store.connection())
+            .await
+            .unwrap();
+        let record = t.store.get_schedule(77).await.unwrap().unwrap();
+        assert_eq!(record.definition.submits, Submission::Backtest(backtest()));
+        assert_eq!(record.definition.cron.as_deref(), Some("0 2 * * *"));
+        assert_eq!(
+            (
+                record.last_backtest_id,
+                record.last_optimization_id,
+                record.runs
+            ),
+            (Some(12), None, 1)
+        );
+        // Without either it is not a schedule (the API refuses both).
+        let mut neither = old;
+        neither.as_object_mut().unwrap().remove("backtest");
+        assert!(serde_json::from_value::<ScheduleDefinition>(neither).is_err());
+    }
 }

@@ -237,7 +237,7 @@ async fn submit_validated(
     }
     let guard = guard(&ids);
     let task_ids = queue
-        .submit_guarded(&specs, guard.as_ref())
+        .submit_guarded(&specs, guard.as_slice())
         .await
         .map_err(|e| (0, e.into()))?;
     Ok(ids.into_iter().zip(task_ids).collect())

@@ -15,12 +15,11 @@ use super::backtest::{
 use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
 use crate::engine::{ParamInput, ParamValue, Params};
 use crate::optimize::{
-    self, factory, rank, DimensionSpec, Direction, Holdout, Method, Objective, PluginFactory, Row,
+    self, factory, rank, DimensionSpec, Holdout, Method, Objective, PluginFactory, Row,
     DEFAULT_MAX_COMBINATIONS,
 };
-use crate::queue::{Delivery, Queue, QueueConfig, Record, TaskError, TaskSpec};
+use crate::queue::{Delivery, Guard, Queue, QueueConfig, Record, TaskError, TaskSpec};
 use crate::sandbox::RunLimits;
-use crate::store::backtests::BacktestDefinition;
 use crate::store::optimizations::TOP_KEPT;
 use crate::store::{OptimizationDefinition, Store};
 use serde::{Deserialize, Serialize};
@@ -35,25 +34,7 @@ pub const KIND_OPTIMIZATION_CHUNK: &str = "optimization_chunk";
 const TARGET_CHUNKS: usize = 32;
 const MAX_CHUNK: usize = 250;
 
-/// What a client asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OptimizationRequest {
-    /// The backtest part; its `params` are the fixed params.
-    pub backtest: BacktestDefinition,
-    /// Param name -> a list of values or `{min, max, step}`, as sent.
-    pub search_space: BTreeMap<String, serde_json::Value>,
-    /// `grid` or `random`.
-    pub method: String,
-    pub samples: Option<usize>,
-    pub seed: u64,
-    pub metric: String,
-    pub direction: Direction,
-    pub min_trades: u64,
-    pub constraint: Option<String>,
-    /// A date (RFC 3339) or a fraction, as text.
-    pub holdout: Option<String>,
-    pub max_combinations: Option<usize>,
-}
+pub use crate::store::OptimizationRequest;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FanoutPayload {
@@ -125,6 +106,13 @@ fn combinations_of(
     )?)
 }
 
+/// A checked optimization, ready to record and queue.
+struct Prepared {
+    definition: OptimizationDefinition,
+    combinations: usize,
+    chunks: usize,
+}
+
 /// Validates an optimization fully (the backtest part as a backtest, then
 /// the space, method, objective, constraint and hold-out), records it and
 /// queues its fan-out task. Returns (optimization id, task id). Nothing is
@@ -135,6 +123,39 @@ pub async fn submit_optimization(
     request: &OptimizationRequest,
     options: &SubmitOptions,
 ) -> Result<(u64, String), SubmitError> {
+    let prepared = prepare(store, request, options).await?;
+    submit_prepared(store, queue, &prepared, |_| None).await
+}
+
+/// Checks an optimization as [`submit_optimization`] would, without
+/// recording or queueing anything; the definition it would store.
+pub async fn validate_optimization(
+    store: &Store,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+) -> Result<OptimizationDefinition, SubmitError> {
+    Ok(prepare(store, request, options).await?.definition)
+}
+
+/// One optimization, submitted only if `guard` (built from the
+/// optimization id) holds: `SubmitError::Queue(QueueError::GuardFailed)`
+/// when another process went first, and then no record exists either.
+pub async fn submit_optimization_guarded(
+    store: &Store,
+    queue: &Queue,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+    guard: impl FnOnce(u64) -> Guard,
+) -> Result<(u64, String), SubmitError> {
+    let prepared = prepare(store, request, options).await?;
+    submit_prepared(store, queue, &prepared, |id| Some(guard(id))).await
+}
+
+async fn prepare(
+    store: &Store,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+) -> Result<Prepared, SubmitError> {
     // The backtest checks, without filling in defaults for searched params.
     let mut probe = request.backtest.clone();
     probe.params.clear();
@@ -194,18 +215,35 @@ pub async fn submit_optimization(
         )?;
     }
     definition.chunk_size = combos.len().div_ceil(TARGET_CHUNKS).clamp(1, MAX_CHUNK);
-    let chunks = combos.len().div_ceil(definition.chunk_size);
-    let id = store
-        .create_optimization(&definition, combos.len(), chunks)
-        .await?;
+    Ok(Prepared {
+        chunks: combos.len().div_ceil(definition.chunk_size),
+        combinations: combos.len(),
+        definition,
+    })
+}
+
+/// Records the optimization and queues its fan-out task in one script:
+/// the record is created by a guard of the submission, so it exists with
+/// its task or not at all (a refused `guard`, a process dying between
+/// the two, leave no record behind).
+async fn submit_prepared(
+    store: &Store,
+    queue: &Queue,
+    prepared: &Prepared,
+    guard: impl FnOnce(u64) -> Option<Guard>,
+) -> Result<(u64, String), SubmitError> {
+    let definition = &prepared.definition;
+    let init =
+        store.optimization_init_fields(definition, prepared.combinations, prepared.chunks)?;
+    let id = store.allocate_optimization_id().await?;
     let payload = serde_json::to_string(&FanoutPayload {
         optimization_id: id,
     })
     .map_err(|e| invalid("payload", e.to_string()))?;
     let mut spec = TaskSpec::new(KIND_OPTIMIZATION, payload);
-    spec.priority = options.priority;
-    spec.timeout_ms = options.timeout_ms;
-    spec.max_attempts = options.max_attempts;
+    spec.priority = definition.priority;
+    spec.timeout_ms = definition.timeout_ms;
+    spec.max_attempts = definition.max_attempts;
     spec.record = Some(Record::new(store.keys().optimization_fanout(id), "result"));
     // The plugin stays undeletable while the optimization may run.
     spec.holds = Some(
@@ -213,7 +251,21 @@ pub async fn submit_optimization(
             .keys()
             .plugin_tasks(&definition.backtest.strategy_sha256),
     );
-    let task_id = queue.submit_one(spec).await?;
+    let create = Guard {
+        key: store.keys().optimization(id),
+        field: crate::store::optimizations::fields::STATUS.into(),
+        // A fresh id has no record: never overwrite one.
+        expect: String::new(),
+        set: init,
+        index: Some((store.keys().optimizations(), id.to_string(), id as i64)),
+    };
+    // The caller's guard first: when it fails, the error names it.
+    let guards: Vec<Guard> = guard(id).into_iter().chain([create]).collect();
+    let task_id = queue
+        .submit_guarded(std::slice::from_ref(&spec), &guards)
+        .await?
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))?;
     Ok((id, task_id))
 }
 

@@ -1,8 +1,9 @@
 -- Submits tasks atomically. After the prelude's two arguments: the guard
--- count (0 or 1), then per guard: hash key, field, expected value, index
+-- count, then per guard: hash key, field, expected value ('' also holds
+-- when the field is absent: a record that must not exist yet), index
 -- key ('' = none), index member, index score, the count of fields to set
--- and that many name/value pairs. A guard that does not hold submits
--- nothing and returns -1. Then per task:
+-- and that many name/value pairs. If guard k does not hold, nothing is
+-- written and the reply is -k. Then per task:
 -- id, kind, payload, priority, class, timeout_ms, max_attempts, record
 -- key ('' = none), result field, holds set ('' = none), index key ('' =
 -- none), index member, then the count of the record's initial fields and
@@ -11,8 +12,8 @@ local i = 3
 local guards = tonumber(ARGV[i])
 i = i + 1
 local guard_at = i
-for _ = 1, guards do
-  if redis.call('HGET', ARGV[i], ARGV[i + 1]) ~= ARGV[i + 2] then return -1 end
+for k = 1, guards do
+  if (redis.call('HGET', ARGV[i], ARGV[i + 1]) or '') ~= ARGV[i + 2] then return -k end
   i = i + 7 + 2 * tonumber(ARGV[i + 6])
 end
 -- Every guard holds: move them on.
