@@ -114,7 +114,15 @@ fn inspect(path: &Path, json: bool) -> CliResult {
     Ok(())
 }
 
-const PLUGIN_RUSTFLAGS: &str = "-C llvm-args=-inline-threshold=2000";
+/// Inlining: see `build`. The 128 KiB shadow stack (Rust's wasm default is
+/// 1 MiB, placed first in linear memory) puts the heap right after it, so
+/// every page a run touches lies in the first 512 KiB, which the sandbox
+/// resets with memset instead of unmapping (`memory_keep_resident`): a
+/// fresh instance then takes no page faults, which cut a 1,000-combination
+/// sweep's CPU by about 20 % (measured). Deeper stacks trap as
+/// out-of-bounds, a `strategy_trap`.
+const PLUGIN_RUSTFLAGS: &str =
+    "-C llvm-args=-inline-threshold=2000 -C link-arg=-zstack-size=131072";
 
 /// Builds the crate in `dir` and returns the component's path.
 pub fn build(

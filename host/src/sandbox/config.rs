@@ -55,7 +55,10 @@ pub struct SandboxConfig {
     pub memory_init_cow: bool,
     /// Bytes of each pooled linear memory reset with `memset` instead of
     /// `madvise` when an instance ends, so the next instance in that slot
-    /// takes no page faults on them.
+    /// takes no page faults on them. 512 KiB covers the 128 KiB stack,
+    /// data and heap of a plugin built by `stratbox plugin build` running
+    /// 8192-bar windows; a memset of it costs less than the faults it
+    /// saves (a 1,000-combination sweep: about 20 % less CPU, measured).
     pub memory_keep_resident: usize,
     /// Pooled memories released per `madvise` batch. Each release flushes
     /// TLBs on every core running the process; batching spreads that cost
@@ -81,7 +84,7 @@ impl Default for SandboxConfig {
             pool_instances: 64,
             nan_canonicalization: true,
             memory_init_cow: true,
-            memory_keep_resident: 0,
+            memory_keep_resident: 512 << 10,
             // Measured on the queue bench (100-bar backtests, 2 slots):
             // 131-145 us of worker CPU per backtest against 150-177 at 1.
             decommit_batch: 32,
