@@ -165,6 +165,16 @@ impl Browser {
         .await;
     }
 
+    /// Resizes the window (a taller one shows a whole page in a screenshot).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            &self.session_path("/window/rect"),
+            json!({ "width": width, "height": height }),
+        )
+        .await;
+    }
+
     pub async fn screenshot(&self, path: &Path) {
         let png = self
             .call("GET", &self.session_path("/screenshot"), json!(null))

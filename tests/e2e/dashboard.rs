@@ -115,6 +115,20 @@ async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
     let optimization_id = created["optimization_id"]
         .as_u64()
         .unwrap_or_else(|| panic!("{created}"));
+    // A daily schedule, to be paused from the page.
+    let created: Value = http
+        .post(server.url("/api/v1/schedules"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "nightly", "cron": "0 3 * * *", "backtest": market}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schedule_id = created["schedule_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{created}"));
     let backtest = wait_done(&http, &server, &format!("/api/v1/backtests/{backtest_id}")).await;
     let trades = backtest["report"]["num_trades"].as_u64().unwrap();
     assert!(trades > 0, "the chart's trade markers need trades");
@@ -184,7 +198,35 @@ async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
             WAIT,
         )
         .await;
+    browser.resize(1400, 2200).await;
     browser.screenshot(&shots.join("overview.png")).await;
+
+    // Pause the schedule by its button; the API sees it paused.
+    let toggle = format!("button.schedule-toggle[data-schedule-id=\"{schedule_id}\"]");
+    browser.click(&toggle).await;
+    let started = Instant::now();
+    loop {
+        let schedule: Value = http
+            .get(server.url(&format!("/api/v1/schedules/{schedule_id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if schedule["paused"] == json!(true) {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "not paused: {schedule}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    browser
+        .wait_for(
+            "the Resume button",
+            &format!("const b = document.querySelector('{toggle}'); return b && b.textContent === 'Resume'"),
+            WAIT,
+        )
+        .await;
 
     // Requeue by clicking; the plugin is back, so the task completes.
     svc.put_plugin("ema-crossover").await;
@@ -275,6 +317,7 @@ async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
         assert_eq!(gzip.headers()["content-encoding"], "gzip", "{url}");
         weight_gzip += gzip.bytes().await.unwrap().len();
     }
+    browser.resize(1400, 1600).await;
     browser.screenshot(&shots.join("backtest.png")).await;
 
     // The optimization page: ranked table and a 3 x 3 heatmap.

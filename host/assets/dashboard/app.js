@@ -136,6 +136,8 @@
   // ---- routing -------------------------------------------------------
 
   function leave() {
+    // A message belongs to the page it was given on.
+    document.getElementById("flash")?.remove();
     view.alive = false;
     clearTimeout(view.timer);
     for (const { u } of view.charts) u.destroy();
@@ -148,8 +150,8 @@
     const [page, id] = hash.split("/");
     if (page === "backtests" && id) return run((c) => backtestPage(id, c), "backtest");
     if (page === "optimizations" && id) return run((c) => optimizationPage(id, c), "optimization");
-    if (page === "backtests") return run(() => listPage("backtests"), "backtests");
-    if (page === "optimizations") return run(() => listPage("optimizations"), "optimizations");
+    if (page === "backtests") return run((c) => listPage("backtests", c), "backtests");
+    if (page === "optimizations") return run((c) => listPage("optimizations", c), "optimizations");
     return run(overview, "overview");
   }
 
@@ -208,12 +210,14 @@
   // ---- overview ------------------------------------------------------
 
   async function overview(current) {
-    const [state, history, dlq, backtests, optimizations] = await Promise.all([
+    const refresh = () => overview(current).catch(() => {});
+    const [state, history, dlq, backtests, optimizations, schedules] = await Promise.all([
       get("queue/state"),
       get("queue/history?minutes=60"),
       get("queue/dlq?count=50"),
       get("backtests?limit=10"),
       get("optimizations?limit=10"),
+      get("schedules"),
     ]);
     if (!current.alive) return false;
     signOut.hidden = !token();
@@ -285,11 +289,60 @@
       h("h2", {}, `Dead letters (${state.dlq})`),
       dlqSection(dlq.entries, current),
       h("h2", {}, h("a", { href: "#/backtests" }, "Backtests")),
-      backtestsTable(backtests.backtests),
+      backtestsTable(backtests.backtests, refresh),
       h("h2", {}, h("a", { href: "#/optimizations" }, "Optimizations")),
-      optimizationsTable(optimizations.optimizations),
+      optimizationsTable(optimizations.optimizations, refresh),
+      h("h2", {}, "Schedules"),
+      schedulesTable(schedules.schedules, refresh),
     );
     return true;
+  }
+
+  // Runs a mutating request from a button, then redraws the view.
+  async function act(button, method, path, done, redraw) {
+    button.disabled = true;
+    try {
+      const r = await request(method, path);
+      flash(done(r));
+    } catch (e) {
+      if (e instanceof AuthError) return login("That token was refused.");
+      flash(`${button.textContent} failed: ${e.message}`, true);
+    }
+    if (redraw) redraw();
+  }
+
+  function actionButton(label, cls, dataset, onclick) {
+    const b = h("button", { type: "button", class: cls, dataset }, label);
+    b.addEventListener("click", () => onclick(b));
+    return b;
+  }
+
+  function schedulesTable(list, redraw) {
+    const rows = list.map((s) => {
+      const last = s.submits === "optimization" ? s.last_optimization_id : s.last_backtest_id;
+      const lastLink = last ? h("a", { href: `#/${s.submits === "optimization" ? "optimizations" : "backtests"}/${last}` }, "#" + last) : "–";
+      const verb = s.paused ? "resume" : "pause";
+      const toggle = actionButton(s.paused ? "Resume" : "Pause", "schedule-toggle", { scheduleId: s.schedule_id }, (b) =>
+        act(b, "POST", `schedules/${s.schedule_id}/${verb}`, () => `Schedule ${s.schedule_id} ${s.paused ? "resumed" : "paused"}.`, redraw),
+      );
+      return h(
+        "tr",
+        { dataset: { scheduleId: s.schedule_id } },
+        td(s.schedule_id, true),
+        td(s.name || "–"),
+        td(s.submits),
+        td(`${s.symbol} ${s.timeframe}`),
+        td(s.cron ? "cron " + s.cron : `every ${s.every_secs} s`),
+        td(s.paused ? pill("paused") : pill("active")),
+        td(s.next_run || "–"),
+        td(s.last_run || "–"),
+        td(s.runs, true),
+        td(lastLink),
+        h("td", { class: "wrap" }, s.last_error || ""),
+        h("td", {}, toggle),
+      );
+    });
+    return table("schedules", [th("id", true), th("name"), th("submits"), th("market"), th("when (UTC)"), th("state"), th("next run"), th("last run"), th("runs", true), th("last"), th("last error"), th("")], rows, "No schedule. POST /api/v1/schedules creates one.");
   }
 
   function workersTable(workers) {
@@ -372,11 +425,13 @@
     return h("td", { class: "num" }, h("progress", { max: 1, value: done }), " ", Math.round(done * 100) + " %");
   }
 
-  function backtestsTable(list) {
+  const live = (status) => status === "queued" || status === "running";
+
+  function backtestsTable(list, redraw) {
     const rows = list.map((b) =>
       h(
         "tr",
-        {},
+        { dataset: { backtestId: b.backtest_id } },
         td(h("a", { href: "#/backtests/" + b.backtest_id }, "#" + b.backtest_id)),
         td(b.name || "–"),
         td(`${b.symbol} ${b.timeframe}`),
@@ -386,12 +441,19 @@
         td(b.num_trades ?? "–", true),
         td(when(b.created_at_ms)),
         h("td", { class: "wrap" }, b.error ? b.error.message || b.error.code : ""),
+        h(
+          "td",
+          {},
+          live(b.status) && b.task_id
+            ? actionButton("Cancel", "cancel-task", { taskId: b.task_id }, (btn) => act(btn, "DELETE", "queue/tasks/" + encodeURIComponent(b.task_id), (r) => `Task ${r.task_id}: ${r.status}.`, redraw))
+            : null,
+        ),
       ),
     );
-    return table("backtests", [th("id"), th("name"), th("market"), th("status"), th("progress", true), th("return", true), th("trades", true), th("created (UTC)"), th("error")], rows, "No backtest yet.");
+    return table("backtests", [th("id"), th("name"), th("market"), th("status"), th("progress", true), th("return", true), th("trades", true), th("created (UTC)"), th("error"), th("")], rows, "No backtest yet.");
   }
 
-  function optimizationsTable(list) {
+  function optimizationsTable(list, redraw) {
     const rows = list.map((o) => {
       const best = o.top && o.top[0];
       const done = o.progress.total ? o.progress.done / o.progress.total : 0;
@@ -407,17 +469,31 @@
         td(`${o.objective.direction} ${o.objective.metric}`),
         td(best ? num(best.score, 4) : "–", true),
         td(when(o.created_at_ms)),
+        h(
+          "td",
+          {},
+          live(o.status)
+            ? actionButton("Cancel", "cancel-optimization", { optimizationId: o.optimization_id }, (btn) =>
+                act(btn, "DELETE", "optimizations/" + o.optimization_id, (r) => `Optimization ${r.optimization_id}: ${r.status}.`, redraw),
+              )
+            : null,
+        ),
       );
     });
-    return table("optimizations", [th("id"), th("name"), th("market"), th("status"), th("chunks", true), th("combinations", true), th("objective"), th("best", true), th("created (UTC)")], rows, "No optimization yet.");
+    return table("optimizations", [th("id"), th("name"), th("market"), th("status"), th("chunks", true), th("combinations", true), th("objective"), th("best", true), th("created (UTC)"), th("")], rows, "No optimization yet.");
   }
 
-  async function listPage(kind) {
+  async function listPage(kind, current) {
     const data = await get(kind + "?limit=200");
+    if (!current.alive) return false;
     const isBacktests = kind === "backtests";
+    const redraw = () => listPage(kind, current).catch(() => {});
+    // The same flash box across redraws, so a button's message stays.
+    const flashBox = document.getElementById("flash") || h("div", { id: "flash" });
     main.replaceChildren(
       h("h1", {}, isBacktests ? "Backtests" : "Optimizations"),
-      isBacktests ? backtestsTable(data.backtests) : optimizationsTable(data.optimizations),
+      flashBox,
+      isBacktests ? backtestsTable(data.backtests, redraw) : optimizationsTable(data.optimizations, redraw),
     );
     const list = isBacktests ? data.backtests : data.optimizations;
     return list.some((x) => x.status === "queued" || x.status === "running");

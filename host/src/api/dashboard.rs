@@ -18,7 +18,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 
-use super::{backtests, optimizations, queue, require_token_always, AppError, AppState};
+use super::{backtests, optimizations, queue, require_token_always, schedules, AppError, AppState};
 
 /// Only this origin, and nothing inline: a page that cannot load or send
 /// anything elsewhere, even if a stored string were to carry markup.
@@ -69,10 +69,20 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/queue/history", get(queue::history))
         .route("/queue/dlq", get(queue::list_dlq).delete(queue::purge_dlq))
         .route("/queue/dlq/requeue", post(queue::requeue_dlq))
+        .route(
+            "/queue/tasks/{task_id}",
+            axum::routing::delete(queue::cancel_task),
+        )
+        .route("/schedules", get(schedules::list))
+        .route("/schedules/{id}/pause", post(schedules::pause))
+        .route("/schedules/{id}/resume", post(schedules::resume))
         .route("/backtests", get(backtests::list))
         .route("/backtests/{id}", get(backtests::get_one))
         .route("/optimizations", get(optimizations::list))
-        .route("/optimizations/{id}", get(optimizations::get_one))
+        .route(
+            "/optimizations/{id}",
+            get(optimizations::get_one).delete(optimizations::cancel),
+        )
         .route(
             "/optimizations/{id}/table.csv",
             get(optimizations::table_csv),

@@ -922,6 +922,7 @@ async fn the_dashboard_data_needs_the_token_on_every_method_when_one_is_set() {
         "/dashboard/api/queue/dlq",
         "/dashboard/api/backtests",
         "/dashboard/api/optimizations",
+        "/dashboard/api/schedules",
     ] {
         let (status, reply) = send(&app, get(path)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {reply}");
@@ -931,6 +932,23 @@ async fn the_dashboard_data_needs_the_token_on_every_method_when_one_is_set() {
             .unwrap();
         let (status, reply) = send(&app, with).await;
         assert_eq!(status, StatusCode::OK, "{path}: {reply}");
+    }
+    // Its buttons' routes too.
+    for (method, path) in [
+        ("POST", "/dashboard/api/queue/dlq/requeue"),
+        ("DELETE", "/dashboard/api/queue/dlq"),
+        ("DELETE", "/dashboard/api/queue/tasks/some-task"),
+        ("DELETE", "/dashboard/api/optimizations/1"),
+        ("POST", "/dashboard/api/schedules/1/pause"),
+        ("POST", "/dashboard/api/schedules/1/resume"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let (status, _) = send(&app, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
     }
     // The documented API keeps its open reads.
     assert_eq!(
