@@ -155,3 +155,48 @@ async fn a_burst_scales_to_max_then_back_to_min_and_a_killed_worker_is_replaced(
         "{stats:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_stop_gracefully_when_the_autoscaler_is_killed() {
+    let svc = Service::start("autoscale_killed").await;
+    let log = std::fs::File::create(svc.dir.join("autoscale.log")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
+    cmd.args(["autoscale", "--min", "2", "--max", "2", "--slots", "1"])
+        .args(["--interval-ms", "100"])
+        .env("REDIS_URL", svc.url())
+        .env("STRATBOX_PREFIX", &svc.prefix)
+        .env("STRATBOX_CACHE_DIR", svc.dir.join("cache"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in FAST_ENV {
+        cmd.env(k, v);
+    }
+    let mut autoscaler = Autoscaler(cmd.spawn().unwrap());
+    wait_for("two workers", Duration::from_secs(30), async || {
+        worker_pids(&svc).await.len() == 2
+    })
+    .await;
+    let workers = worker_pids(&svc).await;
+
+    autoscaler.0.kill().unwrap();
+    autoscaler.0.wait().unwrap();
+    // Each worker gets SIGTERM from the kernel, drains, removes its
+    // consumer and heartbeat, and exits; none is left as an orphan.
+    wait_for(
+        "the workers to leave",
+        Duration::from_secs(20),
+        async || worker_pids(&svc).await.is_empty() && svc.consumers().await.is_empty(),
+    )
+    .await;
+    for pid in workers {
+        // Gone, or a zombie left for init to reap: not running.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        assert!(
+            matches!(state, None | Some("Z" | "X")),
+            "worker {pid} still runs: {stat}"
+        );
+    }
+}

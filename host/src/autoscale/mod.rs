@@ -249,6 +249,11 @@ fn spawn(command: &WorkerCommand) -> anyhow::Result<Worker> {
     cmd.arg("worker")
         .args(&command.args)
         .envs(command.env.iter().map(|(k, v)| (k, v)))
+        // Stopped with us if we are killed (`stratbox worker` reads it).
+        .env(
+            crate::worker::PARENT_PID_ENV,
+            std::process::id().to_string(),
+        )
         .stdin(Stdio::null());
     // Its own process group: a terminal's Ctrl-C reaches the autoscaler,
     // which then stops the workers itself.

@@ -183,6 +183,10 @@ fn demo(
         command
             .args(extra)
             .env("REDIS_URL", &redis_url)
+            .env(
+                crate::worker::PARENT_PID_ENV,
+                std::process::id().to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err);

@@ -29,6 +29,7 @@ pub struct ServeArgs {
 
 pub fn run(args: &ServeArgs) -> CliResult {
     init_logging();
+    super::settings::exit_with_parent();
     let queue_config = args.queue.config().map_err(CliError::input)?;
     // Uploads are only described, never run: a small pool is enough.
     let sandbox = Sandbox::new(SandboxConfig {

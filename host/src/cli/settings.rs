@@ -115,6 +115,28 @@ impl QueueArgs {
     }
 }
 
+/// A supervised process asks the kernel for SIGTERM when its supervisor
+/// dies, even by SIGKILL, so it drains as on any stop instead of running
+/// on as an orphan. The signal comes when the supervisor's spawning thread
+/// ends; supervisors spawn from their main thread. A supervisor already
+/// gone by now gets the same SIGTERM at once (nothing has started yet).
+pub fn exit_with_parent() {
+    let Some(parent) = std::env::var(crate::worker::PARENT_PID_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    use nix::sys::signal::Signal;
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM) {
+        tracing::warn!(error = %e, "cannot ask to be stopped with the supervisor");
+        return;
+    }
+    if nix::unistd::getppid().as_raw() != parent {
+        let _ = nix::sys::signal::raise(Signal::SIGTERM);
+    }
+}
+
 /// Logs to standard error; `RUST_LOG` overrides the level (default info).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

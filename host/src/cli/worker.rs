@@ -49,6 +49,7 @@ pub struct WorkerArgs {
 
 pub fn run(args: &WorkerArgs) -> CliResult {
     init_logging();
+    super::settings::exit_with_parent();
     if args.slots == 0 {
         return Err(CliError::input(anyhow::anyhow!(
             "--workers must be at least 1"

@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
 use tracing::{debug, info, warn};
 
+/// Set by a supervisor (`stratbox demo`, `stratbox autoscale`) on the
+/// processes it starts: its pid, so they stop when it dies.
+pub const PARENT_PID_ENV: &str = "STRATBOX_PARENT_PID";
+
 /// Settings of one worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
