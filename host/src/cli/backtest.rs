@@ -29,18 +29,8 @@ pub struct BacktestArgs {
     /// A strategy parameter, NAME=VALUE; repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
-    /// Initial capital.
-    #[arg(long, default_value_t = 10_000.0)]
-    capital: f64,
-    /// Commission, a fraction of notional per fill.
-    #[arg(long, default_value_t = 0.0006)]
-    commission: f64,
-    /// Position notional may reach equity times leverage.
-    #[arg(long, default_value_t = 1.0)]
-    leverage: f64,
-    /// Adverse slippage on market and stop fills, in basis points.
-    #[arg(long, default_value_t = 0.0)]
-    slippage_bps: f64,
+    #[command(flatten)]
+    account: AccountArgs,
     /// Fuel budget for the run (default: scaled to the number of bars).
     #[arg(long)]
     fuel: Option<u64>,
@@ -58,18 +48,43 @@ pub struct BacktestArgs {
     show_log: bool,
 }
 
+/// The account a run trades (`stratbox backtest` and `stratbox optimize`).
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// Initial capital.
+    #[arg(long, default_value_t = 10_000.0)]
+    capital: f64,
+    /// Commission, a fraction of notional per fill.
+    #[arg(long, default_value_t = 0.0006)]
+    commission: f64,
+    /// Position notional may reach equity times leverage.
+    #[arg(long, default_value_t = 1.0)]
+    leverage: f64,
+    /// Adverse slippage on market and stop fills, in basis points.
+    #[arg(long, default_value_t = 0.0)]
+    slippage_bps: f64,
+}
+
+impl AccountArgs {
+    /// The engine's config, checked; a bad value names its flag.
+    pub fn config(&self) -> Result<BacktestConfig, CliError> {
+        let config = BacktestConfig {
+            initial_capital: self.capital,
+            commission: self.commission,
+            slippage_bps: self.slippage_bps,
+            leverage: self.leverage,
+            ..BacktestConfig::default()
+        };
+        config
+            .check()
+            .map_err(|e| CliError::input(anyhow!("{}", flag_message(&e))))?;
+        Ok(config)
+    }
+}
+
 pub fn run(args: &BacktestArgs) -> CliResult {
     let candles = load_csv(&args.candles)?;
-    let config = BacktestConfig {
-        initial_capital: args.capital,
-        commission: args.commission,
-        slippage_bps: args.slippage_bps,
-        leverage: args.leverage,
-        ..BacktestConfig::default()
-    };
-    config
-        .check()
-        .map_err(|e| CliError::input(anyhow!("{}", flag_message(&e))))?;
+    let config = args.account.config()?;
     let inputs = parse_params(&args.params)?;
     let report = match (&args.plugin, &args.reference) {
         (Some(path), _) => run_plugin(args, path, &inputs, &candles, &config)?,
@@ -86,7 +101,7 @@ pub fn run(args: &BacktestArgs) -> CliResult {
 }
 
 /// `invalid initial_capital: ...` reads better as the flag the user typed.
-pub(super) fn flag_message(e: &engine::EngineError) -> String {
+fn flag_message(e: &engine::EngineError) -> String {
     match e {
         engine::EngineError::InvalidConfig { field, message } => {
             let flag = match *field {

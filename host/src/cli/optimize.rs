@@ -78,18 +78,8 @@ pub struct OptimizeArgs {
     /// Threads (default: every core).
     #[arg(long)]
     threads: Option<usize>,
-    /// Initial capital.
-    #[arg(long, default_value_t = 10_000.0)]
-    capital: f64,
-    /// Commission, a fraction of notional per fill.
-    #[arg(long, default_value_t = 0.0006)]
-    commission: f64,
-    /// Position notional may reach equity times leverage.
-    #[arg(long, default_value_t = 1.0)]
-    leverage: f64,
-    /// Adverse slippage on market and stop fills, in basis points.
-    #[arg(long, default_value_t = 0.0)]
-    slippage_bps: f64,
+    #[command(flatten)]
+    account: super::backtest::AccountArgs,
     /// Print the top results (with their full reports) as one JSON object.
     #[arg(long)]
     json: bool,
@@ -162,16 +152,7 @@ fn bad(e: &optimize::OptimizeError, ranges: &[String]) -> CliError {
 
 pub fn run(args: &OptimizeArgs) -> CliResult {
     let started = Instant::now();
-    let config = BacktestConfig {
-        initial_capital: args.capital,
-        commission: args.commission,
-        slippage_bps: args.slippage_bps,
-        leverage: args.leverage,
-        ..BacktestConfig::default()
-    };
-    config
-        .check()
-        .map_err(|e| CliError::input(anyhow!("{}", super::backtest::flag_message(&e))))?;
+    let config = args.account.config()?;
     if args.top == 0 {
         return Err(CliError::input(anyhow!("--top: must be at least 1")));
     }
