@@ -104,3 +104,49 @@ fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
     let worker_log = std::fs::read_to_string(dir.join("data/worker-1.log")).unwrap();
     assert!(!worker_log.contains("ERROR"), "{worker_log}");
 }
+
+#[test]
+fn ctrl_c_during_the_demo_steps_stops_at_once_and_cleanly() {
+    let dir = support::scratch("demo_interrupted");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let plugin = support::plugin("ema-crossover");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["demo", "--plugin", p(&plugin), "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .env_remove("REDIS_URL")
+        .env_remove("STRATBOX_API_TOKEN")
+        .env("STRATBOX_CACHE_DIR", dir.join("cache"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The services are up; the steps (upload, import, backtest,
+    // optimization) have yet to run.
+    let first = lines.next().unwrap().unwrap();
+    assert_eq!(first, "stratbox demo");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let text = rest.join("\n");
+    assert!(
+        !text.contains("submitted optimization"),
+        "ran on after Ctrl-C:\n{text}"
+    );
+    assert!(text.ends_with("stopping: workers, api, redis"), "{text}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the API still listens"
+    );
+}

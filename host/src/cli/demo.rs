@@ -9,6 +9,8 @@ use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::client::Client;
@@ -144,7 +146,13 @@ pub fn run(args: &DemoArgs) -> CliResult {
         redis: None,
         temp_dir,
     };
-    let result = demo(args, &plugin, &dir, &mut services, signals);
+    let result = demo(args, &plugin, &dir, &mut services, &signals);
+    if signals.requested() {
+        // Asked to stop, at whatever step: an orderly stop is success.
+        outln!("stopping: workers, api, redis");
+        services.stop();
+        return Ok(());
+    }
     if result.is_err() {
         eprintln!("stopping the demo services");
     }
@@ -157,7 +165,7 @@ fn demo(
     plugin: &[u8],
     dir: &Path,
     services: &mut Services,
-    signals: StopSignals,
+    signals: &StopSignals,
 ) -> CliResult {
     let redis_url = match &args.redis_url {
         Some(url) => url.clone(),
@@ -205,7 +213,7 @@ fn demo(
     }
     let base = format!("http://{addr}");
     let client = Client::with_base(&base, std::env::var("STRATBOX_API_TOKEN").ok().as_deref())?;
-    wait_ready(&client, services)?;
+    wait_ready(&client, services, signals)?;
 
     outln!("stratbox demo");
     match &services.redis {
@@ -221,6 +229,7 @@ fn demo(
         dir.display()
     );
 
+    signals.check()?;
     let strategy = client.post("/api/v1/strategies", "application/wasm", plugin.to_vec())?;
     outln!(
         "uploaded {} {} as strategy {} (sha256 {})",
@@ -233,6 +242,7 @@ fn demo(
     let bars = candles::synth(BARS_2024, 2024, HOUR, START_2024, 42_000.0);
     let mut csv = Vec::with_capacity(BARS_2024 * 64);
     candles::write_csv(&bars, &mut csv).map_err(|e| CliError::run(anyhow!(e)))?;
+    signals.check()?;
     let imported = client.post("/api/v1/candles/BTCUSDT/1h", "text/csv", csv)?;
     outln!(
         "imported BTCUSDT 1h: {} rows, {} .. {}",
@@ -254,9 +264,10 @@ fn demo(
         "submitted backtest {backtest_id} (task {})",
         submitted["task_id"].as_str().unwrap_or("?")
     );
-    let backtest = wait_backtest(&client, backtest_id)?;
+    let backtest = wait_backtest(&client, backtest_id, signals)?;
     print_summary(&backtest);
-    let optimization_id = super::optimize::demo(&client, &strategy["strategy_id"])?;
+    let optimization_id =
+        super::optimize::demo(&client, &strategy["strategy_id"], &|| signals.requested())?;
 
     outln!("look around:");
     outln!("  dashboard     {base}/dashboard/");
@@ -287,9 +298,10 @@ fn api_addr(requested: Option<&str>) -> Result<SocketAddr, CliError> {
     Err(CliError::run(anyhow!("no free loopback port for the API")))
 }
 
-fn wait_ready(client: &Client, services: &mut Services) -> CliResult {
+fn wait_ready(client: &Client, services: &mut Services, signals: &StopSignals) -> CliResult {
     let started = Instant::now();
     loop {
+        signals.check()?;
         if let Some(exit) = services.exited() {
             return Err(CliError::run(anyhow!(
                 "{exit} during start-up; see its log"
@@ -308,9 +320,14 @@ fn wait_ready(client: &Client, services: &mut Services) -> CliResult {
     }
 }
 
-fn wait_backtest(client: &Client, backtest_id: u64) -> Result<Value, CliError> {
+fn wait_backtest(
+    client: &Client,
+    backtest_id: u64,
+    signals: &StopSignals,
+) -> Result<Value, CliError> {
     let started = Instant::now();
     loop {
+        signals.check()?;
         let backtest = client.get(&format!("/api/v1/backtests/{backtest_id}"))?;
         match backtest["status"].as_str() {
             Some("completed") => {
@@ -353,47 +370,70 @@ fn date(ts: &Value) -> String {
         .unwrap_or_else(|| ts.to_string())
 }
 
-/// SIGINT and SIGTERM, caught from the demo's first moment.
+/// SIGINT and SIGTERM, caught from the demo's first moment by a thread of
+/// their own, so every wait of the demo can see them at once.
 struct StopSignals {
-    runtime: tokio::runtime::Runtime,
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
+    stopped: Arc<AtomicBool>,
 }
 
 impl StopSignals {
     fn listen() -> Result<StopSignals, CliError> {
         use tokio::signal::unix::{signal, SignalKind};
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = stopped.clone();
         let runtime = super::settings::runtime(None)?;
-        let (interrupt, terminate) = runtime.block_on(async {
-            (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            )
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let handlers = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                );
+                let (mut interrupt, mut terminate) = match handlers {
+                    (Ok(i), Ok(t)) => {
+                        let _ = ready_tx.send(Ok(()));
+                        (i, t)
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                flag.store(true, Ordering::SeqCst);
+            });
         });
-        Ok(StopSignals {
-            interrupt: interrupt.map_err(CliError::run)?,
-            terminate: terminate.map_err(CliError::run)?,
-            runtime,
-        })
+        ready_rx
+            .recv()
+            .map_err(|e| CliError::run(anyhow!("signal listener: {e}")))?
+            .map_err(CliError::run)?;
+        Ok(StopSignals { stopped })
+    }
+
+    fn requested(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// An error that ends the current step when a stop was asked for.
+    fn check(&self) -> CliResult {
+        if self.requested() {
+            Err(CliError::run(anyhow!("interrupted")))
+        } else {
+            Ok(())
+        }
     }
 
     /// Blocks until SIGINT/SIGTERM, or until a service dies on its own.
-    fn wait(mut self, services: &mut Services) -> CliResult {
-        self.runtime.block_on(async {
-            let mut tick = tokio::time::interval(Duration::from_millis(250));
-            loop {
-                tokio::select! {
-                    _ = self.interrupt.recv() => break,
-                    _ = self.terminate.recv() => break,
-                    _ = tick.tick() => {
-                        if let Some(exit) = services.exited() {
-                            return Err(CliError::run(anyhow!("{exit}; see its log")));
-                        }
-                    }
-                }
+    fn wait(&self, services: &mut Services) -> CliResult {
+        while !self.requested() {
+            if let Some(exit) = services.exited() {
+                return Err(CliError::run(anyhow!("{exit}; see its log")));
             }
-            outln!("stopping: workers, api, redis");
-            Ok(())
-        })
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
     }
 }

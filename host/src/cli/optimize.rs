@@ -510,6 +510,7 @@ impl Progress {
 pub(super) fn demo(
     client: &super::client::Client,
     strategy_id: &serde_json::Value,
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<u64, CliError> {
     let request = serde_json::json!({
         "strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
@@ -532,6 +533,9 @@ pub(super) fn demo(
     );
     let started = Instant::now();
     let result = loop {
+        if interrupted() {
+            return Err(CliError::run(anyhow!("interrupted")));
+        }
         let result = client.get(&format!("/api/v1/optimizations/{id}?top=5"))?;
         match result["status"].as_str() {
             Some("completed") => break result,
