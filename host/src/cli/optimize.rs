@@ -90,7 +90,8 @@ pub struct OptimizeArgs {
     #[arg(long)]
     quiet: bool,
     /// Sandbox memory handling, as for `stratbox worker`: KiB of each
-    /// pooled memory reset with memset instead of madvise when a run ends.
+    /// pooled memory reset with memset instead of madvise when a run ends
+    /// [default: 512].
     #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
     memory_keep_resident_kib: Option<usize>,
     /// Map data segments copy-on-write.

@@ -35,7 +35,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "STRATBOX_MEMORY_INIT_COW")]
     memory_init_cow: Option<bool>,
     /// KiB of each pooled strategy memory reset with memset (no page
-    /// faults for the next instance) [default: 0].
+    /// faults for the next instance) [default: 512].
     #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
     memory_keep_resident_kib: Option<usize>,
     /// Pooled strategy memories released per madvise batch [default: 32].
