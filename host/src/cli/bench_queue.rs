@@ -12,7 +12,7 @@ use super::{CliError, CliResult};
 use crate::candles;
 use crate::queue::{Queue, QueueConfig, TaskSpec};
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{BacktestDefinition, LocalRedis, Store};
+use crate::store::{BacktestDefinition, LocalRedis, Persistence, Store};
 use crate::tasks::{submit_backtests, SubmitOptions, KIND_NOOP};
 
 #[derive(Debug, Args)]
@@ -40,9 +40,30 @@ pub struct QueueBenchArgs {
     /// `bench` prefix).
     #[arg(long)]
     redis_url: Option<String>,
+    /// How the private Redis persists: `aof` (what we run), `snapshots`
+    /// (Debian's stock config, as a Celery broker runs) or `none`.
+    #[arg(long, value_enum, default_value_t = RedisPersistence::Aof, conflicts_with = "redis_url")]
+    redis_persistence: RedisPersistence,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RedisPersistence {
+    Aof,
+    Snapshots,
+    None,
+}
+
+impl From<RedisPersistence> for Persistence {
+    fn from(p: RedisPersistence) -> Self {
+        match p {
+            RedisPersistence::Aof => Persistence::Aof,
+            RedisPersistence::Snapshots => Persistence::Snapshots,
+            RedisPersistence::None => Persistence::None,
+        }
+    }
 }
 
 /// Submissions per script call, as a client submitting in bulk would.
@@ -87,7 +108,9 @@ pub fn run(args: &QueueBenchArgs) -> CliResult {
     let (_server, url) = match &args.redis_url {
         Some(url) => (None, url.clone()),
         None => {
-            let server = LocalRedis::start(&scratch.join("redis")).map_err(CliError::run)?;
+            let server =
+                LocalRedis::start_with(&scratch.join("redis"), args.redis_persistence.into())
+                    .map_err(CliError::run)?;
             let url = server.url();
             (Some(server), url)
         }

@@ -13,7 +13,38 @@ use std::time::{Duration, Instant};
 /// append-only file on restart is the slow case.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A `redis-server` child process with append-only persistence, bound to
+/// How a private server keeps its data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Persistence {
+    /// Append-only file, fsync every second: what we run and recommend.
+    #[default]
+    Aof,
+    /// Debian's stock `redis.conf`: RDB snapshots (`save 3600 1 300 100
+    /// 60 10000`), no AOF; how a Celery broker usually runs.
+    Snapshots,
+    /// Nothing on disk.
+    None,
+}
+
+impl Persistence {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            // AOF is the persistence; RDB snapshots would only add forks.
+            Persistence::Aof => &[
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+            ],
+            Persistence::Snapshots => &["--appendonly", "no", "--save", "3600 1 300 100 60 10000"],
+            Persistence::None => &["--appendonly", "no", "--save", ""],
+        }
+    }
+}
+
+/// A `redis-server` child process, append-only by default, bound to
 /// 127.0.0.1. Stopped (gracefully, so the AOF is flushed) on drop.
 pub struct LocalRedis {
     child: Option<Child>,
@@ -24,11 +55,16 @@ pub struct LocalRedis {
 impl LocalRedis {
     /// Starts a server on a free loopback port keeping its data in `dir`.
     pub fn start(dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with(dir, Persistence::Aof)
+    }
+
+    /// [`LocalRedis::start`] with another persistence (benchmarks).
+    pub fn start_with(dir: &Path, persistence: Persistence) -> anyhow::Result<Self> {
         let mut last_error = None;
         // A port found free can be taken before the server binds it; retry.
         for _ in 0..5 {
             let port = free_port()?;
-            match Self::start_on(dir, port) {
+            match Self::spawn(dir, port, persistence) {
                 Ok(server) => return Ok(server),
                 Err(e) => last_error = Some(e),
             }
@@ -38,6 +74,10 @@ impl LocalRedis {
 
     /// Starts a server on `port` (a restart reuses the port and the data).
     pub fn start_on(dir: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::spawn(dir, port, Persistence::Aof)
+    }
+
+    fn spawn(dir: &Path, port: u16, persistence: Persistence) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create redis data directory {}", dir.display()))?;
         let child = Command::new("redis-server")
@@ -45,9 +85,7 @@ impl LocalRedis {
             .args(["--port", &port.to_string()])
             .arg("--dir")
             .arg(dir)
-            .args(["--appendonly", "yes", "--appendfsync", "everysec"])
-            // AOF is the persistence; RDB snapshots would only add forks.
-            .args(["--save", ""])
+            .args(persistence.args())
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .arg("--logfile")
             .arg(dir.join("redis.log"))

@@ -20,7 +20,7 @@ pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestS
 pub use cache::CandleCache;
 pub use candles::SeriesInfo;
 pub use keys::{Keys, DEFAULT_PREFIX};
-pub use local::LocalRedis;
+pub use local::{LocalRedis, Persistence};
 pub use optimizations::{OptimizationDefinition, OptimizationRecord, OptimizationRequest};
 pub use plugins::PluginRecord;
 
