@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use super::{app, AppState};
-use crate::engine::{Column, Description, ParamSpec, ParamType, ParamValue};
 use crate::queue::{Class, Queue, QueueConfig};
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::store::test_support::TestRedis;
@@ -48,34 +47,10 @@ impl Harness {
         app(self.state.clone())
     }
 
-    /// A strategy record with the EMA crossover's schema (the bytes are not
-    /// a component: no worker runs them here). Returns its strategy id.
+    /// A strategy record with the EMA crossover's schema. Returns its
+    /// strategy id.
     async fn fake_strategy(&self) -> u64 {
-        let int = |name: &str, default: i64| ParamSpec {
-            name: name.into(),
-            kind: ParamType::Int,
-            default: ParamValue::Int(default),
-            min: Some(1.0),
-            max: Some(500.0),
-            step: Some(1.0),
-            help: String::new(),
-        };
-        let description = Description {
-            name: "ema-crossover".into(),
-            version: "0.1.0".into(),
-            summary: "test".into(),
-            params: vec![int("fast_period", 12), int("slow_period", 26)],
-            columns: vec![Column::Close],
-        };
-        let bytes = b"not really a component".to_vec();
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        let (record, _) = self
-            .state
-            .store
-            .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
-            .await
-            .unwrap();
-        record.strategy_id
+        self.redis.fake_strategy().await.strategy_id
     }
 
     async fn candles(&self, bars: usize) {

@@ -190,7 +190,6 @@ mod tests {
     //! submitted stays queued (the runs are in `tests/e2e/scheduler.rs`).
 
     use super::*;
-    use crate::engine::{Column, Description, ParamSpec, ParamType, ParamValue};
     use crate::optimize::Direction;
     use crate::queue::QueueConfig;
     use crate::store::schedules::ScheduleDefinition;
@@ -216,29 +215,7 @@ mod tests {
         let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
             .await
             .unwrap();
-        let int = |name: &str, default: i64| ParamSpec {
-            name: name.into(),
-            kind: ParamType::Int,
-            default: ParamValue::Int(default),
-            min: Some(1.0),
-            max: Some(500.0),
-            step: Some(1.0),
-            help: String::new(),
-        };
-        let description = Description {
-            name: "ema-crossover".into(),
-            version: "0.1.0".into(),
-            summary: "test".into(),
-            params: vec![int("fast_period", 12), int("slow_period", 26)],
-            columns: vec![Column::Close],
-        };
-        let bytes = b"not really a component".to_vec();
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-        redis
-            .store
-            .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
-            .await
-            .unwrap();
+        let sha = redis.fake_strategy().await.sha256;
         let data = crate::candles::synth(300, 7, HOUR, START, 42_000.0);
         redis
             .store

@@ -136,5 +136,36 @@ pub(crate) mod test_support {
                 _dir: dir,
             }
         }
+
+        /// A stored strategy with the EMA crossover's two int params
+        /// (1..=500); the bytes are not a component, nothing runs them.
+        #[allow(clippy::unwrap_used)]
+        pub async fn fake_strategy(&self) -> super::PluginRecord {
+            use crate::engine::{Column, Description, ParamSpec, ParamType, ParamValue};
+            let int = |name: &str, default: i64| ParamSpec {
+                name: name.into(),
+                kind: ParamType::Int,
+                default: ParamValue::Int(default),
+                min: Some(1.0),
+                max: Some(500.0),
+                step: Some(1.0),
+                help: String::new(),
+            };
+            let description = Description {
+                name: "ema-crossover".into(),
+                version: "0.1.0".into(),
+                summary: "test".into(),
+                params: vec![int("fast_period", 12), int("slow_period", 26)],
+                columns: vec![Column::Close],
+            };
+            let bytes = b"not really a component".to_vec();
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            let (record, _) = self
+                .store
+                .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
+                .await
+                .unwrap();
+            record
+        }
     }
 }
