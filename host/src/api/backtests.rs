@@ -56,10 +56,25 @@ pub async fn get_one(
 /// Most a listing returns.
 const MAX_LIST: usize = 500;
 
+/// `?limit=` of the listings (backtests, optimizations).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// How many, newest first (1 to 500, default 50).
     pub limit: Option<usize>,
+}
+
+impl ListQuery {
+    /// The limit asked for, checked.
+    pub fn checked(&self) -> ApiResult<usize> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=MAX_LIST).contains(&limit) {
+            return Err(AppError::invalid(
+                "limit",
+                format!("{limit} is outside 1..={MAX_LIST}"),
+            ));
+        }
+        Ok(limit)
+    }
 }
 
 /// One backtest in a listing: its definition and outcome, no report.
@@ -103,14 +118,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<BacktestList>> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_LIST).contains(&limit) {
-        return Err(AppError::invalid(
-            "limit",
-            format!("{limit} is outside 1..={MAX_LIST}"),
-        ));
-    }
-    let records = state.store.list_backtests(limit).await?;
+    let records = state.store.list_backtests(query.checked()?).await?;
     let backtests = records
         .into_iter()
         .map(|record| {

@@ -302,14 +302,6 @@ fn view(r: crate::store::OptimizationRecord, top_n: usize) -> ApiResult<Optimiza
     })
 }
 
-const MAX_LIST: usize = 200;
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListQuery {
-    /// How many, newest first (1 to 200, default 50).
-    pub limit: Option<usize>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OptimizationList {
     /// Newest first, each with its best row once completed.
@@ -318,23 +310,16 @@ pub struct OptimizationList {
 
 /// Recent optimizations with status, progress and the best row.
 #[utoipa::path(get, path = "/api/v1/optimizations", tag = "optimizations",
-    params(ListQuery),
+    params(super::backtests::ListQuery),
     responses((status = 200, body = OptimizationList), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    query: Result<Query<super::backtests::ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<OptimizationList>> {
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_LIST).contains(&limit) {
-        return Err(AppError::invalid(
-            "limit",
-            format!("{limit} is outside 1..={MAX_LIST}"),
-        ));
-    }
     let optimizations = state
         .store
-        .list_optimizations(limit)
+        .list_optimizations(query.checked()?)
         .await?
         .into_iter()
         .map(|r| view(r, 1))

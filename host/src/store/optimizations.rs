@@ -225,14 +225,12 @@ impl Store {
             .arg(limit - 1)
             .query_async(&mut conn)
             .await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            // An id whose record was removed by hand is skipped.
-            if let Some(record) = self.get_optimization(id).await? {
-                out.push(record);
-            }
-        }
-        Ok(out)
+        // Read together: the multiplexed connection pipelines them.
+        let records =
+            futures_util::future::try_join_all(ids.into_iter().map(|id| self.get_optimization(id)))
+                .await?;
+        // An id whose record was removed by hand is skipped.
+        Ok(records.into_iter().flatten().collect())
     }
 
     /// Marks the fan-out: queued becomes running. Returns the status the
