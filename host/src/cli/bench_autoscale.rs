@@ -12,10 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{CliError, CliResult};
-use crate::candles;
 use crate::queue::{Queue, QueueConfig, TaskStatus};
-use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::store::{BacktestDefinition, LocalRedis, Store};
+use crate::store::{LocalRedis, Store};
 use crate::tasks::{submit_backtests, SubmitOptions};
 
 #[derive(Debug, Args)]
@@ -140,31 +138,15 @@ async fn measure(
 ) -> anyhow::Result<Figures> {
     let store = Store::connect(url, PREFIX).await?;
     let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
-    let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(scratch.join("cache")),
-        ..SandboxConfig::default()
-    })?;
-    let loaded = sandbox.load(plugin)?;
-    let d = &loaded.description;
-    store
-        .put_plugin(&loaded.sha256, plugin, &d.name, &d.version, d)
-        .await?;
-    let data = candles::synth(args.bars, 42, MINUTE, 1_704_067_200, 42_000.0);
-    store.import_candles("BENCH", MINUTE, &data).await?;
-    let definition = BacktestDefinition {
-        strategy_sha256: loaded.sha256.clone(),
-        strategy_id: None,
-        name: None,
-        symbol: "BENCH".into(),
-        timeframe_secs: MINUTE,
-        start_ts: data.ts[0],
-        end_ts: data.ts[data.len() - 1],
-        initial_capital: 10_000.0,
-        commission: 0.0006,
-        leverage: 1.0,
-        slippage_bps: 0.0,
-        params: BTreeMap::new(),
-    };
+    let definition = super::bench_queue::seed_backtest(
+        &store,
+        plugin,
+        scratch,
+        args.bars,
+        MINUTE,
+        BTreeMap::new(),
+    )
+    .await?;
 
     let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
     let log = std::fs::File::create(scratch.join("autoscale.log"))?;

@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,6 +65,43 @@ impl From<RedisPersistence> for Persistence {
             RedisPersistence::None => Persistence::None,
         }
     }
+}
+
+/// Stores the plugin and `bars` synthetic candles of `BENCH` under the
+/// bench prefix, and returns a backtest of all of them.
+pub(super) async fn seed_backtest(
+    store: &Store,
+    plugin: &[u8],
+    scratch: &Path,
+    bars: usize,
+    timeframe_secs: i64,
+    params: BTreeMap<String, serde_json::Value>,
+) -> anyhow::Result<BacktestDefinition> {
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: Some(scratch.join("cache")),
+        ..SandboxConfig::default()
+    })?;
+    let loaded = sandbox.load(plugin)?;
+    let d = &loaded.description;
+    store
+        .put_plugin(&loaded.sha256, plugin, &d.name, &d.version, d)
+        .await?;
+    let data = candles::synth(bars, 42, timeframe_secs, 1_704_067_200, 42_000.0);
+    store.import_candles("BENCH", timeframe_secs, &data).await?;
+    Ok(BacktestDefinition {
+        strategy_sha256: loaded.sha256.clone(),
+        strategy_id: None,
+        name: None,
+        symbol: "BENCH".into(),
+        timeframe_secs,
+        start_ts: data.ts[0],
+        end_ts: data.ts[data.len() - 1],
+        initial_capital: 10_000.0,
+        commission: 0.0006,
+        leverage: 1.0,
+        slippage_bps: 0.0,
+        params,
+    })
 }
 
 /// Submissions per script call, as a client submitting in bulk would.
@@ -202,37 +240,19 @@ async fn measure(
     let noop_cpu = cpu.per_task(args.tasks);
 
     // Tiny backtests: 100 hourly bars of ema-crossover, plugin cached.
-    let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(scratch.join("cache")),
-        ..SandboxConfig::default()
-    })?;
-    let loaded = sandbox.load(plugin)?;
-    let d = &loaded.description;
-    store
-        .put_plugin(&loaded.sha256, plugin, &d.name, &d.version, d)
-        .await?;
-    let hour = 3_600;
-    let data = candles::synth(100, 42, hour, 1_704_067_200, 42_000.0);
-    store.import_candles("BENCH", hour, &data).await?;
-    let definition = BacktestDefinition {
-        strategy_sha256: loaded.sha256.clone(),
-        strategy_id: None,
-        name: None,
-        symbol: "BENCH".into(),
-        timeframe_secs: hour,
-        start_ts: data.ts[0],
-        end_ts: data.ts[data.len() - 1],
-        initial_capital: 10_000.0,
-        commission: 0.0006,
-        leverage: 1.0,
-        slippage_bps: 0.0,
-        params: [
-            ("fast_period".to_string(), 5.into()),
-            ("slow_period".to_string(), 12.into()),
-        ]
-        .into_iter()
-        .collect(),
-    };
+    let params = [
+        ("fast_period".to_string(), 5.into()),
+        ("slow_period".to_string(), 12.into()),
+    ];
+    let definition = seed_backtest(
+        &store,
+        plugin,
+        scratch,
+        100,
+        3_600,
+        params.into_iter().collect(),
+    )
+    .await?;
     let options = SubmitOptions::default();
     // Warm-up: the worker compiles (or maps) the plugin once.
     let warm = count_completed(&queue).await?;
