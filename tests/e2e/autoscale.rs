@@ -21,6 +21,26 @@ impl Drop for Autoscaler {
     }
 }
 
+/// `stratbox autoscale ARGS` on the service's Redis, with the fast
+/// timings and `env`, logging to `autoscale.log`.
+fn start_autoscaler(svc: &Service, args: &[&str], env: &[(&str, &str)]) -> Autoscaler {
+    let log = std::fs::File::create(svc.dir.join("autoscale.log")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
+    cmd.arg("autoscale")
+        .args(args)
+        .env("REDIS_URL", svc.url())
+        .env("STRATBOX_PREFIX", &svc.prefix)
+        .env("STRATBOX_CACHE_DIR", svc.dir.join("cache"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in FAST_ENV.iter().chain(env) {
+        cmd.env(k, v);
+    }
+    Autoscaler(cmd.spawn().unwrap())
+}
+
 /// Worker pids with a live heartbeat.
 async fn worker_pids(svc: &Service) -> Vec<u64> {
     let mut pids: Vec<u64> = svc
@@ -56,24 +76,30 @@ async fn wait_for(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> b
 async fn a_burst_scales_to_max_then_back_to_min_and_a_killed_worker_is_replaced() {
     let svc = Service::start("autoscale").await;
     let sha = with_slow_plugin(&svc).await;
-    let log = std::fs::File::create(svc.dir.join("autoscale.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
-    cmd.args(["autoscale", "--min", "1", "--max", "3", "--slots", "1"])
-        .args(["--target-wait-ms", "400", "--up-cooldown-ms", "300"])
-        .args(["--down-cooldown-ms", "300", "--quiet-ms", "1500"])
-        .args(["--interval-ms", "100", "--restart-backoff-ms", "200"])
-        .env("REDIS_URL", svc.url())
-        .env("STRATBOX_PREFIX", &svc.prefix)
-        .env("STRATBOX_CACHE_DIR", svc.dir.join("cache"))
-        .env("RUST_LOG", "info")
-        .env(FUEL.0, FUEL.1)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    for (k, v) in FAST_ENV {
-        cmd.env(k, v);
-    }
-    let _autoscaler = Autoscaler(cmd.spawn().unwrap());
+    let _autoscaler = start_autoscaler(
+        &svc,
+        &[
+            "--min",
+            "1",
+            "--max",
+            "3",
+            "--slots",
+            "1",
+            "--target-wait-ms",
+            "400",
+            "--up-cooldown-ms",
+            "300",
+            "--down-cooldown-ms",
+            "300",
+            "--quiet-ms",
+            "1500",
+            "--interval-ms",
+            "100",
+            "--restart-backoff-ms",
+            "200",
+        ],
+        &[FUEL],
+    );
     wait_for("the first worker", Duration::from_secs(30), async || {
         worker_pids(&svc).await.len() == 1
     })
@@ -159,21 +185,20 @@ async fn a_burst_scales_to_max_then_back_to_min_and_a_killed_worker_is_replaced(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_stop_gracefully_when_the_autoscaler_is_killed() {
     let svc = Service::start("autoscale_killed").await;
-    let log = std::fs::File::create(svc.dir.join("autoscale.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
-    cmd.args(["autoscale", "--min", "2", "--max", "2", "--slots", "1"])
-        .args(["--interval-ms", "100"])
-        .env("REDIS_URL", svc.url())
-        .env("STRATBOX_PREFIX", &svc.prefix)
-        .env("STRATBOX_CACHE_DIR", svc.dir.join("cache"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    for (k, v) in FAST_ENV {
-        cmd.env(k, v);
-    }
-    let mut autoscaler = Autoscaler(cmd.spawn().unwrap());
+    let mut autoscaler = start_autoscaler(
+        &svc,
+        &[
+            "--min",
+            "2",
+            "--max",
+            "2",
+            "--slots",
+            "1",
+            "--interval-ms",
+            "100",
+        ],
+        &[],
+    );
     wait_for("two workers", Duration::from_secs(30), async || {
         worker_pids(&svc).await.len() == 2
     })

@@ -18,18 +18,20 @@ const HOUR: i64 = 3600;
 const START: i64 = 1_704_067_200;
 const WAIT: Duration = Duration::from_secs(60);
 
+/// `GET path` with the token (`body` None) or `POST path` with a JSON body.
+async fn call(http: &reqwest::Client, server: &Server, path: &str, body: Option<&Value>) -> Value {
+    let request = match body {
+        None => http.get(server.url(path)),
+        Some(body) => http.post(server.url(path)).json(body),
+    };
+    let reply = request.bearer_auth(TOKEN).send().await.unwrap();
+    reply.json().await.unwrap()
+}
+
 async fn wait_done(http: &reqwest::Client, server: &Server, path: &str) -> Value {
     let started = Instant::now();
     loop {
-        let body: Value = http
-            .get(server.url(path))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = call(http, server, path, None).await;
         match body["status"].as_str().unwrap_or("") {
             "completed" => return body,
             "queued" | "running" => {}
@@ -87,45 +89,36 @@ async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
     let market = json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
         "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-03-20T00:00:00Z",
         "config": {"params": {"fast_period": 8, "slow_period": 21}}});
-    let created: Value = http
-        .post(server.url("/api/v1/queue/backtest/create-and-run"))
-        .bearer_auth(TOKEN)
-        .json(&market)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = call(
+        &http,
+        &server,
+        "/api/v1/queue/backtest/create-and-run",
+        Some(&market),
+    )
+    .await;
     let backtest_id = created["backtest_id"].as_u64().unwrap();
     let mut sweep = market.clone();
     sweep["config"] = json!({"params": {}});
     sweep["search_space"] = json!({"fast_period": [5, 10, 15], "slow_period": [20, 30, 40]});
     sweep["objective"] = json!({"metric": "total_return_pct"});
-    let created: Value = http
-        .post(server.url("/api/v1/queue/optimization/create-and-run"))
-        .bearer_auth(TOKEN)
-        .json(&sweep)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = call(
+        &http,
+        &server,
+        "/api/v1/queue/optimization/create-and-run",
+        Some(&sweep),
+    )
+    .await;
     let optimization_id = created["optimization_id"]
         .as_u64()
         .unwrap_or_else(|| panic!("{created}"));
     // A daily schedule, to be paused from the page.
-    let created: Value = http
-        .post(server.url("/api/v1/schedules"))
-        .bearer_auth(TOKEN)
-        .json(&json!({"name": "nightly", "cron": "0 3 * * *", "backtest": market}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created = call(
+        &http,
+        &server,
+        "/api/v1/schedules",
+        Some(&json!({"name": "nightly", "cron": "0 3 * * *", "backtest": market})),
+    )
+    .await;
     let schedule_id = created["schedule_id"]
         .as_u64()
         .unwrap_or_else(|| panic!("{created}"));
@@ -206,14 +199,8 @@ async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
     browser.click(&toggle).await;
     let started = Instant::now();
     loop {
-        let schedule: Value = http
-            .get(server.url(&format!("/api/v1/schedules/{schedule_id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/api/v1/schedules/{schedule_id}");
+        let schedule = call(&http, &server, &path, None).await;
         if schedule["paused"] == json!(true) {
             break;
         }

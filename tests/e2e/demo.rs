@@ -9,16 +9,10 @@ use std::time::{Duration, Instant};
 use super::service::p;
 use super::support;
 
-#[test]
-fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
-    let dir = support::scratch("demo");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// `stratbox demo` on `port`, its data under `dir`, standard output piped.
+fn spawn_demo(dir: &std::path::Path, port: u16, stderr: Stdio) -> std::process::Child {
     let plugin = support::plugin("ema-crossover");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+    Command::new(env!("CARGO_BIN_EXE_stratbox"))
         .args(["demo", "--plugin", p(&plugin), "--data-dir"])
         .arg(dir.join("data"))
         .args(["--addr", &format!("127.0.0.1:{port}")])
@@ -27,9 +21,20 @@ fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
         .env("STRATBOX_CACHE_DIR", dir.join("cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
+    let dir = support::scratch("demo");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = spawn_demo(&dir, port, Stdio::piped());
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -113,19 +118,7 @@ fn ctrl_c_during_the_demo_steps_stops_at_once_and_cleanly() {
         .local_addr()
         .unwrap()
         .port();
-    let plugin = support::plugin("ema-crossover");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
-        .args(["demo", "--plugin", p(&plugin), "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--addr", &format!("127.0.0.1:{port}")])
-        .env_remove("REDIS_URL")
-        .env_remove("STRATBOX_API_TOKEN")
-        .env("STRATBOX_CACHE_DIR", dir.join("cache"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_demo(&dir, port, Stdio::null());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // The services are up; the steps (upload, import, backtest,
     // optimization) have yet to run.
