@@ -1,7 +1,7 @@
 //! The operator's dashboard: one page (vanilla JS, uPlot vendored) served
 //! from the binary, and the data it reads under `/dashboard/api`.
 //!
-//! The data routes are the documented `/api/v1` handlers mounted a second
+//! The data routes are the documented `/api/v1` routes mounted a second
 //! time behind the token on every method: `/api/v1` reads stay open as the
 //! old service's were (SPEC section 9), while the dashboard, which shows
 //! everything at once, is closed whenever a token is set. The page itself
@@ -9,16 +9,16 @@
 
 use std::sync::LazyLock;
 
-use axum::extract::Path;
+use axum::extract::{DefaultBodyLimit, Path};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 
-use super::{backtests, optimizations, queue, require_token_always, schedules, AppError, AppState};
+use super::{require_token_always, AppError, AppState};
 
 /// Only this origin, and nothing inline: a page that cannot load or send
 /// anything elsewhere, even if a stored string were to carry markup.
@@ -64,30 +64,9 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 
 /// The page, its assets and its data routes.
 pub fn routes(state: AppState) -> Router<AppState> {
-    let data = Router::new()
-        .route("/queue/state", get(queue::queue_state))
-        .route("/queue/history", get(queue::history))
-        .route("/queue/dlq", get(queue::list_dlq).delete(queue::purge_dlq))
-        .route("/queue/dlq/requeue", post(queue::requeue_dlq))
-        .route(
-            "/queue/tasks/{task_id}",
-            axum::routing::delete(queue::cancel_task),
-        )
-        .route("/schedules", get(schedules::list))
-        .route("/schedules/{id}/pause", post(schedules::pause))
-        .route("/schedules/{id}/resume", post(schedules::resume))
-        .route("/backtests", get(backtests::list))
-        .route("/backtests/{id}", get(backtests::get_one))
-        .route("/optimizations", get(optimizations::list))
-        .route(
-            "/optimizations/{id}",
-            get(optimizations::get_one).delete(optimizations::cancel),
-        )
-        .route(
-            "/optimizations/{id}/table.csv",
-            get(optimizations::table_csv),
-        )
-        .route_layer(middleware::from_fn_with_state(state, require_token_always));
+    let data = super::routes()
+        .route_layer(middleware::from_fn_with_state(state, require_token_always))
+        .layer(DefaultBodyLimit::max(super::JSON_BODY_LIMIT));
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard/") }))
         .route("/dashboard", get(|| async { Redirect::to("/dashboard/") }))

@@ -192,9 +192,10 @@ impl utoipa::Modify for CommonErrors {
     }
 }
 
-/// The whole service as one router.
-pub fn app(state: AppState) -> Router {
-    let api = Router::new()
+/// Every `/api/v1` route, without auth: mounted there, and again under
+/// `/dashboard/api` behind the token on every method.
+fn routes() -> Router<AppState> {
+    Router::new()
         .route("/queue/backtest/run", post(queue::run_backtest))
         .route(
             "/queue/backtest/create-and-run",
@@ -248,6 +249,11 @@ pub fn app(state: AppState) -> Router {
             "/optimizations/{id}/table.csv",
             get(optimizations::table_csv),
         )
+}
+
+/// The whole service as one router.
+pub fn app(state: AppState) -> Router {
+    let api = routes()
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_token_to_write,
