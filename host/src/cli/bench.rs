@@ -54,6 +54,14 @@ enum BenchCommand {
     Autoscale(super::bench_autoscale::AutoscaleBenchArgs),
 }
 
+/// CPU time this thread has used so far (nanosecond clock; `getrusage`
+/// counts in scheduler ticks, too coarse for a 20 ms run).
+fn thread_cpu() -> anyhow::Result<Duration> {
+    use nix::time::{clock_gettime, ClockId};
+    let t = clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)?;
+    Ok(Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32))
+}
+
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
@@ -98,14 +106,16 @@ pub fn run(args: &BenchArgs) -> CliResult {
         }
     );
     outln!(
-        "  native reference   {:>8.1} M bars/s  ({:.1} ms)",
+        "  native reference   {:>8.1} M bars/s  ({:.1} ms; CPU {:.1} ms)",
         f.native_bars_per_sec / 1e6,
-        f.native_ms
+        f.native_ms,
+        f.native_cpu_ms
     );
     outln!(
-        "  wasm, fuel on      {:>8.1} M bars/s  ({:.1} ms, {} fuel)",
+        "  wasm, fuel on      {:>8.1} M bars/s  ({:.1} ms; CPU {:.1} ms; {} fuel)",
         f.wasm_bars_per_sec / 1e6,
         f.wasm_ms,
+        f.wasm_cpu_ms,
         f.wasm_fuel_used
     );
     outln!("  wasm / native      {:>8.1} %", f.wasm_over_native_pct);
@@ -130,8 +140,12 @@ struct Figures {
     reps: usize,
     native_ms: f64,
     native_bars_per_sec: f64,
+    /// CPU time of the running thread: what the run cost whatever else
+    /// the machine was doing (wall time also counts time descheduled).
+    native_cpu_ms: f64,
     wasm_ms: f64,
     wasm_bars_per_sec: f64,
+    wasm_cpu_ms: f64,
     wasm_fuel_used: u64,
     wasm_over_native_pct: f64,
     compile_ms: f64,
@@ -157,15 +171,17 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
 
     // Interleaved so both sides see the same machine load.
     let (mut native, mut wasm) = (Vec::new(), Vec::new());
+    let (mut native_cpu, mut wasm_cpu) = (Vec::new(), Vec::new());
     let (mut native_equity, mut wasm_equity, mut fuel) = (0.0, 0.0, 0);
     for _ in 0..args.reps {
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), thread_cpu()?);
         let mut reference = EmaCrossover::new(12, 26, false);
         let report = engine::run_backtest(&candles, &mut reference, &config)?;
         native.push(started.elapsed());
+        native_cpu.push(thread_cpu()?.saturating_sub(cpu));
         native_equity = report.final_equity;
 
-        let started = Instant::now();
+        let (started, cpu) = (Instant::now(), thread_cpu()?);
         let mut strategy = sandbox.instantiate(
             &plugin,
             &params,
@@ -175,6 +191,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         )?;
         let report = engine::run_backtest(&candles, &mut strategy, &config)?;
         wasm.push(started.elapsed());
+        wasm_cpu.push(thread_cpu()?.saturating_sub(cpu));
         wasm_equity = report.final_equity;
         fuel = report.fuel_used;
     }
@@ -184,6 +201,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         ));
     }
     let (native, wasm) = (median(native), median(wasm));
+    let (native_cpu, wasm_cpu) = (median(native_cpu), median(wasm_cpu));
 
     // Compile from scratch (fresh cache directory each time) against a
     // load from the disk cache (memory cache cleared).
@@ -237,8 +255,10 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         reps: args.reps,
         native_ms: ms(native),
         native_bars_per_sec: per_sec(native),
+        native_cpu_ms: ms(native_cpu),
         wasm_ms: ms(wasm),
         wasm_bars_per_sec: per_sec(wasm),
+        wasm_cpu_ms: ms(wasm_cpu),
         wasm_fuel_used: fuel,
         wasm_over_native_pct: per_sec(wasm) / per_sec(native) * 100.0,
         compile_ms: ms(compile),

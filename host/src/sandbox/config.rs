@@ -64,6 +64,11 @@ pub struct SandboxConfig {
     /// TLBs on every core running the process; batching spreads that cost
     /// over many short-lived instances (a worker running tiny backtests).
     pub decommit_batch: usize,
+    /// Tell `perf` about compiled strategy code: `STRATBOX_PERF=map` names
+    /// functions in `/tmp/perf-PID.map` (`perf report`), `STRATBOX_PERF=
+    /// jitdump` also keeps their code (`perf record -k mono`, then `perf
+    /// inject --jit`, for `perf annotate`). Profiling only.
+    pub profiler: Option<wasmtime::ProfilingStrategy>,
 }
 
 impl Default for SandboxConfig {
@@ -88,6 +93,11 @@ impl Default for SandboxConfig {
             // Measured on the queue bench (100-bar backtests, 2 slots):
             // 131-145 us of worker CPU per backtest against 150-177 at 1.
             decommit_batch: 32,
+            profiler: match std::env::var("STRATBOX_PERF").as_deref() {
+                Ok("map") => Some(wasmtime::ProfilingStrategy::PerfMap),
+                Ok("jitdump") => Some(wasmtime::ProfilingStrategy::JitDump),
+                _ => None,
+            },
         }
     }
 }

@@ -222,6 +222,9 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
         .memory_init_cow(config.memory_init_cow)
         .relaxed_simd_deterministic(true)
         .parallel_compilation(true);
+    if let Some(profiler) = config.profiler {
+        c.profiler(profiler);
+    }
     if pooling {
         let slots = config.pool_instances;
         let mut pool = PoolingAllocationConfig::default();

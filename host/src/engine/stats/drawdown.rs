@@ -70,38 +70,85 @@ impl MaxDrawdown {
     /// See [`MaxDrawdown`].
     pub fn compute(initial_capital: f64, equity: &[f64], ts: &[i64]) -> Drawdown {
         debug_assert_eq!(ts.len(), equity.len(), "one timestamp per bar");
-        let mut peak = initial_capital;
-        // Bar where the running peak was set; `None` is the initial capital.
-        let mut peak_bar: Option<usize> = None;
-        let mut underwater = false;
-        let mut max_fraction = 0.0_f64;
-        let mut result = Drawdown::default();
-
+        let mut tracker = DrawdownTracker::new(initial_capital);
         for (i, &value) in equity.iter().enumerate() {
-            if value >= peak {
-                if underwater {
-                    record_duration(&mut result, peak_bar, i, ts);
-                    underwater = false;
-                }
-                peak = value;
-                peak_bar = Some(i);
-            } else {
-                underwater = true;
-                if peak > 0.0 {
-                    let fraction = (peak - value) / peak;
-                    if fraction.is_finite() && fraction > max_fraction {
-                        max_fraction = fraction;
-                    }
-                }
+            tracker.push(i, value, ts);
+        }
+        tracker.finish(equity.len(), ts)
+    }
+}
+
+/// [`MaxDrawdown`] one bar at a time, so the engine needs no stored curve.
+///
+/// Under one peak the deepest fraction is the one at the lowest equity
+/// (rounding is monotonic), so the division happens once per peak, not once
+/// per bar: the result is bit-identical to dividing at every bar.
+#[derive(Debug, Clone, Copy)]
+pub struct DrawdownTracker {
+    peak: f64,
+    /// Bar where the running peak was set; `None` is the initial capital.
+    peak_bar: Option<usize>,
+    underwater: bool,
+    /// Lowest equity since the peak, while underwater.
+    trough: f64,
+    max_fraction: f64,
+    result: Drawdown,
+}
+
+impl DrawdownTracker {
+    pub fn new(initial_capital: f64) -> Self {
+        Self {
+            peak: initial_capital,
+            peak_bar: None,
+            underwater: false,
+            trough: f64::INFINITY,
+            max_fraction: 0.0,
+            result: Drawdown::default(),
+        }
+    }
+
+    /// Equity `value` at bar `i` (bars in order, from 0).
+    #[inline]
+    pub fn push(&mut self, i: usize, value: f64, ts: &[i64]) {
+        if value >= self.peak {
+            if self.underwater {
+                self.close_peak(i, ts);
+            }
+            self.peak = value;
+            self.peak_bar = Some(i);
+        } else {
+            self.underwater = true;
+            // A compare, not `f64::min` (whose NaN handling costs more
+            // per bar): a NaN equity never lowers the trough, as its
+            // fraction, not finite, never counted.
+            if value < self.trough {
+                self.trough = value;
             }
         }
-        if underwater {
-            if let Some(last) = equity.len().checked_sub(1) {
-                record_duration(&mut result, peak_bar, last, ts);
+    }
+
+    /// The figures after `bars` bars.
+    pub fn finish(mut self, bars: usize, ts: &[i64]) -> Drawdown {
+        if self.underwater {
+            if let Some(last) = bars.checked_sub(1) {
+                self.close_peak(last, ts);
             }
         }
-        result.max_drawdown_pct = super::finite_or_zero(max_fraction * 100.0);
-        result
+        self.result.max_drawdown_pct = super::finite_or_zero(self.max_fraction * 100.0);
+        self.result
+    }
+
+    /// Ends the drawdown under the current peak at bar `end`.
+    fn close_peak(&mut self, end: usize, ts: &[i64]) {
+        if self.peak > 0.0 {
+            let fraction = (self.peak - self.trough) / self.peak;
+            if fraction.is_finite() && fraction > self.max_fraction {
+                self.max_fraction = fraction;
+            }
+        }
+        record_duration(&mut self.result, self.peak_bar, end, ts);
+        self.underwater = false;
+        self.trough = f64::INFINITY;
     }
 }
 

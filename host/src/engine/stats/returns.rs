@@ -66,45 +66,24 @@ pub fn bar_returns(initial_capital: f64, equity: &[f64]) -> Vec<f64> {
     returns
 }
 
-/// [`bar_returns`] computed over `equity` itself, which then holds the
-/// returns (bit-identical to [`bar_returns`]). Walks from the end so each
-/// return still reads the equity before it.
-pub fn bar_returns_in_place(initial_capital: f64, equity: &mut [f64]) {
-    for i in (1..equity.len()).rev() {
-        equity[i] = simple_return(equity[i - 1], equity[i]);
-    }
-    if let Some(first) = equity.first_mut() {
-        *first = simple_return(initial_capital, *first);
-    }
-}
-
 /// `(current - previous) / previous`, or `0.0` when `previous <= 0`, or the
 /// result, is not finite.
-fn simple_return(previous: f64, current: f64) -> f64 {
-    if previous.is_finite() && previous > 0.0 {
-        super::finite_or_zero((current - previous) / previous)
-    } else {
-        0.0
+#[inline]
+pub fn simple_return(previous: f64, current: f64) -> f64 {
+    // Float compares rather than `is_finite` (bit tests in integer
+    // registers): this runs once per bar. NaN fails every compare.
+    if previous > 0.0 && previous < f64::INFINITY {
+        let r = (current - previous) / previous;
+        if r.abs() < f64::INFINITY {
+            return r;
+        }
     }
+    0.0
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    #[test]
-    fn in_place_returns_equal_the_returns() {
-        // Includes a zero and a negative equity (defined as 0.0 returns).
-        let equity = vec![10_500.0, 9_975.0, 0.0, 100.0, -50.0, 80.0, 80.0];
-        let mut in_place = equity.clone();
-        super::bar_returns_in_place(10_000.0, &mut in_place);
-        let expected = super::bar_returns(10_000.0, &equity);
-        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&in_place), bits(&expected));
-        let mut empty: Vec<f64> = Vec::new();
-        super::bar_returns_in_place(10_000.0, &mut empty);
-        assert!(empty.is_empty());
-    }
-
     use super::*;
 
     #[test]
