@@ -227,12 +227,18 @@ impl Marks {
         }
     }
 
-    /// Marks bars `from..=to`, over which the account is constant. Kept
+    /// Marks bars `from..=to`, over which the account is constant.
+    ///
+    /// In chunks, two passes each: equities and returns first, with no
+    /// branch and no loop-carried value, so the divisions vectorise; then
+    /// the sums and the drawdown, which must go bar by bar in order. Kept
     /// out of line: inlined into the bar loop its sums were spilled to the
-    /// stack, each add waiting on a store and a reload (9 ms per million
-    /// bars, measured).
+    /// stack, each add waiting on a store and a reload.
     #[inline(never)]
     fn mark(&mut self, candles: &Candles, from: usize, to: usize, cash: f64, position: f64) {
+        const CHUNK: usize = 64;
+        let mut equity = [0.0_f64; CHUNK];
+        let mut returns = [0.0_f64; CHUNK];
         // Locals, so the compiler keeps the accumulators in registers
         // rather than storing them back through `self` every bar.
         let mut moments = self.moments;
@@ -243,23 +249,35 @@ impl Marks {
             .get(self.next_sample)
             .copied()
             .unwrap_or(usize::MAX);
-        for (bar, &close) in (from..=to).zip(&candles.close[from..=to]) {
-            let equity = cash + position * close;
-            moments.push(stats::simple_return(last_equity, equity));
-            drawdown.push(bar, equity, &candles.ts);
-            if bar == sample_bar {
-                self.curve.push(EquityPoint {
-                    ts: candles.ts[bar],
-                    equity,
-                });
-                self.next_sample += 1;
-                sample_bar = self
-                    .samples
-                    .get(self.next_sample)
-                    .copied()
-                    .unwrap_or(usize::MAX);
+        let mut bar = from;
+        for closes in candles.close[from..=to].chunks(CHUNK) {
+            let n = closes.len();
+            let (equity, returns) = (&mut equity[..n], &mut returns[..n]);
+            for (e, &close) in equity.iter_mut().zip(closes) {
+                *e = cash + position * close;
             }
-            last_equity = equity;
+            returns[0] = stats::simple_return(last_equity, equity[0]);
+            for k in 1..n {
+                returns[k] = stats::simple_return(equity[k - 1], equity[k]);
+            }
+            for (k, (&e, &r)) in equity.iter().zip(returns.iter()).enumerate() {
+                moments.push(r);
+                drawdown.push(bar + k, e, &candles.ts);
+                if bar + k == sample_bar {
+                    self.curve.push(EquityPoint {
+                        ts: candles.ts[bar + k],
+                        equity: e,
+                    });
+                    self.next_sample += 1;
+                    sample_bar = self
+                        .samples
+                        .get(self.next_sample)
+                        .copied()
+                        .unwrap_or(usize::MAX);
+                }
+            }
+            last_equity = equity[n - 1];
+            bar += n;
         }
         self.moments = moments;
         self.drawdown = drawdown;

@@ -70,15 +70,14 @@ pub fn bar_returns(initial_capital: f64, equity: &[f64]) -> Vec<f64> {
 /// result, is not finite.
 #[inline]
 pub fn simple_return(previous: f64, current: f64) -> f64 {
-    // Float compares rather than `is_finite` (bit tests in integer
-    // registers): this runs once per bar. NaN fails every compare.
-    if previous > 0.0 && previous < f64::INFINITY {
-        let r = (current - previous) / previous;
-        if r.abs() < f64::INFINITY {
-            return r;
-        }
+    // Branch-free (a select), so a loop of these vectorises. An infinite
+    // or NaN `previous` needs no test of its own: it makes `r` NaN.
+    let r = (current - previous) / previous;
+    if previous > 0.0 && r.abs() < f64::INFINITY {
+        r
+    } else {
+        0.0
     }
-    0.0
 }
 
 #[cfg(test)]
