@@ -209,10 +209,11 @@ impl Consumer {
                 .arg(&held.stream)
                 .arg(&held.entry_id)
                 .arg(&held.task_id)
-                .arg(a)
-                .arg(b)
-                .arg(c)
-                .arg(d);
+                .arg(a);
+            // The common case, a completion, carries no error fields.
+            if op != "done" {
+                invocation.arg(b).arg(c).arg(d);
+            }
         }
         let mut conn = self.queue.connection();
         let (completed, duplicates): (u64, u64) = invocation.invoke_async(&mut conn).await?;
@@ -278,26 +279,26 @@ impl Consumer {
 }
 
 fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
-    if !flat.len().is_multiple_of(8) {
+    if !flat.len().is_multiple_of(6) {
         return Err(QueueError::Reply(format!(
-            "fetch returned {} fields, not a multiple of 8",
+            "fetch returned {} fields, not a multiple of 6",
             flat.len()
         )));
     }
     let bad = |what: &str, value: &str| QueueError::Reply(format!("bad {what} `{value}`"));
-    flat.chunks_exact(8)
+    flat.chunks_exact(6)
         .map(|f| {
-            let (timeout, priority) = f[7].split_once(':').unwrap_or((&f[7], "5"));
+            let spec = super::task::Spec::parse(&f[3]).ok_or_else(|| bad("spec", &f[3]))?;
             Ok(Delivery {
                 stream: f[0].clone(),
                 entry_id: f[1].clone(),
                 task_id: f[2].clone(),
-                kind: f[3].clone(),
+                kind: spec.kind,
                 payload: f[4].clone(),
                 attempt: f[5].parse().map_err(|_| bad("attempt", &f[5]))?,
-                max_attempts: f[6].parse().map_err(|_| bad("max_attempts", &f[6]))?,
-                timeout_ms: timeout.parse().map_err(|_| bad("timeout", timeout))?,
-                priority: priority.parse().map_err(|_| bad("priority", priority))?,
+                max_attempts: spec.max_attempts,
+                timeout_ms: spec.timeout_ms,
+                priority: spec.priority,
             })
         })
         .collect()

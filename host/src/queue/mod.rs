@@ -190,10 +190,10 @@ impl Queue {
             }
         }
         for spec in specs {
-            if spec.kind.is_empty() {
+            if spec.kind.is_empty() || spec.kind.contains(char::is_whitespace) {
                 return Err(QueueError::Invalid {
                     field: "kind",
-                    message: "must not be empty".into(),
+                    message: "must be one word, not empty".into(),
                 });
             }
             if spec.max_attempts == Some(0) {
@@ -206,31 +206,52 @@ impl Queue {
             let timeout_ms = spec
                 .timeout_ms
                 .unwrap_or(self.config.task_timeout.as_millis() as u64);
-            let (record_key, result_field, index, init) = match &spec.record {
-                Some(r) => (
-                    r.key.as_str(),
-                    r.result_field.as_str(),
-                    r.index.as_ref(),
-                    r.init.as_slice(),
-                ),
-                None => ("", "", None, &[][..]),
+            let class = Class::from_priority(spec.priority);
+            let mut packed = task::Spec {
+                created_us: 0,
+                priority: spec.priority,
+                class,
+                timeout_ms,
+                max_attempts: spec.max_attempts.unwrap_or(self.config.max_attempts),
+                kind: spec.kind.clone(),
+                result_field: String::new(),
+            };
+            let (record_key, index, init) = match &spec.record {
+                Some(r) => {
+                    if r.result_field.contains(char::is_whitespace) {
+                        return Err(QueueError::Invalid {
+                            field: "result_field",
+                            message: "must not contain whitespace".into(),
+                        });
+                    }
+                    packed.result_field = r.result_field.clone();
+                    (r.key.as_str(), r.index.as_ref(), r.init.as_slice())
+                }
+                None => ("", None, &[][..]),
             };
             invocation
                 .arg(&id)
-                .arg(&spec.kind)
+                .arg(class.as_str())
+                .arg(packed.tail())
                 .arg(&spec.payload)
-                .arg(spec.priority)
-                .arg(Class::from_priority(spec.priority).as_str())
-                .arg(timeout_ms)
-                .arg(spec.max_attempts.unwrap_or(self.config.max_attempts))
-                .arg(record_key)
-                .arg(result_field)
                 .arg(spec.holds.as_deref().unwrap_or(""))
-                .arg(index.map_or("", |(key, _)| key.as_str()))
-                .arg(index.map_or("", |(_, member)| member.as_str()))
-                .arg(init.len());
-            for (name, value) in init {
-                invocation.arg(name).arg(value);
+                .arg(record_key);
+            if !record_key.is_empty() {
+                // The record's initial fields, then its new run's, which win.
+                invocation
+                    .arg(index.map_or("", |(key, _)| key.as_str()))
+                    .arg(index.map_or("", |(_, member)| member.as_str()))
+                    .arg(init.len() + 3);
+                for (name, value) in init {
+                    invocation.arg(name).arg(value);
+                }
+                invocation
+                    .arg("task_id")
+                    .arg(&id)
+                    .arg("status")
+                    .arg("queued")
+                    .arg("progress")
+                    .arg("0");
             }
             ids.push(id);
         }
@@ -310,6 +331,11 @@ impl Queue {
         if fields.is_empty() {
             return Ok(None);
         }
+        let mut fields = fields;
+        // The packed spec reads as the fields it stands for.
+        if let Some(spec) = fields.get("spec").and_then(|s| task::Spec::parse(s)) {
+            fields.extend(spec.fields());
+        }
         let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
         let int = |name: &str| fields.get(name).and_then(|v| v.parse::<i64>().ok());
         let status = fields
@@ -329,7 +355,12 @@ impl Queue {
             started_at_ms: int("started_us").map(|us| us / 1000),
             finished_at_ms: int("finished_at_ms"),
             next_attempt_at_ms: int("next_attempt_at_ms"),
-            progress: fields.get("progress").and_then(|v| v.parse().ok()),
+            // Completion does not write it: a completed task has run to the end.
+            progress: if status == TaskStatus::Completed {
+                Some(1.0)
+            } else {
+                fields.get("progress").and_then(|v| v.parse().ok())
+            },
             error_code: text("error_code"),
             error: text("error"),
             retries,

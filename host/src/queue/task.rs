@@ -118,6 +118,72 @@ impl TaskSpec {
     }
 }
 
+/// A task's immutable fields as the task hash keeps them: one field,
+/// `spec` = `created_us priority class timeout_ms max_attempts kind[
+/// result_field]` (the Lua prelude's `parse_spec` reads the same). One
+/// field rather than seven: the hot path writes and reads it per task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    /// Server time of the submission (µs), set by the submit script.
+    pub created_us: i64,
+    pub priority: i64,
+    pub class: Class,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub kind: String,
+    /// The record's field that takes the result; empty without a record.
+    pub result_field: String,
+}
+
+impl Spec {
+    /// Everything after `created_us`, which only the server knows.
+    pub fn tail(&self) -> String {
+        let mut s = format!(
+            "{} {} {} {} {}",
+            self.priority,
+            self.class.as_str(),
+            self.timeout_ms,
+            self.max_attempts,
+            self.kind
+        );
+        if !self.result_field.is_empty() {
+            s.push(' ');
+            s.push_str(&self.result_field);
+        }
+        s
+    }
+
+    pub fn parse(s: &str) -> Option<Spec> {
+        let mut it = s.split(' ');
+        let spec = Spec {
+            created_us: it.next()?.parse().ok()?,
+            priority: it.next()?.parse().ok()?,
+            class: Class::parse(it.next()?)?,
+            timeout_ms: it.next()?.parse().ok()?,
+            max_attempts: it.next()?.parse().ok()?,
+            kind: it.next().filter(|k| !k.is_empty())?.to_string(),
+            result_field: it.next().unwrap_or("").to_string(),
+        };
+        it.next().is_none().then_some(spec)
+    }
+
+    /// The one-field-each names it stands for (the layout before `spec`).
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut f = vec![
+            ("created_us".to_string(), self.created_us.to_string()),
+            ("priority".to_string(), self.priority.to_string()),
+            ("class".to_string(), self.class.as_str().to_string()),
+            ("timeout_ms".to_string(), self.timeout_ms.to_string()),
+            ("max_attempts".to_string(), self.max_attempts.to_string()),
+            ("kind".to_string(), self.kind.clone()),
+        ];
+        if !self.result_field.is_empty() {
+            f.push(("result_field".to_string(), self.result_field.clone()));
+        }
+        f
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
@@ -296,6 +362,43 @@ mod tests {
         }
         assert!(!TaskStatus::Running.is_final() && TaskStatus::Cancelled.is_final());
         assert_eq!(TaskStatus::parse("done"), None);
+    }
+
+    #[test]
+    fn specs_round_trip_through_their_packed_form() {
+        let mut spec = Spec {
+            created_us: 1_795_863_551_933_650,
+            priority: -2,
+            class: Class::Low,
+            timeout_ms: 600_000,
+            max_attempts: 3,
+            kind: "optimization_chunk".into(),
+            result_field: String::new(),
+        };
+        let packed = |s: &Spec| format!("{} {}", s.created_us, s.tail());
+        assert_eq!(
+            packed(&spec),
+            "1795863551933650 -2 low 600000 3 optimization_chunk"
+        );
+        assert_eq!(Spec::parse(&packed(&spec)), Some(spec.clone()));
+        spec.result_field = "report".into();
+        assert_eq!(Spec::parse(&packed(&spec)), Some(spec.clone()));
+        // What the Lua fallback packs for a task of the old layout without a record.
+        let old = Spec::parse("17 5 normal 0 3 noop ").unwrap();
+        assert_eq!((old.kind.as_str(), old.result_field.as_str()), ("noop", ""));
+        for bad in [
+            "",
+            "1 5 normal 0 3",
+            "x 5 normal 0 3 noop",
+            "1 5 urgent 0 3 noop",
+            "1 5 normal 0 3 a b c",
+        ] {
+            assert_eq!(Spec::parse(bad), None, "{bad}");
+        }
+        let fields: BTreeMap<String, String> = spec.fields().into_iter().collect();
+        assert_eq!(fields["kind"], "optimization_chunk");
+        assert_eq!(fields["created_us"], "1795863551933650");
+        assert_eq!(fields["result_field"], "report");
     }
 
     #[test]

@@ -1710,3 +1710,165 @@ async fn a_guard_with_an_empty_expect_creates_a_record_once() {
         .unwrap();
     assert_eq!(index, [("7".to_string(), 7)]);
 }
+
+#[tokio::test]
+async fn acked_entries_leave_the_stream_in_and_out_of_order() {
+    let fx = setup("trim", fast()).await;
+    let a = fx.consumer("a").await;
+    let b = fx.consumer("b").await;
+    let early = fx.queue.submit_one(spec(5, "b0")).await.unwrap();
+    let held_by_b = b.fetch(1, false).await.unwrap();
+    assert_eq!(ids(&held_by_b), vec![early]);
+    for i in 0..5 {
+        fx.queue
+            .submit_one(spec(5, &format!("a{i}")))
+            .await
+            .unwrap();
+    }
+    let ds = a.fetch(5, false).await.unwrap();
+    assert_eq!(ds.len(), 5);
+    // Out of order: b's older entry and ds[0] stay pending below them.
+    assert_eq!(
+        a.complete(&[done(&ds[3], "r"), done(&ds[1], "r")])
+            .await
+            .unwrap(),
+        (2, 0)
+    );
+    assert_eq!(fx.xlen(Class::Normal).await, 4);
+    assert_eq!(fx.pending(Class::Normal).await.len(), 4);
+    // New entries, never delivered, are never trimmed.
+    fx.queue.submit_one(spec(5, "w0")).await.unwrap();
+    fx.queue.submit_one(spec(5, "w1")).await.unwrap();
+    assert_eq!(a.complete(&[done(&ds[0], "r")]).await.unwrap(), (1, 0));
+    assert_eq!(fx.xlen(Class::Normal).await, 5);
+    assert_eq!(fx.queue.stats().await.unwrap().waiting["normal"], 2);
+    // b's entry is the oldest pending: nothing of it goes.
+    assert_eq!(
+        a.complete(&[done(&ds[2], "r"), done(&ds[4], "r")])
+            .await
+            .unwrap(),
+        (2, 0)
+    );
+    let pending = fx.pending(Class::Normal).await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, held_by_b[0].entry_id);
+    assert_eq!(fx.xlen(Class::Normal).await, 3);
+    assert_eq!(fx.queue.stats().await.unwrap().waiting["normal"], 2);
+    fx.assert_balanced().await;
+    // The oldest pending acked last: everything before the waiting ones goes.
+    assert_eq!(
+        b.complete(&[done(&held_by_b[0], "r")]).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(fx.xlen(Class::Normal).await, 2);
+    let rest = a.fetch(5, false).await.unwrap();
+    let payloads: Vec<&str> = rest.iter().map(|d| d.payload.as_str()).collect();
+    assert_eq!(payloads, ["w0", "w1"]);
+    let outcomes: Vec<_> = rest.iter().map(|d| done(d, "r")).collect();
+    assert_eq!(a.complete(&outcomes).await.unwrap(), (2, 0));
+    assert_eq!(fx.xlen(Class::Normal).await, 0);
+    assert!(fx.pending(Class::Normal).await.is_empty());
+    fx.assert_balanced().await;
+}
+
+/// A task hash as written before the immutable fields were packed into
+/// `spec` (one field each, and `stream`).
+async fn old_layout_task(fx: &Fx, id: &str, payload: &str, record: Option<&str>) {
+    let mut conn = fx.conn.clone();
+    let stream = fx.stream(Class::Normal);
+    let entry: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("t")
+        .arg(id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut hset = redis::cmd("HSET");
+    hset.arg(fx.task_key(id)).arg(&[
+        ("kind", "echo"),
+        ("payload", payload),
+        ("priority", "6"),
+        ("class", "normal"),
+        ("timeout_ms", "1234"),
+        ("max_attempts", "2"),
+        ("created_us", "1700000000000000"),
+        ("status", "queued"),
+        ("stream", &stream),
+        ("entry", &entry),
+    ]);
+    if let Some(record) = record {
+        hset.arg("record")
+            .arg(record)
+            .arg("result_field")
+            .arg("report");
+    }
+    let () = hset.query_async(&mut conn).await.unwrap();
+    let () = redis::cmd("HINCRBY")
+        .arg(fx.queue.keys().counters())
+        .arg("tasks_submitted")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn tasks_of_the_old_hash_layout_still_run_and_cancel() {
+    let fx = setup("old-layout", fast()).await;
+    let a = fx.consumer("a").await;
+    old_layout_task(&fx, "old-1", "p1", Some("rec:old")).await;
+    let info = fx.info("old-1").await;
+    assert_eq!((info.kind.as_str(), info.priority), ("echo", 6));
+    assert_eq!(info.created_at_ms, Some(1_700_000_000_000));
+    let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!(
+        (
+            d.kind.as_str(),
+            d.payload.as_str(),
+            d.attempt,
+            d.max_attempts
+        ),
+        ("echo", "p1", 1, 2)
+    );
+    assert_eq!((d.timeout_ms, d.priority), (1234, 6));
+    assert_eq!(a.complete(&[done(&d, "old-report")]).await.unwrap(), (1, 0));
+    let rec = fx.hgetall("rec:old").await;
+    assert_eq!(rec["report"], "old-report");
+    assert_eq!(rec["status"], "completed");
+    assert_eq!(fx.info("old-1").await.progress, Some(1.0));
+    let durations = fx.queue.durations().await.unwrap();
+    assert_eq!(durations["completed"].count, 1);
+
+    old_layout_task(&fx, "old-2", "p2", None).await;
+    assert_eq!(fx.xlen(Class::Normal).await, 1);
+    assert_eq!(
+        fx.queue.cancel("old-2").await.unwrap(),
+        CancelState::Cancelled
+    );
+    assert_eq!(fx.xlen(Class::Normal).await, 0);
+
+    // Released at shutdown, it goes back to its class stream.
+    old_layout_task(&fx, "old-3", "p3", None).await;
+    let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!(
+        a.complete(&[(held(&d), Outcome::Released)]).await.unwrap(),
+        (0, 0)
+    );
+    assert_eq!(fx.queue.stats().await.unwrap().waiting["normal"], 1);
+    let again = a.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!((again.task_id.as_str(), again.attempt), ("old-3", 1));
+    assert_eq!(
+        a.complete(&[(
+            held(&again),
+            Outcome::Failed(TaskError::permanent("boom", "it broke"))
+        )])
+        .await
+        .unwrap(),
+        (0, 0)
+    );
+    let dlq = fx.queue.dlq(1).await.unwrap();
+    assert_eq!(dlq[0].fields["kind"], "echo");
+    assert_eq!(dlq[0].fields["task_id"], "old-3");
+    fx.assert_balanced().await;
+}

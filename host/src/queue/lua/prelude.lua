@@ -19,6 +19,24 @@ end
 
 local function task_key(id) return P .. ':task:' .. id end
 
+-- A task's immutable fields, packed in its `spec` field (one field to
+-- write and read instead of seven): "created_us priority class
+-- timeout_ms max_attempts kind[ result_field]". queue/task.rs parses the
+-- same format.
+local function parse_spec(spec)
+  return string.match(spec, '^(%d+) (%-?%d+) (%a+) (%d+) (%d+) (%S+) ?(%S*)$')
+end
+
+-- The spec of a task hash read as `spec`; a task submitted before the
+-- field existed keeps one field each, packed here.
+local function spec_of(tk, spec)
+  if spec then return spec end
+  local h = redis.call('HMGET', tk, 'created_us', 'priority', 'class',
+    'timeout_ms', 'max_attempts', 'kind', 'result_field')
+  return table.concat({h[1] or '0', h[2] or '5', h[3] or 'normal', h[4] or '0',
+    h[5] or '0', h[6] or '-', h[7] or ''}, ' ')
+end
+
 -- Server time, so every worker and API process shares one clock. The
 -- microsecond form measures submit-to-start latency.
 local function now_us()
@@ -44,10 +62,9 @@ end
 -- Puts a task at the tail of its class stream.
 local function enqueue(tid)
   local tk = task_key(tid)
-  local class = redis.call('HGET', tk, 'class') or 'normal'
-  local sk = stream_key(class)
-  local eid = redis.call('XADD', sk, '*', 't', tid)
-  redis.call('HSET', tk, 'status', 'queued', 'stream', sk, 'entry', eid)
+  local _, _, class = parse_spec(spec_of(tk, redis.call('HGET', tk, 'spec')))
+  local eid = redis.call('XADD', stream_key(class or 'normal'), '*', 't', tid)
+  redis.call('HSET', tk, 'status', 'queued', 'entry', eid)
   record_set(tk, 'status', 'queued')
   return eid
 end
@@ -71,37 +88,34 @@ local function release(tid)
   enqueue(tid)
 end
 
--- Marks a delivered entry as running on CONSUMER (at `now`, in µs) and
--- appends it to `out` (8 strings per task). Entries of cancelled, finished
--- or vanished tasks are dropped here, so a worker never sees them.
+-- Marks a delivered entry as running on CONSUMER (at `now_s`, µs as a
+-- string) and appends it to `out` (6 strings per task: stream, entry,
+-- task id, spec, payload, attempt). Entries of cancelled, finished or
+-- vanished tasks are dropped here, so a worker never sees them.
 -- Returns 1 when a queued task became active (the caller adds them up).
-local function start_entry(sk, eid, tid, now, out)
+local function start_entry(sk, eid, tid, now_s, out)
   local tk = task_key(tid or '')
-  local h = redis.call('HMGET', tk, 'status', 'kind', 'payload', 'attempts',
-    'max_attempts', 'timeout_ms', 'priority', 'record')
+  local h = redis.call('HMGET', tk, 'status', 'spec', 'payload', 'attempts', 'record')
   local status = h[1]
   if status ~= 'queued' and status ~= 'running' then
     redis.call('XACK', sk, GROUP, eid)
     redis.call('XDEL', sk, eid)
     return -1
   end
-  local attempts = tonumber(h[4] or '0') + 1
-  -- `stream` and `entry` were set when the entry was added; a reclaim
-  -- keeps the same entry.
+  local attempts = tostring(tonumber(h[4] or '0') + 1)
+  -- `entry` was set when the entry was added; a reclaim keeps it.
   redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
-    'worker', CONSUMER, 'started_us', string.format('%d', now))
-  if h[8] and h[8] ~= '' then
-    redis.call('HSET', h[8], 'status', 'running', 'started_at_ms', math.floor(now / 1000))
+    'worker', CONSUMER, 'started_us', now_s)
+  if h[5] and h[5] ~= '' then
+    redis.call('HSET', h[5], 'status', 'running', 'started_at_ms', string.sub(now_s, 1, -4))
   end
   local n = #out
   out[n + 1] = sk
   out[n + 2] = eid
   out[n + 3] = tid
-  out[n + 4] = h[2] or ''
+  out[n + 4] = spec_of(tk, h[2])
   out[n + 5] = h[3] or ''
-  out[n + 6] = tostring(attempts)
-  out[n + 7] = h[5] or '0'
-  out[n + 8] = (h[6] or '0') .. ':' .. (h[7] or '5')
+  out[n + 6] = attempts
   if status == 'queued' then return 1 end
   return 0
 end

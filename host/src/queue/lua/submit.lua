@@ -3,11 +3,11 @@
 -- when the field is absent: a record that must not exist yet), index
 -- key ('' = none), index member, index score, the count of fields to set
 -- and that many name/value pairs. If guard k does not hold, nothing is
--- written and the reply is -k. Then per task:
--- id, kind, payload, priority, class, timeout_ms, max_attempts, record
--- key ('' = none), result field, holds set ('' = none), index key ('' =
--- none), index member, then the count of the record's initial fields and
--- that many name/value pairs.
+-- written and the reply is -k. Then per task: id, class, the spec
+-- without its leading created_us, payload, holds set ('' = none), record
+-- key ('' = none), and with a record: index key ('' = none), index
+-- member, the count of the record's fields (its initial ones and its new
+-- run's) and that many name/value pairs.
 local i = 3
 local guards = tonumber(ARGV[i])
 i = i + 1
@@ -28,33 +28,36 @@ local now = now_us()
 local created_us = string.format('%d', now)
 local created_ms = string.format('%d', math.floor(now / 1000))
 local n = 0
+local streams = {}
 -- Two calls per task (XADD, HSET) when there is no record: this is the
 -- hot path of bulk submission. Ids are fresh uuids, so no existence check.
 while i <= #ARGV do
-  local tid = ARGV[i]
-  local sk = stream_key(ARGV[i + 4])
-  local rec = ARGV[i + 7]
+  local tid, class, holds, rec = ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
+  local sk = streams[class]
+  if not sk then
+    sk = stream_key(class)
+    streams[class] = sk
+  end
   local eid = redis.call('XADD', sk, '*', 't', tid)
   local tk = task_key(tid)
+  local spec = created_us .. ' ' .. ARGV[i + 2]
   -- Absent fields read as their zero: attempts 0, no record.
-  redis.call('HSET', tk, 'kind', ARGV[i + 1], 'payload', ARGV[i + 2],
-    'priority', ARGV[i + 3], 'class', ARGV[i + 4], 'timeout_ms', ARGV[i + 5],
-    'max_attempts', ARGV[i + 6], 'created_us', created_us,
-    'status', 'queued', 'stream', sk, 'entry', eid)
-  local fields = tonumber(ARGV[i + 12])
-  if rec ~= '' then
-    redis.call('HSET', tk, 'record', rec, 'result_field', ARGV[i + 8])
-    if fields > 0 then
-      redis.call('HSET', rec, unpack(ARGV, i + 13, i + 12 + 2 * fields))
-    end
+  if rec == '' then
+    redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
+      'status', 'queued', 'entry', eid)
+    i = i + 6
+  else
+    redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
+      'status', 'queued', 'entry', eid, 'record', rec)
+    local fields = tonumber(ARGV[i + 8])
+    redis.call('HSET', rec, unpack(ARGV, i + 9, i + 8 + 2 * fields))
     -- A new run of the record: what an earlier run left is cleared.
-    redis.call('HSET', rec, 'task_id', tid, 'status', 'queued', 'progress', '0')
     redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
-    if ARGV[i + 10] ~= '' then redis.call('ZADD', ARGV[i + 10], created_ms, ARGV[i + 11]) end
+    if ARGV[i + 6] ~= '' then redis.call('ZADD', ARGV[i + 6], created_ms, ARGV[i + 7]) end
+    i = i + 9 + 2 * fields
   end
-  if ARGV[i + 9] ~= '' then redis.call('SADD', ARGV[i + 9], tid) end
+  if holds ~= '' then redis.call('SADD', holds, tid) end
   n = n + 1
-  i = i + 13 + 2 * fields
 end
 redis.call('HINCRBY', COUNTERS, 'tasks_submitted', n)
 return n
