@@ -288,7 +288,7 @@ fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
     let bad = |what: &str, value: &str| QueueError::Reply(format!("bad {what} `{value}`"));
     flat.chunks_exact(6)
         .map(|f| {
-            let spec = super::task::Spec::parse(&f[3]).ok_or_else(|| bad("spec", &f[3]))?;
+            let spec = super::task::PackedSpec::parse(&f[3]).ok_or_else(|| bad("spec", &f[3]))?;
             Ok(Delivery {
                 stream: f[0].clone(),
                 entry_id: f[1].clone(),

@@ -207,7 +207,7 @@ impl Queue {
                 .timeout_ms
                 .unwrap_or(self.config.task_timeout.as_millis() as u64);
             let class = Class::from_priority(spec.priority);
-            let mut packed = task::Spec {
+            let mut packed = task::PackedSpec {
                 created_us: 0,
                 priority: spec.priority,
                 class,
@@ -333,7 +333,7 @@ impl Queue {
         }
         let mut fields = fields;
         // The packed spec reads as the fields it stands for.
-        if let Some(spec) = fields.get("spec").and_then(|s| task::Spec::parse(s)) {
+        if let Some(spec) = fields.get("spec").and_then(|s| task::PackedSpec::parse(s)) {
             fields.extend(spec.fields());
         }
         let text = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();

@@ -123,7 +123,7 @@ impl TaskSpec {
 /// result_field]` (the Lua prelude's `parse_spec` reads the same). One
 /// field rather than seven: the hot path writes and reads it per task.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Spec {
+pub struct PackedSpec {
     /// Server time of the submission (µs), set by the submit script.
     pub created_us: i64,
     pub priority: i64,
@@ -135,7 +135,7 @@ pub struct Spec {
     pub result_field: String,
 }
 
-impl Spec {
+impl PackedSpec {
     /// Everything after `created_us`, which only the server knows.
     pub fn tail(&self) -> String {
         let mut s = format!(
@@ -153,9 +153,9 @@ impl Spec {
         s
     }
 
-    pub fn parse(s: &str) -> Option<Spec> {
+    pub fn parse(s: &str) -> Option<PackedSpec> {
         let mut it = s.split(' ');
-        let spec = Spec {
+        let spec = PackedSpec {
             created_us: it.next()?.parse().ok()?,
             priority: it.next()?.parse().ok()?,
             class: Class::parse(it.next()?)?,
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn specs_round_trip_through_their_packed_form() {
-        let mut spec = Spec {
+        let mut spec = PackedSpec {
             created_us: 1_795_863_551_933_650,
             priority: -2,
             class: Class::Low,
@@ -375,16 +375,16 @@ mod tests {
             kind: "optimization_chunk".into(),
             result_field: String::new(),
         };
-        let packed = |s: &Spec| format!("{} {}", s.created_us, s.tail());
+        let packed = |s: &PackedSpec| format!("{} {}", s.created_us, s.tail());
         assert_eq!(
             packed(&spec),
             "1795863551933650 -2 low 600000 3 optimization_chunk"
         );
-        assert_eq!(Spec::parse(&packed(&spec)), Some(spec.clone()));
+        assert_eq!(PackedSpec::parse(&packed(&spec)), Some(spec.clone()));
         spec.result_field = "report".into();
-        assert_eq!(Spec::parse(&packed(&spec)), Some(spec.clone()));
+        assert_eq!(PackedSpec::parse(&packed(&spec)), Some(spec.clone()));
         // What the Lua fallback packs for a task of the old layout without a record.
-        let old = Spec::parse("17 5 normal 0 3 noop ").unwrap();
+        let old = PackedSpec::parse("17 5 normal 0 3 noop ").unwrap();
         assert_eq!((old.kind.as_str(), old.result_field.as_str()), ("noop", ""));
         for bad in [
             "",
@@ -393,7 +393,7 @@ mod tests {
             "1 5 urgent 0 3 noop",
             "1 5 normal 0 3 a b c",
         ] {
-            assert_eq!(Spec::parse(bad), None, "{bad}");
+            assert_eq!(PackedSpec::parse(bad), None, "{bad}");
         }
         let fields: BTreeMap<String, String> = spec.fields().into_iter().collect();
         assert_eq!(fields["kind"], "optimization_chunk");

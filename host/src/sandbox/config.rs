@@ -68,7 +68,8 @@ pub struct SandboxConfig {
     /// functions in `/tmp/perf-PID.map` (`perf report`), `STRATBOX_PERF=
     /// jitdump` also keeps their code (`perf record -k mono`, then `perf
     /// inject --jit`, for `perf annotate`). Profiling only.
-    pub profiler: Option<wasmtime::ProfilingStrategy>,
+    /// `None`, `map` or `jitdump`; anything else fails engine creation.
+    pub profiler: Option<String>,
 }
 
 impl Default for SandboxConfig {
@@ -93,11 +94,7 @@ impl Default for SandboxConfig {
             // Measured on the queue bench (100-bar backtests, 2 slots):
             // 131-145 us of worker CPU per backtest against 150-177 at 1.
             decommit_batch: 32,
-            profiler: match std::env::var("STRATBOX_PERF").as_deref() {
-                Ok("map") => Some(wasmtime::ProfilingStrategy::PerfMap),
-                Ok("jitdump") => Some(wasmtime::ProfilingStrategy::JitDump),
-                _ => None,
-            },
+            profiler: default_profiler(),
         }
     }
 }
@@ -112,6 +109,13 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(dir).join("stratbox"));
     }
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("stratbox"))
+}
+
+/// `$STRATBOX_PERF`, when set and not empty.
+pub fn default_profiler() -> Option<String> {
+    std::env::var("STRATBOX_PERF")
+        .ok()
+        .filter(|v| !v.is_empty())
 }
 
 /// Per-run overrides of the server defaults.

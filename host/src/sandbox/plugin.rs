@@ -222,8 +222,15 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
         .memory_init_cow(config.memory_init_cow)
         .relaxed_simd_deterministic(true)
         .parallel_compilation(true);
-    if let Some(profiler) = config.profiler {
-        c.profiler(profiler);
+    match config.profiler.as_deref() {
+        None => {}
+        Some("map") => {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Some("jitdump") => {
+            c.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        Some(other) => anyhow::bail!("STRATBOX_PERF must be `map` or `jitdump`, got `{other}`"),
     }
     if pooling {
         let slots = config.pool_instances;

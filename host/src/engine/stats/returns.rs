@@ -70,8 +70,8 @@ pub fn bar_returns(initial_capital: f64, equity: &[f64]) -> Vec<f64> {
 /// result, is not finite.
 #[inline]
 pub fn simple_return(previous: f64, current: f64) -> f64 {
-    // Branch-free (a select), so a loop of these vectorises. An infinite
-    // or NaN `previous` needs no test of its own: it makes `r` NaN.
+    // One test fewer per bar: an infinite or NaN `previous` needs none of
+    // its own, it makes `r` NaN.
     let r = (current - previous) / previous;
     if previous > 0.0 && r.abs() < f64::INFINITY {
         r

@@ -5,18 +5,13 @@
 -- or 'final:<status>' for a task that had already ended.
 local tid = ARGV[3]
 local tk = task_key(tid)
-local h = redis.call('HMGET', tk, 'status', 'spec', 'entry', 'stream')
+local h = redis.call('HMGET', tk, 'status', 'spec', 'entry')
 local status = h[1]
 if not status then return 'missing' end
 if status == 'queued' then
   if h[3] then
-    -- `stream` is kept only by tasks submitted before `spec` existed.
-    local sk = h[4]
-    if not sk then
-      local _, _, class = parse_spec(spec_of(tk, h[2]))
-      sk = stream_key(class or 'normal')
-    end
-    redis.call('XDEL', sk, h[3])
+    local _, _, class = parse_spec(spec_of(tk, h[2]))
+    redis.call('XDEL', stream_key(class or 'normal'), h[3])
   end
   redis.call('ZREM', DELAYED, tid)
   end_cancelled(tk, tonumber(ARGV[4]))

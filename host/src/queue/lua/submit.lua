@@ -28,17 +28,11 @@ local now = now_us()
 local created_us = string.format('%d', now)
 local created_ms = string.format('%d', math.floor(now / 1000))
 local n = 0
-local streams = {}
 -- Two calls per task (XADD, HSET) when there is no record: this is the
 -- hot path of bulk submission. Ids are fresh uuids, so no existence check.
 while i <= #ARGV do
   local tid, class, holds, rec = ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
-  local sk = streams[class]
-  if not sk then
-    sk = stream_key(class)
-    streams[class] = sk
-  end
-  local eid = redis.call('XADD', sk, '*', 't', tid)
+  local eid = redis.call('XADD', stream_key(class), '*', 't', tid)
   local tk = task_key(tid)
   local spec = created_us .. ' ' .. ARGV[i + 2]
   -- Absent fields read as their zero: attempts 0, no record.
