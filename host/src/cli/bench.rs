@@ -10,7 +10,7 @@ use super::{CliError, CliResult};
 use crate::candles::{self, Candles};
 use crate::engine::{self, BacktestConfig, Params};
 use crate::reference::EmaCrossover;
-use crate::sandbox::{CancelToken, RunLimits, Sandbox, SandboxConfig};
+use crate::sandbox::{CancelToken, NanCanonicalization, RunLimits, Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -32,10 +32,35 @@ pub struct BenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
-    /// Turn off NaN canonicalisation, to measure what it costs (it keeps
-    /// float results identical across CPUs; runs keep it on).
-    #[arg(long)]
-    no_nan_canonicalization: bool,
+    /// Where NaNs are made canonical, to measure what each way costs (runs
+    /// use `at-observation`; `off` may give different results per CPU).
+    #[arg(long, value_enum, default_value_t = NanMode::AtObservation)]
+    nan_canonicalization: NanMode,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum NanMode {
+    AtObservation,
+    EveryOperation,
+    Off,
+}
+
+impl NanMode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::AtObservation => "at-observation",
+            Self::EveryOperation => "every-operation",
+            Self::Off => "off",
+        }
+    }
+
+    fn sandbox(self) -> NanCanonicalization {
+        match self {
+            Self::AtObservation => NanCanonicalization::AtObservation,
+            Self::EveryOperation => NanCanonicalization::EveryOperation,
+            Self::Off => NanCanonicalization::Off,
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -96,14 +121,10 @@ pub fn run(args: &BenchArgs) -> CliResult {
     }
     let f = &figures;
     outln!(
-        "stratbox bench ({} one-minute bars, median of {} runs{})",
+        "stratbox bench ({} one-minute bars, median of {} runs, NaN canonicalisation: {})",
         f.bars,
         f.reps,
-        if f.nan_canonicalization {
-            ""
-        } else {
-            ", NaN canonicalisation off"
-        }
+        f.nan_canonicalization
     );
     outln!(
         "  native reference   {:>8.1} M bars/s  ({:.1} ms; CPU {:.1} ms)",
@@ -153,7 +174,7 @@ struct Figures {
     compile_over_precompiled: f64,
     instantiate_median_us: f64,
     allocator: &'static str,
-    nan_canonicalization: bool,
+    nan_canonicalization: String,
     final_equity: f64,
 }
 
@@ -163,7 +184,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
     let scratch = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(scratch.join("run")),
-        nan_canonicalization: !args.no_nan_canonicalization,
+        nan_canonicalization: args.nan_canonicalization.sandbox(),
         ..SandboxConfig::default()
     })?;
     let plugin = sandbox.load(bytes)?;
@@ -209,7 +230,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
     for rep in 0..args.reps {
         let cold = Sandbox::new(SandboxConfig {
             cache_dir: Some(scratch.join(format!("cold-{rep}"))),
-            nan_canonicalization: !args.no_nan_canonicalization,
+            nan_canonicalization: args.nan_canonicalization.sandbox(),
             ..SandboxConfig::default()
         })?;
         let started = Instant::now();
@@ -266,7 +287,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         compile_over_precompiled: compile.as_secs_f64() / precompiled.as_secs_f64(),
         instantiate_median_us: instantiate.as_secs_f64() * 1e6,
         allocator: sandbox.allocator(),
-        nan_canonicalization: !args.no_nan_canonicalization,
+        nan_canonicalization: args.nan_canonicalization.name().to_string(),
         final_equity: wasm_equity,
     })
 }

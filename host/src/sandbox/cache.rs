@@ -30,7 +30,9 @@ pub struct DiskCache {
 }
 
 impl DiskCache {
-    pub fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
+    /// `transform` names what rewrote the bytes before compilation (the
+    /// NaN pass and its version, or ""): part of the key like the engine.
+    pub fn open(dir: &Path, engine: &Engine, transform: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         #[cfg(unix)]
         {
@@ -39,7 +41,7 @@ impl DiskCache {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
-            engine_key: engine_key(engine),
+            engine_key: engine_key(engine, transform),
         })
     }
 
@@ -107,9 +109,10 @@ fn checksum(bytes: &[u8]) -> String {
 }
 
 /// A short stable key for the engine's compilation settings.
-fn engine_key(engine: &Engine) -> String {
+fn engine_key(engine: &Engine, transform: &str) -> String {
     let mut hasher = Sha256Hasher(Sha256::new());
     WASMTIME_VERSION.hash(&mut hasher);
+    transform.hash(&mut hasher);
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hex::encode(&hasher.0.finalize()[..8])
 }

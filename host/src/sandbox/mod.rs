@@ -9,9 +9,10 @@ mod config;
 mod error;
 mod instance;
 mod limits;
+mod nan;
 mod plugin;
 
-pub use config::{RunLimits, SandboxConfig};
+pub use config::{NanCanonicalization, RunLimits, SandboxConfig};
 pub use error::{LoadError, RunError};
 pub use instance::{CancelToken, LogLine, WasmStrategy};
 pub use plugin::{Plugin, Sandbox, CONTRACT, CONTRACT_VERSION};

@@ -11,9 +11,10 @@ use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationCo
 
 use super::bindings::{self, PluginPre};
 use super::cache::DiskCache;
-use super::config::{RunLimits, SandboxConfig};
+use super::config::{NanCanonicalization, RunLimits, SandboxConfig};
 use super::error::{LoadError, RunError};
 use super::instance::{self, CancelToken, StoreState, WasmStrategy};
+use super::nan;
 use crate::engine::{Description, Params};
 
 /// The WIT package this host implements.
@@ -67,10 +68,13 @@ impl Sandbox {
         bindings::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
             .map_err(|e| anyhow::anyhow!("cannot link the log import: {e:#}"))?;
         spawn_epoch_ticker(&engine, config.epoch_tick);
-        let disk = config
-            .cache_dir
-            .as_deref()
-            .and_then(|dir| DiskCache::open(&dir.join("compiled"), &engine).ok());
+        let disk = config.cache_dir.as_deref().and_then(|dir| {
+            let transform = match config.nan_canonicalization {
+                NanCanonicalization::AtObservation => nan::PASS_VERSION,
+                _ => "",
+            };
+            DiskCache::open(&dir.join("compiled"), &engine, transform).ok()
+        });
         Ok(Self {
             engine,
             linker,
@@ -134,8 +138,7 @@ impl Sandbox {
         {
             Some(component) => (component, "disk-cache"),
             None => {
-                let component = Component::new(&self.engine, bytes)
-                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                let component = self.compile(bytes)?;
                 if let (Some(disk), Ok(precompiled)) = (&self.disk, component.serialize()) {
                     // A failed write only costs a recompile next time.
                     let _ = disk.store(&sha256, &precompiled);
@@ -173,6 +176,22 @@ impl Sandbox {
         }
         memory.insert(sha256, (plugin.clone(), tick));
         Ok(plugin)
+    }
+
+    /// Compiles `bytes`, through the NaN pass when it is on. A component
+    /// the pass cannot read gets wasmtime's own error for it.
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
+        if self.config.nan_canonicalization != NanCanonicalization::AtObservation {
+            return Component::new(&self.engine, bytes).map_err(invalid);
+        }
+        match nan::canonicalize(bytes) {
+            Ok(rewritten) => Component::new(&self.engine, rewritten).map_err(invalid),
+            Err(pass_error) => match Component::new(&self.engine, bytes) {
+                Err(e) => Err(invalid(e)),
+                Ok(_) => Err(LoadError::Invalid(pass_error)),
+            },
+        }
     }
 
     /// A fresh instance with `params` applied, limited for a run of `bars`.
@@ -218,7 +237,9 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
         .epoch_interruption(true)
         .max_wasm_stack(config.max_wasm_stack)
         .cranelift_opt_level(OptLevel::Speed)
-        .cranelift_nan_canonicalization(config.nan_canonicalization)
+        .cranelift_nan_canonicalization(
+            config.nan_canonicalization == NanCanonicalization::EveryOperation,
+        )
         .memory_init_cow(config.memory_init_cow)
         .relaxed_simd_deterministic(true)
         .parallel_compilation(true);
