@@ -38,6 +38,10 @@ pub struct WorkerArgs {
     /// faults for the next instance) [default: 512].
     #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
     memory_keep_resident_kib: Option<usize>,
+    /// Reset only the strategy memory pages an instance dirtied, found
+    /// with Linux's PAGEMAP_SCAN (6.7+; ignored where missing) [default: true].
+    #[arg(long, env = "STRATBOX_PAGEMAP_SCAN")]
+    pagemap_scan: Option<bool>,
     /// Pooled strategy memories released per madvise batch [default: 32].
     #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
     decommit_batch: Option<usize>,
@@ -75,6 +79,9 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     }
     if let Some(v) = args.memory_keep_resident_kib {
         sandbox_config.memory_keep_resident = v << 10;
+    }
+    if let Some(v) = args.pagemap_scan {
+        sandbox_config.pagemap_scan = v;
     }
     if let Some(v) = args.decommit_batch {
         sandbox_config.decommit_batch = v;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 use super::bindings::{self, PluginPre};
 use super::cache::DiskCache;
@@ -264,6 +264,11 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
             .total_tables(slots * 8)
             .max_memory_size(config.memory_limit_bytes)
             .linear_memory_keep_resident(config.memory_keep_resident)
+            .pagemap_scan(if config.pagemap_scan {
+                Enabled::Auto
+            } else {
+                Enabled::No
+            })
             .decommit_batch_size(config.decommit_batch.max(1));
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
