@@ -127,6 +127,17 @@ impl DrawdownTracker {
         }
     }
 
+    /// The same equity `value` at bars `from..=to`. Bit-identical to
+    /// pushing it at each bar: a value that set the peak at `from` sets it
+    /// again at every later bar (only the peak bar moves); one below the
+    /// peak, or NaN, changes nothing after the first.
+    pub fn push_constant(&mut self, from: usize, to: usize, value: f64, ts: &[i64]) {
+        self.push(from, value, ts);
+        if to > from && self.peak_bar == Some(from) {
+            self.peak_bar = Some(to);
+        }
+    }
+
     /// The figures after `bars` bars.
     pub fn finish(mut self, bars: usize, ts: &[i64]) -> Drawdown {
         if self.underwater {
@@ -283,5 +294,28 @@ mod tests {
         assert_eq!(dd.max_drawdown_pct, 50.0);
         assert_eq!(dd.max_drawdown_duration_bars, 2);
         assert_eq!(dd.max_drawdown_duration_secs, 60);
+    }
+
+    #[test]
+    fn push_constant_equals_pushing_each_bar() {
+        let ts: Vec<i64> = (0..40).map(|k| k * 60).collect();
+        // Below, at and above the peak, and NaN, after a rise and a fall.
+        for value in [90.0, 100.0, 105.0, 120.0, f64::NAN] {
+            let (mut each, mut constant) =
+                (DrawdownTracker::new(100.0), DrawdownTracker::new(100.0));
+            for (i, v) in [110.0, 95.0].into_iter().enumerate() {
+                each.push(i, v, &ts);
+                constant.push(i, v, &ts);
+            }
+            for i in 2..=20 {
+                each.push(i, value, &ts);
+            }
+            constant.push_constant(2, 20, value, &ts);
+            for (i, v) in [80.0, 130.0, 70.0].into_iter().enumerate() {
+                each.push(21 + i, v, &ts);
+                constant.push(21 + i, v, &ts);
+            }
+            assert_eq!(each.finish(24, &ts), constant.finish(24, &ts), "{value}");
+        }
     }
 }

@@ -69,6 +69,25 @@ impl MomentsAccumulator {
         self.shifted_squares += shifted * shifted;
     }
 
+    /// `count` returns of exactly `+0.0`: a flat stretch. Bit-identical
+    /// to `count` calls of `push(0.0)`: after the first, adding `+0.0`
+    /// changes no sum (`-0.0` became `+0.0` on the first), and when the
+    /// first return is a zero the shifted terms are `+0.0` too, so only
+    /// the count moves. Otherwise it pushes them one by one.
+    pub fn push_zeros(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        self.push(0.0);
+        if self.first == 0.0 {
+            self.n += count - 1;
+        } else {
+            for _ in 1..count {
+                self.push(0.0);
+            }
+        }
+    }
+
     pub fn finish(&self) -> ReturnMoments {
         let deviation_squares = if self.n == 0 {
             0.0
@@ -157,5 +176,34 @@ mod tests {
         assert!(m.all_equal);
         assert_eq!(m.deviation_squares, 0.0);
         assert_eq!(ReturnMoments::from_returns(&[]).mean(), None);
+    }
+
+    #[test]
+    fn push_zeros_equals_pushing_each_zero() {
+        let starts: [&[f64]; 5] = [&[], &[0.0], &[-0.0, 0.01], &[0.02, -0.01], &[f64::NAN]];
+        for start in starts {
+            for count in [0, 1, 2, 1_000] {
+                let (mut one_by_one, mut collapsed) =
+                    (MomentsAccumulator::default(), MomentsAccumulator::default());
+                for &x in start {
+                    one_by_one.push(x);
+                    collapsed.push(x);
+                }
+                for _ in 0..count {
+                    one_by_one.push(0.0);
+                }
+                collapsed.push_zeros(count);
+                let (a, b) = (one_by_one.finish(), collapsed.finish());
+                assert_eq!(a.n, b.n);
+                assert_eq!(a.all_equal, b.all_equal);
+                for (x, y) in [
+                    (a.sum, b.sum),
+                    (a.downside_squares, b.downside_squares),
+                    (a.deviation_squares, b.deviation_squares),
+                ] {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{start:?} then {count} zeros");
+                }
+            }
+        }
     }
 }
