@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use stratbox::candles::{self, Candles};
 use stratbox::engine::{self, BacktestConfig, Params};
 use stratbox::reference;
-use stratbox::sandbox::{CancelToken, RunError, RunLimits, Sandbox, SandboxConfig};
+use stratbox::sandbox::{
+    CancelToken, NanCanonicalization, RunError, RunLimits, Sandbox, SandboxConfig,
+};
 
 use crate::support::{plugin_bytes, scratch};
 
@@ -201,4 +203,53 @@ fn a_log_flood_is_stopped_and_a_chatty_log_is_bounded() {
         .iter()
         .all(|l| l.level == "info" && l.message.len() <= 1_024 + '…'.len_utf8()));
     assert_normal_run_still_works(&sandbox);
+}
+
+/// A strategy that reads the bits of a NaN it computed sees the canonical
+/// NaN, so its report is the same on every CPU. With canonicalisation off
+/// x86-64 shows its own negative NaN, and the strategy buys.
+#[test]
+fn a_strategy_reading_nan_bits_sees_the_canonical_nan() {
+    let mut modes = vec![
+        (
+            NanCanonicalization::AtObservation,
+            "7ff8000000000000",
+            false,
+        ),
+        (
+            NanCanonicalization::EveryOperation,
+            "7ff8000000000000",
+            false,
+        ),
+    ];
+    if cfg!(target_arch = "x86_64") {
+        modes.push((NanCanonicalization::Off, "fff8000000000000", true));
+    }
+    let candles = data();
+    for (mode, bits, bought) in modes {
+        let sandbox = Sandbox::new(SandboxConfig {
+            cache_dir: Some(scratch(&format!("nan-bits-{mode:?}"))),
+            nan_canonicalization: mode,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let plugin = sandbox.load(&plugin_bytes("hostile/nan-bits")).unwrap();
+        let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
+        let mut strategy = sandbox
+            .instantiate(
+                &plugin,
+                &params,
+                candles.len(),
+                RunLimits::default(),
+                CancelToken::default(),
+            )
+            .unwrap();
+        let report =
+            engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default()).unwrap();
+        let (lines, _) = strategy.log();
+        assert_eq!(lines.len(), 1, "{mode:?}");
+        assert_eq!(lines[0].message, format!("nan bits {bits}"), "{mode:?}");
+        // Bought and held to the end: an open position, not a closed trade.
+        assert_eq!(report.open_position.is_some(), bought, "{mode:?}");
+    }
 }

@@ -39,6 +39,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugins/hostile/wrong-version", "wasm32-unknown-unknown"),
     ("plugins/hostile/fs-import", "wasm32-wasip2"),
     ("plugins/hostile/slow", "wasm32-unknown-unknown"),
+    ("plugins/hostile/nan-bits", "wasm32-unknown-unknown"),
 ];
 
 /// The component built from `plugins/<dir>`, e.g. `plugin("hostile/panic")`.
