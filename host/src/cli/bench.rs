@@ -174,7 +174,7 @@ struct Figures {
     compile_over_precompiled: f64,
     instantiate_median_us: f64,
     allocator: &'static str,
-    nan_canonicalization: String,
+    nan_canonicalization: &'static str,
     final_equity: f64,
 }
 
@@ -287,7 +287,7 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         compile_over_precompiled: compile.as_secs_f64() / precompiled.as_secs_f64(),
         instantiate_median_us: instantiate.as_secs_f64() * 1e6,
         allocator: sandbox.allocator(),
-        nan_canonicalization: args.nan_canonicalization.name().to_string(),
+        nan_canonicalization: args.nan_canonicalization.name(),
         final_equity: wasm_equity,
     })
 }
