@@ -58,9 +58,10 @@ pub struct TaskSpec {
     /// result under `result_field`), written in the same script as the
     /// task itself, so the two never disagree.
     pub record: Option<Record>,
-    /// A set the task's id joins while it may still run: whatever the set
-    /// stands for (a plugin) is "in use" until the task ends
-    /// (`Queue::holders`).
+    /// A set the task's id is in while it may still run: whatever the set
+    /// stands for (a plugin) is "in use" until the task ends. The scripts
+    /// take the id out as the task ends (and put it back on a requeue),
+    /// so the set stays as small as the live tasks (`Queue::holders`).
     pub holds: Option<String>,
 }
 

@@ -1514,21 +1514,51 @@ async fn holders_are_the_tasks_that_may_still_run() {
     both.sort_unstable();
     assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), both);
 
-    // Running still holds; done does not.
+    // Running still holds; done does not, and leaves the set as it ends
+    // (read raw: `holders` would prune it too).
     let a = fx.consumer("a").await;
     let d = a.fetch(1, false).await.unwrap().pop().unwrap();
     assert_eq!(d.task_id, ids[0]);
     assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), both);
     a.complete(&[done(&d, "r")]).await.unwrap();
+    let members = |fx: &Fx| {
+        let mut conn = fx.queue.connection();
+        async move {
+            let mut m: Vec<String> = redis::cmd("SMEMBERS")
+                .arg("res:tasks")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            m.sort_unstable();
+            m
+        }
+    };
+    assert_eq!(members(&fx).await, vec![ids[1].clone()]);
     assert_eq!(
         fx.queue.holders("res:tasks").await.unwrap(),
         vec![ids[1].clone()]
     );
     // A cancelled task lets go too, and the set is emptied.
     fx.queue.cancel(&ids[1]).await.unwrap();
+    assert!(members(&fx).await.is_empty());
     assert!(fx.queue.holders("res:tasks").await.unwrap().is_empty());
     assert!(!fx.exists("res:tasks").await);
     assert!(fx.queue.holders("nothing:here").await.unwrap().is_empty());
+
+    // Dead-lettered, a task lets go; requeued, it holds again.
+    let c = fx.queue.submit(&[holding("c")]).await.unwrap().remove(0);
+    let d = a.fetch(5, false).await.unwrap();
+    let d = d.iter().find(|d| d.task_id == c).unwrap();
+    a.complete(&[(
+        Held::from(d),
+        Outcome::Failed(TaskError::permanent("trap", "x")),
+    )])
+    .await
+    .unwrap();
+    assert!(members(&fx).await.is_empty());
+    assert_eq!(fx.queue.requeue(None).await.unwrap(), 1);
+    assert_eq!(members(&fx).await, vec![c.clone()]);
+    assert_eq!(fx.queue.holders("res:tasks").await.unwrap(), vec![c]);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ if status == 'queued' then
     redis.call('XDEL', stream_key(class or 'normal'), h[3])
   end
   redis.call('ZREM', DELAYED, tid)
-  end_cancelled(tk, tonumber(ARGV[4]))
+  end_cancelled(tk, tid, tonumber(ARGV[4]))
   redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', 1)
   return 'cancelled'
 end

@@ -103,7 +103,7 @@ while i <= #ARGV do
   end
   local tk = task_key(tid)
   local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
-    'spec', 'record', 'cancel_requested', 'retried', 'started_us')
+    'spec', 'record', 'cancel_requested', 'retried', 'started_us', 'holds')
   local running = h[1] == 'running'
   local owner = h[2] == CONSUMER and h[3] == eid
   if not running then
@@ -136,6 +136,7 @@ while i <= #ARGV do
       end
       redis.call('EXPIRE', tk, ttl)
       if h[8] == '1' then redis.call('EXPIRE', tk .. ':retries', ttl) end
+      let_go(tid, h[10])
       tally.tasks_completed = tally.tasks_completed + 1
       observe('completed', h[9], created_us)
     elseif op == 'fail' or op == 'timeout' then
@@ -150,6 +151,8 @@ while i <= #ARGV do
         redis.call('HSET', rec, 'status', 'failed', 'error', c,
           'finished_at_ms', now)
       end
+      -- Dead-lettered: it holds again if requeued.
+      let_go(tid, h[10])
       observe(op == 'timeout' and 'timeout' or 'failed', h[9], created_us)
       if op == 'timeout' then
         tally.tasks_timeout = tally.tasks_timeout + 1
@@ -166,7 +169,7 @@ while i <= #ARGV do
       if rec ~= '' then redis.call('HSET', rec, 'status', 'queued') end
       tally.tasks_retried = tally.tasks_retried + 1
     elseif op == 'cancel' then
-      end_cancelled(tk, ttl)
+      end_cancelled(tk, tid, ttl)
       tally.tasks_cancelled = tally.tasks_cancelled + 1
     elseif op == 'release' then
       release(tid)

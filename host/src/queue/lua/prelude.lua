@@ -69,9 +69,16 @@ local function enqueue(tid)
   return eid
 end
 
+-- An ended task leaves its `holds` set, so the set keeps only tasks that
+-- may still run (`holds` is the set's key, absent when none).
+local function let_go(tid, holds)
+  if holds and holds ~= '' then redis.call('SREM', holds, tid) end
+end
+
 -- Ends a task as cancelled (and its record), kept `ttl` seconds. The
 -- caller counts it.
-local function end_cancelled(tk, ttl)
+local function end_cancelled(tk, tid, ttl)
+  let_go(tid, redis.call('HGET', tk, 'holds'))
   local now = now_ms()
   redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
   redis.call('EXPIRE', tk, ttl)

@@ -25,7 +25,7 @@ for _, class in ipairs(CLASSES) do
       elseif tid and status == 'running' then
         redis.call('HINCRBY', COUNTERS, 'active_tasks', -1)
         if redis.call('HGET', tk, 'cancel_requested') == '1' then
-          end_cancelled(tk, ttl)
+          end_cancelled(tk, tid, ttl)
           cancelled = cancelled + 1
         else
           release(tid)

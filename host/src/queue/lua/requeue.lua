@@ -17,6 +17,8 @@ for _, e in ipairs(entries) do
       'progress', 'next_attempt_at_ms',
       'cancel_requested')
     enqueue(tid)
+    local holds = redis.call('HGET', tk, 'holds')
+    if holds and holds ~= '' then redis.call('SADD', holds, tid) end
     local rec = redis.call('HGET', tk, 'record')
     if rec and rec ~= '' then redis.call('HDEL', rec, 'error', 'finished_at_ms') end
     n = n + 1

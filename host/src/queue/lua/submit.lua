@@ -37,12 +37,18 @@ while i <= #ARGV do
   local spec = created_us .. ' ' .. ARGV[i + 2]
   -- Absent fields read as their zero: attempts 0, no record.
   if rec == '' then
-    redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
-      'status', 'queued', 'entry', eid)
+    if holds == '' then
+      redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
+        'status', 'queued', 'entry', eid)
+    else
+      redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
+        'status', 'queued', 'entry', eid, 'holds', holds)
+    end
     i = i + 6
   else
+    -- With a record, `holds` is '' or the set's key: stored either way.
     redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
-      'status', 'queued', 'entry', eid, 'record', rec)
+      'status', 'queued', 'entry', eid, 'record', rec, 'holds', holds)
     local fields = tonumber(ARGV[i + 8])
     redis.call('HSET', rec, unpack(ARGV, i + 9, i + 8 + 2 * fields))
     -- A new run of the record: what an earlier run left is cleared.
