@@ -1,12 +1,15 @@
 //! Hostile plugins end their run with a named error, fast, and leave the
 //! process able to run a normal backtest.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stratbox::candles::{self, Candles};
-use stratbox::engine::{self, BacktestConfig, Params};
+use stratbox::engine::{self, BacktestConfig, ParamInput, Params};
 use stratbox::reference;
 use stratbox::sandbox::{
-    CancelToken, NanCanonicalization, RunError, RunLimits, Sandbox, SandboxConfig,
+    CancelToken, NanCanonicalization, Plugin, RunError, RunLimits, Sandbox, SandboxConfig,
+    WasmStrategy,
 };
 
 use crate::support::{plugin_bytes, scratch};
@@ -19,26 +22,41 @@ fn sandbox(test: &str) -> Sandbox {
     .unwrap()
 }
 
+const BARS: usize = 2_000;
+
 fn data() -> Candles {
-    candles::synth(2_000, 9, 60, 1_704_067_200, 42_000.0)
+    candles::synth(BARS, 9, 60, 1_704_067_200, 42_000.0)
+}
+
+/// `plugins/<name>` loaded, with `inputs` checked against its schema.
+fn load(
+    sandbox: &Sandbox,
+    name: &str,
+    inputs: &BTreeMap<String, ParamInput>,
+) -> (Arc<Plugin>, Params) {
+    let plugin = sandbox.load(&plugin_bytes(name)).unwrap();
+    let params = Params::validate(&plugin.description.params, inputs).unwrap();
+    (plugin, params)
+}
+
+/// A fresh instance for a run over `data()`.
+fn instantiate(
+    sandbox: &Sandbox,
+    (plugin, params): &(Arc<Plugin>, Params),
+    limits: RunLimits,
+) -> WasmStrategy {
+    sandbox
+        .instantiate(plugin, params, BARS, limits, CancelToken::default())
+        .unwrap()
 }
 
 /// Loads (not timed: compiling is not the run) and runs one plugin;
 /// returns the run's error and its wall time.
 fn run_hostile(sandbox: &Sandbox, name: &str, limits: RunLimits) -> (RunError, Duration) {
-    let plugin = sandbox.load(&plugin_bytes(name)).unwrap();
+    let loaded = load(sandbox, name, &BTreeMap::new());
     let candles = data();
-    let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
     let started = Instant::now();
-    let mut strategy = sandbox
-        .instantiate(
-            &plugin,
-            &params,
-            candles.len(),
-            limits,
-            CancelToken::default(),
-        )
-        .unwrap();
+    let mut strategy = instantiate(sandbox, &loaded, limits);
     let err = engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default())
         .expect_err("a hostile plugin must not complete");
     let elapsed = started.elapsed();
@@ -50,19 +68,10 @@ fn run_hostile(sandbox: &Sandbox, name: &str, limits: RunLimits) -> (RunError, D
 
 fn assert_normal_run_still_works(sandbox: &Sandbox) {
     let candles = data();
-    let plugin = sandbox.load(&plugin_bytes("ema-crossover")).unwrap();
-    let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
-    let mut wasm = sandbox
-        .instantiate(
-            &plugin,
-            &params,
-            candles.len(),
-            RunLimits::default(),
-            CancelToken::default(),
-        )
-        .unwrap();
+    let loaded = load(sandbox, "ema-crossover", &BTreeMap::new());
+    let mut wasm = instantiate(sandbox, &loaded, RunLimits::default());
     let wasm = engine::run_backtest(&candles, &mut wasm, &BacktestConfig::default()).unwrap();
-    let mut native = reference::build("ema-crossover", &params).unwrap();
+    let mut native = reference::build("ema-crossover", &loaded.1).unwrap();
     let native =
         engine::run_backtest(&candles, native.as_mut(), &BacktestConfig::default()).unwrap();
     assert_eq!(wasm.trades, native.trades);
@@ -124,11 +133,8 @@ fn an_endless_loop_with_unlimited_fuel_hits_the_deadline() {
 #[test]
 fn a_running_strategy_can_be_cancelled() {
     let sandbox = sandbox("hostile-cancel");
-    let plugin = sandbox
-        .load(&plugin_bytes("hostile/infinite-loop"))
-        .unwrap();
+    let (plugin, params) = load(&sandbox, "hostile/infinite-loop", &BTreeMap::new());
     let candles = data();
-    let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
     let cancel = CancelToken::default();
     let limits = RunLimits {
         fuel: Some(u64::MAX / 2),
@@ -178,24 +184,10 @@ fn a_log_flood_is_stopped_and_a_chatty_log_is_bounded() {
     assert!(elapsed < FAST, "{elapsed:?}");
 
     // 2,000 bars of 2 KiB lines: 1,000 lines kept, cut to 1 KiB, 1,000 dropped.
-    let plugin = sandbox.load(&plugin_bytes("hostile/log-flood")).unwrap();
-    let inputs = [(
-        "line_bytes".to_string(),
-        engine::ParamInput::Text("2048".into()),
-    )]
-    .into();
-    let params = Params::validate(&plugin.description.params, &inputs).unwrap();
-    let candles = data();
-    let mut strategy = sandbox
-        .instantiate(
-            &plugin,
-            &params,
-            candles.len(),
-            RunLimits::default(),
-            CancelToken::default(),
-        )
-        .unwrap();
-    engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default()).unwrap();
+    let inputs = [("line_bytes".to_string(), ParamInput::Text("2048".into()))].into();
+    let loaded = load(&sandbox, "hostile/log-flood", &inputs);
+    let mut strategy = instantiate(&sandbox, &loaded, RunLimits::default());
+    engine::run_backtest(&data(), &mut strategy, &BacktestConfig::default()).unwrap();
     let (lines, dropped) = strategy.log();
     assert_eq!(lines.len(), 1_000);
     assert_eq!(dropped, 1_000);
@@ -233,17 +225,8 @@ fn a_strategy_reading_nan_bits_sees_the_canonical_nan() {
             ..SandboxConfig::default()
         })
         .unwrap();
-        let plugin = sandbox.load(&plugin_bytes("hostile/nan-bits")).unwrap();
-        let params = Params::validate(&plugin.description.params, &Default::default()).unwrap();
-        let mut strategy = sandbox
-            .instantiate(
-                &plugin,
-                &params,
-                candles.len(),
-                RunLimits::default(),
-                CancelToken::default(),
-            )
-            .unwrap();
+        let loaded = load(&sandbox, "hostile/nan-bits", &BTreeMap::new());
+        let mut strategy = instantiate(&sandbox, &loaded, RunLimits::default());
         let report =
             engine::run_backtest(&candles, &mut strategy, &BacktestConfig::default()).unwrap();
         let (lines, _) = strategy.log();
