@@ -235,6 +235,13 @@ impl Marks {
             .unwrap_or(usize::MAX)
     }
 
+    /// Keeps the sampled bar's point for the curve; returns the next one.
+    fn keep_sample(&mut self, ts: i64, equity: f64) -> usize {
+        self.curve.push(EquityPoint { ts, equity });
+        self.next_sample += 1;
+        self.sample_bar()
+    }
+
     /// Marks bars `from..=to`, over which the account is constant.
     ///
     /// In chunks, two passes each: equities and returns first, which carry
@@ -272,12 +279,7 @@ impl Marks {
                 moments.push(r);
                 drawdown.push(bar + k, e, &candles.ts);
                 if bar + k == sample_bar {
-                    self.curve.push(EquityPoint {
-                        ts: candles.ts[bar + k],
-                        equity: e,
-                    });
-                    self.next_sample += 1;
-                    sample_bar = self.sample_bar();
+                    sample_bar = self.keep_sample(candles.ts[bar + k], e);
                 }
             }
             last_equity = equity[n - 1];
@@ -290,9 +292,7 @@ impl Marks {
             self.bars_in_market += to + 1 - from;
         }
     }
-}
 
-impl Marks {
     /// Marks a flat stretch in closed form when every bar's equity is
     /// exactly `cash` (`cash + 0 * close` with `cash` finite and not zero
     /// and every close finite); returns false, having done nothing,
@@ -313,12 +313,7 @@ impl Marks {
         self.drawdown.push_constant(from, to, cash, &candles.ts);
         let mut sample_bar = self.sample_bar();
         while sample_bar <= to {
-            self.curve.push(EquityPoint {
-                ts: candles.ts[sample_bar],
-                equity: cash,
-            });
-            self.next_sample += 1;
-            sample_bar = self.sample_bar();
+            sample_bar = self.keep_sample(candles.ts[sample_bar], cash);
         }
         self.last_equity = cash;
         true
