@@ -33,6 +33,10 @@ pub struct QueueBenchArgs {
     /// Tasks timed one at a time for submit-to-start latency.
     #[arg(long, default_value_t = 1_000)]
     latency_samples: usize,
+    /// Tasks of each kind run through the scripts alone (no worker), for
+    /// Redis CPU per task and script.
+    #[arg(long, default_value_t = 20_000)]
+    probe_tasks: usize,
     /// XADDs `redis-benchmark` sends for the ceiling figure (pipelined;
     /// a fifth of that one at a time).
     #[arg(long, default_value_t = 500_000)]
@@ -114,9 +118,9 @@ struct Figures {
     redis_xadd_pipelined_per_sec: Option<f64>,
     redis_xadd_unpipelined_per_sec: Option<f64>,
     /// Redis CPU per task of each queue script, measured alone.
-    redis_us_per_task_submit: f64,
-    redis_us_per_task_fetch: f64,
-    redis_us_per_task_complete: f64,
+    redis_us_per_noop: ScriptCosts,
+    /// The same for 100-bar backtests (their record, holds and report).
+    redis_us_per_backtest: ScriptCosts,
     noop_tasks: usize,
     noop_tasks_per_sec: f64,
     noop_submit_per_sec: f64,
@@ -180,7 +184,21 @@ async fn measure(
 
     let store = Store::connect(url, PREFIX).await?;
     let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
-    let scripts = script_costs(&queue, url, args.tasks.min(20_000)).await?;
+    let probe_tasks = args.probe_tasks.max(1);
+    let noop_specs: Vec<TaskSpec> = (0..SUBMIT_BATCH)
+        .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
+        .collect();
+    let noop_scripts = script_costs(
+        &queue,
+        url,
+        probe_tasks,
+        |k| {
+            let (queue, specs) = (&queue, &noop_specs[..k]);
+            async move { Ok(queue.submit(specs).await.map(drop)?) }
+        },
+        "{}",
+    )
+    .await?;
     let mut worker = WorkerProcess::spawn(url, args.slots, scratch)?;
     worker.wait_ready(&queue).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -283,13 +301,36 @@ async fn measure(
     }
     let loaded_rss = worker.rss_mb()?;
     worker.stop()?;
+    // The scripts alone once more, for backtests, completing with the
+    // report the worker wrote for one of them.
+    let report = store
+        .list_backtests(1)
+        .await?
+        .pop()
+        .and_then(|r| r.report)
+        .ok_or_else(|| anyhow!("no benchmark backtest has a report"))?;
+    let backtest_scripts = script_costs(
+        &queue,
+        url,
+        probe_tasks,
+        |k| {
+            let (store, queue, batch, options) = (&store, &queue, &batch[..k], &options);
+            async move {
+                submit_backtests(store, queue, batch, options)
+                    .await
+                    .map(drop)
+                    .map_err(|(_, e)| anyhow::Error::from(e))
+            }
+        },
+        &report,
+    )
+    .await?;
     Ok(Figures {
         slots: args.slots,
         redis_xadd_pipelined_per_sec: xadd_pipelined,
         redis_xadd_unpipelined_per_sec: xadd_unpipelined,
-        redis_us_per_task_submit: scripts.0,
-        redis_us_per_task_fetch: scripts.1,
-        redis_us_per_task_complete: scripts.2,
+        redis_us_per_noop: noop_scripts,
+        redis_us_per_backtest: backtest_scripts,
         noop_tasks: args.tasks,
         noop_tasks_per_sec: args.tasks as f64 / noop_secs,
         noop_submit_per_sec: args.tasks as f64 / noop_submit_secs,
@@ -320,18 +361,36 @@ async fn redis_cpu(queue: &Queue) -> anyhow::Result<f64> {
     Ok(field("used_cpu_sys:") + field("used_cpu_user:"))
 }
 
+/// Redis CPU per task of each queue script, in µs.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct ScriptCosts {
+    submit: f64,
+    fetch: f64,
+    complete: f64,
+}
+
 /// Redis CPU per task of submit, fetch and complete, each run alone in
-/// batches (no worker running): where a task's Redis time goes.
-async fn script_costs(queue: &Queue, url: &str, n: usize) -> anyhow::Result<(f64, f64, f64)> {
-    let specs: Vec<TaskSpec> = (0..SUBMIT_BATCH)
-        .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
-        .collect();
+/// batches (no worker running): where a task's Redis time goes. `submit`
+/// queues `k` tasks; each completes with `result`. CPU time is steadier
+/// than a rate on a shared host, but it still drifts with the host's
+/// speed: compare builds in runs made at the same time.
+async fn script_costs<F, Fut>(
+    queue: &Queue,
+    url: &str,
+    n: usize,
+    mut submit: F,
+    result: &str,
+) -> anyhow::Result<ScriptCosts>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let per_task = |before: f64, after: f64| (after - before) * 1e6 / n as f64;
     let t0 = redis_cpu(queue).await?;
     let mut left = n;
     while left > 0 {
         let k = left.min(SUBMIT_BATCH);
-        queue.submit(&specs[..k]).await?;
+        submit(k).await?;
         left -= k;
     }
     let t1 = redis_cpu(queue).await?;
@@ -352,7 +411,7 @@ async fn script_costs(queue: &Queue, url: &str, n: usize) -> anyhow::Result<(f64
                 (
                     crate::queue::consumer::Held::from(d),
                     crate::queue::Outcome::Completed {
-                        result: "{}".into(),
+                        result: result.to_string(),
                     },
                 )
             })
@@ -361,7 +420,11 @@ async fn script_costs(queue: &Queue, url: &str, n: usize) -> anyhow::Result<(f64
     }
     let t3 = redis_cpu(queue).await?;
     consumer.leave().await?;
-    Ok((per_task(t0, t1), per_task(t1, t2), per_task(t2, t3)))
+    Ok(ScriptCosts {
+        submit: per_task(t0, t1),
+        fetch: per_task(t1, t2),
+        complete: per_task(t2, t3),
+    })
 }
 
 async fn count_completed(queue: &Queue) -> anyhow::Result<i64> {
@@ -612,9 +675,19 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
         "    CPU per backtest:      {}",
         cpu(&f.backtest_cpu_us_per_task)
     );
+    let scripts = |c: &ScriptCosts| {
+        format!(
+            "submit {:.1} us, fetch {:.1} us, complete {:.1} us",
+            c.submit, c.fetch, c.complete
+        )
+    };
     outln!(
-        "    Redis CPU per task, each script alone: submit {:.1} us, fetch {:.1} us, complete {:.1} us",
-        f.redis_us_per_task_submit, f.redis_us_per_task_fetch, f.redis_us_per_task_complete
+        "    Redis CPU per no-op task, each script alone:  {}",
+        scripts(&f.redis_us_per_noop)
+    );
+    outln!(
+        "    Redis CPU per backtest, each script alone:    {}",
+        scripts(&f.redis_us_per_backtest)
     );
     outln!(
         "  submit-to-start, light load ({})     p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms  (target p50 < 0.5, p99 < 2)",
