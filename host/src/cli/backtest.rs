@@ -92,7 +92,7 @@ pub fn run(args: &BacktestArgs) -> CliResult {
         (None, None) => return Err(CliError::input(anyhow!("give --plugin PATH.wasm"))),
     };
     if args.json {
-        let json = serde_json::to_string(&report).map_err(CliError::run)?;
+        let json = report.to_json().map_err(CliError::run)?;
         outln!("{json}");
     } else {
         print_summary(&report);

@@ -42,6 +42,10 @@ pub struct WorkerArgs {
     /// with Linux's PAGEMAP_SCAN (6.7+; ignored where missing) [default: true].
     #[arg(long, env = "STRATBOX_PAGEMAP_SCAN")]
     pagemap_scan: Option<bool>,
+    /// KiB of each pooled strategy table reset in place rather than
+    /// released with madvise [default: 64].
+    #[arg(long, env = "STRATBOX_TABLE_KEEP_RESIDENT_KIB")]
+    table_keep_resident_kib: Option<usize>,
     /// Pooled strategy memories released per madvise batch [default: 32].
     #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
     decommit_batch: Option<usize>,
@@ -82,6 +86,9 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     }
     if let Some(v) = args.pagemap_scan {
         sandbox_config.pagemap_scan = v;
+    }
+    if let Some(v) = args.table_keep_resident_kib {
+        sandbox_config.table_keep_resident = v << 10;
     }
     if let Some(v) = args.decommit_batch {
         sandbox_config.decommit_batch = v;

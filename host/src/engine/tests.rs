@@ -972,3 +972,32 @@ fn a_plan_whose_account_differs_by_one_bit_fails_the_run() {
         Err(EngineError::Protocol(_))
     ));
 }
+
+#[test]
+fn report_json_is_serde_json_of_the_report_and_fits_its_estimate() {
+    // 300 bars of full-precision prices, a closed trade and an open
+    // position: every part of the report's JSON, at its usual width.
+    let bars: Vec<_> = (0..300)
+        .map(|i| {
+            let p = 42_000.0 + (i as f64 * 0.7).sin() * 500.0 + i as f64 / 3.0;
+            (p, p + 17.25, p - 13.5, p + (i as f64).cos() * 9.0)
+        })
+        .collect();
+    let (report, _) = run(
+        &bars,
+        [
+            (0, vec![market(Side::Buy)]),
+            (150, vec![market(Side::Sell)]),
+        ],
+        &config(C, 1.0),
+    );
+    assert_eq!(report.trades.len(), 1);
+    assert!(report.open_position.is_some());
+    let json = report.to_json().unwrap();
+    assert_eq!(json, serde_json::to_string(&report).unwrap());
+    assert!(
+        json.len() <= report.json_size_estimate(),
+        "{} bytes",
+        json.len()
+    );
+}

@@ -264,6 +264,7 @@ fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine>
             .total_tables(slots * 8)
             .max_memory_size(config.memory_limit_bytes)
             .linear_memory_keep_resident(config.memory_keep_resident)
+            .table_keep_resident(config.table_keep_resident)
             .pagemap_scan(if config.pagemap_scan {
                 Enabled::Auto
             } else {

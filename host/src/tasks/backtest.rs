@@ -443,7 +443,9 @@ pub(super) fn run(
         sha256: Some(plugin.sha256.clone()),
         params: params.to_map(),
     });
-    serde_json::to_string(&report).map_err(|e| TaskError::permanent("report_error", e.to_string()))
+    report
+        .to_json()
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
 /// The compiled plugin: from the sandbox's memory, else from Redis once.
