@@ -223,4 +223,14 @@ fn bench_queue_reports_its_figures() {
     assert!(f["latency_p50_ms"].as_f64().unwrap() > 0.0);
     assert!(f["idle_worker_rss_mb"].as_f64().unwrap() > 1.0);
     assert!(f["backtest_cpu_us_per_task"]["worker"].as_f64().unwrap() > 0.0);
+    // Redis's CPU per script, for both kinds (the report makes a
+    // backtest's completion the dearer one).
+    for kind in ["redis_us_per_noop", "redis_us_per_backtest"] {
+        for script in ["submit", "fetch", "complete"] {
+            assert!(
+                f[kind][script].as_f64().unwrap() > 0.0,
+                "{kind}.{script}: {f}"
+            );
+        }
+    }
 }

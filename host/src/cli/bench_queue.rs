@@ -34,9 +34,10 @@ pub struct QueueBenchArgs {
     #[arg(long, default_value_t = 1_000)]
     latency_samples: usize,
     /// Tasks of each kind run through the scripts alone (no worker), for
-    /// Redis CPU per task and script.
-    #[arg(long, default_value_t = 20_000)]
-    probe_tasks: usize,
+    /// Redis CPU per task and script [default: --tasks, and --backtests,
+    /// at most 20,000].
+    #[arg(long)]
+    probe_tasks: Option<usize>,
     /// XADDs `redis-benchmark` sends for the ceiling figure (pipelined;
     /// a fifth of that one at a time).
     #[arg(long, default_value_t = 500_000)]
@@ -138,9 +139,14 @@ struct Figures {
 }
 
 pub fn run(args: &QueueBenchArgs) -> CliResult {
-    if args.slots == 0 || args.tasks == 0 || args.backtests == 0 || args.latency_samples == 0 {
+    if args.slots == 0
+        || args.tasks == 0
+        || args.backtests == 0
+        || args.latency_samples == 0
+        || args.probe_tasks == Some(0)
+    {
         return Err(CliError::input(anyhow!(
-            "--slots, --tasks, --backtests and --latency-samples must be at least 1"
+            "--slots, --tasks, --backtests, --latency-samples and --probe-tasks must be at least 1"
         )));
     }
     let bytes = std::fs::read(&args.plugin)
@@ -184,14 +190,14 @@ async fn measure(
 
     let store = Store::connect(url, PREFIX).await?;
     let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
-    let probe_tasks = args.probe_tasks.max(1);
+    let probes = |kind_tasks: usize| args.probe_tasks.unwrap_or(kind_tasks.min(20_000));
     let noop_specs: Vec<TaskSpec> = (0..SUBMIT_BATCH)
         .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
         .collect();
     let noop_scripts = script_costs(
         &queue,
         url,
-        probe_tasks,
+        probes(args.tasks),
         |k| {
             let (queue, specs) = (&queue, &noop_specs[..k]);
             async move { Ok(queue.submit(specs).await.map(drop)?) }
@@ -312,7 +318,7 @@ async fn measure(
     let backtest_scripts = script_costs(
         &queue,
         url,
-        probe_tasks,
+        probes(args.backtests),
         |k| {
             let (store, queue, batch, options) = (&store, &queue, &batch[..k], &options);
             async move {
