@@ -143,3 +143,56 @@ fn ctrl_c_during_the_demo_steps_stops_at_once_and_cleanly() {
         "the API still listens"
     );
 }
+
+/// `kill -9` of the demo leaves nothing running: its private Redis stops
+/// (the watcher beside it sees its owner gone), and so do the API and the
+/// workers (they watch their parent too).
+#[test]
+fn a_killed_demo_leaves_no_server_behind() {
+    let dir = support::scratch("demo_killed");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = spawn_demo(&dir, port, Stdio::null());
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut redis_port = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line
+            .trim_start()
+            .strip_prefix("redis    redis://127.0.0.1:")
+        {
+            redis_port = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|digits| digits.parse::<u16>().ok());
+        }
+        if line.starts_with("uploaded") {
+            break;
+        }
+    }
+    let redis_port = redis_port.expect("the demo prints its redis url");
+    // The API is up once a strategy was uploaded through it.
+    for open in [port, redis_port] {
+        assert!(
+            TcpStream::connect(("127.0.0.1", open)).is_ok(),
+            "port {open} is not open"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    for closed in [redis_port, port] {
+        while TcpStream::connect(("127.0.0.1", closed)).is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "port {closed} still open 20 s after the demo was killed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Stopped cleanly: Redis logs its shutdown (SIGTERM), not a crash.
+    let log = std::fs::read_to_string(dir.join("data/redis/redis.log")).unwrap();
+    assert!(log.contains("Received SIGTERM"), "{log}");
+}

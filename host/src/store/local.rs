@@ -13,6 +13,26 @@ use std::time::{Duration, Instant};
 /// append-only file on restart is the slow case.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Starts `redis-server "$@"` with a watcher beside it: a shell loop that
+/// sends the server SIGTERM (a clean shutdown, AOF flushed) once the
+/// process that started it is gone, so a SIGKILLed owner (the demo, a
+/// bench, a test binary) leaves no server behind. The shell `exec`s the
+/// server, so the child's pid is the server's. The watcher stops quietly
+/// once the server has exited (its own parent is then no longer the
+/// server's pid), so it never signals a pid that was reused.
+const WATCHED: &str = r#"(
+  while kill -0 "$PPID" 2>/dev/null; do
+    read -r _ _ _ parent _ < /proc/self/stat
+    [ "$parent" = "$$" ] || exit 0
+    sleep 1
+  done
+  kill -TERM "$$" 2>/dev/null
+) </dev/null >/dev/null 2>&1 &
+exec redis-server "$@""#;
+
+/// Exit status of a shell whose command was not found.
+const COMMAND_NOT_FOUND: i32 = 127;
+
 /// How a private server keeps its data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Persistence {
@@ -80,7 +100,8 @@ impl LocalRedis {
     fn spawn(dir: &Path, port: u16, persistence: Persistence) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create redis data directory {}", dir.display()))?;
-        let child = Command::new("redis-server")
+        let child = Command::new("sh")
+            .args(["-c", WATCHED, "redis-server"])
             .args(["--bind", "127.0.0.1", "--protected-mode", "yes"])
             .args(["--port", &port.to_string()])
             .arg("--dir")
@@ -96,7 +117,7 @@ impl LocalRedis {
             // owner, which stops the server last, after the workers.
             .process_group(0)
             .spawn()
-            .context("cannot run redis-server (Debian package `redis-server`)")?;
+            .context("cannot run sh to start redis-server")?;
         let mut server = Self {
             child: Some(child),
             port,
@@ -161,6 +182,9 @@ impl LocalRedis {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     self.child = None;
+                    if status.code() == Some(COMMAND_NOT_FOUND) {
+                        bail!("cannot run redis-server: not found (Debian package `redis-server`)");
+                    }
                     let log =
                         std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
                     bail!(
