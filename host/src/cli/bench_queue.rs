@@ -493,13 +493,19 @@ fn redis_benchmark_xadd(port: u16, pipeline: usize, requests: usize) -> Option<f
 struct CpuPerTask {
     worker: f64,
     redis: Option<f64>,
+    /// Redis's AOF rewrite children (those it reaped within the run).
+    redis_rewrites: Option<f64>,
     client: f64,
 }
+
+/// CPU seconds so far: the worker, Redis and its reaped children (when
+/// Redis is ours), and this process.
+type CpuReading = (f64, Option<(f64, f64)>, f64);
 
 struct CpuMeter {
     worker_pid: u32,
     redis_pid: Option<u32>,
-    start: (f64, Option<f64>, f64),
+    start: CpuReading,
 }
 
 impl CpuMeter {
@@ -512,10 +518,13 @@ impl CpuMeter {
         }
     }
 
-    fn read(worker_pid: u32, redis_pid: Option<u32>) -> (f64, Option<f64>, f64) {
+    fn read(worker_pid: u32, redis_pid: Option<u32>) -> CpuReading {
         (
             cpu_secs(&worker_pid.to_string()),
-            redis_pid.map(|p| cpu_secs(&p.to_string())),
+            redis_pid.map(|p| {
+                let pid = p.to_string();
+                (cpu_secs(&pid), children_cpu_secs(&pid))
+            }),
             cpu_secs("self"),
         )
     }
@@ -523,9 +532,11 @@ impl CpuMeter {
     fn per_task(&self, tasks: usize) -> CpuPerTask {
         let now = Self::read(self.worker_pid, self.redis_pid);
         let us = |secs: f64| secs * 1e6 / tasks as f64;
+        let redis = now.1.zip(self.start.1);
         CpuPerTask {
             worker: us(now.0 - self.start.0),
-            redis: now.1.zip(self.start.1).map(|(b, a)| us(b - a)),
+            redis: redis.map(|(b, a)| us(b.0 - a.0)),
+            redis_rewrites: redis.map(|(b, a)| us(b.1 - a.1)),
             client: us(now.2 - self.start.2),
         }
     }
@@ -544,11 +555,23 @@ pub(super) fn status_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
 
 /// User plus system CPU seconds of a process (`/proc/<pid>/stat`).
 pub(super) fn cpu_secs(pid: &str) -> f64 {
+    stat_ticks(pid, 11) / 100.0
+}
+
+/// CPU seconds of the children `pid` has waited for (Redis's AOF
+/// rewrites and snapshots: it reaps each when it ends).
+fn children_cpu_secs(pid: &str) -> f64 {
+    stat_ticks(pid, 13) / 100.0
+}
+
+/// Two consecutive tick counters of `/proc/<pid>/stat`, summed, counted
+/// from the first field after the parenthesised command name: 11 is
+/// utime + stime (the line's 14th and 15th fields), 13 cutime + cstime.
+/// Clock ticks are 100 per second; 0 when the process is gone.
+fn stat_ticks(pid: &str, first: usize) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
     };
-    // Fields after the parenthesised command name; utime and stime are
-    // the 14th and 15th fields of the line, in clock ticks (100 per second).
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks = |i: usize| {
@@ -557,7 +580,7 @@ pub(super) fn cpu_secs(pid: &str) -> f64 {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    (ticks(11) + ticks(12)) / 100.0
+    ticks(first) + ticks(first + 1)
 }
 
 pub(super) struct WorkerProcess {
@@ -666,9 +689,11 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
     );
     let cpu = |c: &CpuPerTask| {
         format!(
-            "worker {:.1} us, redis {}, client {:.1} us",
+            "worker {:.1} us, redis {} (+ {} in AOF rewrites), client {:.1} us",
             c.worker,
             c.redis
+                .map_or_else(|| "n/a".into(), |r| format!("{r:.1} us")),
+            c.redis_rewrites
                 .map_or_else(|| "n/a".into(), |r| format!("{r:.1} us")),
             c.client
         )
