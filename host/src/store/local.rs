@@ -50,11 +50,20 @@ impl Persistence {
     fn args(self) -> &'static [&'static str] {
         match self {
             // AOF is the persistence; RDB snapshots would only add forks.
+            // Backtest records make the data set grow with every task, and
+            // each AOF rewrite dumps all of it: at the stock 100 % growth
+            // the whole set is rewritten about twice over its life, at
+            // 400 % about 1.25 times, for up to 5x the data set on disk
+            // and a longer load on restart. 100,000 backtests, side by
+            // side: rewrites 6.5-7.3 against 2.3-2.7 CPU seconds, 9-13 %
+            // more backtests/s.
             Persistence::Aof => &[
                 "--appendonly",
                 "yes",
                 "--appendfsync",
                 "everysec",
+                "--auto-aof-rewrite-percentage",
+                "400",
                 "--save",
                 "",
             ],
