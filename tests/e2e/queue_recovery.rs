@@ -369,6 +369,25 @@ async fn sigterm_while_running(
         .unwrap();
     svc.wait_status(&task, TaskStatus::Running, Duration::from_secs(30))
         .await;
+    // The task hash says `running` as soon as the fetch script ran; the
+    // worker holds the task once the reply is in, and says so in its
+    // heartbeat. A SIGTERM in between returns the task to the queue (it
+    // never started here), which is not what these tests are about.
+    let started = Instant::now();
+    while !svc
+        .queue
+        .workers()
+        .await
+        .unwrap()
+        .get("w1")
+        .is_some_and(|beat| beat.contains(&task))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "w1's heartbeat never listed {task}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     w1.signal(Signal::SIGTERM);
     let status = w1.wait_exit(Duration::from_secs(30));
     (task, status, w1)
