@@ -21,11 +21,7 @@ pub(super) struct Server {
 
 impl Server {
     pub(super) fn start(svc: &Service) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         let log = svc.dir.join("serve.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
         cmd.arg("serve")

@@ -26,14 +26,18 @@ fn spawn_demo(dir: &std::path::Path, port: u16, stderr: Stdio) -> std::process::
         .unwrap()
 }
 
+/// The port of the first `redis://127.0.0.1:PORT` in the demo's output.
+fn redis_port(text: &str) -> Option<u16> {
+    text.split("redis://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+}
+
 #[test]
 fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
     let dir = support::scratch("demo");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut child = spawn_demo(&dir, port, Stdio::piped());
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
@@ -74,12 +78,7 @@ fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
-    let redis_port: u16 = text
-        .split("redis://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|digits| digits.parse().ok())
-        .expect("the demo prints its redis url");
+    let redis_port = redis_port(&text).expect("the demo prints its redis url");
     assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "api is up");
 
     // Ctrl-C: the demo stops workers, API and Redis, and exits 0.
@@ -113,11 +112,7 @@ fn demo_runs_a_backtest_over_http_and_stops_cleanly_on_ctrl_c() {
 #[test]
 fn ctrl_c_during_the_demo_steps_stops_at_once_and_cleanly() {
     let dir = support::scratch("demo_interrupted");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut child = spawn_demo(&dir, port, Stdio::null());
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // The services are up; the steps (upload, import, backtest,
@@ -150,29 +145,17 @@ fn ctrl_c_during_the_demo_steps_stops_at_once_and_cleanly() {
 #[test]
 fn a_killed_demo_leaves_no_server_behind() {
     let dir = support::scratch("demo_killed");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut child = spawn_demo(&dir, port, Stdio::null());
     let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut redis_port = None;
+    let mut redis = None;
     for line in stdout.lines().map_while(Result::ok) {
-        if let Some(rest) = line
-            .trim_start()
-            .strip_prefix("redis    redis://127.0.0.1:")
-        {
-            redis_port = rest
-                .split(|c: char| !c.is_ascii_digit())
-                .next()
-                .and_then(|digits| digits.parse::<u16>().ok());
-        }
+        redis = redis.or_else(|| redis_port(&line));
         if line.starts_with("uploaded") {
             break;
         }
     }
-    let redis_port = redis_port.expect("the demo prints its redis url");
+    let redis_port = redis.expect("the demo prints its redis url");
     // The API is up once a strategy was uploaded through it.
     for open in [port, redis_port] {
         assert!(
