@@ -149,7 +149,7 @@ while i <= #ARGV do
         'worker', CONSUMER, 'failed_at_ms', now_s)
       if rec ~= '' then
         redis.call('HSET', rec, 'status', 'failed', 'error', c,
-          'finished_at_ms', now)
+          'finished_at_ms', now_s)
       end
       -- Dead-lettered: it holds again if requeued.
       let_go(tid, h[10])
