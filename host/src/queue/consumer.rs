@@ -22,6 +22,10 @@ pub struct Held {
     pub stream: String,
     pub entry_id: String,
     pub task_id: String,
+    /// Where a result goes: the record's key and field (both empty when
+    /// the result stays on the task hash).
+    pub record: String,
+    pub result_field: String,
 }
 
 impl From<&Delivery> for Held {
@@ -30,6 +34,8 @@ impl From<&Delivery> for Held {
             stream: d.stream.clone(),
             entry_id: d.entry_id.clone(),
             task_id: d.task_id.clone(),
+            record: d.record.clone(),
+            result_field: d.result_field.clone(),
         }
     }
 }
@@ -169,17 +175,52 @@ impl Consumer {
 
     /// Ends deliveries in one round trip. Returns (completed, duplicates):
     /// duplicates are deliveries of tasks that had already ended.
+    ///
+    /// A result bound for a record (a backtest's report, some KB) goes as
+    /// a plain `HSETNX` in the same transaction, ahead of the script,
+    /// which keeps it when this delivery wins and removes it when not.
+    /// Passed to the script instead, Redis's Lua would hash every byte of
+    /// it on the way in.
     pub async fn complete(&self, outcomes: &[(Held, Outcome)]) -> Result<(u64, u64), QueueError> {
         if outcomes.is_empty() {
             return Ok((0, 0));
         }
-        let mut invocation = self.queue.scripts().complete.prepare_invoke();
-        invocation
+        let staged = |held: &Held, outcome: &Outcome| {
+            matches!(outcome, Outcome::Completed { .. }) && !held.record.is_empty()
+        };
+        let any_staged = outcomes.iter().any(|(h, o)| staged(h, o));
+        let mut script = if any_staged {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(super::scripts::COMPLETE_SOURCE);
+            cmd
+        } else {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(self.queue.scripts().complete.get_hash());
+            cmd
+        };
+        script
+            .arg(0)
             .arg(self.queue.keys().prefix())
             .arg(&self.name)
             .arg(self.queue.config().result_ttl.as_secs());
+        let mut stage = redis::pipe();
+        stage.atomic();
         for (held, outcome) in outcomes {
             let (op, a, b, c, d): (&str, &str, &str, String, &str) = match outcome {
+                Outcome::Completed { result } if staged(held, outcome) => {
+                    let field = if held.result_field.is_empty() {
+                        "result"
+                    } else {
+                        &held.result_field
+                    };
+                    stage
+                        .cmd("HSETNX")
+                        .arg(&held.record)
+                        .arg(field)
+                        .arg(result)
+                        .ignore();
+                    ("staged", &held.record, field, String::new(), "")
+                }
                 Outcome::Completed { result } => ("done", result, "", String::new(), ""),
                 Outcome::Failed(e) => (
                     if e.timeout { "timeout" } else { "fail" },
@@ -204,7 +245,7 @@ impl Consumer {
                 Outcome::Cancelled => ("cancel", "", "", String::new(), ""),
                 Outcome::Released => ("release", "", "", String::new(), ""),
             };
-            invocation
+            script
                 .arg(op)
                 .arg(&held.stream)
                 .arg(&held.entry_id)
@@ -212,12 +253,23 @@ impl Consumer {
                 .arg(a);
             // The common case, a completion, carries no error fields.
             if op != "done" {
-                invocation.arg(b).arg(c).arg(d);
+                script.arg(b).arg(c).arg(d);
             }
         }
         let mut conn = self.queue.connection();
-        let (completed, duplicates): (u64, u64) = invocation.invoke_async(&mut conn).await?;
-        Ok((completed, duplicates))
+        if any_staged {
+            stage.add_command(script);
+            let ((completed, duplicates),): ((u64, u64),) = stage.query_async(&mut conn).await?;
+            return Ok((completed, duplicates));
+        }
+        let reply = match script.query_async::<(u64, u64)>(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.queue.scripts().complete.load_async(&mut conn).await?;
+                script.query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        Ok(reply)
     }
 
     /// Refreshes the claims on `held` (so no sweeper takes them), writes
@@ -279,14 +331,14 @@ impl Consumer {
 }
 
 fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
-    if !flat.len().is_multiple_of(6) {
+    if !flat.len().is_multiple_of(7) {
         return Err(QueueError::Reply(format!(
-            "fetch returned {} fields, not a multiple of 6",
+            "fetch returned {} fields, not a multiple of 7",
             flat.len()
         )));
     }
     let bad = |what: &str, value: &str| QueueError::Reply(format!("bad {what} `{value}`"));
-    flat.chunks_exact(6)
+    flat.chunks_exact(7)
         .map(|f| {
             let spec = super::task::PackedSpec::parse(&f[3]).ok_or_else(|| bad("spec", &f[3]))?;
             Ok(Delivery {
@@ -299,6 +351,8 @@ fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
                 max_attempts: spec.max_attempts,
                 timeout_ms: spec.timeout_ms,
                 priority: spec.priority,
+                record: f[6].clone(),
+                result_field: spec.result_field,
             })
         })
         .collect()

@@ -2,14 +2,25 @@
 
 use redis::Script;
 
-macro_rules! script {
+macro_rules! source {
     ($file:literal) => {
-        Script::new(concat!(
+        concat!(
             include_str!("lua/prelude.lua"),
             include_str!(concat!("lua/", $file))
-        ))
+        )
     };
 }
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(source!($file))
+    };
+}
+
+/// `complete.lua` as text, for `EVAL` inside a transaction: there a
+/// missing script (`NOSCRIPT`, after a Redis restart) would fail alone,
+/// after the transaction's other commands had run.
+pub const COMPLETE_SOURCE: &str = source!("complete.lua");
 
 pub struct Scripts {
     pub submit: Script,

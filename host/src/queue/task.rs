@@ -265,6 +265,10 @@ pub struct Delivery {
     pub max_attempts: u32,
     pub timeout_ms: u64,
     pub priority: i64,
+    /// The key of the record the result goes to, or empty.
+    pub record: String,
+    /// The record's field for the result (empty: `result`).
+    pub result_field: String,
 }
 
 /// Why a task failed, and whether running it again could help.

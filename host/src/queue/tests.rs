@@ -107,6 +107,15 @@ impl Fx {
             .unwrap()
     }
 
+    async fn del(&self, key: &str) {
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(key)
+            .query_async::<i64>(&mut conn)
+            .await
+            .unwrap();
+    }
+
     async fn exists(&self, key: &str) -> bool {
         let mut conn = self.conn.clone();
         redis::cmd("EXISTS")
@@ -469,6 +478,95 @@ async fn completion_is_idempotent_and_mirrors_the_record() {
     assert_eq!(completed.buckets.iter().sum::<u64>(), 3);
     assert_eq!(completed.cumulative().last().unwrap(), &(None, 3));
     assert_eq!(durations["failed"].count, 0);
+}
+
+/// A record's result is written ahead of the script (`HSETNX`); a late
+/// completion that loses must leave no result where none belongs.
+#[tokio::test]
+async fn a_late_result_is_kept_off_records_it_did_not_win() {
+    let fx = setup("late-result", fast()).await;
+    let a = fx.consumer("a").await;
+    let b = fx.consumer("b").await;
+    // `a` takes the task and stalls; `b` reclaims it.
+    async fn stall(a: &Consumer, b: &Consumer, id: &str) -> (Delivery, Delivery) {
+        let stale = a.fetch(1, false).await.unwrap().pop().unwrap();
+        assert_eq!(stale.task_id, id);
+        tokio::time::sleep(PAST_VISIBILITY).await;
+        let fresh = b.fetch(1, true).await.unwrap().pop().unwrap();
+        assert_eq!(fresh.task_id, id);
+        (stale, fresh)
+    }
+
+    // The reclaimer fails the task: the record says failed, no report.
+    let id = fx
+        .queue
+        .submit_one(with_record(5, "f", "rec:f"))
+        .await
+        .unwrap();
+    let (stale, fresh) = stall(&a, &b, &id).await;
+    let failed = Outcome::Failed(TaskError::permanent("strategy_trap", "boom"));
+    assert_eq!(b.complete(&[(held(&fresh), failed)]).await.unwrap(), (0, 0));
+    assert_eq!(a.complete(&[done(&stale, "late")]).await.unwrap(), (0, 1));
+    let rec = fx.hgetall("rec:f").await;
+    assert_eq!(rec["status"], "failed");
+    assert!(!rec.contains_key("report"), "{rec:?}");
+
+    // The reclaimer sends it back to the queue: it waits, no report.
+    let id = fx
+        .queue
+        .submit_one(with_record(5, "r", "rec:r"))
+        .await
+        .unwrap();
+    let (stale, fresh) = stall(&a, &b, &id).await;
+    let retry = Outcome::Retry {
+        error: TaskError::transient("host_error", "again"),
+        delay_ms: 0,
+    };
+    assert_eq!(b.complete(&[(held(&fresh), retry)]).await.unwrap(), (0, 0));
+    assert_eq!(a.complete(&[done(&stale, "late")]).await.unwrap(), (0, 1));
+    let rec = fx.hgetall("rec:r").await;
+    assert_eq!(rec["status"], "queued");
+    assert!(!rec.contains_key("report"), "{rec:?}");
+    // Its next run's result lands.
+    fx.queue.promote_due().await.unwrap();
+    let again = b.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!(again.task_id, id);
+    assert_eq!(
+        b.complete(&[done(&again, "on time")]).await.unwrap(),
+        (1, 0)
+    );
+    assert_eq!(fx.hgetall("rec:r").await["report"], "on time");
+
+    // A record gone by the time a late result comes is not brought back.
+    let id = fx
+        .queue
+        .submit_one(with_record(5, "g", "rec:g"))
+        .await
+        .unwrap();
+    let (stale, fresh) = stall(&a, &b, &id).await;
+    assert_eq!(b.complete(&[done(&fresh, "first")]).await.unwrap(), (1, 0));
+    fx.del("rec:g").await;
+    assert_eq!(a.complete(&[done(&stale, "late")]).await.unwrap(), (0, 1));
+    assert!(fx.hgetall("rec:g").await.is_empty());
+
+    // Mixed in one batch with a result that wins and one without a record.
+    let with = fx
+        .queue
+        .submit_one(with_record(5, "w", "rec:w"))
+        .await
+        .unwrap();
+    let without = fx.queue.submit_one(spec(5, "n")).await.unwrap();
+    let ds = a.fetch(2, false).await.unwrap();
+    assert_eq!(ids(&ds), vec![with.clone(), without.clone()]);
+    let batch = [
+        done(&ds[0], "won"),
+        done(&ds[1], "plain"),
+        done(&ds[0], "dup"),
+    ];
+    assert_eq!(a.complete(&batch).await.unwrap(), (2, 1));
+    assert_eq!(fx.hgetall("rec:w").await["report"], "won");
+    assert_eq!(fx.info(&without).await.result.as_deref(), Some("plain"));
+    fx.assert_balanced().await;
 }
 
 #[tokio::test]

@@ -3,8 +3,9 @@
 -- and for every op but `done`: b (error message), c (error JSON for the
 -- record / retry delay ms), d (error kind: permanent, transient or
 -- timeout).
--- ops: done, fail, timeout (a failure counted as a timeout), retry,
--- cancel, release.
+-- ops: done, staged (done, its result already on the record: a is the
+-- record's key, b the field), fail, timeout (a failure counted as a
+-- timeout), retry, cancel, release.
 -- Idempotent: only a task still running gets an outcome; the first one
 -- wins, later deliveries of the same task are only acknowledged.
 local ttl = ARGV[3]
@@ -81,6 +82,19 @@ local function delete_acked(sk, ids)
   end
   if #rest > 0 then redis.call('XDEL', sk, unpack(rest)) end
 end
+-- A staged result of a delivery that did not win. The `HSETNX` ahead of
+-- this script wrote nothing where the field was set: a completed record
+-- keeps its result. Anywhere else the field is this delivery's and goes;
+-- a record without a status is one the `HSETNX` created after the
+-- record was deleted, and goes whole.
+local function unstage(rec, field)
+  local status = redis.call('HGET', rec, 'status')
+  if not status then
+    redis.call('DEL', rec)
+  elseif status ~= 'completed' then
+    redis.call('HDEL', rec, field)
+  end
+end
 -- Acknowledged and deleted per stream in one call each, at the end.
 local acks = {}
 local function ack(sk, eid)
@@ -110,6 +124,7 @@ while i <= #ARGV do
     -- Finished elsewhere, or cancelled while queued: just let go.
     ack(sk, eid)
     tally.duplicates = tally.duplicates + 1
+    if op == 'staged' then unstage(a, b) end
   elseif (op == 'retry' or op == 'release') and not owner then
     -- Another worker reclaimed this task and runs it now; acking here
     -- would orphan its claim.
@@ -122,12 +137,15 @@ while i <= #ARGV do
     -- Its cancellation was asked for: it ends cancelled rather than go
     -- back to the queue and run again.
     if h[7] == '1' and (op == 'retry' or op == 'release') then op = 'cancel' end
-    if op == 'done' then
+    if op == 'done' or op == 'staged' then
       local created_us, _, _, _, _, _, result_field = parse_spec(spec_of(tk, h[5]))
       -- The result is kept once: on the record when there is one. A
       -- completed task reads as progress 1 without writing it.
       if rec == '' then
         redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s, 'result', a)
+      elseif op == 'staged' then
+        redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s)
+        redis.call('HSET', rec, 'status', 'completed', 'finished_at_ms', now_s, 'progress', '1')
       else
         redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s)
         if result_field == nil or result_field == '' then result_field = 'result' end

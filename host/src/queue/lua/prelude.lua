@@ -96,8 +96,8 @@ local function release(tid)
 end
 
 -- Marks a delivered entry as running on CONSUMER (at `now_s`, µs as a
--- string) and appends it to `out` (6 strings per task: stream, entry,
--- task id, spec, payload, attempt). Entries of cancelled, finished or
+-- string) and appends it to `out` (7 strings per task: stream, entry,
+-- task id, spec, payload, attempt, record key or ''). Entries of cancelled, finished or
 -- vanished tasks are dropped here, so a worker never sees them.
 -- Returns 1 when a queued task became active (the caller adds them up).
 local function start_entry(sk, eid, tid, now_s, out)
@@ -123,6 +123,7 @@ local function start_entry(sk, eid, tid, now_s, out)
   out[n + 4] = spec_of(tk, h[2])
   out[n + 5] = h[3] or ''
   out[n + 6] = attempts
+  out[n + 7] = h[5] or ''
   if status == 'queued' then return 1 end
   return 0
 end
