@@ -238,9 +238,12 @@ impl Queue {
                 .arg(record_key);
             if !record_key.is_empty() {
                 // The record's initial fields, then its new run's, which win.
+                // A record with initial fields is a new one: nothing of an
+                // earlier run to clear.
                 invocation
                     .arg(index.map_or("", |(key, _)| key.as_str()))
                     .arg(index.map_or("", |(_, member)| member.as_str()))
+                    .arg(if init.is_empty() { "" } else { "1" })
                     .arg(init.len() + 3);
                 for (name, value) in init {
                     invocation.arg(name).arg(value);

@@ -70,7 +70,9 @@ pub struct Record {
     pub key: String,
     pub result_field: String,
     /// Fields the record starts with, written by the submission itself,
-    /// so a record and its task appear together or not at all.
+    /// so a record and its task appear together or not at all. Without
+    /// them the record exists and runs again: its last run's result,
+    /// error and times are cleared.
     pub init: Vec<(String, String)>,
     /// A sorted set the record joins at submission, scored by the
     /// server's time in ms: (key, member).

@@ -1596,6 +1596,84 @@ fn consumer_names_carry_host_pid_and_boot_id() {
     assert_eq!(name, Consumer::unique_name(), "stable within a process");
 }
 
+/// A record submitted without initial fields exists already and runs
+/// again: its last result goes at submission, and the new one lands (a
+/// record's result is written with `HSETNX`).
+#[tokio::test]
+async fn a_record_that_runs_again_gets_the_new_result() {
+    let fx = setup("run-again", fast()).await;
+    let a = fx.consumer("a").await;
+    for result in ["first", "second"] {
+        fx.queue
+            .submit_one(with_record(5, result, "rec:again"))
+            .await
+            .unwrap();
+        let rec = fx.hgetall("rec:again").await;
+        assert_eq!(rec["status"], "queued");
+        assert!(!rec.contains_key("report"), "{rec:?}");
+        assert!(!rec.contains_key("finished_at_ms"), "{rec:?}");
+        let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+        assert_eq!(a.complete(&[done(&d, result)]).await.unwrap(), (1, 0));
+        assert_eq!(fx.hgetall("rec:again").await["report"], result);
+    }
+}
+
+/// Set members and index entries go in one call per key, in chunks of
+/// 1,000 values: a batch above that joins whole.
+#[tokio::test]
+async fn a_big_batch_joins_its_sets_whole() {
+    let fx = setup("big-batch", fast()).await;
+    let specs: Vec<TaskSpec> = (0..2_100)
+        .map(|n| {
+            let mut record = Record::new(format!("rec:big:{n}"), "report");
+            record.init = vec![("n".to_string(), n.to_string())];
+            record.index = Some(("big:index".to_string(), n.to_string()));
+            TaskSpec {
+                record: Some(record),
+                holds: Some(if n % 2 == 0 { "res:even" } else { "res:odd" }.to_string()),
+                ..spec(5, "big")
+            }
+        })
+        .collect();
+    let ids = fx.queue.submit(&specs).await.unwrap();
+    assert_eq!(ids.len(), 2_100);
+    let mut conn = fx.queue.connection();
+    for (set, want) in [("res:even", 1_050), ("res:odd", 1_050)] {
+        let n: u64 = redis::cmd("SCARD")
+            .arg(set)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(n, want, "{set}");
+    }
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("big:index")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut want: Vec<String> = (0..2_100).map(|n: u32| n.to_string()).collect();
+    let mut got = members;
+    want.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(got, want);
+
+    // Ending them leaves the sets in one call per set, as many at once.
+    let a = fx.consumer("a").await;
+    let mut left = 2_100;
+    while left > 0 {
+        let ds = a.fetch(700, false).await.unwrap();
+        let outcomes: Vec<(Held, Outcome)> = ds.iter().map(|d| done(d, "r")).collect();
+        assert_eq!(a.complete(&outcomes).await.unwrap(), (ds.len() as u64, 0));
+        left -= ds.len();
+    }
+    for set in ["res:even", "res:odd"] {
+        assert!(!fx.exists(set).await, "{set} is empty");
+    }
+    fx.assert_balanced().await;
+}
+
 #[tokio::test]
 async fn holders_are_the_tasks_that_may_still_run() {
     let fx = setup("holders", fast()).await;

@@ -95,6 +95,14 @@ local function unstage(rec, field)
     redis.call('HDEL', rec, field)
   end
 end
+-- Tasks that leave their `holds` sets, per set: one SREM each at the end.
+local leaving = {}
+local function leave(tid, holds)
+  if holds and holds ~= '' then
+    local list = list_of(leaving, holds)
+    list[#list + 1] = tid
+  end
+end
 -- Acknowledged and deleted per stream in one call each, at the end.
 local acks = {}
 local function ack(sk, eid)
@@ -154,7 +162,7 @@ while i <= #ARGV do
       end
       redis.call('EXPIRE', tk, ttl)
       if h[8] == '1' then redis.call('EXPIRE', tk .. ':retries', ttl) end
-      let_go(tid, h[10])
+      leave(tid, h[10])
       tally.tasks_completed = tally.tasks_completed + 1
       observe('completed', h[9], created_us)
     elseif op == 'fail' or op == 'timeout' then
@@ -170,7 +178,7 @@ while i <= #ARGV do
           'finished_at_ms', now_s)
       end
       -- Dead-lettered: it holds again if requeued.
-      let_go(tid, h[10])
+      leave(tid, h[10])
       observe(op == 'timeout' and 'timeout' or 'failed', h[9], created_us)
       if op == 'timeout' then
         tally.tasks_timeout = tally.tasks_timeout + 1
@@ -195,6 +203,7 @@ while i <= #ARGV do
     end
   end
 end
+for holds, tids in pairs(leaving) do call_batched('SREM', holds, tids) end
 for sk, ids in pairs(acks) do
   redis.call('XACK', sk, GROUP, unpack(ids))
   delete_acked(sk, ids)

@@ -69,6 +69,25 @@ local function enqueue(tid)
   return eid
 end
 
+-- The list kept under `key` in `t`, made on first use.
+local function list_of(t, key)
+  local list = t[key]
+  if not list then
+    list = {}
+    t[key] = list
+  end
+  return list
+end
+
+-- `cmd key` with the arguments in `list`, in calls of at most 1,000
+-- (Lua's unpack stops at about 8,000 values). `list` holds whole
+-- members or pairs, so an even chunk size never splits a pair.
+local function call_batched(cmd, key, list)
+  for first = 1, #list, 1000 do
+    redis.call(cmd, key, unpack(list, first, math.min(first + 999, #list)))
+  end
+end
+
 -- An ended task leaves its `holds` set, so the set keeps only tasks that
 -- may still run (`holds` is the set's key, absent when none).
 local function let_go(tid, holds)
