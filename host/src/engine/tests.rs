@@ -1000,4 +1000,26 @@ fn report_json_is_serde_json_of_the_report_and_fits_its_estimate() {
         "{} bytes",
         json.len()
     );
+    // The curve is written by hand: one point, none, extreme and
+    // non-finite values (serde writes those as null) and negative times.
+    let mut odd = report.clone();
+    for curve in [
+        vec![(0, 0.0)],
+        vec![],
+        vec![
+            (-1, -0.0),
+            (i64::MIN, f64::MIN_POSITIVE),
+            (i64::MAX, f64::MAX),
+            (7, f64::NAN),
+            (8, f64::INFINITY),
+            (9, 1e-300),
+            (10, 123456789.125),
+        ],
+    ] {
+        odd.equity_curve = curve
+            .into_iter()
+            .map(|(ts, equity)| EquityPoint { ts, equity })
+            .collect();
+        assert_eq!(odd.to_json().unwrap(), serde_json::to_string(&odd).unwrap());
+    }
 }
