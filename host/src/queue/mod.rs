@@ -202,7 +202,11 @@ impl Queue {
                     message: "must be at least 1".into(),
                 });
             }
-            let id = uuid::Uuid::new_v4().to_string();
+            // A v4 uuid from the thread's generator: `new_v4` asks the
+            // kernel for every id (a syscall per task in bulk submission).
+            let id = uuid::Builder::from_random_bytes(rand::random())
+                .into_uuid()
+                .to_string();
             let timeout_ms = spec
                 .timeout_ms
                 .unwrap_or(self.config.task_timeout.as_millis() as u64);

@@ -1585,6 +1585,20 @@ async fn dead_consumers_are_pruned_and_live_ones_kept() {
     assert!(!names.contains(&"dead".to_string()), "{names:?}");
 }
 
+#[tokio::test]
+async fn task_ids_are_distinct_v4_uuids() {
+    let fx = setup("uuids", fast()).await;
+    let specs: Vec<TaskSpec> = (0..500).map(|_| spec(5, "u")).collect();
+    let ids = fx.queue.submit(&specs).await.unwrap();
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 500);
+    for id in &ids {
+        let uuid = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(uuid.get_version_num(), 4, "{id}");
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+    }
+}
+
 #[test]
 fn consumer_names_carry_host_pid_and_boot_id() {
     let name = Consumer::unique_name();

@@ -24,6 +24,16 @@ pub struct BacktestPayload {
     pub candles_version: u64,
 }
 
+impl BacktestPayload {
+    /// The payload's JSON around a definition already serialised (for its
+    /// record): byte for byte what serde_json writes for the struct.
+    pub fn json(backtest_id: u64, definition_json: &str, candles_version: u64) -> String {
+        format!(
+            r#"{{"backtest_id":{backtest_id},"definition":{definition_json},"candles_version":{candles_version}}}"#
+        )
+    }
+}
+
 /// Why a submission was refused. Nothing is queued for any of these.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -227,8 +237,20 @@ async fn submit_validated(
         let init = store
             .backtest_init_fields(&definition)
             .map_err(|e| (i, e.into()))?;
-        let mut spec = task_spec(store, backtest_id, definition, candles_version, options)
-            .map_err(|e| (i, e))?;
+        // The record's definition, serialised once for the payload too.
+        let definition_json = init
+            .iter()
+            .find(|(name, _)| name == fields::DEFINITION)
+            .map(|(_, json)| json.as_str());
+        let mut spec = task_spec(
+            store,
+            backtest_id,
+            &definition,
+            definition_json,
+            candles_version,
+            options,
+        )
+        .map_err(|e| (i, e))?;
         if let Some(record) = spec.record.as_mut() {
             record.init = init;
             record.index = Some((store.keys().backtests(), backtest_id.to_string()));
@@ -260,24 +282,38 @@ pub async fn resubmit_backtest(
         priority,
         ..SubmitOptions::default()
     };
-    let spec = task_spec(store, backtest_id, definition, candles_version, &options)?;
+    let spec = task_spec(
+        store,
+        backtest_id,
+        &definition,
+        None,
+        candles_version,
+        &options,
+    )?;
     Ok(queue.submit_one(spec).await?)
 }
 
+/// `definition_json`: the definition as serde_json writes it, when the
+/// caller has it already.
 fn task_spec(
     store: &Store,
     backtest_id: u64,
-    definition: BacktestDefinition,
+    definition: &BacktestDefinition,
+    definition_json: Option<&str>,
     candles_version: u64,
     options: &SubmitOptions,
 ) -> Result<TaskSpec, SubmitError> {
     let holds = store.keys().plugin_tasks(&definition.strategy_sha256);
-    let payload = BacktestPayload {
-        backtest_id,
-        definition,
-        candles_version,
+    let serialised;
+    let definition_json = match definition_json {
+        Some(json) => json,
+        None => {
+            serialised =
+                serde_json::to_string(definition).map_err(|e| invalid("payload", e.to_string()))?;
+            &serialised
+        }
     };
-    let payload = serde_json::to_string(&payload).map_err(|e| invalid("payload", e.to_string()))?;
+    let payload = BacktestPayload::json(backtest_id, definition_json, candles_version);
     let mut spec = TaskSpec::new(KIND_BACKTEST, payload);
     spec.priority = options.priority;
     spec.timeout_ms = options.timeout_ms;
@@ -535,5 +571,42 @@ pub(super) fn engine_error(e: engine::EngineError) -> TaskError {
         },
         engine::EngineError::Protocol(m) => TaskError::permanent("protocol_error", m),
         other => TaskError::permanent("engine_error", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_json_is_what_serde_writes() {
+        let definition = BacktestDefinition {
+            strategy_sha256: "ab".repeat(32),
+            strategy_id: Some(7),
+            name: Some("a \"quoted\" name".into()),
+            symbol: "BTCUSDT".into(),
+            timeframe_secs: 3600,
+            start_ts: -86_400,
+            end_ts: 1_704_423_600,
+            initial_capital: 10_000.0,
+            commission: 0.0006,
+            leverage: 1.0,
+            slippage_bps: 2.5,
+            params: BTreeMap::from([
+                ("fast".to_string(), serde_json::json!(5)),
+                ("mode".to_string(), serde_json::json!("x\ny")),
+            ]),
+        };
+        let definition_json = serde_json::to_string(&definition).unwrap();
+        let built = BacktestPayload::json(u64::MAX, &definition_json, 3);
+        let payload = BacktestPayload {
+            backtest_id: u64::MAX,
+            definition,
+            candles_version: 3,
+        };
+        assert_eq!(built, serde_json::to_string(&payload).unwrap());
+        let back: BacktestPayload = serde_json::from_str(&built).unwrap();
+        assert_eq!(back, payload);
     }
 }
