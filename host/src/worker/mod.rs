@@ -175,9 +175,14 @@ async fn fetch_loop(
             let state = shared.state();
             (state.in_flight, state.average_run)
         };
-        let capacity = shared.config.slots + prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
+        let extra = prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
+        let capacity = shared.config.slots + extra;
         let want = capacity.saturating_sub(held).min(qc.fetch_batch);
-        if want == 0 {
+        // With every slot given work, refill only once half the prefetch
+        // room is free: fewer, larger fetches (each `fetch.lua` call costs
+        // Redis a dozen calls besides its tasks), never more held.
+        let all_slots_busy = held >= shared.config.slots;
+        if want == 0 || (all_slots_busy && want < extra.div_ceil(2)) {
             shared.slot_freed.notified().await;
             continue;
         }
