@@ -149,11 +149,12 @@ while i <= #ARGV do
       local created_us, _, _, _, _, _, result_field = parse_spec(spec_of(tk, h[5]))
       -- The result is kept once: on the record when there is one. A
       -- completed task reads as progress 1 without writing it.
-      if rec == '' then
-        redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s, 'result', a)
-      elseif op == 'staged' then
+      if op == 'staged' then
+        -- Its result is on the record (a) already.
         redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s)
-        redis.call('HSET', rec, 'status', 'completed', 'finished_at_ms', now_s, 'progress', '1')
+        redis.call('HSET', a, 'status', 'completed', 'finished_at_ms', now_s, 'progress', '1')
+      elseif rec == '' then
+        redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s, 'result', a)
       else
         redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s)
         if result_field == nil or result_field == '' then result_field = 'result' end

@@ -116,8 +116,9 @@ end
 
 -- Marks a delivered entry as running on CONSUMER (at `now_s`, µs as a
 -- string) and appends it to `out` (7 strings per task: stream, entry,
--- task id, spec, payload, attempt, record key or ''). Entries of cancelled, finished or
--- vanished tasks are dropped here, so a worker never sees them.
+-- task id, spec, payload, attempt, record key or ''). Entries of
+-- cancelled, finished or vanished tasks are dropped here, so a worker
+-- never sees them.
 -- Returns 1 when a queued task became active (the caller adds them up).
 local function start_entry(sk, eid, tid, now_s, out)
   local tk = task_key(tid or '')
