@@ -220,6 +220,14 @@ fn bench_queue_reports_its_figures() {
     assert_eq!(f["backtests"], 60);
     assert!(f["noop_tasks_per_sec"].as_f64().unwrap() > 0.0);
     assert!(f["backtests_per_sec"].as_f64().unwrap() > 0.0);
+    let while_submitting = f["backtests_done_while_submitting"].as_i64().unwrap();
+    assert!((0..=60).contains(&while_submitting), "{f}");
+    // Either some were left once all were submitted, and they drained at
+    // a measured rate, or none were.
+    match f["backtest_drain_per_sec"].as_f64() {
+        Some(rate) => assert!(while_submitting < 60 && rate > 0.0, "{f}"),
+        None => assert_eq!(while_submitting, 60, "{f}"),
+    }
     assert!(f["latency_p50_ms"].as_f64().unwrap() > 0.0);
     assert!(f["idle_worker_rss_mb"].as_f64().unwrap() > 1.0);
     assert!(f["backtest_cpu_us_per_task"]["worker"].as_f64().unwrap() > 0.0);

@@ -129,6 +129,12 @@ struct Figures {
     backtests: usize,
     backtests_per_sec: f64,
     backtest_submit_per_sec: f64,
+    /// Backtests completed by the time the last one was submitted: Redis
+    /// serves the submitter and the worker until then, the worker alone
+    /// after.
+    backtests_done_while_submitting: i64,
+    /// The rate after the last submission (none when nothing was left).
+    backtest_drain_per_sec: Option<f64>,
     backtest_cpu_us_per_task: CpuPerTask,
     latency_samples: usize,
     latency_p50_ms: f64,
@@ -298,8 +304,12 @@ async fn measure(
         left -= n;
     }
     let backtest_submit_secs = started.elapsed().as_secs_f64();
+    let done_while_submitting = count_completed(&queue).await? - before;
     wait_completed(&queue, before, args.backtests, Duration::from_secs(900)).await?;
     let backtest_secs = started.elapsed().as_secs_f64();
+    let left_after_submitting = args.backtests as i64 - done_while_submitting;
+    let drain_per_sec = (left_after_submitting > 0)
+        .then(|| left_after_submitting as f64 / (backtest_secs - backtest_submit_secs));
     let backtest_cpu = cpu.per_task(args.backtests);
     let failed = queue.counters().await?.tasks_failed - failed_before;
     if failed > 0 {
@@ -344,6 +354,8 @@ async fn measure(
         backtests: args.backtests,
         backtests_per_sec: args.backtests as f64 / backtest_secs,
         backtest_submit_per_sec: args.backtests as f64 / backtest_submit_secs,
+        backtests_done_while_submitting: done_while_submitting,
+        backtest_drain_per_sec: drain_per_sec,
         backtest_cpu_us_per_task: backtest_cpu,
         latency_samples: latencies.len(),
         latency_p50_ms: pct(0.5),
@@ -686,6 +698,12 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
     outln!(
         "  100-bar backtests end to end ({})   {:>10.0} /s  (submitted at {:.0}/s; target >= 10,000)",
         f.backtests, f.backtests_per_sec, f.backtest_submit_per_sec
+    );
+    outln!(
+        "    {} of them done while submitting; the rest at {}",
+        f.backtests_done_while_submitting,
+        f.backtest_drain_per_sec
+            .map_or_else(|| "n/a".into(), |r| format!("{r:.0}/s once submitted"))
     );
     let cpu = |c: &CpuPerTask| {
         format!(
