@@ -3,6 +3,7 @@
 use super::task::{Delivery, Outcome};
 use super::{Class, Queue, QueueError, GROUP};
 use redis::aio::ConnectionManager;
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// A named member of the `workers` group. Its name is unique per process
@@ -188,21 +189,13 @@ impl Consumer {
         let staged = |held: &Held, outcome: &Outcome| {
             matches!(outcome, Outcome::Completed { .. }) && !held.record.is_empty()
         };
-        let any_staged = outcomes.iter().any(|(h, o)| staged(h, o));
-        let mut script = if any_staged {
-            let mut cmd = redis::cmd("EVAL");
-            cmd.arg(super::scripts::COMPLETE_SOURCE);
-            cmd
-        } else {
-            let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(self.queue.scripts().complete.get_hash());
-            cmd
-        };
-        script
-            .arg(0)
-            .arg(self.queue.keys().prefix())
-            .arg(&self.name)
-            .arg(self.queue.config().result_ttl.as_secs());
+        // The script's arguments, the same whichever way it is called.
+        let ttl = self.queue.config().result_ttl.as_secs().to_string();
+        let mut args: Vec<Cow<'_, str>> = vec![
+            self.queue.keys().prefix().into(),
+            self.name.as_str().into(),
+            ttl.into(),
+        ];
         let mut stage = redis::pipe();
         stage.atomic();
         for (held, outcome) in outcomes {
@@ -245,31 +238,32 @@ impl Consumer {
                 Outcome::Cancelled => ("cancel", "", "", String::new(), ""),
                 Outcome::Released => ("release", "", "", String::new(), ""),
             };
-            script
-                .arg(op)
-                .arg(&held.stream)
-                .arg(&held.entry_id)
-                .arg(&held.task_id)
-                .arg(a);
+            args.extend([
+                op.into(),
+                held.stream.as_str().into(),
+                held.entry_id.as_str().into(),
+                held.task_id.as_str().into(),
+                a.into(),
+            ]);
             // The common case, a completion, carries no error fields.
             if op != "done" {
-                script.arg(b).arg(c).arg(d);
+                args.extend([b.into(), c.into(), d.into()]);
             }
         }
         let mut conn = self.queue.connection();
-        if any_staged {
+        if stage.cmd_iter().next().is_some() {
+            let mut script = redis::cmd("EVAL");
+            script
+                .arg(super::scripts::COMPLETE_SOURCE)
+                .arg(0)
+                .arg(&args);
             stage.add_command(script);
             let ((completed, duplicates),): ((u64, u64),) = stage.query_async(&mut conn).await?;
             return Ok((completed, duplicates));
         }
-        let reply = match script.query_async::<(u64, u64)>(&mut conn).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.queue.scripts().complete.load_async(&mut conn).await?;
-                script.query_async(&mut conn).await?
-            }
-            other => other?,
-        };
-        Ok(reply)
+        let mut invocation = self.queue.scripts().complete.prepare_invoke();
+        invocation.arg(&args);
+        Ok(invocation.invoke_async(&mut conn).await?)
     }
 
     /// Refreshes the claims on `held` (so no sweeper takes them), writes

@@ -106,11 +106,7 @@ end
 -- Acknowledged and deleted per stream in one call each, at the end.
 local acks = {}
 local function ack(sk, eid)
-  local ids = acks[sk]
-  if not ids then
-    ids = {}
-    acks[sk] = ids
-  end
+  local ids = list_of(acks, sk)
   ids[#ids + 1] = eid
 end
 local i = 4
