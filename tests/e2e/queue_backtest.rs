@@ -211,11 +211,20 @@ fn bench_queue_reports_its_figures() {
             "10",
             "--ceiling-requests",
             "5000",
+            // Calls that do not divide the counts, some in flight at once.
+            "--submit-batch",
+            "7",
+            "--submit-concurrency",
+            "3",
             "--json",
         ],
     );
     assert!(out.status.success(), "{}", support::stderr(&out));
     let f: serde_json::Value = serde_json::from_str(&support::stdout(&out)).unwrap();
+    assert_eq!(
+        (&f["submit_batch"], &f["submit_concurrency"]),
+        (&7.into(), &3.into())
+    );
     assert_eq!(f["noop_tasks"], 300);
     assert_eq!(f["backtests"], 60);
     assert!(f["noop_tasks_per_sec"].as_f64().unwrap() > 0.0);

@@ -4,6 +4,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
+use futures_util::{StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +31,12 @@ pub struct QueueBenchArgs {
     /// Task slots of the worker process.
     #[arg(long, default_value_t = 2)]
     slots: usize,
+    /// Tasks per submission call in the throughput runs.
+    #[arg(long, default_value_t = 1_000)]
+    submit_batch: usize,
+    /// Submission calls in flight at once in the throughput runs.
+    #[arg(long, default_value_t = 1)]
+    submit_concurrency: usize,
     /// Tasks timed one at a time for submit-to-start latency.
     #[arg(long, default_value_t = 1_000)]
     latency_samples: usize,
@@ -109,6 +116,14 @@ pub(super) async fn seed_backtest(
     })
 }
 
+/// `total` split into calls of at most `batch` (at least 1).
+fn batch_sizes(total: usize, batch: usize) -> Vec<usize> {
+    (0..total)
+        .step_by(batch)
+        .map(|first| batch.min(total - first))
+        .collect()
+}
+
 /// Submissions per script call, as a client submitting in bulk would.
 const SUBMIT_BATCH: usize = 1_000;
 pub(super) const PREFIX: &str = "bench";
@@ -116,6 +131,8 @@ pub(super) const PREFIX: &str = "bench";
 #[derive(Debug, serde::Serialize)]
 struct Figures {
     slots: usize,
+    submit_batch: usize,
+    submit_concurrency: usize,
     redis_xadd_pipelined_per_sec: Option<f64>,
     redis_xadd_unpipelined_per_sec: Option<f64>,
     /// Redis CPU per task of each queue script, measured alone.
@@ -149,10 +166,12 @@ pub fn run(args: &QueueBenchArgs) -> CliResult {
         || args.tasks == 0
         || args.backtests == 0
         || args.latency_samples == 0
+        || args.submit_batch == 0
+        || args.submit_concurrency == 0
         || args.probe_tasks == Some(0)
     {
         return Err(CliError::input(anyhow!(
-            "--slots, --tasks, --backtests, --latency-samples and --probe-tasks must be at least 1"
+            "--slots, --tasks, --backtests, --submit-batch, --submit-concurrency, --latency-samples and --probe-tasks must be at least 1"
         )));
     }
     let bytes = std::fs::read(&args.plugin)
@@ -252,18 +271,17 @@ async fn measure(
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
 
     // No-op throughput: submitted in batches while the worker drains.
-    let specs: Vec<TaskSpec> = (0..SUBMIT_BATCH)
+    let specs: Vec<TaskSpec> = (0..args.submit_batch)
         .map(|_| TaskSpec::new(KIND_NOOP, "{}".into()))
         .collect();
     let before = count_completed(&queue).await?;
     let cpu = CpuMeter::start(worker.pid(), redis_pid);
     let started = Instant::now();
-    let mut left = args.tasks;
-    while left > 0 {
-        let n = left.min(SUBMIT_BATCH);
-        queue.submit(&specs[..n]).await?;
-        left -= n;
-    }
+    futures_util::stream::iter(batch_sizes(args.tasks, args.submit_batch))
+        .map(|n| queue.submit(&specs[..n]))
+        .buffer_unordered(args.submit_concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
     let noop_submit_secs = started.elapsed().as_secs_f64();
     wait_completed(&queue, before, args.tasks, Duration::from_secs(600)).await?;
     let noop_secs = started.elapsed().as_secs_f64();
@@ -290,19 +308,24 @@ async fn measure(
         .await
         .map_err(|(_, e)| e)?;
     wait_completed(&queue, warm, 1, Duration::from_secs(120)).await?;
-    let batch = vec![definition; SUBMIT_BATCH];
+    let batch = vec![definition; args.submit_batch.max(SUBMIT_BATCH)];
     let before = count_completed(&queue).await?;
     let failed_before = queue.counters().await?.tasks_failed;
     let cpu = CpuMeter::start(worker.pid(), redis_pid);
     let started = Instant::now();
-    let mut left = args.backtests;
-    while left > 0 {
-        let n = left.min(SUBMIT_BATCH);
-        submit_backtests(&store, &queue, &batch[..n], &options)
-            .await
-            .map_err(|(_, e)| e)?;
-        left -= n;
-    }
+    let sizes = batch_sizes(args.backtests, args.submit_batch);
+    futures_util::stream::iter(sizes)
+        .map(|n| {
+            let (store, queue, batch, options) = (&store, &queue, &batch[..n], &options);
+            async move {
+                submit_backtests(store, queue, batch, options)
+                    .await
+                    .map_err(|(_, e)| e)
+            }
+        })
+        .buffer_unordered(args.submit_concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
     let backtest_submit_secs = started.elapsed().as_secs_f64();
     let done_while_submitting = count_completed(&queue).await? - before;
     wait_completed(&queue, before, args.backtests, Duration::from_secs(900)).await?;
@@ -343,6 +366,8 @@ async fn measure(
     .await?;
     Ok(Figures {
         slots: args.slots,
+        submit_batch: args.submit_batch,
+        submit_concurrency: args.submit_concurrency,
         redis_xadd_pipelined_per_sec: xadd_pipelined,
         redis_xadd_unpipelined_per_sec: xadd_unpipelined,
         redis_us_per_noop: noop_scripts,
@@ -680,8 +705,10 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
         )
     };
     outln!(
-        "stratbox bench queue (one worker process, {} slots)",
-        f.slots
+        "stratbox bench queue (one worker process, {} slots; submitted in calls of {}, {} at a time)",
+        f.slots,
+        f.submit_batch,
+        f.submit_concurrency
     );
     outln!(
         "  redis-benchmark XADD, 64 per round trip   {}  (ceiling)",
@@ -747,4 +774,18 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
         f.idle_worker_rss_mb, f.loaded_worker_rss_mb
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_sizes;
+
+    #[test]
+    fn batches_cover_the_total_once() {
+        assert_eq!(batch_sizes(300, 7).iter().sum::<usize>(), 300);
+        assert_eq!(batch_sizes(300, 7).len(), 43);
+        assert_eq!(batch_sizes(300, 7).last(), Some(&6));
+        assert_eq!(batch_sizes(2_000, 1_000), vec![1_000, 1_000]);
+        assert_eq!(batch_sizes(5, 1_000), vec![5]);
+    }
 }

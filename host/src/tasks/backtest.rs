@@ -440,8 +440,6 @@ pub(super) fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
     }
 }
 
-/// Runs a backtest on a worker; the result is the report JSON, the same
-/// bytes `stratbox backtest --json` prints for the same inputs.
 /// Runs a backtest on a worker's slot thread (a blocking thread: the
 /// strategy run and any compile happen right here); Redis reads go through
 /// `rt`. The result is the report JSON, the same bytes `stratbox backtest
