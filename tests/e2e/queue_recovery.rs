@@ -315,6 +315,69 @@ async fn a_high_priority_task_starts_before_waiting_low_ones() {
     );
 }
 
+/// A worker holds short tasks beyond its free slots (the prefetch); a
+/// high task it fetches later still starts before the low ones it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
+    let svc = Service::start("held_priority").await;
+    let sha = with_slow_plugin(&svc).await;
+    // A budget far above the work: the worker holds every waiting task.
+    let _w1 = svc.worker(
+        "w1",
+        1,
+        &[FUEL, ("STRATBOX_PREFETCH_BUDGET_US", "60000000")],
+    );
+    let with_priority = |priority| SubmitOptions {
+        priority,
+        ..SubmitOptions::default()
+    };
+    let submit = |priority| {
+        let (svc, options) = (&svc, with_priority(priority));
+        let definition = slow(&sha, 20);
+        async move {
+            submit_backtest_with(&svc.store, &svc.queue, &definition, &options)
+                .await
+                .unwrap()
+                .1
+        }
+    };
+    // The first run gives the worker a run time to size its prefetch by.
+    let first = submit(1).await;
+    svc.wait_final(&first, Duration::from_secs(60)).await;
+    let mut lows = Vec::new();
+    for _ in 0..30 {
+        lows.push(submit(1).await);
+    }
+    // Every low task is out of Redis's streams: run or held by w1.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = svc.queue.stats().await.unwrap();
+        if stats.waiting.values().all(|n| *n == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "w1 did not take the low tasks");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let high = submit(9).await;
+    let high_done = svc.wait_final(&high, Duration::from_secs(60)).await;
+    assert_eq!(high_done.status, TaskStatus::Completed);
+    let finished = |info: &stratbox::queue::TaskInfo| -> i64 {
+        info.fields["finished_at_ms"].parse().unwrap()
+    };
+    let mut after_high = 0;
+    for task in &lows {
+        let info = svc.wait_final(task, Duration::from_secs(60)).await;
+        assert_eq!(info.status, TaskStatus::Completed);
+        after_high += usize::from(finished(&info) > finished(&high_done));
+    }
+    // Runs of about 20 ms on one slot: in fetch order the high task would
+    // finish after all of them.
+    assert!(
+        after_high >= 15,
+        "only {after_high} of 30 held low tasks finished after the high one"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_low_class_is_not_starved_by_a_stream_of_high_tasks() {
     let svc = Service::start("starvation").await;

@@ -51,7 +51,7 @@ pub struct QueueArgs {
     /// Most tasks moved per round trip [default: 256].
     #[arg(long, env = "STRATBOX_FETCH_BATCH")]
     pub fetch_batch: Option<usize>,
-    /// Work held beyond free slots, in microseconds [default: 4000].
+    /// Work held beyond free slots, in microseconds [default: 20000].
     #[arg(long, env = "STRATBOX_PREFETCH_BUDGET_US", value_name = "US")]
     pub prefetch_budget_us: Option<u64>,
     /// Longest wait for more outcomes before writing a batch, in

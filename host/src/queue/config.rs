@@ -39,9 +39,9 @@ pub struct QueueConfig {
     /// Most entries taken in one fetch: one round trip moves this many.
     pub fetch_batch: usize,
     /// Work a worker may hold beyond its free slots, estimated from recent
-    /// run times. Short tasks get batched reads; long tasks get none, so a
-    /// prefetched low-priority task never delays a new high one by more
-    /// than this.
+    /// run times (at most `fetch_batch` tasks). Short tasks get batched
+    /// reads; long tasks get none. Held tasks start highest class first,
+    /// so a new high task fetched later overtakes held lower ones.
     pub prefetch_budget: Duration,
     /// A worker's completer waits up to this long for more outcomes before
     /// writing a batch: under load one round trip then ends dozens of
@@ -69,7 +69,12 @@ impl Default for QueueConfig {
             task_timeout: Duration::from_secs(600),
             starvation_age: Duration::from_secs(30),
             fetch_batch: 256,
-            prefetch_budget: Duration::from_millis(4),
+            // Enough that a worker keeps running through a 1,000-task
+            // submission script (about 30 ms of Redis for backtests)
+            // instead of starving behind it: 100,000 tiny backtests, five
+            // runs each, interleaved: 7.4-9.5 thousand/s against 6.6-7.5
+            // at 4 ms. For 60 us tasks it reaches the `fetch_batch` cap.
+            prefetch_budget: Duration::from_millis(20),
             completion_linger: Duration::from_micros(500),
             result_ttl: Duration::from_secs(7 * 24 * 3600),
             grace_period: Duration::from_secs(30),

@@ -5,15 +5,17 @@
 //! completer writes outcomes back in batches. Side loops keep claims and
 //! the heartbeat alive, promote due retries, and listen for cancellations.
 //!
-//! A slot thread takes its next task from a channel without waking anyone
-//! while work is queued, so a stream of tiny tasks costs no thread switch
-//! per task.
+//! A slot thread takes its next task from the held ones (`jobs`, highest
+//! class first) without waking anyone while work is queued, so a stream of
+//! tiny tasks costs no thread switch per task.
 
+mod jobs;
 mod state;
 
 use crate::queue::consumer::Held;
-use crate::queue::{Consumer, Delivery, Outcome, Queue, QueueConfig, TaskError};
+use crate::queue::{Class, Consumer, Delivery, Outcome, Queue, QueueConfig, TaskError};
 use crate::tasks::{TaskContext, Tasks};
+use jobs::JobQueue;
 use state::{Slot, State};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,15 +89,14 @@ pub async fn run(
         tokio::spawn(progress_loop(queue.clone(), shared.clone())),
     ];
 
-    let (job_tx, job_rx) = std::sync::mpsc::channel::<Job>();
-    let job_rx = Arc::new(Mutex::new(job_rx));
+    let jobs = Arc::new(JobQueue::<Job>::new(config.queue.starvation_age));
     let runtime = tokio::runtime::Handle::current();
     let mut slots = Vec::with_capacity(config.slots);
     for i in 0..config.slots {
         let (shared, tasks, jobs, done, rt) = (
             shared.clone(),
             tasks.clone(),
-            job_rx.clone(),
+            jobs.clone(),
             done_tx.clone(),
             runtime.clone(),
         );
@@ -107,14 +108,14 @@ pub async fn run(
     }
 
     let mut shutdown = std::pin::pin!(shutdown);
-    let fetching = fetch_loop(&consumer, &shared, &job_tx);
+    let fetching = fetch_loop(&consumer, &shared, &jobs);
     tokio::select! {
         result = fetching => result?,
         () = &mut shutdown => info!("shutdown requested: taking no new tasks"),
     }
     shared.stopping.store(true, Ordering::SeqCst);
     drain(&shared).await;
-    drop(job_tx);
+    jobs.close();
     drop(done_tx);
     tokio::task::spawn_blocking(move || {
         for slot in slots {
@@ -154,14 +155,15 @@ struct Job {
     delivery: Delivery,
     slot: Slot,
     /// Fetched beyond the free slots, to wait for one. Only these go
-    /// back on shutdown; a job fetched for a free slot has started.
+    /// back on shutdown; a job fetched for a free slot starts at once
+    /// (unless a higher class overtakes it).
     prefetched: bool,
 }
 
 async fn fetch_loop(
     consumer: &Consumer,
     shared: &Arc<Shared>,
-    jobs: &std::sync::mpsc::Sender<Job>,
+    jobs: &JobQueue<Job>,
 ) -> anyhow::Result<()> {
     let qc = &shared.config.queue;
     let mut last_sweep: Option<Instant> = None;
@@ -224,14 +226,15 @@ async fn fetch_loop(
             let slot = shared.state().hold(&delivery);
             let prefetched = free == 0;
             free = free.saturating_sub(1);
-            let job = Job {
-                delivery,
-                slot,
-                prefetched,
-            };
-            if jobs.send(job).is_err() {
-                return Ok(());
-            }
+            let class = Class::from_priority(delivery.priority);
+            jobs.push(
+                class,
+                Job {
+                    delivery,
+                    slot,
+                    prefetched,
+                },
+            );
         }
     }
 }
@@ -246,24 +249,20 @@ fn prefetch(budget: Duration, average_run: Option<Duration>, cap: usize) -> usiz
     }
 }
 
-/// One task slot: runs jobs one after another until the channel closes.
+/// One task slot: runs jobs one after another until the queue closes.
 fn slot_thread(
     shared: &Shared,
     tasks: &Tasks,
-    jobs: &Mutex<std::sync::mpsc::Receiver<Job>>,
+    jobs: &JobQueue<Job>,
     done: &mpsc::UnboundedSender<(Held, Outcome)>,
     rt: &tokio::runtime::Handle,
 ) {
     loop {
-        let job = {
-            let receiver = jobs.lock().unwrap_or_else(|e| e.into_inner());
-            receiver.recv()
-        };
-        let Ok(Job {
+        let Some(Job {
             delivery,
             slot,
             prefetched,
-        }) = job
+        }) = jobs.pop()
         else {
             return;
         };

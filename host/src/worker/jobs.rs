@@ -1,0 +1,137 @@
+//! The tasks a worker holds for its slots, and which one runs next.
+//!
+//! A worker holds more tasks than it has slots when they are short (the
+//! prefetch). A high-priority task fetched later must not wait behind
+//! lower ones already held, so a slot takes the highest class first, in
+//! fetch order within a class. A held task overtaken for longer than the
+//! starvation age runs next whatever its class: the rule `fetch.lua`
+//! applies to tasks waiting in Redis, applied to the ones held here.
+
+use crate::queue::Class;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Held tasks in fetch order, each with its class and when it came.
+pub struct JobQueue<T> {
+    state: Mutex<Held<T>>,
+    ready: Condvar,
+    starvation_age: Duration,
+}
+
+struct Held<T> {
+    jobs: VecDeque<(Class, Instant, T)>,
+    closed: bool,
+}
+
+impl<T> JobQueue<T> {
+    pub fn new(starvation_age: Duration) -> Self {
+        Self {
+            state: Mutex::new(Held {
+                jobs: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+            starvation_age,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, Held<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn push(&self, class: Class, job: T) {
+        self.state().jobs.push_back((class, Instant::now(), job));
+        self.ready.notify_one();
+    }
+
+    /// No more jobs come: slots finish what is held, then `pop` says so.
+    pub fn close(&self) {
+        self.state().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next job to run, waiting for one; `None` once closed and empty.
+    pub fn pop(&self) -> Option<T> {
+        let mut state = self.state();
+        loop {
+            if let Some(at) = next(&state.jobs, Instant::now(), self.starvation_age) {
+                return state.jobs.remove(at).map(|(_, _, job)| job);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Index of the job to run next: the oldest if it has waited past
+/// `starvation_age`, else the first of the highest class.
+fn next<T>(
+    jobs: &VecDeque<(Class, Instant, T)>,
+    now: Instant,
+    starvation_age: Duration,
+) -> Option<usize> {
+    let (_, oldest_at, _) = jobs.front()?;
+    if now.saturating_duration_since(*oldest_at) >= starvation_age {
+        return Some(0);
+    }
+    // `Class` orders High < Normal < Low; `min_by_key` keeps the first.
+    jobs.iter()
+        .enumerate()
+        .min_by_key(|(_, (class, _, _))| *class)
+        .map(|(at, _)| at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    const AGE: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn the_highest_class_runs_first_in_fetch_order() {
+        let q = JobQueue::new(AGE);
+        q.push(Class::Low, "low 1");
+        q.push(Class::Normal, "normal 1");
+        q.push(Class::Low, "low 2");
+        q.push(Class::High, "high 1");
+        q.push(Class::Normal, "normal 2");
+        q.push(Class::High, "high 2");
+        q.close();
+        let order: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+        assert_eq!(
+            order,
+            ["high 1", "high 2", "normal 1", "normal 2", "low 1", "low 2"]
+        );
+    }
+
+    #[test]
+    fn a_job_overtaken_past_the_starvation_age_runs_next() {
+        let t0 = Instant::now();
+        let jobs: VecDeque<_> = [
+            (Class::Low, t0, "low"),
+            (Class::High, t0 + Duration::from_secs(20), "high"),
+        ]
+        .into();
+        assert_eq!(next(&jobs, t0 + Duration::from_secs(29), AGE), Some(1));
+        assert_eq!(next(&jobs, t0 + AGE, AGE), Some(0));
+        assert_eq!(next::<&str>(&VecDeque::new(), t0, AGE), None);
+    }
+
+    #[test]
+    fn pop_waits_for_a_push_and_ends_once_closed_and_empty() {
+        let q = Arc::new(JobQueue::new(AGE));
+        let slot = {
+            let q = q.clone();
+            std::thread::spawn(move || std::iter::from_fn(|| q.pop()).collect::<Vec<_>>())
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        q.push(Class::Normal, 1);
+        q.push(Class::Normal, 2);
+        q.close();
+        assert_eq!(slot.join().expect("the slot thread panicked"), [1, 2]);
+    }
+}
