@@ -124,14 +124,19 @@ impl Report {
     /// an empty curve, and the points are written here with serde_json's
     /// own number formatting: the same bytes (a test holds both to it).
     pub fn to_json(&self) -> serde_json::Result<String> {
+        self.clone().into_json()
+    }
+
+    /// [`Report::to_json`] for a report no longer needed: its curve is
+    /// moved out rather than the report copied (a worker's case).
+    pub fn into_json(mut self) -> serde_json::Result<String> {
         const EMPTY_CURVE_AT_END: &[u8] = b"\"equity_curve\":[]}";
         let mut out = Vec::with_capacity(self.json_size_estimate());
-        let mut rest = self.clone();
-        rest.equity_curve = Vec::new();
-        serde_json::to_writer(&mut out, &rest)?;
+        let curve = std::mem::take(&mut self.equity_curve);
+        serde_json::to_writer(&mut out, &self)?;
         if out.ends_with(EMPTY_CURVE_AT_END) {
             out.truncate(out.len() - 2);
-            for (i, point) in self.equity_curve.iter().enumerate() {
+            for (i, point) in curve.iter().enumerate() {
                 out.extend_from_slice(if i == 0 { b"{\"ts\":" } else { b",{\"ts\":" });
                 serde_json::to_writer(&mut out, &point.ts)?;
                 out.extend_from_slice(b",\"equity\":");
@@ -142,7 +147,8 @@ impl Report {
         } else {
             // The curve is no longer last: all through serde.
             out.clear();
-            serde_json::to_writer(&mut out, self)?;
+            self.equity_curve = curve;
+            serde_json::to_writer(&mut out, &self)?;
         }
         String::from_utf8(out).map_err(|e| serde::ser::Error::custom(e.to_string()))
     }

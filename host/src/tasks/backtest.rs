@@ -478,7 +478,7 @@ pub(super) fn run(
         params: params.to_map(),
     });
     report
-        .to_json()
+        .into_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
