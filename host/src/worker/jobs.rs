@@ -22,6 +22,9 @@ pub struct JobQueue<T> {
 struct Held<T> {
     jobs: VecDeque<(Class, Instant, T)>,
     closed: bool,
+    /// Slots asleep in `pop`: a push wakes one only if some are (a
+    /// wake-up is a syscall even with nobody waiting).
+    asleep: usize,
 }
 
 impl<T> JobQueue<T> {
@@ -30,6 +33,7 @@ impl<T> JobQueue<T> {
             state: Mutex::new(Held {
                 jobs: VecDeque::new(),
                 closed: false,
+                asleep: 0,
             }),
             ready: Condvar::new(),
             starvation_age,
@@ -41,8 +45,11 @@ impl<T> JobQueue<T> {
     }
 
     pub fn push(&self, class: Class, job: T) {
-        self.state().jobs.push_back((class, Instant::now(), job));
-        self.ready.notify_one();
+        let mut state = self.state();
+        state.jobs.push_back((class, Instant::now(), job));
+        if state.asleep > 0 {
+            self.ready.notify_one();
+        }
     }
 
     /// No more jobs come: slots finish what is held, then `pop` says so.
@@ -61,7 +68,9 @@ impl<T> JobQueue<T> {
             if state.closed {
                 return None;
             }
+            state.asleep += 1;
             state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.asleep -= 1;
         }
     }
 }
