@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use stratbox::queue::{CancelState, TaskSpec, TaskStatus};
 use stratbox::store::BacktestDefinition;
-use stratbox::tasks::{submit_backtest, submit_backtest_with, SubmitOptions};
+use stratbox::tasks::{submit_backtest, submit_backtest_with, submit_backtests, SubmitOptions};
 
 use super::queue_backtest::{definition, hourly};
 use super::service::{Service, WorkerProc};
@@ -321,33 +321,35 @@ async fn a_high_priority_task_starts_before_waiting_low_ones() {
 async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
     let svc = Service::start("held_priority").await;
     let sha = with_slow_plugin(&svc).await;
-    // A budget far above the work: the worker holds every waiting task.
+    // A budget far above any run time here (the first one compiles the
+    // plugin): the worker holds every waiting task, up to 256.
     let _w1 = svc.worker(
         "w1",
         1,
-        &[FUEL, ("STRATBOX_PREFETCH_BUDGET_US", "60000000")],
+        &[FUEL, ("STRATBOX_PREFETCH_BUDGET_US", "3600000000")],
     );
-    let with_priority = |priority| SubmitOptions {
+    let options = |priority| SubmitOptions {
         priority,
         ..SubmitOptions::default()
     };
-    let submit = |priority| {
-        let (svc, options) = (&svc, with_priority(priority));
-        let definition = slow(&sha, 20);
-        async move {
-            submit_backtest_with(&svc.store, &svc.queue, &definition, &options)
-                .await
-                .unwrap()
-                .1
-        }
-    };
+    let short = slow(&sha, 50);
     // The first run gives the worker a run time to size its prefetch by.
-    let first = submit(1).await;
+    let (_, first) = submit_backtest_with(&svc.store, &svc.queue, &short, &options(1))
+        .await
+        .unwrap();
     svc.wait_final(&first, Duration::from_secs(60)).await;
-    let mut lows = Vec::new();
-    for _ in 0..30 {
-        lows.push(submit(1).await);
-    }
+    // 30 low ones in one submission, so few end before the high one comes.
+    let lows: Vec<String> = submit_backtests(
+        &svc.store,
+        &svc.queue,
+        &vec![short.clone(); 30],
+        &options(1),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(_, task)| task)
+    .collect();
     // Every low task is out of Redis's streams: run or held by w1.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -358,7 +360,9 @@ async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
         assert!(Instant::now() < deadline, "w1 did not take the low tasks");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let high = submit(9).await;
+    let (_, high) = submit_backtest_with(&svc.store, &svc.queue, &short, &options(9))
+        .await
+        .unwrap();
     let high_done = svc.wait_final(&high, Duration::from_secs(60)).await;
     assert_eq!(high_done.status, TaskStatus::Completed);
     let finished = |info: &stratbox::queue::TaskInfo| -> i64 {
@@ -370,7 +374,7 @@ async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
         assert_eq!(info.status, TaskStatus::Completed);
         after_high += usize::from(finished(&info) > finished(&high_done));
     }
-    // Runs of about 20 ms on one slot: in fetch order the high task would
+    // Runs of about 50 ms on one slot: in fetch order the high task would
     // finish after all of them.
     assert!(
         after_high >= 15,
