@@ -487,23 +487,29 @@ async fn a_late_result_is_kept_off_records_it_did_not_win() {
     let fx = setup("late-result", fast()).await;
     let a = fx.consumer("a").await;
     let b = fx.consumer("b").await;
-    // `a` takes the task and stalls; `b` reclaims it.
-    async fn stall(a: &Consumer, b: &Consumer, id: &str) -> (Delivery, Delivery) {
+    // A task with `record` is submitted; `a` takes it and stalls; `b`
+    // reclaims it.
+    async fn stall(
+        fx: &Fx,
+        a: &Consumer,
+        b: &Consumer,
+        record: &str,
+    ) -> (String, Delivery, Delivery) {
+        let id = fx
+            .queue
+            .submit_one(with_record(5, record, record))
+            .await
+            .unwrap();
         let stale = a.fetch(1, false).await.unwrap().pop().unwrap();
         assert_eq!(stale.task_id, id);
         tokio::time::sleep(PAST_VISIBILITY).await;
         let fresh = b.fetch(1, true).await.unwrap().pop().unwrap();
         assert_eq!(fresh.task_id, id);
-        (stale, fresh)
+        (id, stale, fresh)
     }
 
     // The reclaimer fails the task: the record says failed, no report.
-    let id = fx
-        .queue
-        .submit_one(with_record(5, "f", "rec:f"))
-        .await
-        .unwrap();
-    let (stale, fresh) = stall(&a, &b, &id).await;
+    let (_, stale, fresh) = stall(&fx, &a, &b, "rec:f").await;
     let failed = Outcome::Failed(TaskError::permanent("strategy_trap", "boom"));
     assert_eq!(b.complete(&[(held(&fresh), failed)]).await.unwrap(), (0, 0));
     assert_eq!(a.complete(&[done(&stale, "late")]).await.unwrap(), (0, 1));
@@ -512,12 +518,7 @@ async fn a_late_result_is_kept_off_records_it_did_not_win() {
     assert!(!rec.contains_key("report"), "{rec:?}");
 
     // The reclaimer sends it back to the queue: it waits, no report.
-    let id = fx
-        .queue
-        .submit_one(with_record(5, "r", "rec:r"))
-        .await
-        .unwrap();
-    let (stale, fresh) = stall(&a, &b, &id).await;
+    let (id, stale, fresh) = stall(&fx, &a, &b, "rec:r").await;
     let retry = Outcome::Retry {
         error: TaskError::transient("host_error", "again"),
         delay_ms: 0,
@@ -538,12 +539,7 @@ async fn a_late_result_is_kept_off_records_it_did_not_win() {
     assert_eq!(fx.hgetall("rec:r").await["report"], "on time");
 
     // A record gone by the time a late result comes is not brought back.
-    let id = fx
-        .queue
-        .submit_one(with_record(5, "g", "rec:g"))
-        .await
-        .unwrap();
-    let (stale, fresh) = stall(&a, &b, &id).await;
+    let (_, stale, fresh) = stall(&fx, &a, &b, "rec:g").await;
     assert_eq!(b.complete(&[done(&fresh, "first")]).await.unwrap(), (1, 0));
     fx.del("rec:g").await;
     assert_eq!(a.complete(&[done(&stale, "late")]).await.unwrap(), (0, 1));
