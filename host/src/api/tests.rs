@@ -149,6 +149,7 @@ async fn compatible_endpoints_answer_with_the_old_fields() {
     assert_eq!(body["status"], "submitted");
     assert_eq!(body["message"], "Backtest created and submitted to queue");
     let backtest_id = body["backtest_id"].as_u64().unwrap();
+    let first_task = body["task_id"].as_str().unwrap().to_string();
 
     // The range is inclusive and the dates are unix seconds.
     let record = h
@@ -179,7 +180,24 @@ async fn compatible_endpoints_answer_with_the_old_fields() {
         body["message"],
         format!("Backtest {backtest_id} submitted to queue")
     );
-    assert_eq!(h.stream_len().await, 2);
+    // The new run supersedes the one still queued: one entry, and the
+    // first task ends as cancelled (its id is no longer found).
+    assert_eq!(h.stream_len().await, 1);
+    let (status, _) = send(&app, get(&format!("/api/v1/queue/tasks/{first_task}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, task) = send(
+        &app,
+        get(&format!(
+            "/api/v1/queue/tasks/{}",
+            body["task_id"].as_str().unwrap()
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{task}");
+    assert_eq!(
+        (task["status"].as_str(), task["priority"].as_i64()),
+        (Some("queued"), Some(10))
+    );
 
     let (status, metrics) = send(&app, get("/api/v1/queue/metrics")).await;
     assert_eq!(status, StatusCode::OK);

@@ -27,6 +27,9 @@ pub struct Held {
     /// the result stays on the task hash).
     pub record: String,
     pub result_field: String,
+    /// The hash holding the task: its record when the record hosts it,
+    /// else empty (the task's own hash).
+    pub home: String,
 }
 
 impl From<&Delivery> for Held {
@@ -37,6 +40,11 @@ impl From<&Delivery> for Held {
             task_id: d.task_id.clone(),
             record: d.record.clone(),
             result_field: d.result_field.clone(),
+            home: if d.hosted {
+                d.record.clone()
+            } else {
+                String::new()
+            },
         }
     }
 }
@@ -157,12 +165,18 @@ impl Consumer {
         let mut any = false;
         for (stream, entries) in &streams {
             for (entry_id, fields) in entries {
-                let task_id = fields
-                    .iter()
-                    .find(|(k, _)| k == "t")
-                    .map(|(_, v)| v.as_str())
-                    .unwrap_or("");
-                invocation.arg(stream).arg(entry_id).arg(task_id);
+                let field = |name: &str| {
+                    fields
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("")
+                };
+                invocation
+                    .arg(stream)
+                    .arg(entry_id)
+                    .arg(field("t"))
+                    .arg(field("r"));
                 any = true;
             }
         }
@@ -243,6 +257,7 @@ impl Consumer {
                 held.stream.as_str().into(),
                 held.entry_id.as_str().into(),
                 held.task_id.as_str().into(),
+                held.home.as_str().into(),
                 a.into(),
             ]);
             // The common case, a completion, carries no error fields.
@@ -325,14 +340,14 @@ impl Consumer {
 }
 
 fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
-    if !flat.len().is_multiple_of(7) {
+    if !flat.len().is_multiple_of(8) {
         return Err(QueueError::Reply(format!(
-            "fetch returned {} fields, not a multiple of 7",
+            "fetch returned {} fields, not a multiple of 8",
             flat.len()
         )));
     }
     let bad = |what: &str, value: &str| QueueError::Reply(format!("bad {what} `{value}`"));
-    flat.chunks_exact(7)
+    flat.chunks_exact(8)
         .map(|f| {
             let spec = super::task::PackedSpec::parse(&f[3]).ok_or_else(|| bad("spec", &f[3]))?;
             Ok(Delivery {
@@ -346,6 +361,7 @@ fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
                 timeout_ms: spec.timeout_ms,
                 priority: spec.priority,
                 record: f[6].clone(),
+                hosted: f[7] == "1",
                 result_field: spec.result_field,
             })
         })

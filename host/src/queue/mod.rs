@@ -248,6 +248,11 @@ impl Queue {
                     .arg(index.map_or("", |(key, _)| key.as_str()))
                     .arg(index.map_or("", |(_, member)| member.as_str()))
                     .arg(if init.is_empty() { "" } else { "1" })
+                    .arg(if spec.record.as_ref().is_some_and(|r| r.hosts_task) {
+                        "1"
+                    } else {
+                        ""
+                    })
                     .arg(init.len() + 3);
                 for (name, value) in init {
                     invocation.arg(name).arg(value);
@@ -305,8 +310,8 @@ impl Queue {
             return Ok(members);
         }
         let mut read = redis::pipe();
-        for id in &members {
-            read.cmd("HGET").arg(self.keys.task(id)).arg("status");
+        for home in self.homes(&members).await? {
+            read.cmd("HGET").arg(home).arg("status");
         }
         let statuses: Vec<Option<String>> = read.query_async(&mut conn).await?;
         let (live, ended): (Vec<_>, Vec<_>) = members
@@ -326,11 +331,28 @@ impl Queue {
         Ok(live)
     }
 
+    /// The hash holding each task: its own, or the record that hosts it
+    /// ([`Record::hosts_task`]). An id its record no longer hosts gets its
+    /// own key, which does not exist.
+    async fn homes(&self, task_ids: &[String]) -> Result<Vec<String>, QueueError> {
+        if task_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.homes.prepare_invoke();
+        invocation.arg(self.keys.prefix()).arg("").arg(task_ids);
+        Ok(invocation.invoke_async(&mut self.conn.clone()).await?)
+    }
+
     /// The task as stored, or `None` for an unknown (or expired) id.
     pub async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>, QueueError> {
         let mut conn = self.conn.clone();
-        let key = self.keys.task(task_id);
-        let (fields, retries): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
+        let key = self
+            .homes(&[task_id.to_string()])
+            .await?
+            .pop()
+            .unwrap_or_else(|| self.keys.task(task_id));
+        let hosted = key != self.keys.task(task_id);
+        let (mut fields, retries): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
             .hgetall(&key)
             .lrange(format!("{key}:retries"), 0, -1)
             .query_async(&mut conn)
@@ -338,7 +360,13 @@ impl Queue {
         if fields.is_empty() {
             return Ok(None);
         }
-        let mut fields = fields;
+        if hosted {
+            // The record's `error` is its JSON; the task's message is apart.
+            fields.remove("error");
+            if let Some(message) = fields.remove("task_error") {
+                fields.insert("error".into(), message);
+            }
+        }
         // The packed spec reads as the fields it stands for.
         if let Some(spec) = fields.get("spec").and_then(|s| task::PackedSpec::parse(s)) {
             fields.extend(spec.fields());
@@ -519,15 +547,23 @@ impl Queue {
             .arg("+")
             .query_async(&mut conn)
             .await?;
+        let task_ids: Vec<String> = entries
+            .iter()
+            .filter_map(|(_, fields)| fields.get("task_id").cloned())
+            .collect();
+        let mut homes = self.homes(&task_ids).await?.into_iter();
         let mut pipe = redis::pipe();
         pipe.atomic();
         // Exactly the entries read: one dead-lettered meanwhile stays.
         for (entry_id, fields) in &entries {
             if let Some(task_id) = fields.get("task_id") {
                 let ttl = self.config.result_ttl.as_secs() as i64;
-                let key = self.keys.task(task_id);
-                pipe.expire(format!("{key}:retries"), ttl).ignore();
-                pipe.expire(key, ttl).ignore();
+                let home = homes.next().unwrap_or_else(|| self.keys.task(task_id));
+                pipe.expire(format!("{home}:retries"), ttl).ignore();
+                // A hosted task lives as long as its record.
+                if home == self.keys.task(task_id) {
+                    pipe.expire(home, ttl).ignore();
+                }
             }
             pipe.xdel(self.keys.dlq(), &[entry_id]).ignore();
         }

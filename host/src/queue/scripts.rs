@@ -34,6 +34,7 @@ pub struct Scripts {
     pub release_all: Script,
     pub progress: Script,
     pub prune: Script,
+    pub homes: Script,
 }
 
 impl Scripts {
@@ -50,6 +51,7 @@ impl Scripts {
             release_all: script!("release_all.lua"),
             progress: script!("progress.lua"),
             prune: script!("prune.lua"),
+            homes: script!("homes.lua"),
         }
     }
 }

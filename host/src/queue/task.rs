@@ -77,6 +77,13 @@ pub struct Record {
     /// A sorted set the record joins at submission, scored by the
     /// server's time in ms: (key, member).
     pub index: Option<(String, String)>,
+    /// The record keeps the task's own fields too (spec, payload, attempts,
+    /// worker...), so each step writes one hash instead of two. The
+    /// record's `error` is then its JSON; the task's message is
+    /// `task_error`. The task lives as long as the record (no TTL), and
+    /// running the record again supersedes it: a queued or running one
+    /// ends as cancelled. For records that belong to one task at a time.
+    pub hosts_task: bool,
 }
 
 /// A condition on a submission: it happens only if a hash field still
@@ -103,6 +110,7 @@ impl Record {
             result_field: result_field.to_string(),
             init: Vec::new(),
             index: None,
+            hosts_task: false,
         }
     }
 }
@@ -269,6 +277,8 @@ pub struct Delivery {
     pub priority: i64,
     /// The key of the record the result goes to, or empty.
     pub record: String,
+    /// The record hosts the task ([`Record::hosts_task`]).
+    pub hosted: bool,
     /// The record's field for the result (empty: `result`).
     pub result_field: String,
 }

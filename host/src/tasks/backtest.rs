@@ -318,10 +318,9 @@ fn task_spec(
     spec.priority = options.priority;
     spec.timeout_ms = options.timeout_ms;
     spec.max_attempts = options.max_attempts;
-    spec.record = Some(Record::new(
-        store.keys().backtest(backtest_id),
-        fields::REPORT,
-    ));
+    let mut record = Record::new(store.keys().backtest(backtest_id), fields::REPORT);
+    record.hosts_task = true;
+    spec.record = Some(record);
     spec.holds = Some(holds);
     Ok(spec)
 }

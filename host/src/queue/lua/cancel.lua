@@ -4,7 +4,7 @@
 -- cancelled when it does. Returns 'cancelled', 'cancelling', 'missing',
 -- or 'final:<status>' for a task that had already ended.
 local tid = ARGV[3]
-local tk = task_key(tid)
+local tk = home_of(tid)
 local h = redis.call('HMGET', tk, 'status', 'spec', 'entry')
 local status = h[1]
 if not status then return 'missing' end

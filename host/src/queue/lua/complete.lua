@@ -1,5 +1,6 @@
 -- Ends deliveries. ARGV[3]: seconds finished tasks are kept. Then per
--- outcome: op, stream key, entry id, task id, a (result / error code),
+-- outcome: op, stream key, entry id, task id, home (the record hosting
+-- the task, '' for its own hash), a (result / error code),
 -- and for every op but `done`: b (error message), c (error JSON for the
 -- record / retry delay ms), d (error kind: permanent, transient or
 -- timeout).
@@ -112,17 +113,19 @@ end
 local i = 4
 while i <= #ARGV do
   local op, sk, eid, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local a, b, c, d = ARGV[i + 4], '', '', ''
+  local tk = home_or_own(tid, ARGV[i + 4])
+  local a, b, c, d = ARGV[i + 5], '', '', ''
   if op == 'done' then
-    i = i + 5
+    i = i + 6
   else
-    b, c, d = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-    i = i + 8
+    b, c, d = ARGV[i + 6], ARGV[i + 7], ARGV[i + 8]
+    i = i + 9
   end
-  local tk = task_key(tid)
+  local hosted = is_hosted(tk, tid)
   local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
-    'spec', 'record', 'cancel_requested', 'retried', 'started_us', 'holds')
-  local running = h[1] == 'running'
+    'spec', 'record', 'cancel_requested', 'retried', 'started_us', 'holds', 'task_id')
+  -- A record hosting another task now: this one was superseded.
+  local running = h[1] == 'running' and (not hosted or h[11] == tid)
   local owner = h[2] == CONSUMER and h[3] == eid
   if not running then
     -- Finished elsewhere, or cancelled while queued: just let go.
@@ -138,6 +141,8 @@ while i <= #ARGV do
     tally.active_tasks = tally.active_tasks - 1
     local rec = h[6]
     if rec == false or rec == nil then rec = '' end
+    -- A hosted task's record is its own hash: one write per step.
+    if hosted then rec = '' end
     -- Its cancellation was asked for: it ends cancelled rather than go
     -- back to the queue and run again.
     if h[7] == '1' and (op == 'retry' or op == 'release') then op = 'cancel' end
@@ -145,10 +150,16 @@ while i <= #ARGV do
       local created_us, _, _, _, _, _, result_field = parse_spec(spec_of(tk, h[5]))
       -- The result is kept once: on the record when there is one. A
       -- completed task reads as progress 1 without writing it.
-      if op == 'staged' then
+      if op == 'staged' and hosted then
+        redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s, 'progress', '1')
+      elseif op == 'staged' then
         -- Its result is on the record (a) already.
         redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s)
         redis.call('HSET', a, 'status', 'completed', 'finished_at_ms', now_s, 'progress', '1')
+      elseif hosted then
+        if result_field == nil or result_field == '' then result_field = 'result' end
+        redis.call('HSET', tk, 'status', 'completed', result_field, a,
+          'finished_at_ms', now_s, 'progress', '1')
       elseif rec == '' then
         redis.call('HSET', tk, 'status', 'completed', 'finished_at_ms', now_s, 'result', a)
       else
@@ -157,7 +168,7 @@ while i <= #ARGV do
         redis.call('HSET', rec, 'status', 'completed', result_field, a,
           'finished_at_ms', now_s, 'progress', '1')
       end
-      redis.call('EXPIRE', tk, ttl)
+      if not hosted then redis.call('EXPIRE', tk, ttl) end
       if h[8] == '1' then redis.call('EXPIRE', tk .. ':retries', ttl) end
       leave(tid, h[10])
       tally.tasks_completed = tally.tasks_completed + 1
@@ -165,8 +176,13 @@ while i <= #ARGV do
     elseif op == 'fail' or op == 'timeout' then
       local created_us, _, _, _, _, kind = parse_spec(spec_of(tk, h[5]))
       -- The task hash stays (no TTL) while its DLQ entry may requeue it.
-      redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'error', b,
-        'finished_at_ms', now_s)
+      if hosted then
+        redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'task_error', b,
+          'error', c, 'finished_at_ms', now_s)
+      else
+        redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'error', b,
+          'finished_at_ms', now_s)
+      end
       redis.call('XADD', DLQ, '*', 'task_id', tid, 'kind', kind or '',
         'reason', a, 'error', b, 'error_kind', d, 'attempts', h[4] or '0',
         'worker', CONSUMER, 'failed_at_ms', now_s)
@@ -184,7 +200,7 @@ while i <= #ARGV do
       end
     elseif op == 'retry' then
       local due = now + tonumber(c)
-      redis.call('HSET', tk, 'status', 'queued', 'error_code', a, 'error', b,
+      redis.call('HSET', tk, 'status', 'queued', 'error_code', a, error_field(tk, tid), b,
         'next_attempt_at_ms', due, 'retried', '1')
       redis.call('HDEL', tk, 'entry', 'stream')
       redis.call('RPUSH', tk .. ':retries', (h[4] or '0') .. ':' .. c .. ':' .. a)
@@ -195,7 +211,7 @@ while i <= #ARGV do
       end_cancelled(tk, tid, ttl)
       tally.tasks_cancelled = tally.tasks_cancelled + 1
     elseif op == 'release' then
-      release(tid)
+      release(tid, tk)
       tally.tasks_released = tally.tasks_released + 1
     end
   end

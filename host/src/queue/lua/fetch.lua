@@ -22,7 +22,7 @@ if min_idle > 0 then
       local r = redis.call('XAUTOCLAIM', sk, GROUP, CONSUMER, min_idle, cursor,
         'COUNT', want)
       for _, e in ipairs(r[2]) do
-        local started = start_entry(sk, e[1], entry_field(e[2], 't'), now_s, out)
+        local started = start_entry(sk, e[1], entry_field(e[2], 't'), entry_field(e[2], 'r'), now_s, out)
         if started >= 0 then
           want = want - 1
           activated = activated + started
@@ -73,7 +73,7 @@ for _, class in ipairs(order) do
     'STREAMS', sk, '>')
   if r then
     for _, e in ipairs(r[1][2]) do
-      local started = start_entry(sk, e[1], entry_field(e[2], 't'), now_s, out)
+      local started = start_entry(sk, e[1], entry_field(e[2], 't'), entry_field(e[2], 'r'), now_s, out)
       if started >= 0 then
         want = want - 1
         activated = activated + started

@@ -13,7 +13,7 @@ for i = 5, #ARGV, 3 do
   else
     lost[#lost + 1] = tid
   end
-  if redis.call('HGET', task_key(tid), 'cancel_requested') == '1' then
+  if redis.call('HGET', home_of(tid), 'cancel_requested') == '1' then
     cancel[#cancel + 1] = tid
   end
 end

@@ -19,6 +19,42 @@ end
 
 local function task_key(id) return P .. ':task:' .. id end
 
+-- A task its record hosts keeps its fields in the record instead of a
+-- hash of its own (one hash to write per step, not two): HOMES maps its
+-- id to the record, and the record's `task_id` names the task it hosts
+-- now. Its stream entries carry the record as `r`.
+local HOMES = P .. ':task:homes'
+
+-- The hash that holds task `tid`: its own, or its record's while the
+-- record still hosts it (an id a record no longer hosts finds nothing).
+local function home_of(tid)
+  local rec = redis.call('HGET', HOMES, tid)
+  if rec and redis.call('HGET', rec, 'task_id') == tid then return rec end
+  return task_key(tid)
+end
+
+-- `home` as passed by a worker or read from an entry: '' is the task's own hash.
+local function home_or_own(tid, home)
+  if home and home ~= '' then return home end
+  return task_key(tid)
+end
+
+local function is_hosted(tk, tid) return tk ~= task_key(tid) end
+
+-- The task's error message: `error` on its own hash; in a record, whose
+-- `error` is the {code, message} JSON, `task_error`.
+local function error_field(tk, tid)
+  if is_hosted(tk, tid) then return 'task_error' end
+  return 'error'
+end
+
+-- A finished task's own hash expires; a hosted task lives as long as
+-- its record.
+local function expire_task(tk, tid, ttl)
+  if not is_hosted(tk, tid) then redis.call('EXPIRE', tk, ttl) end
+  redis.call('EXPIRE', tk .. ':retries', ttl)
+end
+
 -- A task's immutable fields, packed in its `spec` field (one field to
 -- write and read instead of seven): "created_us priority class
 -- timeout_ms max_attempts kind[ result_field]". queue/task.rs parses the
@@ -53,17 +89,25 @@ local function entry_field(fields, name)
   return nil
 end
 
--- Mirrors the task's lifecycle on its record hash, when it has one.
+-- Mirrors the task's lifecycle on its record hash, when it has one (a
+-- hosted task's record is its own hash: nothing to mirror).
 local function record_set(tk, ...)
   local rec = redis.call('HGET', tk, 'record')
   if rec and rec ~= '' then redis.call('HSET', rec, ...) end
 end
 
--- Puts a task at the tail of its class stream.
-local function enqueue(tid)
-  local tk = task_key(tid)
+-- Adds task `tid` (in hash `tk`) to a class stream; returns the entry id.
+local function add_entry(class, tid, tk)
+  if is_hosted(tk, tid) then
+    return redis.call('XADD', stream_key(class), '*', 't', tid, 'r', tk)
+  end
+  return redis.call('XADD', stream_key(class), '*', 't', tid)
+end
+
+-- Puts task `tid` (in hash `tk`) at the tail of its class stream.
+local function enqueue(tid, tk)
   local _, _, class = parse_spec(spec_of(tk, redis.call('HGET', tk, 'spec')))
-  local eid = redis.call('XADD', stream_key(class or 'normal'), '*', 't', tid)
+  local eid = add_entry(class or 'normal', tid, tk)
   redis.call('HSET', tk, 'status', 'queued', 'entry', eid)
   record_set(tk, 'status', 'queued')
   return eid
@@ -100,41 +144,50 @@ local function end_cancelled(tk, tid, ttl)
   let_go(tid, redis.call('HGET', tk, 'holds'))
   local now = now_ms()
   redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
-  redis.call('EXPIRE', tk, ttl)
-  redis.call('EXPIRE', tk .. ':retries', ttl)
+  expire_task(tk, tid, ttl)
   record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
 end
 
 -- Puts a running task back in its stream without using up an attempt:
 -- a shutdown is not the task's fault. The caller counts it.
-local function release(tid)
-  local tk = task_key(tid)
+local function release(tid, tk)
   local attempts = tonumber(redis.call('HGET', tk, 'attempts') or '1')
   redis.call('HSET', tk, 'attempts', math.max(attempts - 1, 0))
-  enqueue(tid)
+  enqueue(tid, tk)
 end
 
 -- Marks a delivered entry as running on CONSUMER (at `now_s`, µs as a
--- string) and appends it to `out` (7 strings per task: stream, entry,
--- task id, spec, payload, attempt, record key or ''). Entries of
--- cancelled, finished or vanished tasks are dropped here, so a worker
--- never sees them.
+-- string) and appends it to `out` (8 strings per task: stream, entry,
+-- task id, spec, payload, attempt, record key or '', '1' when the record
+-- hosts the task). `home` is the entry's `r` field (nil: the task's own
+-- hash). Entries of cancelled, finished, vanished or superseded tasks are
+-- dropped here, so a worker never sees them.
 -- Returns 1 when a queued task became active (the caller adds them up).
-local function start_entry(sk, eid, tid, now_s, out)
-  local tk = task_key(tid or '')
-  local h = redis.call('HMGET', tk, 'status', 'spec', 'payload', 'attempts', 'record')
+local function start_entry(sk, eid, tid, home, now_s, out)
+  tid = tid or ''
+  local tk = home_or_own(tid, home)
+  local hosted = is_hosted(tk, tid)
+  local h = redis.call('HMGET', tk, 'status', 'spec', 'payload', 'attempts', 'record', 'task_id')
   local status = h[1]
-  if status ~= 'queued' and status ~= 'running' then
+  if (status ~= 'queued' and status ~= 'running') or (hosted and h[6] ~= tid) then
     redis.call('XACK', sk, GROUP, eid)
     redis.call('XDEL', sk, eid)
     return -1
   end
   local attempts = tostring(tonumber(h[4] or '0') + 1)
+  local started_ms = string.sub(now_s, 1, -4)
   -- `entry` was set when the entry was added; a reclaim keeps it.
-  redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
-    'worker', CONSUMER, 'started_us', now_s)
-  if h[5] and h[5] ~= '' then
-    redis.call('HSET', h[5], 'status', 'running', 'started_at_ms', string.sub(now_s, 1, -4))
+  local rec = h[5] or ''
+  if hosted then
+    rec = tk
+    redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
+      'worker', CONSUMER, 'started_us', now_s, 'started_at_ms', started_ms)
+  else
+    redis.call('HSET', tk, 'status', 'running', 'attempts', attempts,
+      'worker', CONSUMER, 'started_us', now_s)
+    if rec ~= '' then
+      redis.call('HSET', rec, 'status', 'running', 'started_at_ms', started_ms)
+    end
   end
   local n = #out
   out[n + 1] = sk
@@ -143,7 +196,8 @@ local function start_entry(sk, eid, tid, now_s, out)
   out[n + 4] = spec_of(tk, h[2])
   out[n + 5] = h[3] or ''
   out[n + 6] = attempts
-  out[n + 7] = h[5] or ''
+  out[n + 7] = rec
+  out[n + 8] = hosted and '1' or ''
   if status == 'queued' then return 1 end
   return 0
 end

@@ -3,8 +3,9 @@ local due = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now_ms(), 'LIMIT', 0,
   tonumber(ARGV[3]))
 for _, tid in ipairs(due) do
   redis.call('ZREM', DELAYED, tid)
-  if redis.call('HGET', task_key(tid), 'status') == 'queued' then
-    enqueue(tid)
+  local tk = home_of(tid)
+  if redis.call('HGET', tk, 'status') == 'queued' then
+    enqueue(tid, tk)
   end
 end
 return #due

@@ -15,20 +15,23 @@ for _, class in ipairs(CLASSES) do
     redis.call('XDEL', sk, eid)
     if #e == 1 then
       local tid = entry_field(e[1][2], 't')
-      local tk = task_key(tid or '')
-      local status = redis.call('HGET', tk, 'status')
-      if tid and status == 'queued' and redis.call('HGET', tk, 'entry') == eid then
+      local tk = home_or_own(tid or '', entry_field(e[1][2], 'r'))
+      local h = redis.call('HMGET', tk, 'status', 'entry', 'task_id', 'cancel_requested')
+      local status = h[1]
+      -- A record hosting another task now: this one was superseded.
+      if is_hosted(tk, tid or '') and h[3] ~= tid then status = nil end
+      if tid and status == 'queued' and h[2] == eid then
         -- Read by a blocking fetch but never started (the adopt call
         -- failed): deleting the entry alone would strand the task.
-        enqueue(tid)
+        enqueue(tid, tk)
         n = n + 1
       elseif tid and status == 'running' then
         redis.call('HINCRBY', COUNTERS, 'active_tasks', -1)
-        if redis.call('HGET', tk, 'cancel_requested') == '1' then
+        if h[4] == '1' then
           end_cancelled(tk, tid, ttl)
           cancelled = cancelled + 1
         else
-          release(tid)
+          release(tid, tk)
           n = n + 1
         end
       end

@@ -10,13 +10,13 @@ local n = 0
 for _, e in ipairs(entries) do
   local tid = entry_field(e[2], 'task_id')
   redis.call('XDEL', DLQ, e[1])
-  local tk = task_key(tid or '')
+  local tk = home_of(tid or '')
   if tid and redis.call('HGET', tk, 'status') == 'failed' then
     redis.call('HSET', tk, 'attempts', 0)
-    redis.call('HDEL', tk, 'error', 'error_code', 'finished_at_ms', 'worker',
-      'progress', 'next_attempt_at_ms',
-      'cancel_requested')
-    enqueue(tid)
+    -- A hosted task's `error` is its record's: it goes too.
+    redis.call('HDEL', tk, 'error', 'task_error', 'error_code', 'finished_at_ms',
+      'worker', 'progress', 'next_attempt_at_ms', 'cancel_requested')
+    enqueue(tid, tk)
     local holds = redis.call('HGET', tk, 'holds')
     if holds and holds ~= '' then redis.call('SADD', holds, tid) end
     local rec = redis.call('HGET', tk, 'record')

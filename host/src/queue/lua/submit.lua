@@ -6,9 +6,10 @@
 -- written and the reply is -k. Then per task: id, class, the spec
 -- without its leading created_us, payload, holds set ('' = none), record
 -- key ('' = none), and with a record: index key ('' = none), index
--- member, '1' when the record is new ('' when it runs again), the count
--- of the record's fields (its initial ones and its new run's) and that
--- many name/value pairs.
+-- member, '1' when the record is new ('' when it runs again), '1' when
+-- the record hosts the task (keeps its fields; see the prelude), the
+-- count of the record's fields (its initial ones and its new run's) and
+-- that many name/value pairs.
 local i = 3
 local guards = tonumber(ARGV[i])
 i = i + 1
@@ -32,15 +33,47 @@ local n = 0
 -- Set members and index entries, per key: added in one call per key at
 -- the end (each call from Lua costs about 2.5 us besides its work).
 local joins, indexed = {}, {}
--- Two calls per task (XADD, HSET) when there is no record: this is the
--- hot path of bulk submission. Ids are fresh uuids, so no existence check.
+-- Hosted tasks' ids and records, for HOMES.
+local homes = {}
+-- A record run again while it hosts a queued or running task: that task
+-- is superseded and ends as cancelled (a running one's worker is told to
+-- stop; its late outcome finds another task there and is only acked).
+-- The last run's fields go.
+local superseded = 0
+local function supersede(rec)
+  local h = redis.call('HMGET', rec, 'task_id', 'status', 'holds', 'entry', 'spec')
+  local old = h[1]
+  if old and redis.call('HGET', HOMES, old) == rec then
+    redis.call('HDEL', HOMES, old)
+    if h[2] == 'queued' or h[2] == 'running' then
+      let_go(old, h[3])
+      if h[2] == 'running' then
+        redis.call('HINCRBY', COUNTERS, 'active_tasks', -1)
+        redis.call('PUBLISH', P .. ':cancel', old)
+      else
+        redis.call('ZREM', DELAYED, old)
+        if h[4] then
+          local _, _, class = parse_spec(spec_of(rec, h[5]))
+          redis.call('XDEL', stream_key(class or 'normal'), h[4])
+        end
+      end
+      superseded = superseded + 1
+    end
+  end
+  redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms',
+    'attempts', 'worker', 'started_us', 'cancel_requested', 'retried',
+    'next_attempt_at_ms', 'error_code', 'task_error')
+end
+-- Two calls per task (XADD, HSET) when there is no record or the record
+-- hosts the task: this is the hot path of bulk submission. Ids are fresh
+-- uuids, so no existence check.
 while i <= #ARGV do
   local tid, class, holds, rec = ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
-  local eid = redis.call('XADD', stream_key(class), '*', 't', tid)
-  local tk = task_key(tid)
   local spec = created_us .. ' ' .. ARGV[i + 2]
   -- Absent fields read as their zero: attempts 0, no record.
   if rec == '' then
+    local eid = redis.call('XADD', stream_key(class), '*', 't', tid)
+    local tk = task_key(tid)
     if holds == '' then
       redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
         'status', 'queued', 'entry', eid)
@@ -50,21 +83,32 @@ while i <= #ARGV do
     end
     i = i + 6
   else
-    -- With a record, `holds` is '' or the set's key: stored either way.
-    redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
-      'status', 'queued', 'entry', eid, 'record', rec, 'holds', holds)
-    local fields = tonumber(ARGV[i + 9])
-    redis.call('HSET', rec, unpack(ARGV, i + 10, i + 9 + 2 * fields))
-    -- A new run of an existing record: what an earlier run left is cleared.
-    if ARGV[i + 8] ~= '1' then
-      redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
+    local is_new, hosted = ARGV[i + 8] == '1', ARGV[i + 9] == '1'
+    local first, last = i + 11, i + 10 + 2 * tonumber(ARGV[i + 10])
+    if hosted then
+      if not is_new then supersede(rec) end
+      local eid = redis.call('XADD', stream_key(class), '*', 't', tid, 'r', rec)
+      redis.call('HSET', rec, 'spec', spec, 'payload', ARGV[i + 3], 'entry', eid,
+        'holds', holds, unpack(ARGV, first, last))
+      homes[#homes + 1] = tid
+      homes[#homes + 1] = rec
+    else
+      local eid = redis.call('XADD', stream_key(class), '*', 't', tid)
+      -- With a record, `holds` is '' or the set's key: stored either way.
+      redis.call('HSET', task_key(tid), 'spec', spec, 'payload', ARGV[i + 3],
+        'status', 'queued', 'entry', eid, 'record', rec, 'holds', holds)
+      redis.call('HSET', rec, unpack(ARGV, first, last))
+      -- A new run of an existing record: what an earlier run left is cleared.
+      if not is_new then
+        redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
+      end
     end
     if ARGV[i + 6] ~= '' then
       local list = list_of(indexed, ARGV[i + 6])
       list[#list + 1] = created_ms
       list[#list + 1] = ARGV[i + 7]
     end
-    i = i + 10 + 2 * fields
+    i = last + 1
   end
   if holds ~= '' then
     local list = list_of(joins, holds)
@@ -74,5 +118,7 @@ while i <= #ARGV do
 end
 for key, members in pairs(joins) do call_batched('SADD', key, members) end
 for key, entries in pairs(indexed) do call_batched('ZADD', key, entries) end
+if #homes > 0 then call_batched('HSET', HOMES, homes) end
+if superseded > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', superseded) end
 redis.call('HINCRBY', COUNTERS, 'tasks_submitted', n)
 return n
