@@ -46,11 +46,11 @@ impl QueueKeys {
         format!("{}:task:{}", self.prefix, task_id)
     }
 
-    /// `{prefix}:task:homes`: the record (value) that hosts each task
+    /// `{prefix}:queue:homes`: the record (value) that hosts each task
     /// (field) submitted with [`Record::hosts_task`](super::Record): such a
     /// task keeps its fields in the record, not in a hash of its own.
     pub fn task_homes(&self) -> String {
-        format!("{}:task:homes", self.prefix)
+        format!("{}:queue:homes", self.prefix)
     }
 
     /// `{prefix}:queue:counters`: tasks_submitted, tasks_completed, ...

@@ -23,7 +23,7 @@ local function task_key(id) return P .. ':task:' .. id end
 -- hash of its own (one hash to write per step, not two): HOMES maps its
 -- id to the record, and the record's `task_id` names the task it hosts
 -- now. Its stream entries carry the record as `r`.
-local HOMES = P .. ':task:homes'
+local HOMES = P .. ':queue:homes'
 
 -- The hash that holds task `tid`: its own, or its record's while the
 -- record still hosts it (an id a record no longer hosts finds nothing).
