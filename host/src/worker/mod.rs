@@ -18,7 +18,7 @@ use crate::tasks::{TaskContext, Tasks};
 use jobs::JobQueue;
 use state::{Slot, State};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
@@ -76,6 +76,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         slot_freed: Notify::new(),
+        wake_at_or_below: AtomicUsize::new(usize::MAX),
         stopping: AtomicBool::new(false),
         config: config.clone(),
         started_at_ms: crate::queue::now_ms(),
@@ -114,6 +115,7 @@ pub async fn run(
         () = &mut shutdown => info!("shutdown requested: taking no new tasks"),
     }
     shared.stopping.store(true, Ordering::SeqCst);
+    shared.wake_at_or_below.store(usize::MAX, Ordering::SeqCst);
     drain(&shared).await;
     jobs.close();
     drop(done_tx);
@@ -139,6 +141,10 @@ pub async fn run(
 struct Shared {
     state: Mutex<State>,
     slot_freed: Notify,
+    /// A slot that finishes with at most this many tasks held notifies
+    /// `slot_freed`: the level at which the fetch loop wants to refill. A
+    /// wake-up per finished task would cost a thread switch per tiny task.
+    wake_at_or_below: AtomicUsize,
     stopping: AtomicBool,
     config: WorkerConfig,
     started_at_ms: i64,
@@ -184,8 +190,17 @@ async fn fetch_loop(
         // room is free: fewer, larger fetches (each `fetch.lua` call costs
         // Redis a dozen calls besides its tasks), never more held.
         let all_slots_busy = held >= shared.config.slots;
-        if want == 0 || (all_slots_busy && want < extra.div_ceil(2)) {
-            shared.slot_freed.notified().await;
+        let refill = extra.div_ceil(2);
+        if want == 0 || (all_slots_busy && want < refill) {
+            // Woken once `refill` tasks' room is free (one, without
+            // prefetch). The level is published before `held` is read
+            // again, so a slot finishing in between either sees it or is
+            // seen here.
+            let level = capacity - refill.max(1);
+            shared.wake_at_or_below.store(level, Ordering::SeqCst);
+            if shared.state().in_flight > level {
+                shared.slot_freed.notified().await;
+            }
             continue;
         }
         let reclaim = last_sweep.is_none_or(|t| t.elapsed() >= qc.sweep_interval);
@@ -215,6 +230,7 @@ async fn fetch_loop(
             };
         } else if fetched.is_empty() {
             // All slots busy and nothing more to prefetch: wait for one.
+            shared.wake_at_or_below.store(usize::MAX, Ordering::SeqCst);
             shared.slot_freed.notified().await;
             continue;
         }
@@ -290,8 +306,14 @@ fn slot_thread(
             let result = tasks.run(rt, &delivery, &ctx);
             decide(&shared.config.queue, &delivery, &slot, result)
         };
-        let lost = shared.state().finish(&delivery.task_id, began.elapsed());
-        shared.slot_freed.notify_one();
+        let (lost, held) = {
+            let mut state = shared.state();
+            let lost = state.finish(&delivery.task_id, began.elapsed());
+            (lost, state.in_flight)
+        };
+        if held <= shared.wake_at_or_below.load(Ordering::SeqCst) {
+            shared.slot_freed.notify_one();
+        }
         if !lost {
             let _ = done.send((Held::from(&delivery), outcome));
         }
