@@ -12,15 +12,20 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Held tasks in fetch order, each with its class and when it came.
+/// Held tasks by class, each class in fetch order.
 pub struct JobQueue<T> {
     state: Mutex<Held<T>>,
     ready: Condvar,
     starvation_age: Duration,
 }
 
+/// One queue per class (`Class::ALL` order), each job with when it came:
+/// the next job is at the front of one of them, found without a scan (a
+/// worker may hold hundreds of tiny tasks).
+type ByClass<T> = [VecDeque<(Instant, T)>; 3];
+
 struct Held<T> {
-    jobs: VecDeque<(Class, Instant, T)>,
+    jobs: ByClass<T>,
     closed: bool,
     /// Slots asleep in `pop`: a push wakes one only if some are (a
     /// wake-up is a syscall even with nobody waiting).
@@ -31,7 +36,7 @@ impl<T> JobQueue<T> {
     pub fn new(starvation_age: Duration) -> Self {
         Self {
             state: Mutex::new(Held {
-                jobs: VecDeque::new(),
+                jobs: Default::default(),
                 closed: false,
                 asleep: 0,
             }),
@@ -46,7 +51,7 @@ impl<T> JobQueue<T> {
 
     pub fn push(&self, class: Class, job: T) {
         let mut state = self.state();
-        state.jobs.push_back((class, Instant::now(), job));
+        state.jobs[class as usize].push_back((Instant::now(), job));
         if state.asleep > 0 {
             self.ready.notify_one();
         }
@@ -62,8 +67,8 @@ impl<T> JobQueue<T> {
     pub fn pop(&self) -> Option<T> {
         let mut state = self.state();
         loop {
-            if let Some(at) = next(&state.jobs, Instant::now(), self.starvation_age) {
-                return state.jobs.remove(at).map(|(_, _, job)| job);
+            if let Some(class) = next(&state.jobs, Instant::now(), self.starvation_age) {
+                return state.jobs[class].pop_front().map(|(_, job)| job);
             }
             if state.closed {
                 return None;
@@ -75,22 +80,20 @@ impl<T> JobQueue<T> {
     }
 }
 
-/// Index of the job to run next: the oldest if it has waited past
-/// `starvation_age`, else the first of the highest class.
-fn next<T>(
-    jobs: &VecDeque<(Class, Instant, T)>,
-    now: Instant,
-    starvation_age: Duration,
-) -> Option<usize> {
-    let (_, oldest_at, _) = jobs.front()?;
-    if now.saturating_duration_since(*oldest_at) >= starvation_age {
-        return Some(0);
-    }
-    // `Class` orders High < Normal < Low; `min_by_key` keeps the first.
-    jobs.iter()
+/// The class whose front job runs next: the oldest job if it has waited
+/// past `starvation_age`, else the first of the highest class.
+fn next<T>(jobs: &ByClass<T>, now: Instant, starvation_age: Duration) -> Option<usize> {
+    let highest = jobs.iter().position(|q| !q.is_empty())?;
+    // `min_by_key` keeps the first of equal times: the higher class.
+    let (oldest, oldest_at) = jobs
+        .iter()
         .enumerate()
-        .min_by_key(|(_, (class, _, _))| *class)
-        .map(|(at, _)| at)
+        .filter_map(|(class, q)| q.front().map(|(at, _)| (class, *at)))
+        .min_by_key(|(_, at)| *at)?;
+    if now.saturating_duration_since(oldest_at) >= starvation_age {
+        return Some(oldest);
+    }
+    Some(highest)
 }
 
 #[cfg(test)]
@@ -120,14 +123,13 @@ mod tests {
     #[test]
     fn a_job_overtaken_past_the_starvation_age_runs_next() {
         let t0 = Instant::now();
-        let jobs: VecDeque<_> = [
-            (Class::Low, t0, "low"),
-            (Class::High, t0 + Duration::from_secs(20), "high"),
-        ]
-        .into();
-        assert_eq!(next(&jobs, t0 + Duration::from_secs(29), AGE), Some(1));
-        assert_eq!(next(&jobs, t0 + AGE, AGE), Some(0));
-        assert_eq!(next::<&str>(&VecDeque::new(), t0, AGE), None);
+        let mut jobs: ByClass<&str> = Default::default();
+        jobs[Class::Low as usize].push_back((t0, "low"));
+        jobs[Class::High as usize].push_back((t0 + Duration::from_secs(20), "high"));
+        let high = Some(Class::High as usize);
+        assert_eq!(next(&jobs, t0 + Duration::from_secs(29), AGE), high);
+        assert_eq!(next(&jobs, t0 + AGE, AGE), Some(Class::Low as usize));
+        assert_eq!(next::<&str>(&Default::default(), t0, AGE), None);
     }
 
     #[test]
