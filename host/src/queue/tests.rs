@@ -2315,5 +2315,32 @@ async fn running_a_hosting_record_again_supersedes_its_task() {
     let d = b.fetch(1, false).await.unwrap().pop().unwrap();
     assert_eq!(b.complete(&[done(&d, "four")]).await.unwrap(), (1, 0));
     assert_eq!(fx.hgetall("rec:s").await["report"], "four");
+
+    // A running task of the layout before hosting, mirrored into a record
+    // that now runs again hosted: it lets go of the record, and its late
+    // result stays off it.
+    let legacy = fx
+        .queue
+        .submit_one(with_record(5, "legacy", "rec:l"))
+        .await
+        .unwrap();
+    let old = b.fetch(1, false).await.unwrap().pop().unwrap();
+    assert!(!old.hosted && old.record == "rec:l");
+    let new = fx
+        .queue
+        .submit_one(hosted("new", "rec:l", false))
+        .await
+        .unwrap();
+    assert_eq!(b.complete(&[done(&old, "old")]).await.unwrap(), (1, 0));
+    assert_eq!(fx.info(&legacy).await.status, TaskStatus::Completed);
+    let rec = fx.hgetall("rec:l").await;
+    assert_eq!(
+        (rec["task_id"].as_str(), rec["status"].as_str()),
+        (new.as_str(), "queued")
+    );
+    assert!(!rec.contains_key("report"), "{rec:?}");
+    let d = b.fetch(1, false).await.unwrap().pop().unwrap();
+    assert_eq!(b.complete(&[done(&d, "new")]).await.unwrap(), (1, 0));
+    assert_eq!(fx.hgetall("rec:l").await["report"], "new");
     fx.assert_balanced().await;
 }

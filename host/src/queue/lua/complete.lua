@@ -143,6 +143,12 @@ while i <= #ARGV do
     if rec == false or rec == nil then rec = '' end
     -- A hosted task's record is its own hash: one write per step.
     if hosted then rec = '' end
+    -- Staged for a record the task has let go of (a newer run took it):
+    -- the result goes, and the task completes on its own hash.
+    if op == 'staged' and not hosted and rec ~= a then
+      unstage(a, b)
+      op, a = 'done', ''
+    end
     -- Its cancellation was asked for: it ends cancelled rather than go
     -- back to the queue and run again.
     if h[7] == '1' and (op == 'retry' or op == 'release') then op = 'cancel' end

@@ -43,6 +43,12 @@ local superseded = 0
 local function supersede(rec)
   local h = redis.call('HMGET', rec, 'task_id', 'status', 'holds', 'entry', 'spec')
   local old = h[1]
+  -- A task of its own hash that mirrors into this record (submitted
+  -- before records hosted their tasks) lets go of the record: it may
+  -- still run, but its outcome stays on its own hash.
+  if old and redis.call('HGET', task_key(old), 'record') == rec then
+    redis.call('HDEL', task_key(old), 'record')
+  end
   if old and redis.call('HGET', HOMES, old) == rec then
     redis.call('HDEL', HOMES, old)
     if h[2] == 'queued' or h[2] == 'running' then
