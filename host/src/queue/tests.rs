@@ -2220,6 +2220,33 @@ async fn a_record_hosts_its_task_through_its_whole_life() {
     );
     assert_eq!(info.result, None, "the result is kept once, on the record");
     assert!(!fx.exists(&fx.task_key(&id)).await);
+
+    // Cancelled while queued, and purged from the DLQ after a failure:
+    // either way the record stays, without a TTL.
+    let queued = fx
+        .queue
+        .submit_one(hosted("q", "rec:q", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.queue.cancel(&queued).await.unwrap(),
+        CancelState::Cancelled
+    );
+    assert_eq!(fx.hgetall("rec:q").await["status"], "cancelled");
+    assert_eq!(fx.xlen(Class::Normal).await, 0);
+    let dead = fx
+        .queue
+        .submit_one(hosted("d", "rec:d", true))
+        .await
+        .unwrap();
+    let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+    let failed = Outcome::Failed(TaskError::permanent("strategy_trap", "boom"));
+    assert_eq!(a.complete(&[(held(&d), failed)]).await.unwrap(), (0, 0));
+    assert_eq!(fx.queue.purge_dlq().await.unwrap(), 1);
+    assert_eq!(fx.info(&dead).await.status, TaskStatus::Failed);
+    for rec in ["rec:h", "rec:q", "rec:d"] {
+        assert_eq!(fx.pttl(rec).await, -1, "{rec} does not expire");
+    }
     fx.assert_balanced().await;
 }
 
