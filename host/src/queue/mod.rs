@@ -346,17 +346,15 @@ impl Queue {
     /// The task as stored, or `None` for an unknown (or expired) id.
     pub async fn task(&self, task_id: &str) -> Result<Option<TaskInfo>, QueueError> {
         let mut conn = self.conn.clone();
-        let key = self
-            .homes(&[task_id.to_string()])
-            .await?
-            .pop()
-            .unwrap_or_else(|| self.keys.task(task_id));
-        let hosted = key != self.keys.task(task_id);
-        let (mut fields, retries): (BTreeMap<String, String>, Vec<String>) = redis::pipe()
-            .hgetall(&key)
-            .lrange(format!("{key}:retries"), 0, -1)
-            .query_async(&mut conn)
+        let (key, mut fields, retries): (String, BTreeMap<String, String>, Vec<String>) = self
+            .scripts
+            .read_task
+            .arg(self.keys.prefix())
+            .arg("")
+            .arg(task_id)
+            .invoke_async(&mut conn)
             .await?;
+        let hosted = key != self.keys.task(task_id);
         if fields.is_empty() {
             return Ok(None);
         }

@@ -35,6 +35,7 @@ pub struct Scripts {
     pub progress: Script,
     pub prune: Script,
     pub homes: Script,
+    pub read_task: Script,
 }
 
 impl Scripts {
@@ -52,6 +53,7 @@ impl Scripts {
             progress: script!("progress.lua"),
             prune: script!("prune.lua"),
             homes: script!("homes.lua"),
+            read_task: script!("read_task.lua"),
         }
     }
 }
