@@ -1626,6 +1626,23 @@ async fn a_record_that_runs_again_gets_the_new_result() {
         assert_eq!(a.complete(&[done(&d, result)]).await.unwrap(), (1, 0));
         assert_eq!(fx.hgetall("rec:again").await["report"], result);
     }
+    // The last result goes by the record's own field name, hosted or not.
+    for hosts_task in [false, true] {
+        let key = format!("rec:summary:{hosts_task}");
+        for result in ["first", "second"] {
+            let mut record = Record::new(key.clone(), "summary");
+            record.hosts_task = hosts_task;
+            let spec = TaskSpec {
+                record: Some(record),
+                ..spec(5, result)
+            };
+            fx.queue.submit_one(spec).await.unwrap();
+            assert!(!fx.hgetall(&key).await.contains_key("summary"));
+            let d = a.fetch(1, false).await.unwrap().pop().unwrap();
+            assert_eq!(a.complete(&[done(&d, result)]).await.unwrap(), (1, 0));
+            assert_eq!(fx.hgetall(&key).await["summary"], result);
+        }
+    }
 }
 
 /// Set members and index entries go in one call per key, in chunks of

@@ -38,9 +38,15 @@ local homes = {}
 -- A record run again while it hosts a queued or running task: that task
 -- is superseded and ends as cancelled (a running one's worker is told to
 -- stop; its late outcome finds another task there and is only acked).
--- The last run's fields go.
+-- The last run's fields go, its result (field `result_field`) too.
 local superseded = 0
-local function supersede(rec)
+-- The record's field for the result, from a task's spec.
+local function result_field_of(spec)
+  local field = select(7, parse_spec(spec))
+  if field == nil or field == '' then return 'result' end
+  return field
+end
+local function supersede(rec, result_field)
   local h = redis.call('HMGET', rec, 'task_id', 'status', 'holds', 'entry', 'spec')
   local old = h[1]
   -- A task of its own hash that mirrors into this record (submitted
@@ -66,7 +72,7 @@ local function supersede(rec)
       superseded = superseded + 1
     end
   end
-  redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms',
+  redis.call('HDEL', rec, 'error', result_field, 'started_at_ms', 'finished_at_ms',
     'attempts', 'worker', 'started_us', 'cancel_requested', 'retried',
     'next_attempt_at_ms', 'error_code', 'task_error')
 end
@@ -92,7 +98,7 @@ while i <= #ARGV do
     local is_new, hosted = ARGV[i + 8] == '1', ARGV[i + 9] == '1'
     local first, last = i + 11, i + 10 + 2 * tonumber(ARGV[i + 10])
     if hosted then
-      if not is_new then supersede(rec) end
+      if not is_new then supersede(rec, result_field_of(spec)) end
       local eid = redis.call('XADD', stream_key(class), '*', 't', tid, 'r', rec)
       redis.call('HSET', rec, 'spec', spec, 'payload', ARGV[i + 3], 'entry', eid,
         'holds', holds, unpack(ARGV, first, last))
@@ -106,7 +112,8 @@ while i <= #ARGV do
       redis.call('HSET', rec, unpack(ARGV, first, last))
       -- A new run of an existing record: what an earlier run left is cleared.
       if not is_new then
-        redis.call('HDEL', rec, 'error', 'report', 'started_at_ms', 'finished_at_ms')
+        redis.call('HDEL', rec, 'error', result_field_of(spec), 'started_at_ms',
+          'finished_at_ms')
       end
     end
     if ARGV[i + 6] ~= '' then
