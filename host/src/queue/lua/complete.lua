@@ -124,8 +124,7 @@ while i <= #ARGV do
   local hosted = is_hosted(tk, tid)
   local h = redis.call('HMGET', tk, 'status', 'worker', 'entry', 'attempts',
     'spec', 'record', 'cancel_requested', 'retried', 'started_us', 'holds', 'task_id')
-  -- A record hosting another task now: this one was superseded.
-  local running = h[1] == 'running' and (not hosted or h[11] == tid)
+  local running = h[1] == 'running' and not superseded(tk, tid, h[11])
   local owner = h[2] == CONSUMER and h[3] == eid
   if not running then
     -- Finished elsewhere, or cancelled while queued: just let go.
@@ -174,8 +173,7 @@ while i <= #ARGV do
         redis.call('HSET', rec, 'status', 'completed', result_field, a,
           'finished_at_ms', now_s, 'progress', '1')
       end
-      if not hosted then redis.call('EXPIRE', tk, ttl) end
-      if h[8] == '1' then redis.call('EXPIRE', tk .. ':retries', ttl) end
+      expire_task(tk, tid, ttl, h[8] == '1')
       leave(tid, h[10])
       tally.tasks_completed = tally.tasks_completed + 1
       observe('completed', h[9], created_us)

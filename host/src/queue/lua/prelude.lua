@@ -41,6 +41,12 @@ end
 
 local function is_hosted(tk, tid) return tk ~= task_key(tid) end
 
+-- A record that hosted `tid` and now hosts another task (`hosted_id`, its
+-- `task_id` field): `tid` was superseded and is as good as gone.
+local function superseded(tk, tid, hosted_id)
+  return is_hosted(tk, tid) and hosted_id ~= tid
+end
+
 -- The task's error message: `error` on its own hash; in a record, whose
 -- `error` is the {code, message} JSON, `task_error`.
 local function error_field(tk, tid)
@@ -49,10 +55,10 @@ local function error_field(tk, tid)
 end
 
 -- A finished task's own hash expires; a hosted task lives as long as
--- its record.
-local function expire_task(tk, tid, ttl)
+-- its record. Its retries list exists only if it `retried`.
+local function expire_task(tk, tid, ttl, retried)
   if not is_hosted(tk, tid) then redis.call('EXPIRE', tk, ttl) end
-  redis.call('EXPIRE', tk .. ':retries', ttl)
+  if retried then redis.call('EXPIRE', tk .. ':retries', ttl) end
 end
 
 -- A task's immutable fields, packed in its `spec` field (one field to
@@ -144,7 +150,7 @@ local function end_cancelled(tk, tid, ttl)
   let_go(tid, redis.call('HGET', tk, 'holds'))
   local now = now_ms()
   redis.call('HSET', tk, 'status', 'cancelled', 'finished_at_ms', now)
-  expire_task(tk, tid, ttl)
+  expire_task(tk, tid, ttl, true)
   record_set(tk, 'status', 'cancelled', 'finished_at_ms', now)
 end
 
@@ -169,7 +175,7 @@ local function start_entry(sk, eid, tid, home, now_s, out)
   local hosted = is_hosted(tk, tid)
   local h = redis.call('HMGET', tk, 'status', 'spec', 'payload', 'attempts', 'record', 'task_id')
   local status = h[1]
-  if (status ~= 'queued' and status ~= 'running') or (hosted and h[6] ~= tid) then
+  if (status ~= 'queued' and status ~= 'running') or superseded(tk, tid, h[6]) then
     redis.call('XACK', sk, GROUP, eid)
     redis.call('XDEL', sk, eid)
     return -1

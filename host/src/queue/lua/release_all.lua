@@ -18,8 +18,7 @@ for _, class in ipairs(CLASSES) do
       local tk = home_or_own(tid or '', entry_field(e[1][2], 'r'))
       local h = redis.call('HMGET', tk, 'status', 'entry', 'task_id', 'cancel_requested')
       local status = h[1]
-      -- A record hosting another task now: this one was superseded.
-      if is_hosted(tk, tid or '') and h[3] ~= tid then status = nil end
+      if superseded(tk, tid or '', h[3]) then status = nil end
       if tid and status == 'queued' and h[2] == eid then
         -- Read by a blocking fetch but never started (the adopt call
         -- failed): deleting the entry alone would strand the task.

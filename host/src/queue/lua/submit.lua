@@ -39,7 +39,7 @@ local homes = {}
 -- is superseded and ends as cancelled (a running one's worker is told to
 -- stop; its late outcome finds another task there and is only acked).
 -- The last run's fields go, its result (field `result_field`) too.
-local superseded = 0
+local superseded_count = 0
 -- The record's field for the result, from a task's spec.
 local function result_field_of(spec)
   local field = select(7, parse_spec(spec))
@@ -69,7 +69,7 @@ local function supersede(rec, result_field)
           redis.call('XDEL', stream_key(class or 'normal'), h[4])
         end
       end
-      superseded = superseded + 1
+      superseded_count = superseded_count + 1
     end
   end
   redis.call('HDEL', rec, 'error', result_field, 'started_at_ms', 'finished_at_ms',
@@ -132,6 +132,6 @@ end
 for key, members in pairs(joins) do call_batched('SADD', key, members) end
 for key, entries in pairs(indexed) do call_batched('ZADD', key, entries) end
 if #homes > 0 then call_batched('HSET', HOMES, homes) end
-if superseded > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', superseded) end
+if superseded_count > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', superseded_count) end
 redis.call('HINCRBY', COUNTERS, 'tasks_submitted', n)
 return n
