@@ -32,7 +32,7 @@ pub struct QueueBenchArgs {
     #[arg(long, default_value_t = 2)]
     slots: usize,
     /// Tasks per submission call in the throughput runs.
-    #[arg(long, default_value_t = 1_000)]
+    #[arg(long, default_value_t = SUBMIT_BATCH)]
     submit_batch: usize,
     /// Submission calls in flight at once in the throughput runs.
     #[arg(long, default_value_t = 1)]
