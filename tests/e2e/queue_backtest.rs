@@ -112,6 +112,28 @@ async fn five_backtests_complete_and_match_the_local_cli() {
         );
         let parsed: serde_json::Value = serde_json::from_str(&report).unwrap();
         assert!(parsed["num_trades"].as_u64().unwrap() > 0);
+        // Kept with its curve in columns; read back as above.
+        let stored: String = redis::cmd("HGET")
+            .arg(svc.store.keys().backtest(*backtest_id))
+            .arg("report")
+            .query_async(&mut svc.queue.connection())
+            .await
+            .unwrap();
+        assert!(
+            stored.contains(r#""equity_curve":{"ts":["#),
+            "{}",
+            &stored[stored.len().saturating_sub(200)..]
+        );
+        // A point loses `{"ts":`, `,"equity":` and `}` (17 bytes) for a
+        // second comma; the columns cost `{"ts":[`, `],"equity":[` and
+        // `]}` where the list had `[]`, less a comma (a downsampled
+        // curve is not evenly spaced to its end: its times stay).
+        let points = parsed["equity_curve"].as_array().unwrap().len();
+        assert!(points > 100, "{points}");
+        assert_eq!(
+            report.len() - stored.len(),
+            16 * points - (r#"{"ts":[],"equity":[]}"#.len() - "[]".len() - 1),
+        );
     }
     let counters = svc.queue.counters().await.unwrap();
     assert_eq!(

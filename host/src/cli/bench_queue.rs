@@ -341,13 +341,18 @@ async fn measure(
     let loaded_rss = worker.rss_mb()?;
     worker.stop()?;
     // The scripts alone once more, for backtests, completing with the
-    // report the worker wrote for one of them.
-    let report = store
+    // report the worker wrote for one of them, as it is stored.
+    let last = store
         .list_backtests(1)
         .await?
         .pop()
-        .and_then(|r| r.report)
-        .ok_or_else(|| anyhow!("no benchmark backtest has a report"))?;
+        .ok_or_else(|| anyhow!("no benchmark backtest was recorded"))?;
+    let report: Option<String> = redis::cmd("HGET")
+        .arg(store.keys().backtest(last.id))
+        .arg(crate::store::backtests::fields::REPORT)
+        .query_async(&mut queue.connection())
+        .await?;
+    let report = report.ok_or_else(|| anyhow!("benchmark backtest {} has no report", last.id))?;
     let backtest_scripts = script_costs(
         &queue,
         url,

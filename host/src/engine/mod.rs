@@ -13,7 +13,10 @@ pub use backtest::{run_backtest, run_backtest_observed, BacktestConfig, EngineEr
 pub use params::{
     Column, Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params,
 };
-pub use report::{EquityPoint, OpenPosition, Report, StrategyInfo, Trade, TradeSide};
+pub use report::{
+    expand_compact_json, CompactReportError, EquityPoint, OpenPosition, Report, StrategyInfo,
+    Trade, TradeSide,
+};
 pub use strategy::{
     Action, Assumed, Fill, FillReason, Order, OrderKind, Plan, PortfolioView, Quantity, Side,
     Strategy, StrategyError,

@@ -2,7 +2,9 @@
 //! `stratbox backtest --json`. Field order is declaration order, so the
 //! same run always prints the same bytes.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::params::ParamValue;
@@ -129,27 +131,79 @@ impl Report {
 
     /// [`Report::to_json`] for a report no longer needed: its curve is
     /// moved out rather than the report copied (a worker's case).
-    pub fn into_json(mut self) -> serde_json::Result<String> {
-        const EMPTY_CURVE_AT_END: &[u8] = b"\"equity_curve\":[]}";
+    pub fn into_json(self) -> serde_json::Result<String> {
+        self.write_with_curve(|out, curve| {
+            out.push(b'[');
+            for (i, point) in curve.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_point(out, point.ts, |out| {
+                    serde_json::to_writer(&mut *out, &point.equity).map_err(|e| e.to_string())
+                })?;
+            }
+            out.push(b']');
+            Ok(())
+        })
+    }
+
+    /// The report as a worker stores it: [`Report::into_json`] with the
+    /// curve in columns, `{"start":t0,"step":s,"equity":[..]}` when its
+    /// times are evenly spaced (`ts[i] = t0 + i*s`), else
+    /// `{"ts":[..],"equity":[..]}`. The curve is most of a report and most
+    /// of each point is its two keys: a 100-bar report takes 2.4 KB, not
+    /// 6 KB, of Redis memory, AOF and rewrites, and less time to write.
+    /// [`expand_compact_json`] gives back the `into_json` bytes.
+    pub fn into_compact_json(self) -> serde_json::Result<String> {
+        self.write_with_curve(|out, curve| {
+            out.push(b'{');
+            match even_spacing(curve) {
+                Some((start, step)) => {
+                    out.extend_from_slice(b"\"start\":");
+                    write_int(out, start);
+                    out.extend_from_slice(b",\"step\":");
+                    write_int(out, step);
+                }
+                None => {
+                    out.extend_from_slice(b"\"ts\":[");
+                    for (i, point) in curve.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_int(out, point.ts);
+                    }
+                    out.push(b']');
+                }
+            }
+            out.extend_from_slice(b",\"equity\":[");
+            for (i, point) in curve.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, &point.equity).map_err(|e| e.to_string())?;
+            }
+            out.extend_from_slice(b"]}");
+            Ok(())
+        })
+    }
+
+    /// Everything but the curve through serde (it is the last field), then
+    /// the curve's value by `write_curve`.
+    fn write_with_curve(
+        mut self,
+        write_curve: impl FnOnce(&mut Vec<u8>, &[EquityPoint]) -> Result<(), String>,
+    ) -> serde_json::Result<String> {
         let mut out = Vec::with_capacity(self.json_size_estimate());
         let curve = std::mem::take(&mut self.equity_curve);
         serde_json::to_writer(&mut out, &self)?;
-        if out.ends_with(EMPTY_CURVE_AT_END) {
-            out.truncate(out.len() - 2);
-            for (i, point) in curve.iter().enumerate() {
-                out.extend_from_slice(if i == 0 { b"{\"ts\":" } else { b",{\"ts\":" });
-                serde_json::to_writer(&mut out, &point.ts)?;
-                out.extend_from_slice(b",\"equity\":");
-                serde_json::to_writer(&mut out, &point.equity)?;
-                out.push(b'}');
-            }
-            out.extend_from_slice(b"]}");
-        } else {
-            // The curve is no longer last: all through serde.
-            out.clear();
-            self.equity_curve = curve;
-            serde_json::to_writer(&mut out, &self)?;
+        if !out.ends_with(EMPTY_CURVE_AT_END) {
+            return Err(serde::ser::Error::custom(
+                "the report's equity curve is not its last field",
+            ));
         }
+        out.truncate(out.len() - 3);
+        write_curve(&mut out, &curve).map_err(serde::ser::Error::custom)?;
+        out.push(b'}');
         String::from_utf8(out).map_err(|e| serde::ser::Error::custom(e.to_string()))
     }
 
@@ -159,4 +213,126 @@ impl Report {
     pub fn json_size_estimate(&self) -> usize {
         1536 + 56 * self.equity_curve.len() + 384 * self.trades.len()
     }
+}
+
+const CURVE_KEY: &str = "\"equity_curve\":";
+const EMPTY_CURVE_AT_END: &[u8] = b"\"equity_curve\":[]}";
+
+/// `{"ts":<ts>,"equity":<written by equity>}`, as serde writes a point.
+fn write_point(
+    out: &mut Vec<u8>,
+    ts: i64,
+    equity: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
+) -> Result<(), String> {
+    out.extend_from_slice(b"{\"ts\":");
+    write_int(out, ts);
+    out.extend_from_slice(b",\"equity\":");
+    equity(out)?;
+    out.push(b'}');
+    Ok(())
+}
+
+fn write_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `(t0, s)` when every point's time is `t0 + i*s` with no overflow (two
+/// points or more; one point is `t0` with step 0).
+fn even_spacing(curve: &[EquityPoint]) -> Option<(i64, i64)> {
+    let start = curve.first()?.ts;
+    let step = match curve.get(1) {
+        Some(second) => second.ts.checked_sub(start)?,
+        None => 0,
+    };
+    let mut expected = Some(start);
+    for point in curve {
+        if expected != Some(point.ts) {
+            return None;
+        }
+        expected = point.ts.checked_add(step);
+    }
+    Some((start, step))
+}
+
+/// A stored report's curve in columns (see [`Report::into_compact_json`]);
+/// the equity values are kept as written, so they come back to the byte.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CurveColumns<'a> {
+    start: Option<i64>,
+    step: Option<i64>,
+    ts: Option<Vec<i64>>,
+    #[serde(borrow)]
+    equity: Vec<&'a RawValue>,
+}
+
+/// A stored report that [`expand_compact_json`] cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("stored report: {0}")]
+pub struct CompactReportError(String);
+
+/// The JSON of [`Report::into_json`] from that of
+/// [`Report::into_compact_json`], byte for byte. A report whose curve is
+/// already a list of points (stored before curves were kept in columns)
+/// comes back as it is.
+pub fn expand_compact_json(stored: &str) -> Result<Cow<'_, str>, CompactReportError> {
+    let fail = |why: String| CompactReportError(why);
+    // The curve is the last field, so its key is the last one of that
+    // name (a strategy's params come before it).
+    let Some(at) = stored.rfind(CURVE_KEY) else {
+        return Ok(Cow::Borrowed(stored));
+    };
+    let value_at = at + CURVE_KEY.len();
+    if !stored[value_at..].starts_with('{') {
+        return Ok(Cow::Borrowed(stored));
+    }
+    let Some(value) = stored[value_at..].strip_suffix('}') else {
+        return Err(fail("the equity curve is not its last field".into()));
+    };
+    let columns: CurveColumns =
+        serde_json::from_str(value).map_err(|e| fail(format!("equity curve: {e}")))?;
+    let times: Vec<i64> = match (columns.ts, columns.start, columns.step) {
+        (Some(ts), None, None) => ts,
+        (None, Some(start), Some(step)) => (0..columns.equity.len() as i64)
+            .map(|i| {
+                i.checked_mul(step)
+                    .and_then(|offset| start.checked_add(offset))
+                    .ok_or_else(|| fail(format!("equity curve: point {i} overflows")))
+            })
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(fail(
+                "equity curve: needs `ts`, or `start` and `step`".into(),
+            ))
+        }
+    };
+    if times.len() != columns.equity.len() {
+        return Err(fail(format!(
+            "equity curve: {} times for {} values",
+            times.len(),
+            columns.equity.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(value_at + 48 * times.len() + 2);
+    out.extend_from_slice(stored[..value_at].as_bytes());
+    out.push(b'[');
+    for (i, (ts, equity)) in times.iter().zip(&columns.equity).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let token = equity.get();
+        // Each value is one number or null: nothing else reaches a curve.
+        if token.starts_with(['[', '{', '"']) {
+            return Err(fail(format!("equity curve: value {i} is not a number")));
+        }
+        write_point(&mut out, *ts, |out| {
+            out.extend_from_slice(token.as_bytes());
+            Ok(())
+        })
+        .map_err(fail)?;
+    }
+    out.extend_from_slice(b"]}");
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|e| fail(e.to_string()))
 }

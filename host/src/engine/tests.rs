@@ -1023,3 +1023,94 @@ fn report_json_is_serde_json_of_the_report_and_fits_its_estimate() {
         assert_eq!(odd.to_json().unwrap(), serde_json::to_string(&odd).unwrap());
     }
 }
+
+/// Curves a stored report must bring back to the byte: none, one point,
+/// evenly spaced, uneven (downsampled), times at the ends of i64 and
+/// values serde writes as null.
+fn awkward_curves() -> Vec<Vec<(i64, f64)>> {
+    vec![
+        vec![],
+        vec![(0, 0.0)],
+        vec![(-7200, 1.5), (-3600, 2.25), (0, -0.0)],
+        (0..100)
+            .map(|i| {
+                (
+                    1_704_067_200 + 3600 * i,
+                    10_000.0 + (i as f64).sin() * 321.123,
+                )
+            })
+            .collect(),
+        vec![(0, 1.0), (3600, 2.0), (10800, 3.0)],
+        vec![(5, 1.0), (5, 2.0)],
+        vec![(i64::MAX - 1, 1.0), (i64::MAX, 2.0), (i64::MAX, 3.0)],
+        vec![(i64::MIN, f64::MIN_POSITIVE), (i64::MAX, f64::MAX)],
+        vec![
+            (7, f64::NAN),
+            (8, f64::INFINITY),
+            (9, 1e-300),
+            (10, 123456789.125),
+        ],
+    ]
+}
+
+#[test]
+fn compact_report_expands_to_the_reports_json() {
+    let bars: Vec<_> = (0..120)
+        .map(|i| {
+            let p = 100.0 + (i as f64 * 0.3).sin() * 5.0;
+            (p, p + 1.0, p - 1.0, p + 0.5)
+        })
+        .collect();
+    let (mut report, _) = run(&bars, [(3, vec![market(Side::Buy)])], &config(C, 1.0));
+    let full_curve = report.clone();
+    let compact = full_curve.clone().into_compact_json().unwrap();
+    let json = full_curve.to_json().unwrap();
+    // Every point's keys and time (`{"ts":<ts>,"equity":}`) are gone from
+    // an evenly spaced curve, for one `{"start":..,"step":..}`.
+    let point_overhead = format!(r#"{{"ts":{},"equity":}}"#, ts(0)).len();
+    let columns_overhead = format!(r#"{{"start":{},"step":{STEP},"equity":}}"#, ts(0)).len();
+    assert_eq!(
+        json.len() - compact.len(),
+        point_overhead * report.equity_curve.len() - columns_overhead,
+        "{compact}"
+    );
+    assert!(compact.contains(r#""equity_curve":{"start":"#), "{compact}");
+    for curve in awkward_curves() {
+        report.equity_curve = curve
+            .into_iter()
+            .map(|(ts, equity)| EquityPoint { ts, equity })
+            .collect();
+        let compact = report.clone().into_compact_json().unwrap();
+        let expanded = expand_compact_json(&compact).unwrap();
+        assert_eq!(expanded, report.to_json().unwrap(), "from {compact}");
+        // Already a list of points (stored before): given back as it is.
+        let json = report.to_json().unwrap();
+        assert!(matches!(
+            expand_compact_json(&json).unwrap(),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}
+
+#[test]
+fn a_damaged_compact_report_is_refused_with_the_reason() {
+    let head = r#"{"bars":2,"equity_curve":"#;
+    for (tail, why) in [
+        (r#"{"start":0,"step":1,"equity":[1.0,2.0]"#, "last field"),
+        (r#"{"ts":[0],"equity":[1.0,2.0]}}"#, "1 times for 2 values"),
+        (r#"{"start":0,"equity":[1.0]}}"#, "`start` and `step`"),
+        (
+            r#"{"ts":[0],"start":0,"step":1,"equity":[1.0]}}"#,
+            "`start` and `step`",
+        ),
+        (r#"{"start":0,"step":1,"equity":["1"]}}"#, "not a number"),
+        (
+            r#"{"start":9223372036854775807,"step":1,"equity":[1,2]}}"#,
+            "overflows",
+        ),
+        (r#"{"ts":[0],"equity":[1],"extra":1}}"#, "unknown field"),
+    ] {
+        let err = expand_compact_json(&format!("{head}{tail}")).unwrap_err();
+        assert!(err.to_string().contains(why), "{tail}: {err}");
+    }
+}

@@ -19,7 +19,9 @@ pub mod fields {
     pub const STATUS: &str = "status";
     /// 0..=1 as a decimal string.
     pub const PROGRESS: &str = "progress";
-    /// The report JSON, byte for byte as the worker produced it.
+    /// The report JSON with its equity curve in columns
+    /// (`engine::Report::into_compact_json`); read back byte for byte as
+    /// `stratbox backtest --json` prints it.
     pub const REPORT: &str = "report";
     /// `{"code": ..., "message": ...}` of a failed run.
     pub const ERROR: &str = "error";
@@ -427,13 +429,25 @@ impl Store {
             definition,
             status,
             progress,
-            report: take(fields::REPORT),
+            report: take(fields::REPORT)
+                .map(|stored| expand_report(&key, stored))
+                .transpose()?,
             error,
             task_id: take(fields::TASK_ID),
             created_at_ms: parse_field(&key, fields::CREATED_AT_MS, &created)?,
             started_at_ms: optional_ms(fields::STARTED_AT_MS, take(fields::STARTED_AT_MS))?,
             finished_at_ms: optional_ms(fields::FINISHED_AT_MS, take(fields::FINISHED_AT_MS))?,
         }))
+    }
+}
+
+/// A stored report as `stratbox backtest --json` prints it (see
+/// [`fields::REPORT`]).
+fn expand_report(key: &str, stored: String) -> Result<String> {
+    match crate::engine::expand_compact_json(&stored) {
+        Ok(std::borrow::Cow::Borrowed(_)) => Ok(stored),
+        Ok(std::borrow::Cow::Owned(expanded)) => Ok(expanded),
+        Err(e) => Err(StoreError::corrupt(key, e.to_string())),
     }
 }
 

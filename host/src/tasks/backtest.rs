@@ -476,8 +476,9 @@ pub(super) fn run(
         sha256: Some(plugin.sha256.clone()),
         params: params.to_map(),
     });
+    // Stored with its curve in columns; readers expand it (`store`).
     report
-        .into_json()
+        .into_compact_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
