@@ -314,7 +314,7 @@ pub fn expand_compact_json(stored: &str) -> Result<Cow<'_, str>, CompactReportEr
         )));
     }
     let mut out = Vec::with_capacity(value_at + 48 * times.len() + 2);
-    out.extend_from_slice(stored[..value_at].as_bytes());
+    out.extend_from_slice(&stored.as_bytes()[..value_at]);
     out.push(b'[');
     for (i, (ts, equity)) in times.iter().zip(&columns.equity).enumerate() {
         if i > 0 {
