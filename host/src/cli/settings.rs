@@ -54,6 +54,9 @@ pub struct QueueArgs {
     /// Work held beyond free slots, in microseconds [default: 20000].
     #[arg(long, env = "STRATBOX_PREFETCH_BUDGET_US", value_name = "US")]
     pub prefetch_budget_us: Option<u64>,
+    /// Most tasks held beyond free slots [default: 512].
+    #[arg(long, env = "STRATBOX_PREFETCH_MAX")]
+    pub prefetch_max: Option<usize>,
     /// Longest wait for more outcomes before writing a batch, in
     /// microseconds [default: 500].
     #[arg(long, env = "STRATBOX_COMPLETION_LINGER_US", value_name = "US")]
@@ -102,6 +105,9 @@ impl QueueArgs {
         }
         if let Some(v) = self.prefetch_budget_us {
             c.prefetch_budget = Duration::from_micros(v);
+        }
+        if let Some(v) = self.prefetch_max {
+            c.prefetch_max = v;
         }
         if let Some(v) = self.completion_linger_us {
             c.completion_linger = Duration::from_micros(v);

@@ -183,14 +183,15 @@ async fn fetch_loop(
             let state = shared.state();
             (state.in_flight, state.average_run)
         };
-        let extra = prefetch(qc.prefetch_budget, estimate, qc.fetch_batch);
+        let extra = prefetch(qc.prefetch_budget, estimate, qc.prefetch_max);
         let capacity = shared.config.slots + extra;
         let want = capacity.saturating_sub(held).min(qc.fetch_batch);
         // With every slot given work, refill only once half the prefetch
-        // room is free: fewer, larger fetches (each `fetch.lua` call costs
-        // Redis a dozen calls besides its tasks), never more held.
+        // room (at most a fetch) is free: fewer, larger fetches (each
+        // `fetch.lua` call costs Redis a dozen calls besides its tasks),
+        // while the held half keeps the slots busy.
         let all_slots_busy = held >= shared.config.slots;
-        let refill = extra.div_ceil(2);
+        let refill = extra.div_ceil(2).min(qc.fetch_batch);
         if want == 0 || (all_slots_busy && want < refill) {
             // Woken once `refill` tasks' room is free (one, without
             // prefetch). The level is published before `held` is read
