@@ -85,7 +85,7 @@ impl Default for QueueConfig {
             // submission script (about 30 ms of Redis for backtests)
             // instead of starving behind it: 100,000 tiny backtests, five
             // runs each, interleaved: 7.4-9.5 thousand/s against 6.6-7.5
-            // at 4 ms. For 60 us tasks it reaches the `fetch_batch` cap.
+            // at 4 ms. For 50 us tasks that is 400, under `prefetch_max`.
             prefetch_budget: Duration::from_millis(20),
             completion_linger: Duration::from_micros(500),
             result_ttl: Duration::from_secs(7 * 24 * 3600),
