@@ -322,7 +322,7 @@ async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
     let svc = Service::start("held_priority").await;
     let sha = with_slow_plugin(&svc).await;
     // A budget far above any run time here (the first one compiles the
-    // plugin): the worker holds every waiting task, up to 256.
+    // plugin): the worker holds every waiting task, up to 512.
     let _w1 = svc.worker(
         "w1",
         1,
@@ -380,6 +380,58 @@ async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
         after_high >= 15,
         "only {after_high} of 30 held low tasks finished after the high one"
     );
+}
+
+/// However long its budget, a worker holds at most `prefetch_max` tasks
+/// beyond its free slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_holds_at_most_prefetch_max_beyond_its_slots() {
+    let svc = Service::start("prefetch_max").await;
+    let sha = with_slow_plugin(&svc).await;
+    let _w1 = svc.worker(
+        "w1",
+        1,
+        &[
+            FUEL,
+            ("STRATBOX_PREFETCH_BUDGET_US", "3600000000"),
+            ("STRATBOX_PREFETCH_MAX", "8"),
+        ],
+    );
+    let short = slow(&sha, 30);
+    // The first run gives the worker a run time to size its prefetch by.
+    let (_, first) = submit_backtest(&svc.store, &svc.queue, &short, 5)
+        .await
+        .unwrap();
+    svc.wait_final(&first, Duration::from_secs(60)).await;
+    let tasks: Vec<String> = submit_backtests(
+        &svc.store,
+        &svc.queue,
+        &vec![short.clone(); 40],
+        &SubmitOptions::default(),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|(_, task)| task)
+    .collect();
+    // Delivered and not yet acknowledged: the one running plus those held
+    // (plus, for a moment, a finished one whose ack trails the next fetch).
+    let mut most = 0;
+    loop {
+        let stats = svc.queue.stats().await.unwrap();
+        let held = stats.pending.values().sum::<u64>();
+        if held + stats.waiting.values().sum::<u64>() == 0 {
+            break;
+        }
+        most = most.max(held);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(most <= 1 + 8 + 1, "held {most} of 40");
+    assert!(most >= 1 + 4, "held only {most}: no prefetch");
+    for task in &tasks {
+        let info = svc.wait_final(task, Duration::from_secs(60)).await;
+        assert_eq!(info.status, TaskStatus::Completed);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
