@@ -169,7 +169,7 @@ impl Queue {
             return Ok(Vec::new());
         }
         let mut ids = Vec::with_capacity(specs.len());
-        let mut invocation = self.scripts.submit.prepare_invoke();
+        let mut invocation = scripts::evalsha(&self.scripts.submit);
         invocation.arg(self.keys.prefix()).arg("");
         invocation.arg(guards.len());
         for g in guards {
@@ -268,10 +268,11 @@ impl Queue {
             ids.push(id);
         }
         let mut conn = self.conn.clone();
-        let submitted: i64 = match invocation.invoke_async(&mut conn).await {
+        let script = &self.scripts.submit;
+        let submitted: i64 = match scripts::run(&mut conn, script, &invocation).await {
             Err(e) if e.code() == Some("NOGROUP") => {
                 self.ensure_groups().await?;
-                invocation.invoke_async(&mut conn).await?
+                scripts::run(&mut conn, script, &invocation).await?
             }
             other => other?,
         };

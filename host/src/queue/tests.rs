@@ -372,6 +372,32 @@ async fn submit_validates_and_is_all_or_nothing() {
     assert_eq!(fx.status(&id).await, TaskStatus::Queued);
     let a = fx.consumer("a").await;
     assert_eq!(ids(&a.fetch(1, false).await.unwrap()), vec![id]);
+
+    // A server that lost its scripts (restarted without them, or
+    // `SCRIPT FLUSH`) is given the submission script again (NOSCRIPT
+    // path), and then the groups too.
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let id = fx.queue.submit_one(spec(5, "no script")).await.unwrap();
+    assert_eq!(fx.status(&id).await, TaskStatus::Queued);
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let id = fx.queue.submit_one(spec(5, "neither")).await.unwrap();
+    assert_eq!(fx.status(&id).await, TaskStatus::Queued);
+    let script_count: Vec<i64> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(fx.queue.scripts().submit.get_hash())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(script_count, vec![1]);
 }
 
 #[tokio::test]
