@@ -377,29 +377,29 @@ impl<'a> Validator<'a> {
             }
         };
         let params = resolve_params(&plugin.description.params, &request.params)?;
-        let timeframe = crate::candles::format_timeframe(request.timeframe_secs);
+        // Only errors name the timeframe: a bulk submission checks
+        // thousands of requests per series.
+        let timeframe = || crate::candles::format_timeframe(request.timeframe_secs);
         let key = (request.symbol.to_ascii_uppercase(), request.timeframe_secs);
-        let series = match self.series.get(&key) {
-            Some(series) => series.clone(),
-            None => {
-                let series = self
-                    .store
-                    .series_info(&request.symbol, request.timeframe_secs)
-                    .await?
-                    .ok_or_else(|| SubmitError::UnknownCandles {
-                        symbol: request.symbol.clone(),
-                        timeframe: timeframe.clone(),
-                    })?;
-                self.series.insert(key, series.clone());
-                series
-            }
-        };
+        if !self.series.contains_key(&key) {
+            let series = self
+                .store
+                .series_info(&request.symbol, request.timeframe_secs)
+                .await?
+                .ok_or_else(|| SubmitError::UnknownCandles {
+                    symbol: request.symbol.clone(),
+                    timeframe: timeframe(),
+                })?;
+            self.series.insert(key.clone(), series);
+        }
+        let series = &self.series[&key];
         if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
             return Err(invalid(
                 "start_date",
                 format!(
-                    "no {} {timeframe} candles between {} and {} (held: {} to {})",
+                    "no {} {} candles between {} and {} (held: {} to {})",
                     series.symbol,
+                    timeframe(),
                     request.start_ts,
                     request.end_ts,
                     series.first_ts,
