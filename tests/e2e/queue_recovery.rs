@@ -426,8 +426,10 @@ async fn a_worker_holds_at_most_prefetch_max_beyond_its_slots() {
         most = most.max(held);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert!(most <= 1 + 8 + 1, "held {most} of 40");
-    assert!(most >= 1 + 4, "held only {most}: no prefetch");
+    // One running, 8 held, perhaps one whose ack trails; at least half
+    // of the 8 held at some point.
+    assert!(most <= 10, "held {most} of 40");
+    assert!(most > 4, "held only {most}: no prefetch");
     for task in &tasks {
         let info = svc.wait_final(task, Duration::from_secs(60)).await;
         assert_eq!(info.status, TaskStatus::Completed);
