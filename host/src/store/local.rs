@@ -88,7 +88,7 @@ impl Persistence {
 /// took 2.7-2.8 us per backtest against 5.0-21.2. The cost is disk: 50,000
 /// backtests' base file is 232 MB against 130 MB (Redis held 262 MB in
 /// memory).
-const ENCODING_ARGS: &[&str] = &[
+const STORAGE_ARGS: &[&str] = &[
     "--hash-max-listpack-value",
     "8192",
     "--rdbcompression",
@@ -138,7 +138,7 @@ impl LocalRedis {
             .arg("--dir")
             .arg(dir)
             .args(persistence.args())
-            .args(ENCODING_ARGS)
+            .args(STORAGE_ARGS)
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .arg("--logfile")
             .arg(dir.join("redis.log"))
