@@ -138,9 +138,9 @@ impl Report {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_point(out, point.ts, |out| {
-                    serde_json::to_writer(&mut *out, &point.equity).map_err(|e| e.to_string())
-                })?;
+                open_point(out, point.ts);
+                serde_json::to_writer(&mut *out, &point.equity)?;
+                out.push(b'}');
             }
             out.push(b']');
             Ok(())
@@ -180,7 +180,7 @@ impl Report {
                 if i > 0 {
                     out.push(b',');
                 }
-                serde_json::to_writer(&mut *out, &point.equity).map_err(|e| e.to_string())?;
+                serde_json::to_writer(&mut *out, &point.equity)?;
             }
             out.extend_from_slice(b"]}");
             Ok(())
@@ -191,7 +191,7 @@ impl Report {
     /// the curve's value by `write_curve`.
     fn write_with_curve(
         mut self,
-        write_curve: impl FnOnce(&mut Vec<u8>, &[EquityPoint]) -> Result<(), String>,
+        write_curve: impl FnOnce(&mut Vec<u8>, &[EquityPoint]) -> serde_json::Result<()>,
     ) -> serde_json::Result<String> {
         let mut out = Vec::with_capacity(self.json_size_estimate());
         let curve = std::mem::take(&mut self.equity_curve);
@@ -202,7 +202,7 @@ impl Report {
             ));
         }
         out.truncate(out.len() - 3);
-        write_curve(&mut out, &curve).map_err(serde::ser::Error::custom)?;
+        write_curve(&mut out, &curve)?;
         out.push(b'}');
         String::from_utf8(out).map_err(|e| serde::ser::Error::custom(e.to_string()))
     }
@@ -218,18 +218,12 @@ impl Report {
 const CURVE_KEY: &str = "\"equity_curve\":";
 const EMPTY_CURVE_AT_END: &[u8] = b"\"equity_curve\":[]}";
 
-/// `{"ts":<ts>,"equity":<written by equity>}`, as serde writes a point.
-fn write_point(
-    out: &mut Vec<u8>,
-    ts: i64,
-    equity: impl FnOnce(&mut Vec<u8>) -> Result<(), String>,
-) -> Result<(), String> {
+/// A point as serde writes it, up to its equity value: `{"ts":<ts>,"equity":`
+/// (the caller writes the value and the closing `}`).
+fn open_point(out: &mut Vec<u8>, ts: i64) {
     out.extend_from_slice(b"{\"ts\":");
     write_int(out, ts);
     out.extend_from_slice(b",\"equity\":");
-    equity(out)?;
-    out.push(b'}');
-    Ok(())
 }
 
 fn write_int(out: &mut Vec<u8>, n: i64) {
@@ -325,11 +319,9 @@ pub fn expand_compact_json(stored: &str) -> Result<Cow<'_, str>, CompactReportEr
         if token.starts_with(['[', '{', '"']) {
             return Err(fail(format!("equity curve: value {i} is not a number")));
         }
-        write_point(&mut out, *ts, |out| {
-            out.extend_from_slice(token.as_bytes());
-            Ok(())
-        })
-        .map_err(fail)?;
+        open_point(&mut out, *ts);
+        out.extend_from_slice(token.as_bytes());
+        out.push(b'}');
     }
     out.extend_from_slice(b"]}");
     String::from_utf8(out)
