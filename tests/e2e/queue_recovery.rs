@@ -315,29 +315,37 @@ async fn a_high_priority_task_starts_before_waiting_low_ones() {
     );
 }
 
+/// A one-slot worker whose prefetch budget is far above any run time
+/// here, so it holds as many waiting tasks as `prefetch_max` allows
+/// (`extra` may set it). One run of `short` first gives it a run time to
+/// size its prefetch by (that run also compiles the plugin).
+async fn holding_worker(
+    svc: &Service,
+    short: &BacktestDefinition,
+    extra: &[(&str, &str)],
+) -> WorkerProc {
+    let mut env = vec![FUEL, ("STRATBOX_PREFETCH_BUDGET_US", "3600000000")];
+    env.extend_from_slice(extra);
+    let worker = svc.worker("w1", 1, &env);
+    let (_, first) = submit_backtest(&svc.store, &svc.queue, short, 5)
+        .await
+        .unwrap();
+    svc.wait_final(&first, Duration::from_secs(60)).await;
+    worker
+}
+
 /// A worker holds short tasks beyond its free slots (the prefetch); a
 /// high task it fetches later still starts before the low ones it holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
     let svc = Service::start("held_priority").await;
     let sha = with_slow_plugin(&svc).await;
-    // A budget far above any run time here (the first one compiles the
-    // plugin): the worker holds every waiting task, up to 512.
-    let _w1 = svc.worker(
-        "w1",
-        1,
-        &[FUEL, ("STRATBOX_PREFETCH_BUDGET_US", "3600000000")],
-    );
     let options = |priority| SubmitOptions {
         priority,
         ..SubmitOptions::default()
     };
     let short = slow(&sha, 50);
-    // The first run gives the worker a run time to size its prefetch by.
-    let (_, first) = submit_backtest_with(&svc.store, &svc.queue, &short, &options(1))
-        .await
-        .unwrap();
-    svc.wait_final(&first, Duration::from_secs(60)).await;
+    let _w1 = holding_worker(&svc, &short, &[]).await;
     // 30 low ones in one submission, so few end before the high one comes.
     let lows: Vec<String> = submit_backtests(
         &svc.store,
@@ -388,21 +396,8 @@ async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
 async fn a_worker_holds_at_most_prefetch_max_beyond_its_slots() {
     let svc = Service::start("prefetch_max").await;
     let sha = with_slow_plugin(&svc).await;
-    let _w1 = svc.worker(
-        "w1",
-        1,
-        &[
-            FUEL,
-            ("STRATBOX_PREFETCH_BUDGET_US", "3600000000"),
-            ("STRATBOX_PREFETCH_MAX", "8"),
-        ],
-    );
     let short = slow(&sha, 30);
-    // The first run gives the worker a run time to size its prefetch by.
-    let (_, first) = submit_backtest(&svc.store, &svc.queue, &short, 5)
-        .await
-        .unwrap();
-    svc.wait_final(&first, Duration::from_secs(60)).await;
+    let _w1 = holding_worker(&svc, &short, &[("STRATBOX_PREFETCH_MAX", "8")]).await;
     let tasks: Vec<String> = submit_backtests(
         &svc.store,
         &svc.queue,
