@@ -112,18 +112,6 @@ async fn five_backtests_complete_and_match_the_local_cli() {
         );
         let parsed: serde_json::Value = serde_json::from_str(&report).unwrap();
         assert!(parsed["num_trades"].as_u64().unwrap() > 0);
-        // The definition is kept once, in the task's payload, with its
-        // params resolved and the series' spelling of the symbol.
-        let mut kept = local_def.clone();
-        kept.symbol.make_ascii_uppercase();
-        assert_eq!(record.definition, kept);
-        let copies: u32 = redis::cmd("HEXISTS")
-            .arg(svc.store.keys().backtest(*backtest_id))
-            .arg("definition")
-            .query_async(&mut svc.queue.connection())
-            .await
-            .unwrap();
-        assert_eq!(copies, 0);
         // Kept with its curve in columns; read back as above.
         let stored: String = redis::cmd("HGET")
             .arg(svc.store.keys().backtest(*backtest_id))

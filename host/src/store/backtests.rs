@@ -13,13 +13,8 @@ use std::sync::LazyLock;
 
 /// Field names of a backtest record hash (`Keys::backtest`).
 pub mod fields {
-    /// The [`BacktestDefinition`](super::BacktestDefinition) as JSON. A
-    /// record that hosts its task has none: the definition is read from
-    /// [`PAYLOAD`].
+    /// The [`BacktestDefinition`](super::BacktestDefinition) as JSON.
     pub const DEFINITION: &str = "definition";
-    /// The hosted task's payload, written by the queue:
-    /// `{"backtest_id", "definition", "candles_version"}`.
-    pub const PAYLOAD: &str = "payload";
     /// One of `queued`, `running`, `completed`, `failed`, `cancelled`.
     pub const STATUS: &str = "status";
     /// 0..=1 as a decimal string.
@@ -408,16 +403,9 @@ impl Store {
         let required = |name: &str, v: Option<String>| {
             v.ok_or_else(|| StoreError::corrupt(&key, format!("field {name} is missing")))
         };
-        let definition = match take(fields::DEFINITION) {
-            Some(json) => serde_json::from_str::<BacktestDefinition>(&json)
-                .map_err(|e| StoreError::corrupt(&key, format!("field definition: {e}")))?,
-            None => {
-                let payload = required(fields::DEFINITION, take(fields::PAYLOAD))?;
-                serde_json::from_str::<HostedPayload>(&payload)
-                    .map_err(|e| StoreError::corrupt(&key, format!("field payload: {e}")))?
-                    .definition
-            }
-        };
+        let definition = required(fields::DEFINITION, take(fields::DEFINITION))?;
+        let definition: BacktestDefinition = serde_json::from_str(&definition)
+            .map_err(|e| StoreError::corrupt(&key, format!("field definition: {e}")))?;
         let status = required(fields::STATUS, take(fields::STATUS))?;
         let status = BacktestStatus::parse(&status)
             .ok_or_else(|| StoreError::corrupt(&key, format!("unknown status `{status}`")))?;
@@ -451,13 +439,6 @@ impl Store {
             finished_at_ms: optional_ms(fields::FINISHED_AT_MS, take(fields::FINISHED_AT_MS))?,
         }))
     }
-}
-
-/// The part of a hosted task's payload ([`fields::PAYLOAD`]) a record
-/// reader needs; its other fields are the worker's.
-#[derive(Deserialize)]
-struct HostedPayload {
-    definition: BacktestDefinition,
 }
 
 /// A stored report as `stratbox backtest --json` prints it (see
@@ -609,40 +590,6 @@ mod tests {
         let e = s.get_backtest(id).await.unwrap_err();
         assert!(
             matches!(e, StoreError::Corrupt { ref key, .. } if key == "test-backtests:backtest:1"),
-            "{e}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_hosted_record_reads_its_definition_from_the_payload() {
-        let t = TestRedis::start("backtest-hosted").await;
-        let s = &t.store;
-        let def = definition("ETHUSDT");
-        let def_json = serde_json::to_string(&def).unwrap();
-        hset(&t, 7, fields::STATUS, "queued").await;
-        hset(&t, 7, fields::CREATED_AT_MS, "1700000000000").await;
-        let payload = format!(r#"{{"backtest_id":7,"definition":{def_json},"candles_version":3}}"#);
-        hset(&t, 7, fields::PAYLOAD, &payload).await;
-        assert_eq!(s.get_backtest(7).await.unwrap().unwrap().definition, def);
-        // A `definition` field, as records written before, wins.
-        let other = definition("SOLUSDT");
-        hset(
-            &t,
-            7,
-            fields::DEFINITION,
-            &serde_json::to_string(&other).unwrap(),
-        )
-        .await;
-        assert_eq!(s.get_backtest(7).await.unwrap().unwrap().definition, other);
-
-        hset(&t, 8, fields::STATUS, "queued").await;
-        hset(&t, 8, fields::CREATED_AT_MS, "1700000000000").await;
-        let e = s.get_backtest(8).await.unwrap_err().to_string();
-        assert!(e.contains("field definition is missing"), "{e}");
-        hset(&t, 8, fields::PAYLOAD, r#"{"backtest_id":8}"#).await;
-        let e = s.get_backtest(8).await.unwrap_err().to_string();
-        assert!(
-            e.contains("field payload: missing field `definition`"),
             "{e}"
         );
     }

@@ -252,13 +252,6 @@ async fn submit_validated(
         )
         .map_err(|e| (i, e))?;
         if let Some(record) = spec.record.as_mut() {
-            let mut init = init;
-            // A hosted record keeps its payload, which holds the
-            // definition: a second copy would cost every record about
-            // 340 bytes, and Redis that much to parse, hash in Lua and log.
-            if record.hosts_task {
-                init.retain(|(name, _)| name != fields::DEFINITION);
-            }
             record.init = init;
             record.index = Some((store.keys().backtests(), backtest_id.to_string()));
         }
