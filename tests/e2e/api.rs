@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use stratbox::candles;
+use stratbox_engine::candles;
 
 use super::queue_backtest::hourly;
 use super::service::{p, Service, FAST_ENV};
@@ -241,7 +241,7 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
     let rerun_task = rerun["task_id"].as_str().unwrap();
     assert_ne!(rerun_task, created["task_id"].as_str().unwrap());
     let info = svc.wait_final(rerun_task, Duration::from_secs(60)).await;
-    assert_eq!(info.status, stratbox::queue::TaskStatus::Completed);
+    assert_eq!(info.status, stratbox_queue::TaskStatus::Completed);
     let again = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
     assert_eq!(again.task_id.as_deref(), Some(rerun_task));
     assert_eq!(
@@ -520,7 +520,7 @@ async fn redis_restart_under_the_server_loses_no_accepted_submission() {
     // Longer than the clients' reconnect attempts (about 0.6 s), so a
     // submission cannot simply wait the outage out.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    svc.redis = stratbox::store::LocalRedis::start_on(&dir, port).unwrap();
+    svc.redis = stratbox_redis::LocalRedis::start_on(&dir, port).unwrap();
     let up = health(200).await;
     assert_eq!(up["redis_connected"], true);
     tokio::time::sleep(Duration::from_millis(400)).await;

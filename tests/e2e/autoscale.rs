@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stratbox::tasks::submit_backtests;
+use stratbox_service::tasks::submit_backtests;
 
 use super::queue_recovery::{slow, with_slow_plugin, FUEL};
 use super::service::{Service, FAST_ENV};
@@ -57,9 +57,9 @@ async fn worker_pids(svc: &Service) -> Vec<u64> {
 }
 
 /// The autoscaler's own reading of itself, from Redis.
-async fn scaler(svc: &Service) -> stratbox::autoscale::AutoscalerStats {
+async fn scaler(svc: &Service) -> stratbox_service::autoscale::AutoscalerStats {
     let mut conn = svc.queue.connection();
-    stratbox::autoscale::read_stats(&mut conn, &svc.prefix)
+    stratbox_service::autoscale::read_stats(&mut conn, &svc.prefix)
         .await
         .unwrap()
 }

@@ -2,8 +2,8 @@
 //! report's shape, determinism, and every example plugin trading.
 
 use serde_json::Value;
-use stratbox::engine::{self, BacktestConfig, ParamValue, Params};
-use stratbox::reference;
+use stratbox_engine::reference;
+use stratbox_engine::{self as engine, BacktestConfig, ParamValue, Params};
 
 use crate::support::{candles_csv, path_str, plugin, scratch, stderr, stdout, stratbox};
 
@@ -13,12 +13,12 @@ fn report_json(out: &std::process::Output) -> Value {
 }
 
 /// The native reference through the same engine, as JSON.
-fn native_report(candles: &stratbox::candles::Candles, allow_short: bool) -> Value {
+fn native_report(candles: &stratbox_engine::candles::Candles, allow_short: bool) -> Value {
     native_report_with(candles, allow_short, &BacktestConfig::default())
 }
 
 fn native_report_with(
-    candles: &stratbox::candles::Candles,
+    candles: &stratbox_engine::candles::Candles,
     allow_short: bool,
     config: &BacktestConfig,
 ) -> Value {

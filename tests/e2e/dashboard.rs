@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use stratbox::queue::TaskStatus;
-use stratbox::tasks::submit_backtest;
+use stratbox_queue::TaskStatus;
+use stratbox_service::tasks::submit_backtest;
 
 use super::api::{upload, Server, TOKEN};
 use super::browser::Browser;

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stratbox::candles::{self, Candles};
-use stratbox::engine::{self, BacktestConfig, ParamInput, Params};
-use stratbox::reference;
-use stratbox::sandbox::{
+use stratbox_engine::candles::{self, Candles};
+use stratbox_engine::reference;
+use stratbox_engine::{self as engine, BacktestConfig, ParamInput, Params};
+use stratbox_sandbox::{
     CancelToken, NanCanonicalization, Plugin, RunError, RunLimits, Sandbox, SandboxConfig,
     WasmStrategy,
 };

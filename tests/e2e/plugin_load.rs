@@ -1,7 +1,7 @@
 //! What the sandbox accepts at load, what it rejects (and how it says so),
 //! and the compiled-code caches.
 
-use stratbox::sandbox::{LoadError, Sandbox, SandboxConfig};
+use stratbox_sandbox::{LoadError, Sandbox, SandboxConfig};
 
 use crate::support::{
     path_str, plugin, plugin_bytes, scratch, stderr, stdout, stratbox, wasm_target_dir,

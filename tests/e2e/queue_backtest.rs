@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use stratbox::candles::{self, Candles};
-use stratbox::store::BacktestDefinition;
-use stratbox::tasks::{submit_backtest, SubmitError};
+use stratbox_engine::candles::{self, Candles};
+use stratbox_service::tasks::{submit_backtest, SubmitError};
+use stratbox_store::BacktestDefinition;
 
 use super::service::{p, Service};
 use super::support;

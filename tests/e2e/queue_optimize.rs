@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use stratbox::candles;
-use stratbox::optimize::Direction;
-use stratbox::store::{BacktestStatus, OptimizationRecord};
-use stratbox::tasks::optimization::{submit_optimization, OptimizationRequest};
-use stratbox::tasks::SubmitOptions;
+use stratbox_engine::candles;
+use stratbox_engine::optimize::Direction;
+use stratbox_service::tasks::optimization::{submit_optimization, OptimizationRequest};
+use stratbox_service::tasks::SubmitOptions;
+use stratbox_store::{BacktestStatus, OptimizationRecord};
 
 use super::queue_backtest::{definition, hourly};
 use super::service::{p, Service};
@@ -303,7 +303,7 @@ async fn a_dead_lettered_chunk_fails_the_optimization_and_cancel_stops_the_rest(
         assert!(started.elapsed() < Duration::from_secs(60), "{r:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    assert!(stratbox::tasks::optimization::cancel_optimization(
+    assert!(stratbox_service::tasks::optimization::cancel_optimization(
         &svc.store, &svc.queue, id, r.chunks
     )
     .await
@@ -345,20 +345,16 @@ async fn over_http_create_poll_top_and_table_with_a_worker() {
         .await
         .unwrap();
     let _w = svc.worker("w1", 2, &[]);
-    let sandbox = stratbox::sandbox::Sandbox::new(stratbox::sandbox::SandboxConfig {
+    let sandbox = stratbox_sandbox::Sandbox::new(stratbox_sandbox::SandboxConfig {
         pool_instances: 0,
         cache_dir: None,
         ..Default::default()
     })
     .unwrap();
-    let state = stratbox::api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
+    let state = stratbox_api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    tokio::spawn(stratbox::api::serve(
-        listener,
-        state,
-        std::future::pending(),
-    ));
+    tokio::spawn(stratbox_api::serve(listener, state, std::future::pending()));
     let http = reqwest::Client::new();
     let mut body = json!({
         "strategy_id": strategy_id,

@@ -4,9 +4,11 @@
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use stratbox::queue::{CancelState, TaskSpec, TaskStatus};
-use stratbox::store::BacktestDefinition;
-use stratbox::tasks::{submit_backtest, submit_backtest_with, submit_backtests, SubmitOptions};
+use stratbox_queue::{CancelState, TaskSpec, TaskStatus};
+use stratbox_service::tasks::{
+    submit_backtest, submit_backtest_with, submit_backtests, SubmitOptions,
+};
+use stratbox_store::BacktestDefinition;
 
 use super::queue_backtest::{definition, hourly};
 use super::service::{Service, WorkerProc};
@@ -373,9 +375,8 @@ async fn a_high_task_overtakes_the_low_ones_a_worker_holds() {
         .unwrap();
     let high_done = svc.wait_final(&high, Duration::from_secs(60)).await;
     assert_eq!(high_done.status, TaskStatus::Completed);
-    let finished = |info: &stratbox::queue::TaskInfo| -> i64 {
-        info.fields["finished_at_ms"].parse().unwrap()
-    };
+    let finished =
+        |info: &stratbox_queue::TaskInfo| -> i64 { info.fields["finished_at_ms"].parse().unwrap() };
     let mut after_high = 0;
     for task in &lows {
         let info = svc.wait_final(task, Duration::from_secs(60)).await;

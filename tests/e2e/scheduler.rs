@@ -5,9 +5,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use stratbox::optimize::Direction;
-use stratbox::store::schedules::{ScheduleDefinition, Submission};
-use stratbox::store::{BacktestStatus, OptimizationRequest};
+use stratbox_engine::optimize::Direction;
+use stratbox_store::schedules::{ScheduleDefinition, Submission};
+use stratbox_store::{BacktestStatus, OptimizationRequest};
 
 use super::queue_backtest::{definition, hourly};
 use super::service::Service;
@@ -55,7 +55,7 @@ async fn two_schedulers_fire_each_occurrence_once_and_pause_stops_them() {
 
     // Every second for 10 seconds: occurrences at start, start + 1 s, ...
     // start + 9 s.
-    let start_ms = (stratbox::clock::now_ms() / 1000 + 2) * 1000;
+    let start_ms = (stratbox_redis::clock::now_ms() / 1000 + 2) * 1000;
     let every_second = ScheduleDefinition {
         name: Some("every second".into()),
         cron: None,
@@ -100,7 +100,7 @@ async fn two_schedulers_fire_each_occurrence_once_and_pause_stops_them() {
 
     // Past the window of the first, with a margin.
     let end = start_ms + 9_000 + 2_500;
-    while stratbox::clock::now_ms() < end {
+    while stratbox_redis::clock::now_ms() < end {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let record = svc.store.get_schedule(ten).await.unwrap().unwrap();
@@ -159,7 +159,7 @@ async fn two_schedulers_fire_an_optimization_schedule_once_per_occurrence() {
         max_combinations: None,
     };
     const RUNS: usize = 3;
-    let start_ms = (stratbox::clock::now_ms() / 1000 + 2) * 1000;
+    let start_ms = (stratbox_redis::clock::now_ms() / 1000 + 2) * 1000;
     let end_ms = start_ms + (RUNS as i64 - 1) * 1000;
     let id = svc
         .store
@@ -179,7 +179,7 @@ async fn two_schedulers_fire_an_optimization_schedule_once_per_occurrence() {
         .unwrap();
 
     // Past the last occurrence, with a margin.
-    while stratbox::clock::now_ms() < end_ms + 2_500 {
+    while stratbox_redis::clock::now_ms() < end_ms + 2_500 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let record = svc.store.get_schedule(id).await.unwrap().unwrap();

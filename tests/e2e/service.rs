@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use stratbox::queue::{Queue, QueueConfig, TaskInfo, TaskStatus};
-use stratbox::store::{LocalRedis, Store};
+use stratbox_queue::{Queue, QueueConfig, TaskInfo, TaskStatus};
+use stratbox_redis::LocalRedis;
+use stratbox_store::Store;
 
 use super::support;
 
@@ -96,7 +97,7 @@ impl Service {
     pub async fn consumers(&self) -> Vec<String> {
         let mut conn = self.queue.connection();
         let mut names = Vec::new();
-        for class in stratbox::queue::Class::ALL {
+        for class in stratbox_queue::Class::ALL {
             let infos: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
                 .arg("CONSUMERS")
                 .arg(self.queue.keys().stream(class))
@@ -137,7 +138,7 @@ impl Service {
 
     pub async fn put_plugin(&self, dir: &str) -> String {
         let bytes = support::plugin_bytes(dir);
-        let sandbox = stratbox::sandbox::Sandbox::new(stratbox::sandbox::SandboxConfig {
+        let sandbox = stratbox_sandbox::Sandbox::new(stratbox_sandbox::SandboxConfig {
             cache_dir: Some(self.dir.join("cache")),
             ..Default::default()
         })

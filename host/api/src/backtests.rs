@@ -1,0 +1,159 @@
+//! Backtest records: status, progress and the report.
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::error::{ApiResult, AppError, ErrorBody};
+use super::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backtest {
+    pub backtest_id: u64,
+    /// `queued`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// 0 to 1.
+    pub progress: f64,
+    /// The report (as `stratbox backtest --json` prints it), once completed.
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<Box<RawValue>>,
+    /// `{"code", "message"}` of a failed run.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<stratbox_store::BacktestError>,
+    pub task_id: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/backtests/{id}", tag = "backtests",
+    params(("id" = u64, Path)),
+    responses((status = 200, body = Backtest), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Json<Backtest>> {
+    let Path(id) = id?;
+    let record = state.store.get_backtest(id).await?.ok_or_else(|| {
+        AppError::not_found("backtest_not_found", format!("backtest {id} not found"))
+    })?;
+    // Embedded verbatim: the bytes the worker wrote, not a re-encoding.
+    let report = record
+        .report
+        .map(RawValue::from_string)
+        .transpose()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored report of backtest {id}: {e}")))?;
+    Ok(Json(Backtest {
+        backtest_id: id,
+        status: record.status.as_str().to_string(),
+        progress: record.progress,
+        report,
+        error: record.error,
+        task_id: record.task_id,
+    }))
+}
+
+/// Most a listing returns.
+const MAX_LIST: usize = 500;
+
+/// `?limit=` of the listings (backtests, optimizations).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// How many, newest first (1 to 500, default 50).
+    pub limit: Option<usize>,
+}
+
+impl ListQuery {
+    /// The limit asked for, checked.
+    pub fn checked(&self) -> ApiResult<usize> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=MAX_LIST).contains(&limit) {
+            return Err(AppError::invalid(
+                "limit",
+                format!("{limit} is outside 1..={MAX_LIST}"),
+            ));
+        }
+        Ok(limit)
+    }
+}
+
+/// One backtest in a listing: its definition and outcome, no report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BacktestSummary {
+    pub backtest_id: u64,
+    pub status: String,
+    pub progress: f64,
+    pub task_id: Option<String>,
+    pub strategy_id: Option<u64>,
+    pub strategy_sha256: String,
+    /// The config name given at submission.
+    pub name: Option<String>,
+    pub symbol: String,
+    pub timeframe: String,
+    pub start_date: String,
+    pub end_date: String,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    /// Headline figures of the report, once completed.
+    pub final_equity: Option<f64>,
+    pub total_return_pct: Option<f64>,
+    pub num_trades: Option<u64>,
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<stratbox_store::BacktestError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BacktestList {
+    pub backtests: Vec<BacktestSummary>,
+}
+
+/// Recent backtests, newest first.
+#[utoipa::path(get, path = "/api/v1/backtests", tag = "backtests",
+    params(ListQuery),
+    responses((status = 200, body = BacktestList), (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<BacktestList>> {
+    let Query(query) = query?;
+    let records = state.store.list_backtests(query.checked()?).await?;
+    let backtests = records
+        .into_iter()
+        .map(|record| {
+            #[derive(Deserialize)]
+            struct Headline {
+                final_equity: Option<f64>,
+                total_return_pct: Option<f64>,
+                num_trades: Option<u64>,
+            }
+            let headline = record
+                .report
+                .as_deref()
+                .and_then(|r| serde_json::from_str::<Headline>(r).ok());
+            let d = record.definition;
+            BacktestSummary {
+                backtest_id: record.id,
+                status: record.status.as_str().to_string(),
+                progress: record.progress,
+                task_id: record.task_id,
+                strategy_id: d.strategy_id,
+                strategy_sha256: d.strategy_sha256,
+                name: d.name,
+                symbol: d.symbol,
+                timeframe: stratbox_engine::candles::format_timeframe(d.timeframe_secs),
+                start_date: stratbox_engine::candles::csv::format_rfc3339_secs(d.start_ts),
+                end_date: stratbox_engine::candles::csv::format_rfc3339_secs(d.end_ts),
+                created_at_ms: record.created_at_ms,
+                started_at_ms: record.started_at_ms,
+                finished_at_ms: record.finished_at_ms,
+                final_equity: headline.as_ref().and_then(|h| h.final_equity),
+                total_return_pct: headline.as_ref().and_then(|h| h.total_return_pct),
+                num_trades: headline.as_ref().and_then(|h| h.num_trades),
+                error: record.error,
+            }
+        })
+        .collect();
+    Ok(Json(BacktestList { backtests }))
+}

@@ -1,0 +1,85 @@
+//! Candle import (CSV, SPEC section 5) and the series held.
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiResult, AppError, ErrorBody};
+use super::AppState;
+use stratbox_store::SeriesInfo;
+
+/// A stored series: symbol, timeframe and the range held.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Series {
+    pub symbol: String,
+    pub timeframe: String,
+    pub timeframe_secs: i64,
+    pub rows: u64,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub version: u64,
+}
+
+impl From<SeriesInfo> for Series {
+    fn from(s: SeriesInfo) -> Self {
+        Series {
+            symbol: s.symbol,
+            timeframe: s.timeframe,
+            timeframe_secs: s.timeframe_secs,
+            rows: s.rows,
+            first_ts: s.first_ts,
+            last_ts: s.last_ts,
+            version: s.version,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SeriesList {
+    pub series: Vec<Series>,
+}
+
+/// Import candles from CSV (`ts,open,high,low,close,volume`), merged into
+/// the stored series; a bad row is refused with its line and column.
+#[utoipa::path(post, path = "/api/v1/candles/{symbol}/{timeframe}", tag = "candles",
+    params(("symbol" = String, Path), ("timeframe" = String, Path, description = "like 1h")),
+    request_body(content = String, content_type = "text/csv"),
+    responses((status = 200, body = Series), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn import(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Series>> {
+    let Path((symbol, timeframe)) = path?;
+    let body = body?;
+    let timeframe_secs = stratbox_engine::candles::parse_timeframe(&timeframe)
+        .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
+    stratbox_store::candles::normalize_symbol(&symbol)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| AppError::invalid("body", format!("the CSV is not UTF-8: {e}")))?;
+    let candles = stratbox_engine::candles::parse_csv(text).map_err(|e| AppError::Invalid {
+        code: "invalid_csv",
+        field: "body".into(),
+        message: e.to_string(),
+    })?;
+    let info = state
+        .store
+        .import_candles(&symbol, timeframe_secs, &candles)
+        .await?;
+    Ok(Json(info.into()))
+}
+
+/// Every series held, by symbol then timeframe.
+#[utoipa::path(get, path = "/api/v1/candles", tag = "candles",
+    responses((status = 200, body = SeriesList)))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<SeriesList>> {
+    let series = state.store.list_series().await?;
+    Ok(Json(SeriesList {
+        series: series.into_iter().map(Series::from).collect(),
+    }))
+}

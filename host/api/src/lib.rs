@@ -1,0 +1,350 @@
+//! The HTTP API (axum), base `/api/v1`: the old service's queue endpoints
+//! field for field, plus strategies, candles, backtests, tasks and the
+//! dead-letter stream. Handlers are thin: validation and every state
+//! change live in `tasks`, `store` and `queue`.
+#![forbid(unsafe_code)]
+
+mod backtests;
+mod candles;
+mod dashboard;
+pub mod error;
+pub mod metrics;
+mod optimizations;
+mod queue;
+mod schedules;
+mod strategies;
+#[cfg(test)]
+mod tests;
+
+pub use error::{ApiResult, AppError};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use stratbox_queue::Queue;
+use stratbox_sandbox::Sandbox;
+use stratbox_store::Store;
+
+/// Largest strategy component accepted.
+pub const PLUGIN_BODY_LIMIT: usize = 64 << 20;
+/// Largest candle CSV accepted (about 2.5 million rows).
+pub const CANDLES_BODY_LIMIT: usize = 256 << 20;
+/// Every other body (JSON requests).
+pub const JSON_BODY_LIMIT: usize = 1 << 20;
+/// How long the health check waits for Redis before calling it down.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What every handler shares. One `Arc`: axum clones the state for every
+/// extractor of every request, so a clone must not copy key strings.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub store: Store,
+    pub queue: Queue,
+    /// Validates uploads (and keeps them compiled, as a worker would).
+    pub sandbox: Arc<Sandbox>,
+    /// When set, mutating requests need `Authorization: Bearer <token>`.
+    pub token: Option<Arc<str>>,
+    /// This process's request counts and latencies.
+    pub http: metrics::HttpMetrics,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// `token`: `None` or empty leaves the API open.
+    pub fn new(store: Store, queue: Queue, sandbox: Sandbox, token: Option<&str>) -> Self {
+        Self(Arc::new(Shared {
+            store,
+            queue,
+            sandbox: Arc::new(sandbox),
+            token: token.filter(|t| !t.is_empty()).map(Arc::from),
+            http: metrics::HttpMetrics::default(),
+        }))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "stratbox API", description = "Sandboxed WebAssembly trading strategies: backtests through a Redis Streams queue."),
+    paths(
+        queue::run_backtest,
+        queue::create_and_run,
+        queue::metrics,
+        queue::health,
+        queue::queue_state,
+        queue::history,
+        queue::get_task,
+        queue::cancel_task,
+        queue::list_dlq,
+        queue::requeue_dlq,
+        queue::purge_dlq,
+        strategies::upload,
+        strategies::list,
+        strategies::get_one,
+        strategies::delete_one,
+        candles::import,
+        candles::list,
+        backtests::get_one,
+        optimizations::create_and_run,
+        optimizations::get_one,
+        optimizations::list,
+        optimizations::table_csv,
+        optimizations::cancel,
+        backtests::list,
+        metrics::prometheus,
+        schedules::create,
+        schedules::list,
+        schedules::get_one,
+        schedules::pause,
+        schedules::resume,
+        schedules::delete_one,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&BearerAuth, &CommonErrors),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// Failures any operation can meet, documented once for all of them so
+/// the document cannot forget one: 400 (malformed path, query or body),
+/// 401 (mutations, when a token is set), 413 (bodies), 503 (Redis down).
+struct CommonErrors;
+
+impl utoipa::Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // Prometheus gets its answer even while Redis is down.
+            let uses_redis = path != "/metrics";
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+            ];
+            for (operation, mutating) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                add("400", "malformed path, query or body");
+                if mutating {
+                    add(
+                        "401",
+                        "missing or wrong bearer token (when the server has one)",
+                    );
+                }
+                if operation.request_body.is_some() {
+                    add("413", "body larger than the route's limit");
+                }
+                if uses_redis {
+                    add("503", "Redis unavailable");
+                }
+            }
+        }
+    }
+}
+
+/// Every `/api/v1` route, without auth: mounted there, and again under
+/// `/dashboard/api` behind the token on every method.
+fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/queue/backtest/run", post(queue::run_backtest))
+        .route(
+            "/queue/backtest/create-and-run",
+            post(queue::create_and_run),
+        )
+        .route("/queue/metrics", get(queue::metrics))
+        .route("/queue/health", get(queue::health))
+        .route("/queue/state", get(queue::queue_state))
+        .route("/queue/history", get(queue::history))
+        .route(
+            "/queue/tasks/{task_id}",
+            get(queue::get_task).delete(queue::cancel_task),
+        )
+        .route("/queue/dlq", get(queue::list_dlq).delete(queue::purge_dlq))
+        .route("/queue/dlq/requeue", post(queue::requeue_dlq))
+        .route(
+            "/strategies",
+            post(strategies::upload)
+                .layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT))
+                .get(strategies::list),
+        )
+        .route(
+            "/strategies/{id}",
+            get(strategies::get_one).delete(strategies::delete_one),
+        )
+        .route(
+            "/candles/{symbol}/{timeframe}",
+            post(candles::import).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
+        )
+        .route("/candles", get(candles::list))
+        .route("/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/schedules/{id}",
+            get(schedules::get_one).delete(schedules::delete_one),
+        )
+        .route("/schedules/{id}/pause", post(schedules::pause))
+        .route("/schedules/{id}/resume", post(schedules::resume))
+        .route("/backtests", get(backtests::list))
+        .route("/backtests/{id}", get(backtests::get_one))
+        // Optimizations (issue 5).
+        .route(
+            "/queue/optimization/create-and-run",
+            post(optimizations::create_and_run),
+        )
+        .route("/optimizations", get(optimizations::list))
+        .route(
+            "/optimizations/{id}",
+            get(optimizations::get_one).delete(optimizations::cancel),
+        )
+        .route(
+            "/optimizations/{id}/table.csv",
+            get(optimizations::table_csv),
+        )
+}
+
+/// The whole service as one router.
+pub fn app(state: AppState) -> Router {
+    let api = routes()
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_token_to_write,
+        ))
+        .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(dashboard::routes(state.clone()))
+        .route("/metrics", get(metrics::prometheus))
+        .merge(SwaggerUi::new("/docs").url("/api-docs/openapi.json", ApiDoc::openapi()))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .with_state(state)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn not_found() -> AppError {
+    AppError::not_found("not_found", "no such endpoint")
+}
+
+/// Bearer auth on mutating methods; reads stay open.
+async fn require_token_to_write(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let read = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if read || token_given(&state, &request) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// Bearer auth on every method (the dashboard's data).
+async fn require_token_always(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    if token_given(&state, &request) {
+        Ok(next.run(request).await)
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+/// True when no token is configured or the request carries it.
+fn token_given(state: &AppState, request: &Request) -> bool {
+    let Some(token) = state.token.as_deref() else {
+        return true;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// Compares without an early exit, so timing does not reveal the prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; requests in
+/// flight are finished first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("http server failed")
+}

@@ -1,0 +1,340 @@
+//! Schedules: submit a backtest or an optimization on a cron expression
+//! or an interval (UTC).
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiResult, AppError, ErrorBody};
+use super::optimizations::{
+    parse_optimization, request_field, CreateOptimizationRequest, ObjectiveInfo,
+};
+use super::queue::{date, parse_create, CreateAndRunRequest};
+use super::AppState;
+use stratbox_engine::candles::csv::format_rfc3339_secs;
+use stratbox_engine::optimize::Direction;
+use stratbox_service::scheduler::when::When;
+use stratbox_store::schedules::{ScheduleDefinition, ScheduleRecord, Submission};
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateSchedule {
+    pub name: Option<String>,
+    /// Cron expression in UTC: 5 fields (`min hour dom mon dow`) or 6
+    /// with seconds first. Give this or `every_secs`.
+    pub cron: Option<String>,
+    /// A fixed interval in seconds, from `start_at`.
+    pub every_secs: Option<u64>,
+    /// RFC 3339; no occurrence before it (default: now).
+    pub start_at: Option<String>,
+    /// RFC 3339; no occurrence after it.
+    pub end_at: Option<String>,
+    /// What each occurrence submits: a backtest create-and-run request.
+    /// Give this or `optimization`.
+    #[serde(default)]
+    pub backtest: Option<CreateAndRunRequest>,
+    /// Or an optimization create-and-run request.
+    #[serde(default)]
+    pub optimization: Option<CreateOptimizationRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Schedule {
+    pub schedule_id: u64,
+    pub name: Option<String>,
+    pub cron: Option<String>,
+    pub every_secs: Option<u64>,
+    pub paused: bool,
+    /// RFC 3339 (UTC) of the next occurrence; null when paused or ended.
+    pub next_run: Option<String>,
+    pub last_run: Option<String>,
+    /// `backtest` or `optimization`: what each occurrence submits.
+    pub submits: String,
+    pub strategy_id: Option<u64>,
+    pub symbol: String,
+    pub timeframe: String,
+    /// RFC 3339 (UTC): the candle range every run covers.
+    pub start_date: String,
+    pub end_date: String,
+    /// The searched params (an optimization).
+    pub search_params: Option<Vec<String>>,
+    /// How its runs are ranked (an optimization).
+    pub objective: Option<ObjectiveInfo>,
+    /// What the last occurrence submitted (a backtest schedule).
+    pub last_backtest_id: Option<u64>,
+    /// What the last occurrence submitted (an optimization schedule).
+    pub last_optimization_id: Option<u64>,
+    pub runs: u64,
+    /// Why the last occurrence could not submit, if it could not.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleList {
+    pub schedules: Vec<Schedule>,
+}
+
+fn iso(ms: i64) -> String {
+    let mut text = format_rfc3339_secs(ms.div_euclid(1000));
+    let millis = ms.rem_euclid(1000);
+    if millis != 0 {
+        text.insert_str(text.len() - 1, &format!(".{millis:03}"));
+    }
+    text
+}
+
+impl From<ScheduleRecord> for Schedule {
+    fn from(r: ScheduleRecord) -> Self {
+        let submits = &r.definition.submits;
+        let backtest = submits.backtest();
+        let (search_params, objective) = match submits {
+            Submission::Backtest(_) => (None, None),
+            Submission::Optimization(o) => (
+                Some(o.search_space.keys().cloned().collect()),
+                Some(ObjectiveInfo {
+                    metric: o.metric.clone(),
+                    direction: match o.direction {
+                        Direction::Maximize => "maximize".into(),
+                        Direction::Minimize => "minimize".into(),
+                    },
+                    min_trades: o.min_trades,
+                }),
+            ),
+        };
+        Schedule {
+            schedule_id: r.id,
+            submits: submits.kind().to_string(),
+            strategy_id: backtest.strategy_id,
+            symbol: backtest.symbol.clone(),
+            timeframe: stratbox_engine::candles::format_timeframe(backtest.timeframe_secs),
+            start_date: format_rfc3339_secs(backtest.start_ts),
+            end_date: format_rfc3339_secs(backtest.end_ts),
+            search_params,
+            objective,
+            name: r.definition.name,
+            cron: r.definition.cron,
+            every_secs: r.definition.every_secs,
+            paused: r.paused,
+            next_run: r.next_run_ms.map(iso),
+            last_run: r.last_run_ms.map(iso),
+            last_backtest_id: r.last_backtest_id,
+            last_optimization_id: r.last_optimization_id,
+            runs: r.runs,
+            last_error: r.last_error,
+        }
+    }
+}
+
+fn not_found(id: u64) -> AppError {
+    AppError::not_found("schedule_not_found", format!("schedule {id} not found"))
+}
+
+/// Create a schedule of a backtest or an optimization (exactly one). It
+/// is validated now in full (a bad one is refused here, nothing stored)
+/// and again at each occurrence. Missed occurrences (every scheduler
+/// down) are coalesced into one run when one comes back.
+#[utoipa::path(post, path = "/api/v1/schedules", tag = "schedules",
+    request_body = CreateSchedule,
+    responses((status = 201, body = Schedule), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    body: Result<Json<CreateSchedule>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Schedule>)> {
+    let Json(request) = body?;
+    let when = When::parse(request.cron.as_deref(), request.every_secs)
+        .map_err(|e| AppError::invalid(e.field, e.message))?;
+    let now = stratbox_redis::clock::now_ms();
+    let start_at_ms = match &request.start_at {
+        Some(text) => date("start_at", text)? * 1000,
+        None => now,
+    };
+    let end_at_ms = match &request.end_at {
+        Some(text) => Some(date("end_at", text)? * 1000),
+        None => None,
+    };
+    if end_at_ms.is_some_and(|end| end < start_at_ms) {
+        return Err(AppError::invalid("end_at", "is before start_at"));
+    }
+    let (submits, priority) = match (request.backtest, request.optimization) {
+        (Some(backtest), None) => {
+            let prefixed = |e| prefixed("backtest", e);
+            let parsed = parse_create(&state, backtest).await.map_err(prefixed)?;
+            let backtest =
+                stratbox_service::tasks::validate_backtest(&state.store, &parsed.definition)
+                    .await
+                    .map_err(|e| prefixed(e.into()))?;
+            (Submission::Backtest(backtest), parsed.priority)
+        }
+        (None, Some(optimization)) => {
+            let prefixed = |e| prefixed("optimization", e);
+            let (optimization, options) = parse_optimization(&state, optimization)
+                .await
+                .map_err(prefixed)?;
+            stratbox_service::tasks::optimization::validate_optimization(
+                &state.store,
+                &optimization,
+                &options,
+            )
+            .await
+            .map_err(|e| prefixed(request_field(e)))?;
+            (Submission::Optimization(optimization), options.priority)
+        }
+        (Some(_), Some(_)) => {
+            return Err(AppError::invalid(
+                "optimization",
+                "give `backtest` or `optimization`, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(AppError::invalid(
+                "backtest",
+                "give what each occurrence submits: `backtest` or `optimization`",
+            ))
+        }
+    };
+    let first = when.next_after(now.max(start_at_ms) - 1, start_at_ms, end_at_ms);
+    let Some(first) = first else {
+        return Err(AppError::invalid("end_at", "no occurrence falls before it"));
+    };
+    let definition = ScheduleDefinition {
+        name: request.name,
+        cron: request.cron,
+        every_secs: request.every_secs,
+        start_at_ms,
+        end_at_ms,
+        priority,
+        submits,
+    };
+    let id = state
+        .store
+        .create_schedule(&definition, Some(first))
+        .await?;
+    let record = state
+        .store
+        .get_schedule(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok((StatusCode::CREATED, Json(record.into())))
+}
+
+/// Fields of what the schedule submits are named as in the request:
+/// `backtest.<field>` or `optimization.<field>`.
+fn prefixed(prefix: &str, error: AppError) -> AppError {
+    match error {
+        AppError::Invalid {
+            code,
+            field,
+            message,
+        } => AppError::Invalid {
+            code,
+            field: format!("{prefix}.{field}"),
+            message,
+        },
+        AppError::NotFound {
+            code,
+            field,
+            message,
+        } => AppError::NotFound {
+            code,
+            field: field.map(|f| format!("{prefix}.{f}")),
+            message,
+        },
+        other => other,
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/schedules", tag = "schedules",
+    responses((status = 200, body = ScheduleList)))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ScheduleList>> {
+    let schedules = state.store.list_schedules().await?;
+    Ok(Json(ScheduleList {
+        schedules: schedules.into_iter().map(Schedule::from).collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/schedules/{id}", tag = "schedules",
+    params(("id" = u64, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)))]
+pub async fn get_one(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Json<Schedule>> {
+    let Path(id) = id?;
+    let record = state
+        .store
+        .get_schedule(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Json(record.into()))
+}
+
+/// Pause: no occurrence fires until resumed (one in flight is refused).
+#[utoipa::path(post, path = "/api/v1/schedules/{id}/pause", tag = "schedules",
+    params(("id" = u64, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn pause(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Json<Schedule>> {
+    let Path(id) = id?;
+    set_paused(&state, id, true).await
+}
+
+/// Resume: the next occurrence after now.
+#[utoipa::path(post, path = "/api/v1/schedules/{id}/resume", tag = "schedules",
+    params(("id" = u64, Path)),
+    responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Json<Schedule>> {
+    let Path(id) = id?;
+    set_paused(&state, id, false).await
+}
+
+async fn set_paused(state: &AppState, id: u64, paused: bool) -> ApiResult<Json<Schedule>> {
+    let record = state
+        .store
+        .get_schedule(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    let definition = &record.definition;
+    let next = When::of(definition).ok().and_then(|when| {
+        when.next_after(
+            stratbox_redis::clock::now_ms(),
+            definition.start_at_ms,
+            definition.end_at_ms,
+        )
+    });
+    if !state.store.set_schedule_paused(id, paused, next).await? {
+        return Err(not_found(id));
+    }
+    let record = state
+        .store
+        .get_schedule(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    Ok(Json(record.into()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/schedules/{id}", tag = "schedules",
+    params(("id" = u64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn delete_one(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    if state.store.delete_schedule(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(id))
+    }
+}

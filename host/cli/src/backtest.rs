@@ -1,0 +1,292 @@
+use anyhow::{anyhow, Context};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::candles::load_csv;
+use super::{CliError, CliResult};
+use stratbox_engine::reference;
+use stratbox_engine::{self as engine, BacktestConfig, ParamInput, Params, Report, StrategyInfo};
+use stratbox_sandbox::{CancelToken, RunError, RunLimits, Sandbox, SandboxConfig};
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    /// The strategy component (.wasm).
+    #[arg(
+        long,
+        required_unless_present = "reference",
+        conflicts_with = "reference"
+    )]
+    plugin: Option<PathBuf>,
+    /// Run a built-in native reference strategy instead of a plugin
+    /// (`ema-crossover`), to compare against the sandboxed one.
+    #[arg(long, value_parser = ["ema-crossover"])]
+    reference: Option<String>,
+    /// Candle CSV (header ts,open,high,low,close,volume).
+    #[arg(long)]
+    candles: PathBuf,
+    /// A strategy parameter, NAME=VALUE; repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    #[command(flatten)]
+    account: AccountArgs,
+    /// Fuel budget for the run (default: scaled to the number of bars).
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Wall-clock limit for the run, in milliseconds.
+    #[arg(long)]
+    deadline_ms: Option<u64>,
+    /// Memory cap for the strategy, in MiB (at most the server cap, 64).
+    #[arg(long)]
+    memory_mib: Option<usize>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Print the strategy's log lines to standard error.
+    #[arg(long)]
+    show_log: bool,
+}
+
+/// The account a run trades (`stratbox backtest` and `stratbox optimize`).
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// Initial capital.
+    #[arg(long, default_value_t = 10_000.0)]
+    capital: f64,
+    /// Commission, a fraction of notional per fill.
+    #[arg(long, default_value_t = 0.0006)]
+    commission: f64,
+    /// Position notional may reach equity times leverage.
+    #[arg(long, default_value_t = 1.0)]
+    leverage: f64,
+    /// Adverse slippage on market and stop fills, in basis points.
+    #[arg(long, default_value_t = 0.0)]
+    slippage_bps: f64,
+}
+
+impl AccountArgs {
+    /// The engine's config, checked; a bad value names its flag.
+    pub fn config(&self) -> Result<BacktestConfig, CliError> {
+        let config = BacktestConfig {
+            initial_capital: self.capital,
+            commission: self.commission,
+            slippage_bps: self.slippage_bps,
+            leverage: self.leverage,
+            ..BacktestConfig::default()
+        };
+        config
+            .check()
+            .map_err(|e| CliError::input(anyhow!("{}", flag_message(&e))))?;
+        Ok(config)
+    }
+}
+
+pub fn run(args: &BacktestArgs) -> CliResult {
+    let candles = load_csv(&args.candles)?;
+    let config = args.account.config()?;
+    let inputs = parse_params(&args.params)?;
+    let report = match (&args.plugin, &args.reference) {
+        (Some(path), _) => run_plugin(args, path, &inputs, &candles, &config)?,
+        (None, Some(name)) => run_reference(name, &inputs, &candles, &config)?,
+        (None, None) => return Err(CliError::input(anyhow!("give --plugin PATH.wasm"))),
+    };
+    if args.json {
+        let json = report.to_json().map_err(CliError::run)?;
+        outln!("{json}");
+    } else {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+/// `invalid initial_capital: ...` reads better as the flag the user typed.
+fn flag_message(e: &engine::EngineError) -> String {
+    match e {
+        engine::EngineError::InvalidConfig { field, message } => {
+            let flag = match *field {
+                "initial_capital" => "--capital",
+                "commission" => "--commission",
+                "leverage" => "--leverage",
+                "slippage_bps" => "--slippage-bps",
+                other => other,
+            };
+            format!("{flag}: {message}")
+        }
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn parse_params(raw: &[String]) -> Result<BTreeMap<String, ParamInput>, CliError> {
+    let mut inputs = BTreeMap::new();
+    for item in raw {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| CliError::input(anyhow!("--param `{item}`: expected NAME=VALUE")))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(CliError::input(anyhow!(
+                "--param `{item}`: the name is empty"
+            )));
+        }
+        if inputs
+            .insert(name.to_string(), ParamInput::Text(value.to_string()))
+            .is_some()
+        {
+            return Err(CliError::input(anyhow!("--param `{name}` is given twice")));
+        }
+    }
+    Ok(inputs)
+}
+
+fn run_plugin(
+    args: &BacktestArgs,
+    path: &PathBuf,
+    inputs: &BTreeMap<String, ParamInput>,
+    candles: &stratbox_engine::candles::Candles,
+    config: &BacktestConfig,
+) -> Result<Report, CliError> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read plugin {}", path.display()))
+        .map_err(CliError::input)?;
+    let sandbox = Sandbox::new(SandboxConfig::default())
+        .context("cannot start the sandbox")
+        .map_err(CliError::run)?;
+    let plugin = sandbox
+        .load(&bytes)
+        .with_context(|| format!("cannot load plugin {}", path.display()))
+        .map_err(CliError::input)?;
+    let params = Params::validate(&plugin.description.params, inputs)
+        .map_err(|e| CliError::input(anyhow!("--param: {e}")))?;
+    let limits = RunLimits {
+        fuel: args.fuel,
+        deadline: args.deadline_ms.map(Duration::from_millis),
+        memory_limit_bytes: args.memory_mib.map(|m| m << 20),
+    };
+    let mut strategy = sandbox
+        .instantiate(
+            &plugin,
+            &params,
+            candles.len(),
+            limits,
+            CancelToken::default(),
+        )
+        .map_err(CliError::run)?;
+    let result = engine::run_backtest(candles, &mut strategy, config);
+    if args.show_log {
+        let (lines, dropped) = strategy.log();
+        for line in lines {
+            eprintln!("[{}] {}", line.level, line.message);
+        }
+        if dropped > 0 {
+            eprintln!("({dropped} more log lines dropped)");
+        }
+    }
+    let mut report = result.map_err(engine_failure)?;
+    report.strategy = Some(StrategyInfo {
+        name: plugin.description.name.clone(),
+        version: plugin.description.version.clone(),
+        sha256: Some(plugin.sha256.clone()),
+        params: params.to_map(),
+    });
+    Ok(report)
+}
+
+fn run_reference(
+    name: &str,
+    inputs: &BTreeMap<String, ParamInput>,
+    candles: &stratbox_engine::candles::Candles,
+    config: &BacktestConfig,
+) -> Result<Report, CliError> {
+    let schema = reference::schema(name)
+        .ok_or_else(|| CliError::input(anyhow!("--reference: unknown strategy `{name}`")))?;
+    let params = Params::validate(&schema.params, inputs)
+        .map_err(|e| CliError::input(anyhow!("--param: {e}")))?;
+    let mut strategy = reference::build(name, &params)
+        .ok_or_else(|| CliError::input(anyhow!("--reference: unknown strategy `{name}`")))?;
+    let mut report =
+        engine::run_backtest(candles, strategy.as_mut(), config).map_err(engine_failure)?;
+    report.strategy = Some(StrategyInfo {
+        name: schema.name.clone(),
+        version: schema.version.clone(),
+        sha256: None,
+        params: params.to_map(),
+    });
+    Ok(report)
+}
+
+fn engine_failure(e: engine::EngineError) -> CliError {
+    match e {
+        engine::EngineError::Strategy(inner) => match inner.downcast::<RunError>() {
+            Ok(run_error) => CliError::run(*run_error),
+            Err(other) => CliError::run(anyhow!("strategy failed: {other}")),
+        },
+        engine::EngineError::NoCandles => CliError::input(e),
+        other => CliError::run(other),
+    }
+}
+
+fn opt(value: Option<f64>, unit: &str) -> String {
+    value.map_or_else(|| "n/a".to_string(), |v| format!("{v:.2}{unit}"))
+}
+
+fn print_summary(r: &Report) {
+    if let Some(s) = &r.strategy {
+        let params: Vec<String> = s.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        outln!("{} {} ({})", s.name, s.version, params.join(", "));
+    }
+    outln!(
+        "{} bars of {}s, {} .. {}",
+        r.bars,
+        r.timeframe_secs,
+        r.start_ts,
+        r.end_ts
+    );
+    outln!(
+        "  final equity        {:>14.2}  (from {:.2})",
+        r.final_equity,
+        r.initial_capital
+    );
+    outln!(
+        "  total return        {:>14.2}%  (buy and hold {:.2}%)",
+        r.total_return_pct,
+        r.buy_and_hold_return_pct
+    );
+    outln!("  CAGR                {:>15}", opt(r.cagr_pct, "%"));
+    outln!(
+        "  max drawdown        {:>14.2}%  ({} bars)",
+        r.max_drawdown_pct,
+        r.max_drawdown_duration_bars
+    );
+    outln!(
+        "  Sharpe / Sortino    {:>15} / {}",
+        opt(r.sharpe, ""),
+        opt(r.sortino, "")
+    );
+    outln!("  Calmar              {:>15}", opt(r.calmar, ""));
+    outln!(
+        "  trades              {:>15}  (win rate {})",
+        r.num_trades,
+        opt(r.win_rate_pct, "%")
+    );
+    outln!("  profit factor       {:>15}", opt(r.profit_factor, ""));
+    outln!(
+        "  avg / best / worst  {:>15} / {} / {}",
+        opt(r.avg_trade_pct, "%"),
+        opt(r.best_trade_pct, "%"),
+        opt(r.worst_trade_pct, "%")
+    );
+    outln!("  exposure            {:>14.2}%", r.exposure_pct);
+    outln!("  fees paid           {:>14.2}", r.fees_paid);
+    outln!("  fuel used           {:>15}", r.fuel_used);
+    match &r.open_position {
+        Some(p) => outln!(
+            "  open position       {:?} {:.6} @ {:.2}, unrealized {:.2}",
+            p.side,
+            p.qty,
+            p.entry_price,
+            p.unrealized_pnl
+        ),
+        None => outln!("  open position       none"),
+    }
+}

@@ -1,0 +1,293 @@
+//! `stratbox bench api`: sustained `create-and-run` submissions against one
+//! `stratbox serve` process, with Redis on the same machine and the load
+//! generator (this process, keep-alive HTTP/1.1 connections) on loopback.
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::bench_queue::cpu_secs;
+use super::{CliError, CliResult};
+use stratbox_engine::candles;
+use stratbox_redis::LocalRedis;
+
+#[derive(Debug, Args)]
+pub struct ApiBenchArgs {
+    /// The ema-crossover component, uploaded through the API first.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// Measured seconds (after a warm-up of a fifth of that).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent client connections, each sending one request at a time
+    /// (16 keeps 2 cores busy without queueing most of the latency).
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Figures {
+    connections: usize,
+    seconds: f64,
+    submissions: usize,
+    errors: usize,
+    submissions_per_sec: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    latency_max_ms: f64,
+    /// CPU per submission of each process, in microseconds.
+    server_cpu_us: f64,
+    redis_cpu_us: f64,
+    client_cpu_us: f64,
+    server_rss_mb: f64,
+}
+
+const PREFIX: &str = "bench";
+
+pub fn run(args: &ApiBenchArgs) -> CliResult {
+    if args.seconds == 0 || args.connections == 0 {
+        return Err(CliError::input(anyhow!(
+            "--seconds and --connections must be at least 1"
+        )));
+    }
+    let plugin = std::fs::read(&args.plugin)
+        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
+        .map_err(CliError::input)?;
+    let scratch = std::env::temp_dir().join(format!("stratbox-bench-api-{}", std::process::id()));
+    let redis = LocalRedis::start(&scratch.join("redis")).map_err(CliError::run)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(CliError::run)?
+        .port();
+    let mut server = Server::spawn(&redis.url(), port, &scratch).map_err(CliError::run)?;
+    let runtime = super::settings::runtime(Some(0))?;
+    let figures = runtime
+        .block_on(measure(args, &plugin, &mut server, port, redis.pid()))
+        .map_err(CliError::run);
+    drop(server);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&scratch);
+    print(args, &figures?)
+}
+
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn spawn(redis_url: &str, port: u16, scratch: &std::path::Path) -> anyhow::Result<Server> {
+        let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
+        let log = std::fs::File::create(scratch.join("serve.log"))?;
+        let child = Command::new(exe)
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("REDIS_URL", redis_url)
+            .env("STRATBOX_PREFIX", PREFIX)
+            .env("STRATBOX_CACHE_DIR", scratch.join("cache"))
+            // Per-request info lines would measure the log writer.
+            .env("RUST_LOG", "warn")
+            .env_remove("STRATBOX_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("cannot start stratbox serve")?;
+        Ok(Server { child })
+    }
+
+    fn rss_mb(&self) -> f64 {
+        super::bench_queue::status_mb(self.child.id(), "VmRSS").unwrap_or(0.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn measure(
+    args: &ApiBenchArgs,
+    plugin: &[u8],
+    server: &mut Server,
+    port: u16,
+    redis_pid: Option<u32>,
+) -> anyhow::Result<Figures> {
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{base}/api/v1/queue/health")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        if let Some(status) = server.child.try_wait()? {
+            bail!("stratbox serve exited ({status})");
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("stratbox serve not healthy within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let strategy: Value = http
+        .post(format!("{base}/api/v1/strategies"))
+        .header("content-type", "application/wasm")
+        .body(plugin.to_vec())
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let bars = candles::synth(8_784, 2024, 3_600, 1_704_067_200, 42_000.0);
+    let mut csv = Vec::new();
+    candles::write_csv(&bars, &mut csv)?;
+    http.post(format!("{base}/api/v1/candles/BTCUSDT/1h"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?
+        .error_for_status()?;
+    // The SPEC's create-and-run request.
+    let body = Arc::new(
+        json!({"strategy_id": strategy["strategy_id"], "symbol": "BTCUSDT", "timeframe": "1h",
+            "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
+            "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,
+            "config": {"name": "EMA Crossover", "params": {"fast_period": 12, "slow_period": 26}}})
+        .to_string(),
+    );
+    let url = Arc::new(format!("{base}/api/v1/queue/backtest/create-and-run"));
+
+    let warmup = Duration::from_secs(args.seconds).div_f64(5.0);
+    let measured = Duration::from_secs(args.seconds);
+    run_load(&http, &url, &body, args.connections, warmup).await;
+    let server_pid = server.child.id().to_string();
+    let redis_pid = redis_pid.map(|p| p.to_string());
+    let cpu_before = (
+        cpu_secs(&server_pid),
+        redis_pid.as_deref().map_or(0.0, cpu_secs),
+        cpu_secs("self"),
+    );
+    let clock = Instant::now();
+    let (mut latencies, errors) = run_load(&http, &url, &body, args.connections, measured).await;
+    let elapsed = clock.elapsed().as_secs_f64();
+    let cpu_after = (
+        cpu_secs(&server_pid),
+        redis_pid.as_deref().map_or(0.0, cpu_secs),
+        cpu_secs("self"),
+    );
+    if latencies.is_empty() {
+        bail!("no submission succeeded ({errors} errors)");
+    }
+    latencies.sort_unstable();
+    let n = latencies.len();
+    let at = |q: f64| latencies[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e3;
+    let per = |before: f64, after: f64| (after - before) * 1e6 / n as f64;
+    Ok(Figures {
+        connections: args.connections,
+        seconds: elapsed,
+        submissions: n,
+        errors,
+        submissions_per_sec: n as f64 / elapsed,
+        latency_p50_ms: at(0.50),
+        latency_p99_ms: at(0.99),
+        latency_max_ms: latencies[n - 1].as_secs_f64() * 1e3,
+        server_cpu_us: per(cpu_before.0, cpu_after.0),
+        redis_cpu_us: per(cpu_before.1, cpu_after.1),
+        client_cpu_us: per(cpu_before.2, cpu_after.2),
+        server_rss_mb: server.rss_mb(),
+    })
+}
+
+/// `connections` loops, each sending the next request when the last one
+/// is answered, for `duration`. Latencies of the 200s, and the error count.
+async fn run_load(
+    http: &reqwest::Client,
+    url: &Arc<String>,
+    body: &Arc<String>,
+    connections: usize,
+    duration: Duration,
+) -> (Vec<Duration>, usize) {
+    let until = Instant::now() + duration;
+    let mut loops = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        loops.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut errors = 0;
+            while Instant::now() < until {
+                let sent = Instant::now();
+                let reply = http
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(body.as_str().to_owned())
+                    .send()
+                    .await;
+                match reply {
+                    Ok(r) if r.status() == 200 => {
+                        // Read the body: the answer is complete only then.
+                        if r.bytes().await.is_ok() {
+                            latencies.push(sent.elapsed());
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for handle in loops {
+        if let Ok((latencies, e)) = handle.await {
+            all.extend(latencies);
+            errors += e;
+        }
+    }
+    (all, errors)
+}
+
+fn print(args: &ApiBenchArgs, f: &Figures) -> CliResult {
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(f).map_err(CliError::run)?
+        );
+        return Ok(());
+    }
+    outln!(
+        "stratbox bench api (one serve process, {} connections, {:.1} s)",
+        f.connections,
+        f.seconds
+    );
+    outln!(
+        "  create-and-run submissions   {:>8.0} /s  ({} ok, {} errors; target >= 5,000)",
+        f.submissions_per_sec,
+        f.submissions,
+        f.errors
+    );
+    outln!(
+        "  latency                      p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms  (target p99 < 10)",
+        f.latency_p50_ms, f.latency_p99_ms, f.latency_max_ms
+    );
+    outln!(
+        "  CPU per submission           server {:.0} us, redis {:.0} us, load generator {:.0} us",
+        f.server_cpu_us,
+        f.redis_cpu_us,
+        f.client_cpu_us
+    );
+    outln!("  server RSS                   {:.1} MB", f.server_rss_mb);
+    Ok(())
+}

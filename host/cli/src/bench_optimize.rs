@@ -1,0 +1,390 @@
+//! `stratbox bench optimize`: a 1,000-combination grid of ema-crossover
+//! over a year of hourly bars, locally on every core (the WASM plugin and,
+//! for scale, the native reference) and through the queue with one worker
+//! process, whose peak RSS (VmHWM) is read from /proc.
+
+use anyhow::{anyhow, bail, Context};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::bench_queue::{cpu_secs, WorkerProcess, PREFIX};
+use super::{CliError, CliResult};
+use stratbox_engine::candles::{self, Candles};
+use stratbox_engine::optimize::{
+    self, Combination, DimensionSpec, Direction, Method, ReferenceFactory, StrategyFactory,
+};
+use stratbox_engine::BacktestConfig;
+use stratbox_queue::{Queue, QueueConfig};
+use stratbox_redis::LocalRedis;
+use stratbox_sandbox::{PluginFactory, Sandbox, SandboxConfig};
+use stratbox_service::tasks::optimization::{submit_optimization, OptimizationRequest};
+use stratbox_service::tasks::SubmitOptions;
+use stratbox_store::{BacktestDefinition, BacktestStatus, Store};
+
+#[derive(Debug, Args)]
+pub struct OptimizeBenchArgs {
+    /// The ema-crossover component.
+    #[arg(long)]
+    plugin: PathBuf,
+    /// Candle CSV to sweep over (default: 8,760 synthetic hourly bars, seed 1,
+    /// as `stratbox candles synth --bars 8760 --seed 1 --timeframe 1h`).
+    #[arg(long)]
+    candles: Option<PathBuf>,
+    /// Runs of each local measurement (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Task slots of the worker process.
+    #[arg(long, default_value_t = 2)]
+    slots: usize,
+    /// Skip the queue run (no redis-server needed).
+    #[arg(long)]
+    no_queue: bool,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The grid: fast 5..=50 step 5 (10 values) x slow 20..=515 step 5 (100),
+/// the same as `scripts/bench-optimize.sh` gives backtesting.py.
+fn space() -> BTreeMap<String, DimensionSpec> {
+    BTreeMap::from([
+        (
+            "fast_period".to_string(),
+            DimensionSpec::Range {
+                min: 5.0,
+                max: 50.0,
+                step: Some(5.0),
+            },
+        ),
+        (
+            "slow_period".to_string(),
+            DimensionSpec::Range {
+                min: 20.0,
+                max: 515.0,
+                step: Some(5.0),
+            },
+        ),
+    ])
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Figures {
+    bars: usize,
+    combinations: usize,
+    threads: usize,
+    reps: usize,
+    local_wasm_secs: f64,
+    local_wasm_combos_per_sec: f64,
+    /// CPU (user + system, every thread) per combination: what the machine
+    /// can do when nothing else runs is `threads / cpu`.
+    local_wasm_cpu_ms_per_combo: f64,
+    local_native_secs: f64,
+    local_native_combos_per_sec: f64,
+    local_native_cpu_ms_per_combo: f64,
+    queue_slots: Option<usize>,
+    queue_chunks: Option<usize>,
+    queue_secs: Option<f64>,
+    queue_combos_per_sec: Option<f64>,
+    /// Worker process CPU per combination (chunks, Redis I/O, the reduce).
+    queue_worker_cpu_ms_per_combo: Option<f64>,
+    /// VmHWM during the timed sweep only (reset after the warm-up).
+    worker_peak_rss_mb: Option<f64>,
+    /// VmHWM from start through the warm-up.
+    worker_peak_rss_before_sweep_mb: Option<f64>,
+    best: String,
+}
+
+pub fn run(args: &OptimizeBenchArgs) -> CliResult {
+    if args.reps == 0 || args.slots == 0 {
+        return Err(CliError::input(anyhow!(
+            "--reps and --slots must be at least 1"
+        )));
+    }
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
+        .map_err(CliError::input)?;
+    let candles = match &args.candles {
+        Some(path) => super::candles::load_csv(path)?,
+        None => candles::synth(8_760, 1, 3_600, 1_704_067_200, 42_000.0),
+    };
+    let figures = measure(args, &bytes, &candles).map_err(CliError::run)?;
+    if args.json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&figures).map_err(CliError::run)?
+        );
+        return Ok(());
+    }
+    let f = &figures;
+    outln!(
+        "stratbox bench optimize ({} combinations of ema-crossover, {} hourly bars, median of {})",
+        f.combinations,
+        f.bars,
+        f.reps
+    );
+    outln!(
+        "  local, wasm plugin    {:>8.0} combinations/s  ({:.2} s on {} threads, {:.3} ms CPU each)",
+        f.local_wasm_combos_per_sec,
+        f.local_wasm_secs,
+        f.threads,
+        f.local_wasm_cpu_ms_per_combo
+    );
+    outln!(
+        "  local, native ref.    {:>8.0} combinations/s  ({:.2} s, {:.3} ms CPU each)",
+        f.local_native_combos_per_sec,
+        f.local_native_secs,
+        f.local_native_cpu_ms_per_combo
+    );
+    if let (Some(rate), Some(secs), Some(slots), Some(chunks)) = (
+        f.queue_combos_per_sec,
+        f.queue_secs,
+        f.queue_slots,
+        f.queue_chunks,
+    ) {
+        outln!(
+            "  queue, 1 worker       {:>8.0} combinations/s  ({:.2} s, {} slots, {} chunks, {:.3} ms worker CPU each)",
+            rate,
+            secs,
+            slots,
+            chunks,
+            f.queue_worker_cpu_ms_per_combo.unwrap_or(f64::NAN)
+        );
+    }
+    if let (Some(rss), Some(warm)) = (f.worker_peak_rss_mb, f.worker_peak_rss_before_sweep_mb) {
+        outln!(
+            "  worker peak RSS       {:>8.1} MB during the sweep (VmHWM; {:.1} MB through start-up and warm-up)",
+            rss,
+            warm
+        );
+    }
+    outln!("  best by Sharpe        {}", f.best);
+    Ok(())
+}
+
+fn time_local(
+    factory: &dyn StrategyFactory,
+    combos: &[Combination],
+    candles: &Candles,
+    threads: usize,
+    reps: usize,
+) -> anyhow::Result<(f64, f64, Vec<optimize::Row>)> {
+    let config = BacktestConfig::default();
+    let mut secs = Vec::with_capacity(reps);
+    let mut rows = Vec::new();
+    let cpu_before = cpu_secs("self");
+    for _ in 0..reps {
+        let started = Instant::now();
+        rows = optimize::evaluate(
+            factory,
+            combos,
+            candles,
+            None,
+            &config,
+            threads,
+            &|_| {},
+            &stratbox_sandbox::is_fatal,
+        )?;
+        secs.push(started.elapsed().as_secs_f64());
+    }
+    let cpu_ms = (cpu_secs("self") - cpu_before) * 1e3 / (reps * combos.len().max(1)) as f64;
+    secs.sort_by(f64::total_cmp);
+    Ok((secs[secs.len() / 2], cpu_ms, rows))
+}
+
+fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow::Result<Figures> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // No shared compiled-code cache: the worker compiles the plugin
+    // itself, as a fresh worker does, so its peak RSS includes that.
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: None,
+        ..SandboxConfig::default()
+    })
+    .context("cannot start the sandbox")?;
+    let plugin = sandbox.load(bytes).context("cannot load the plugin")?;
+    let wasm = PluginFactory::new(&sandbox, plugin.clone());
+    let combos = optimize::combinations(
+        &plugin.description.params,
+        &BTreeMap::new(),
+        &space(),
+        Method::Grid,
+        None,
+        optimize::DEFAULT_MAX_COMBINATIONS,
+    )?;
+    let (wasm_secs, wasm_cpu_ms, rows) = time_local(&wasm, &combos, candles, threads, args.reps)?;
+    let native = ReferenceFactory::new("ema-crossover").ok_or_else(|| anyhow!("no reference"))?;
+    let (native_secs, native_cpu_ms, _) =
+        time_local(&native, &combos, candles, threads, args.reps)?;
+    let objective = optimize::Objective::new("sharpe", Direction::Maximize, 0)?;
+    let table = optimize::rank(&objective, rows);
+    let best = table
+        .top(1)
+        .first()
+        .map(|r| {
+            let params: Vec<String> = r
+                .row
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(
+                "{} (sharpe {:.3})",
+                params.join(" "),
+                r.score.unwrap_or(f64::NAN)
+            )
+        })
+        .unwrap_or_default();
+    let n = combos.len() as f64;
+    let mut figures = Figures {
+        bars: candles.len(),
+        combinations: combos.len(),
+        threads,
+        reps: args.reps,
+        local_wasm_secs: wasm_secs,
+        local_wasm_combos_per_sec: n / wasm_secs,
+        local_wasm_cpu_ms_per_combo: wasm_cpu_ms,
+        local_native_secs: native_secs,
+        local_native_combos_per_sec: n / native_secs,
+        local_native_cpu_ms_per_combo: native_cpu_ms,
+        queue_slots: None,
+        queue_chunks: None,
+        queue_secs: None,
+        queue_combos_per_sec: None,
+        queue_worker_cpu_ms_per_combo: None,
+        worker_peak_rss_mb: None,
+        worker_peak_rss_before_sweep_mb: None,
+        best,
+    };
+    if !args.no_queue {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let (secs, chunks, worker_cpu, rss, warm_peak) =
+            runtime.block_on(through_queue(args, bytes, &plugin.description, candles))?;
+        figures.queue_slots = Some(args.slots);
+        figures.queue_chunks = Some(chunks);
+        figures.queue_secs = Some(secs);
+        figures.queue_combos_per_sec = Some(n / secs);
+        figures.queue_worker_cpu_ms_per_combo = Some(worker_cpu * 1e3 / n);
+        figures.worker_peak_rss_mb = Some(rss);
+        figures.worker_peak_rss_before_sweep_mb = Some(warm_peak);
+    }
+    let _ = std::fs::remove_dir_all(scratch_dir());
+    Ok(figures)
+}
+
+/// Submit to completed (table written) of the grid through a private
+/// Redis and one worker process, after a small warm-up optimization (the
+/// worker compiles the plugin and caches the candles once).
+async fn through_queue(
+    args: &OptimizeBenchArgs,
+    bytes: &[u8],
+    description: &stratbox_engine::Description,
+    candles: &Candles,
+) -> anyhow::Result<(f64, usize, f64, f64, f64)> {
+    let scratch = scratch_dir();
+    let server = LocalRedis::start(&scratch.join("redis"))?;
+    let url = server.url();
+    let store = Store::connect(&url, PREFIX).await?;
+    let queue = Queue::connect(&url, PREFIX, QueueConfig::default()).await?;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+    store
+        .put_plugin(
+            &sha,
+            bytes,
+            &description.name,
+            &description.version,
+            description,
+        )
+        .await?;
+    store.import_candles("BENCH", 3_600, candles).await?;
+    let (first, last) = match (candles.ts.first(), candles.ts.last()) {
+        (Some(a), Some(b)) => (*a, *b),
+        _ => bail!("no candles"),
+    };
+    let mut worker = WorkerProcess::spawn(&url, args.slots, &scratch)?;
+    worker.wait_ready(&queue).await?;
+    let request = |space: BTreeMap<String, DimensionSpec>| OptimizationRequest {
+        backtest: BacktestDefinition {
+            strategy_sha256: sha.clone(),
+            strategy_id: None,
+            name: None,
+            symbol: "BENCH".into(),
+            timeframe_secs: 3_600,
+            start_ts: first,
+            end_ts: last,
+            initial_capital: 10_000.0,
+            commission: 0.0006,
+            leverage: 1.0,
+            slippage_bps: 0.0,
+            params: BTreeMap::new(),
+        },
+        search_space: space
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or_default()))
+            .collect(),
+        method: "grid".into(),
+        samples: None,
+        seed: 0,
+        metric: "sharpe".into(),
+        direction: Direction::Maximize,
+        min_trades: 0,
+        constraint: None,
+        holdout: None,
+        max_combinations: None,
+    };
+    let warm = BTreeMap::from([(
+        "fast_period".to_string(),
+        DimensionSpec::Values(vec![5.into(), 10.into()]),
+    )]);
+    let (id, _) =
+        submit_optimization(&store, &queue, &request(warm), &SubmitOptions::default()).await?;
+    wait(&store, id).await?;
+    let pid = worker.pid().to_string();
+    // The peak so far includes the warm-up's compile; "5" resets VmHWM to
+    // the current RSS, so what is read after is the sweep's own peak.
+    let warm_peak = peak_rss_mb(worker.pid())?;
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+        .context("cannot reset the worker's peak RSS")?;
+    let cpu_before = cpu_secs(&pid);
+    let started = Instant::now();
+    let (id, _) =
+        submit_optimization(&store, &queue, &request(space()), &SubmitOptions::default()).await?;
+    let chunks = wait(&store, id).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let worker_cpu = cpu_secs(&pid) - cpu_before;
+    let rss = peak_rss_mb(worker.pid())?;
+    worker.stop()?;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok((secs, chunks, worker_cpu, rss, warm_peak))
+}
+
+fn scratch_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("stratbox-bench-optimize-{}", std::process::id()))
+}
+
+async fn wait(store: &Store, id: u64) -> anyhow::Result<usize> {
+    let started = Instant::now();
+    loop {
+        let r = store
+            .get_optimization(id)
+            .await?
+            .ok_or_else(|| anyhow!("optimization {id} vanished"))?;
+        match r.status {
+            BacktestStatus::Completed => return Ok(r.chunks),
+            s if s.is_terminal() => bail!("optimization {id} ended {s}: {:?}", r.error),
+            _ => {}
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("optimization {id} did not finish in 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// VmHWM: the peak resident set of the process so far.
+fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
+    super::bench_queue::status_mb(pid, "VmHWM")
+}

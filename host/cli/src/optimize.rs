@@ -1,0 +1,576 @@
+//! `stratbox optimize`: a parameter sweep run locally (no Redis) on every
+//! core, against one compiled plugin and one loaded candle file.
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::candles::load_csv;
+use super::{CliError, CliResult};
+use stratbox_engine::candles::Candles;
+use stratbox_engine::optimize::{
+    self, full_report, Combination, DimensionSpec, Direction, Holdout, Method, Objective,
+    ReferenceFactory, StrategyFactory, Table, DEFAULT_MAX_COMBINATIONS,
+};
+use stratbox_engine::{BacktestConfig, Params};
+use stratbox_sandbox::{PluginFactory, Sandbox, SandboxConfig};
+
+#[derive(Debug, Args)]
+pub struct OptimizeArgs {
+    /// The strategy component (.wasm).
+    #[arg(
+        long,
+        required_unless_present = "reference",
+        conflicts_with = "reference"
+    )]
+    plugin: Option<PathBuf>,
+    /// Sweep a built-in native reference strategy instead (`ema-crossover`).
+    #[arg(long, value_parser = ["ema-crossover"])]
+    reference: Option<String>,
+    /// Candle CSV (header ts,open,high,low,close,volume).
+    #[arg(long)]
+    candles: PathBuf,
+    /// A fixed strategy parameter, NAME=VALUE; repeat for several.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// A searched range, NAME=MIN:MAX[:STEP] (step defaults to the
+    /// schema's); repeat for several.
+    #[arg(long = "range", value_name = "NAME=MIN:MAX[:STEP]")]
+    ranges: Vec<String>,
+    /// Searched values, NAME=V1,V2,...; repeat for several.
+    #[arg(long = "values", value_name = "NAME=V1,V2")]
+    values: Vec<String>,
+    /// `grid` (every combination) or `random` (--samples of them).
+    #[arg(long, default_value = "grid", value_parser = ["grid", "random"])]
+    method: String,
+    /// Combinations drawn by the random method.
+    #[arg(long)]
+    samples: Option<usize>,
+    /// Seed of the random method (same seed, same sample).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The report metric to rank by.
+    #[arg(long, default_value = "sharpe")]
+    objective: String,
+    /// Rank lowest first (default: highest first).
+    #[arg(long)]
+    minimize: bool,
+    /// Results with fewer closed trades are listed but not ranked.
+    #[arg(long, default_value_t = 0)]
+    min_trades: u64,
+    /// Only run combinations satisfying this, e.g. 'fast_period < slow_period'.
+    #[arg(long)]
+    constraint: Option<String>,
+    /// Hold out the bars from this date (RFC 3339) or this last fraction
+    /// (0 < f < 1) as out of sample.
+    #[arg(long)]
+    holdout: Option<String>,
+    /// Refuse sweeps of more combinations than this.
+    #[arg(long, default_value_t = DEFAULT_MAX_COMBINATIONS)]
+    max_combinations: usize,
+    /// Rows printed (and full reports in --json).
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Threads (default: every core).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    account: super::backtest::AccountArgs,
+    /// Print the top results (with their full reports) as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Write the whole ranked table as CSV to this file.
+    #[arg(long, value_name = "PATH")]
+    csv: Option<PathBuf>,
+    /// No progress bar on standard error.
+    #[arg(long)]
+    quiet: bool,
+    /// Sandbox memory handling, as for `stratbox worker`: KiB of each
+    /// pooled memory reset with memset instead of madvise when a run ends
+    /// [default: 512].
+    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
+    memory_keep_resident_kib: Option<usize>,
+    /// Map data segments copy-on-write.
+    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW")]
+    memory_init_cow: Option<bool>,
+    /// Pooled memories released per madvise.
+    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
+    decommit_batch: Option<usize>,
+}
+
+/// The sandbox settings of a sweep: the defaults, with the memory knobs
+/// `stratbox worker` also takes.
+pub(super) fn sandbox_config(
+    keep_resident_kib: Option<usize>,
+    init_cow: Option<bool>,
+    decommit_batch: Option<usize>,
+) -> SandboxConfig {
+    let mut config = SandboxConfig::default();
+    if let Some(kib) = keep_resident_kib {
+        config.memory_keep_resident = kib << 10;
+    }
+    if let Some(cow) = init_cow {
+        config.memory_init_cow = cow;
+    }
+    if let Some(batch) = decommit_batch {
+        config.decommit_batch = batch;
+    }
+    config
+}
+
+/// Maps a field of the optimizer's errors to the flag the user typed.
+fn flag_for(field: &str, ranges: &[String]) -> String {
+    let (head, rest) = field.split_once('.').unwrap_or((field, ""));
+    match head {
+        "search_space" if rest.is_empty() => "--range/--values".into(),
+        "search_space" => {
+            let (name, part) = rest.split_once('.').unwrap_or((rest, ""));
+            let is_range = ranges
+                .iter()
+                .any(|r| r.split_once('=').is_some_and(|(n, _)| n.trim() == name));
+            match (is_range, part) {
+                (true, "") => format!("--range {name}"),
+                (true, part) => format!("--range {name} ({part})"),
+                (false, _) => format!("--values {name}"),
+            }
+        }
+        "params" => format!("--param {rest}"),
+        "objective" => "--objective".into(),
+        "constraint" => "--constraint".into(),
+        "holdout" => "--holdout".into(),
+        "samples" => "--samples".into(),
+        other => other.to_string(),
+    }
+}
+
+fn bad(e: &optimize::OptimizeError, ranges: &[String]) -> CliError {
+    CliError::input(anyhow!("{}: {}", flag_for(&e.field, ranges), e.message))
+}
+
+pub fn run(args: &OptimizeArgs) -> CliResult {
+    let started = Instant::now();
+    let config = args.account.config()?;
+    if args.top == 0 {
+        return Err(CliError::input(anyhow!("--top: must be at least 1")));
+    }
+    if args.threads == Some(0) {
+        return Err(CliError::input(anyhow!("--threads: must be at least 1")));
+    }
+    let method = match (args.method.as_str(), args.samples) {
+        ("random", Some(samples)) => Method::Random {
+            samples,
+            seed: args.seed,
+        },
+        ("random", None) => {
+            return Err(CliError::input(anyhow!(
+                "--samples: the random method needs a number of samples"
+            )))
+        }
+        (_, Some(_)) => {
+            return Err(CliError::input(anyhow!(
+                "--samples: only the random method takes samples (add --method random)"
+            )))
+        }
+        _ => Method::Grid,
+    };
+    let direction = if args.minimize {
+        Direction::Minimize
+    } else {
+        Direction::Maximize
+    };
+    let objective = Objective::new(&args.objective, direction, args.min_trades)
+        .map_err(|e| bad(&e, &args.ranges))?;
+    let holdout = args
+        .holdout
+        .as_deref()
+        .map(Holdout::parse)
+        .transpose()
+        .map_err(|e| bad(&e, &args.ranges))?;
+    let params = super::backtest::parse_params(&args.params)?;
+    let dims = parse_space(&args.ranges, &args.values)?;
+    let candles = load_csv(&args.candles)?;
+
+    let sandbox;
+    let factory: Box<dyn StrategyFactory> =
+        match (&args.plugin, &args.reference) {
+            (Some(path), _) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read plugin {}", path.display()))
+                    .map_err(CliError::input)?;
+                sandbox = Sandbox::new(sandbox_config(
+                    args.memory_keep_resident_kib,
+                    args.memory_init_cow,
+                    args.decommit_batch,
+                ))
+                .context("cannot start the sandbox")
+                .map_err(CliError::run)?;
+                let plugin = sandbox
+                    .load(&bytes)
+                    .with_context(|| format!("cannot load plugin {}", path.display()))
+                    .map_err(CliError::input)?;
+                Box::new(PluginFactory::new(&sandbox, plugin))
+            }
+            (None, Some(name)) => Box::new(ReferenceFactory::new(name).ok_or_else(|| {
+                CliError::input(anyhow!("--reference: unknown strategy `{name}`"))
+            })?),
+            (None, None) => return Err(CliError::input(anyhow!("give --plugin PATH.wasm"))),
+        };
+    let combos = optimize::combinations(
+        &factory.description().params,
+        &params,
+        &dims,
+        method,
+        args.constraint.as_deref(),
+        args.max_combinations,
+    )
+    .map_err(|e| bad(&e, &args.ranges))?;
+    let (in_sample, out_of_sample) = match &holdout {
+        Some(h) => {
+            let (a, b) = h.split(&candles).map_err(|e| bad(&e, &args.ranges))?;
+            (a, Some(b))
+        }
+        None => (candles, None),
+    };
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let bar = Progress::new(combos.len(), !args.quiet && std::io::stderr().is_terminal());
+    let rows = optimize::evaluate(
+        factory.as_ref(),
+        &combos,
+        &in_sample,
+        out_of_sample.as_ref(),
+        &config,
+        threads,
+        &|done| bar.update(done),
+        &stratbox_sandbox::is_fatal,
+    )
+    .map_err(|e| CliError::run(anyhow!("optimization failed: {e}")))?;
+    bar.finish();
+    let elapsed = started.elapsed().as_secs_f64();
+    let table = optimize::rank(&objective, rows);
+    if let Some(path) = &args.csv {
+        super::write_atomically(path, table.to_csv().as_bytes()).map_err(CliError::run)?;
+    }
+    if !args.quiet {
+        eprintln!(
+            "{} combinations in {:.2} s ({:.0}/s) on {threads} threads, {} bars in sample{}",
+            combos.len(),
+            elapsed,
+            combos.len() as f64 / elapsed.max(1e-9),
+            in_sample.len(),
+            out_of_sample
+                .as_ref()
+                .map(|o| format!(", {} out of sample", o.len()))
+                .unwrap_or_default()
+        );
+    }
+    if args.json {
+        let json = top_json(
+            factory.as_ref(),
+            &table,
+            &combos,
+            args.top,
+            &in_sample,
+            out_of_sample.as_ref(),
+            &config,
+        )?;
+        outln!("{json}");
+    } else {
+        print_top(&table, args.top);
+    }
+    Ok(())
+}
+
+/// `--range NAME=MIN:MAX[:STEP]` and `--values NAME=V1,V2` as a space.
+fn parse_space(
+    ranges: &[String],
+    values: &[String],
+) -> Result<BTreeMap<String, DimensionSpec>, CliError> {
+    let mut dims = BTreeMap::new();
+    let split = |flag: &str, item: &str| -> Result<(String, String), CliError> {
+        let (name, rest) = item
+            .split_once('=')
+            .ok_or_else(|| CliError::input(anyhow!("{flag} `{item}`: expected NAME=...")))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(CliError::input(anyhow!(
+                "{flag} `{item}`: the name is empty"
+            )));
+        }
+        Ok((name.to_string(), rest.trim().to_string()))
+    };
+    for item in ranges {
+        let (name, rest) = split("--range", item)?;
+        let parts: Vec<&str> = rest.split(':').collect();
+        let number = |s: &str| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| CliError::input(anyhow!("--range {name}: `{s}` is not a number")))
+        };
+        let dim = match parts.as_slice() {
+            [min, max] => DimensionSpec::Range {
+                min: number(min)?,
+                max: number(max)?,
+                step: None,
+            },
+            [min, max, step] => DimensionSpec::Range {
+                min: number(min)?,
+                max: number(max)?,
+                step: Some(number(step)?),
+            },
+            _ => {
+                return Err(CliError::input(anyhow!(
+                    "--range {name}: expected MIN:MAX or MIN:MAX:STEP, got `{rest}`"
+                )))
+            }
+        };
+        if dims.insert(name.clone(), dim).is_some() {
+            return Err(CliError::input(anyhow!("--range {name}: given twice")));
+        }
+    }
+    for item in values {
+        let (name, rest) = split("--values", item)?;
+        let list = rest
+            .split(',')
+            .map(|v| {
+                let v = v.trim();
+                // JSON for numbers and bools; anything else is refused by
+                // the schema check with the param's type.
+                serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.into()))
+            })
+            .collect();
+        if dims
+            .insert(name.clone(), DimensionSpec::Values(list))
+            .is_some()
+        {
+            return Err(CliError::input(anyhow!(
+                "--values {name}: the param is already searched"
+            )));
+        }
+    }
+    Ok(dims)
+}
+
+/// The top rows with their full reports (re-run: a sweep keeps metrics
+/// only), as `stratbox backtest --json` would print them.
+fn top_json(
+    factory: &dyn StrategyFactory,
+    table: &Table,
+    combos: &[Combination],
+    top: usize,
+    in_sample: &Candles,
+    out_of_sample: Option<&Candles>,
+    config: &BacktestConfig,
+) -> Result<String, CliError> {
+    let mut rows = Vec::new();
+    for ranked in table.top(top) {
+        let params: &Params = &combos[ranked.row.index].params;
+        let report = full_report(factory, params, in_sample, config).ok();
+        let oos_report = match out_of_sample {
+            Some(c) => full_report(factory, params, c, config).ok(),
+            None => None,
+        };
+        let mut value = serde_json::to_value(ranked).map_err(CliError::run)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert(
+                "report".into(),
+                serde_json::to_value(report).map_err(CliError::run)?,
+            );
+            if out_of_sample.is_some() {
+                obj.insert(
+                    "oos_report".into(),
+                    serde_json::to_value(oos_report).map_err(CliError::run)?,
+                );
+            }
+        }
+        rows.push(value);
+    }
+    let out = serde_json::json!({
+        "combinations": table.rows.len(),
+        "objective": table.objective,
+        "top": rows,
+    });
+    serde_json::to_string(&out).map_err(CliError::run)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.3}"))
+}
+
+fn print_top(table: &Table, top: usize) {
+    let holdout = table.rows.iter().any(|r| r.row.oos.is_some());
+    let metric = table.objective.metric.as_str();
+    let mut header = format!(
+        "{:>5}  {:<40} {:>12} {:>10} {:>9} {:>7}",
+        "rank", "params", metric, "return%", "maxdd%", "trades"
+    );
+    if holdout {
+        header.push_str(&format!(
+            " {:>12} {:>10}",
+            format!("oos {metric}"),
+            "oos ret%"
+        ));
+    }
+    outln!("{header}");
+    let index = stratbox_engine::optimize::METRICS
+        .iter()
+        .position(|m| *m == metric)
+        .unwrap_or(0);
+    for r in table.top(top) {
+        let params: Vec<String> = r
+            .row
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let m = r.row.metrics.as_ref();
+        let get = |i: usize| m.and_then(|m| m.get(i));
+        let mut line = format!(
+            "{:>5}  {:<40} {:>12} {:>10} {:>9} {:>7}",
+            r.rank.map_or_else(|| "-".into(), |n| n.to_string()),
+            params.join(" "),
+            cell(get(index)),
+            cell(get(1)),
+            cell(get(4)),
+            get(10).map_or_else(|| "n/a".into(), |n| format!("{n}")),
+        );
+        if holdout {
+            let o = r.row.oos.as_ref();
+            line.push_str(&format!(
+                " {:>12} {:>10}",
+                cell(o.and_then(|o| o.get(index))),
+                cell(o.and_then(|o| o.get(1)))
+            ));
+        }
+        if let Some(e) = &r.row.error {
+            line.push_str(&format!("  error: {e}"));
+        }
+        outln!("{line}");
+    }
+}
+
+/// A progress bar on standard error, redrawn at most every 100 ms.
+struct Progress {
+    total: usize,
+    shown: bool,
+    started: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Progress {
+    fn new(total: usize, shown: bool) -> Self {
+        Self {
+            total,
+            shown,
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn update(&self, done: usize) {
+        if !self.shown {
+            return;
+        }
+        let now = self.started.elapsed().as_millis() as u64;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if (now < last + 100 && done < self.total)
+            || self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let width = 30;
+        let filled = done * width / self.total.max(1);
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {done}/{} {rate:.0}/s ",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            self.total
+        );
+    }
+
+    fn finish(&self) {
+        if self.shown {
+            eprintln!();
+        }
+    }
+}
+
+/// `stratbox demo`'s sweep: a 5 x 5 grid of ema-crossover over the demo's
+/// candles through the queue, with a hold-out; prints the top 5.
+pub(super) fn demo(
+    client: &super::client::Client,
+    strategy_id: &serde_json::Value,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<u64, CliError> {
+    let request = serde_json::json!({
+        "strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
+        "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,
+        "config": {"name": "EMA sweep", "params": {}},
+        "search_space": {"fast_period": {"min": 5, "max": 25, "step": 5},
+                         "slow_period": {"min": 30, "max": 70, "step": 10}},
+        "constraint": "fast_period < slow_period",
+        "objective": {"metric": "sharpe", "direction": "maximize"},
+        "min_trades": 3,
+        "holdout": {"split": "2024-10-01T00:00:00Z"}});
+    let submitted = client.post_json("/api/v1/queue/optimization/create-and-run", &request)?;
+    let id = submitted["optimization_id"]
+        .as_u64()
+        .ok_or_else(|| CliError::run(anyhow!("no optimization_id in {submitted}")))?;
+    outln!(
+        "submitted optimization {id}: 25 combinations of fast_period x slow_period, ranked by \
+         sharpe up to 2024-10-01, the rest held out"
+    );
+    let started = Instant::now();
+    let result = loop {
+        if interrupted() {
+            return Err(CliError::run(anyhow!("interrupted")));
+        }
+        let result = client.get(&format!("/api/v1/optimizations/{id}?top=5"))?;
+        match result["status"].as_str() {
+            Some("completed") => break result,
+            Some("failed" | "cancelled") => {
+                return Err(CliError::run(anyhow!(
+                    "optimization {id} ended {}: {}",
+                    result["status"],
+                    result["error"]
+                )))
+            }
+            _ => {}
+        }
+        if started.elapsed() > std::time::Duration::from_secs(300) {
+            return Err(CliError::run(anyhow!(
+                "optimization {id} not done: {result}"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    outln!(
+        "completed in {:.2} s; top 5 (in-sample sharpe, out-of-sample sharpe):",
+        started.elapsed().as_secs_f64()
+    );
+    for row in result["top"].as_array().into_iter().flatten() {
+        let params = &row["params"];
+        let num = |v: &serde_json::Value| v.as_f64().map_or("n/a".into(), |v| format!("{v:.3}"));
+        outln!(
+            "  {}. fast_period={} slow_period={}  sharpe {}  oos sharpe {}",
+            row["rank"],
+            params["fast_period"],
+            params["slow_period"],
+            num(&row["metrics"]["sharpe"]),
+            num(&row["oos"]["sharpe"])
+        );
+    }
+    Ok(id)
+}

@@ -1,0 +1,31 @@
+//! The backtest engine: market data, strategy-agnostic order filling,
+//! accounting and reporting, the native reference strategies and the
+//! optimization core. It knows nothing of WebAssembly, Redis or HTTP:
+//! anything that implements [`Strategy`] can be backtested. Nothing that
+//! reaches a report iterates a hash map: reports are bit-identical.
+#![forbid(unsafe_code)]
+
+mod backtest;
+mod broker;
+pub mod candles;
+pub mod optimize;
+pub mod params;
+pub mod reference;
+mod report;
+pub mod stats;
+mod strategy;
+
+pub use backtest::{run_backtest, run_backtest_observed, BacktestConfig, EngineError};
+pub use params::{
+    Column, Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params,
+};
+pub use report::{
+    expand_compact_json, CompactReportError, EquityPoint, OpenPosition, Report, StrategyInfo,
+    Trade, TradeSide,
+};
+pub use strategy::{
+    Action, Assumed, Fill, FillReason, Order, OrderKind, Plan, PortfolioView, Quantity, Side,
+    Strategy, StrategyError,
+};
+#[cfg(test)]
+mod tests;

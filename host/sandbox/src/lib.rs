@@ -1,0 +1,20 @@
+//! The WebAssembly sandbox: a narrow wrapper over wasmtime's component
+//! model that loads, checks, caches and runs strategy components under
+//! fuel, memory, stack and wall-clock limits. It implements the engine's
+//! [`stratbox_engine::Strategy`] for components; it knows nothing of Redis.
+
+mod bindings;
+mod cache;
+mod config;
+mod error;
+mod factory;
+mod instance;
+mod limits;
+mod nan;
+mod plugin;
+
+pub use config::{NanCanonicalization, RunLimits, SandboxConfig};
+pub use error::{LoadError, RunError};
+pub use factory::{is_fatal, PluginFactory};
+pub use instance::{CancelToken, LogLine, WasmStrategy};
+pub use plugin::{Plugin, Sandbox, CONTRACT, CONTRACT_VERSION};

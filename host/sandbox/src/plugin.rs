@@ -1,0 +1,357 @@
+//! Loading a component: format checks, the contract check on imports and
+//! exports, compilation (or the precompiled cache), `InstancePre`, and the
+//! strategy's self-description.
+
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use super::bindings::{self, PluginPre};
+use super::cache::DiskCache;
+use super::config::{NanCanonicalization, RunLimits, SandboxConfig};
+use super::error::{LoadError, RunError};
+use super::instance::{self, CancelToken, StoreState, WasmStrategy};
+use super::nan;
+use stratbox_engine::{Description, Params};
+
+/// The WIT package this host implements.
+pub const CONTRACT: &str = "stratbox:strategy";
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// A checked, compiled strategy component, ready to instantiate cheaply.
+pub struct Plugin {
+    pub sha256: String,
+    pub description: Description,
+    /// Every import of the component (all of them allowed by the host).
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pub size_bytes: usize,
+    /// How it was obtained: "compiled", "disk-cache" or "memory-cache".
+    pub source: &'static str,
+    pub(crate) pre: PluginPre<StoreState>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("sha256", &self.sha256)
+            .field("name", &self.description.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plugins kept compiled in memory per process.
+const MEMORY_CACHE_PLUGINS: usize = 64;
+
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<StoreState>,
+    config: SandboxConfig,
+    pooling: bool,
+    disk: Option<DiskCache>,
+    memory: Mutex<HashMap<String, (Arc<Plugin>, u64)>>,
+    uses: std::sync::atomic::AtomicU64,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
+        let (engine, pooling) = match build_engine(&config, config.pool_instances > 0) {
+            Ok(engine) => (engine, config.pool_instances > 0),
+            // The pool reserves address space up front; where that is not
+            // allowed, fall back to on-demand allocation.
+            Err(_) => (build_engine(&config, false)?, false),
+        };
+        let mut linker = Linker::new(&engine);
+        bindings::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("cannot link the log import: {e:#}"))?;
+        spawn_epoch_ticker(&engine, config.epoch_tick);
+        let disk = config.cache_dir.as_deref().and_then(|dir| {
+            let transform = match config.nan_canonicalization {
+                NanCanonicalization::AtObservation => nan::PASS_VERSION,
+                _ => "",
+            };
+            DiskCache::open(&dir.join("compiled"), &engine, transform).ok()
+        });
+        Ok(Self {
+            engine,
+            linker,
+            config,
+            pooling,
+            disk,
+            memory: Mutex::new(HashMap::new()),
+            uses: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.config
+    }
+
+    /// "pooling" or "on-demand".
+    pub fn allocator(&self) -> &'static str {
+        if self.pooling {
+            "pooling"
+        } else {
+            "on-demand"
+        }
+    }
+
+    /// Drops compiled plugins held in memory (the disk cache stays).
+    pub fn clear_memory_cache(&self) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// A plugin this sandbox has already loaded, by sha256, without its
+    /// bytes: a worker fetches a plugin from Redis once, not per task.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<Plugin>> {
+        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = memory.get_mut(sha256)?;
+        entry.1 = tick;
+        Some(entry.0.clone())
+    }
+
+    /// Checks and compiles `bytes` (or fetches them from a cache).
+    pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
+        check_header(bytes)?;
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(entry) = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&sha256)
+        {
+            entry.1 = tick;
+            return Ok(entry.0.clone());
+        }
+        let (component, source) = match self
+            .disk
+            .as_ref()
+            .and_then(|d| d.load(&self.engine, &sha256))
+        {
+            Some(component) => (component, "disk-cache"),
+            None => {
+                let component = self.compile(bytes)?;
+                if let (Some(disk), Ok(precompiled)) = (&self.disk, component.serialize()) {
+                    // A failed write only costs a recompile next time.
+                    let _ = disk.store(&sha256, &precompiled);
+                }
+                (component, "compiled")
+            }
+        };
+        let (imports, exports) = check_contract(&self.engine, &component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(PluginPre::new)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let description =
+            instance::describe(&self.engine, &pre, &self.config).map_err(LoadError::Describe)?;
+        description.check().map_err(LoadError::BadSchema)?;
+        let plugin = Arc::new(Plugin {
+            sha256: sha256.clone(),
+            description,
+            imports,
+            exports,
+            size_bytes: bytes.len(),
+            source,
+            pre,
+        });
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        if memory.len() >= MEMORY_CACHE_PLUGINS {
+            if let Some(oldest) = memory
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+            {
+                memory.remove(&oldest);
+            }
+        }
+        memory.insert(sha256, (plugin.clone(), tick));
+        Ok(plugin)
+    }
+
+    /// Compiles `bytes`, through the NaN pass when it is on. A component
+    /// the pass cannot read gets wasmtime's own error for it.
+    fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let invalid = |e: wasmtime::Error| LoadError::Invalid(format!("{e:#}"));
+        if self.config.nan_canonicalization != NanCanonicalization::AtObservation {
+            return Component::new(&self.engine, bytes).map_err(invalid);
+        }
+        match nan::canonicalize(bytes) {
+            Ok(rewritten) => Component::new(&self.engine, rewritten).map_err(invalid),
+            Err(pass_error) => match Component::new(&self.engine, bytes) {
+                Err(e) => Err(invalid(e)),
+                Ok(_) => Err(LoadError::Invalid(pass_error)),
+            },
+        }
+    }
+
+    /// A fresh instance with `params` applied, limited for a run of `bars`.
+    pub fn instantiate(
+        &self,
+        plugin: &Plugin,
+        params: &Params,
+        bars: usize,
+        limits: RunLimits,
+        cancel: CancelToken,
+    ) -> Result<WasmStrategy, RunError> {
+        let fuel_budget = limits.fuel.unwrap_or_else(|| {
+            self.config
+                .fuel_base
+                .saturating_add(self.config.fuel_per_bar.saturating_mul(bars as u64))
+        });
+        let memory_limit = limits
+            .memory_limit_bytes
+            .unwrap_or(self.config.memory_limit_bytes)
+            .min(self.config.memory_limit_bytes);
+        let deadline = limits.deadline.unwrap_or(self.config.deadline);
+        WasmStrategy::start(
+            &self.engine,
+            &plugin.pre,
+            &self.config,
+            instance::RunSettings {
+                fuel_budget,
+                memory_limit,
+                deadline,
+                started: Instant::now(),
+                cancel,
+            },
+            params,
+            &plugin.description.columns,
+        )
+    }
+}
+
+fn build_engine(config: &SandboxConfig, pooling: bool) -> anyhow::Result<Engine> {
+    let mut c = wasmtime::Config::new();
+    c.wasm_component_model(true)
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .cranelift_opt_level(OptLevel::Speed)
+        .cranelift_nan_canonicalization(
+            config.nan_canonicalization == NanCanonicalization::EveryOperation,
+        )
+        .memory_init_cow(config.memory_init_cow)
+        .relaxed_simd_deterministic(true)
+        .parallel_compilation(true);
+    match config.profiler.as_deref() {
+        None => {}
+        Some("map") => {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Some("jitdump") => {
+            c.profiler(wasmtime::ProfilingStrategy::JitDump);
+        }
+        Some(other) => anyhow::bail!("STRATBOX_PERF must be `map` or `jitdump`, got `{other}`"),
+    }
+    if pooling {
+        let slots = config.pool_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        // A wrapped Rust strategy is one main module plus small adapter
+        // shims: a few core instances and tables, one memory, per slot.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 8)
+            .total_memories(slots * 2)
+            .total_tables(slots * 8)
+            .max_memory_size(config.memory_limit_bytes)
+            .linear_memory_keep_resident(config.memory_keep_resident)
+            .table_keep_resident(config.table_keep_resident)
+            .pagemap_scan(if config.pagemap_scan {
+                Enabled::Auto
+            } else {
+                Enabled::No
+            })
+            .decommit_batch_size(config.decommit_batch.max(1));
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&c).map_err(|e| anyhow::anyhow!("cannot create the wasmtime engine: {e:#}"))
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine, tick: std::time::Duration) {
+    let weak = engine.weak();
+    let _ = std::thread::Builder::new()
+        .name("stratbox-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(tick);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        });
+}
+
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    match u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]) {
+        0x0001_000d => Ok(()),
+        0x0000_0001 => Err(LoadError::CoreModule),
+        other => Err(LoadError::UnknownLayer(other)),
+    }
+}
+
+/// The only things a strategy may import and must export.
+fn check_contract(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(Vec<String>, Vec<String>), LoadError> {
+    let log = format!("{CONTRACT}/log@{CONTRACT_VERSION}");
+    let strategy = format!("{CONTRACT}/strategy@{CONTRACT_VERSION}");
+    let ty = component.component_type();
+    let imports: Vec<String> = ty
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let other_version = |names: &[String]| {
+        names
+            .iter()
+            .find(|n| {
+                n.starts_with(&format!("{CONTRACT}/"))
+                    && !n.ends_with(&format!("@{CONTRACT_VERSION}"))
+            })
+            .map(|n| {
+                n.split_once('@')
+                    .map_or("an unversioned contract".to_string(), |(_, v)| {
+                        format!("{CONTRACT}@{v}")
+                    })
+            })
+    };
+    if !exports.contains(&strategy) {
+        if let Some(found) = other_version(&exports).or_else(|| other_version(&imports)) {
+            return Err(LoadError::ContractVersion {
+                found,
+                expected: format!("{CONTRACT}@{CONTRACT_VERSION}"),
+            });
+        }
+        return Err(LoadError::MissingExport { expected: strategy });
+    }
+    if let Some(found) = other_version(&imports) {
+        return Err(LoadError::ContractVersion {
+            found,
+            expected: format!("{CONTRACT}@{CONTRACT_VERSION}"),
+        });
+    }
+    let forbidden: Vec<String> = imports.iter().filter(|n| **n != log).cloned().collect();
+    if !forbidden.is_empty() {
+        return Err(LoadError::ForbiddenImports {
+            imports: forbidden,
+            allowed: log,
+        });
+    }
+    Ok((imports, exports))
+}

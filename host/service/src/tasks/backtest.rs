@@ -1,0 +1,610 @@
+//! The backtest task: submission (validated before anything is queued)
+//! and the run on a worker.
+
+use super::{TaskContext, Tasks, KIND_BACKTEST};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use stratbox_engine::{self as engine, BacktestConfig, ParamInput, Params, StrategyInfo};
+use stratbox_queue::{Guard, Queue, QueueError, Record, TaskError, TaskSpec};
+use stratbox_sandbox::{RunError, RunLimits};
+use stratbox_store::backtests::{fields, BacktestDefinition};
+use stratbox_store::{PluginRecord, SeriesInfo, Store, StoreError};
+
+/// What a client asks for; the same fields a stored definition keeps.
+pub type BacktestRequest = BacktestDefinition;
+
+/// The queue payload of one backtest run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestPayload {
+    pub backtest_id: u64,
+    pub definition: BacktestDefinition,
+    /// Candle series version seen at submission: the worker's cache may
+    /// serve any version at least this new without asking Redis.
+    pub candles_version: u64,
+}
+
+impl BacktestPayload {
+    /// The payload's JSON around a definition already serialised (for its
+    /// record): byte for byte what serde_json writes for the struct.
+    pub fn json(backtest_id: u64, definition_json: &str, candles_version: u64) -> String {
+        format!(
+            r#"{{"backtest_id":{backtest_id},"definition":{definition_json},"candles_version":{candles_version}}}"#
+        )
+    }
+}
+
+/// Why a submission was refused. Nothing is queued for any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("strategy {0} not found")]
+    UnknownStrategy(String),
+    #[error("backtest {0} not found")]
+    UnknownBacktest(u64),
+    #[error("{0}")]
+    Param(#[from] engine::ParamError),
+    #[error("no candles for {symbol} {timeframe}")]
+    UnknownCandles { symbol: String, timeframe: String },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+impl SubmitError {
+    /// The request field the error is about, when there is one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            SubmitError::UnknownStrategy(_) => Some("strategy_id"),
+            SubmitError::Param(e) => Some(e.field()),
+            SubmitError::UnknownCandles { .. } => Some("symbol"),
+            SubmitError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
+    SubmitError::Invalid {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// How a backtest is queued.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmitOptions {
+    /// Celery-style number: 0-3 low, 4-6 normal, 7+ high.
+    pub priority: i64,
+    /// Wall-clock limit of one attempt (default: the worker's).
+    pub timeout_ms: Option<u64>,
+    /// Deliveries before the dead-letter stream (default: the queue's).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> Self {
+        Self {
+            priority: stratbox_queue::task::DEFAULT_PRIORITY,
+            timeout_ms: None,
+            max_attempts: None,
+        }
+    }
+}
+
+/// Validates a backtest against the stored plugin's schema and the stored
+/// candles, records it, and queues it. Returns (backtest id, task id).
+pub async fn submit_backtest(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    priority: i64,
+) -> Result<(u64, String), SubmitError> {
+    let options = SubmitOptions {
+        priority,
+        ..SubmitOptions::default()
+    };
+    submit_backtest_with(store, queue, request, &options).await
+}
+
+/// [`submit_backtest`] with every queueing option.
+pub async fn submit_backtest_with(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    options: &SubmitOptions,
+) -> Result<(u64, String), SubmitError> {
+    single(submit_backtests(store, queue, std::slice::from_ref(request), options).await)
+}
+
+/// The one submission of a one-request batch.
+fn single(
+    submitted: Result<Vec<(u64, String)>, (usize, SubmitError)>,
+) -> Result<(u64, String), SubmitError> {
+    submitted
+        .map_err(|(_, e)| e)?
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))
+}
+
+/// Many backtests at once: each is validated (plugin and candles looked
+/// up once per distinct one), then all are recorded and queued in a few
+/// round trips, all or none. An error gives the index of the request.
+pub async fn submit_backtests(
+    store: &Store,
+    queue: &Queue,
+    requests: &[BacktestRequest],
+    options: &SubmitOptions,
+) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
+    submit_validated(
+        store,
+        queue,
+        requests,
+        options,
+        Validator::new(store),
+        |_| None,
+    )
+    .await
+}
+
+/// Checks a request as a submission would, without queueing anything;
+/// the definition comes back with its params resolved.
+pub async fn validate_backtest(
+    store: &Store,
+    request: &BacktestRequest,
+) -> Result<BacktestDefinition, SubmitError> {
+    Ok(Validator::new(store).check(request).await?.0)
+}
+
+/// One backtest, submitted only if `guard` (built from the backtest id)
+/// holds: `SubmitError::Queue(QueueError::GuardFailed)` when another
+/// process went first.
+pub async fn submit_backtest_guarded(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    options: &SubmitOptions,
+    guard: impl FnOnce(u64) -> Guard,
+) -> Result<(u64, String), SubmitError> {
+    single(
+        submit_validated(
+            store,
+            queue,
+            std::slice::from_ref(request),
+            options,
+            Validator::new(store),
+            |ids| ids.first().map(|id| guard(*id)),
+        )
+        .await,
+    )
+}
+
+/// [`submit_backtest_with`] for a caller that has just read the plugin
+/// record (the API, resolving `strategy_id`), and maybe the candle series
+/// next to it: neither is read again.
+pub async fn submit_backtest_for_plugin(
+    store: &Store,
+    queue: &Queue,
+    request: &BacktestRequest,
+    plugin: PluginRecord,
+    series: Option<SeriesInfo>,
+    options: &SubmitOptions,
+) -> Result<(u64, String), SubmitError> {
+    let mut validator = Validator::new(store);
+    validator
+        .plugins
+        .insert(plugin.sha256.clone(), Arc::new(plugin));
+    if let Some(series) = series {
+        validator
+            .series
+            .insert((series.symbol.clone(), series.timeframe_secs), series);
+    }
+    single(
+        submit_validated(
+            store,
+            queue,
+            std::slice::from_ref(request),
+            options,
+            validator,
+            |_| None,
+        )
+        .await,
+    )
+}
+
+async fn submit_validated(
+    store: &Store,
+    queue: &Queue,
+    requests: &[BacktestRequest],
+    options: &SubmitOptions,
+    mut validator: Validator<'_>,
+    guard: impl FnOnce(&[u64]) -> Option<Guard>,
+) -> Result<Vec<(u64, String)>, (usize, SubmitError)> {
+    let mut checked = Vec::with_capacity(requests.len());
+    for (i, request) in requests.iter().enumerate() {
+        checked.push(validator.check(request).await.map_err(|e| (i, e))?);
+    }
+    let ids = store
+        .allocate_backtest_ids(checked.len())
+        .await
+        .map_err(|e| (0, e.into()))?;
+    let mut specs = Vec::with_capacity(ids.len());
+    for (i, (&backtest_id, (definition, candles_version))) in ids.iter().zip(checked).enumerate() {
+        // The record is created by the submission itself: one round trip,
+        // and never a record without its task.
+        let init = store
+            .backtest_init_fields(&definition)
+            .map_err(|e| (i, e.into()))?;
+        // The record's definition, serialised once for the payload too.
+        let definition_json = init
+            .iter()
+            .find(|(name, _)| name == fields::DEFINITION)
+            .map(|(_, json)| json.as_str());
+        let mut spec = task_spec(
+            store,
+            backtest_id,
+            &definition,
+            definition_json,
+            candles_version,
+            options,
+        )
+        .map_err(|e| (i, e))?;
+        if let Some(record) = spec.record.as_mut() {
+            record.init = init;
+            record.index = Some((store.keys().backtests(), backtest_id.to_string()));
+        }
+        specs.push(spec);
+    }
+    let guard = guard(&ids);
+    let task_ids = queue
+        .submit_guarded(&specs, guard.as_slice())
+        .await
+        .map_err(|e| (0, e.into()))?;
+    Ok(ids.into_iter().zip(task_ids).collect())
+}
+
+/// Runs a stored backtest again (`POST /backtest/run`): validated again,
+/// since its plugin or candles may have changed since.
+pub async fn resubmit_backtest(
+    store: &Store,
+    queue: &Queue,
+    backtest_id: u64,
+    priority: i64,
+) -> Result<String, SubmitError> {
+    let record = store
+        .get_backtest(backtest_id)
+        .await?
+        .ok_or(SubmitError::UnknownBacktest(backtest_id))?;
+    let (definition, candles_version) = Validator::new(store).check(&record.definition).await?;
+    let options = SubmitOptions {
+        priority,
+        ..SubmitOptions::default()
+    };
+    let spec = task_spec(
+        store,
+        backtest_id,
+        &definition,
+        None,
+        candles_version,
+        &options,
+    )?;
+    Ok(queue.submit_one(spec).await?)
+}
+
+/// `definition_json`: the definition as serde_json writes it, when the
+/// caller has it already.
+fn task_spec(
+    store: &Store,
+    backtest_id: u64,
+    definition: &BacktestDefinition,
+    definition_json: Option<&str>,
+    candles_version: u64,
+    options: &SubmitOptions,
+) -> Result<TaskSpec, SubmitError> {
+    let holds = store.keys().plugin_tasks(&definition.strategy_sha256);
+    let serialised;
+    let definition_json = match definition_json {
+        Some(json) => json,
+        None => {
+            serialised =
+                serde_json::to_string(definition).map_err(|e| invalid("payload", e.to_string()))?;
+            &serialised
+        }
+    };
+    let payload = BacktestPayload::json(backtest_id, definition_json, candles_version);
+    let mut spec = TaskSpec::new(KIND_BACKTEST, payload);
+    spec.priority = options.priority;
+    spec.timeout_ms = options.timeout_ms;
+    spec.max_attempts = options.max_attempts;
+    let mut record = Record::new(store.keys().backtest(backtest_id), fields::REPORT);
+    record.hosts_task = true;
+    spec.record = Some(record);
+    spec.holds = Some(holds);
+    Ok(spec)
+}
+
+/// Checks everything a worker would trip on. Plugins and candle series
+/// are read once per distinct one, so a batch costs a few round trips.
+pub(super) struct Validator<'a> {
+    store: &'a Store,
+    plugins: HashMap<String, Arc<PluginRecord>>,
+    series: HashMap<(String, i64), SeriesInfo>,
+}
+
+impl<'a> Validator<'a> {
+    pub(super) fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            plugins: HashMap::new(),
+            series: HashMap::new(),
+        }
+    }
+
+    /// The definition with its params resolved (defaults filled) and the
+    /// candle version it was checked against.
+    pub(super) async fn check(
+        &mut self,
+        request: &BacktestRequest,
+    ) -> Result<(BacktestDefinition, u64), SubmitError> {
+        let config = engine_config(request);
+        config.check().map_err(|e| match e {
+            engine::EngineError::InvalidConfig { field, message } => invalid(field, message),
+            other => invalid("config", other.to_string()),
+        })?;
+        if request.start_ts > request.end_ts {
+            return Err(invalid(
+                "start_date",
+                format!(
+                    "start ({}) is after end ({})",
+                    request.start_ts, request.end_ts
+                ),
+            ));
+        }
+        let plugin = match self.plugins.get(&request.strategy_sha256) {
+            Some(plugin) => plugin.clone(),
+            None => {
+                let plugin = self
+                    .store
+                    .plugin_record_by_sha(&request.strategy_sha256)
+                    .await?
+                    .map(Arc::new)
+                    .ok_or_else(|| SubmitError::UnknownStrategy(request.strategy_sha256.clone()))?;
+                self.plugins
+                    .insert(request.strategy_sha256.clone(), plugin.clone());
+                plugin
+            }
+        };
+        let params = resolve_params(&plugin.description.params, &request.params)?;
+        // Only errors name the timeframe: a bulk submission checks
+        // thousands of requests per series.
+        let timeframe = || stratbox_engine::candles::format_timeframe(request.timeframe_secs);
+        let key = (request.symbol.to_ascii_uppercase(), request.timeframe_secs);
+        if !self.series.contains_key(&key) {
+            let series = self
+                .store
+                .series_info(&request.symbol, request.timeframe_secs)
+                .await?
+                .ok_or_else(|| SubmitError::UnknownCandles {
+                    symbol: request.symbol.clone(),
+                    timeframe: timeframe(),
+                })?;
+            self.series.insert(key.clone(), series);
+        }
+        let series = &self.series[&key];
+        if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
+            return Err(invalid(
+                "start_date",
+                format!(
+                    "no {} {} candles between {} and {} (held: {} to {})",
+                    series.symbol,
+                    timeframe(),
+                    request.start_ts,
+                    request.end_ts,
+                    series.first_ts,
+                    series.last_ts
+                ),
+            ));
+        }
+        let mut definition = request.clone();
+        definition.symbol = series.symbol.clone();
+        definition.params = params
+            .0
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::json!(value)))
+            .collect();
+        Ok((definition, series.version))
+    }
+}
+
+fn resolve_params(
+    schema: &[engine::ParamSpec],
+    given: &BTreeMap<String, serde_json::Value>,
+) -> Result<Params, engine::ParamError> {
+    let inputs: BTreeMap<String, ParamInput> = given
+        .iter()
+        .map(|(name, value)| (name.clone(), ParamInput::Json(value.clone())))
+        .collect();
+    Params::validate(schema, &inputs)
+}
+
+pub(super) fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
+    BacktestConfig {
+        initial_capital: definition.initial_capital,
+        commission: definition.commission,
+        slippage_bps: definition.slippage_bps,
+        leverage: definition.leverage,
+        ..BacktestConfig::default()
+    }
+}
+
+/// Runs a backtest on a worker's slot thread (a blocking thread: the
+/// strategy run and any compile happen right here); Redis reads go through
+/// `rt`. The result is the report JSON, the same bytes `stratbox backtest
+/// --json` prints for the same inputs.
+pub(super) fn run(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    payload: &str,
+    ctx: &TaskContext,
+) -> Result<String, TaskError> {
+    let payload: BacktestPayload = serde_json::from_str(payload)
+        .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
+    let definition = payload.definition;
+    let plugin = load_plugin(tasks, rt, &definition.strategy_sha256)?;
+    let candles = load_range(tasks, rt, &definition, payload.candles_version)?;
+    let params = resolve_params(&plugin.description.params, &definition.params)
+        .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
+    let config = engine_config(&definition);
+    let limits = RunLimits {
+        deadline: Some(ctx.timeout),
+        ..RunLimits::default()
+    };
+    let mut strategy = tasks
+        .sandbox
+        .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
+        .map_err(|e| run_error(&e))?;
+    let bars = candles.len() as f64;
+    let mut report = engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
+        ctx.set_progress(done as f64 / bars)
+    })
+    .map_err(engine_error)?;
+    report.strategy = Some(StrategyInfo {
+        name: plugin.description.name.clone(),
+        version: plugin.description.version.clone(),
+        sha256: Some(plugin.sha256.clone()),
+        params: params.to_map(),
+    });
+    // Stored with its curve in columns; readers expand it (`store`).
+    report
+        .into_compact_json()
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// The compiled plugin: from the sandbox's memory, else from Redis once.
+pub(super) fn load_plugin(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    sha256: &str,
+) -> Result<Arc<stratbox_sandbox::Plugin>, TaskError> {
+    if let Some(plugin) = tasks.sandbox.cached(sha256) {
+        return Ok(plugin);
+    }
+    let bytes = rt
+        .block_on(tasks.store.plugin_bytes(sha256))
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            TaskError::permanent(
+                "plugin_not_found",
+                format!("strategy {sha256} is not stored"),
+            )
+        })?;
+    tasks
+        .sandbox
+        .load(&bytes)
+        .map_err(|e| TaskError::permanent("invalid_plugin", e.to_string()))
+}
+
+/// The candles of a definition's range, at least `version` new. A cache
+/// hit (the hot path) makes no round trip; no bars is a permanent error.
+pub(super) fn load_range(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    definition: &BacktestDefinition,
+    version: u64,
+) -> Result<stratbox_engine::candles::Candles, TaskError> {
+    let (candles, _version) = rt
+        .block_on(tasks.store.load_candles(
+            &tasks.candles,
+            &definition.symbol,
+            definition.timeframe_secs,
+            definition.start_ts,
+            definition.end_ts,
+            version,
+        ))
+        .map_err(store_error)?;
+    if candles.is_empty() {
+        return Err(TaskError::permanent(
+            "no_candles",
+            format!(
+                "no {} candles between {} and {}",
+                definition.symbol, definition.start_ts, definition.end_ts
+            ),
+        ));
+    }
+    Ok(candles)
+}
+
+pub(super) fn store_error(e: StoreError) -> TaskError {
+    match e {
+        StoreError::Redis(e) => TaskError::transient("redis_error", e.to_string()),
+        StoreError::NotFound { what } => {
+            TaskError::permanent("not_found", format!("{what} not found"))
+        }
+        StoreError::Conflict { .. } => TaskError::transient("store_conflict", e.to_string()),
+        other => TaskError::permanent("store_error", other.to_string()),
+    }
+}
+
+pub(super) fn run_error(e: &RunError) -> TaskError {
+    let code = e.code();
+    match e {
+        RunError::DeadlineExceeded { .. } => TaskError {
+            code: code.into(),
+            message: e.to_string(),
+            transient: true,
+            timeout: true,
+        },
+        RunError::Host { .. } => TaskError::transient(code, e.to_string()),
+        _ => TaskError::permanent(code, e.to_string()),
+    }
+}
+
+pub(super) fn engine_error(e: engine::EngineError) -> TaskError {
+    match e {
+        engine::EngineError::Strategy(inner) => match inner.downcast::<RunError>() {
+            Ok(run) => run_error(&run),
+            Err(other) => TaskError::permanent("strategy_error", other.to_string()),
+        },
+        engine::EngineError::Protocol(m) => TaskError::permanent("protocol_error", m),
+        other => TaskError::permanent("engine_error", other.to_string()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_json_is_what_serde_writes() {
+        let definition = BacktestDefinition {
+            strategy_sha256: "ab".repeat(32),
+            strategy_id: Some(7),
+            name: Some("a \"quoted\" name".into()),
+            symbol: "BTCUSDT".into(),
+            timeframe_secs: 3600,
+            start_ts: -86_400,
+            end_ts: 1_704_423_600,
+            initial_capital: 10_000.0,
+            commission: 0.0006,
+            leverage: 1.0,
+            slippage_bps: 2.5,
+            params: BTreeMap::from([
+                ("fast".to_string(), serde_json::json!(5)),
+                ("mode".to_string(), serde_json::json!("x\ny")),
+            ]),
+        };
+        let definition_json = serde_json::to_string(&definition).unwrap();
+        let built = BacktestPayload::json(u64::MAX, &definition_json, 3);
+        let payload = BacktestPayload {
+            backtest_id: u64::MAX,
+            definition,
+            candles_version: 3,
+        };
+        assert_eq!(built, serde_json::to_string(&payload).unwrap());
+        let back: BacktestPayload = serde_json::from_str(&built).unwrap();
+        assert_eq!(back, payload);
+    }
+}

@@ -1,0 +1,87 @@
+//! Task kinds the workers run: `backtest`, `optimization` (fan-out) and
+//! `optimization_chunk`, and `noop` (health probes and
+//! queue benchmarks). Each turns a queue delivery into a result or a
+//! classified error; the worker decides about retries from the class.
+
+pub mod backtest;
+pub mod optimization;
+pub mod strategies;
+
+pub use backtest::{
+    resubmit_backtest, submit_backtest, submit_backtest_for_plugin, submit_backtest_guarded,
+    submit_backtest_with, submit_backtests, validate_backtest, BacktestPayload, BacktestRequest,
+    SubmitError, SubmitOptions,
+};
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use stratbox_queue::{Delivery, TaskError};
+use stratbox_sandbox::{CancelToken, Sandbox};
+use stratbox_store::CandleCache;
+use stratbox_store::Store;
+
+pub const KIND_BACKTEST: &str = "backtest";
+pub const KIND_NOOP: &str = "noop";
+
+/// What a running task gets from its worker.
+#[derive(Clone)]
+pub struct TaskContext {
+    /// Set on cancellation or shutdown; a strategy run stops at the next
+    /// epoch tick.
+    pub cancel: CancelToken,
+    /// Wall-clock limit of this attempt.
+    pub timeout: Duration,
+    /// Progress in 1/10,000ths, read by the worker's progress reporter.
+    pub progress: Arc<AtomicU32>,
+}
+
+impl TaskContext {
+    pub fn set_progress(&self, fraction: f64) {
+        let scaled = (fraction.clamp(0.0, 1.0) * 10_000.0) as u32;
+        self.progress.store(scaled, Ordering::Relaxed);
+    }
+}
+
+/// Everything the handlers need; shared by all task slots of a worker.
+pub struct Tasks {
+    pub store: Store,
+    pub sandbox: Arc<Sandbox>,
+    pub candles: Arc<CandleCache>,
+}
+
+impl Tasks {
+    pub fn new(store: Store, sandbox: Arc<Sandbox>, candles: Arc<CandleCache>) -> Self {
+        Self {
+            store,
+            sandbox,
+            candles,
+        }
+    }
+
+    /// Runs one delivery to its result (a JSON string) on the calling
+    /// thread, which must be a blocking thread (a worker's task slot), never
+    /// an async worker: strategy runs are CPU work. Redis reads go through
+    /// `rt`.
+    pub fn run(
+        &self,
+        rt: &tokio::runtime::Handle,
+        delivery: &Delivery,
+        ctx: &TaskContext,
+    ) -> Result<String, TaskError> {
+        match delivery.kind.as_str() {
+            KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, ctx),
+            KIND_NOOP => Ok(String::from("{}")),
+            optimization::KIND_OPTIMIZATION => {
+                optimization::run_fanout(self, rt, &delivery.payload)
+            }
+            optimization::KIND_OPTIMIZATION_CHUNK => {
+                optimization::run_chunk(self, rt, delivery, ctx)
+            }
+            other => Err(TaskError::permanent(
+                "unknown_task_kind",
+                format!("no handler for task kind `{other}`"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,511 @@
+//! The optimization task: submission (everything checked before anything
+//! is queued), the fan-out into chunk tasks, the chunk runs, and the
+//! reduce into the ranked table.
+//!
+//! Delivery is at least once, so every step is idempotent: the fan-out
+//! submits its chunks only if their records do not exist yet (the queue
+//! writes them with the tasks, all or none); a chunk's rows are written
+//! once under its number (HSETNX), so a redelivered chunk is not counted
+//! twice; whichever chunk completion sees every chunk in ranks the rows
+//! and writes the table, and writing it again changes nothing.
+
+use super::backtest::{
+    engine_config, engine_error, load_plugin, load_range, store_error, Validator,
+};
+use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use stratbox_engine::optimize::{
+    self, rank, DimensionSpec, Holdout, Method, Objective, Row, DEFAULT_MAX_COMBINATIONS,
+};
+use stratbox_engine::{ParamInput, ParamValue, Params};
+use stratbox_queue::{Delivery, Guard, Queue, QueueConfig, Record, TaskError, TaskSpec};
+use stratbox_sandbox::{PluginFactory, RunLimits};
+use stratbox_store::optimizations::TOP_KEPT;
+use stratbox_store::{OptimizationDefinition, Store};
+
+pub const KIND_OPTIMIZATION: &str = "optimization";
+pub const KIND_OPTIMIZATION_CHUNK: &str = "optimization_chunk";
+
+/// Chunks an optimization aims for: enough to spread over many workers
+/// and to lose little to a crash, few enough that per-task costs vanish.
+const TARGET_CHUNKS: usize = 32;
+const MAX_CHUNK: usize = 250;
+
+pub use stratbox_store::OptimizationRequest;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FanoutPayload {
+    optimization_id: u64,
+}
+
+/// One param set, serialised as an object in schema order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ParamSet(
+    #[serde(with = "stratbox_engine::optimize::rank::ordered")] Vec<(String, ParamValue)>,
+);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChunkPayload {
+    optimization_id: u64,
+    chunk: usize,
+    /// Combination index of the first param set.
+    first_index: usize,
+    params: Vec<ParamSet>,
+    definition: OptimizationDefinition,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> SubmitError {
+    SubmitError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl From<optimize::OptimizeError> for SubmitError {
+    fn from(e: optimize::OptimizeError) -> Self {
+        invalid(e.field, e.message)
+    }
+}
+
+fn method_of(method: &str, samples: Option<usize>, seed: u64) -> Result<Method, SubmitError> {
+    match (method, samples) {
+        ("grid", None) => Ok(Method::Grid),
+        ("grid", Some(_)) => Err(invalid("samples", "only the random method takes samples")),
+        ("random", Some(samples)) => Ok(Method::Random { samples, seed }),
+        ("random", None) => Err(invalid(
+            "samples",
+            "the random method needs a number of samples",
+        )),
+        (other, _) => Err(invalid(
+            "method",
+            format!("unknown method `{other}`; one of: grid, random"),
+        )),
+    }
+}
+
+fn fixed_params(given: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String, ParamInput> {
+    given
+        .iter()
+        .map(|(k, v)| (k.clone(), ParamInput::Json(v.clone())))
+        .collect()
+}
+
+/// Combinations of a stored definition against the plugin's schema.
+fn combinations_of(
+    def: &OptimizationDefinition,
+    schema: &[stratbox_engine::ParamSpec],
+) -> Result<Vec<optimize::Combination>, SubmitError> {
+    Ok(optimize::combinations(
+        schema,
+        &fixed_params(&def.backtest.params),
+        &def.search_space,
+        method_of(&def.method, def.samples, def.seed)?,
+        def.constraint.as_deref(),
+        def.max_combinations,
+    )?)
+}
+
+/// A checked optimization, ready to record and queue.
+struct Prepared {
+    definition: OptimizationDefinition,
+    combinations: usize,
+    chunks: usize,
+}
+
+/// Validates an optimization fully (the backtest part as a backtest, then
+/// the space, method, objective, constraint and hold-out), records it and
+/// queues its fan-out task. Returns (optimization id, task id). Nothing is
+/// queued on error; the error names the request field.
+pub async fn submit_optimization(
+    store: &Store,
+    queue: &Queue,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+) -> Result<(u64, String), SubmitError> {
+    let prepared = prepare(store, request, options).await?;
+    submit_prepared(store, queue, &prepared, |_| None).await
+}
+
+/// Checks an optimization as [`submit_optimization`] would, without
+/// recording or queueing anything; the definition it would store.
+pub async fn validate_optimization(
+    store: &Store,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+) -> Result<OptimizationDefinition, SubmitError> {
+    Ok(prepare(store, request, options).await?.definition)
+}
+
+/// One optimization, submitted only if `guard` (built from the
+/// optimization id) holds: `SubmitError::Queue(QueueError::GuardFailed)`
+/// when another process went first, and then no record exists either.
+pub async fn submit_optimization_guarded(
+    store: &Store,
+    queue: &Queue,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+    guard: impl FnOnce(u64) -> Guard,
+) -> Result<(u64, String), SubmitError> {
+    let prepared = prepare(store, request, options).await?;
+    submit_prepared(store, queue, &prepared, |id| Some(guard(id))).await
+}
+
+async fn prepare(
+    store: &Store,
+    request: &OptimizationRequest,
+    options: &SubmitOptions,
+) -> Result<Prepared, SubmitError> {
+    // The backtest checks, without filling in defaults for searched params.
+    let mut probe = request.backtest.clone();
+    probe.params.clear();
+    let (checked, candles_version) = Validator::new(store).check(&probe).await?;
+    let mut search_space = BTreeMap::new();
+    for (name, value) in &request.search_space {
+        let field = format!("search_space.{name}");
+        search_space.insert(name.clone(), DimensionSpec::from_json(value, &field)?);
+    }
+    let objective = Objective::new(&request.metric, request.direction, request.min_trades)?;
+    let holdout = request.holdout.as_deref().map(Holdout::parse).transpose()?;
+    let plugin = store
+        .plugin_record_by_sha(&checked.strategy_sha256)
+        .await?
+        .ok_or_else(|| SubmitError::UnknownStrategy(checked.strategy_sha256.clone()))?;
+    let max_combinations = request.max_combinations.unwrap_or(DEFAULT_MAX_COMBINATIONS);
+    if max_combinations == 0 || max_combinations > DEFAULT_MAX_COMBINATIONS {
+        return Err(invalid(
+            "max_combinations",
+            format!("must be between 1 and {DEFAULT_MAX_COMBINATIONS}"),
+        ));
+    }
+    let mut backtest = checked;
+    backtest.params = request.backtest.params.clone();
+    let mut definition = OptimizationDefinition {
+        backtest,
+        search_space,
+        method: request.method.clone(),
+        samples: request.samples,
+        seed: request.seed,
+        metric: objective.metric.clone(),
+        direction: objective.direction,
+        min_trades: objective.min_trades,
+        constraint: request.constraint.clone().filter(|c| !c.trim().is_empty()),
+        holdout,
+        max_combinations,
+        chunk_size: 1,
+        candles_version,
+        priority: options.priority,
+        timeout_ms: options.timeout_ms,
+        max_attempts: options.max_attempts,
+    };
+    let combos = combinations_of(&definition, &plugin.description.params)?;
+    if let Some(holdout) = &definition.holdout {
+        // The split must fall inside the candles the run will load.
+        let b = &definition.backtest;
+        let series = store
+            .series_info(&b.symbol, b.timeframe_secs)
+            .await?
+            .ok_or_else(|| SubmitError::UnknownCandles {
+                symbol: b.symbol.clone(),
+                timeframe: stratbox_engine::candles::format_timeframe(b.timeframe_secs),
+            })?;
+        holdout.check_range(
+            b.start_ts.max(series.first_ts),
+            b.end_ts.min(series.last_ts),
+        )?;
+    }
+    definition.chunk_size = combos.len().div_ceil(TARGET_CHUNKS).clamp(1, MAX_CHUNK);
+    Ok(Prepared {
+        chunks: combos.len().div_ceil(definition.chunk_size),
+        combinations: combos.len(),
+        definition,
+    })
+}
+
+/// Records the optimization and queues its fan-out task in one script:
+/// the record is created by a guard of the submission, so it exists with
+/// its task or not at all (a refused `guard`, a process dying between
+/// the two, leave no record behind).
+async fn submit_prepared(
+    store: &Store,
+    queue: &Queue,
+    prepared: &Prepared,
+    guard: impl FnOnce(u64) -> Option<Guard>,
+) -> Result<(u64, String), SubmitError> {
+    let definition = &prepared.definition;
+    let init =
+        store.optimization_init_fields(definition, prepared.combinations, prepared.chunks)?;
+    let id = store.allocate_optimization_id().await?;
+    let payload = serde_json::to_string(&FanoutPayload {
+        optimization_id: id,
+    })
+    .map_err(|e| invalid("payload", e.to_string()))?;
+    let mut spec = TaskSpec::new(KIND_OPTIMIZATION, payload);
+    spec.priority = definition.priority;
+    spec.timeout_ms = definition.timeout_ms;
+    spec.max_attempts = definition.max_attempts;
+    spec.record = Some(Record::new(store.keys().optimization_fanout(id), "result"));
+    // The plugin stays undeletable while the optimization may run.
+    spec.holds = Some(
+        store
+            .keys()
+            .plugin_tasks(&definition.backtest.strategy_sha256),
+    );
+    let create = Guard {
+        key: store.keys().optimization(id),
+        field: stratbox_store::optimizations::fields::STATUS.into(),
+        // A fresh id has no record: never overwrite one.
+        expect: String::new(),
+        set: init,
+        index: Some((store.keys().optimizations(), id.to_string(), id as i64)),
+    };
+    // The caller's guard first: when it fails, the error names it.
+    let guards: Vec<Guard> = guard(id).into_iter().chain([create]).collect();
+    let task_id = queue
+        .submit_guarded(std::slice::from_ref(&spec), &guards)
+        .await?
+        .pop()
+        .ok_or_else(|| invalid("request", "nothing was submitted"))?;
+    Ok((id, task_id))
+}
+
+/// Cancels an optimization: its record, its fan-out and every chunk task.
+/// `false` when it had already ended.
+pub async fn cancel_optimization(
+    store: &Store,
+    queue: &Queue,
+    id: u64,
+    chunks: usize,
+) -> Result<bool, SubmitError> {
+    let cancelled = store.cancel_optimization_record(id).await?;
+    for task_id in store.optimization_task_ids(id, chunks).await? {
+        queue.cancel(&task_id).await?;
+    }
+    Ok(cancelled)
+}
+
+fn skipped(why: &str) -> Result<String, TaskError> {
+    Ok(serde_json::json!({ "skipped": why }).to_string())
+}
+
+/// The fan-out task: submits every chunk task in one atomic step, once.
+pub(super) fn run_fanout(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    payload: &str,
+) -> Result<String, TaskError> {
+    let payload: FanoutPayload = serde_json::from_str(payload)
+        .map_err(|e| TaskError::permanent("bad_payload", format!("optimization payload: {e}")))?;
+    let id = payload.optimization_id;
+    let store = &tasks.store;
+    let record = rt
+        .block_on(store.get_optimization(id))
+        .map_err(store_error)?
+        .ok_or_else(|| TaskError::permanent("not_found", format!("optimization {id} not found")))?;
+    if record.status.is_terminal() {
+        return skipped(record.status.as_str());
+    }
+    let def = &record.definition;
+    let plugin = rt
+        .block_on(store.plugin_record_by_sha(&def.backtest.strategy_sha256))
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            TaskError::permanent(
+                "plugin_not_found",
+                format!("strategy {} is not stored", def.backtest.strategy_sha256),
+            )
+        })?;
+    let combos = combinations_of(def, &plugin.description.params)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    let chunk_size = def.chunk_size.max(1);
+    let chunks = combos.len().div_ceil(chunk_size);
+    match rt
+        .block_on(store.mark_fanned_out(id, chunks))
+        .map_err(store_error)?
+    {
+        Some(status) if status.is_terminal() => return skipped(status.as_str()),
+        None => {
+            return Err(TaskError::permanent(
+                "not_found",
+                format!("optimization {id} not found"),
+            ))
+        }
+        _ => {}
+    }
+    if rt
+        .block_on(store.chunks_submitted(id))
+        .map_err(store_error)?
+    {
+        return Ok(serde_json::json!({ "chunks": chunks, "resubmitted": false }).to_string());
+    }
+    let mut specs = Vec::with_capacity(chunks);
+    for (chunk, part) in combos.chunks(chunk_size).enumerate() {
+        let payload = ChunkPayload {
+            optimization_id: id,
+            chunk,
+            first_index: part.first().map_or(0, |c| c.index),
+            params: part.iter().map(|c| ParamSet(c.params.0.clone())).collect(),
+            definition: def.clone(),
+        };
+        let payload = serde_json::to_string(&payload)
+            .map_err(|e| TaskError::permanent("bad_payload", e.to_string()))?;
+        let mut spec = TaskSpec::new(KIND_OPTIMIZATION_CHUNK, payload);
+        spec.priority = def.priority;
+        spec.timeout_ms = def.timeout_ms;
+        spec.max_attempts = def.max_attempts;
+        spec.record = Some(Record::new(
+            store.keys().optimization_chunk(id, chunk),
+            "result",
+        ));
+        spec.holds = Some(store.keys().plugin_tasks(&def.backtest.strategy_sha256));
+        specs.push(spec);
+    }
+    // Only to submit: the chunks carry their own timeout and attempts, or
+    // take the queue defaults the fetching worker applies.
+    let queue = Queue::new(
+        store.connection(),
+        store.keys().prefix(),
+        QueueConfig::default(),
+    )
+    .map_err(|e| TaskError::permanent("queue_error", e.to_string()))?;
+    rt.block_on(queue.submit(&specs))
+        .map_err(|e| TaskError::transient("redis_error", e.to_string()))?;
+    Ok(serde_json::json!({ "chunks": chunks, "resubmitted": true }).to_string())
+}
+
+/// A chunk: its param sets against one loaded plugin and one loaded
+/// candle range, rows written once, then the reduce if it was the last.
+pub(super) fn run_chunk(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    delivery: &Delivery,
+    ctx: &TaskContext,
+) -> Result<String, TaskError> {
+    let started = Instant::now();
+    let payload: ChunkPayload = serde_json::from_str(&delivery.payload)
+        .map_err(|e| TaskError::permanent("bad_payload", format!("chunk payload: {e}")))?;
+    let id = payload.optimization_id;
+    let store = &tasks.store;
+    let status = rt
+        .block_on(store.optimization_status(id))
+        .map_err(store_error)?;
+    match status {
+        None => return skipped("missing"),
+        Some(s) if s.is_terminal() => return skipped(s.as_str()),
+        _ => {}
+    }
+    let rows = if rt
+        .block_on(store.chunk_result_exists(id, payload.chunk))
+        .map_err(store_error)?
+    {
+        // A redelivery after the rows were written: only the reduce may
+        // be left to do.
+        String::new()
+    } else {
+        match run_params(tasks, rt, &payload, ctx, started) {
+            Ok(rows) => rows,
+            Err(e) => {
+                let last = !e.transient || delivery.attempt >= delivery.max_attempts;
+                if last && !ctx.cancel.is_cancelled() {
+                    // It goes to the dead-letter stream: the optimization
+                    // cannot complete.
+                    let message =
+                        format!("chunk {} failed: {}: {}", payload.chunk, e.code, e.message);
+                    let _ = rt.block_on(store.fail_optimization(id, "chunk_failed", &message));
+                }
+                return Err(e);
+            }
+        }
+    };
+    let (status, done, chunks) = rt
+        .block_on(store.put_chunk_result(id, payload.chunk, &rows))
+        .map_err(store_error)?;
+    if status == "running" && done >= chunks {
+        reduce(store, rt, id, &payload.definition)?;
+    }
+    Ok(serde_json::json!({
+        "chunk": payload.chunk,
+        "combinations": payload.params.len(),
+        "done": done,
+        "chunks": chunks,
+    })
+    .to_string())
+}
+
+fn run_params(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    payload: &ChunkPayload,
+    ctx: &TaskContext,
+    started: Instant,
+) -> Result<String, TaskError> {
+    let def = &payload.definition;
+    let b = &def.backtest;
+    let plugin = load_plugin(tasks, rt, &b.strategy_sha256)?;
+    let candles = load_range(tasks, rt, b, def.candles_version)?;
+    let (in_sample, out_of_sample) = match &def.holdout {
+        Some(h) => {
+            let (a, o) = h
+                .split(&candles)
+                .map_err(|e| TaskError::permanent("invalid_holdout", e.to_string()))?;
+            (a, Some(o))
+        }
+        None => (candles, None),
+    };
+    let combos: Vec<optimize::Combination> = payload
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| optimize::Combination {
+            index: payload.first_index + i,
+            params: Params(p.0.clone()),
+        })
+        .collect();
+    let factory = PluginFactory {
+        sandbox: &tasks.sandbox,
+        plugin,
+        limits: RunLimits::default(),
+        cancel: ctx.cancel.clone(),
+        until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
+    };
+    let total = combos.len().max(1) as f64;
+    let rows = optimize::evaluate(
+        &factory,
+        &combos,
+        &in_sample,
+        out_of_sample.as_ref(),
+        &engine_config(b),
+        1,
+        &|done| ctx.set_progress(done as f64 / total),
+        &stratbox_sandbox::is_fatal,
+    )
+    .map_err(engine_error)?;
+    serde_json::to_string(&rows).map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// Ranks every chunk's rows and writes the table (once: a second reducer
+/// finds the optimization completed and changes nothing).
+fn reduce(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    id: u64,
+    def: &OptimizationDefinition,
+) -> Result<(), TaskError> {
+    let objective = Objective::new(&def.metric, def.direction, def.min_trades)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    let results = rt.block_on(store.chunk_results(id)).map_err(store_error)?;
+    let mut rows: Vec<Row> = Vec::new();
+    for (chunk, json) in results {
+        let part: Vec<Row> = serde_json::from_str(&json).map_err(|e| {
+            TaskError::permanent("corrupt_chunk", format!("chunk {chunk} rows: {e}"))
+        })?;
+        rows.extend(part);
+    }
+    let table = rank(&objective, rows);
+    let top = serde_json::to_string(table.top(TOP_KEPT))
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))?;
+    rt.block_on(store.complete_optimization(id, &table.to_csv(), &top))
+        .map_err(store_error)?;
+    Ok(())
+}

@@ -1,0 +1,679 @@
+//! Backtest records: what was asked, where it stands, and its report.
+//!
+//! The queue's Lua scripts also write these hashes (status, progress,
+//! report, error, timestamps) atomically with task transitions, so the
+//! field names are public in [`fields`] and values are plain strings.
+
+use super::plugins::check_sha256;
+use super::{now_ms, parse_field, Result, Store, StoreError};
+use redis::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+
+/// Field names of a backtest record hash (`Keys::backtest`).
+pub mod fields {
+    /// The [`BacktestDefinition`](super::BacktestDefinition) as JSON.
+    pub const DEFINITION: &str = "definition";
+    /// One of `queued`, `running`, `completed`, `failed`, `cancelled`.
+    pub const STATUS: &str = "status";
+    /// 0..=1 as a decimal string.
+    pub const PROGRESS: &str = "progress";
+    /// The report JSON with its equity curve in columns
+    /// (`engine::Report::into_compact_json`); read back byte for byte as
+    /// `stratbox backtest --json` prints it.
+    pub const REPORT: &str = "report";
+    /// `{"code": ..., "message": ...}` of a failed run.
+    pub const ERROR: &str = "error";
+    pub const TASK_ID: &str = "task_id";
+    pub const CREATED_AT_MS: &str = "created_at_ms";
+    pub const STARTED_AT_MS: &str = "started_at_ms";
+    pub const FINISHED_AT_MS: &str = "finished_at_ms";
+}
+
+/// What a backtest runs on: kept as submitted (params resolved), so it can
+/// be run again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestDefinition {
+    pub strategy_sha256: String,
+    #[serde(default)]
+    pub strategy_id: Option<u64>,
+    #[serde(default)]
+    pub name: Option<String>,
+    pub symbol: String,
+    pub timeframe_secs: i64,
+    pub start_ts: i64,
+    pub end_ts: i64,
+    pub initial_capital: f64,
+    pub commission: f64,
+    pub leverage: f64,
+    #[serde(default)]
+    pub slippage_bps: f64,
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BacktestStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl BacktestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BacktestStatus::Queued => "queued",
+            BacktestStatus::Running => "running",
+            BacktestStatus::Completed => "completed",
+            BacktestStatus::Failed => "failed",
+            BacktestStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BacktestStatus> {
+        Some(match s {
+            "queued" => BacktestStatus::Queued,
+            "running" => BacktestStatus::Running,
+            "completed" => BacktestStatus::Completed,
+            "failed" => BacktestStatus::Failed,
+            "cancelled" => BacktestStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Completed, failed or cancelled: nothing more happens unless the
+    /// backtest is queued again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            BacktestStatus::Completed | BacktestStatus::Failed | BacktestStatus::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for BacktestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `error` field of a failed backtest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BacktestError {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BacktestRecord {
+    pub id: u64,
+    pub definition: BacktestDefinition,
+    pub status: BacktestStatus,
+    pub progress: f64,
+    /// The report JSON exactly as stored (never re-serialized).
+    pub report: Option<String>,
+    pub error: Option<BacktestError>,
+    pub task_id: Option<String>,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// Sets fields of a record that exists: KEYS[1] record; ARGV pairs.
+/// Returns 0 when there is no record (nothing is created).
+static SET_IF_EXISTS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+",
+    )
+});
+
+/// Moves a record to ARGV[1] at time ARGV[2] (ms). Refused (0): running
+/// after anything but queued, and terminal after terminal, so a late or
+/// repeated delivery cannot undo an outcome. Queued again clears the last
+/// run. -1: no record.
+static SET_STATUS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return -1 end
+local new, now = ARGV[1], ARGV[2]
+local terminal = {completed = true, failed = true, cancelled = true}
+if new == 'running' and current ~= 'queued' and current ~= 'running' then return 0 end
+if terminal[new] and terminal[current] then return 0 end
+redis.call('HSET', KEYS[1], 'status', new)
+if new == 'queued' then
+  redis.call('HSET', KEYS[1], 'progress', '0')
+  redis.call('HDEL', KEYS[1], 'report', 'error', 'started_at_ms', 'finished_at_ms')
+elseif new == 'running' then
+  if current == 'queued' then redis.call('HSET', KEYS[1], 'started_at_ms', now) end
+else
+  redis.call('HSET', KEYS[1], 'finished_at_ms', now)
+end
+return 1
+",
+    )
+});
+
+/// The ids (with scores) of the ARGV[1] newest backtests, plus any that tie
+/// with the last of them: Redis orders equal scores by member text ("9"
+/// after "10"), so the caller sorts by (score, id) and cuts.
+static RECENT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local n = tonumber(ARGV[1])
+local last = redis.call('ZREVRANGE', KEYS[1], n - 1, n - 1, 'WITHSCORES')
+if #last == 0 then return redis.call('ZREVRANGE', KEYS[1], 0, -1, 'WITHSCORES') end
+return redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', last[2], 'WITHSCORES')
+",
+    )
+});
+
+/// Sets progress ARGV[i] on record KEYS[i] while it is queued or running
+/// (a late update must not touch a finished record).
+static SET_PROGRESS: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+for i = 1, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status == 'queued' or status == 'running' then
+    redis.call('HSET', KEYS[i], 'progress', ARGV[i])
+  end
+end
+return 0
+",
+    )
+});
+
+fn check_definition(def: &BacktestDefinition) -> Result<()> {
+    check_sha256(&def.strategy_sha256)?;
+    for (field, value) in [
+        ("initial_capital", def.initial_capital),
+        ("commission", def.commission),
+        ("leverage", def.leverage),
+        ("slippage_bps", def.slippage_bps),
+    ] {
+        if !value.is_finite() {
+            return Err(StoreError::invalid(
+                field,
+                format!("{value} is not a finite number"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Records a new backtest, `queued`; returns its id.
+    pub async fn create_backtest(&self, definition: &BacktestDefinition) -> Result<u64> {
+        let ids = self
+            .create_backtests(std::slice::from_ref(definition))
+            .await?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::invalid("definition", "no id handed out"))
+    }
+
+    /// Records many backtests (no task) in one atomic round trip. The
+    /// queue path creates records with their tasks instead, from
+    /// [`Store::backtest_init_fields`].
+    pub async fn create_backtests(&self, definitions: &[BacktestDefinition]) -> Result<Vec<u64>> {
+        let mut records = Vec::with_capacity(definitions.len());
+        for definition in definitions {
+            records.push(self.backtest_init_fields(definition)?);
+        }
+        let ids = self.allocate_backtest_ids(definitions.len()).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for (id, fields) in ids.iter().zip(&records) {
+            pipe.cmd("HSET")
+                .arg(self.keys.backtest(*id))
+                .arg(fields)
+                .arg(fields::STATUS)
+                .arg(BacktestStatus::Queued.as_str())
+                .arg(fields::PROGRESS)
+                .arg("0")
+                .ignore()
+                .cmd("ZADD")
+                .arg(self.keys.backtests())
+                .arg(now_ms())
+                .arg(*id)
+                .ignore();
+        }
+        if !ids.is_empty() {
+            pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        }
+        Ok(ids)
+    }
+
+    /// The fields a new backtest record starts with (its definition and
+    /// creation time); the status fields come with its task.
+    pub fn backtest_init_fields(
+        &self,
+        definition: &BacktestDefinition,
+    ) -> Result<Vec<(String, String)>> {
+        check_definition(definition)?;
+        let json = serde_json::to_string(definition)
+            .map_err(|e| StoreError::invalid("definition", e.to_string()))?;
+        Ok(vec![
+            (fields::DEFINITION.to_string(), json),
+            (fields::CREATED_AT_MS.to_string(), now_ms().to_string()),
+        ])
+    }
+
+    /// `n` fresh backtest ids. They come from blocks this process reserves
+    /// with one `INCRBY`, so most submissions need no round trip for their
+    /// id. Ids are unique, increasing within a process; across processes
+    /// they interleave, and a restart leaves a gap (at most a block).
+    pub async fn allocate_backtest_ids(&self, n: usize) -> Result<Vec<u64>> {
+        /// Ids reserved at once: at 5,000 submissions/s, one INCRBY per
+        /// 13 ms.
+        const BLOCK: u64 = 64;
+        let mut reserved = self.backtest_ids.lock().await;
+        let mut ids: Vec<u64> = Vec::with_capacity(n);
+        while ids.len() < n {
+            if reserved.is_empty() {
+                let want = (n - ids.len()) as u64;
+                let size = want.max(BLOCK);
+                let last: u64 = redis::cmd("INCRBY")
+                    .arg(self.keys.backtest_next_id())
+                    .arg(size)
+                    .query_async(&mut self.conn.clone())
+                    .await?;
+                *reserved = last + 1 - size..last + 1;
+            }
+            let take = (n - ids.len()).min(reserved.end.saturating_sub(reserved.start) as usize);
+            ids.extend(reserved.start..reserved.start + take as u64);
+            reserved.start += take as u64;
+        }
+        Ok(ids)
+    }
+
+    pub async fn get_backtest(&self, id: u64) -> Result<Option<BacktestRecord>> {
+        let values: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(self.keys.backtest(id))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        self.parse_backtest(id, values)
+    }
+
+    /// The `limit` most recently created backtests, newest first.
+    pub async fn list_backtests(&self, limit: usize) -> Result<Vec<BacktestRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn.clone();
+        let mut scored: Vec<(u64, f64)> = RECENT
+            .key(self.keys.backtests())
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?;
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
+        scored.truncate(limit);
+        let ids: Vec<u64> = scored.into_iter().map(|(id, _)| id).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut read = redis::pipe();
+        for id in &ids {
+            read.cmd("HGETALL").arg(self.keys.backtest(*id));
+        }
+        let replies: Vec<Value> = read.query_async(&mut conn).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for (id, reply) in ids.into_iter().zip(replies) {
+            let values: HashMap<String, String> =
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)?;
+            if let Some(record) = self.parse_backtest(id, values)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn set_backtest_task(&self, id: u64, task_id: &str) -> Result<()> {
+        let set: i64 = SET_IF_EXISTS
+            .key(self.keys.backtest(id))
+            .arg(fields::TASK_ID)
+            .arg(task_id)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if set == 0 {
+            return Err(StoreError::not_found(format!("backtest {id}")));
+        }
+        Ok(())
+    }
+
+    /// Moves a backtest to `status`, stamping started/finished times.
+    /// `false` when refused: `running` unless queued (or already running),
+    /// or a terminal status over a terminal one. `queued` always applies
+    /// and clears the previous run's report, error and times.
+    pub async fn set_backtest_status(&self, id: u64, status: BacktestStatus) -> Result<bool> {
+        let applied: i64 = SET_STATUS
+            .key(self.keys.backtest(id))
+            .arg(status.as_str())
+            .arg(now_ms())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match applied {
+            -1 => Err(StoreError::not_found(format!("backtest {id}"))),
+            n => Ok(n == 1),
+        }
+    }
+
+    /// Progress of many backtests in one round trip (clamped to 0..=1);
+    /// records already finished, or missing, are left alone.
+    pub async fn set_progress(&self, updates: &[(u64, f64)]) -> Result<()> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut call = SET_PROGRESS.prepare_invoke();
+        for (id, _) in updates {
+            call.key(self.keys.backtest(*id));
+        }
+        for (id, progress) in updates {
+            if progress.is_nan() {
+                return Err(StoreError::invalid(
+                    "progress",
+                    format!("NaN for backtest {id}"),
+                ));
+            }
+            call.arg(progress.clamp(0.0, 1.0).to_string());
+        }
+        call.invoke_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+
+    fn parse_backtest(
+        &self,
+        id: u64,
+        mut values: HashMap<String, String>,
+    ) -> Result<Option<BacktestRecord>> {
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let key = self.keys.backtest(id);
+        let mut take = |name: &str| values.remove(name);
+        let required = |name: &str, v: Option<String>| {
+            v.ok_or_else(|| StoreError::corrupt(&key, format!("field {name} is missing")))
+        };
+        let definition = required(fields::DEFINITION, take(fields::DEFINITION))?;
+        let definition: BacktestDefinition = serde_json::from_str(&definition)
+            .map_err(|e| StoreError::corrupt(&key, format!("field definition: {e}")))?;
+        let status = required(fields::STATUS, take(fields::STATUS))?;
+        let status = BacktestStatus::parse(&status)
+            .ok_or_else(|| StoreError::corrupt(&key, format!("unknown status `{status}`")))?;
+        let progress = match take(fields::PROGRESS) {
+            Some(p) => parse_field::<f64>(&key, fields::PROGRESS, &p)?,
+            None => 0.0,
+        };
+        let error = match take(fields::ERROR) {
+            Some(e) => Some(
+                serde_json::from_str::<BacktestError>(&e)
+                    .map_err(|err| StoreError::corrupt(&key, format!("field error: {err}")))?,
+            ),
+            None => None,
+        };
+        let created = required(fields::CREATED_AT_MS, take(fields::CREATED_AT_MS))?;
+        let optional_ms = |name: &str, v: Option<String>| -> Result<Option<i64>> {
+            v.map(|v| parse_field::<i64>(&key, name, &v)).transpose()
+        };
+        Ok(Some(BacktestRecord {
+            id,
+            definition,
+            status,
+            progress,
+            report: take(fields::REPORT)
+                .map(|stored| expand_report(&key, stored))
+                .transpose()?,
+            error,
+            task_id: take(fields::TASK_ID),
+            created_at_ms: parse_field(&key, fields::CREATED_AT_MS, &created)?,
+            started_at_ms: optional_ms(fields::STARTED_AT_MS, take(fields::STARTED_AT_MS))?,
+            finished_at_ms: optional_ms(fields::FINISHED_AT_MS, take(fields::FINISHED_AT_MS))?,
+        }))
+    }
+}
+
+/// A stored report as `stratbox backtest --json` prints it (see
+/// [`fields::REPORT`]).
+fn expand_report(key: &str, stored: String) -> Result<String> {
+    match stratbox_engine::expand_compact_json(&stored) {
+        Ok(std::borrow::Cow::Borrowed(_)) => Ok(stored),
+        Ok(std::borrow::Cow::Owned(expanded)) => Ok(expanded),
+        Err(e) => Err(StoreError::corrupt(key, e.to_string())),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::test_support::TestRedis;
+
+    fn definition(symbol: &str) -> BacktestDefinition {
+        BacktestDefinition {
+            strategy_sha256: "ab".repeat(32),
+            strategy_id: Some(1),
+            name: Some("EMA Crossover".into()),
+            symbol: symbol.into(),
+            timeframe_secs: 3_600,
+            start_ts: 1_704_067_200,
+            end_ts: 1_735_603_200,
+            initial_capital: 10_000.0,
+            commission: 0.0006,
+            leverage: 1.0,
+            slippage_bps: 0.0,
+            params: [("fast_period".to_string(), serde_json::json!(12))].into(),
+        }
+    }
+
+    async fn hset(t: &TestRedis, id: u64, field: &str, value: &str) {
+        let _: () = redis::cmd("HSET")
+            .arg(t.store.keys().backtest(id))
+            .arg(field)
+            .arg(value)
+            .query_async(&mut t.store.connection())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn create_get_and_lifecycle() {
+        let t = TestRedis::start("backtests").await;
+        let s = &t.store;
+        assert_eq!(s.get_backtest(1).await.unwrap(), None);
+        let before = now_ms();
+        let id = s.create_backtest(&definition("BTCUSDT")).await.unwrap();
+        assert_eq!(id, 1);
+        let r = s.get_backtest(id).await.unwrap().unwrap();
+        assert_eq!(r.definition, definition("BTCUSDT"));
+        assert_eq!((r.status, r.progress), (BacktestStatus::Queued, 0.0));
+        assert_eq!((r.report, r.error, r.task_id), (None, None, None));
+        assert!(r.created_at_ms >= before && r.created_at_ms <= now_ms());
+
+        s.set_backtest_task(id, "task-uuid").await.unwrap();
+        assert!(matches!(
+            s.set_backtest_task(99, "x").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(
+            s.get_backtest(99).await.unwrap().is_none(),
+            "nothing created"
+        );
+
+        assert!(s
+            .set_backtest_status(id, BacktestStatus::Running)
+            .await
+            .unwrap());
+        s.set_progress(&[(id, 0.25), (99, 0.5)]).await.unwrap();
+        let r = s.get_backtest(id).await.unwrap().unwrap();
+        assert_eq!(r.task_id.as_deref(), Some("task-uuid"));
+        assert_eq!((r.status, r.progress), (BacktestStatus::Running, 0.25));
+        assert!(r.started_at_ms.is_some() && r.finished_at_ms.is_none());
+        assert!(
+            s.get_backtest(99).await.unwrap().is_none(),
+            "progress creates nothing"
+        );
+        s.set_progress(&[(id, 7.0)]).await.unwrap();
+        assert_eq!(s.get_backtest(id).await.unwrap().unwrap().progress, 1.0);
+        assert!(s.set_progress(&[(id, f64::NAN)]).await.is_err());
+
+        // The queue's completion writes the report as given: byte-identical.
+        let report = r#"{"final_equity":10123.450000000001,"trades":[],"x":1e-7}"#;
+        hset(&t, id, fields::REPORT, report).await;
+        assert!(s
+            .set_backtest_status(id, BacktestStatus::Completed)
+            .await
+            .unwrap());
+        let r = s.get_backtest(id).await.unwrap().unwrap();
+        assert_eq!(r.report.as_deref(), Some(report));
+        assert_eq!(r.status, BacktestStatus::Completed);
+        assert!(r.finished_at_ms.is_some());
+        // A late delivery changes nothing.
+        assert!(!s
+            .set_backtest_status(id, BacktestStatus::Running)
+            .await
+            .unwrap());
+        assert!(!s
+            .set_backtest_status(id, BacktestStatus::Failed)
+            .await
+            .unwrap());
+        s.set_progress(&[(id, 0.5)]).await.unwrap();
+        let after = s.get_backtest(id).await.unwrap().unwrap();
+        assert_eq!(
+            (after.status, after.progress),
+            (BacktestStatus::Completed, 1.0)
+        );
+        // Queued again: a fresh run.
+        assert!(s
+            .set_backtest_status(id, BacktestStatus::Queued)
+            .await
+            .unwrap());
+        let r = s.get_backtest(id).await.unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.progress, r.report),
+            (BacktestStatus::Queued, 0.0, None)
+        );
+        assert_eq!((r.started_at_ms, r.finished_at_ms), (None, None));
+        assert!(matches!(
+            s.set_backtest_status(99, BacktestStatus::Running).await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        hset(
+            &t,
+            id,
+            fields::ERROR,
+            r#"{"code":"fuel_exhausted","message":"out of fuel"}"#,
+        )
+        .await;
+        assert!(s
+            .set_backtest_status(id, BacktestStatus::Failed)
+            .await
+            .unwrap());
+        let r = s.get_backtest(id).await.unwrap().unwrap();
+        assert_eq!(
+            r.error,
+            Some(BacktestError {
+                code: "fuel_exhausted".into(),
+                message: "out of fuel".into()
+            })
+        );
+        hset(&t, id, fields::STATUS, "exploded").await;
+        let e = s.get_backtest(id).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Corrupt { ref key, .. } if key == "test-backtests:backtest:1"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn list_is_newest_first() {
+        let t = TestRedis::start("backtest-list").await;
+        assert!(t.store.list_backtests(10).await.unwrap().is_empty());
+        for i in 0..12 {
+            t.store
+                .create_backtest(&definition(&format!("S{i}")))
+                .await
+                .unwrap();
+        }
+        let list = t.store.list_backtests(5).await.unwrap();
+        let ids: Vec<u64> = list.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [12, 11, 10, 9, 8]);
+        assert_eq!(list[0].definition.symbol, "S11");
+        assert_eq!(t.store.list_backtests(100).await.unwrap().len(), 12);
+        // All in one millisecond: still by id, though "9" sorts after "12".
+        for id in 1..=12u64 {
+            let _: () = redis::cmd("ZADD")
+                .arg(t.store.keys().backtests())
+                .arg(1_000)
+                .arg(id)
+                .query_async(&mut t.store.connection())
+                .await
+                .unwrap();
+        }
+        let ids: Vec<u64> = t
+            .store
+            .list_backtests(5)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [12, 11, 10, 9, 8]);
+        let ids: Vec<u64> = t
+            .store
+            .list_backtests(12)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, (1..=12).rev().collect::<Vec<_>>());
+        assert!(t.store.list_backtests(0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn refuses_non_finite_numbers() {
+        let t = TestRedis::start("backtest-invalid").await;
+        let mut d = definition("X");
+        d.leverage = f64::INFINITY;
+        let e = t.store.create_backtest(&d).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Invalid { ref field, .. } if field == "leverage"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn status_names() {
+        for s in [
+            BacktestStatus::Queued,
+            BacktestStatus::Running,
+            BacktestStatus::Completed,
+            BacktestStatus::Failed,
+            BacktestStatus::Cancelled,
+        ] {
+            assert_eq!(BacktestStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{s}\""));
+        }
+        assert_eq!(BacktestStatus::parse("Queued"), None);
+        // Definitions stored by older writers lack the optional fields.
+        let d: BacktestDefinition = serde_json::from_str(
+            r#"{"strategy_sha256":"x","symbol":"B","timeframe_secs":60,"start_ts":0,
+                "end_ts":1,"initial_capital":1,"commission":0,"leverage":1}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (d.strategy_id, d.slippage_bps, d.params.len()),
+            (None, 0.0, 0)
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! Redis storage: plugins by sha256, candles as binary chunks, backtest
+//! records. Keys live under the configurable prefix (see `keys`).
+//!
+//! Writes that must be atomic use Lua scripts, not WATCH/MULTI: the
+//! connection is multiplexed and shared, and WATCH state belongs to the
+//! connection, so another task's EXEC on the same socket would silently
+//! drop our WATCH.
+#![forbid(unsafe_code)]
+
+pub mod backtests;
+pub mod cache;
+pub mod candles;
+pub mod chunk;
+pub mod keys;
+pub mod optimizations;
+pub mod plugins;
+pub mod schedules;
+
+pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus};
+pub use cache::CandleCache;
+pub use candles::SeriesInfo;
+pub use keys::{Keys, DEFAULT_PREFIX};
+pub use optimizations::{OptimizationDefinition, OptimizationRecord, OptimizationRequest};
+pub use plugins::PluginRecord;
+
+use redis::aio::ConnectionManager;
+
+/// What can go wrong in the store; callers map `NotFound` and `Invalid` to
+/// 404 and 422, `Redis` to 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("corrupt data at `{key}`: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    /// Optimistic writes kept losing to concurrent writers; retry later.
+    #[error("{what} changed concurrently too often; retry")]
+    Conflict { what: String },
+}
+
+impl StoreError {
+    pub(crate) fn not_found(what: impl Into<String>) -> Self {
+        StoreError::NotFound { what: what.into() }
+    }
+
+    pub(crate) fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        StoreError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The Redis data of the service. Cheap to clone: the connection is
+/// multiplexed and shared.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    keys: Keys,
+    /// Backtest ids reserved by this process and not handed out yet.
+    backtest_ids: std::sync::Arc<tokio::sync::Mutex<std::ops::Range<u64>>>,
+    plugin_records: std::sync::Arc<plugins::RecordCache>,
+}
+
+impl Store {
+    pub async fn connect(url: &str, prefix: &str) -> anyhow::Result<Store> {
+        let conn = stratbox_redis::connection::connect(url).await?;
+        Ok(Store::from_connection(conn, prefix))
+    }
+
+    pub fn from_connection(conn: ConnectionManager, prefix: &str) -> Store {
+        Store {
+            conn,
+            keys: Keys::new(prefix),
+            backtest_ids: std::sync::Arc::default(),
+            plugin_records: std::sync::Arc::default(),
+        }
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+pub use stratbox_redis::clock::now_ms;
+
+/// Parses a decimal field read back from Redis, naming the key on failure.
+pub(crate) fn parse_field<T: std::str::FromStr>(key: &str, field: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| StoreError::corrupt(key, format!("field {field} is `{value}`, not a number")))
+}
+
+#[cfg(feature = "test-support")]
+pub mod test_support {
+    //! One private redis-server per test: a static one would never be
+    //! dropped, leaving the server running after the test binary exits.
+
+    use super::Store;
+    use stratbox_redis::test_support::{TempDir, TestServer};
+    use stratbox_redis::LocalRedis;
+
+    pub struct TestRedis {
+        pub server: LocalRedis,
+        pub store: Store,
+        _dir: TempDir,
+    }
+
+    impl TestRedis {
+        #[allow(clippy::unwrap_used)]
+        pub async fn start(name: &str) -> TestRedis {
+            let TestServer { server, dir } = TestServer::start();
+            let store = Store::connect(&server.url(), &format!("test-{name}"))
+                .await
+                .unwrap();
+            TestRedis {
+                server,
+                store,
+                _dir: dir,
+            }
+        }
+
+        /// A stored strategy with the EMA crossover's two int params
+        /// (1..=500); the bytes are not a component, nothing runs them.
+        #[allow(clippy::unwrap_used)]
+        pub async fn fake_strategy(&self) -> super::PluginRecord {
+            use stratbox_engine::{Column, Description, ParamSpec, ParamType, ParamValue};
+            let int = |name: &str, default: i64| ParamSpec {
+                name: name.into(),
+                kind: ParamType::Int,
+                default: ParamValue::Int(default),
+                min: Some(1.0),
+                max: Some(500.0),
+                step: Some(1.0),
+                help: String::new(),
+            };
+            let description = Description {
+                name: "ema-crossover".into(),
+                version: "0.1.0".into(),
+                summary: "test".into(),
+                params: vec![int("fast_period", 12), int("slow_period", 26)],
+                columns: vec![Column::Close],
+            };
+            let bytes = b"not really a component".to_vec();
+            let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            let (record, _) = self
+                .store
+                .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
+                .await
+                .unwrap();
+            record
+        }
+    }
+}
