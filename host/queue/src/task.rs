@@ -345,7 +345,6 @@ pub enum Outcome {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
