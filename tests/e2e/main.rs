@@ -2,6 +2,8 @@
 //! running real components built from `plugins/`. One test binary, one
 //! module per feature.
 
+// clippy.toml's allow-unwrap-in-tests covers `#[test]` functions only, not
+// the shared helpers (support.rs, each module's fixtures).
 #![allow(clippy::unwrap_used)]
 
 mod api;

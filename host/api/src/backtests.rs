@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, AppError, ErrorBody};
+use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -35,7 +35,10 @@ pub async fn get_one(
 ) -> ApiResult<Json<Backtest>> {
     let Path(id) = id?;
     let record = state.store.get_backtest(id).await?.ok_or_else(|| {
-        AppError::not_found("backtest_not_found", format!("backtest {id} not found"))
+        AppError::not_found(
+            ErrorCode::BacktestNotFound,
+            format!("backtest {id} not found"),
+        )
     })?;
     // Embedded verbatim: the bytes the worker wrote, not a re-encoding.
     let report = record
@@ -143,8 +146,8 @@ pub async fn list(
                 name: d.name,
                 symbol: d.symbol,
                 timeframe: stratbox_engine::candles::format_timeframe(d.timeframe_secs),
-                start_date: stratbox_engine::candles::csv::format_rfc3339_secs(d.start_ts),
-                end_date: stratbox_engine::candles::csv::format_rfc3339_secs(d.end_ts),
+                start_date: stratbox_engine::time::format_rfc3339_secs(d.start_ts),
+                end_date: stratbox_engine::time::format_rfc3339_secs(d.end_ts),
                 created_at_ms: record.created_at_ms,
                 started_at_ms: record.started_at_ms,
                 finished_at_ms: record.finished_at_ms,

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, AppError, ErrorBody};
+use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::AppState;
 use stratbox_store::SeriesInfo;
 
@@ -63,7 +63,7 @@ pub async fn import(
     let text = std::str::from_utf8(&body)
         .map_err(|e| AppError::invalid("body", format!("the CSV is not UTF-8: {e}")))?;
     let candles = stratbox_engine::candles::parse_csv(text).map_err(|e| AppError::Invalid {
-        code: "invalid_csv",
+        code: ErrorCode::InvalidCsv,
         field: "body".into(),
         message: e.to_string(),
     })?;

@@ -18,7 +18,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 
-use super::{require_token_always, AppError, AppState};
+use super::{require_token_always, AppError, AppState, ErrorCode};
 
 /// Only this origin, and nothing inline: a page that cannot load or send
 /// anything elsewhere, even if a stored string were to carry markup.
@@ -82,8 +82,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
 
 fn serve(name: &str, headers: &HeaderMap) -> Response {
     let Some(index) = ASSETS.iter().position(|a| a.name == name) else {
-        return AppError::not_found("asset_not_found", format!("no dashboard asset `{name}`"))
-            .into_response();
+        return AppError::not_found(
+            ErrorCode::AssetNotFound,
+            format!("no dashboard asset `{name}`"),
+        )
+        .into_response();
     };
     let asset = &ASSETS[index];
     let etag = ETAGS[index].as_str();

@@ -13,6 +13,68 @@ use stratbox_service::tasks::strategies::DeleteError;
 use stratbox_service::tasks::SubmitError;
 use stratbox_store::StoreError;
 
+/// Every `code` of an error reply, a stable snake_case string: an error
+/// keeps its code and status; new codes may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed JSON, a missing field, a wrong type; a bad path or query.
+    BadRequest,
+    /// A mutating request without the right bearer token.
+    Unauthorized,
+    /// No such endpoint, or a record the store did not find.
+    NotFound,
+    StrategyNotFound,
+    BacktestNotFound,
+    CandlesNotFound,
+    TaskNotFound,
+    OptimizationNotFound,
+    ScheduleNotFound,
+    /// No such dashboard asset.
+    AssetNotFound,
+    Conflict,
+    PayloadTooLarge,
+    /// A well-formed request with a bad value.
+    ValidationError,
+    /// A strategy param outside its schema.
+    InvalidParam,
+    /// A component the sandbox refused.
+    InvalidPlugin,
+    /// A candle CSV that does not parse.
+    InvalidCsv,
+    RedisUnavailable,
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The status of an error reply: the one place it is chosen.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::NotFound
+            | ErrorCode::StrategyNotFound
+            | ErrorCode::BacktestNotFound
+            | ErrorCode::CandlesNotFound
+            | ErrorCode::TaskNotFound
+            | ErrorCode::OptimizationNotFound
+            | ErrorCode::ScheduleNotFound
+            | ErrorCode::AssetNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::ValidationError
+            | ErrorCode::InvalidParam
+            | ErrorCode::InvalidPlugin
+            | ErrorCode::InvalidCsv => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RedisUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A failed request. The variant shapes the message; the code (fixed for
+/// most variants, chosen by the caller for `NotFound` and `Invalid`)
+/// decides the status.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// Malformed body, missing field, wrong type.
@@ -20,9 +82,10 @@ pub enum AppError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    /// `code`: `not_found` or a more precise 404 code.
     #[error("{message}")]
     NotFound {
-        code: &'static str,
+        code: ErrorCode,
         field: Option<String>,
         message: String,
     },
@@ -30,10 +93,11 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
-    /// A well-formed request with a bad value; `field` names it.
+    /// A well-formed request with a bad value; `field` names it. `code`:
+    /// `validation_error` or a more precise 422 code.
     #[error("invalid {field}: {message}")]
     Invalid {
-        code: &'static str,
+        code: ErrorCode,
         field: String,
         message: String,
     },
@@ -52,7 +116,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     /// The request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,13 +126,13 @@ pub struct ErrorDetail {
 impl AppError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         AppError::Invalid {
-            code: "validation_error",
+            code: ErrorCode::ValidationError,
             field: field.into(),
             message: message.into(),
         }
     }
 
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError::NotFound {
             code,
             field: None,
@@ -76,40 +140,49 @@ impl AppError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
-            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::BadRequest(_) => ErrorCode::BadRequest,
+            AppError::Unauthorized => ErrorCode::Unauthorized,
+            AppError::NotFound { code, .. } | AppError::Invalid { code, .. } => *code,
+            AppError::Conflict(_) => ErrorCode::Conflict,
+            AppError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            AppError::Unavailable(_) => ErrorCode::RedisUnavailable,
+            AppError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.code().status()
+    }
+
     fn detail(&self) -> ErrorDetail {
-        let (code, field, message) = match self {
-            AppError::BadRequest(m) => ("bad_request", None, m.clone()),
-            AppError::Unauthorized => ("unauthorized", None, self.to_string()),
-            AppError::NotFound {
+        let code = self.code();
+        if code.status().is_server_error() {
+            // Ours, not the client's: the cause is logged, never shown.
+            let message = match code {
+                ErrorCode::RedisUnavailable => "the data store is unavailable; retry later",
+                _ => "internal server error",
+            };
+            return ErrorDetail {
                 code,
-                field,
-                message,
-            } => (*code, field.clone(), message.clone()),
-            AppError::Conflict(m) => ("conflict", None, m.clone()),
-            AppError::PayloadTooLarge(m) => ("payload_too_large", None, m.clone()),
-            AppError::Invalid { code, field, .. } => (*code, Some(field.clone()), self.to_string()),
-            AppError::Unavailable(_) => (
-                "redis_unavailable",
-                None,
-                "the data store is unavailable; retry later".to_string(),
-            ),
-            AppError::Internal(_) => ("internal_error", None, "internal server error".to_string()),
+                message: message.to_string(),
+                field: None,
+            };
+        }
+        let (field, message) = match self {
+            AppError::NotFound { field, message, .. } => (field.clone(), message.clone()),
+            AppError::Invalid { field, .. } => (Some(field.clone()), self.to_string()),
+            AppError::BadRequest(m) | AppError::Conflict(m) | AppError::PayloadTooLarge(m) => {
+                (None, m.clone())
+            }
+            // `Unavailable` and `Internal` are 5xx, answered above.
+            AppError::Unauthorized | AppError::Unavailable(_) | AppError::Internal(_) => {
+                (None, self.to_string())
+            }
         };
         ErrorDetail {
-            code: code.to_string(),
+            code,
             message,
             field,
         }
@@ -157,7 +230,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Redis(e) => redis_error(&e),
             StoreError::NotFound { what } => {
-                AppError::not_found("not_found", format!("{what} not found"))
+                AppError::not_found(ErrorCode::NotFound, format!("{what} not found"))
             }
             StoreError::Invalid { field, message } => AppError::invalid(field, message),
             StoreError::Conflict { .. } => AppError::Conflict(e.to_string()),
@@ -181,7 +254,7 @@ impl From<DeleteError> for AppError {
     fn from(e: DeleteError) -> Self {
         let message = e.to_string();
         match e {
-            DeleteError::NotFound(_) => AppError::not_found("strategy_not_found", message),
+            DeleteError::NotFound(_) => AppError::not_found(ErrorCode::StrategyNotFound, message),
             DeleteError::InUse { .. } => AppError::Conflict(message),
             DeleteError::Store(e) => e.into(),
             DeleteError::Queue(e) => e.into(),
@@ -194,22 +267,22 @@ impl From<SubmitError> for AppError {
         let message = e.to_string();
         match e {
             SubmitError::UnknownStrategy(_) => AppError::NotFound {
-                code: "strategy_not_found",
+                code: ErrorCode::StrategyNotFound,
                 field: Some("strategy_id".into()),
                 message,
             },
             SubmitError::UnknownBacktest(_) => AppError::NotFound {
-                code: "backtest_not_found",
+                code: ErrorCode::BacktestNotFound,
                 field: Some("backtest_id".into()),
                 message,
             },
             SubmitError::UnknownCandles { .. } => AppError::NotFound {
-                code: "candles_not_found",
+                code: ErrorCode::CandlesNotFound,
                 field: Some("symbol".into()),
                 message,
             },
             SubmitError::Param(e) => AppError::Invalid {
-                code: "invalid_param",
+                code: ErrorCode::InvalidParam,
                 field: format!("config.params.{}", e.field()),
                 message: e.to_string(),
             },
@@ -251,3 +324,104 @@ impl From<QueryRejection> for AppError {
 }
 
 pub type ApiResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+
+    use std::collections::BTreeSet;
+
+    use serde_json::{json, Value};
+    use utoipa::OpenApi;
+
+    use super::*;
+
+    /// Every code with its string and status, written out by hand: the
+    /// contract of docs/conventions/api-compat.md (errors keep both).
+    #[rustfmt::skip]
+    const CODES: [(ErrorCode, &str, u16); 18] = [
+        (ErrorCode::BadRequest, "bad_request", 400),
+        (ErrorCode::Unauthorized, "unauthorized", 401),
+        (ErrorCode::NotFound, "not_found", 404),
+        (ErrorCode::StrategyNotFound, "strategy_not_found", 404),
+        (ErrorCode::BacktestNotFound, "backtest_not_found", 404),
+        (ErrorCode::CandlesNotFound, "candles_not_found", 404),
+        (ErrorCode::TaskNotFound, "task_not_found", 404),
+        (ErrorCode::OptimizationNotFound, "optimization_not_found", 404),
+        (ErrorCode::ScheduleNotFound, "schedule_not_found", 404),
+        (ErrorCode::AssetNotFound, "asset_not_found", 404),
+        (ErrorCode::Conflict, "conflict", 409),
+        (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
+        (ErrorCode::ValidationError, "validation_error", 422),
+        (ErrorCode::InvalidParam, "invalid_param", 422),
+        (ErrorCode::InvalidPlugin, "invalid_plugin", 422),
+        (ErrorCode::InvalidCsv, "invalid_csv", 422),
+        (ErrorCode::RedisUnavailable, "redis_unavailable", 503),
+        (ErrorCode::InternalError, "internal_error", 500),
+    ];
+
+    #[test]
+    fn every_code_serialises_to_its_string_and_has_its_status() {
+        for (code, text, status) in CODES {
+            assert_eq!(serde_json::to_value(code).unwrap(), json!(text), "{code:?}");
+            assert_eq!(code.status().as_u16(), status, "{code:?}");
+        }
+        // The table has every variant: the document lists the enum's
+        // strings, and `code` of the error body is that enum.
+        let doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let listed: BTreeSet<&str> = schemas["ErrorCode"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let table: BTreeSet<&str> = CODES.iter().map(|(_, text, _)| *text).collect();
+        assert_eq!(listed, table);
+        assert_eq!(table.len(), CODES.len(), "a string twice in the table");
+        assert_eq!(schemas["ErrorCode"]["type"], "string");
+        assert_eq!(
+            schemas["ErrorDetail"]["properties"]["code"]["$ref"],
+            "#/components/schemas/ErrorCode"
+        );
+    }
+
+    async fn reply(error: AppError) -> (u16, Value) {
+        let response = error.into_response();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_5xx_tells_the_client_nothing_of_its_cause() {
+        let cases = [
+            AppError::Internal(anyhow::anyhow!("secret cause")),
+            AppError::Unavailable("secret cause".into()),
+            AppError::NotFound {
+                code: ErrorCode::InternalError,
+                field: Some("secret".into()),
+                message: "secret cause".into(),
+            },
+        ];
+        for error in cases {
+            let (status, body) = reply(error).await;
+            assert!((500..600).contains(&status), "{body}");
+            assert!(!body.to_string().contains("secret"), "{body}");
+        }
+        let (status, body) = reply(AppError::Unavailable("x".into())).await;
+        assert_eq!(status, 503);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "redis_unavailable",
+                "message": "the data store is unavailable; retry later"}})
+        );
+        let (status, body) = reply(AppError::Internal(anyhow::anyhow!("x"))).await;
+        assert_eq!(status, 500);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "internal_error", "message": "internal server error"}})
+        );
+    }
+}

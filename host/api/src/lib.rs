@@ -16,7 +16,7 @@ mod strategies;
 #[cfg(test)]
 mod tests;
 
-pub use error::{ApiResult, AppError};
+pub use error::{ApiResult, AppError, ErrorCode};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,7 +119,7 @@ impl AppState {
         schedules::resume,
         schedules::delete_one,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    components(schemas(error::ErrorBody, error::ErrorDetail, error::ErrorCode)),
     modifiers(&BearerAuth, &CommonErrors),
 )]
 pub struct ApiDoc;
@@ -283,7 +283,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> AppError {
-    AppError::not_found("not_found", "no such endpoint")
+    AppError::not_found(ErrorCode::NotFound, "no such endpoint")
 }
 
 /// Bearer auth on mutating methods; reads stay open.

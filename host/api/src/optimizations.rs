@@ -12,7 +12,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiResult, AppError, ErrorBody};
+use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::queue::{parse_create, CreateAndRunRequest};
 use super::AppState;
 use stratbox_engine::optimize::Direction;
@@ -232,7 +232,7 @@ pub async fn create_and_run(
 async fn record(state: &AppState, id: u64) -> ApiResult<stratbox_store::OptimizationRecord> {
     state.store.get_optimization(id).await?.ok_or_else(|| {
         AppError::not_found(
-            "optimization_not_found",
+            ErrorCode::OptimizationNotFound,
             format!("optimization {id} not found"),
         )
     })
@@ -341,7 +341,7 @@ pub async fn table_csv(
     let Path(id) = id?;
     let status = state.store.optimization_status(id).await?.ok_or_else(|| {
         AppError::not_found(
-            "optimization_not_found",
+            ErrorCode::OptimizationNotFound,
             format!("optimization {id} not found"),
         )
     })?;
@@ -382,7 +382,6 @@ pub async fn cancel(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     //! The router against a private Redis; no worker runs, so what is
     //! submitted stays queued (the runs are in `tests/e2e/queue_optimize.rs`).

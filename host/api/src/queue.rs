@@ -11,7 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiResult, AppError, ErrorBody};
+use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::{AppState, HEALTH_TIMEOUT};
 use stratbox_queue::{CancelState, Counters};
 use stratbox_service::tasks;
@@ -127,7 +127,7 @@ pub(super) fn priority(p: Option<i64>) -> ApiResult<i64> {
 }
 
 pub(super) fn date(field: &str, value: &str) -> ApiResult<i64> {
-    stratbox_engine::candles::csv::parse_rfc3339_secs(value)
+    stratbox_engine::time::parse_rfc3339_secs(value)
         .map_err(|m| AppError::invalid(field, format!("`{value}`: {m}")))
 }
 
@@ -212,7 +212,7 @@ pub(super) async fn parse_create(
         state.store.series_info(&request.symbol, timeframe_secs)
     );
     let plugin = plugin?.ok_or_else(|| AppError::NotFound {
-        code: "strategy_not_found",
+        code: ErrorCode::StrategyNotFound,
         field: Some("strategy_id".into()),
         message: format!("strategy {} not found", request.strategy_id),
     })?;
@@ -290,12 +290,9 @@ pub async fn get_task(
     task_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<stratbox_queue::TaskInfo>> {
     let Path(task_id) = task_id?;
-    state
-        .queue
-        .task(&task_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| AppError::not_found("task_not_found", format!("task {task_id} not found")))
+    state.queue.task(&task_id).await?.map(Json).ok_or_else(|| {
+        AppError::not_found(ErrorCode::TaskNotFound, format!("task {task_id} not found"))
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -327,7 +324,7 @@ pub async fn cancel_task(
         }
         CancelState::NotFound => {
             return Err(AppError::not_found(
-                "task_not_found",
+                ErrorCode::TaskNotFound,
                 format!("task {task_id} not found"),
             ))
         }

@@ -8,14 +8,14 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, AppError, ErrorBody};
+use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::optimizations::{
     parse_optimization, request_field, CreateOptimizationRequest, ObjectiveInfo,
 };
 use super::queue::{date, parse_create, CreateAndRunRequest};
 use super::AppState;
-use stratbox_engine::candles::csv::format_rfc3339_secs;
 use stratbox_engine::optimize::Direction;
+use stratbox_engine::time::format_rfc3339_secs;
 use stratbox_service::scheduler::when::When;
 use stratbox_store::schedules::{ScheduleDefinition, ScheduleRecord, Submission};
 
@@ -128,7 +128,10 @@ impl From<ScheduleRecord> for Schedule {
 }
 
 fn not_found(id: u64) -> AppError {
-    AppError::not_found("schedule_not_found", format!("schedule {id} not found"))
+    AppError::not_found(
+        ErrorCode::ScheduleNotFound,
+        format!("schedule {id} not found"),
+    )
 }
 
 /// Create a schedule of a backtest or an optimization (exactly one). It

@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::{ApiResult, AppError, ErrorBody};
+use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::AppState;
 use stratbox_store::PluginRecord;
 
@@ -123,7 +123,7 @@ pub async fn upload(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
         .map_err(|e| AppError::Invalid {
-            code: "invalid_plugin",
+            code: ErrorCode::InvalidPlugin,
             field: "body".into(),
             message: e.to_string(),
         })?;
@@ -151,7 +151,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<StrategyList>
 }
 
 fn not_found(id: u64) -> AppError {
-    AppError::not_found("strategy_not_found", format!("strategy {id} not found"))
+    AppError::not_found(
+        ErrorCode::StrategyNotFound,
+        format!("strategy {id} not found"),
+    )
 }
 
 #[utoipa::path(get, path = "/api/v1/strategies/{id}", tag = "strategies",

@@ -366,7 +366,7 @@ fn print_summary(backtest: &Value) {
 
 fn date(ts: &Value) -> String {
     ts.as_i64()
-        .map(candles::csv::format_rfc3339_secs)
+        .map(stratbox_engine::time::format_rfc3339_secs)
         .unwrap_or_else(|| ts.to_string())
 }
 

@@ -1,5 +1,6 @@
-//! Settings every service process reads (SPEC section 9): from flags or
-//! the environment, each with the default `QueueConfig` documents.
+//! Settings every service process reads (docs/conventions/command-line.md,
+//! "Settings"): from flags or the environment, each default read from the
+//! config type that documents it.
 
 use clap::Args;
 use std::time::Duration;
@@ -15,106 +16,78 @@ pub struct RedisArgs {
     pub prefix: String,
 }
 
-/// Queue timings; unset ones keep the defaults of `QueueConfig`.
-#[derive(Debug, Clone, Default, Args)]
+/// Queue timings. Each default is read from `QueueConfig::default()`, the
+/// one place it is written (with its reason).
+#[derive(Debug, Clone, Args)]
 pub struct QueueArgs {
-    /// Pending entries idle this long are reclaimed from dead workers [default: 30000].
-    #[arg(long, env = "STRATBOX_VISIBILITY_TIMEOUT_MS", value_name = "MS")]
-    pub visibility_timeout_ms: Option<u64>,
-    /// Claim and heartbeat refresh interval [default: 3000].
-    #[arg(long, env = "STRATBOX_KEEPALIVE_MS", value_name = "MS")]
-    pub keepalive_ms: Option<u64>,
-    /// A worker without a heartbeat this long is gone [default: 10000].
-    #[arg(long, env = "STRATBOX_HEARTBEAT_TTL_MS", value_name = "MS")]
-    pub heartbeat_ttl_ms: Option<u64>,
-    /// How often to look for dead workers' entries [default: 5000].
-    #[arg(long, env = "STRATBOX_SWEEP_INTERVAL_MS", value_name = "MS")]
-    pub sweep_interval_ms: Option<u64>,
-    /// Deliveries per task before the dead-letter stream [default: 3].
-    #[arg(long, env = "STRATBOX_MAX_ATTEMPTS")]
-    pub max_attempts: Option<u32>,
-    /// First retry's backoff ceiling; doubles per attempt [default: 1000].
-    #[arg(long, env = "STRATBOX_BACKOFF_BASE_MS", value_name = "MS")]
-    pub backoff_base_ms: Option<u64>,
-    /// Largest retry backoff [default: 60000].
-    #[arg(long, env = "STRATBOX_BACKOFF_CAP_MS", value_name = "MS")]
-    pub backoff_cap_ms: Option<u64>,
-    /// Per-task wall-clock limit unless the task sets one [default: 600000].
-    #[arg(long, env = "STRATBOX_TASK_TIMEOUT_MS", value_name = "MS")]
-    pub task_timeout_ms: Option<u64>,
-    /// A lower class waiting this long is served first [default: 30000].
-    #[arg(long, env = "STRATBOX_STARVATION_MS", value_name = "MS")]
-    pub starvation_ms: Option<u64>,
-    /// Time running tasks get to finish on SIGTERM [default: 30000].
-    #[arg(long, env = "STRATBOX_GRACE_PERIOD_MS", value_name = "MS")]
-    pub grace_period_ms: Option<u64>,
-    /// Most tasks moved per round trip [default: 256].
-    #[arg(long, env = "STRATBOX_FETCH_BATCH")]
-    pub fetch_batch: Option<usize>,
-    /// Work held beyond free slots, in microseconds [default: 20000].
-    #[arg(long, env = "STRATBOX_PREFETCH_BUDGET_US", value_name = "US")]
-    pub prefetch_budget_us: Option<u64>,
-    /// Most tasks held beyond free slots [default: 512].
-    #[arg(long, env = "STRATBOX_PREFETCH_MAX")]
-    pub prefetch_max: Option<usize>,
+    /// Pending entries idle this long are reclaimed from dead workers.
+    #[arg(long, env = "STRATBOX_VISIBILITY_TIMEOUT_MS", value_name = "MS", default_value_t = QueueConfig::default().visibility_timeout.as_millis() as u64)]
+    pub visibility_timeout_ms: u64,
+    /// Claim and heartbeat refresh interval.
+    #[arg(long, env = "STRATBOX_KEEPALIVE_MS", value_name = "MS", default_value_t = QueueConfig::default().keepalive.as_millis() as u64)]
+    pub keepalive_ms: u64,
+    /// A worker without a heartbeat this long is gone.
+    #[arg(long, env = "STRATBOX_HEARTBEAT_TTL_MS", value_name = "MS", default_value_t = QueueConfig::default().heartbeat_ttl.as_millis() as u64)]
+    pub heartbeat_ttl_ms: u64,
+    /// How often to look for dead workers' entries.
+    #[arg(long, env = "STRATBOX_SWEEP_INTERVAL_MS", value_name = "MS", default_value_t = QueueConfig::default().sweep_interval.as_millis() as u64)]
+    pub sweep_interval_ms: u64,
+    /// Deliveries per task before the dead-letter stream.
+    #[arg(long, env = "STRATBOX_MAX_ATTEMPTS", default_value_t = QueueConfig::default().max_attempts)]
+    pub max_attempts: u32,
+    /// First retry's backoff ceiling; doubles per attempt.
+    #[arg(long, env = "STRATBOX_BACKOFF_BASE_MS", value_name = "MS", default_value_t = QueueConfig::default().backoff_base.as_millis() as u64)]
+    pub backoff_base_ms: u64,
+    /// Largest retry backoff.
+    #[arg(long, env = "STRATBOX_BACKOFF_CAP_MS", value_name = "MS", default_value_t = QueueConfig::default().backoff_cap.as_millis() as u64)]
+    pub backoff_cap_ms: u64,
+    /// Per-task wall-clock limit unless the task sets one.
+    #[arg(long, env = "STRATBOX_TASK_TIMEOUT_MS", value_name = "MS", default_value_t = QueueConfig::default().task_timeout.as_millis() as u64)]
+    pub task_timeout_ms: u64,
+    /// A lower class waiting this long is served first.
+    #[arg(long, env = "STRATBOX_STARVATION_MS", value_name = "MS", default_value_t = QueueConfig::default().starvation_age.as_millis() as u64)]
+    pub starvation_ms: u64,
+    /// Time running tasks get to finish on SIGTERM.
+    #[arg(long, env = "STRATBOX_GRACE_PERIOD_MS", value_name = "MS", default_value_t = QueueConfig::default().grace_period.as_millis() as u64)]
+    pub grace_period_ms: u64,
+    /// Most tasks moved per round trip.
+    #[arg(long, env = "STRATBOX_FETCH_BATCH", default_value_t = QueueConfig::default().fetch_batch)]
+    pub fetch_batch: usize,
+    /// Work held beyond free slots, in microseconds.
+    #[arg(long, env = "STRATBOX_PREFETCH_BUDGET_US", value_name = "US", default_value_t = QueueConfig::default().prefetch_budget.as_micros() as u64)]
+    pub prefetch_budget_us: u64,
+    /// Most tasks held beyond free slots.
+    #[arg(long, env = "STRATBOX_PREFETCH_MAX", default_value_t = QueueConfig::default().prefetch_max)]
+    pub prefetch_max: usize,
     /// Longest wait for more outcomes before writing a batch, in
-    /// microseconds [default: 500].
-    #[arg(long, env = "STRATBOX_COMPLETION_LINGER_US", value_name = "US")]
-    pub completion_linger_us: Option<u64>,
-    /// How long finished tasks are kept, in seconds [default: 604800].
-    #[arg(long, env = "STRATBOX_RESULT_TTL_SECS", value_name = "SECS")]
-    pub result_ttl_secs: Option<u64>,
+    /// microseconds.
+    #[arg(long, env = "STRATBOX_COMPLETION_LINGER_US", value_name = "US", default_value_t = QueueConfig::default().completion_linger.as_micros() as u64)]
+    pub completion_linger_us: u64,
+    /// How long finished tasks are kept, in seconds.
+    #[arg(long, env = "STRATBOX_RESULT_TTL_SECS", value_name = "SECS", default_value_t = QueueConfig::default().result_ttl.as_secs())]
+    pub result_ttl_secs: u64,
 }
 
 impl QueueArgs {
     pub fn config(&self) -> anyhow::Result<QueueConfig> {
-        let mut c = QueueConfig::default();
-        let ms = Duration::from_millis;
-        if let Some(v) = self.visibility_timeout_ms {
-            c.visibility_timeout = ms(v);
-        }
-        if let Some(v) = self.keepalive_ms {
-            c.keepalive = ms(v);
-        }
-        if let Some(v) = self.heartbeat_ttl_ms {
-            c.heartbeat_ttl = ms(v);
-        }
-        if let Some(v) = self.sweep_interval_ms {
-            c.sweep_interval = ms(v);
-        }
-        if let Some(v) = self.max_attempts {
-            c.max_attempts = v;
-        }
-        if let Some(v) = self.backoff_base_ms {
-            c.backoff_base = ms(v);
-        }
-        if let Some(v) = self.backoff_cap_ms {
-            c.backoff_cap = ms(v);
-        }
-        if let Some(v) = self.task_timeout_ms {
-            c.task_timeout = ms(v);
-        }
-        if let Some(v) = self.starvation_ms {
-            c.starvation_age = ms(v);
-        }
-        if let Some(v) = self.grace_period_ms {
-            c.grace_period = ms(v);
-        }
-        if let Some(v) = self.fetch_batch {
-            c.fetch_batch = v;
-        }
-        if let Some(v) = self.prefetch_budget_us {
-            c.prefetch_budget = Duration::from_micros(v);
-        }
-        if let Some(v) = self.prefetch_max {
-            c.prefetch_max = v;
-        }
-        if let Some(v) = self.completion_linger_us {
-            c.completion_linger = Duration::from_micros(v);
-        }
-        if let Some(v) = self.result_ttl_secs {
-            c.result_ttl = Duration::from_secs(v);
-        }
+        let c = QueueConfig {
+            visibility_timeout: Duration::from_millis(self.visibility_timeout_ms),
+            keepalive: Duration::from_millis(self.keepalive_ms),
+            heartbeat_ttl: Duration::from_millis(self.heartbeat_ttl_ms),
+            sweep_interval: Duration::from_millis(self.sweep_interval_ms),
+            max_attempts: self.max_attempts,
+            backoff_base: Duration::from_millis(self.backoff_base_ms),
+            backoff_cap: Duration::from_millis(self.backoff_cap_ms),
+            task_timeout: Duration::from_millis(self.task_timeout_ms),
+            starvation_age: Duration::from_millis(self.starvation_ms),
+            grace_period: Duration::from_millis(self.grace_period_ms),
+            fetch_batch: self.fetch_batch,
+            prefetch_budget: Duration::from_micros(self.prefetch_budget_us),
+            prefetch_max: self.prefetch_max,
+            completion_linger: Duration::from_micros(self.completion_linger_us),
+            result_ttl: Duration::from_secs(self.result_ttl_secs),
+            ..QueueConfig::default()
+        };
         c.check()
             .map_err(|e| anyhow::anyhow!("queue settings: {e}"))?;
         Ok(c)

@@ -21,34 +21,34 @@ pub struct WorkerArgs {
     /// Worker-side candle cache budget, in MiB.
     #[arg(long, default_value_t = 512, env = "STRATBOX_CANDLE_CACHE_MIB")]
     candle_cache_mib: usize,
-    /// Fuel per bar of a run [default: 20000].
-    #[arg(long, env = "STRATBOX_FUEL_PER_BAR")]
-    fuel_per_bar: Option<u64>,
-    /// Fuel every run gets on top of the per-bar budget [default: 100000000].
-    #[arg(long, env = "STRATBOX_FUEL_BASE")]
-    fuel_base: Option<u64>,
-    /// Memory cap per strategy instance, in MiB [default: 64].
-    #[arg(long, env = "STRATBOX_MEMORY_MIB")]
-    memory_mib: Option<usize>,
+    /// Fuel per bar of a run.
+    #[arg(long, env = "STRATBOX_FUEL_PER_BAR", default_value_t = SandboxConfig::default().fuel_per_bar)]
+    fuel_per_bar: u64,
+    /// Fuel every run gets on top of the per-bar budget.
+    #[arg(long, env = "STRATBOX_FUEL_BASE", default_value_t = SandboxConfig::default().fuel_base)]
+    fuel_base: u64,
+    /// Memory cap per strategy instance, in MiB.
+    #[arg(long, env = "STRATBOX_MEMORY_MIB", default_value_t = SandboxConfig::default().memory_limit_bytes >> 20)]
+    memory_mib: usize,
     /// Map strategy memory copy-on-write from the module image
-    /// (`false` copies data segments instead) [default: true].
-    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW")]
-    memory_init_cow: Option<bool>,
+    /// (`false` copies data segments instead).
+    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW", default_value_t = SandboxConfig::default().memory_init_cow, action = clap::ArgAction::Set)]
+    memory_init_cow: bool,
     /// KiB of each pooled strategy memory reset with memset (no page
-    /// faults for the next instance) [default: 512].
-    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
-    memory_keep_resident_kib: Option<usize>,
+    /// faults for the next instance).
+    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB", default_value_t = SandboxConfig::default().memory_keep_resident >> 10)]
+    memory_keep_resident_kib: usize,
     /// Reset only the strategy memory pages an instance dirtied, found
-    /// with Linux's PAGEMAP_SCAN (6.7+; ignored where missing) [default: true].
-    #[arg(long, env = "STRATBOX_PAGEMAP_SCAN")]
-    pagemap_scan: Option<bool>,
+    /// with Linux's PAGEMAP_SCAN (6.7+; ignored where missing).
+    #[arg(long, env = "STRATBOX_PAGEMAP_SCAN", default_value_t = SandboxConfig::default().pagemap_scan, action = clap::ArgAction::Set)]
+    pagemap_scan: bool,
     /// KiB of each pooled strategy table reset in place rather than
-    /// released with madvise [default: 64].
-    #[arg(long, env = "STRATBOX_TABLE_KEEP_RESIDENT_KIB")]
-    table_keep_resident_kib: Option<usize>,
-    /// Pooled strategy memories released per madvise batch [default: 32].
-    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
-    decommit_batch: Option<usize>,
+    /// released with madvise.
+    #[arg(long, env = "STRATBOX_TABLE_KEEP_RESIDENT_KIB", default_value_t = SandboxConfig::default().table_keep_resident >> 10)]
+    table_keep_resident_kib: usize,
+    /// Pooled strategy memories released per madvise batch.
+    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH", default_value_t = SandboxConfig::default().decommit_batch)]
+    decommit_batch: usize,
     #[command(flatten)]
     redis: RedisArgs,
     #[command(flatten)]
@@ -71,36 +71,22 @@ pub fn run(args: &WorkerArgs) -> CliResult {
         queue,
         name: args.name.clone(),
     };
-    let mut sandbox_config = SandboxConfig::default();
-    if let Some(v) = args.fuel_per_bar {
-        sandbox_config.fuel_per_bar = v;
+    if args.memory_mib == 0 {
+        return Err(CliError::input(anyhow::anyhow!(
+            "--memory-mib must be at least 1"
+        )));
     }
-    if let Some(v) = args.fuel_base {
-        sandbox_config.fuel_base = v;
-    }
-    if let Some(v) = args.memory_init_cow {
-        sandbox_config.memory_init_cow = v;
-    }
-    if let Some(v) = args.memory_keep_resident_kib {
-        sandbox_config.memory_keep_resident = v << 10;
-    }
-    if let Some(v) = args.pagemap_scan {
-        sandbox_config.pagemap_scan = v;
-    }
-    if let Some(v) = args.table_keep_resident_kib {
-        sandbox_config.table_keep_resident = v << 10;
-    }
-    if let Some(v) = args.decommit_batch {
-        sandbox_config.decommit_batch = v;
-    }
-    if let Some(v) = args.memory_mib {
-        if v == 0 {
-            return Err(CliError::input(anyhow::anyhow!(
-                "--memory-mib must be at least 1"
-            )));
-        }
-        sandbox_config.memory_limit_bytes = v << 20;
-    }
+    let mut sandbox_config = SandboxConfig {
+        fuel_per_bar: args.fuel_per_bar,
+        fuel_base: args.fuel_base,
+        memory_limit_bytes: args.memory_mib << 20,
+        memory_init_cow: args.memory_init_cow,
+        memory_keep_resident: args.memory_keep_resident_kib << 10,
+        pagemap_scan: args.pagemap_scan,
+        table_keep_resident: args.table_keep_resident_kib << 10,
+        decommit_batch: args.decommit_batch,
+        ..SandboxConfig::default()
+    };
     // Every slot may hold an instance, plus describe calls on load.
     sandbox_config.pool_instances = sandbox_config.pool_instances.max(args.slots as u32 * 2);
     let sandbox = Sandbox::new(sandbox_config)

@@ -474,7 +474,6 @@ fn build_report(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod marks_tests {
     use super::*;
 

@@ -12,8 +12,10 @@ pub mod optimize;
 pub mod params;
 pub mod reference;
 mod report;
+pub mod rng;
 pub mod stats;
 mod strategy;
+pub mod time;
 
 pub use backtest::{run_backtest, run_backtest_observed, BacktestConfig, EngineError};
 pub use params::{

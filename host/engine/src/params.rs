@@ -297,7 +297,6 @@ fn check_bounds(spec: &ParamSpec, value: ParamValue) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

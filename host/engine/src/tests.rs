@@ -11,7 +11,6 @@
 //! order, as the test are compared with `assert_eq!`; the others (mostly
 //! values that go through the cash account) within a relative 1e-12.
 
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 

@@ -132,7 +132,6 @@ impl Hasher for Sha256Hasher {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -452,7 +452,6 @@ fn expand_report(key: &str, stored: String) -> Result<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::test_support::TestRedis;

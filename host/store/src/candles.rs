@@ -616,7 +616,6 @@ impl Store {
 static INFO_FIELDS: [&str; 4] = [field::ROWS, field::FIRST_TS, field::LAST_TS, field::VERSION];
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::test_support::TestRedis;

@@ -114,7 +114,6 @@ pub fn decoded_bytes(rows: usize) -> usize {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -124,12 +124,11 @@ pub mod test_support {
     }
 
     impl TestRedis {
-        #[allow(clippy::unwrap_used)]
         pub async fn start(name: &str) -> TestRedis {
             let TestServer { server, dir } = TestServer::start();
             let store = Store::connect(&server.url(), &format!("test-{name}"))
                 .await
-                .unwrap();
+                .expect("a store on the test server");
             TestRedis {
                 server,
                 store,
@@ -139,7 +138,6 @@ pub mod test_support {
 
         /// A stored strategy with the EMA crossover's two int params
         /// (1..=500); the bytes are not a component, nothing runs them.
-        #[allow(clippy::unwrap_used)]
         pub async fn fake_strategy(&self) -> super::PluginRecord {
             use stratbox_engine::{Column, Description, ParamSpec, ParamType, ParamValue};
             let int = |name: &str, default: i64| ParamSpec {
@@ -164,7 +162,7 @@ pub mod test_support {
                 .store
                 .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
                 .await
-                .unwrap();
+                .expect("the fake strategy stored");
             record
         }
     }

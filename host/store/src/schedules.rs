@@ -292,7 +292,6 @@ fn opt(v: Option<i64>) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::test_support::TestRedis;

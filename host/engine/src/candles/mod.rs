@@ -373,7 +373,6 @@ pub fn format_timeframe(secs: i64) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -40,8 +40,9 @@
 //! # Randomness
 //!
 //! The generator is **xoshiro256\*\*** (Blackman & Vigna), its 256-bit state
-//! seeded from the `u64` seed with **SplitMix64**. Uniforms use the top 53
-//! bits. Normals come from the **Box-Muller** transform (both outputs used).
+//! seeded from the `u64` seed with **SplitMix64**, both from [`crate::rng`].
+//! Uniforms use the top 53 bits. Normals come from the **Box-Muller**
+//! transform (both outputs used).
 //! Normals are therefore bounded by `sqrt(-2 ln 2^-53) ≈ 8.57`.
 //!
 //! # Portability
@@ -57,6 +58,7 @@
 //! tier-2 targets; not x87-only i586).
 
 use super::Candles;
+use crate::rng::Xoshiro256StarStar;
 
 const YEAR_SECS: f64 = 365.0 * 86_400.0;
 const ANNUAL_VOL: f64 = 0.6;
@@ -270,63 +272,6 @@ impl Walk {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood), used only to expand the seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// xoshiro256** 1.0 (Blackman & Vigna, 2018).
-struct Xoshiro256StarStar {
-    s: [u64; 4],
-}
-
-/// 2^-53.
-const UNIT_53: f64 = 1.0 / 9_007_199_254_740_992.0;
-
-impl Xoshiro256StarStar {
-    fn seed_from_u64(seed: u64) -> Self {
-        let mut sm = SplitMix64(seed);
-        let mut s = [sm.next_u64(), sm.next_u64(), sm.next_u64(), sm.next_u64()];
-        if s == [0; 4] {
-            // The all-zero state is a fixed point; SplitMix64 never produces
-            // it in practice, but be safe.
-            s[0] = 1;
-        }
-        Xoshiro256StarStar { s }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let s = &mut self.s;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in `[0, 1)` on a 2^-53 grid.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * UNIT_53
-    }
-
-    /// Uniform in `(0, 1]` on a 2^-53 grid (safe to take the log of).
-    fn next_f64_nonzero(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 * UNIT_53
-    }
-}
-
 /// Box-Muller standard normals, caching the second value of each pair.
 #[derive(Debug, Default)]
 struct Normal {
@@ -535,7 +480,6 @@ fn cos_sin_2pi(u: f64) -> (f64, f64) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -547,32 +491,6 @@ mod tests {
             return 0;
         }
         (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
-    }
-
-    #[test]
-    fn splitmix_and_xoshiro_reference_vectors() {
-        // SplitMix64 from seed 0 (reference implementation by Vigna).
-        let mut sm = SplitMix64(0);
-        assert_eq!(sm.next_u64(), 0xe220_a839_7b1d_cdaf);
-        assert_eq!(sm.next_u64(), 0x6e78_9e6a_a1b9_65f4);
-        // xoshiro256** from state [1, 2, 3, 4].
-        let mut x = Xoshiro256StarStar { s: [1, 2, 3, 4] };
-        let first: Vec<u64> = (0..4).map(|_| x.next_u64()).collect();
-        assert_eq!(
-            first,
-            vec![11_520, 0, 1_509_978_240, 1_215_971_899_390_074_240]
-        );
-    }
-
-    #[test]
-    fn uniform_ranges() {
-        let mut rng = Xoshiro256StarStar::seed_from_u64(7);
-        for _ in 0..10_000 {
-            let a = rng.next_f64();
-            assert!((0.0..1.0).contains(&a));
-            let b = rng.next_f64_nonzero();
-            assert!(b > 0.0 && b <= 1.0);
-        }
     }
 
     #[test]

@@ -151,7 +151,6 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ParamValue::{Bool, Int};

@@ -44,7 +44,7 @@ impl Holdout {
                 format!("a fraction must be above 0 and below 1, got {text}"),
             ));
         }
-        let ts = crate::candles::csv::parse_rfc3339_secs(text).map_err(|_| {
+        let ts = crate::time::parse_rfc3339_secs(text).map_err(|_| {
             OptimizeError::new(
                 FIELD,
                 format!("`{text}` is neither a fraction (0 < f < 1) nor a date (RFC 3339)"),
@@ -117,7 +117,6 @@ impl Holdout {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -190,7 +190,6 @@ fn csv_field(s: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::optimize::objective::Direction;

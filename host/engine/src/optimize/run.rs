@@ -164,7 +164,6 @@ pub fn evaluate(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::optimize::{factory::ReferenceFactory, Method, Space};

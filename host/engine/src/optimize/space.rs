@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::constraint::Constraint;
 use super::error::OptimizeError;
+use crate::rng::SplitMix64;
 use crate::{ParamInput, ParamSpec, ParamType, ParamValue, Params};
 
 /// Combinations allowed by default (the API's and the CLI's limit).
@@ -384,38 +385,7 @@ fn tidy(v: f64) -> f64 {
     format!("{v:.12e}").parse().unwrap_or(v)
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): tiny, and fixed forever, unlike
-/// a library's "standard" generator, so a seed means the same sample in
-/// every version of stratbox.
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0), without modulo bias (rejection).
-    pub fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % n;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ParamValue::{Bool, Float, Int};
@@ -663,14 +633,6 @@ mod tests {
                 .field,
             "constraint"
         );
-    }
-
-    #[test]
-    fn splitmix64_matches_the_published_sequence() {
-        // First outputs for seed 0 (reference implementation by Vigna).
-        let mut rng = SplitMix64::new(0);
-        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
-        assert_eq!(rng.next_u64(), 0x6E78_9E6A_A1B9_65F4);
     }
 
     #[test]

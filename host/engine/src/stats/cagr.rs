@@ -41,7 +41,6 @@ impl Cagr {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::test_support::assert_close_some;
     use super::*;

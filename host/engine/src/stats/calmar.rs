@@ -32,7 +32,6 @@ impl CalmarRatio {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -37,7 +37,6 @@ pub fn downsample_indices(len: usize, max_points: usize) -> Vec<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

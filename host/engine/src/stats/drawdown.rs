@@ -179,7 +179,6 @@ fn record_duration(result: &mut Drawdown, peak_bar: Option<usize>, end: usize, t
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

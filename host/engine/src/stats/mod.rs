@@ -123,7 +123,6 @@ fn valid_periods_per_year(periods_per_year: f64) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

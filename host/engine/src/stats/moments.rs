@@ -129,7 +129,6 @@ impl ReturnMoments {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::stats::bar_returns;

@@ -39,7 +39,6 @@ impl ProfitFactor {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::test_support::assert_close_some;
     use super::*;

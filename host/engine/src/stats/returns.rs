@@ -81,7 +81,6 @@ pub fn simple_return(previous: f64, current: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

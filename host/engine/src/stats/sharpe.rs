@@ -50,7 +50,6 @@ impl SharpeRatio {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::test_support::assert_close_some;
     use super::*;

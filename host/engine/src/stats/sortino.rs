@@ -45,7 +45,6 @@ impl SortinoRatio {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::test_support::assert_close_some;
     use super::*;

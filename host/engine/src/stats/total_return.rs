@@ -61,7 +61,6 @@ fn percent_change(from: f64, to: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::test_support::assert_close;
     use super::*;

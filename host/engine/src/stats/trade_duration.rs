@@ -30,7 +30,6 @@ impl AverageTradeDuration {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -196,7 +196,6 @@ pub fn predicted_drain_secs(waiting: u64, rate: f64) -> f64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -184,7 +184,6 @@ pub async fn fire(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     //! Firings against a private Redis; no worker runs, so what is
     //! submitted stays queued (the runs are in `tests/e2e/scheduler.rs`).

@@ -103,7 +103,6 @@ pub fn next_after_firing(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

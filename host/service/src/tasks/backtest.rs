@@ -573,7 +573,6 @@ pub(super) fn engine_error(e: engine::EngineError) -> TaskError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
