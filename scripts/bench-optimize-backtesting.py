@@ -14,7 +14,7 @@ from backtesting.lib import crossover
 
 
 def ema(values, n):
-    # alpha = 2/(n+1), ema[0] = x[0]: SPEC section 5, as the plugin computes it.
+    # alpha = 2/(n+1), ema[0] = x[0]: docs/conventions/engine.md ("Indicators"), as the plugin computes it.
     return pd.Series(values).ewm(span=n, adjust=False).mean().to_numpy()
 
 

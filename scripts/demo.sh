@@ -2,7 +2,7 @@
 # The whole service on this machine: builds stratbox and the example
 # plugin, then `stratbox demo` starts a private Redis (unless REDIS_URL is
 # set), the API and two workers, uploads ema-crossover, imports 2024
-# hourly BTCUSDT candles, runs the SPEC's create-and-run request over HTTP
+# hourly BTCUSDT candles, runs the reference create-and-run request over HTTP
 # and prints the report and where to look. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."

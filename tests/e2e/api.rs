@@ -144,7 +144,7 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
     let series: Value = r.json().await.unwrap();
     assert_eq!(series["rows"], 8_784);
 
-    // The SPEC's request, word for word.
+    // The reference request of docs/conventions/api-compat.md, word for word.
     let request = json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
        "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,

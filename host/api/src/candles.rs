@@ -1,4 +1,4 @@
-//! Candle import (CSV, SPEC section 5) and the series held.
+//! Candle import (CSV, docs/conventions/engine.md "Candles") and the series held.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};

@@ -3,7 +3,7 @@
 //!
 //! The data routes are the documented `/api/v1` routes mounted a second
 //! time behind the token on every method: `/api/v1` reads stay open as the
-//! old service's were (SPEC section 9), while the dashboard, which shows
+//! old service's were (docs/conventions/api-compat.md, "Authentication"), while the dashboard, which shows
 //! everything at once, is closed whenever a token is set. The page itself
 //! holds no data, so it loads without the token and asks for it.
 

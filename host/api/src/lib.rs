@@ -1,5 +1,5 @@
 //! The HTTP API (axum), base `/api/v1`: the old service's queue endpoints
-//! field for field, plus strategies, candles, backtests, tasks and the
+//! field for field (docs/conventions/api-compat.md), plus strategies, candles, backtests, tasks and the
 //! dead-letter stream. Handlers are thin: validation and every state
 //! change live in `tasks`, `store` and `queue`.
 #![forbid(unsafe_code)]

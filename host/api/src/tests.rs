@@ -110,7 +110,7 @@ fn set(names: &[&'static str]) -> BTreeSet<&'static str> {
     names.iter().copied().collect()
 }
 
-/// The request of SPEC section 7, word for word.
+/// The reference request of docs/conventions/api-compat.md, word for word.
 fn spec_request(strategy_id: u64) -> Value {
     json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",

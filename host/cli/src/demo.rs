@@ -1,6 +1,6 @@
 //! `stratbox demo`: the whole service on one machine. A private Redis
 //! (unless `REDIS_URL` is given), the API and two worker processes, then a
-//! strategy upload, a year of hourly candles and the SPEC's create-and-run
+//! strategy upload, a year of hourly candles and the reference create-and-run
 //! request, over real HTTP. Ctrl-C stops everything, workers first.
 
 use anyhow::{anyhow, Context};
@@ -251,7 +251,7 @@ fn demo(
         date(&imported["last_ts"])
     );
 
-    // The create-and-run request of SPEC section 7, word for word.
+    // The reference create-and-run request of docs/conventions/api-compat.md, word for word.
     let request = json!({"strategy_id": strategy["strategy_id"], "symbol": "BTCUSDT", "timeframe": "1h",
         "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",
         "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006,

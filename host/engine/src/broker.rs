@@ -1,5 +1,5 @@
 //! The simulated broker: cash, the one position, resting orders, fills and
-//! closed trades. All prices and sizes follow SPEC section 5.
+//! closed trades. All prices and sizes follow docs/conventions/engine.md ("Fills", "Sizing").
 
 use super::report::{Trade, TradeSide};
 use super::strategy::{Action, Fill, FillReason, Order, OrderKind, PortfolioView, Quantity, Side};

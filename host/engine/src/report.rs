@@ -1,4 +1,4 @@
-//! The backtest report (SPEC section 5), serialised as the JSON of
+//! The backtest report (docs/conventions/engine.md, "Report"), serialised as the JSON of
 //! `stratbox backtest --json`. Field order is declaration order, so the
 //! same run always prints the same bytes.
 

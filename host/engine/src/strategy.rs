@@ -132,7 +132,7 @@ pub struct Assumed {
 ///
 /// A strategy may instead walk past bars whose actions are only market
 /// orders without exits (or `ClosePosition`) while nothing rests, filling
-/// them itself at the next open by SPEC section 5: it reports them in
+/// them itself at the next open by docs/conventions/engine.md ("Guest-side fills"): it reports them in
 /// `plan` with the account it assumed, which the engine applies and checks.
 pub trait Strategy {
     fn on_bars(

@@ -1,4 +1,4 @@
-//! Engine unit tests with hand-computed expectations (SPEC section 5).
+//! Engine unit tests with hand-computed expectations (docs/conventions/engine.md).
 //!
 //! Every test drives [`run_backtest`] with a [`Scripted`] strategy (bar
 //! index -> actions taken at that bar's close) over a handful of bars whose
@@ -157,7 +157,7 @@ fn assert_close(actual: f64, expected: f64) {
     );
 }
 
-/// All-in quantity at `price` for `equity`, as SPEC section 5 writes it:
+/// All-in quantity at `price` for `equity`, as docs/conventions/engine.md ("Sizing") writes it:
 /// `qty = equity * leverage / (price * (1 + commission))`.
 fn all_in_qty(equity: f64, leverage: f64, price: f64, commission: f64) -> f64 {
     equity * leverage / (price * (1.0 + commission))

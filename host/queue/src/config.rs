@@ -1,6 +1,6 @@
 //! Every queue timing in one place, each with the reason for its default.
 //! Each can be overridden by a flag or environment variable of `stratbox
-//! worker` (see `cli::worker`).
+//! worker` (host/cli/src/settings.rs reads these defaults for its help).
 
 use std::time::Duration;
 

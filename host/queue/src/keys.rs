@@ -1,5 +1,5 @@
-//! Every Redis key the queue uses. The README's "Operating the queue"
-//! lists the same names.
+//! Every Redis key the queue uses; docs/queue.md ("Keys") lists the
+//! same names.
 
 use super::task::Class;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// Linear memory cap per instance. 64 MiB (SPEC default): a strategy
+    /// Linear memory cap per instance. 64 MiB (the product default, docs/sandbox.md "Limits"): a strategy
     /// keeps one window of bars (8192 bars x 48 bytes = 384 KiB) plus its
     /// indicators; anything near the cap is a leak or an attack.
     pub memory_limit_bytes: usize,
@@ -46,7 +46,7 @@ pub struct SandboxConfig {
     /// Pooling makes instantiation about 4x cheaper (7 us vs 28 us); 64
     /// slots cover a worker with one slot per core on large machines.
     pub pool_instances: u32,
-    /// How NaNs are made identical on every CPU (SPEC section 3). The
+    /// How NaNs are made identical on every CPU (docs/conventions/contract.md, "Determinism"). The
     /// default rewrites each plugin so NaNs are canonical wherever their
     /// bits can be observed (`sandbox/nan.rs`): same reports, without
     /// Cranelift's per-operation canonicalisation on every float chain

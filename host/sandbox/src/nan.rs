@@ -4,7 +4,7 @@
 //! produces to the CPU: `0.0 / 0.0` is `0xfff8…` on x86-64 and `0x7ff8…`
 //! on aarch64. A strategy that reads those bits (`to_bits`, `total_cmp`,
 //! `is_sign_negative`, a float stored and reloaded as an integer) would
-//! give different reports on different machines, against SPEC section 3.
+//! give different reports on different machines, against docs/conventions/contract.md ("Determinism").
 //!
 //! Cranelift can canonicalise after every float operation, but that puts
 //! a compare and a blend (about 7 cycles) on every float dependency chain:

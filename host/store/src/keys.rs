@@ -1,4 +1,4 @@
-//! Every Redis key the store uses, in one place (the README lists them).
+//! Every Redis key the store uses, in one place (docs/queue.md, "Keys", lists them).
 //!
 //! Symbols are `[A-Z0-9._-]` (see `candles::normalize_symbol`) and ids are
 //! numbers, so no key of one kind can be mistaken for a key of another.

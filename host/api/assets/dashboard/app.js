@@ -10,7 +10,7 @@
   const statusLine = document.getElementById("status");
   const signOut = document.getElementById("sign-out");
 
-  // Read by the browser test and the README figures.
+  // Read by the browser test and docs/dashboard.md ("Its test").
   const probe = (window.stratboxDashboard = { firstChartMs: null, chartsDrawn: 0, view: null });
 
   let view = { timer: null, charts: [], alive: true };
