@@ -1,13 +1,14 @@
 //! The bar loop: fills, strategy calls, equity marks, then the report.
 
 use super::broker::{Broker, Costs};
-use super::report::{EquityPoint, OpenPosition, Report};
+use super::perp::PerpConfig;
+use super::report::{EquityPoint, OpenPosition, Report, Trade};
 use super::stats::{
     self, AverageTradeDuration, BuyAndHoldReturn, Cagr, CalmarRatio, DrawdownTracker, Exposure,
     MomentsAccumulator, ProfitFactor, SharpeRatio, SortinoRatio, TotalReturn, TradeReturns,
     WinRate,
 };
-use super::strategy::{Action, Plan, Strategy, StrategyError};
+use super::strategy::{Action, Market, Plan, Strategy, StrategyError};
 use crate::candles::Candles;
 
 /// Account and reporting settings of one backtest.
@@ -23,6 +24,12 @@ pub struct BacktestConfig {
     pub timeframe_secs: Option<i64>,
     /// Upper bound on equity curve points in the report.
     pub equity_curve_points: usize,
+    /// Spot (the default: everything above, unchanged) or a linear
+    /// perpetual, which uses `perp` and ignores `commission`.
+    pub market: Market,
+    /// Instrument, funding and mark prices of a perpetual run; unused on
+    /// spot (its default allocates nothing).
+    pub perp: PerpConfig,
 }
 
 impl Default for BacktestConfig {
@@ -34,6 +41,8 @@ impl Default for BacktestConfig {
             leverage: 1.0,
             timeframe_secs: None,
             equity_curve_points: 1_000,
+            market: Market::Spot,
+            perp: PerpConfig::default(),
         }
     }
 }
@@ -82,6 +91,9 @@ impl BacktestConfig {
         if self.equity_curve_points < 2 {
             return Err(bad("equity_curve_points", "must be at least 2".into()));
         }
+        if self.market == Market::LinearPerpetual {
+            self.perp.check(self.leverage)?;
+        }
         Ok(())
     }
 }
@@ -111,8 +123,8 @@ pub enum EngineError {
 /// Smallest and largest range handed to a strategy in one call. The range
 /// grows while the strategy consumes whole ranges and shrinks when it acts
 /// often, so scanning ahead for resting-order triggers stays cheap.
-const MIN_SCAN: usize = 64;
-const MAX_SCAN: usize = 1 << 16;
+pub(crate) const MIN_SCAN: usize = 64;
+pub(crate) const MAX_SCAN: usize = 1 << 16;
 
 /// Runs `strategy` over every bar of `candles`, which must hold
 /// [`Candles::validate`] (CSV parsing, synthesis and the candle store
@@ -136,6 +148,9 @@ pub fn run_backtest_observed(
     config.check()?;
     if candles.is_empty() {
         return Err(EngineError::NoCandles);
+    }
+    if config.market == Market::LinearPerpetual {
+        return crate::perp::run_perpetual(candles, strategy, config, on_progress);
     }
     let n = candles.len();
     let mut broker = Broker::new(
@@ -189,10 +204,28 @@ pub fn run_backtest_observed(
         i += consumed;
         on_progress(i);
     }
+    let open_position =
+        broker
+            .open_position()
+            .map(|(side, qty, entry_price, entry_ts, _, fees)| {
+                let last_close = candles.close[n - 1];
+                let direction = if broker.position > 0.0 { 1.0 } else { -1.0 };
+                OpenPosition {
+                    side,
+                    qty,
+                    entry_ts,
+                    entry_price,
+                    mark_price: last_close,
+                    unrealized_pnl: (last_close - entry_price) * qty * direction - fees,
+                    fees,
+                }
+            });
     Ok(build_report(
         candles,
         config,
-        &broker,
+        &broker.trades,
+        broker.fees_paid,
+        open_position,
         marks,
         strategy.fuel_used(),
     ))
@@ -201,9 +234,9 @@ pub fn run_backtest_observed(
 /// What the report needs of each bar's equity, folded as the bars are
 /// marked: the curve itself is never stored (8 MB per million bars, and
 /// one more pass over it per statistic).
-struct Marks {
+pub(crate) struct Marks {
     /// Equity of the last marked bar; the initial capital before bar 0.
-    last_equity: f64,
+    pub(crate) last_equity: f64,
     moments: MomentsAccumulator,
     drawdown: DrawdownTracker,
     bars_in_market: usize,
@@ -214,7 +247,7 @@ struct Marks {
 }
 
 impl Marks {
-    fn new(config: &BacktestConfig, bars: usize) -> Self {
+    pub(crate) fn new(config: &BacktestConfig, bars: usize) -> Self {
         let samples = stats::downsample_indices(bars, config.equity_curve_points);
         Self {
             last_equity: config.initial_capital,
@@ -252,6 +285,33 @@ impl Marks {
     /// waiting on a store and a reload.
     #[inline(never)]
     fn mark(&mut self, candles: &Candles, from: usize, to: usize, cash: f64, position: f64) {
+        self.mark_by::<false>(candles, from, to, cash, position)
+    }
+
+    /// [`Marks::mark`] for a perpetual account: each equity is
+    /// `max(0, cash + position * close)` (isolated margin: the account
+    /// never owes more than it holds).
+    #[inline(never)]
+    pub(crate) fn mark_floored(
+        &mut self,
+        candles: &Candles,
+        from: usize,
+        to: usize,
+        cash: f64,
+        position: f64,
+    ) {
+        self.mark_by::<true>(candles, from, to, cash, position)
+    }
+
+    #[inline(always)]
+    fn mark_by<const FLOOR: bool>(
+        &mut self,
+        candles: &Candles,
+        from: usize,
+        to: usize,
+        cash: f64,
+        position: f64,
+    ) {
         if position == 0.0 && self.mark_flat(candles, from, to, cash) {
             return;
         }
@@ -270,6 +330,9 @@ impl Marks {
             let (equity, returns) = (&mut equity[..n], &mut returns[..n]);
             for (e, &close) in equity.iter_mut().zip(closes) {
                 *e = cash + position * close;
+                if FLOOR {
+                    *e = e.max(0.0);
+                }
             }
             returns[0] = stats::simple_return(last_equity, equity[0]);
             for k in 1..n {
@@ -398,10 +461,12 @@ fn walk_range(
     Ok(())
 }
 
-fn build_report(
+pub(crate) fn build_report(
     candles: &Candles,
     config: &BacktestConfig,
-    broker: &Broker,
+    trades: &[Trade],
+    fees_paid: f64,
+    open_position: Option<OpenPosition>,
     marks: Marks,
     fuel_used: u64,
 ) -> Report {
@@ -417,25 +482,10 @@ fn build_report(
     let years = n as f64 * bar_seconds / stats::SECONDS_PER_YEAR;
     let cagr = Cagr::compute(config.initial_capital, final_equity, years);
     let drawdown = marks.drawdown.finish(n, &candles.ts);
-    let pnls: Vec<f64> = broker.trades.iter().map(|t| t.pnl).collect();
-    let trade_returns: Vec<f64> = broker.trades.iter().map(|t| t.return_pct).collect();
-    let durations: Vec<i64> = broker.trades.iter().map(|t| t.duration_secs).collect();
+    let pnls: Vec<f64> = trades.iter().map(|t| t.pnl).collect();
+    let trade_returns: Vec<f64> = trades.iter().map(|t| t.return_pct).collect();
+    let durations: Vec<i64> = trades.iter().map(|t| t.duration_secs).collect();
     let summary = TradeReturns::compute(&trade_returns);
-    let open_position =
-        broker
-            .open_position()
-            .map(|(side, qty, entry_price, entry_ts, _, fees)| {
-                let direction = if broker.position > 0.0 { 1.0 } else { -1.0 };
-                OpenPosition {
-                    side,
-                    qty,
-                    entry_ts,
-                    entry_price,
-                    mark_price: last_close,
-                    unrealized_pnl: (last_close - entry_price) * qty * direction - fees,
-                    fees,
-                }
-            });
     let moments = marks.moments.finish();
     Report {
         strategy: None,
@@ -457,7 +507,7 @@ fn build_report(
         sharpe: SharpeRatio::from_moments(&moments, periods_per_year),
         sortino: SortinoRatio::from_moments(&moments, periods_per_year),
         calmar: CalmarRatio::compute(cagr, drawdown.max_drawdown_pct),
-        num_trades: broker.trades.len(),
+        num_trades: trades.len(),
         win_rate_pct: WinRate::compute(&pnls),
         profit_factor: ProfitFactor::compute(&pnls),
         avg_trade_pct: summary.map(|s| s.avg_pct),
@@ -465,10 +515,17 @@ fn build_report(
         worst_trade_pct: summary.map(|s| s.worst_pct),
         avg_trade_duration_secs: AverageTradeDuration::compute(&durations),
         exposure_pct: Exposure::compute(marks.bars_in_market, n),
-        fees_paid: broker.fees_paid,
+        fees_paid,
         fuel_used,
+        market: None,
+        liquidations: None,
+        funding_paid: None,
+        fees_maker: None,
+        fees_taker: None,
+        rejected_orders: None,
+        funding_source: None,
         open_position,
-        trades: broker.trades.clone(),
+        trades: trades.to_vec(),
         equity_curve: marks.curve,
     }
 }

@@ -84,6 +84,9 @@ impl Broker {
             leverage: self.costs.leverage,
             slippage_bps: self.costs.slippage_bps,
             fills: &self.fills,
+            market: crate::strategy::Market::Spot,
+            liquidation_price: None,
+            funding_rate: None,
         }
     }
 
@@ -414,7 +417,9 @@ impl Broker {
             exit_bar: bar,
             duration_secs: ts - self.entry_ts,
             entry_reason: self.entry_reason,
-            exit_reason: reason,
+            exit_reason: reason.into(),
+            funding: None,
+            liquidation_price: None,
         });
         self.fees_paid += fee;
         self.fills.push(Fill {
@@ -469,7 +474,7 @@ fn touch_above(open: f64, high: f64, p: f64, reason: FillReason) -> Option<(f64,
     }
 }
 
-fn check_price(what: &str, price: Option<f64>) -> Result<(), String> {
+pub(crate) fn check_price(what: &str, price: Option<f64>) -> Result<(), String> {
     match price {
         Some(p) if !(p.is_finite() && p > 0.0) => {
             Err(format!("{what} price must be a positive number, got {p}"))
@@ -478,7 +483,7 @@ fn check_price(what: &str, price: Option<f64>) -> Result<(), String> {
     }
 }
 
-fn check_order(order: &Order) -> Result<(), String> {
+pub(crate) fn check_order(order: &Order) -> Result<(), String> {
     match order.quantity {
         Quantity::Units(q) | Quantity::Equity(q) if !(q.is_finite() && q > 0.0) => {
             return Err(format!("order quantity must be a positive number, got {q}"))

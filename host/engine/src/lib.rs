@@ -10,6 +10,7 @@ mod broker;
 pub mod candles;
 pub mod optimize;
 pub mod params;
+pub mod perp;
 pub mod reference;
 mod report;
 pub mod rng;
@@ -22,12 +23,12 @@ pub use params::{
     Column, Description, ParamError, ParamInput, ParamSpec, ParamType, ParamValue, Params,
 };
 pub use report::{
-    expand_compact_json, CompactReportError, EquityPoint, OpenPosition, Report, StrategyInfo,
-    Trade, TradeSide,
+    expand_compact_json, CompactReportError, EquityPoint, ExitReason, OpenPosition, Report,
+    StrategyInfo, Trade, TradeSide,
 };
 pub use strategy::{
-    Action, Assumed, Fill, FillReason, Order, OrderKind, Plan, PortfolioView, Quantity, Side,
-    Strategy, StrategyError,
+    Action, Assumed, Fill, FillReason, Market, Order, OrderKind, Plan, PortfolioView, Quantity,
+    Side, Strategy, StrategyError,
 };
 #[cfg(test)]
 mod tests;

@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::params::ParamValue;
-use super::strategy::FillReason;
+use super::perp::FundingSource;
+use super::strategy::{FillReason, Market};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,8 +41,49 @@ pub struct Trade {
     /// How the entry filled: market, limit or stop.
     pub entry_reason: FillReason,
     /// How the exit filled: market (a reversal), close_position, limit,
-    /// stop, stop_loss or take_profit.
-    pub exit_reason: FillReason,
+    /// stop, stop_loss, take_profit, or (perpetuals) liquidation.
+    pub exit_reason: ExitReason,
+    /// Perpetuals: funding paid by this trade's position (positive = paid,
+    /// negative = received), included in `pnl`. Absent on spot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding: Option<f64>,
+    /// Perpetuals: the position's liquidation price when it closed.
+    /// Absent on spot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidation_price: Option<f64>,
+}
+
+/// How a trade's exit filled: a [`FillReason`], or a liquidation
+/// (perpetuals; not a fill the strategy placed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    Market,
+    Limit,
+    Stop,
+    StopLoss,
+    TakeProfit,
+    ClosePosition,
+    Liquidation,
+}
+
+impl From<FillReason> for ExitReason {
+    fn from(reason: FillReason) -> Self {
+        match reason {
+            FillReason::Market => ExitReason::Market,
+            FillReason::Limit => ExitReason::Limit,
+            FillReason::Stop => ExitReason::Stop,
+            FillReason::StopLoss => ExitReason::StopLoss,
+            FillReason::TakeProfit => ExitReason::TakeProfit,
+            FillReason::ClosePosition => ExitReason::ClosePosition,
+        }
+    }
+}
+
+impl PartialEq<FillReason> for ExitReason {
+    fn eq(&self, other: &FillReason) -> bool {
+        *self == ExitReason::from(*other)
+    }
 }
 
 /// A position still open at the end of the data: valued at the last close
@@ -107,6 +149,29 @@ pub struct Report {
     pub exposure_pct: f64,
     pub fees_paid: f64,
     pub fuel_used: u64,
+    /// Perpetual runs only (absent on spot, whose report is unchanged):
+    /// `spot` is never written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<Market>,
+    /// Perpetuals: positions liquidated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidations: Option<u64>,
+    /// Perpetuals: net funding, positive = paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding_paid: Option<f64>,
+    /// Perpetuals: fees of maker fills (limit orders that rested).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fees_maker: Option<f64>,
+    /// Perpetuals: fees of taker fills.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fees_taker: Option<f64>,
+    /// Perpetuals: orders refused, by reason (`below_min_qty`,
+    /// `insufficient_margin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_orders: Option<BTreeMap<String, u64>>,
+    /// Perpetuals: `history`, `constant` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding_source: Option<FundingSource>,
     pub open_position: Option<OpenPosition>,
     pub trades: Vec<Trade>,
     /// Marked to close; downsampled evenly (first and last kept) on long runs.
@@ -211,7 +276,13 @@ impl Report {
     /// (`{"ts":1704067200,"equity":10006.626135100414},`), a trade about
     /// 330, the rest under 1.5 KB with the strategy's name and params.
     pub fn json_size_estimate(&self) -> usize {
-        1536 + 56 * self.equity_curve.len() + 384 * self.trades.len()
+        let (base, per_trade) = if self.market.is_some() {
+            // Perpetual fields, and per trade `funding` and `liquidation_price`.
+            (1_792, 448)
+        } else {
+            (1_536, 384)
+        };
+        base + 56 * self.equity_curve.len() + per_trade * self.trades.len()
     }
 }
 

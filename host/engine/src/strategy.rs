@@ -94,6 +94,33 @@ pub struct PortfolioView<'a> {
     pub slippage_bps: f64,
     /// Fills on the first bar of this call.
     pub fills: &'a [Fill],
+    /// The market the run trades (SPEC 5b).
+    pub market: Market,
+    /// Liquidation price of the open perpetual position; `None` when flat
+    /// or on spot.
+    pub liquidation_price: Option<f64>,
+    /// The latest funding rate known at this bar (perpetuals); `None` on
+    /// spot or when no funding is known.
+    pub funding_rate: Option<f64>,
+}
+
+/// What a run trades: spot (the default) or a USDT-margined linear
+/// perpetual (SPEC 5b).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Market {
+    #[default]
+    Spot,
+    LinearPerpetual,
+}
+
+impl Market {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Market::Spot => "spot",
+            Market::LinearPerpetual => "linear_perpetual",
+        }
+    }
 }
 
 /// Actions a strategy took on bars before the last one of a call, having

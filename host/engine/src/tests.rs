@@ -11,7 +11,6 @@
 //! order, as the test are compared with `assert_eq!`; the others (mostly
 //! values that go through the cash account) within a relative 1e-12.
 
-
 use std::collections::BTreeMap;
 
 use super::*;
@@ -51,6 +50,7 @@ fn config(commission: f64, leverage: f64) -> BacktestConfig {
         leverage,
         timeframe_secs: None,
         equity_curve_points: 1_000,
+        ..BacktestConfig::default()
     }
 }
 
