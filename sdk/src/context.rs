@@ -1,4 +1,6 @@
-use crate::types::{Action, Fill, Order, Portfolio, Quantity, Side};
+//! What `on_bar` sees of the account and where it places its orders.
+
+use crate::types::{Action, Fill, Market, Order, Portfolio, Quantity, Side};
 
 /// The strategy's view of its account on one bar, and where it places orders.
 pub struct Context<'a> {
@@ -46,7 +48,10 @@ impl<'a> Context<'a> {
     pub fn cash(&self) -> f64 {
         self.portfolio.cash
     }
-    /// Cash plus the position marked at this bar's close.
+    /// Cash plus the position marked at this bar's close. On spot that is
+    /// the account's equity; on a perpetual `cash` is the free balance
+    /// (the position's margin is not in it), so this is not the
+    /// exchange's equity there.
     #[inline]
     pub fn equity(&self) -> f64 {
         self.portfolio.cash + self.portfolio.position * self.close
@@ -76,6 +81,25 @@ impl<'a> Context<'a> {
     #[inline]
     pub fn leverage(&self) -> f64 {
         self.portfolio.leverage
+    }
+    /// What the run trades: [`Market::Spot`] unless the host runs a
+    /// perpetual backtest.
+    #[inline]
+    pub fn market(&self) -> Market {
+        self.portfolio.market
+    }
+    /// Price at which the open perpetual position is liquidated; `None`
+    /// when flat or on spot.
+    #[inline]
+    pub fn liquidation_price(&self) -> Option<f64> {
+        self.portfolio.liquidation_price
+    }
+    /// The latest funding rate known at this bar (a fraction per funding
+    /// interval; > 0 means longs pay shorts); `None` on spot or when no
+    /// funding is known.
+    #[inline]
+    pub fn funding_rate(&self) -> Option<f64> {
+        self.portfolio.funding_rate
     }
     /// How many fills happened on this bar (0 on most bars; a reversal
     /// makes two: the close, then the new entry).

@@ -1,12 +1,13 @@
 //! Market fills simulated in the guest, so a strategy can walk past a bar
 //! where it placed market orders without a round trip to the host.
 //!
-//! This mirrors the host engine's broker (`host/src/engine/broker.rs`)
+//! This mirrors the host engine's broker (`host/engine/src/broker.rs`)
 //! expression for expression, so the results are bit-identical; the host
 //! checks the account it reaches against its own after every such fill and
 //! fails the run on any difference. Only the simple case is simulated: no
 //! resting orders, no stop-loss or take-profit, market orders without exits
-//! and `close-position`.
+//! and `close-position`, and on spot only: under a perpetual the runtime never
+//! comes here, since margin, fees and liquidation are the host's alone.
 
 use crate::types::{Action, Fill, FillReason, OrderKind, Portfolio, Quantity, Side};
 

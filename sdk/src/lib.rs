@@ -35,7 +35,9 @@ mod types;
 pub use context::Context;
 pub use log::{log, Level};
 pub use params::{Column, Description, ParamSpec, ParamType, ParamValue, Params};
-pub use types::{Action, Bar, Fill, FillReason, Order, OrderKind, Portfolio, Quantity, Side};
+pub use types::{
+    Action, Bar, Fill, FillReason, Market, Order, OrderKind, Portfolio, Quantity, Side,
+};
 
 /// What an author implements. One value of this type lives for a whole run.
 pub trait Strategy: Sized + 'static {
@@ -63,7 +65,8 @@ pub mod prelude {
     pub use crate::indicators::*;
     pub use crate::{
         export_strategy, log, Action, Bar, Column, Context, Description, Fill, FillReason, Level,
-        Order, OrderKind, ParamSpec, ParamType, ParamValue, Params, Quantity, Side, Strategy,
+        Market, Order, OrderKind, ParamSpec, ParamType, ParamValue, Params, Quantity, Side,
+        Strategy,
     };
 }
 
@@ -71,7 +74,8 @@ pub mod prelude {
 #[allow(unsafe_code, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        // The current contract; `wit/v0.1.0/` is kept for the host only.
+        path: "../wit/strategy.wit",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin_bindings",
@@ -132,6 +136,9 @@ macro_rules! export_strategy {
                 }
                 fn take_planned() -> wit::Plan {
                     RUNTIME.with(|rt| rt.borrow_mut().take_planned())
+                }
+                fn set_market_state(state: wit::MarketState) {
+                    RUNTIME.with(|rt| rt.borrow_mut().set_market_state(state))
                 }
             }
 

@@ -1,3 +1,6 @@
+//! The log import, wrapped so a strategy logs the same way in the sandbox
+//! and in a native test.
+
 /// Severity of a log line. The host keeps a bounded number of lines per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {

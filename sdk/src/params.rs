@@ -1,3 +1,6 @@
+//! The parameter schema a strategy describes and the validated values it
+//! is built from; mirrors the engine's, which validates before the guest sees them.
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {
     Int,

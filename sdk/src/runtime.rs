@@ -5,7 +5,7 @@ use crate::bindings::exports::stratbox::strategy::strategy as wit;
 use crate::context::Context;
 use crate::fills;
 use crate::params::{Column, Description, ParamType, ParamValue, Params};
-use crate::types::{Action, Bar, Fill, FillReason, OrderKind, Portfolio, Quantity, Side};
+use crate::types::{Action, Bar, Fill, FillReason, Market, OrderKind, Portfolio, Quantity, Side};
 use crate::Strategy;
 
 /// The bar window last pushed by the host, kept as columns (undeclared
@@ -46,6 +46,10 @@ pub struct Runtime<S> {
     commission: f64,
     leverage: f64,
     slippage_bps: f64,
+    /// The last `set-market-state` (spot with neither value until then).
+    market: Market,
+    liquidation_price: Option<f64>,
+    funding_rate: Option<f64>,
     /// Market orders filled in the guest during the last `run`, and the
     /// account assumed after each (see `fills`).
     planned: Vec<wit::PlannedAction>,
@@ -72,6 +76,9 @@ impl<S: Strategy> Runtime<S> {
             commission: 0.0,
             leverage: 1.0,
             slippage_bps: 0.0,
+            market: Market::Spot,
+            liquidation_price: None,
+            funding_rate: None,
             planned: Vec::new(),
             assumed: Vec::new(),
             actions: Vec::new(),
@@ -124,8 +131,24 @@ impl<S: Strategy> Runtime<S> {
         }
     }
 
+    pub fn set_market_state(&mut self, state: wit::MarketState) {
+        self.market = match state.market {
+            wit::Market::Spot => Market::Spot,
+            wit::Market::LinearPerpetual => Market::LinearPerpetual,
+        };
+        self.liquidation_price = state.liquidation_price;
+        self.funding_rate = state.funding_rate;
+    }
+
     pub fn run(&mut self, portfolio: wit::Portfolio, from: u32, to: u32) -> wit::Step {
         let mut portfolio = portfolio_from_wit(portfolio, self.commission, self.leverage);
+        portfolio.market = self.market;
+        portfolio.liquidation_price = self.liquidation_price;
+        portfolio.funding_rate = self.funding_rate;
+        // The fill mirror knows spot only: a perpetual's fills (fees,
+        // margin, liquidation) are the host's alone, so there every bar
+        // with actions goes back to the host.
+        let self_fill = self.market == Market::Spot;
         let Some(strategy) = self.strategy.as_mut() else {
             panic!("`run` called before a successful `init`");
         };
@@ -172,7 +195,8 @@ impl<S: Strategy> Runtime<S> {
             end,
             &mut self.actions,
         ) {
-            if i + 1 < end
+            if self_fill
+                && i + 1 < end
                 && plan_market_fills(
                     &mut portfolio,
                     &mut self.actions,
@@ -424,6 +448,9 @@ fn portfolio_from_wit(p: wit::Portfolio, commission: f64, leverage: f64) -> Port
         commission,
         leverage,
         fill_count: p.fill_count,
+        market: Market::Spot,
+        liquidation_price: None,
+        funding_rate: None,
         last_fill: p.last_fill.map(|f| Fill {
             side: side_from_wit(f.side),
             qty: f.qty,

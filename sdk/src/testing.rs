@@ -4,7 +4,7 @@
 
 use crate::context::Context;
 use crate::params::{ParamValue, Params};
-use crate::types::{Action, Bar, Portfolio};
+use crate::types::{Action, Bar, Market, Portfolio};
 use crate::Strategy;
 
 pub struct Harness<S> {
@@ -35,6 +35,21 @@ impl<S: Strategy> Harness<S> {
     /// The account the strategy sees from the next bar on.
     pub fn portfolio_mut(&mut self) -> &mut Portfolio {
         &mut self.portfolio
+    }
+
+    /// The market the strategy sees from the next bar on (spot by default).
+    pub fn set_market(&mut self, market: Market) {
+        self.portfolio.market = market;
+    }
+
+    /// The liquidation price the strategy sees from the next bar on.
+    pub fn set_liquidation_price(&mut self, price: Option<f64>) {
+        self.portfolio.liquidation_price = price;
+    }
+
+    /// The latest funding rate the strategy sees from the next bar on.
+    pub fn set_funding_rate(&mut self, rate: Option<f64>) {
+        self.portfolio.funding_rate = rate;
     }
 
     /// Feeds one bar (ts is the bar index, OHLC all equal to `close`).

@@ -1,3 +1,6 @@
+//! The plain values a strategy reads and writes; the runtime converts them
+//! to and from the WIT types so authors never see the bindings.
+
 /// One bar, as the strategy sees it in [`crate::Strategy::on_bar`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
@@ -121,4 +124,22 @@ pub struct Portfolio {
     /// Fills on the first bar of the host call (a reversal makes two).
     pub fill_count: u32,
     pub last_fill: Option<Fill>,
+    /// What the run trades (contract 0.2.0; spot unless the host says so).
+    pub market: Market,
+    /// Liquidation price of the open perpetual position; `None` when flat
+    /// or on spot.
+    pub liquidation_price: Option<f64>,
+    /// The latest funding rate known; `None` on spot or when no funding is
+    /// known.
+    pub funding_rate: Option<f64>,
+}
+
+/// What a run trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Market {
+    #[default]
+    Spot,
+    /// A USDT-margined linear perpetual (isolated margin): the account can
+    /// be liquidated and pays or receives funding.
+    LinearPerpetual,
 }

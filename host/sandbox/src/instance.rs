@@ -6,15 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-use super::bindings::{wit, wit_log, Plugin as Bindings, PluginPre};
+use super::bindings::{ContractVersion, Guest, MarketState, Pre, Window};
 use super::config::SandboxConfig;
 use super::error::RunError;
 use super::limits::{Limiter, MemoryLimitHit};
-use stratbox_engine as engine;
 use stratbox_engine::candles::Candles;
 use stratbox_engine::{
-    self, Action, Assumed, Column, Description, ParamSpec, ParamType, ParamValue, Params, Plan,
-    PortfolioView, Strategy, StrategyError,
+    Action, Column, Description, Market, Params, Plan, PortfolioView, Strategy, StrategyError,
 };
 
 /// Stops a run from another thread (checked at every epoch tick).
@@ -69,8 +67,13 @@ pub struct StoreState {
     last_panic: Option<String>,
 }
 
-impl wit_log::Host for StoreState {
-    fn log(&mut self, level: wit_log::Level, message: String) -> wasmtime::Result<()> {
+impl StoreState {
+    /// The log import, whatever the contract version that called it.
+    pub(crate) fn log_line(
+        &mut self,
+        level: &'static str,
+        message: String,
+    ) -> wasmtime::Result<()> {
         self.log_bytes = self.log_bytes.saturating_add(message.len() as u64);
         if self.log_bytes > self.log_max_total_bytes {
             return Err(LogFlood {
@@ -78,12 +81,6 @@ impl wit_log::Host for StoreState {
             }
             .into());
         }
-        let level = match level {
-            wit_log::Level::Debug => "debug",
-            wit_log::Level::Info => "info",
-            wit_log::Level::Warn => "warn",
-            wit_log::Level::Error => "error",
-        };
         let mut message = message;
         if message.len() > self.log_max_line_bytes {
             let mut cut = self.log_max_line_bytes;
@@ -196,7 +193,7 @@ fn classify(err: &wasmtime::Error, state: &StoreState, settings: &RunSettings) -
 /// Calls `describe` in a throwaway instance.
 pub(crate) fn describe(
     engine: &Engine,
-    pre: &PluginPre<StoreState>,
+    pre: &Pre,
     config: &SandboxConfig,
 ) -> Result<Description, RunError> {
     let settings = RunSettings {
@@ -207,13 +204,11 @@ pub(crate) fn describe(
         cancel: CancelToken::default(),
     };
     let mut store = new_store(engine, config, &settings);
-    let result = pre.instantiate(&mut store).and_then(|bindings| {
-        bindings
-            .stratbox_strategy_strategy()
-            .call_describe(&mut store)
-    });
+    let result = pre
+        .instantiate(&mut store)
+        .and_then(|guest| guest.describe(&mut store));
     match result {
-        Ok(d) => Ok(description_from_wit(d)),
+        Ok(d) => Ok(d),
         Err(e) => Err(classify(&e, store.data(), &settings)),
     }
 }
@@ -221,7 +216,11 @@ pub(crate) fn describe(
 /// A live instance driven by the engine.
 pub struct WasmStrategy {
     store: Store<StoreState>,
-    bindings: Bindings,
+    guest: Guest,
+    version: ContractVersion,
+    /// What the guest was last told with `set-market-state` (it starts on
+    /// spot with neither value, so a spot run never sends it).
+    market_state: MarketState,
     settings: RunSettings,
     window_bars: usize,
     /// Run indices of the bars held by the guest.
@@ -235,35 +234,27 @@ pub struct WasmStrategy {
 impl WasmStrategy {
     pub(crate) fn start(
         engine: &Engine,
-        pre: &PluginPre<StoreState>,
+        pre: &Pre,
+        version: ContractVersion,
         config: &SandboxConfig,
         settings: RunSettings,
         params: &Params,
         columns: &[Column],
     ) -> Result<Self, RunError> {
         let mut store = new_store(engine, config, &settings);
-        let bindings = pre
+        let guest = pre
             .instantiate(&mut store)
             .map_err(|e| classify(&e, store.data(), &settings))?;
-        let wit_params: Vec<wit::Param> = params
-            .0
-            .iter()
-            .map(|(name, value)| wit::Param {
-                name: name.clone(),
-                value: param_value_to_wit(*value),
-            })
-            .collect();
-        match bindings
-            .stratbox_strategy_strategy()
-            .call_init(&mut store, &wit_params)
-        {
+        match guest.init(&mut store, params) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(RunError::InitFailed { message }),
             Err(e) => return Err(classify(&e, store.data(), &settings)),
         }
         Ok(Self {
             store,
-            bindings,
+            guest,
+            version,
+            market_state: MarketState::default(),
             settings,
             window_bars: config.window_bars.max(1),
             window: None,
@@ -282,6 +273,20 @@ impl WasmStrategy {
         self.settings.fuel_budget
     }
 
+    /// The guest broke the protocol: the run ends, as a trap would end it.
+    fn violation(&mut self, message: &str) -> Box<RunError> {
+        let error = RunError::Trap {
+            message: format!("protocol violation: {message}"),
+        };
+        self.failed = Some(error.clone());
+        Box::new(error)
+    }
+
+    /// The contract version of the running component.
+    pub fn contract_version(&self) -> ContractVersion {
+        self.version
+    }
+
     fn fail(&mut self, err: &wasmtime::Error) -> RunError {
         let run_error = classify(err, self.store.data(), &self.settings);
         self.failed = Some(run_error.clone());
@@ -298,19 +303,19 @@ impl WasmStrategy {
         let r = start..end;
         // Undeclared columns cross as empty lists.
         let [ts, open, high, low, close, volume] = self.send;
-        let call = self.bindings.stratbox_strategy_strategy().call_push_bars(
-            &mut self.store,
-            start as u64,
-            portfolio.commission,
-            portfolio.leverage,
-            portfolio.slippage_bps,
-            sent(ts, &candles.ts, r.clone()),
-            sent(open, &candles.open, r.clone()),
-            sent(high, &candles.high, r.clone()),
-            sent(low, &candles.low, r.clone()),
-            sent(close, &candles.close, r.clone()),
-            sent(volume, &candles.volume, r),
-        );
+        let window = Window {
+            first_index: start as u64,
+            commission: portfolio.commission,
+            leverage: portfolio.leverage,
+            slippage_bps: portfolio.slippage_bps,
+            ts: sent(ts, &candles.ts, r.clone()),
+            open: sent(open, &candles.open, r.clone()),
+            high: sent(high, &candles.high, r.clone()),
+            low: sent(low, &candles.low, r.clone()),
+            close: sent(close, &candles.close, r.clone()),
+            volume: sent(volume, &candles.volume, r),
+        };
+        let call = self.guest.push_bars(&mut self.store, &window);
         call.map_err(|e| self.fail(&e))?;
         self.window = Some((start, end));
         Ok((start, end))
@@ -334,66 +339,57 @@ impl Strategy for WasmStrategy {
             Some((ws, we)) if ws <= start && start < we => (ws, we),
             _ => self.push_window(candles, start, portfolio)?,
         };
-        let end = end.min(window_end);
-        let state = wit::Portfolio {
-            cash: portfolio.cash,
-            position: portfolio.position,
-            entry_price: portfolio.entry_price,
-            stop_loss: portfolio.stop_loss,
-            take_profit: portfolio.take_profit,
-            open_orders: portfolio.open_orders,
-            fill_count: portfolio.fills.len() as u32,
-            last_fill: portfolio.fills.last().map(fill_to_wit),
-        };
+        let mut end = end.min(window_end);
+        let perpetual = portfolio.market != Market::Spot;
+        if self.version.has_market_state() {
+            let state = MarketState::of(portfolio);
+            if !state.same(&self.market_state) {
+                let call = self.guest.set_market_state(&mut self.store, state);
+                call.map_err(|e| self.fail(&e))?;
+                self.market_state = state;
+            }
+        } else if perpetual {
+            // A 0.1.0 guest cannot be told it trades a perpetual, and may
+            // fill market orders itself on the bars after the one it acted
+            // on. A range of one bar leaves it no such bar: the host fills
+            // every order, at the cost of a call per bar.
+            end = end.min(start + 1);
+        }
         let step = self
-            .bindings
-            .stratbox_strategy_strategy()
-            .call_run(
+            .guest
+            .run(
                 &mut self.store,
-                state,
+                portfolio,
                 (start - window_start) as u32,
                 (end - window_start) as u32,
             )
             .map_err(|e| self.fail(&e))?;
         let consumed = step.consumed as usize;
         if consumed == 0 || consumed > end - start {
-            let error = RunError::Trap {
-                message: format!(
-                    "protocol violation: `run` reported {consumed} bars walked of {}",
-                    end - start
-                ),
-            };
-            self.failed = Some(error.clone());
-            return Err(Box::new(error));
+            return Err(self.violation(&format!(
+                "`run` reported {consumed} bars walked of {}",
+                end - start
+            )));
         }
-        actions.extend(step.action.map(action_from_wit));
+        if perpetual && step.planned > 0 {
+            return Err(self.violation(&format!(
+                "the strategy filled {} orders itself under {}; the host fills every order there",
+                step.planned,
+                portfolio.market.as_str()
+            )));
+        }
+        actions.extend(step.action);
         if step.planned > 0 {
-            let taken = self
-                .bindings
-                .stratbox_strategy_strategy()
-                .call_take_planned(&mut self.store)
+            self.guest
+                .take_planned(&mut self.store, window_start, plan)
                 .map_err(|e| self.fail(&e))?;
-            plan.actions.extend(
-                taken
-                    .actions
-                    .into_iter()
-                    .map(|p| (window_start + p.bar as usize, action_from_wit(p.action))),
-            );
-            plan.assumed
-                .extend(taken.assumed.into_iter().map(|a| Assumed {
-                    bar: window_start + a.bar as usize,
-                    cash: a.cash,
-                    position: a.position,
-                    entry_price: a.entry_price,
-                }));
         }
         for _ in 0..step.more {
             let next = self
-                .bindings
-                .stratbox_strategy_strategy()
-                .call_next_action(&mut self.store)
+                .guest
+                .next_action(&mut self.store)
                 .map_err(|e| self.fail(&e))?;
-            actions.extend(next.map(action_from_wit));
+            actions.extend(next);
         }
         Ok(consumed)
     }
@@ -411,114 +407,5 @@ fn sent<T>(send: bool, column: &[T], r: std::ops::Range<usize>) -> &[T] {
         &column[r]
     } else {
         &[]
-    }
-}
-
-fn side_to_wit(side: engine::Side) -> wit::Side {
-    match side {
-        engine::Side::Buy => wit::Side::Buy,
-        engine::Side::Sell => wit::Side::Sell,
-    }
-}
-
-fn side_from_wit(side: wit::Side) -> engine::Side {
-    match side {
-        wit::Side::Buy => engine::Side::Buy,
-        wit::Side::Sell => engine::Side::Sell,
-    }
-}
-
-fn fill_to_wit(fill: &engine::Fill) -> wit::Fill {
-    wit::Fill {
-        side: side_to_wit(fill.side),
-        qty: fill.qty,
-        price: fill.price,
-        reason: match fill.reason {
-            engine::FillReason::Market => wit::FillReason::Market,
-            engine::FillReason::Limit => wit::FillReason::Limit,
-            engine::FillReason::Stop => wit::FillReason::Stop,
-            engine::FillReason::StopLoss => wit::FillReason::StopLoss,
-            engine::FillReason::TakeProfit => wit::FillReason::TakeProfit,
-            engine::FillReason::ClosePosition => wit::FillReason::ClosePosition,
-        },
-    }
-}
-
-fn action_from_wit(action: wit::Action) -> Action {
-    match action {
-        wit::Action::Submit(order) => Action::Submit(engine::Order {
-            side: side_from_wit(order.side),
-            quantity: match order.quantity {
-                wit::Quantity::Units(q) => engine::Quantity::Units(q),
-                wit::Quantity::Equity(f) => engine::Quantity::Equity(f),
-            },
-            kind: match order.kind {
-                wit::OrderKind::Market => engine::OrderKind::Market,
-                wit::OrderKind::Limit(p) => engine::OrderKind::Limit(p),
-                wit::OrderKind::Stop(p) => engine::OrderKind::Stop(p),
-            },
-            stop_loss: order.stop_loss,
-            take_profit: order.take_profit,
-        }),
-        wit::Action::ClosePosition => Action::ClosePosition,
-        wit::Action::CancelOrders => Action::CancelOrders,
-        wit::Action::SetStopLoss(p) => Action::SetStopLoss(p),
-        wit::Action::SetTakeProfit(p) => Action::SetTakeProfit(p),
-    }
-}
-
-fn param_value_to_wit(value: ParamValue) -> wit::ParamValue {
-    match value {
-        ParamValue::Int(v) => wit::ParamValue::Int(v),
-        ParamValue::Float(v) => wit::ParamValue::Float(v),
-        ParamValue::Bool(v) => wit::ParamValue::Bool(v),
-    }
-}
-
-fn description_from_wit(d: wit::Description) -> Description {
-    Description {
-        name: d.name,
-        version: d.version,
-        summary: d.summary,
-        params: d
-            .params
-            .into_iter()
-            .map(|p| ParamSpec {
-                name: p.name,
-                kind: match p.kind {
-                    wit::ParamType::Int => ParamType::Int,
-                    wit::ParamType::Float => ParamType::Float,
-                    wit::ParamType::Bool => ParamType::Bool,
-                },
-                default: match p.default {
-                    wit::ParamValue::Int(v) => ParamValue::Int(v),
-                    wit::ParamValue::Float(v) => ParamValue::Float(v),
-                    wit::ParamValue::Bool(v) => ParamValue::Bool(v),
-                },
-                min: p.min,
-                max: p.max,
-                step: p.step,
-                help: p.help,
-            })
-            .collect(),
-        columns: if d.columns.is_empty() {
-            Column::ALL.to_vec()
-        } else {
-            let mut columns: Vec<Column> = d
-                .columns
-                .into_iter()
-                .map(|c| match c {
-                    wit::Column::Ts => Column::Ts,
-                    wit::Column::Open => Column::Open,
-                    wit::Column::High => Column::High,
-                    wit::Column::Low => Column::Low,
-                    wit::Column::Close => Column::Close,
-                    wit::Column::Volume => Column::Volume,
-                })
-                .collect();
-            columns.sort();
-            columns.dedup();
-            columns
-        },
     }
 }

@@ -13,6 +13,8 @@ mod limits;
 mod nan;
 mod plugin;
 
+pub use bindings::ContractVersion;
+
 pub use config::{NanCanonicalization, RunLimits, SandboxConfig};
 pub use error::{LoadError, RunError};
 pub use factory::{is_fatal, PluginFactory};

@@ -6,10 +6,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use super::bindings::{self, PluginPre};
+use super::bindings::{self, ContractVersion, Pre};
 use super::cache::DiskCache;
 use super::config::{NanCanonicalization, RunLimits, SandboxConfig};
 use super::error::{LoadError, RunError};
@@ -17,9 +17,12 @@ use super::instance::{self, CancelToken, StoreState, WasmStrategy};
 use super::nan;
 use stratbox_engine::{Description, Params};
 
-/// The WIT package this host implements.
-pub const CONTRACT: &str = "stratbox:strategy";
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub use super::bindings::CONTRACT;
+
+/// The newest contract version: what the SDK builds against. The host
+/// loads every version in [`ContractVersion::ALL`], each through its own
+/// bindings (docs/conventions/contract.md#versioning).
+pub const CONTRACT_VERSION: &str = ContractVersion::CURRENT.as_str();
 
 /// A checked, compiled strategy component, ready to instantiate cheaply.
 pub struct Plugin {
@@ -29,9 +32,11 @@ pub struct Plugin {
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pub size_bytes: usize,
+    /// The contract version it was built against, read from its exports.
+    pub contract_version: ContractVersion,
     /// How it was obtained: "compiled", "disk-cache" or "memory-cache".
     pub source: &'static str,
-    pub(crate) pre: PluginPre<StoreState>,
+    pub(crate) pre: Pre,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -39,6 +44,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("sha256", &self.sha256)
             .field("name", &self.description.name)
+            .field("contract_version", &self.contract_version)
             .finish_non_exhaustive()
     }
 }
@@ -61,11 +67,19 @@ impl Sandbox {
         let (engine, pooling) = match build_engine(&config, config.pool_instances > 0) {
             Ok(engine) => (engine, config.pool_instances > 0),
             // The pool reserves address space up front; where that is not
-            // allowed, fall back to on-demand allocation.
-            Err(_) => (build_engine(&config, false)?, false),
+            // allowed, fall back to on-demand allocation, and say so: every
+            // instantiation then costs page faults and mmap calls.
+            Err(e) => {
+                tracing::warn!(
+                    error = %format!("{e:#}"),
+                    pool_instances = config.pool_instances,
+                    "pooling allocator unavailable; strategy instances use on-demand allocation"
+                );
+                (build_engine(&config, false)?, false)
+            }
         };
         let mut linker = Linker::new(&engine);
-        bindings::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)
+        bindings::add_to_linker(&mut linker)
             .map_err(|e| anyhow::anyhow!("cannot link the log import: {e:#}"))?;
         spawn_epoch_ticker(&engine, config.epoch_tick);
         let disk = config.cache_dir.as_deref().and_then(|dir| {
@@ -146,11 +160,11 @@ impl Sandbox {
                 (component, "compiled")
             }
         };
-        let (imports, exports) = check_contract(&self.engine, &component)?;
+        let (contract_version, imports, exports) = check_contract(&self.engine, &component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(PluginPre::new)
+            .and_then(|pre| Pre::new(contract_version, pre))
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let description =
             instance::describe(&self.engine, &pre, &self.config).map_err(LoadError::Describe)?;
@@ -161,6 +175,7 @@ impl Sandbox {
             imports,
             exports,
             size_bytes: bytes.len(),
+            contract_version,
             source,
             pre,
         });
@@ -216,6 +231,7 @@ impl Sandbox {
         WasmStrategy::start(
             &self.engine,
             &plugin.pre,
+            plugin.contract_version,
             &self.config,
             instance::RunSettings {
                 fuel_budget,
@@ -301,13 +317,14 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-/// The only things a strategy may import and must export.
+/// The contract version a component was built for, read from its
+/// `strategy` export, and the only things it may import: the log of that
+/// same version. Components name the version in every import and export,
+/// so this needs no call into the guest.
 fn check_contract(
     engine: &Engine,
     component: &Component,
-) -> Result<(Vec<String>, Vec<String>), LoadError> {
-    let log = format!("{CONTRACT}/log@{CONTRACT_VERSION}");
-    let strategy = format!("{CONTRACT}/strategy@{CONTRACT_VERSION}");
+) -> Result<(ContractVersion, Vec<String>, Vec<String>), LoadError> {
     let ty = component.component_type();
     let imports: Vec<String> = ty
         .imports(engine)
@@ -317,12 +334,22 @@ fn check_contract(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
+    let spoken = || {
+        ContractVersion::ALL
+            .map(|v| format!("{CONTRACT}@{v}"))
+            .join(" and ")
+    };
+    let strategy_prefix = format!("{CONTRACT}/strategy@");
+    let version = exports
+        .iter()
+        .filter_map(|n| n.strip_prefix(&strategy_prefix))
+        .find_map(ContractVersion::parse);
     let other_version = |names: &[String]| {
         names
             .iter()
             .find(|n| {
                 n.starts_with(&format!("{CONTRACT}/"))
-                    && !n.ends_with(&format!("@{CONTRACT_VERSION}"))
+                    && version.is_none_or(|v| !n.ends_with(&format!("@{v}")))
             })
             .map(|n| {
                 n.split_once('@')
@@ -331,21 +358,24 @@ fn check_contract(
                     })
             })
     };
-    if !exports.contains(&strategy) {
+    let Some(version) = version else {
         if let Some(found) = other_version(&exports).or_else(|| other_version(&imports)) {
             return Err(LoadError::ContractVersion {
                 found,
-                expected: format!("{CONTRACT}@{CONTRACT_VERSION}"),
+                expected: spoken(),
             });
         }
-        return Err(LoadError::MissingExport { expected: strategy });
-    }
+        return Err(LoadError::MissingExport {
+            expected: format!("{CONTRACT}/strategy@{}", ContractVersion::CURRENT),
+        });
+    };
     if let Some(found) = other_version(&imports) {
         return Err(LoadError::ContractVersion {
             found,
-            expected: format!("{CONTRACT}@{CONTRACT_VERSION}"),
+            expected: format!("{CONTRACT}@{version} (the version of its `strategy` export)"),
         });
     }
+    let log = format!("{CONTRACT}/log@{version}");
     let forbidden: Vec<String> = imports.iter().filter(|n| **n != log).cloned().collect();
     if !forbidden.is_empty() {
         return Err(LoadError::ForbiddenImports {
@@ -353,5 +383,5 @@ fn check_contract(
             allowed: log,
         });
     }
-    Ok((imports, exports))
+    Ok((version, imports, exports))
 }

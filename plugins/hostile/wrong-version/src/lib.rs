@@ -2,8 +2,8 @@
 //! Hostile test plugin: a strategy of another contract version.
 //!
 //! It does not use the SDK: it binds its own copy of the WIT contract with
-//! the package bumped to `stratbox:strategy@0.2.0` and implements it
-//! minimally. Attacks the contract check: the host must refuse it at load
+//! the package bumped to `stratbox:strategy@0.99.0`, a version no host
+//! speaks (0.1.0 and 0.2.0 both load), and implements it minimally. Attacks the contract check: the host must refuse it at load
 //! with a contract version mismatch.
 
 wit_bindgen::generate!({ path: "wit", world: "plugin" });
@@ -17,7 +17,7 @@ impl Guest for WrongVersion {
         Description {
             name: "hostile: wrong version".to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
-            summary: "Speaks contract 0.2.0; the host must refuse it at load".to_string(),
+            summary: "Speaks contract 0.99.0; the host must refuse it at load".to_string(),
             params: Vec::new(),
         }
     }
