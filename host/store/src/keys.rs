@@ -6,6 +6,8 @@
 use stratbox_engine::candles::format_timeframe;
 
 pub const DEFAULT_PREFIX: &str = "stratbox";
+/// Appended to a symbol to name its mark-price series.
+pub const MARK_SUFFIX: &str = ".MARK";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -105,6 +107,27 @@ impl Keys {
         format!("{}:{chunk_no}", self.series(symbol, timeframe_secs))
     }
 
+    /// `{prefix}:funding:{SYMBOL}`: hash of funding settlements, field
+    /// the settlement time (unix seconds) -> the rate as text (see
+    /// `store::funding`).
+    pub fn funding(&self, symbol: &str) -> String {
+        format!("{}:funding:{symbol}", self.prefix)
+    }
+
+    /// `{prefix}:instrument:{SYMBOL}`: the instrument as JSON (see
+    /// `store::instruments`).
+    pub fn instrument(&self, symbol: &str) -> String {
+        format!("{}:instrument:{symbol}", self.prefix)
+    }
+
+    /// The symbol under which a symbol's mark-price candles are stored as
+    /// a candle series (`BTCUSDT.MARK`, so `{prefix}:candles:BTCUSDT.MARK:1h`
+    /// and its chunks): the same chunks, versions and cache as trade
+    /// candles. Trade symbols never end in `.MARK` on Bybit.
+    pub fn mark_symbol(symbol: &str) -> String {
+        format!("{symbol}{MARK_SUFFIX}")
+    }
+
     /// `{prefix}:backtest:{id}`: backtest record hash (field names in
     /// `store::backtests::fields`).
     pub fn backtest(&self, id: u64) -> String {
@@ -193,5 +216,11 @@ mod tests {
             "stratbox:optimization:3:chunk:0"
         );
         assert_eq!(k.optimization_fanout(3), "stratbox:optimization:3:fanout");
+        assert_eq!(k.funding("BTCUSDT"), "stratbox:funding:BTCUSDT");
+        assert_eq!(k.instrument("BTCUSDT"), "stratbox:instrument:BTCUSDT");
+        assert_eq!(
+            k.series(&Keys::mark_symbol("BTCUSDT"), 3_600),
+            "stratbox:candles:BTCUSDT.MARK:1h"
+        );
     }
 }
