@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The optimization figures: `stratbox bench optimize` (a 1,000-combination
-# grid of ema-crossover over 8,760 hourly bars, locally and through the
-# queue with one 2-slot worker, plus the worker's peak RSS), then
-# backtesting.py's own Backtest.optimize on the same grid and the same CSV
-# (installed from PyPI into a venv under ~/.cache), and the ratio.
+# The optimization figures: the optimize bench, host/cli/benches/optimize.rs
+# (a 1,000-combination grid of ema-crossover over 8,760 hourly bars,
+# locally and through the queue with one 2-slot worker, plus the worker's
+# peak RSS), then backtesting.py's own Backtest.optimize on the same grid
+# and the same CSV (installed from PyPI into a venv under ~/.cache), and
+# the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/stratbox-target}"
@@ -23,8 +24,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import backtesting' 2
     "$VENV/bin/pip" install -q backtesting >&2
 fi
 
-echo "==> stratbox bench optimize" >&2
-"$STRATBOX" bench optimize --plugin "$WASM" --candles "$OUT/candles.csv" --json > "$OUT/stratbox.json"
+echo "==> cargo bench -p stratbox --bench optimize" >&2
+cargo bench --locked -p stratbox --bench optimize -- \
+    --plugin "$WASM" --candles "$OUT/candles.csv" --json > "$OUT/stratbox.json"
 cat "$OUT/stratbox.json"
 echo "==> backtesting.py Backtest.optimize (same grid, same CSV)" >&2
 "$VENV/bin/python" scripts/bench-optimize-backtesting.py "$OUT/candles.csv" 2>"$OUT/backtesting.log" > "$OUT/backtesting.json"

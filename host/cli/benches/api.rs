@@ -1,22 +1,30 @@
-//! `stratbox bench api`: sustained `create-and-run` submissions against one
-//! `stratbox serve` process, with Redis on the same machine and the load
-//! generator (this process, keep-alive HTTP/1.1 connections) on loopback.
+//! Sustained `create-and-run` submissions against one `stratbox serve`
+//! process, with Redis on the same machine and the load generator (this
+//! process, keep-alive HTTP/1.1 connections) on loopback.
+//!
+//! ```text
+//! cargo bench -p stratbox --bench api -- --plugin path/to/ema-crossover.wasm
+//! ```
 
-use anyhow::{anyhow, bail, Context};
-use clap::Args;
+mod common;
+
+use anyhow::{bail, Context};
+use clap::Parser;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::bench_queue::cpu_secs;
-use super::{CliError, CliResult};
+use common::{cpu_secs, PREFIX};
 use stratbox_engine::candles;
 use stratbox_redis::LocalRedis;
 
-#[derive(Debug, Args)]
-pub struct ApiBenchArgs {
+/// Sustained create-and-run submissions against one API process: rate
+/// and latency, measured by a load generator on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "api")]
+struct ApiBenchArgs {
     /// The ema-crossover component, uploaded through the API first.
     #[arg(long)]
     plugin: PathBuf,
@@ -30,6 +38,12 @@ pub struct ApiBenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    harness: common::Harness,
+}
+
+fn main() -> ExitCode {
+    common::main(|args: ApiBenchArgs| run(&args))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -49,28 +63,19 @@ struct Figures {
     server_rss_mb: f64,
 }
 
-const PREFIX: &str = "bench";
-
-pub fn run(args: &ApiBenchArgs) -> CliResult {
+fn run(args: &ApiBenchArgs) -> anyhow::Result<()> {
     if args.seconds == 0 || args.connections == 0 {
-        return Err(CliError::input(anyhow!(
-            "--seconds and --connections must be at least 1"
-        )));
+        bail!("--seconds and --connections must be at least 1");
     }
-    let plugin = std::fs::read(&args.plugin)
-        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
-        .map_err(CliError::input)?;
-    let scratch = std::env::temp_dir().join(format!("stratbox-bench-api-{}", std::process::id()));
-    let redis = LocalRedis::start(&scratch.join("redis")).map_err(CliError::run)?;
+    let plugin = common::read_plugin(&args.plugin)?;
+    let scratch = common::scratch_dir("api");
+    let redis = LocalRedis::start(&scratch.join("redis"))?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(CliError::run)?
+        .and_then(|l| l.local_addr())?
         .port();
-    let mut server = Server::spawn(&redis.url(), port, &scratch).map_err(CliError::run)?;
-    let runtime = super::settings::runtime(Some(0))?;
-    let figures = runtime
-        .block_on(measure(args, &plugin, &mut server, port, redis.pid()))
-        .map_err(CliError::run);
+    let mut server = Server::spawn(&args.harness.exe(), &redis.url(), port, &scratch)?;
+    let runtime = common::runtime()?;
+    let figures = runtime.block_on(measure(args, &plugin, &mut server, port, redis.pid()));
     drop(server);
     drop(redis);
     let _ = std::fs::remove_dir_all(&scratch);
@@ -82,8 +87,7 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(redis_url: &str, port: u16, scratch: &std::path::Path) -> anyhow::Result<Server> {
-        let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
+    fn spawn(exe: &Path, redis_url: &str, port: u16, scratch: &Path) -> anyhow::Result<Server> {
         let log = std::fs::File::create(scratch.join("serve.log"))?;
         let child = Command::new(exe)
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
@@ -97,12 +101,12 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("cannot start stratbox serve")?;
+            .with_context(|| format!("cannot start {} serve", exe.display()))?;
         Ok(Server { child })
     }
 
     fn rss_mb(&self) -> f64 {
-        super::bench_queue::status_mb(self.child.id(), "VmRSS").unwrap_or(0.0)
+        common::status_mb(self.child.id(), "VmRSS").unwrap_or(0.0)
     }
 }
 
@@ -259,35 +263,27 @@ async fn run_load(
     (all, errors)
 }
 
-fn print(args: &ApiBenchArgs, f: &Figures) -> CliResult {
+fn print(args: &ApiBenchArgs, f: &Figures) -> anyhow::Result<()> {
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(f).map_err(CliError::run)?
-        );
+        println!("{}", serde_json::to_string_pretty(f)?);
         return Ok(());
     }
-    outln!(
+    println!(
         "stratbox bench api (one serve process, {} connections, {:.1} s)",
-        f.connections,
-        f.seconds
+        f.connections, f.seconds
     );
-    outln!(
+    println!(
         "  create-and-run submissions   {:>8.0} /s  ({} ok, {} errors; target >= 5,000)",
-        f.submissions_per_sec,
-        f.submissions,
-        f.errors
+        f.submissions_per_sec, f.submissions, f.errors
     );
-    outln!(
+    println!(
         "  latency                      p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms  (target p99 < 10)",
         f.latency_p50_ms, f.latency_p99_ms, f.latency_max_ms
     );
-    outln!(
+    println!(
         "  CPU per submission           server {:.0} us, redis {:.0} us, load generator {:.0} us",
-        f.server_cpu_us,
-        f.redis_cpu_us,
-        f.client_cpu_us
+        f.server_cpu_us, f.redis_cpu_us, f.client_cpu_us
     );
-    outln!("  server RSS                   {:.1} MB", f.server_rss_mb);
+    println!("  server RSS                   {:.1} MB", f.server_rss_mb);
     Ok(())
 }

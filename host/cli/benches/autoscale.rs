@@ -1,24 +1,32 @@
-//! `stratbox bench autoscale`: how fast `stratbox autoscale` reacts. A
-//! burst of backtests breaks the SLA; we measure until the added workers
-//! take tasks, then from the last task's end until it is back at `--min`.
-//! Everything real: a private Redis, the autoscaler and its worker
-//! processes, ema-crossover backtests.
+//! How fast `stratbox autoscale` reacts. A burst of backtests breaks the
+//! SLA; we measure until the added workers take tasks, then from the last
+//! task's end until it is back at `--min`. Everything real: a private
+//! Redis, the autoscaler (the `stratbox` binary) and its worker processes,
+//! ema-crossover backtests.
+//!
+//! ```text
+//! cargo bench -p stratbox --bench autoscale -- --plugin path/to/ema-crossover.wasm
+//! ```
 
-use anyhow::{anyhow, bail, Context};
-use clap::Args;
+mod common;
+
+use anyhow::{bail, Context};
+use clap::Parser;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{CliError, CliResult};
 use stratbox_queue::{Queue, QueueConfig, TaskStatus};
 use stratbox_redis::LocalRedis;
 use stratbox_service::tasks::{submit_backtests, SubmitOptions};
 use stratbox_store::Store;
 
-#[derive(Debug, Args)]
-pub struct AutoscaleBenchArgs {
+/// How fast `stratbox autoscale` reacts: a burst that breaks the SLA,
+/// until the added workers take tasks; quiet, until it is back at min.
+#[derive(Debug, Parser)]
+#[command(name = "autoscale")]
+struct AutoscaleBenchArgs {
     /// The ema-crossover component.
     #[arg(long)]
     plugin: PathBuf,
@@ -51,6 +59,12 @@ pub struct AutoscaleBenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    harness: common::Harness,
+}
+
+fn main() -> ExitCode {
+    common::main(|args: AutoscaleBenchArgs| run(&args))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -77,22 +91,15 @@ struct Figures {
 const PREFIX: &str = "bench-autoscale";
 const MINUTE: i64 = 60;
 
-pub fn run(args: &AutoscaleBenchArgs) -> CliResult {
+fn run(args: &AutoscaleBenchArgs) -> anyhow::Result<()> {
     if args.tasks == 0 || args.bars < 2 || args.min == 0 || args.max <= args.min {
-        return Err(CliError::input(anyhow!(
-            "--tasks must be at least 1, --bars at least 2, and 1 <= --min < --max"
-        )));
+        bail!("--tasks must be at least 1, --bars at least 2, and 1 <= --min < --max");
     }
-    let plugin = std::fs::read(&args.plugin)
-        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
-        .map_err(CliError::input)?;
-    let scratch =
-        std::env::temp_dir().join(format!("stratbox-bench-autoscale-{}", std::process::id()));
-    let redis = LocalRedis::start(&scratch.join("redis")).map_err(CliError::run)?;
-    let runtime = super::settings::runtime(Some(0))?;
-    let figures = runtime
-        .block_on(measure(args, &plugin, &redis.url(), &scratch))
-        .map_err(CliError::run);
+    let plugin = common::read_plugin(&args.plugin)?;
+    let scratch = common::scratch_dir("autoscale");
+    let redis = LocalRedis::start(&scratch.join("redis"))?;
+    let runtime = common::runtime()?;
+    let figures = runtime.block_on(measure(args, &plugin, &redis.url(), &scratch));
     drop(redis);
     let _ = std::fs::remove_dir_all(&scratch);
     print(args, &figures?)
@@ -139,21 +146,14 @@ async fn measure(
 ) -> anyhow::Result<Figures> {
     let store = Store::connect(url, PREFIX).await?;
     let queue = Queue::connect(url, PREFIX, QueueConfig::default()).await?;
-    let definition = super::bench_queue::seed_backtest(
-        &store,
-        plugin,
-        scratch,
-        args.bars,
-        MINUTE,
-        BTreeMap::new(),
-    )
-    .await?;
+    let definition =
+        common::seed_backtest(&store, plugin, scratch, args.bars, MINUTE, BTreeMap::new()).await?;
 
-    let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
+    let exe = args.harness.exe();
     let log = std::fs::File::create(scratch.join("autoscale.log"))?;
     let setting = |v: u64| v.to_string();
     let _autoscaler = Autoscaler(
-        Command::new(exe)
+        Command::new(&exe)
             .arg("autoscale")
             .args([
                 "--min",
@@ -175,7 +175,7 @@ async fn measure(
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context("cannot start stratbox autoscale")?,
+            .with_context(|| format!("cannot start {} autoscale", exe.display()))?,
     );
     wait_until("the first workers", Duration::from_secs(60), async || {
         Ok(live_workers(&queue).await?.len() == args.min)
@@ -294,42 +294,39 @@ async fn wait_final(queue: &Queue, task_id: &str) -> anyhow::Result<stratbox_que
     }
 }
 
-fn print(args: &AutoscaleBenchArgs, f: &Figures) -> CliResult {
+fn print(args: &AutoscaleBenchArgs, f: &Figures) -> anyhow::Result<()> {
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(f).map_err(CliError::run)?
-        );
+        println!("{}", serde_json::to_string_pretty(f)?);
         return Ok(());
     }
     let settings: Vec<String> = f.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    outln!("stratbox bench autoscale ({})", settings.join(" "));
-    outln!(
+    println!("stratbox bench autoscale ({})", settings.join(" "));
+    println!(
         "  burst: {} backtests of {:.0} ms each, drained in {:.1} s by {} workers",
         f.tasks,
         f.task_ms,
         f.burst_drained_ms as f64 / 1000.0,
         f.workers_used
     );
-    outln!(
+    println!(
         "  burst -> first task on an added worker     {:>7} ms",
         f.burst_to_first_added_worker_task_ms
     );
-    outln!(
+    println!(
         "  SLA breach -> first task on an added worker {:>6} ms  (breach = burst + target wait)",
         f.breach_to_first_added_worker_task_ms
     );
     match f.burst_to_all_added_workers_busy_ms {
-        Some(ms) => outln!("  burst -> every added worker busy           {ms:>7} ms"),
+        Some(ms) => println!("  burst -> every added worker busy           {ms:>7} ms"),
         None => {
-            outln!("  burst -> every added worker busy           not reached (burst too short)")
+            println!("  burst -> every added worker busy           not reached (burst too short)")
         }
     }
-    outln!(
+    println!(
         "  quiet -> first scale-down                  {:>7} ms",
         f.quiet_to_first_scale_down_ms
     );
-    outln!(
+    println!(
         "  quiet -> back at --min                     {:>7} ms",
         f.quiet_to_min_ms
     );

@@ -1,16 +1,23 @@
-//! `stratbox bench optimize`: a 1,000-combination grid of ema-crossover
-//! over a year of hourly bars, locally on every core (the WASM plugin and,
-//! for scale, the native reference) and through the queue with one worker
-//! process, whose peak RSS (VmHWM) is read from /proc.
+//! A 1,000-combination grid of ema-crossover over a year of hourly bars,
+//! locally on every core (the WASM plugin and, for scale, the native
+//! reference, both in this process) and through the queue with one worker
+//! process (the `stratbox` binary), whose peak RSS (VmHWM) is read from
+//! /proc.
+//!
+//! ```text
+//! cargo bench -p stratbox --bench optimize -- --plugin path/to/ema-crossover.wasm
+//! ```
+
+mod common;
 
 use anyhow::{anyhow, bail, Context};
-use clap::Args;
+use clap::Parser;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use super::bench_queue::{cpu_secs, WorkerProcess, PREFIX};
-use super::{CliError, CliResult};
+use common::{cpu_secs, WorkerProcess, PREFIX};
 use stratbox_engine::candles::{self, Candles};
 use stratbox_engine::optimize::{
     self, Combination, DimensionSpec, Direction, Method, ReferenceFactory, StrategyFactory,
@@ -23,8 +30,11 @@ use stratbox_service::tasks::optimization::{submit_optimization, OptimizationReq
 use stratbox_service::tasks::SubmitOptions;
 use stratbox_store::{BacktestDefinition, BacktestStatus, Store};
 
-#[derive(Debug, Args)]
-pub struct OptimizeBenchArgs {
+/// Optimization figures: a 1,000-combination grid locally and through
+/// the queue, and the worker's peak memory.
+#[derive(Debug, Parser)]
+#[command(name = "optimize")]
+struct OptimizeBenchArgs {
     /// The ema-crossover component.
     #[arg(long)]
     plugin: PathBuf,
@@ -44,6 +54,12 @@ pub struct OptimizeBenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    harness: common::Harness,
+}
+
+fn main() -> ExitCode {
+    common::main(|args: OptimizeBenchArgs| run(&args))
 }
 
 /// The grid: fast 5..=50 step 5 (10 values) x slow 20..=515 step 5 (100),
@@ -96,46 +112,35 @@ struct Figures {
     best: String,
 }
 
-pub fn run(args: &OptimizeBenchArgs) -> CliResult {
+fn run(args: &OptimizeBenchArgs) -> anyhow::Result<()> {
     if args.reps == 0 || args.slots == 0 {
-        return Err(CliError::input(anyhow!(
-            "--reps and --slots must be at least 1"
-        )));
+        bail!("--reps and --slots must be at least 1");
     }
-    let bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
-        .map_err(CliError::input)?;
+    let bytes = common::read_plugin(&args.plugin)?;
     let candles = match &args.candles {
-        Some(path) => super::candles::load_csv(path)?,
+        Some(path) => load_csv(path)?,
         None => candles::synth(8_760, 1, 3_600, 1_704_067_200, 42_000.0),
     };
-    let figures = measure(args, &bytes, &candles).map_err(CliError::run)?;
+    let figures = measure(args, &bytes, &candles)?;
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&figures).map_err(CliError::run)?
-        );
+        println!("{}", serde_json::to_string_pretty(&figures)?);
         return Ok(());
     }
     let f = &figures;
-    outln!(
+    println!(
         "stratbox bench optimize ({} combinations of ema-crossover, {} hourly bars, median of {})",
-        f.combinations,
-        f.bars,
-        f.reps
+        f.combinations, f.bars, f.reps
     );
-    outln!(
+    println!(
         "  local, wasm plugin    {:>8.0} combinations/s  ({:.2} s on {} threads, {:.3} ms CPU each)",
         f.local_wasm_combos_per_sec,
         f.local_wasm_secs,
         f.threads,
         f.local_wasm_cpu_ms_per_combo
     );
-    outln!(
+    println!(
         "  local, native ref.    {:>8.0} combinations/s  ({:.2} s, {:.3} ms CPU each)",
-        f.local_native_combos_per_sec,
-        f.local_native_secs,
-        f.local_native_cpu_ms_per_combo
+        f.local_native_combos_per_sec, f.local_native_secs, f.local_native_cpu_ms_per_combo
     );
     if let (Some(rate), Some(secs), Some(slots), Some(chunks)) = (
         f.queue_combos_per_sec,
@@ -143,7 +148,7 @@ pub fn run(args: &OptimizeBenchArgs) -> CliResult {
         f.queue_slots,
         f.queue_chunks,
     ) {
-        outln!(
+        println!(
             "  queue, 1 worker       {:>8.0} combinations/s  ({:.2} s, {} slots, {} chunks, {:.3} ms worker CPU each)",
             rate,
             secs,
@@ -153,14 +158,21 @@ pub fn run(args: &OptimizeBenchArgs) -> CliResult {
         );
     }
     if let (Some(rss), Some(warm)) = (f.worker_peak_rss_mb, f.worker_peak_rss_before_sweep_mb) {
-        outln!(
+        println!(
             "  worker peak RSS       {:>8.1} MB during the sweep (VmHWM; {:.1} MB through start-up and warm-up)",
             rss,
             warm
         );
     }
-    outln!("  best by Sharpe        {}", f.best);
+    println!("  best by Sharpe        {}", f.best);
     Ok(())
+}
+
+/// The candles of a CSV file, as `stratbox` reads them.
+fn load_csv(path: &Path) -> anyhow::Result<Candles> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read candles from {}", path.display()))?;
+    candles::parse_csv(&text).with_context(|| format!("invalid candles in {}", path.display()))
 }
 
 fn time_local(
@@ -303,7 +315,7 @@ async fn through_queue(
         (Some(a), Some(b)) => (*a, *b),
         _ => bail!("no candles"),
     };
-    let mut worker = WorkerProcess::spawn(&url, args.slots, &scratch)?;
+    let mut worker = WorkerProcess::spawn(&args.harness.exe(), &url, args.slots, &scratch)?;
     worker.wait_ready(&queue).await?;
     let request = |space: BTreeMap<String, DimensionSpec>| OptimizationRequest {
         backtest: BacktestDefinition {
@@ -362,7 +374,7 @@ async fn through_queue(
 }
 
 fn scratch_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("stratbox-bench-optimize-{}", std::process::id()))
+    common::scratch_dir("optimize")
 }
 
 async fn wait(store: &Store, id: u64) -> anyhow::Result<usize> {
@@ -386,5 +398,5 @@ async fn wait(store: &Store, id: u64) -> anyhow::Result<usize> {
 
 /// VmHWM: the peak resident set of the process so far.
 fn peak_rss_mb(pid: u32) -> anyhow::Result<f64> {
-    super::bench_queue::status_mb(pid, "VmHWM")
+    common::status_mb(pid, "VmHWM")
 }

@@ -1,25 +1,31 @@
-//! `stratbox bench queue`: the queue's figures end to end, against a real
-//! worker process and Redis, with `redis-benchmark`'s XADD rate measured
-//! in the same run as the ceiling.
+//! The queue's figures end to end, against a real worker process (the
+//! `stratbox` binary) and Redis, with `redis-benchmark`'s XADD rate
+//! measured in the same run as the ceiling.
+//!
+//! ```text
+//! cargo bench -p stratbox --bench queue -- --plugin path/to/ema-crossover.wasm
+//! ```
 
-use anyhow::{anyhow, bail, Context};
-use clap::Args;
+mod common;
+
+use anyhow::{anyhow, bail};
+use clap::Parser;
 use futures_util::{StreamExt, TryStreamExt};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use super::{CliError, CliResult};
-use stratbox_engine::candles;
+use common::{batch_sizes, seed_backtest, WorkerProcess, PREFIX};
 use stratbox_queue::{Queue, QueueConfig, TaskSpec};
 use stratbox_redis::{LocalRedis, Persistence};
-use stratbox_sandbox::{Sandbox, SandboxConfig};
 use stratbox_service::tasks::{submit_backtests, SubmitOptions, KIND_NOOP};
-use stratbox_store::{BacktestDefinition, Store};
+use stratbox_store::Store;
 
-#[derive(Debug, Args)]
-pub struct QueueBenchArgs {
+/// Queue figures end to end: no-op and tiny-backtest throughput through
+/// a worker process, submit-to-start latency, worker memory.
+#[derive(Debug, Parser)]
+#[command(name = "queue")]
+struct QueueBenchArgs {
     /// The ema-crossover component, for the tiny-backtest run.
     #[arg(long)]
     plugin: PathBuf,
@@ -61,6 +67,12 @@ pub struct QueueBenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    harness: common::Harness,
+}
+
+fn main() -> ExitCode {
+    common::main(|args: QueueBenchArgs| run(&args))
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -80,54 +92,8 @@ impl From<RedisPersistence> for Persistence {
     }
 }
 
-/// Stores the plugin and `bars` synthetic candles of `BENCH` under the
-/// bench prefix, and returns a backtest of all of them.
-pub(super) async fn seed_backtest(
-    store: &Store,
-    plugin: &[u8],
-    scratch: &Path,
-    bars: usize,
-    timeframe_secs: i64,
-    params: BTreeMap<String, serde_json::Value>,
-) -> anyhow::Result<BacktestDefinition> {
-    let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: Some(scratch.join("cache")),
-        ..SandboxConfig::default()
-    })?;
-    let loaded = sandbox.load(plugin)?;
-    let d = &loaded.description;
-    store
-        .put_plugin(&loaded.sha256, plugin, &d.name, &d.version, d)
-        .await?;
-    let data = candles::synth(bars, 42, timeframe_secs, 1_704_067_200, 42_000.0);
-    store.import_candles("BENCH", timeframe_secs, &data).await?;
-    Ok(BacktestDefinition {
-        strategy_sha256: loaded.sha256.clone(),
-        strategy_id: None,
-        name: None,
-        symbol: "BENCH".into(),
-        timeframe_secs,
-        start_ts: data.ts[0],
-        end_ts: data.ts[data.len() - 1],
-        initial_capital: 10_000.0,
-        commission: 0.0006,
-        leverage: 1.0,
-        slippage_bps: 0.0,
-        params,
-    })
-}
-
-/// `total` split into calls of at most `batch` (at least 1).
-fn batch_sizes(total: usize, batch: usize) -> Vec<usize> {
-    (0..total)
-        .step_by(batch)
-        .map(|first| batch.min(total - first))
-        .collect()
-}
-
 /// Submissions per script call, as a client submitting in bulk would.
 const SUBMIT_BATCH: usize = 1_000;
-pub(super) const PREFIX: &str = "bench";
 
 #[derive(Debug, serde::Serialize)]
 struct Figures {
@@ -162,7 +128,7 @@ struct Figures {
     loaded_worker_rss_mb: f64,
 }
 
-pub fn run(args: &QueueBenchArgs) -> CliResult {
+fn run(args: &QueueBenchArgs) -> anyhow::Result<()> {
     if args.slots == 0
         || args.tasks == 0
         || args.backtests == 0
@@ -171,29 +137,24 @@ pub fn run(args: &QueueBenchArgs) -> CliResult {
         || args.submit_concurrency == 0
         || args.probe_tasks == Some(0)
     {
-        return Err(CliError::input(anyhow!(
+        bail!(
             "--slots, --tasks, --backtests, --submit-batch, --submit-concurrency, --latency-samples and --probe-tasks must be at least 1"
-        )));
+        );
     }
-    let bytes = std::fs::read(&args.plugin)
-        .with_context(|| format!("--plugin: cannot read {}", args.plugin.display()))
-        .map_err(CliError::input)?;
-    let scratch = std::env::temp_dir().join(format!("stratbox-bench-queue-{}", std::process::id()));
+    let bytes = common::read_plugin(&args.plugin)?;
+    let scratch = common::scratch_dir("queue");
     let (_server, url) = match &args.redis_url {
         Some(url) => (None, url.clone()),
         None => {
             let server =
-                LocalRedis::start_with(&scratch.join("redis"), args.redis_persistence.into())
-                    .map_err(CliError::run)?;
+                LocalRedis::start_with(&scratch.join("redis"), args.redis_persistence.into())?;
             let url = server.url();
             (Some(server), url)
         }
     };
     let redis_pid = _server.as_ref().and_then(LocalRedis::pid);
-    let runtime = super::settings::runtime(Some(0))?;
-    let figures = runtime
-        .block_on(measure(args, &url, redis_pid, &bytes, &scratch))
-        .map_err(CliError::run)?;
+    let runtime = common::runtime()?;
+    let figures = runtime.block_on(measure(args, &url, redis_pid, &bytes, &scratch))?;
     drop(_server);
     let _ = std::fs::remove_dir_all(&scratch);
     print(args, &figures)
@@ -231,7 +192,7 @@ async fn measure(
         "{}",
     )
     .await?;
-    let mut worker = WorkerProcess::spawn(url, args.slots, scratch)?;
+    let mut worker = WorkerProcess::spawn(&args.harness.exe(), url, args.slots, scratch)?;
     worker.wait_ready(&queue).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = worker.rss_mb()?;
@@ -563,12 +524,12 @@ impl CpuMeter {
 
     fn read(worker_pid: u32, redis_pid: Option<u32>) -> CpuReading {
         (
-            cpu_secs(&worker_pid.to_string()),
+            common::cpu_secs(&worker_pid.to_string()),
             redis_pid.map(|p| {
                 let pid = p.to_string();
-                (cpu_secs(&pid), children_cpu_secs(&pid))
+                (common::cpu_secs(&pid), common::children_cpu_secs(&pid))
             }),
-            cpu_secs("self"),
+            common::cpu_secs("self"),
         )
     }
 
@@ -585,123 +546,9 @@ impl CpuMeter {
     }
 }
 
-/// A memory line of `/proc/<pid>/status` (`VmRSS`, `VmHWM`), in MB.
-pub(super) fn status_mb(pid: u32, field: &str) -> anyhow::Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| anyhow!("no {field} for pid {pid}"))?;
-    Ok(kb / 1024.0)
-}
-
-/// User plus system CPU seconds of a process (`/proc/<pid>/stat`).
-pub(super) fn cpu_secs(pid: &str) -> f64 {
-    stat_ticks(pid, 11) / 100.0
-}
-
-/// CPU seconds of the children `pid` has waited for (Redis's AOF
-/// rewrites and snapshots: it reaps each when it ends).
-fn children_cpu_secs(pid: &str) -> f64 {
-    stat_ticks(pid, 13) / 100.0
-}
-
-/// Two consecutive tick counters of `/proc/<pid>/stat`, summed, counted
-/// from the first field after the parenthesised command name: 11 is
-/// utime + stime (the line's 14th and 15th fields), 13 cutime + cstime.
-/// Clock ticks are 100 per second; 0 when the process is gone.
-fn stat_ticks(pid: &str, first: usize) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    ticks(first) + ticks(first + 1)
-}
-
-pub(super) struct WorkerProcess {
-    child: Option<Child>,
-}
-
-impl WorkerProcess {
-    pub(super) fn spawn(url: &str, slots: usize, scratch: &Path) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find the stratbox binary")?;
-        std::fs::create_dir_all(scratch)?;
-        let log = std::fs::File::create(scratch.join("worker.log"))?;
-        let child = Command::new(exe)
-            .args(["worker", "--workers", &slots.to_string()])
-            .env("REDIS_URL", url)
-            .env("STRATBOX_PREFIX", PREFIX)
-            .env("STRATBOX_CACHE_DIR", scratch.join("cache"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start the worker")?;
-        Ok(Self { child: Some(child) })
-    }
-
-    pub(super) async fn wait_ready(&mut self, queue: &Queue) -> anyhow::Result<()> {
-        let started = Instant::now();
-        while queue.workers().await?.is_empty() {
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!("the worker sent no heartbeat within 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(())
-    }
-
-    pub(super) fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn rss_mb(&self) -> anyhow::Result<f64> {
-        let pid = self
-            .child
-            .as_ref()
-            .map(Child::id)
-            .ok_or_else(|| anyhow!("worker gone"))?;
-        status_mb(pid, "VmRSS")
-    }
-
-    /// SIGTERM and the graceful exit.
-    pub(super) fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(mut child) = self.child.take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
-            let status = child.wait()?;
-            if !status.success() {
-                bail!("the worker exited with {status}");
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
+fn print(args: &QueueBenchArgs, f: &Figures) -> anyhow::Result<()> {
     if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(f).map_err(CliError::run)?
-        );
+        println!("{}", serde_json::to_string_pretty(f)?);
         return Ok(());
     }
     let rate = |v: Option<f64>| {
@@ -710,29 +557,29 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
             |r| format!("{r:>10.0} /s"),
         )
     };
-    outln!(
+    println!(
         "stratbox bench queue (one worker process, {} slots; submitted in calls of {}, {} at a time)",
         f.slots,
         f.submit_batch,
         f.submit_concurrency
     );
-    outln!(
+    println!(
         "  redis-benchmark XADD, 64 per round trip   {}  (ceiling)",
         rate(f.redis_xadd_pipelined_per_sec)
     );
-    outln!(
+    println!(
         "  redis-benchmark XADD, one per round trip  {}",
         rate(f.redis_xadd_unpipelined_per_sec)
     );
-    outln!(
+    println!(
         "  no-op tasks end to end ({})         {:>10.0} /s  (submitted at {:.0}/s; target >= 20,000)",
         f.noop_tasks, f.noop_tasks_per_sec, f.noop_submit_per_sec
     );
-    outln!(
+    println!(
         "  100-bar backtests end to end ({})   {:>10.0} /s  (submitted at {:.0}/s; target >= 10,000)",
         f.backtests, f.backtests_per_sec, f.backtest_submit_per_sec
     );
-    outln!(
+    println!(
         "    {} of them done while submitting; the rest at {}",
         f.backtests_done_while_submitting,
         f.backtest_drain_per_sec
@@ -749,11 +596,11 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
             c.client
         )
     };
-    outln!(
+    println!(
         "    CPU per no-op task:    {}",
         cpu(&f.noop_cpu_us_per_task)
     );
-    outln!(
+    println!(
         "    CPU per backtest:      {}",
         cpu(&f.backtest_cpu_us_per_task)
     );
@@ -763,35 +610,21 @@ fn print(args: &QueueBenchArgs, f: &Figures) -> CliResult {
             c.submit, c.fetch, c.complete
         )
     };
-    outln!(
+    println!(
         "    Redis CPU per no-op task, each script alone:  {}",
         scripts(&f.redis_us_per_noop)
     );
-    outln!(
+    println!(
         "    Redis CPU per backtest, each script alone:    {}",
         scripts(&f.redis_us_per_backtest)
     );
-    outln!(
+    println!(
         "  submit-to-start, light load ({})     p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms  (target p50 < 0.5, p99 < 2)",
         f.latency_samples, f.latency_p50_ms, f.latency_p99_ms, f.latency_max_ms
     );
-    outln!(
+    println!(
         "  worker RSS                               idle {:.1} MB, after the runs {:.1} MB  (target idle < 30)",
         f.idle_worker_rss_mb, f.loaded_worker_rss_mb
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::batch_sizes;
-
-    #[test]
-    fn batches_cover_the_total_once() {
-        assert_eq!(batch_sizes(300, 7).iter().sum::<usize>(), 300);
-        assert_eq!(batch_sizes(300, 7).len(), 43);
-        assert_eq!(batch_sizes(300, 7).last(), Some(&6));
-        assert_eq!(batch_sizes(2_000, 1_000), vec![1_000, 1_000]);
-        assert_eq!(batch_sizes(5, 1_000), vec![5]);
-    }
 }
