@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use super::candles::load_csv;
 use super::{CliError, CliResult};
+use stratbox_engine::perp::{parse_funding_csv, Funding, Instrument, PerpConfig};
 use stratbox_engine::reference;
-use stratbox_engine::{self as engine, BacktestConfig, ParamInput, Params, Report, StrategyInfo};
+use stratbox_engine::{
+    self as engine, BacktestConfig, ExitReason, Market, ParamInput, Params, Report, StrategyInfo,
+};
 use stratbox_sandbox::{CancelToken, RunError, RunLimits, Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
@@ -31,15 +34,18 @@ pub struct BacktestArgs {
     params: Vec<String>,
     #[command(flatten)]
     account: AccountArgs,
+    #[command(flatten)]
+    perp: PerpArgs,
     /// Fuel budget for the run (default: scaled to the number of bars).
     #[arg(long)]
     fuel: Option<u64>,
     /// Wall-clock limit for the run, in milliseconds.
     #[arg(long)]
     deadline_ms: Option<u64>,
-    /// Memory cap for the strategy, in MiB (at most the server cap, 64).
-    #[arg(long)]
-    memory_mib: Option<usize>,
+    /// Memory cap for the strategy, in MiB (the sandbox's cap is also the
+    /// most a run may ask for).
+    #[arg(long, default_value_t = SandboxConfig::default().memory_limit_bytes >> 20)]
+    memory_mib: usize,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -65,6 +71,98 @@ pub struct AccountArgs {
     slippage_bps: f64,
 }
 
+/// The market a run trades and, for perpetuals, the contract, funding
+/// and mark prices (docs/conventions/engine.md, "Perpetual futures").
+#[derive(Debug, Args)]
+pub struct PerpArgs {
+    /// The market: `spot` or `linear_perpetual` (also `linear-perpetual`).
+    #[arg(long, value_enum, default_value_t = MarketArg::Spot)]
+    market: MarketArg,
+    /// Funding history CSV (header ts,rate); perpetuals only.
+    #[arg(long, value_name = "PATH", conflicts_with = "funding_rate")]
+    funding: Option<PathBuf>,
+    /// A constant funding rate paid every 8 hours from 00:00 UTC;
+    /// perpetuals only.
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
+    funding_rate: Option<f64>,
+    /// Mark-price candle CSV (same format as --candles); perpetuals only.
+    #[arg(long, value_name = "PATH")]
+    mark: Option<PathBuf>,
+    /// The contract: an instrument JSON file, or `bybit-default` (BTCUSDT);
+    /// perpetuals only.
+    #[arg(long, value_name = "PATH|bybit-default")]
+    instrument: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MarketArg {
+    Spot,
+    #[value(name = "linear_perpetual", alias = "linear-perpetual")]
+    LinearPerpetual,
+}
+
+impl PerpArgs {
+    /// Sets the market and the perpetual settings on `config`, checked; a
+    /// perpetual-only flag on spot, or a bad file, names its flag.
+    pub fn apply(&self, config: &mut BacktestConfig) -> Result<(), CliError> {
+        if self.market == MarketArg::Spot {
+            let given = [
+                ("--funding", self.funding.is_some()),
+                ("--funding-rate", self.funding_rate.is_some()),
+                ("--mark", self.mark.is_some()),
+                ("--instrument", self.instrument.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+                return Err(CliError::input(anyhow!(
+                    "{flag}: only for a perpetual run (add --market linear_perpetual)"
+                )));
+            }
+            return Ok(());
+        }
+        let instrument = match self.instrument.as_deref() {
+            None | Some("bybit-default") => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--instrument: cannot read {path}"))
+                    .map_err(CliError::input)?;
+                let instrument = Instrument::from_json(&text)
+                    .map_err(|e| CliError::input(anyhow!("--instrument {path}: {e}")))?;
+                Some(std::sync::Arc::new(instrument))
+            }
+        };
+        let funding = match (&self.funding, self.funding_rate) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("--funding: cannot read {}", path.display()))
+                    .map_err(CliError::input)?;
+                parse_funding_csv(&text)
+                    .map_err(|e| CliError::input(anyhow!("--funding {}: {e}", path.display())))?
+            }
+            (None, Some(rate)) => Funding::Constant(rate),
+            (None, None) => Funding::None,
+        };
+        let mark = match &self.mark {
+            Some(path) => Some(std::sync::Arc::new(load_csv(path)?)),
+            None => None,
+        };
+        config.market = Market::LinearPerpetual;
+        config.perp = PerpConfig {
+            instrument,
+            funding,
+            mark,
+        };
+        config.check().map_err(|e| {
+            let message = flag_message(&e);
+            let message = match message.strip_prefix("funding_rate: ") {
+                Some(rest) if self.funding.is_some() => format!("--funding: {rest}"),
+                Some(rest) => format!("--funding-rate: {rest}"),
+                None => message,
+            };
+            CliError::input(anyhow!("{message}"))
+        })
+    }
+}
+
 impl AccountArgs {
     /// The engine's config, checked; a bad value names its flag.
     pub fn config(&self) -> Result<BacktestConfig, CliError> {
@@ -84,7 +182,8 @@ impl AccountArgs {
 
 pub fn run(args: &BacktestArgs) -> CliResult {
     let candles = load_csv(&args.candles)?;
-    let config = args.account.config()?;
+    let mut config = args.account.config()?;
+    args.perp.apply(&mut config)?;
     let inputs = parse_params(&args.params)?;
     let report = match (&args.plugin, &args.reference) {
         (Some(path), _) => run_plugin(args, path, &inputs, &candles, &config)?,
@@ -109,6 +208,8 @@ fn flag_message(e: &engine::EngineError) -> String {
                 "commission" => "--commission",
                 "leverage" => "--leverage",
                 "slippage_bps" => "--slippage-bps",
+                "instrument" => "--instrument",
+                "mark" => "--mark",
                 other => other,
             };
             format!("{flag}: {message}")
@@ -161,7 +262,7 @@ fn run_plugin(
     let limits = RunLimits {
         fuel: args.fuel,
         deadline: args.deadline_ms.map(Duration::from_millis),
-        memory_limit_bytes: args.memory_mib.map(|m| m << 20),
+        memory_limit_bytes: Some(args.memory_mib << 20),
     };
     let mut strategy = sandbox
         .instantiate(
@@ -288,5 +389,57 @@ fn print_summary(r: &Report) {
             p.unrealized_pnl
         ),
         None => outln!("  open position       none"),
+    }
+    print_perpetual(r);
+}
+
+/// The perpetual lines of the text report; nothing on spot, whose output
+/// stays as it was.
+fn print_perpetual(r: &Report) {
+    let Some(market) = r.market else {
+        return;
+    };
+    outln!("  market              {:>15}", market.as_str());
+    if let Some(n) = r.liquidations {
+        outln!("  liquidations        {n:>15}");
+    }
+    if let Some(paid) = r.funding_paid {
+        let source = match r.funding_source {
+            Some(source) => serde_json::to_value(source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        outln!("  funding paid        {paid:>14.2}  ({source})");
+    }
+    if let (Some(maker), Some(taker)) = (r.fees_maker, r.fees_taker) {
+        outln!("  fees maker / taker  {maker:>14.2} / {taker:.2}");
+    }
+    if let Some(rejected) = &r.rejected_orders {
+        let listed: Vec<String> = rejected.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let listed = if listed.is_empty() {
+            "none".to_string()
+        } else {
+            listed.join(", ")
+        };
+        outln!("  rejected orders     {listed:>15}");
+    }
+    let liquidated: Vec<_> = r
+        .trades
+        .iter()
+        .filter(|t| t.exit_reason == ExitReason::Liquidation)
+        .collect();
+    for t in liquidated {
+        outln!(
+            "  liquidated          {:?} {:.6} @ {:.2} -> {:.2} at {} (bar {}), pnl {:.2}",
+            t.side,
+            t.qty,
+            t.entry_price,
+            t.exit_price,
+            t.exit_ts,
+            t.exit_bar,
+            t.pnl
+        );
     }
 }

@@ -1,5 +1,9 @@
-//! `stratbox bench`: the figures of the README, measured side by side in
-//! one process so machine noise hits both sides alike.
+//! `stratbox bench`: the engine figures of the README (WASM against
+//! native, compile, load, instantiate), measured side by side in one
+//! process so machine noise hits both sides alike, and the same run on a
+//! linear perpetual against the spot one. The service's figures
+//! (queue, API, autoscaler, optimizations) are measured by the benches in
+//! host/cli/benches (`cargo bench -p stratbox --bench queue -- ...`).
 
 use anyhow::{anyhow, Context};
 use clap::Args;
@@ -8,15 +12,13 @@ use std::time::{Duration, Instant};
 
 use super::{CliError, CliResult};
 use stratbox_engine::candles::{self, Candles};
+use stratbox_engine::perp::{Funding, PerpConfig};
 use stratbox_engine::reference::EmaCrossover;
-use stratbox_engine::{self as engine, BacktestConfig, Params};
+use stratbox_engine::{self as engine, BacktestConfig, Market, Params};
 use stratbox_sandbox::{CancelToken, NanCanonicalization, RunLimits, Sandbox, SandboxConfig};
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
-    #[command(subcommand)]
-    what: Option<BenchCommand>,
     /// The ema-crossover component (required for the engine figures).
     #[arg(long)]
     plugin: Option<PathBuf>,
@@ -63,22 +65,6 @@ impl NanMode {
     }
 }
 
-#[derive(Debug, clap::Subcommand)]
-enum BenchCommand {
-    /// Queue figures end to end: no-op and tiny-backtest throughput through
-    /// a worker process, submit-to-start latency, worker memory.
-    Queue(super::bench_queue::QueueBenchArgs),
-    /// Optimization figures: a 1,000-combination grid locally and through
-    /// the queue, and the worker's peak memory.
-    Optimize(super::bench_optimize::OptimizeBenchArgs),
-    /// Sustained create-and-run submissions against one API process:
-    /// rate and latency, measured by a load generator on loopback.
-    Api(super::bench_api::ApiBenchArgs),
-    /// How fast `stratbox autoscale` reacts: a burst that breaks the SLA,
-    /// until the added workers take tasks; quiet, until it is back at min.
-    Autoscale(super::bench_autoscale::AutoscaleBenchArgs),
-}
-
 /// CPU time this thread has used so far (nanosecond clock; `getrusage`
 /// counts in scheduler ticks, too coarse for a 20 ms run).
 fn thread_cpu() -> anyhow::Result<Duration> {
@@ -93,13 +79,6 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 pub fn run(args: &BenchArgs) -> CliResult {
-    match &args.what {
-        Some(BenchCommand::Queue(queue)) => return super::bench_queue::run(queue),
-        Some(BenchCommand::Optimize(optimize)) => return super::bench_optimize::run(optimize),
-        Some(BenchCommand::Api(api)) => return super::bench_api::run(api),
-        Some(BenchCommand::Autoscale(a)) => return super::bench_autoscale::run(a),
-        None => {}
-    }
     if args.reps == 0 || args.bars < 2 || args.instantiations == 0 {
         return Err(CliError::input(anyhow!(
             "--reps and --instantiations must be at least 1, --bars at least 2"
@@ -142,6 +121,31 @@ pub fn run(args: &BenchArgs) -> CliResult {
         f.wasm_fuel_used
     );
     outln!("  wasm / native      {:>8.1} %", f.wasm_over_native_pct);
+    outln!(
+        "  perpetual (linear_perpetual, {}x, funding {} every 8 h; {} trades, {} liquidations, {} rejected; spot {} trades)",
+        PERP_LEVERAGE,
+        PERP_FUNDING_RATE,
+        f.perp_trades,
+        f.perp_liquidations,
+        f.perp_rejected_orders,
+        f.spot_trades
+    );
+    outln!(
+        "    native           {:>8.1} M bars/s  ({:.1} ms; CPU {:.1} ms; best {:.1} ms; {:.1} % of spot)",
+        f.perp_native_bars_per_sec / 1e6,
+        f.perp_native_ms,
+        f.perp_native_cpu_ms,
+        f.perp_native_best_ms,
+        f.perp_native_over_spot_pct
+    );
+    outln!(
+        "    wasm, fuel on    {:>8.1} M bars/s  ({:.1} ms; CPU {:.1} ms; best {:.1} ms; {:.1} % of spot)",
+        f.perp_wasm_bars_per_sec / 1e6,
+        f.perp_wasm_ms,
+        f.perp_wasm_cpu_ms,
+        f.perp_wasm_best_ms,
+        f.perp_wasm_over_spot_pct
+    );
     outln!("  compile            {:>8.2} ms", f.compile_ms);
     outln!(
         "  load precompiled   {:>8.3} ms  ({:.0}x faster)",
@@ -174,6 +178,28 @@ struct Figures {
     wasm_best_ms: f64,
     wasm_fuel_used: u64,
     wasm_over_native_pct: f64,
+    /// The same run under `linear_perpetual`, leverage 10, a constant
+    /// funding rate every 8 hours; `_over_spot_pct` is its bars/s over the
+    /// spot run's of the same side, in this process (target: at least 85).
+    perp_native_ms: f64,
+    perp_native_bars_per_sec: f64,
+    perp_native_cpu_ms: f64,
+    perp_native_best_ms: f64,
+    perp_native_over_spot_pct: f64,
+    perp_wasm_ms: f64,
+    perp_wasm_bars_per_sec: f64,
+    perp_wasm_cpu_ms: f64,
+    perp_wasm_best_ms: f64,
+    perp_wasm_over_spot_pct: f64,
+    perp_liquidations: u64,
+    /// Trades and rejected orders of the perpetual run (the fees of a 10x
+    /// all-in account drain it; once it is too small for `min_qty`, entries
+    /// are rejected and the run trades no more).
+    perp_trades: usize,
+    perp_rejected_orders: u64,
+    /// Trades of the spot run, to compare.
+    spot_trades: usize,
+    perp_final_equity: f64,
     compile_ms: f64,
     precompiled_load_ms: f64,
     compile_over_precompiled: f64,
@@ -183,9 +209,52 @@ struct Figures {
     final_equity: f64,
 }
 
+/// Leverage and funding rate of the perpetual case.
+const PERP_LEVERAGE: f64 = 10.0;
+const PERP_FUNDING_RATE: f64 = 0.0001;
+
+/// Wall and CPU time of one run.
+struct Timed {
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+}
+
+impl Timed {
+    fn new() -> Self {
+        Self {
+            wall: Vec::new(),
+            cpu: Vec::new(),
+        }
+    }
+
+    fn time<T>(&mut self, run: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let (started, cpu) = (Instant::now(), thread_cpu()?);
+        let out = run()?;
+        self.wall.push(started.elapsed());
+        self.cpu.push(thread_cpu()?.saturating_sub(cpu));
+        Ok(out)
+    }
+
+    /// (median wall, median CPU, best wall).
+    fn summary(self) -> (Duration, Duration, Duration) {
+        let best = self.wall.iter().min().copied().unwrap_or_default();
+        (median(self.wall), median(self.cpu), best)
+    }
+}
+
 fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
     let candles: Candles = candles::synth(args.bars, 42, 60, 1_704_067_200, 42_000.0);
     let config = BacktestConfig::default();
+    let perp_config = BacktestConfig {
+        leverage: PERP_LEVERAGE,
+        market: Market::LinearPerpetual,
+        perp: PerpConfig {
+            funding: Funding::Constant(PERP_FUNDING_RATE),
+            ..PerpConfig::default()
+        },
+        ..BacktestConfig::default()
+    };
+    perp_config.check()?;
     let scratch = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(scratch.join("run")),
@@ -199,6 +268,9 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
     let (mut native, mut wasm) = (Vec::new(), Vec::new());
     let (mut native_cpu, mut wasm_cpu) = (Vec::new(), Vec::new());
     let (mut native_equity, mut wasm_equity, mut fuel) = (0.0, 0.0, 0);
+    let mut spot_trades = 0;
+    let (mut perp_native, mut perp_wasm) = (Timed::new(), Timed::new());
+    let (mut perp_native_report, mut perp_wasm_report) = (None, None);
     for _ in 0..args.reps {
         let (started, cpu) = (Instant::now(), thread_cpu()?);
         let mut reference = EmaCrossover::new(12, 26, false);
@@ -220,12 +292,46 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         wasm_cpu.push(thread_cpu()?.saturating_sub(cpu));
         wasm_equity = report.final_equity;
         fuel = report.fuel_used;
+        spot_trades = report.num_trades;
+
+        let report = perp_native.time(|| {
+            let mut reference = EmaCrossover::new(12, 26, false);
+            Ok(engine::run_backtest(
+                &candles,
+                &mut reference,
+                &perp_config,
+            )?)
+        })?;
+        perp_native_report = Some(report);
+        let report = perp_wasm.time(|| {
+            let mut strategy = sandbox.instantiate(
+                &plugin,
+                &params,
+                candles.len(),
+                RunLimits::default(),
+                CancelToken::default(),
+            )?;
+            Ok(engine::run_backtest(&candles, &mut strategy, &perp_config)?)
+        })?;
+        perp_wasm_report = Some(report);
     }
     if native_equity.to_bits() != wasm_equity.to_bits() {
         return Err(anyhow!(
             "wasm and native disagree: final equity {wasm_equity} vs {native_equity}"
         ));
     }
+    let (perp_native_report, perp_wasm_report) = perp_native_report
+        .zip(perp_wasm_report)
+        .ok_or_else(|| anyhow!("no perpetual run"))?;
+    if perp_native_report.final_equity.to_bits() != perp_wasm_report.final_equity.to_bits() {
+        return Err(anyhow!(
+            "perpetual wasm and native disagree: final equity {} vs {}",
+            perp_wasm_report.final_equity,
+            perp_native_report.final_equity
+        ));
+    }
+    let (perp_native, perp_native_cpu, perp_native_best) = perp_native.summary();
+    let (perp_wasm, perp_wasm_cpu, perp_wasm_best) = perp_wasm.summary();
     let best = |runs: &[Duration]| runs.iter().min().copied().unwrap_or_default();
     let (native_best, wasm_best) = (best(&native), best(&wasm));
     let (native, wasm) = (median(native), median(wasm));
@@ -291,6 +397,24 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         wasm_best_ms: ms(wasm_best),
         wasm_fuel_used: fuel,
         wasm_over_native_pct: per_sec(wasm) / per_sec(native) * 100.0,
+        perp_native_ms: ms(perp_native),
+        perp_native_bars_per_sec: per_sec(perp_native),
+        perp_native_cpu_ms: ms(perp_native_cpu),
+        perp_native_best_ms: ms(perp_native_best),
+        perp_native_over_spot_pct: per_sec(perp_native) / per_sec(native) * 100.0,
+        perp_wasm_ms: ms(perp_wasm),
+        perp_wasm_bars_per_sec: per_sec(perp_wasm),
+        perp_wasm_cpu_ms: ms(perp_wasm_cpu),
+        perp_wasm_best_ms: ms(perp_wasm_best),
+        perp_wasm_over_spot_pct: per_sec(perp_wasm) / per_sec(wasm) * 100.0,
+        perp_liquidations: perp_wasm_report.liquidations.unwrap_or(0),
+        perp_trades: perp_wasm_report.num_trades,
+        perp_rejected_orders: perp_wasm_report
+            .rejected_orders
+            .as_ref()
+            .map_or(0, |r| r.values().sum()),
+        spot_trades,
+        perp_final_equity: perp_wasm_report.final_equity,
         compile_ms: ms(compile),
         precompiled_load_ms: ms(precompiled),
         compile_over_precompiled: compile.as_secs_f64() / precompiled.as_secs_f64(),
