@@ -90,7 +90,7 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
     let svc = Service::start("api_flow").await;
     let mut server = Server::start(&svc);
     let _worker = svc.worker("w1", 2, &[]);
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     server.wait_healthy(&http).await;
 
     // Upload: checked by the sandbox, stored once.
@@ -431,7 +431,7 @@ async fn redis_restart_under_the_server_loses_no_accepted_submission() {
     let mut svc = Service::start("api_redis_restart").await;
     let server = Server::start(&svc);
     let _worker = svc.worker("w1", 2, &[]);
-    let http = reqwest::Client::builder()
+    let http = crate::support::http_client_builder()
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();

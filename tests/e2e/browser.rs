@@ -39,7 +39,7 @@ impl Browser {
             .expect(
                 "chromedriver runs (Debian package chromium-driver; scripts/setup.sh installs it)",
             );
-        let http = reqwest::Client::new();
+        let http = crate::support::http_client();
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {

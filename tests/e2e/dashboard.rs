@@ -59,7 +59,7 @@ const COUNT_PIXELS: &str = "
 async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
     let svc = Service::start("dashboard").await;
     let server = Server::start(&svc);
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     server.wait_healthy(&http).await;
     svc.store
         .import_candles("BTCUSDT", HOUR, &hourly(2_000, 11))

@@ -355,7 +355,7 @@ async fn over_http_create_poll_top_and_table_with_a_worker() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
     tokio::spawn(stratbox_api::serve(listener, state, std::future::pending()));
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let mut body = json!({
         "strategy_id": strategy_id,
         "symbol": "BTCUSDT",

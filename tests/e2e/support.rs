@@ -31,6 +31,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugins/ema-crossover", "wasm32-unknown-unknown"),
     ("plugins/rsi-reversion", "wasm32-unknown-unknown"),
     ("plugins/breakout", "wasm32-unknown-unknown"),
+    ("plugins/funding-aware", "wasm32-unknown-unknown"),
     ("plugins/hostile/infinite-loop", "wasm32-unknown-unknown"),
     ("plugins/hostile/memory-bomb", "wasm32-unknown-unknown"),
     ("plugins/hostile/deep-recursion", "wasm32-unknown-unknown"),
@@ -40,6 +41,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugins/hostile/fs-import", "wasm32-wasip2"),
     ("plugins/hostile/slow", "wasm32-unknown-unknown"),
     ("plugins/hostile/nan-bits", "wasm32-unknown-unknown"),
+    ("plugins/hostile/market-probe", "wasm32-unknown-unknown"),
 ];
 
 /// The component built from `plugins/<dir>`, e.g. `plugin("hostile/panic")`.
@@ -124,4 +126,16 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// An HTTP client for the tests. The package links the market data
+/// crate, whose TLS feature makes every reqwest client in the process need
+/// the rustls provider installed first.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().unwrap()
+}
+
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    stratbox_marketdata::install_tls_provider();
+    reqwest::Client::builder()
 }

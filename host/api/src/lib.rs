@@ -36,6 +36,10 @@ use stratbox_queue::Queue;
 use stratbox_sandbox::Sandbox;
 use stratbox_store::Store;
 
+/// Where `stratbox serve` listens, and the clients look, unless told:
+/// loopback only, so nothing is exposed by accident.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8000";
+
 /// Largest strategy component accepted.
 pub const PLUGIN_BODY_LIMIT: usize = 64 << 20;
 /// Largest candle CSV accepted (about 2.5 million rows).

@@ -1,7 +1,6 @@
 //! The router against a private Redis, through `oneshot`: no worker runs,
 //! so submitted tasks stay queued.
 
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

@@ -14,7 +14,7 @@ pub struct ApiArgs {
     #[arg(
         long = "api",
         env = "STRATBOX_API_URL",
-        default_value = "http://127.0.0.1:8000"
+        default_value_t = format!("http://{}", stratbox_api::DEFAULT_ADDR)
     )]
     pub api_url: String,
     /// Bearer token, when the server requires one.

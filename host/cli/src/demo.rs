@@ -39,7 +39,7 @@ pub struct DemoArgs {
     /// Redis to use; a private one is started when unset.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
-    /// API address [default: 127.0.0.1:8000, or a free port if taken].
+    /// API address [default: that of `stratbox serve`, or a free port if taken].
     #[arg(long, env = "STRATBOX_API_ADDR")]
     addr: Option<String>,
     /// Where the private Redis keeps its data and the processes their
@@ -283,14 +283,15 @@ fn demo(
     signals.wait(services)
 }
 
-/// The requested address, else 127.0.0.1:8000, else a free loopback port.
+/// The requested address, else `stratbox serve`'s default, else a free
+/// loopback port.
 fn api_addr(requested: Option<&str>) -> Result<SocketAddr, CliError> {
     if let Some(text) = requested {
         return text
             .parse()
             .map_err(|e| CliError::input(anyhow!("STRATBOX_API_ADDR / --addr {text:?}: {e}")));
     }
-    for candidate in ["127.0.0.1:8000", "127.0.0.1:0"] {
+    for candidate in [stratbox_api::DEFAULT_ADDR, "127.0.0.1:0"] {
         if let Ok(listener) = TcpListener::bind(candidate) {
             return listener.local_addr().map_err(|e| CliError::run(anyhow!(e)));
         }

@@ -3,7 +3,7 @@
 /// mimalloc: glibc's malloc was a fifth of the API's CPU per request
 /// (many small short-lived allocations across threads). Built without
 /// transparent huge pages (`no_thp`): with them a worker's peak RSS was
-/// 2.5x larger (133 MB against 50 MB in `stratbox bench optimize`).
+/// 2.5x larger (133 MB against 50 MB in the optimize bench).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -18,13 +18,12 @@ macro_rules! outln {
 mod autoscale;
 mod backtest;
 mod bench;
-mod bench_api;
-mod bench_autoscale;
-mod bench_optimize;
-mod bench_queue;
 mod candles;
 mod client;
+mod data;
 mod demo;
+#[cfg(test)]
+mod docs;
 mod optimize;
 mod plugin;
 mod scheduler;
@@ -73,6 +72,9 @@ enum Command {
     Scheduler(Box<scheduler::SchedulerArgs>),
     /// Upload a strategy component to a running API.
     Upload(upload::UploadArgs),
+    /// Market data from exchanges (Bybit), into a CSV or Redis.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a
@@ -101,6 +103,7 @@ impl CliError {
 pub type CliResult = Result<(), CliError>;
 
 fn main() -> ExitCode {
+    stratbox_marketdata::install_tls_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Backtest(args) => backtest::run(&args),
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Autoscale(args) => autoscale::run(&args),
         Command::Scheduler(args) => scheduler::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Data(cmd) => data::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

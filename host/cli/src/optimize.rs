@@ -90,36 +90,15 @@ pub struct OptimizeArgs {
     #[arg(long)]
     quiet: bool,
     /// Sandbox memory handling, as for `stratbox worker`: KiB of each
-    /// pooled memory reset with memset instead of madvise when a run ends
-    /// [default: 512].
-    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB")]
-    memory_keep_resident_kib: Option<usize>,
+    /// pooled memory reset with memset instead of madvise when a run ends.
+    #[arg(long, env = "STRATBOX_MEMORY_KEEP_RESIDENT_KIB", default_value_t = SandboxConfig::default().memory_keep_resident >> 10)]
+    memory_keep_resident_kib: usize,
     /// Map data segments copy-on-write.
-    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW")]
-    memory_init_cow: Option<bool>,
+    #[arg(long, env = "STRATBOX_MEMORY_INIT_COW", default_value_t = SandboxConfig::default().memory_init_cow, action = clap::ArgAction::Set)]
+    memory_init_cow: bool,
     /// Pooled memories released per madvise.
-    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH")]
-    decommit_batch: Option<usize>,
-}
-
-/// The sandbox settings of a sweep: the defaults, with the memory knobs
-/// `stratbox worker` also takes.
-pub(super) fn sandbox_config(
-    keep_resident_kib: Option<usize>,
-    init_cow: Option<bool>,
-    decommit_batch: Option<usize>,
-) -> SandboxConfig {
-    let mut config = SandboxConfig::default();
-    if let Some(kib) = keep_resident_kib {
-        config.memory_keep_resident = kib << 10;
-    }
-    if let Some(cow) = init_cow {
-        config.memory_init_cow = cow;
-    }
-    if let Some(batch) = decommit_batch {
-        config.decommit_batch = batch;
-    }
-    config
+    #[arg(long, env = "STRATBOX_DECOMMIT_BATCH", default_value_t = SandboxConfig::default().decommit_batch)]
+    decommit_batch: usize,
 }
 
 /// Maps a field of the optimizer's errors to the flag the user typed.
@@ -201,11 +180,12 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
                 let bytes = std::fs::read(path)
                     .with_context(|| format!("cannot read plugin {}", path.display()))
                     .map_err(CliError::input)?;
-                sandbox = Sandbox::new(sandbox_config(
-                    args.memory_keep_resident_kib,
-                    args.memory_init_cow,
-                    args.decommit_batch,
-                ))
+                sandbox = Sandbox::new(SandboxConfig {
+                    memory_keep_resident: args.memory_keep_resident_kib << 10,
+                    memory_init_cow: args.memory_init_cow,
+                    decommit_batch: args.decommit_batch,
+                    ..SandboxConfig::default()
+                })
                 .context("cannot start the sandbox")
                 .map_err(CliError::run)?;
                 let plugin = sandbox

@@ -12,7 +12,7 @@ use stratbox_store::Store;
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "STRATBOX_API_ADDR", default_value = "127.0.0.1:8000")]
+    #[arg(long, env = "STRATBOX_API_ADDR", default_value = stratbox_api::DEFAULT_ADDR)]
     addr: String,
     /// When set, mutating endpoints need `Authorization: Bearer <token>`.
     #[arg(long, env = "STRATBOX_API_TOKEN", hide_env_values = true)]

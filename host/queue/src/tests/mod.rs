@@ -6,7 +6,6 @@
 //! This file holds the shared fixture ([`Fx`], [`setup`] and helpers); the
 //! tests sit in one file per feature.
 
-
 use super::consumer::Held;
 use super::*;
 use redis::aio::ConnectionManager;
