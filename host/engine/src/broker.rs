@@ -443,7 +443,7 @@ impl Broker {
     }
 }
 
-fn closing_side(position: f64) -> Side {
+pub(crate) fn closing_side(position: f64) -> Side {
     if position > 0.0 {
         Side::Sell
     } else {
@@ -453,7 +453,12 @@ fn closing_side(position: f64) -> Side {
 
 /// A buy limit or sell stop at `p`: fills at the open if it gapped below,
 /// else at `p` if the low reached it.
-fn touch_below(open: f64, low: f64, p: f64, reason: FillReason) -> Option<(f64, FillReason)> {
+pub(crate) fn touch_below(
+    open: f64,
+    low: f64,
+    p: f64,
+    reason: FillReason,
+) -> Option<(f64, FillReason)> {
     if open <= p {
         Some((open, reason))
     } else if low <= p {
@@ -464,7 +469,12 @@ fn touch_below(open: f64, low: f64, p: f64, reason: FillReason) -> Option<(f64, 
 }
 
 /// A sell limit or buy stop at `p`.
-fn touch_above(open: f64, high: f64, p: f64, reason: FillReason) -> Option<(f64, FillReason)> {
+pub(crate) fn touch_above(
+    open: f64,
+    high: f64,
+    p: f64,
+    reason: FillReason,
+) -> Option<(f64, FillReason)> {
     if open >= p {
         Some((open, reason))
     } else if high >= p {

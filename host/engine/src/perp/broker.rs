@@ -9,6 +9,7 @@ use super::funding::FundingClock;
 use super::instrument::Instrument;
 use super::margin::{bankruptcy_price, floor_step, initial_margin, liquidation_price};
 use super::mark::{Extremes, MarkView};
+use crate::broker::{closing_side, touch_above, touch_below};
 use crate::candles::Candles;
 use crate::report::{ExitReason, Trade, TradeSide};
 use crate::strategy::{
@@ -797,33 +798,5 @@ impl ScanIndex {
             trade: Extremes::new(&candles.low, &candles.high),
             mark: (!mark.is_trade).then(|| Extremes::new(mark.low, mark.high)),
         }
-    }
-}
-
-fn closing_side(position: f64) -> Side {
-    if position > 0.0 {
-        Side::Sell
-    } else {
-        Side::Buy
-    }
-}
-
-fn touch_below(open: f64, low: f64, p: f64, reason: FillReason) -> Option<(f64, FillReason)> {
-    if open <= p {
-        Some((open, reason))
-    } else if low <= p {
-        Some((p, reason))
-    } else {
-        None
-    }
-}
-
-fn touch_above(open: f64, high: f64, p: f64, reason: FillReason) -> Option<(f64, FillReason)> {
-    if open >= p {
-        Some((open, reason))
-    } else if high >= p {
-        Some((p, reason))
-    } else {
-        None
     }
 }
