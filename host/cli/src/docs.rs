@@ -106,7 +106,7 @@ fn usage(arg: &Arg) -> String {
     if takes_value && !possible.is_empty() && arg.get_action().takes_values() {
         let _ = write!(text, " ({})", possible.join(", "));
     }
-    format!("`{text}`")
+    format!("`{}`", text.replace('|', "\\|"))
 }
 
 fn defaults(arg: &Arg) -> String {
