@@ -17,6 +17,7 @@ mod data_fetch;
 mod demo;
 mod hostile;
 mod optimize_cli;
+mod perp_api;
 mod perp_cli;
 mod plugin_load;
 mod queue_backtest;

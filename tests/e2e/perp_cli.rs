@@ -12,7 +12,7 @@ use crate::support::{path_str, plugin, scratch, stderr, stdout, stratbox};
 /// 62 hourly bars: a slow decline, a jump at bar 20 that crosses EMA 2
 /// above EMA 5 (entry at bar 21's open, 101), then a 15 % fall on bar 22
 /// and a flat tail.
-fn story_csv(dir: &Path) -> PathBuf {
+pub(super) fn story_csv(dir: &Path) -> PathBuf {
     let mut closes: Vec<f64> = (0..20).map(|i| 100.0 - 0.1 * f64::from(i)).collect();
     closes.extend([101.0, 101.0, 85.85]);
     closes.extend(std::iter::repeat_n(85.85, 39));

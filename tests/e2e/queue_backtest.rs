@@ -32,6 +32,8 @@ pub fn definition(sha: &str, symbol: &str, start_ts: i64, end_ts: i64) -> Backte
         leverage: 1.0,
         slippage_bps: 0.0,
         params: BTreeMap::new(),
+        market: Default::default(),
+        funding_rate: None,
     }
 }
 

@@ -64,6 +64,25 @@ pub struct CreateAndRunRequest {
     pub config: Option<StrategyConfig>,
     #[serde(default)]
     pub priority: Option<i64>,
+    /// `spot` (the default) or `linear_perpetual`: a USDT-margined
+    /// perpetual with the symbol's stored instrument (else BTCUSDT's),
+    /// funding and mark prices.
+    #[serde(default)]
+    #[schema(value_type = Market)]
+    pub market: stratbox_engine::Market,
+    /// A constant funding rate per 8-hour settlement, for a
+    /// `linear_perpetual` run of a symbol without stored funding history.
+    #[serde(default)]
+    pub funding_rate: Option<f64>,
+}
+
+/// What a backtest trades (the schema of `stratbox_engine::Market`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // only its schema is used
+pub enum Market {
+    Spot,
+    LinearPerpetual,
 }
 
 fn default_capital() -> f64 {
@@ -233,6 +252,8 @@ pub(super) async fn parse_create(
         leverage: request.leverage,
         slippage_bps: request.slippage_bps,
         params,
+        market: request.market,
+        funding_rate: request.funding_rate,
     };
     Ok(ParsedCreate {
         definition,

@@ -754,6 +754,15 @@ async fn openapi_and_swagger_ui_are_served() {
     ] {
         assert!(paths.contains_key(path), "{path} missing");
     }
+    // The perpetual fields of create-and-run: shown, optional.
+    let create = &doc["components"]["schemas"]["CreateAndRunRequest"];
+    for field in ["market", "funding_rate"] {
+        assert!(create["properties"][field].is_object(), "{field}: {create}");
+        let required = create["required"].as_array().unwrap();
+        assert!(!required.contains(&json!(field)), "{field}: {create}");
+    }
+    let market = &doc["components"]["schemas"]["Market"]["enum"];
+    assert_eq!(*market, json!(["spot", "linear_perpetual"]), "{doc}");
     let response = app.clone().oneshot(get("/docs/")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let (status, reply) = send(&app, get("/api/v1/nothing")).await;

@@ -331,6 +331,8 @@ async fn through_queue(
             leverage: 1.0,
             slippage_bps: 0.0,
             params: BTreeMap::new(),
+            market: Default::default(),
+            funding_rate: None,
         },
         search_space: space
             .into_iter()

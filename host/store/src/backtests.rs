@@ -51,6 +51,18 @@ pub struct BacktestDefinition {
     pub slippage_bps: f64,
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
+    /// `spot` (the default, left out of the JSON so older definitions
+    /// read and write unchanged) or `linear_perpetual`.
+    #[serde(default, skip_serializing_if = "is_spot")]
+    pub market: stratbox_engine::Market,
+    /// A constant funding rate per 8-hour settlement (perpetuals only),
+    /// used when the symbol has no stored funding history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding_rate: Option<f64>,
+}
+
+fn is_spot(market: &stratbox_engine::Market) -> bool {
+    *market == stratbox_engine::Market::Spot
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +211,7 @@ fn check_definition(def: &BacktestDefinition) -> Result<()> {
         ("commission", def.commission),
         ("leverage", def.leverage),
         ("slippage_bps", def.slippage_bps),
+        ("funding_rate", def.funding_rate.unwrap_or(0.0)),
     ] {
         if !value.is_finite() {
             return Err(StoreError::invalid(
@@ -470,7 +483,36 @@ mod tests {
             leverage: 1.0,
             slippage_bps: 0.0,
             params: [("fast_period".to_string(), serde_json::json!(12))].into(),
+            market: Default::default(),
+            funding_rate: None,
         }
+    }
+
+    #[test]
+    fn market_and_funding_rate_are_left_out_when_default() {
+        let spot = definition("BTCUSDT");
+        let json = serde_json::to_string(&spot).unwrap();
+        assert!(
+            !json.contains("market") && !json.contains("funding_rate"),
+            "{json}"
+        );
+        // A definition written before the fields existed reads as spot.
+        let back: BacktestDefinition = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, spot);
+        let perp = BacktestDefinition {
+            market: stratbox_engine::Market::LinearPerpetual,
+            funding_rate: Some(0.0001),
+            ..definition("BTCUSDT")
+        };
+        let json = serde_json::to_string(&perp).unwrap();
+        assert!(
+            json.ends_with(r#""market":"linear_perpetual","funding_rate":0.0001}"#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<BacktestDefinition>(&json).unwrap(),
+            perp
+        );
     }
 
     async fn hset(t: &TestRedis, id: u64, field: &str, value: &str) {

@@ -85,6 +85,35 @@ impl InstrumentSpec {
     }
 }
 
+impl InstrumentSpec {
+    /// The engine's instrument: the same contract, tiers as risk tiers
+    /// (none stored: the default instrument's tiers).
+    pub fn to_engine(&self) -> stratbox_engine::perp::Instrument {
+        let default = stratbox_engine::perp::Instrument::bybit_default();
+        let risk_tiers = if self.tiers.is_empty() {
+            default.risk_tiers
+        } else {
+            self.tiers
+                .iter()
+                .map(|t| stratbox_engine::perp::RiskTier {
+                    up_to_value: t.up_to_value,
+                    mmr: t.mmr,
+                    mm_deduction: t.mm_deduction,
+                })
+                .collect()
+        };
+        stratbox_engine::perp::Instrument {
+            tick_size: self.tick_size,
+            qty_step: self.qty_step,
+            min_qty: self.min_qty,
+            max_leverage: self.max_leverage,
+            maker_fee: self.maker_fee,
+            taker_fee: self.taker_fee,
+            risk_tiers,
+        }
+    }
+}
+
 impl Store {
     /// Stores (replaces) the instrument of `symbol`, after checking it.
     pub async fn put_instrument(&self, symbol: &str, spec: &InstrumentSpec) -> Result<()> {

@@ -477,6 +477,8 @@ mod tests {
                 leverage: 1.0,
                 slippage_bps: 0.0,
                 params: BTreeMap::new(),
+                market: Default::default(),
+                funding_rate: None,
             },
             search_space: BTreeMap::new(),
             method: "grid".into(),

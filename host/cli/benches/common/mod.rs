@@ -186,6 +186,8 @@ pub async fn seed_backtest(
         leverage: 1.0,
         slippage_bps: 0.0,
         params,
+        market: Default::default(),
+        funding_rate: None,
     })
 }
 

@@ -239,6 +239,8 @@ mod tests {
                 leverage: 1.0,
                 slippage_bps: 0.0,
                 params: BTreeMap::new(),
+                market: Default::default(),
+                funding_rate: None,
             },
             search_space: serde_json::from_value(space).unwrap(),
             method: "grid".into(),

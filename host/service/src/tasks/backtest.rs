@@ -5,7 +5,8 @@ use super::{TaskContext, Tasks, KIND_BACKTEST};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use stratbox_engine::{self as engine, BacktestConfig, ParamInput, Params, StrategyInfo};
+use stratbox_engine::perp::{Funding, PerpConfig};
+use stratbox_engine::{self as engine, BacktestConfig, Market, ParamInput, Params, StrategyInfo};
 use stratbox_queue::{Guard, Queue, QueueError, Record, TaskError, TaskSpec};
 use stratbox_sandbox::{RunError, RunLimits};
 use stratbox_store::backtests::{fields, BacktestDefinition};
@@ -331,6 +332,8 @@ pub(super) struct Validator<'a> {
     store: &'a Store,
     plugins: HashMap<String, Arc<PluginRecord>>,
     series: HashMap<(String, i64), SeriesInfo>,
+    /// Stored instruments by symbol (perpetual requests only).
+    instruments: HashMap<String, Option<Arc<engine::perp::Instrument>>>,
 }
 
 impl<'a> Validator<'a> {
@@ -339,6 +342,7 @@ impl<'a> Validator<'a> {
             store,
             plugins: HashMap::new(),
             series: HashMap::new(),
+            instruments: HashMap::new(),
         }
     }
 
@@ -348,11 +352,22 @@ impl<'a> Validator<'a> {
         &mut self,
         request: &BacktestRequest,
     ) -> Result<(BacktestDefinition, u64), SubmitError> {
-        let config = engine_config(request);
-        config.check().map_err(|e| match e {
-            engine::EngineError::InvalidConfig { field, message } => invalid(field, message),
-            other => invalid("config", other.to_string()),
-        })?;
+        if request.funding_rate.is_some() && request.market != Market::LinearPerpetual {
+            return Err(invalid(
+                "funding_rate",
+                "only for a perpetual run (set market to linear_perpetual)",
+            ));
+        }
+        // The account settings first; a perpetual's contract is checked
+        // once the symbol is known.
+        let mut config = engine_config(request);
+        config.market = Market::Spot;
+        config.check().map_err(config_error)?;
+        if let Some(rate) = request.funding_rate {
+            engine::perp::Funding::Constant(rate)
+                .check()
+                .map_err(|e| invalid("funding_rate", e.message))?;
+        }
         if request.start_ts > request.end_ts {
             return Err(invalid(
                 "start_date",
@@ -407,6 +422,24 @@ impl<'a> Validator<'a> {
                 ),
             ));
         }
+        if request.market == Market::LinearPerpetual {
+            let symbol = series.symbol.clone();
+            let instrument = match self.instruments.get(&symbol) {
+                Some(instrument) => instrument.clone(),
+                None => {
+                    let instrument = self
+                        .store
+                        .get_instrument(&symbol)
+                        .await?
+                        .map(|spec| Arc::new(spec.to_engine()));
+                    self.instruments.insert(symbol, instrument.clone());
+                    instrument
+                }
+            };
+            let mut config = engine_config(request);
+            config.perp.instrument = instrument;
+            config.check().map_err(config_error)?;
+        }
         let mut definition = request.clone();
         definition.symbol = series.symbol.clone();
         definition.params = params
@@ -429,14 +462,73 @@ fn resolve_params(
     Params::validate(schema, &inputs)
 }
 
+fn config_error(e: engine::EngineError) -> SubmitError {
+    match e {
+        engine::EngineError::InvalidConfig { field, message } => invalid(field, message),
+        other => invalid("config", other.to_string()),
+    }
+}
+
+/// The account settings and the market of a definition; a perpetual's
+/// instrument, funding and marks are added by [`perp_config`].
 pub(super) fn engine_config(definition: &BacktestDefinition) -> BacktestConfig {
     BacktestConfig {
         initial_capital: definition.initial_capital,
         commission: definition.commission,
         slippage_bps: definition.slippage_bps,
         leverage: definition.leverage,
+        market: definition.market,
         ..BacktestConfig::default()
     }
+}
+
+/// A perpetual run's contract, funding and marks from what is stored for
+/// the symbol: its instrument (else the default), its funding history
+/// over the range (else the definition's constant rate, else none) and
+/// its mark series `{SYMBOL}.MARK` over the range, when there is one.
+pub(super) fn perp_config(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    definition: &BacktestDefinition,
+) -> Result<PerpConfig, TaskError> {
+    let symbol = &definition.symbol;
+    let instrument = rt
+        .block_on(tasks.store.get_instrument(symbol))
+        .map_err(store_error)?
+        .map(|spec| Arc::new(spec.to_engine()));
+    // A settlement inside the last bar still falls in the run.
+    let end_ts = definition.end_ts.saturating_add(definition.timeframe_secs);
+    let rows = rt
+        .block_on(
+            tasks
+                .store
+                .load_funding(symbol, definition.start_ts, end_ts),
+        )
+        .map_err(store_error)?;
+    let funding = if !rows.is_empty() {
+        Funding::history(rows)
+            .map_err(|e| TaskError::permanent("invalid_funding", e.to_string()))?
+    } else if let Some(rate) = definition.funding_rate {
+        Funding::Constant(rate)
+    } else {
+        Funding::None
+    };
+    let mark = match rt.block_on(tasks.store.load_mark(
+        &tasks.candles,
+        symbol,
+        definition.timeframe_secs,
+        definition.start_ts,
+        definition.end_ts,
+    )) {
+        Ok(candles) if !candles.is_empty() => Some(Arc::new(candles)),
+        Ok(_) | Err(StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(store_error(e)),
+    };
+    Ok(PerpConfig {
+        instrument,
+        funding,
+        mark,
+    })
 }
 
 /// Runs a backtest on a worker's slot thread (a blocking thread: the
@@ -456,7 +548,13 @@ pub(super) fn run(
     let candles = load_range(tasks, rt, &definition, payload.candles_version)?;
     let params = resolve_params(&plugin.description.params, &definition.params)
         .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
-    let config = engine_config(&definition);
+    let mut config = engine_config(&definition);
+    if config.market == Market::LinearPerpetual {
+        config.perp = perp_config(tasks, rt, &definition)?;
+        config
+            .check()
+            .map_err(|e| TaskError::permanent("invalid_config", e.to_string()))?;
+    }
     let limits = RunLimits {
         deadline: Some(ctx.timeout),
         ..RunLimits::default()
@@ -594,6 +692,8 @@ mod tests {
                 ("fast".to_string(), serde_json::json!(5)),
                 ("mode".to_string(), serde_json::json!("x\ny")),
             ]),
+            market: Default::default(),
+            funding_rate: None,
         };
         let definition_json = serde_json::to_string(&definition).unwrap();
         let built = BacktestPayload::json(u64::MAX, &definition_json, 3);
@@ -605,5 +705,20 @@ mod tests {
         assert_eq!(built, serde_json::to_string(&payload).unwrap());
         let back: BacktestPayload = serde_json::from_str(&built).unwrap();
         assert_eq!(back, payload);
+
+        // A perpetual definition round-trips with its two fields.
+        let mut perp = payload.clone();
+        perp.definition.market = Market::LinearPerpetual;
+        perp.definition.funding_rate = Some(-0.000_25);
+        let definition_json = serde_json::to_string(&perp.definition).unwrap();
+        let built = BacktestPayload::json(u64::MAX, &definition_json, 3);
+        assert_eq!(built, serde_json::to_string(&perp).unwrap());
+        assert!(built.contains(r#""market":"linear_perpetual","funding_rate":-0.00025"#));
+        let back: BacktestPayload = serde_json::from_str(&built).unwrap();
+        assert_eq!(back, perp);
+        assert_eq!(
+            engine_config(&back.definition).market,
+            Market::LinearPerpetual
+        );
     }
 }
