@@ -163,6 +163,19 @@ impl Browser {
         .await;
     }
 
+    /// Moves the mouse to (`x`, `y`) CSS pixels of the viewport, as a user
+    /// would: the page gets real pointer and mouse events.
+    pub async fn move_mouse(&self, x: i64, y: i64) {
+        let actions = json!({"actions": [{
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerMove", "duration": 0, "origin": "viewport", "x": x, "y": y}],
+        }]});
+        self.call("POST", &self.session_path("/actions"), actions)
+            .await;
+    }
+
     /// Resizes the window (a taller one shows a whole page in a screenshot).
     pub async fn resize(&self, width: u32, height: u32) {
         self.call(

@@ -372,3 +372,381 @@ async fn the_dashboard_shows_charts_and_requeues_from_the_dlq_in_chromium() {
     std::fs::write(shots.join("figures.json"), figures.to_string()).unwrap();
     eprintln!("dashboard figures: {figures}");
 }
+
+/// 64 hourly bars from 2024-01-01T00:00Z for EMA 2/5 at 10x: a bullish
+/// cross at bar 10 (long from bar 11's open, 101), held flat through the
+/// funding times of bars 16, 24 and 32, liquidated by a 15 % fall on bar
+/// 34 (10:00 on 2 January); then bullish crosses at bars 45 and 57 whose
+/// all-in orders the emptied wallet cannot size (`below_min_qty`).
+fn perp_story_csv() -> String {
+    let mut closes: Vec<f64> = (0..10).map(|i| 100.0 - 0.1 * f64::from(i)).collect();
+    for (close, bars) in [(101.0, 24), (85.85, 11), (90.0, 6), (80.0, 6), (95.0, 7)] {
+        closes.extend(std::iter::repeat_n(close, bars));
+    }
+    assert_eq!(closes.len(), 64);
+    let mut text = String::from("ts,open,high,low,close,volume\n");
+    let mut prev = closes[0];
+    for (i, &close) in closes.iter().enumerate() {
+        let ts = START + HOUR * i as i64;
+        let (high, low) = (prev.max(close), prev.min(close));
+        text.push_str(&format!("{ts},{prev},{high},{low},{close},1\n"));
+        prev = close;
+    }
+    text
+}
+
+/// The report keys only a perpetual run has (per trade: `funding`,
+/// `liquidation_price`).
+const PERP_KEYS: &[&str] = &[
+    "market",
+    "liquidations",
+    "funding_paid",
+    "fees_maker",
+    "fees_taker",
+    "rejected_orders",
+    "funding_source",
+];
+
+/// The liquidation markers' colour (app.js `LIQUIDATION`).
+const LIQUIDATION_RGB: [u8; 3] = [192, 38, 211];
+
+/// A figure as the page prints it (`1,234.56`).
+fn shown(text: &str) -> f64 {
+    text.replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {text:?}"))
+}
+
+async fn text_of(browser: &Browser, css: &str) -> String {
+    let v = browser
+        .eval(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null",
+            json!([css]),
+        )
+        .await;
+    if v.is_null() {
+        let page = browser
+            .eval(
+                "return [location.href, document.body.innerText.slice(0, 3000)]",
+                json!([]),
+            )
+            .await;
+        panic!(
+            "no element {css}; page: {page}; console: {:?}",
+            browser.console().await
+        );
+    }
+    v.as_str().unwrap().to_string()
+}
+
+/// The trades table: its header cells, and each row's cells and class.
+async fn trades_table(browser: &Browser) -> (Vec<String>, Vec<(Vec<String>, String)>) {
+    let table = browser
+        .eval(
+            "const t = document.querySelector('#trades');
+             return [[...t.querySelectorAll('thead th')].map(c => c.textContent),
+                     [...t.querySelectorAll('tbody tr')].map(r =>
+                         [[...r.cells].map(c => c.textContent), r.className])];",
+            json!([]),
+        )
+        .await;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    let rows = table[1]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (strings(&row[0]), row[1].as_str().unwrap().to_string()))
+        .collect();
+    (strings(&table[0]), rows)
+}
+
+async fn wait_backtest_charts(browser: &Browser) {
+    browser
+        .wait_for(
+            "the equity and drawdown charts",
+            "return document.querySelectorAll('#equity-chart .uplot[data-drawn], #drawdown-chart .uplot[data-drawn]').length === 2",
+            WAIT,
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_perpetual_report_and_spot_reports_without_its_fields() {
+    let svc = Service::start("dashboard_perp").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = crate::support::http_client();
+    server.wait_healthy(&http).await;
+    let (status, strategy) = upload(&http, &server, "ema-crossover").await;
+    assert!(matches!(status, 200 | 201), "{strategy}");
+    let strategy_id = strategy["strategy_id"].as_u64().unwrap();
+    let r = http
+        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
+        .bearer_auth(TOKEN)
+        .header("content-type", "text/csv")
+        .body(perp_story_csv())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The same strategy and bars: spot, and 10x perpetual with funding.
+    let spot = json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-01-03T15:00:00Z",
+        "initial_capital": 10000.0,
+        "config": {"params": {"fast_period": 2, "slow_period": 5}}});
+    let mut perp = spot.clone();
+    perp["market"] = json!("linear_perpetual");
+    perp["leverage"] = json!(10);
+    perp["funding_rate"] = json!(0.0001);
+    let path = "/api/v1/queue/backtest/create-and-run";
+    let created = call(&http, &server, path, Some(&spot)).await;
+    let spot_id = created["backtest_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{created}"));
+    let created = call(&http, &server, path, Some(&perp)).await;
+    let perp_id = created["backtest_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{created}"));
+    let spot_report =
+        wait_done(&http, &server, &format!("/api/v1/backtests/{spot_id}")).await["report"].clone();
+    let report =
+        wait_done(&http, &server, &format!("/api/v1/backtests/{perp_id}")).await["report"].clone();
+    for key in PERP_KEYS {
+        assert!(spot_report.get(key).is_none(), "spot report has {key}");
+    }
+    assert!(spot_report["num_trades"].as_u64().unwrap() > 0);
+    // What the page is checked against: funding, a liquidation, rejections.
+    assert_eq!(report["liquidations"], 1, "{report}");
+    assert_eq!(report["rejected_orders"], json!({"below_min_qty": 2}));
+    assert!(report["funding_paid"].as_f64().unwrap() > 0.0, "{report}");
+    let liquidated = &report["trades"][0];
+    assert_eq!(liquidated["exit_reason"], "liquidation");
+    assert_eq!(liquidated["exit_ts"], START + 34 * HOUR);
+
+    let shots = support::workspace().join("target/dashboard");
+    let browser = Browser::start(&svc.dir.join("chromium")).await;
+    let page = server.url("/dashboard/");
+    browser.goto(&page).await;
+    browser
+        .wait_for(
+            "the token form",
+            "return window.stratboxDashboard && window.stratboxDashboard.view === 'login'",
+            WAIT,
+        )
+        .await;
+    browser.type_into("#token-input", TOKEN).await;
+    browser.click("#token-save").await;
+    browser
+        .wait_for(
+            "the queue page",
+            "return document.querySelector('#queue-cards .card') !== null",
+            WAIT,
+        )
+        .await;
+
+    // Spot: the page as before, with none of the perpetual figures.
+    browser
+        .goto(&format!("{page}?spot#/backtests/{spot_id}"))
+        .await;
+    wait_backtest_charts(&browser).await;
+    let (headers, rows) = trades_table(&browser).await;
+    assert_eq!(
+        headers,
+        [
+            "#",
+            "side",
+            "entry (UTC)",
+            "exit (UTC)",
+            "qty",
+            "entry",
+            "exit",
+            "pnl",
+            "return",
+            "fees",
+            "fills"
+        ]
+    );
+    assert_eq!(
+        rows.len() as u64,
+        spot_report["num_trades"].as_u64().unwrap()
+    );
+    assert!(rows
+        .iter()
+        .all(|(cells, class)| cells.len() == 11 && class.is_empty()));
+    assert_eq!(
+        text_of(&browser, ".legend-note").await,
+        "▲ long entry  ▼ short entry  ● exit (blue: profit, brown: loss)"
+    );
+    let next = browser
+        .eval(
+            "const n = document.querySelector('#report-cards').nextSibling;
+             return [n.nodeName, n.textContent]",
+            json!([]),
+        )
+        .await;
+    assert_eq!(next, json!(["H2", "Equity and drawdown"]));
+    let absent = browser
+        .eval(
+            "return ['#perp-cards', '#liquidation-tip', '[data-reason]']
+                 .filter(css => document.querySelector(css) !== null)
+                 .concat(window.stratboxDashboard.liquidationMarkers.map(() => 'marker'))",
+            json!([]),
+        )
+        .await;
+    assert_eq!(absent, json!([]), "perpetual parts on a spot report");
+    let text = text_of(&browser, "#main").await.to_lowercase();
+    for word in [
+        "perpetual",
+        "funding",
+        "liquidat",
+        "maker",
+        "taker",
+        "rejected",
+    ] {
+        assert!(!text.contains(word), "a spot report shows `{word}`");
+    }
+    let liquidation_pixels = browser
+        .eval(
+            COUNT_PIXELS,
+            json!(["#equity-chart canvas", LIQUIDATION_RGB]),
+        )
+        .await;
+    assert_eq!(liquidation_pixels, json!(0));
+
+    // Perpetual: every figure as the report has it.
+    browser
+        .goto(&format!("{page}?perp#/backtests/{perp_id}"))
+        .await;
+    wait_backtest_charts(&browser).await;
+    assert_eq!(
+        text_of(&browser, "#perp-market .value").await,
+        "linear_perpetual"
+    );
+    assert_eq!(
+        text_of(&browser, "#perp-funding-source .value").await,
+        report["funding_source"].as_str().unwrap()
+    );
+    assert_eq!(
+        text_of(&browser, "#perp-liquidations .value").await,
+        report["liquidations"].to_string()
+    );
+    for (id, key) in [
+        ("perp-funding-paid", "funding_paid"),
+        ("perp-fees-maker", "fees_maker"),
+        ("perp-fees-taker", "fees_taker"),
+    ] {
+        let expected = report[key].as_f64().unwrap();
+        let exact = browser
+            .eval(
+                "return document.getElementById(arguments[0]).dataset.value",
+                json!([id]),
+            )
+            .await;
+        assert_eq!(
+            exact.as_str().unwrap().parse::<f64>().unwrap(),
+            expected,
+            "{key}"
+        );
+        let text = text_of(&browser, &format!("#{id} .value")).await;
+        assert!(
+            (shown(&text) - expected).abs() <= 0.005,
+            "{key}: shows {text}, the report has {expected}"
+        );
+    }
+    let rejected = browser
+        .eval(
+            "return Object.fromEntries([...document.querySelectorAll('#perp-cards [data-reason]')]
+                 .map(c => [c.dataset.reason, Number(c.querySelector('.value').textContent)]))",
+            json!([]),
+        )
+        .await;
+    assert_eq!(rejected, report["rejected_orders"]);
+    let total: u64 = report["rejected_orders"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        text_of(&browser, "#perp-rejected .value").await,
+        total.to_string()
+    );
+
+    // The trades table gains funding and the liquidation price.
+    let (headers, rows) = trades_table(&browser).await;
+    let column = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.len(), 1);
+    let (cells, class) = &rows[0];
+    assert_eq!(cells.len(), headers.len());
+    assert_eq!(class, "liquidated");
+    assert_eq!(cells[column("fills")], "market → liquidation");
+    let funding = liquidated["funding"].as_f64().unwrap();
+    assert!((shown(&cells[column("funding")]) - funding).abs() <= 0.005);
+    let price = liquidated["liquidation_price"].as_f64().unwrap();
+    assert!((shown(&cells[column("liq. price")]) - price).abs() <= 0.00005);
+
+    // One liquidation marker, drawn in its own colour, named on hover.
+    assert!(text_of(&browser, ".legend-note")
+        .await
+        .ends_with("◆ liquidation"));
+    let markers = browser
+        .eval(
+            "return window.stratboxDashboard.liquidationMarkers",
+            json!([]),
+        )
+        .await;
+    assert_eq!(markers.as_array().unwrap().len(), 1, "{markers}");
+    let liquidation_pixels = browser
+        .eval(
+            COUNT_PIXELS,
+            json!(["#equity-chart canvas", LIQUIDATION_RGB]),
+        )
+        .await;
+    assert!(
+        liquidation_pixels.as_i64().unwrap() > 30,
+        "liquidation marker pixels: {liquidation_pixels}"
+    );
+    let at = browser
+        .eval(
+            "const over = document.querySelector('#equity-chart .u-over');
+             over.scrollIntoView({block: 'center'});
+             const box = over.getBoundingClientRect();
+             const m = window.stratboxDashboard.liquidationMarkers[0];
+             // A liquidation at zero equity sits on the plot's bottom edge.
+             const top = Math.min(m.top, box.height - 3);
+             return [Math.round(box.left + m.left), Math.round(box.top + top)];",
+            json!([]),
+        )
+        .await;
+    browser
+        .move_mouse(at[0].as_i64().unwrap(), at[1].as_i64().unwrap())
+        .await;
+    let tip = browser
+        .wait_for(
+            "the liquidation tooltip",
+            "const t = document.querySelector('#liquidation-tip'); return t && !t.hidden && t.textContent",
+            WAIT,
+        )
+        .await;
+    let tip = tip.as_str().unwrap();
+    assert!(
+        tip.starts_with("liquidation · long closed 2024-01-02 10:00:00 UTC"),
+        "{tip}"
+    );
+    browser.resize(1400, 1800).await;
+    browser.screenshot(&shots.join("backtest-perp.png")).await;
+    for (level, message) in browser.console().await {
+        assert!(
+            level != "SEVERE" || message.contains("401"),
+            "console {level}: {message}"
+        );
+    }
+    browser.close().await;
+}

@@ -11,7 +11,7 @@
   const signOut = document.getElementById("sign-out");
 
   // Read by the browser test and docs/dashboard.md ("Its test").
-  const probe = (window.stratboxDashboard = { firstChartMs: null, chartsDrawn: 0, view: null });
+  const probe = (window.stratboxDashboard = { firstChartMs: null, chartsDrawn: 0, view: null, liquidationMarkers: [] });
 
   let view = { timer: null, charts: [], alive: true };
 
@@ -516,12 +516,18 @@
     return ys[lo] + w * (ys[hi] - ys[lo]);
   }
 
-  function tradeMarkers(trades) {
+  // A colour no other marker or line uses, so a liquidation stands out.
+  const LIQUIDATION = "#c026d3";
+
+  // Draws the trade markers; a liquidated exit is a diamond, and its place
+  // (CSS px in the plot area) goes to `spots` for the tooltip and the test.
+  function tradeMarkers(trades, spots) {
     return (u) => {
       const ctx = u.ctx;
       const xs = u.data[0];
       const ys = u.data[1];
       const size = 5 * devicePixelRatio;
+      spots.length = 0;
       ctx.save();
       ctx.beginPath();
       ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
@@ -539,6 +545,15 @@
             ctx.lineTo(x + size, y - dir * size * 0.4);
             ctx.closePath();
             ctx.fillStyle = t.side === "long" ? "#15803d" : "#b91c1c";
+          } else if (t.exit_reason === "liquidation") {
+            const r = size * 1.6;
+            ctx.moveTo(x, y - r);
+            ctx.lineTo(x + r, y);
+            ctx.lineTo(x, y + r);
+            ctx.lineTo(x - r, y);
+            ctx.closePath();
+            ctx.fillStyle = LIQUIDATION;
+            spots.push({ trade: t, left: u.valToPos(ts, "x"), top: u.valToPos(equityAt(xs, ys, ts), "y") });
           } else {
             ctx.arc(x, y, size * 0.7, 0, 2 * Math.PI);
             ctx.fillStyle = t.pnl >= 0 ? "#1d4ed8" : "#7c2d12";
@@ -547,7 +562,67 @@
         }
       }
       ctx.restore();
+      probe.liquidationMarkers = spots.map(({ left, top }) => ({ left, top }));
     };
+  }
+
+  // Names the liquidation under the cursor, in a tip inside uPlot's overlay.
+  function liquidationTip(spots) {
+    const tip = h("div", { class: "tip", id: "liquidation-tip", hidden: true });
+    return {
+      ready: [(u) => u.over.append(tip)],
+      setCursor: [
+        (u) => {
+          const { left, top } = u.cursor;
+          const near = spots.find((s) => Math.abs(s.left - left) <= 10 && Math.abs(s.top - top) <= 10);
+          tip.hidden = !near;
+          if (!near) return;
+          const t = near.trade;
+          tip.textContent = `liquidation · ${t.side} closed ${when(t.exit_ts * 1000)} UTC at ${num(t.exit_price, 4)} · liq. price ${num(t.liquidation_price, 4)}`;
+          tip.style.left = near.left + 12 + "px";
+          tip.style.top = Math.max(0, near.top - 30) + "px";
+        },
+      ],
+    };
+  }
+
+  // Perpetual reports only (spot reports have none of these keys). Each
+  // figure keeps its exact value in data-value and the tooltip.
+  function perpSection(r) {
+    const exact = (label, v, id) => {
+      const c = card(label, num(v), id);
+      c.dataset.value = String(v);
+      c.title = `${label}: ${v}`;
+      return c;
+    };
+    const word = (label, v, id) => {
+      const c = card(label, v, id);
+      c.lastChild.classList.add("word");
+      return c;
+    };
+    const rejected = Object.entries(r.rejected_orders || {});
+    const total = rejected.reduce((sum, [, n]) => sum + n, 0);
+    return h(
+      "section",
+      { id: "perp" },
+      h("h2", {}, "Perpetual futures"),
+      h(
+        "div",
+        { class: "cards", id: "perp-cards" },
+        word("Market", r.market, "perp-market"),
+        word("Funding source", r.funding_source, "perp-funding-source"),
+        card("Liquidations", r.liquidations, "perp-liquidations"),
+        exact("Funding paid", r.funding_paid, "perp-funding-paid"),
+        exact("Maker fees", r.fees_maker, "perp-fees-maker"),
+        exact("Taker fees", r.fees_taker, "perp-fees-taker"),
+        card("Rejected orders", total, "perp-rejected"),
+        rejected.map(([reason, n]) => {
+          const c = card("Rejected: " + reason.replaceAll("_", " "), n);
+          c.dataset.reason = reason;
+          return c;
+        }),
+      ),
+    );
   }
 
   async function backtestPage(id, current) {
@@ -563,6 +638,8 @@
       return b.status === "queued" || b.status === "running";
     }
     const r = b.report;
+    const perp = r.market !== undefined;
+    const liquidationSpots = [];
     const equityBox = h("div", { class: "chart", id: "equity-chart" }, h("div", { class: "title" }, "Equity (marked to close)"));
     const ddBox = h("div", { class: "chart", id: "drawdown-chart" }, h("div", { class: "title" }, "Drawdown"));
     const strategy = r.strategy ? `${r.strategy.name} ${r.strategy.version}` : "strategy";
@@ -586,12 +663,22 @@
         card("Fees", num(r.fees_paid)),
         card("Fuel", num(r.fuel_used, 0)),
       ),
+      // replaceChildren would print a null.
+      ...(perp ? [perpSection(r)] : []),
       h("h2", {}, "Equity and drawdown"),
       equityBox,
-      h("p", { class: "legend-note" }, h("span", { class: "swatch-up" }, "▲"), " long entry  ", h("span", { class: "swatch-down" }, "▼"), " short entry  ● exit (blue: profit, brown: loss)"),
+      h(
+        "p",
+        { class: "legend-note" },
+        h("span", { class: "swatch-up" }, "▲"),
+        " long entry  ",
+        h("span", { class: "swatch-down" }, "▼"),
+        " short entry  ● exit (blue: profit, brown: loss)",
+        perp ? ["  ", h("span", { class: "swatch-liquidation" }, "◆"), " liquidation"] : null,
+      ),
       ddBox,
       h("h2", {}, `Trades (${r.trades.length})`),
-      tradesTable(r.trades),
+      tradesTable(r.trades, perp),
     );
     const xs = r.equity_curve.map((p) => p.ts);
     const eq = r.equity_curve.map((p) => p.equity);
@@ -610,7 +697,7 @@
         scales: { x: { time: true } },
         axes: [timeAxis, valueAxis("equity", (v) => num(v, 0))],
         series: [{}, { label: "equity", stroke: "#2563eb", width: 1.5, value: (u, v) => num(v) }],
-        hooks: { draw: [tradeMarkers(r.trades)] },
+        hooks: Object.assign({ draw: [tradeMarkers(r.trades, liquidationSpots)] }, perp ? liquidationTip(liquidationSpots) : {}),
       },
       [xs, eq],
     );
@@ -628,12 +715,12 @@
     return false;
   }
 
-  function tradesTable(trades) {
+  function tradesTable(trades, perp) {
     const shown = trades.slice(0, 500);
     const rows = shown.map((t, i) =>
       h(
         "tr",
-        {},
+        { class: t.exit_reason === "liquidation" ? "liquidated" : null },
         td(i + 1, true),
         td(t.side),
         td(when(t.entry_ts * 1000)),
@@ -644,11 +731,13 @@
         h("td", { class: "num " + (t.pnl >= 0 ? "swatch-up" : "swatch-down") }, num(t.pnl)),
         td(pct(t.return_pct), true),
         td(num(t.fees), true),
+        perp ? [td(num(t.funding), true), td(num(t.liquidation_price, 4), true)] : null,
         td(`${t.entry_reason} → ${t.exit_reason}`),
       ),
     );
     const note = trades.length > shown.length ? h("p", { class: "muted" }, `First ${shown.length} of ${trades.length}; the API has them all.`) : null;
-    return h("div", {}, table("trades", [th("#", true), th("side"), th("entry (UTC)"), th("exit (UTC)"), th("qty", true), th("entry", true), th("exit", true), th("pnl", true), th("return", true), th("fees", true), th("fills")], rows, "No trade."), note);
+    const perpHeaders = perp ? [th("funding", true), th("liq. price", true)] : null;
+    return h("div", {}, table("trades", [th("#", true), th("side"), th("entry (UTC)"), th("exit (UTC)"), th("qty", true), th("entry", true), th("exit", true), th("pnl", true), th("return", true), th("fees", true), perpHeaders, th("fills")], rows, "No trade."), note);
   }
 
   // ---- optimization page ---------------------------------------------
