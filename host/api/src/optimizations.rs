@@ -108,6 +108,9 @@ pub struct Optimization {
     pub name: Option<String>,
     pub symbol: String,
     pub timeframe: String,
+    /// `spot` or `linear_perpetual`.
+    #[schema(value_type = super::queue::Market)]
+    pub market: stratbox_engine::Market,
     /// The searched params, in table-column order.
     pub search_params: Vec<String>,
     pub objective: ObjectiveInfo,
@@ -287,6 +290,7 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
         name: def.backtest.name.clone(),
         symbol: def.backtest.symbol.clone(),
         timeframe: stratbox_engine::candles::format_timeframe(def.backtest.timeframe_secs),
+        market: def.backtest.market,
         search_params: def.search_space.keys().cloned().collect(),
         objective: ObjectiveInfo {
             metric: def.metric.clone(),
@@ -678,6 +682,18 @@ mod tests {
             (with(&["max_combinations"], json!(10)), "search_space"),
         ];
         for (body, field) in cases {
+            let (status, e) = send(&state, post(&body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
+            assert_eq!(e["error"]["field"], field, "{e}");
+        }
+        // A perpetual sweep is checked as a perpetual backtest: leverage
+        // against the contract's maximum (no stored one here: the default
+        // BTCUSDT's 100), a funding rate only with the perpetual market.
+        let mut perp = with(&["market"], json!("linear_perpetual"));
+        perp["leverage"] = json!(110);
+        let mut spot_funding = request(strategy_id);
+        spot_funding["funding_rate"] = json!(0.0001);
+        for (body, field) in [(perp, "leverage"), (spot_funding, "funding_rate")] {
             let (status, e) = send(&state, post(&body)).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
             assert_eq!(e["error"]["field"], field, "{e}");

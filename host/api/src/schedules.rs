@@ -55,6 +55,9 @@ pub struct Schedule {
     pub strategy_id: Option<u64>,
     pub symbol: String,
     pub timeframe: String,
+    /// `spot` or `linear_perpetual`: what every run trades.
+    #[schema(value_type = super::queue::Market)]
+    pub market: stratbox_engine::Market,
     /// RFC 3339 (UTC): the candle range every run covers.
     pub start_date: String,
     pub end_date: String,
@@ -109,6 +112,7 @@ impl From<ScheduleRecord> for Schedule {
             strategy_id: backtest.strategy_id,
             symbol: backtest.symbol.clone(),
             timeframe: stratbox_engine::candles::format_timeframe(backtest.timeframe_secs),
+            market: backtest.market,
             start_date: format_rfc3339_secs(backtest.start_ts),
             end_date: format_rfc3339_secs(backtest.end_ts),
             search_params,
@@ -339,5 +343,196 @@ pub async fn delete_one(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Schedules of perpetual runs against a private Redis; the occurrence
+    //! is fired as the scheduler loop would, and no worker runs it.
+
+    use super::super::{app, AppState};
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use serde_json::{json, Value};
+    use stratbox_engine::perp::Instrument;
+    use stratbox_engine::Market;
+    use stratbox_queue::{Queue, QueueConfig};
+    use stratbox_sandbox::{Sandbox, SandboxConfig};
+    use stratbox_service::scheduler::{fire, Firing};
+    use stratbox_service::tasks::backtest::BacktestPayload;
+    use stratbox_store::test_support::TestRedis;
+    use tower::ServiceExt;
+
+    const HOUR: i64 = 3600;
+    const START: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
+
+    async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Value) {
+        let response = app(state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn create(body: &Value) -> Request<Body> {
+        Request::post("/api/v1/schedules")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    }
+
+    fn get(uri: &str) -> Request<Body> {
+        Request::get(uri).body(Body::empty()).unwrap()
+    }
+
+    fn backtest(strategy_id: u64, extra: &Value) -> Value {
+        let mut request = json!({"strategy_id": strategy_id, "symbol": "BTCUSDT",
+            "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
+            "end_date": "2024-02-01T00:00:00Z", "initial_capital": 10000.0,
+            "leverage": 3, "commission": 0.0006,
+            "config": {"params": {"fast_period": 5, "slow_period": 20}}});
+        for (k, v) in extra.as_object().unwrap() {
+            request[k] = v.clone();
+        }
+        request
+    }
+
+    fn optimization(strategy_id: u64, extra: &Value) -> Value {
+        let mut request = backtest(strategy_id, extra);
+        request["config"]["params"] = json!({});
+        request["search_space"] = json!({"fast_period": [5, 10], "slow_period": [20, 30]});
+        request
+    }
+
+    #[tokio::test]
+    async fn a_perpetual_schedule_shows_its_market_and_submits_perpetual_runs() {
+        let redis = TestRedis::start("api-schedules-perp").await;
+        let prefix = redis.store.keys().prefix().to_string();
+        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
+            .await
+            .unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            pool_instances: 0,
+            cache_dir: None,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let state = AppState::new(redis.store.clone(), queue, sandbox, None);
+        let strategy_id = redis.fake_strategy().await.strategy_id;
+        let data = stratbox_engine::candles::synth(1_000, 7, HOUR, START, 42_000.0);
+        let store = &state.store;
+        store.import_candles("BTCUSDT", HOUR, &data).await.unwrap();
+        // The symbol's stored contract allows 5x at most.
+        let instrument = Instrument {
+            max_leverage: 5.0,
+            ..Instrument::bybit_default()
+        };
+        // Stored from its JSON with the symbol, as a fetch leaves it.
+        let mut json = serde_json::to_value(instrument).unwrap();
+        json["symbol"] = json!("BTCUSDT");
+        let stored = serde_json::from_value(json).unwrap();
+        store.put_instrument("BTCUSDT", &stored).await.unwrap();
+        let perp = json!({"market": "linear_perpetual", "funding_rate": 0.0001});
+
+        // Above the stored maximum (not the default's 100): refused as the
+        // create-and-run endpoints refuse it, nothing stored or queued.
+        let over = json!({"market": "linear_perpetual", "leverage": 10});
+        for (body, field) in [
+            (
+                json!({"every_secs": 60, "backtest": backtest(strategy_id, &over)}),
+                "backtest.leverage",
+            ),
+            (
+                json!({"every_secs": 60, "optimization": optimization(strategy_id, &over)}),
+                "optimization.leverage",
+            ),
+            (
+                json!({"every_secs": 60, "backtest": backtest(strategy_id, &json!({"funding_rate": 0.0001}))}),
+                "backtest.funding_rate",
+            ),
+        ] {
+            let (status, reply) = send(&state, create(&body)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+            assert_eq!(reply["error"]["field"], field, "{reply}");
+        }
+        assert!(store.list_schedules().await.unwrap().is_empty());
+
+        let body = json!({"every_secs": 60, "backtest": backtest(strategy_id, &perp)});
+        let (status, created) = send(&state, create(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["market"], "linear_perpetual");
+        let id = created["schedule_id"].as_u64().unwrap();
+        let (_, shown) = send(&state, get(&format!("/api/v1/schedules/{id}"))).await;
+        assert_eq!(shown["market"], "linear_perpetual");
+
+        // Its occurrence queues a perpetual backtest, funding rate kept.
+        let due = store.get_schedule(id).await.unwrap().unwrap().next_run_ms;
+        let firing = fire(store, &state.queue, id, due.unwrap()).await.unwrap();
+        let Firing::Backtest {
+            backtest_id,
+            task_id,
+        } = firing
+        else {
+            panic!("{firing:?}");
+        };
+        let record = store.get_backtest(backtest_id).await.unwrap().unwrap();
+        assert_eq!(record.definition.market, Market::LinearPerpetual);
+        assert_eq!(record.definition.funding_rate, Some(0.0001));
+        let task = state.queue.task(&task_id).await.unwrap().unwrap();
+        let payload: BacktestPayload = serde_json::from_str(&task.payload).unwrap();
+        assert_eq!(payload.definition, record.definition);
+
+        // An optimization schedule: shown, and its occurrence's record
+        // (what every chunk runs) is perpetual.
+        let body = json!({"every_secs": 60, "optimization": optimization(strategy_id, &perp)});
+        let (status, created) = send(&state, create(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["market"], "linear_perpetual");
+        let id = created["schedule_id"].as_u64().unwrap();
+        let due = store.get_schedule(id).await.unwrap().unwrap().next_run_ms;
+        let firing = fire(store, &state.queue, id, due.unwrap()).await.unwrap();
+        let Firing::Optimization {
+            optimization_id, ..
+        } = firing
+        else {
+            panic!("{firing:?}");
+        };
+        let record = store
+            .get_optimization(optimization_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.definition.backtest.market, Market::LinearPerpetual);
+        assert_eq!(record.definition.backtest.funding_rate, Some(0.0001));
+        let (_, got) = send(
+            &state,
+            get(&format!("/api/v1/optimizations/{optimization_id}")),
+        )
+        .await;
+        assert_eq!(got["market"], "linear_perpetual", "{got}");
+
+        // A spot schedule says spot.
+        let body = json!({"every_secs": 60, "backtest": backtest(strategy_id, &json!({}))});
+        let (status, created) = send(&state, create(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["market"], "spot");
+
+        // The document describes the field.
+        let doc = <super::super::ApiDoc as utoipa::OpenApi>::openapi();
+        let doc = serde_json::to_value(doc).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for view in ["Schedule", "Optimization"] {
+            let market = &schemas[view]["properties"]["market"];
+            assert_eq!(market["$ref"], "#/components/schemas/Market", "{view}");
+        }
+        assert_eq!(
+            schemas["Market"]["enum"],
+            json!(["spot", "linear_perpetual"])
+        );
     }
 }

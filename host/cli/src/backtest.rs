@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::candles::load_csv;
+use super::market::{flag_message, MarketArgs};
 use super::{CliError, CliResult};
-use stratbox_engine::perp::{parse_funding_csv, Funding, Instrument, PerpConfig};
 use stratbox_engine::reference;
 use stratbox_engine::{
-    self as engine, BacktestConfig, ExitReason, Market, ParamInput, Params, Report, StrategyInfo,
+    self as engine, BacktestConfig, ExitReason, ParamInput, Params, Report, StrategyInfo,
 };
 use stratbox_sandbox::{CancelToken, RunError, RunLimits, Sandbox, SandboxConfig};
 
@@ -35,7 +35,7 @@ pub struct BacktestArgs {
     #[command(flatten)]
     account: AccountArgs,
     #[command(flatten)]
-    perp: PerpArgs,
+    market: MarketArgs,
     /// Fuel budget for the run (default: scaled to the number of bars).
     #[arg(long)]
     fuel: Option<u64>,
@@ -71,98 +71,6 @@ pub struct AccountArgs {
     slippage_bps: f64,
 }
 
-/// The market a run trades and, for perpetuals, the contract, funding
-/// and mark prices (docs/conventions/engine.md, "Perpetual futures").
-#[derive(Debug, Args)]
-pub struct PerpArgs {
-    /// The market: `spot` or `linear_perpetual` (also `linear-perpetual`).
-    #[arg(long, value_enum, default_value_t = MarketArg::Spot)]
-    market: MarketArg,
-    /// Funding history CSV (header ts,rate); perpetuals only.
-    #[arg(long, value_name = "PATH", conflicts_with = "funding_rate")]
-    funding: Option<PathBuf>,
-    /// A constant funding rate paid every 8 hours from 00:00 UTC;
-    /// perpetuals only.
-    #[arg(long, value_name = "RATE", allow_negative_numbers = true)]
-    funding_rate: Option<f64>,
-    /// Mark-price candle CSV (same format as --candles); perpetuals only.
-    #[arg(long, value_name = "PATH")]
-    mark: Option<PathBuf>,
-    /// The contract: an instrument JSON file, or `bybit-default` (BTCUSDT);
-    /// perpetuals only.
-    #[arg(long, value_name = "PATH|bybit-default")]
-    instrument: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum MarketArg {
-    Spot,
-    #[value(name = "linear_perpetual", alias = "linear-perpetual")]
-    LinearPerpetual,
-}
-
-impl PerpArgs {
-    /// Sets the market and the perpetual settings on `config`, checked; a
-    /// perpetual-only flag on spot, or a bad file, names its flag.
-    pub fn apply(&self, config: &mut BacktestConfig) -> Result<(), CliError> {
-        if self.market == MarketArg::Spot {
-            let given = [
-                ("--funding", self.funding.is_some()),
-                ("--funding-rate", self.funding_rate.is_some()),
-                ("--mark", self.mark.is_some()),
-                ("--instrument", self.instrument.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
-                return Err(CliError::input(anyhow!(
-                    "{flag}: only for a perpetual run (add --market linear_perpetual)"
-                )));
-            }
-            return Ok(());
-        }
-        let instrument = match self.instrument.as_deref() {
-            None | Some("bybit-default") => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("--instrument: cannot read {path}"))
-                    .map_err(CliError::input)?;
-                let instrument = Instrument::from_json(&text)
-                    .map_err(|e| CliError::input(anyhow!("--instrument {path}: {e}")))?;
-                Some(std::sync::Arc::new(instrument))
-            }
-        };
-        let funding = match (&self.funding, self.funding_rate) {
-            (Some(path), _) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("--funding: cannot read {}", path.display()))
-                    .map_err(CliError::input)?;
-                parse_funding_csv(&text)
-                    .map_err(|e| CliError::input(anyhow!("--funding {}: {e}", path.display())))?
-            }
-            (None, Some(rate)) => Funding::Constant(rate),
-            (None, None) => Funding::None,
-        };
-        let mark = match &self.mark {
-            Some(path) => Some(std::sync::Arc::new(load_csv(path)?)),
-            None => None,
-        };
-        config.market = Market::LinearPerpetual;
-        config.perp = PerpConfig {
-            instrument,
-            funding,
-            mark,
-        };
-        config.check().map_err(|e| {
-            let message = flag_message(&e);
-            let message = match message.strip_prefix("funding_rate: ") {
-                Some(rest) if self.funding.is_some() => format!("--funding: {rest}"),
-                Some(rest) => format!("--funding-rate: {rest}"),
-                None => message,
-            };
-            CliError::input(anyhow!("{message}"))
-        })
-    }
-}
-
 impl AccountArgs {
     /// The engine's config, checked; a bad value names its flag.
     pub fn config(&self) -> Result<BacktestConfig, CliError> {
@@ -183,7 +91,7 @@ impl AccountArgs {
 pub fn run(args: &BacktestArgs) -> CliResult {
     let candles = load_csv(&args.candles)?;
     let mut config = args.account.config()?;
-    args.perp.apply(&mut config)?;
+    args.market.apply(&mut config)?;
     let inputs = parse_params(&args.params)?;
     let report = match (&args.plugin, &args.reference) {
         (Some(path), _) => run_plugin(args, path, &inputs, &candles, &config)?,
@@ -197,25 +105,6 @@ pub fn run(args: &BacktestArgs) -> CliResult {
         print_summary(&report);
     }
     Ok(())
-}
-
-/// `invalid initial_capital: ...` reads better as the flag the user typed.
-fn flag_message(e: &engine::EngineError) -> String {
-    match e {
-        engine::EngineError::InvalidConfig { field, message } => {
-            let flag = match *field {
-                "initial_capital" => "--capital",
-                "commission" => "--commission",
-                "leverage" => "--leverage",
-                "slippage_bps" => "--slippage-bps",
-                "instrument" => "--instrument",
-                "mark" => "--mark",
-                other => other,
-            };
-            format!("{flag}: {message}")
-        }
-        other => other.to_string(),
-    }
 }
 
 pub(super) fn parse_params(raw: &[String]) -> Result<BTreeMap<String, ParamInput>, CliError> {

@@ -24,6 +24,7 @@ mod data;
 mod demo;
 #[cfg(test)]
 mod docs;
+mod market;
 mod optimize;
 mod plugin;
 mod scheduler;

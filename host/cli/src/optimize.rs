@@ -80,6 +80,8 @@ pub struct OptimizeArgs {
     threads: Option<usize>,
     #[command(flatten)]
     account: super::backtest::AccountArgs,
+    #[command(flatten)]
+    market: super::market::MarketArgs,
     /// Print the top results (with their full reports) as one JSON object.
     #[arg(long)]
     json: bool,
@@ -132,7 +134,8 @@ fn bad(e: &optimize::OptimizeError, ranges: &[String]) -> CliError {
 
 pub fn run(args: &OptimizeArgs) -> CliResult {
     let started = Instant::now();
-    let config = args.account.config()?;
+    let mut config = args.account.config()?;
+    args.market.apply(&mut config)?;
     if args.top == 0 {
         return Err(CliError::input(anyhow!("--top: must be at least 1")));
     }

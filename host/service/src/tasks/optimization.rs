@@ -10,7 +10,7 @@
 //! and writes the table, and writing it again changes nothing.
 
 use super::backtest::{
-    engine_config, engine_error, load_plugin, load_range, store_error, Validator,
+    engine_config, engine_error, load_plugin, load_range, perp_config, store_error, Validator,
 };
 use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use stratbox_engine::optimize::{
     self, rank, DimensionSpec, Holdout, Method, Objective, Row, DEFAULT_MAX_COMBINATIONS,
 };
-use stratbox_engine::{ParamInput, ParamValue, Params};
+use stratbox_engine::{Market, ParamInput, ParamValue, Params};
 use stratbox_queue::{Delivery, Guard, Queue, QueueConfig, Record, TaskError, TaskSpec};
 use stratbox_sandbox::{PluginFactory, RunLimits};
 use stratbox_store::optimizations::TOP_KEPT;
@@ -469,13 +469,22 @@ fn run_params(
         cancel: ctx.cancel.clone(),
         until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
     };
+    // The symbol's stored contract, funding and marks, read once for the
+    // chunk; both parts of a hold-out run with them, as the CLI's do.
+    let mut config = engine_config(b);
+    if config.market == Market::LinearPerpetual {
+        config.perp = perp_config(tasks, rt, b)?;
+        config
+            .check()
+            .map_err(|e| TaskError::permanent("invalid_config", e.to_string()))?;
+    }
     let total = combos.len().max(1) as f64;
     let rows = optimize::evaluate(
         &factory,
         &combos,
         &in_sample,
         out_of_sample.as_ref(),
-        &engine_config(b),
+        &config,
         1,
         &|done| ctx.set_progress(done as f64 / total),
         &stratbox_sandbox::is_fatal,
