@@ -104,7 +104,7 @@ fn fetch_into_csv_then_nothing_left_to_fetch() {
             .unwrap();
     assert_eq!(inst["tick_size"], 0.1);
     assert_eq!(inst["taker_fee"], 0.00055);
-    assert_eq!(inst["tiers"][1]["mm_deduction"], 1200.0);
+    assert_eq!(inst["risk_tiers"][1]["mm_deduction"], 1200.0);
 
     // Everything is held: no kline page is asked for again.
     fake.clear_seen();
@@ -190,7 +190,7 @@ fn fetch_into_redis_resumes_after_a_failure() {
         assert_eq!(funding.len() as i64, BARS / 8);
         let inst = store.get_instrument("BTCUSDT").await.unwrap().unwrap();
         assert_eq!(
-            (inst.qty_step, inst.max_leverage, inst.tiers.len()),
+            (inst.qty_step, inst.max_leverage, inst.risk_tiers.len()),
             (0.001, 100.0, 2)
         );
     });

@@ -19,6 +19,7 @@ mod hostile;
 mod optimize_cli;
 mod perp_api;
 mod perp_cli;
+mod perp_fetch;
 mod perp_opt;
 mod plugin_load;
 mod queue_backtest;

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use stratbox_store::{InstrumentSpec, InstrumentTier};
+use stratbox_engine::perp::{Instrument, RiskTier};
 
 use super::api::{upload, Server, TOKEN};
 use super::perp_cli::story_csv;
@@ -18,7 +18,12 @@ use super::support;
 const START: &str = "2024-01-01T00:00:00Z";
 const END: &str = "2024-01-03T13:00:00Z";
 
-async fn post(http: &reqwest::Client, server: &Server, path: &str, body: Value) -> (u16, Value) {
+pub(super) async fn post(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let r = http
         .post(server.url(path))
         .bearer_auth(TOKEN)
@@ -29,7 +34,7 @@ async fn post(http: &reqwest::Client, server: &Server, path: &str, body: Value) 
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-fn request(strategy_id: u64, symbol: &str, extra: Value) -> Value {
+pub(super) fn request(strategy_id: u64, symbol: &str, extra: Value) -> Value {
     let mut request = json!({"strategy_id": strategy_id, "symbol": symbol, "timeframe": "1h",
         "start_date": START, "end_date": END, "initial_capital": 10000.0, "leverage": 10,
         "commission": 0.0006,
@@ -78,15 +83,15 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
     svc.store
         .put_instrument(
             "ETHUSDT",
-            &InstrumentSpec {
-                symbol: "ETHUSDT".into(),
+            &Instrument {
+                symbol: Some("ETHUSDT".into()),
                 tick_size: 0.01,
                 qty_step: 0.01,
                 min_qty: 0.01,
                 max_leverage: 5.0,
                 maker_fee: 0.0002,
                 taker_fee: 0.00055,
-                tiers: vec![InstrumentTier {
+                risk_tiers: vec![RiskTier {
                     up_to_value: 1e9,
                     mmr: 0.01,
                     mm_deduction: 0.0,
@@ -193,15 +198,15 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
     // stored (as `stratbox data fetch bybit` leaves them): the worker
     // uses all three, as the CLI does given the same files.
     let story = stratbox_engine::candles::parse_csv(&String::from_utf8(csv).unwrap()).unwrap();
-    let spec = InstrumentSpec {
-        symbol: "SOLUSDT".into(),
+    let spec = Instrument {
+        symbol: Some("SOLUSDT".into()),
         tick_size: 0.01,
         qty_step: 0.01,
         min_qty: 0.01,
         max_leverage: 25.0,
         maker_fee: 0.0001,
         taker_fee: 0.0007,
-        tiers: vec![InstrumentTier {
+        risk_tiers: vec![RiskTier {
             up_to_value: 1e9,
             mmr: 0.01,
             mm_deduction: 0.0,
@@ -239,11 +244,7 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
     assert_eq!(report["funding_source"], "history", "{report}");
     let record = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
     let instrument_path = svc.dir.join("sol-instrument.json");
-    std::fs::write(
-        &instrument_path,
-        serde_json::to_string(&spec.to_engine()).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&instrument_path, serde_json::to_string(&spec).unwrap()).unwrap();
     let funding_path = svc.dir.join("sol-funding.csv");
     let mut text = String::from("ts,rate\n");
     for (ts, rate) in &funding {
@@ -279,7 +280,7 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
 }
 
 /// The backtest once completed, as `GET /api/v1/backtests/{id}` gives it.
-async fn completed(http: &reqwest::Client, server: &Server, backtest_id: u64) -> Value {
+pub(super) async fn completed(http: &reqwest::Client, server: &Server, backtest_id: u64) -> Value {
     let started = Instant::now();
     loop {
         let r = http
@@ -304,7 +305,7 @@ async fn completed(http: &reqwest::Client, server: &Server, backtest_id: u64) ->
 
 /// `stratbox backtest --market linear_perpetual --json` of the record's
 /// account and params over `candles`, with the perpetual flags `extra`.
-fn local_cli(
+pub(super) fn local_cli(
     svc: &Service,
     record: &stratbox_store::BacktestRecord,
     candles: &std::path::Path,

@@ -56,22 +56,32 @@ pub async fn import(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Series>> {
     let Path((symbol, timeframe)) = path?;
-    let body = body?;
-    let timeframe_secs = stratbox_engine::candles::parse_timeframe(&timeframe)
+    let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, &body?)?;
+    let info = state
+        .store
+        .import_candles(&symbol, timeframe_secs, &candles)
+        .await?;
+    Ok(Json(info.into()))
+}
+
+/// A candle CSV body for `symbol` at `timeframe`, parsed; errors name
+/// the path field or the CSV's line and column.
+pub(super) fn parse_candle_body(
+    symbol: &str,
+    timeframe: &str,
+    body: &[u8],
+) -> ApiResult<(i64, stratbox_engine::candles::Candles)> {
+    let timeframe_secs = stratbox_engine::candles::parse_timeframe(timeframe)
         .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
-    stratbox_store::candles::normalize_symbol(&symbol)?;
-    let text = std::str::from_utf8(&body)
+    stratbox_store::candles::normalize_symbol(symbol)?;
+    let text = std::str::from_utf8(body)
         .map_err(|e| AppError::invalid("body", format!("the CSV is not UTF-8: {e}")))?;
     let candles = stratbox_engine::candles::parse_csv(text).map_err(|e| AppError::Invalid {
         code: ErrorCode::InvalidCsv,
         field: "body".into(),
         message: e.to_string(),
     })?;
-    let info = state
-        .store
-        .import_candles(&symbol, timeframe_secs, &candles)
-        .await?;
-    Ok(Json(info.into()))
+    Ok((timeframe_secs, candles))
 }
 
 /// Every series held, by symbol then timeframe.

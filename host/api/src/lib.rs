@@ -8,6 +8,7 @@ mod backtests;
 mod candles;
 mod dashboard;
 pub mod error;
+mod market;
 pub mod metrics;
 mod optimizations;
 mod queue;
@@ -108,6 +109,13 @@ impl AppState {
         strategies::delete_one,
         candles::import,
         candles::list,
+        market::fetch,
+        market::fetch_status,
+        market::import_funding,
+        market::get_funding,
+        market::import_mark,
+        market::put_instrument,
+        market::get_instrument,
         backtests::get_one,
         optimizations::create_and_run,
         optimizations::get_one,
@@ -231,6 +239,22 @@ fn routes() -> Router<AppState> {
             post(candles::import).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
         )
         .route("/candles", get(candles::list))
+        .route("/data/fetch", post(market::fetch))
+        .route("/data/fetch/{task_id}", get(market::fetch_status))
+        .route(
+            "/funding/{symbol}",
+            post(market::import_funding)
+                .layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT))
+                .get(market::get_funding),
+        )
+        .route(
+            "/mark/{symbol}/{timeframe}",
+            post(market::import_mark).layer(DefaultBodyLimit::max(CANDLES_BODY_LIMIT)),
+        )
+        .route(
+            "/instruments/{symbol}",
+            post(market::put_instrument).get(market::get_instrument),
+        )
         .route("/schedules", post(schedules::create).get(schedules::list))
         .route(
             "/schedules/{id}",

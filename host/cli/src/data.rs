@@ -11,13 +11,18 @@ use clap::{ArgGroup, Args, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use stratbox_engine::candles::{self, format_timeframe, Candles};
+use stratbox_engine::perp::{parse_funding_csv, Funding};
 use stratbox_engine::time::{format_rfc3339_secs, parse_rfc3339_secs};
 use stratbox_marketdata::instrument::fetch_instrument;
 use stratbox_marketdata::{
     fetch_candles, fetch_funding, BybitClient, CandleRequest, CandleSink, ClientConfig, Error,
-    FetchOptions, FetchReport, FundingRate, Instrument, Interval, KlineKind, DEFAULT_BASE_URL,
+    FetchOptions, Interval, KlineKind, DEFAULT_BASE_URL,
 };
-use stratbox_store::{CandleCache, InstrumentSpec, Store, StoreError};
+use stratbox_service::tasks::data_fetch::{
+    fetch_into_store, DataFetchRequest, FetchSummary, KlineSummary, Stage,
+};
+use stratbox_service::tasks::SubmitError;
+use stratbox_store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
@@ -127,7 +132,6 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
 }
 
 fn bybit(args: &BybitArgs) -> CliResult {
-    let interval = Interval::parse(&args.interval).map_err(fetch_error)?;
     let start = parse_date("--start", &args.start)?;
     let now = now_ms();
     let end = match &args.end {
@@ -141,22 +145,26 @@ fn bybit(args: &BybitArgs) -> CliResult {
             format_rfc3339_secs(end)
         )));
     }
-    let symbol = args.symbol.trim().to_string();
-    let req = CandleRequest {
+    let request = DataFetchRequest {
+        symbol: args.symbol.trim().to_string(),
         category: args.category.clone(),
-        symbol: symbol.clone(),
-        interval,
-        kind: KlineKind::Trade,
-        start,
-        end,
+        interval: args.interval.clone(),
+        start_ts: start,
+        end_ts: end,
+        mark: args.mark,
+        funding: args.funding,
+        instrument: args.instrument,
     };
-    req.check().map_err(fetch_error)?;
-    if args.category == "spot" && (args.mark || args.funding) {
-        let flag = if args.mark { "--mark" } else { "--funding" };
-        return Err(CliError::input(anyhow!(
-            "{flag}: spot has no mark prices or funding; use --category linear"
-        )));
-    }
+    let interval = request.check().map_err(|e| match e {
+        SubmitError::Invalid { field, message } => {
+            let flag = match field.as_str() {
+                "start_date" => "start".to_string(),
+                other => other.replace('_', "-"),
+            };
+            CliError::input(anyhow!("--{flag}: {message}"))
+        }
+        other => CliError::input(anyhow::Error::new(other)),
+    })?;
     if let Some(out) = &args.out {
         if out.is_dir() {
             return Err(CliError::input(anyhow!(
@@ -170,133 +178,47 @@ fn bybit(args: &BybitArgs) -> CliResult {
         ..ClientConfig::default()
     })
     .map_err(fetch_error)?;
-    let redis = if args.redis {
-        Some(RedisDest::connect(&args.redis_args)?)
-    } else {
-        None
-    };
     let show = !args.quiet && std::io::stderr().is_terminal();
-    let tf = format_timeframe(interval.secs());
-    let mut gaps = 0usize;
-
-    let mut kinds = vec![KlineKind::Trade];
-    if args.mark {
-        kinds.push(KlineKind::Mark);
-    }
-    for kind in kinds {
-        let req = CandleRequest {
-            kind,
-            ..req.clone()
-        };
-        let what = match kind {
-            KlineKind::Trade => "candles",
-            KlineKind::Mark => "mark candles",
-        };
-        let mut sink: Box<dyn CandleSink> = match (&redis, &args.out) {
-            (Some(r), _) => Box::new(r.candle_sink(&symbol, interval.secs(), kind)),
-            (None, Some(out)) => {
-                let path = match kind {
-                    KlineKind::Trade => out.clone(),
-                    KlineKind::Mark => beside(out, "mark.csv"),
-                };
-                let sink = CsvSink::open(path)?;
-                if let Some(tf_held) = sink.all.timeframe_secs() {
-                    if tf_held != interval.secs() {
-                        return Err(CliError::input(anyhow!(
-                            "--out {}: holds {} bars, not {tf}; fetch into another file",
-                            sink.path.display(),
-                            format_timeframe(tf_held)
-                        )));
-                    }
-                }
-                Box::new(sink)
-            }
-            (None, None) => unreachable!("clap requires --out or --redis"),
-        };
-        let mut opts = FetchOptions::new(now);
-        if redis.is_none() {
-            // A CSV is rewritten whole on every store: store less often
-            // (a year of 1-minute bars is 6 rewrites).
-            opts.flush_bars = 100 * stratbox_marketdata::fetch::KLINE_PAGE;
+    let mut shown = None;
+    let mut progress = |stage: Stage, done: u64, total: u64| {
+        if !show || matches!(stage, Stage::Funding | Stage::Instrument) {
+            return;
         }
-        let mut progress = |done: u64, total: u64| {
-            if show {
-                eprint!("\rfetched {done}/{total} {what}");
-            }
-        };
-        let report = fetch_candles(&client, &req, opts, sink.as_mut(), &mut progress);
-        if show {
+        if shown.is_some_and(|s| s != stage) {
             eprintln!();
         }
-        let report = report.map_err(fetch_error)?;
-        gaps += report_gaps(&symbol, &tf, what, &report);
-        let held = report.expected.saturating_sub(report.fetched);
-        outln!(
-            "{symbol} {tf} {what}: {} fetched in {} pages ({} ranges asked, {} gaps){}",
-            report.fetched,
-            report.pages,
-            report.ranges.len(),
-            report.gaps.len(),
-            if report.ranges.is_empty() {
-                ", all held already".to_string()
-            } else if held > 0 {
-                format!(", {held} bars missing at the exchange")
-            } else {
-                String::new()
-            }
-        );
-    }
-
-    if args.funding {
-        let held: Vec<i64> = match (&redis, &args.out) {
-            (Some(r), _) => r.funding_ts(&symbol)?,
-            (None, Some(out)) => read_funding_csv(&beside(out, "funding.csv"))?
-                .iter()
-                .map(|r| r.ts)
-                .collect(),
-            (None, None) => unreachable!("clap requires --out or --redis"),
-        };
-        let rates = fetch_funding(&client, &args.category, &symbol, start, end, &held)
-            .map_err(fetch_error)?;
-        match (&redis, &args.out) {
-            (Some(r), _) if !rates.is_empty() => r.store_funding(&symbol, &rates)?,
-            (None, Some(out)) => {
-                let path = beside(out, "funding.csv");
-                let mut all = read_funding_csv(&path)?;
-                all.extend(rates.iter().copied());
-                all.sort_by_key(|r| r.ts);
-                // The newer fetch wins on a repeated timestamp.
-                all.reverse();
-                all.dedup_by_key(|r| r.ts);
-                all.reverse();
-                write_funding_csv(&path, &all)?;
-            }
-            _ => {}
+        shown = Some(stage);
+        eprint!("\rfetched {done}/{total} {}", stage.label());
+    };
+    let fetched = match &args.out {
+        None => {
+            // A runtime with its own thread: the fetch drives it through
+            // a handle, which cannot run a current-thread runtime's IO.
+            let rt = super::settings::runtime(Some(1))?;
+            let store = rt
+                .block_on(Store::connect(
+                    &args.redis_args.redis_url,
+                    &args.redis_args.prefix,
+                ))
+                .with_context(|| format!("cannot connect to {}", args.redis_args.redis_url))
+                .map_err(CliError::run)?;
+            fetch_into_store(
+                &client,
+                &store,
+                rt.handle(),
+                &request,
+                now,
+                None,
+                &mut progress,
+            )
         }
-        outln!("{symbol} funding: {} settlements fetched", rates.len());
+        Some(out) => fetch_into_files(&client, &request, interval, out, now, &mut progress)?,
+    };
+    if shown.is_some() {
+        eprintln!();
     }
-
-    if args.instrument {
-        let inst = fetch_instrument(&client, &args.category, &symbol).map_err(fetch_error)?;
-        match (&redis, &args.out) {
-            (Some(r), _) => r.store_instrument(&inst)?,
-            (None, Some(out)) => {
-                let mut json = serde_json::to_vec_pretty(&inst).map_err(CliError::run)?;
-                json.push(b'\n');
-                write_atomically(&beside(out, "instrument.json"), &json).map_err(CliError::run)?;
-            }
-            (None, None) => unreachable!("clap requires --out or --redis"),
-        }
-        outln!(
-            "{symbol} instrument: tick {} step {} min {} max leverage {} ({} margin tiers; fees are the defaults, Bybit's answers carry none)",
-            inst.tick_size,
-            inst.qty_step,
-            inst.min_qty,
-            inst.max_leverage,
-            inst.tiers.len()
-        );
-    }
-
+    let summary = fetched.map_err(fetch_error)?;
+    let gaps = print_summary(&summary);
     if gaps > 0 && args.fail_on_gap {
         return Err(CliError::run(anyhow!(
             "{gaps} gaps in the data (see the warnings above); nothing was filled"
@@ -305,17 +227,156 @@ fn bybit(args: &BybitArgs) -> CliResult {
     Ok(())
 }
 
-/// Warns about each gap on standard error; returns how many.
-fn report_gaps(symbol: &str, tf: &str, what: &str, report: &FetchReport) -> usize {
-    for g in &report.gaps {
-        eprintln!(
-            "warning: {symbol} {tf} {what}: {} bars missing at Bybit from {} to {} (not filled)",
-            g.bars,
-            format_rfc3339_secs(g.first_missing),
-            format_rfc3339_secs(g.last_missing)
+/// The CSV destination: `out` for candles, `.mark.csv`, `.funding.csv`
+/// and `.instrument.json` beside it. The outer error is the user's (a
+/// file that is not what it should be), the inner one the fetch's.
+fn fetch_into_files(
+    client: &BybitClient,
+    request: &DataFetchRequest,
+    interval: Interval,
+    out: &Path,
+    now: i64,
+    progress: &mut dyn FnMut(Stage, u64, u64),
+) -> Result<Result<FetchSummary, Error>, CliError> {
+    let tf = format_timeframe(interval.secs());
+    let mut walk =
+        |kind: KlineKind, stage: Stage| -> Result<Result<KlineSummary, Error>, CliError> {
+            let path = match kind {
+                KlineKind::Trade => out.to_path_buf(),
+                KlineKind::Mark => beside(out, "mark.csv"),
+            };
+            let mut sink = CsvSink::open(path)?;
+            if let Some(tf_held) = sink.all.timeframe_secs() {
+                if tf_held != interval.secs() {
+                    return Err(CliError::input(anyhow!(
+                        "--out {}: holds {} bars, not {tf}; fetch into another file",
+                        sink.path.display(),
+                        format_timeframe(tf_held)
+                    )));
+                }
+            }
+            let req = CandleRequest {
+                category: request.category.clone(),
+                symbol: request.symbol.clone(),
+                interval,
+                kind,
+                start: request.start_ts,
+                end: request.end_ts,
+            };
+            let mut opts = FetchOptions::new(now);
+            // A CSV is rewritten whole on every store: store less often (a
+            // year of 1-minute bars is 6 rewrites).
+            opts.flush_bars = 100 * stratbox_marketdata::fetch::KLINE_PAGE;
+            Ok(fetch_candles(client, &req, opts, &mut sink, &mut |d, t| {
+                progress(stage, d, t)
+            })
+            .map(|r| KlineSummary::from(&r)))
+        };
+    let candles = match walk(KlineKind::Trade, Stage::Candles)? {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mark = if request.mark {
+        match walk(KlineKind::Mark, Stage::Mark)? {
+            Ok(m) => Some(m),
+            Err(e) => return Ok(Err(e)),
+        }
+    } else {
+        None
+    };
+    let funding = if request.funding {
+        let path = beside(out, "funding.csv");
+        let mut all = read_funding_csv(&path)?;
+        let held: Vec<i64> = all.iter().map(|r| r.0).collect();
+        let rates = match fetch_funding(
+            client,
+            &request.category,
+            &request.symbol,
+            request.start_ts,
+            request.end_ts,
+            &held,
+        ) {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The fetch asks only outside what is held: no repeated times.
+        all.extend(rates.iter().map(|r| (r.ts, r.rate)));
+        all.sort_by_key(|r| r.0);
+        write_funding_csv(&path, &all)?;
+        Some(rates.len() as u64)
+    } else {
+        None
+    };
+    let instrument = if request.instrument {
+        let inst = match fetch_instrument(client, &request.category, &request.symbol) {
+            Ok(i) => i,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut json = serde_json::to_vec_pretty(&inst).map_err(CliError::run)?;
+        json.push(b'\n');
+        write_atomically(&beside(out, "instrument.json"), &json).map_err(CliError::run)?;
+        Some(inst)
+    } else {
+        None
+    };
+    Ok(Ok(FetchSummary {
+        symbol: request.symbol.clone(),
+        timeframe: tf,
+        candles,
+        mark,
+        funding,
+        instrument,
+    }))
+}
+
+/// Prints what was fetched, and each gap as a warning on standard error;
+/// returns how many gaps.
+fn print_summary(summary: &FetchSummary) -> usize {
+    let (symbol, tf) = (&summary.symbol, &summary.timeframe);
+    let mut gaps = 0;
+    let klines = [
+        ("candles", Some(&summary.candles)),
+        ("mark candles", summary.mark.as_ref()),
+    ];
+    for (what, kline) in klines {
+        let Some(k) = kline else { continue };
+        for g in &k.gaps {
+            eprintln!(
+                "warning: {symbol} {tf} {what}: {} bars missing at Bybit from {} to {} (not filled)",
+                g.bars, g.first_missing, g.last_missing
+            );
+        }
+        gaps += k.gaps.len();
+        let held = k.expected.saturating_sub(k.fetched);
+        outln!(
+            "{symbol} {tf} {what}: {} fetched in {} pages ({} ranges asked, {} gaps){}",
+            k.fetched,
+            k.pages,
+            k.ranges,
+            k.gaps.len(),
+            if k.ranges == 0 {
+                ", all held already".to_string()
+            } else if held > 0 {
+                format!(", {held} bars missing at the exchange")
+            } else {
+                String::new()
+            }
         );
     }
-    report.gaps.len()
+    if let Some(n) = summary.funding {
+        outln!("{symbol} funding: {n} settlements fetched");
+    }
+    if let Some(inst) = &summary.instrument {
+        outln!(
+            "{symbol} instrument: tick {} step {} min {} max leverage {} ({} margin tiers; fees are the defaults, Bybit's answers carry none)",
+            inst.tick_size,
+            inst.qty_step,
+            inst.min_qty,
+            inst.max_leverage,
+            inst.risk_tiers.len()
+        );
+    }
+    gaps
 }
 
 /// A candle CSV: read once, merged in memory, rewritten atomically on
@@ -395,7 +456,8 @@ impl CandleSink for CsvSink {
     }
 }
 
-fn read_funding_csv(path: &Path) -> Result<Vec<FundingRate>, CliError> {
+/// The `.funding.csv` beside the candles (empty when there is none yet).
+fn read_funding_csv(path: &Path) -> Result<Vec<(i64, f64)>, CliError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -405,161 +467,20 @@ fn read_funding_csv(path: &Path) -> Result<Vec<FundingRate>, CliError> {
             ))
         }
     };
-    let bad = |line: usize, msg: String| {
-        CliError::input(anyhow!("{} line {line}: {msg}", path.display()))
-    };
-    let mut out: Vec<FundingRate> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.trim();
-        if i == 0 {
-            if line != "ts,rate" {
-                return Err(bad(
-                    line_no,
-                    format!("expected the header `ts,rate`, found `{line}`"),
-                ));
-            }
-            continue;
-        }
-        if line.is_empty() {
-            continue;
-        }
-        let (ts, rate) = line
-            .split_once(',')
-            .ok_or_else(|| bad(line_no, "expected two fields ts,rate".into()))?;
-        let ts: i64 = ts
-            .trim()
-            .parse()
-            .map_err(|_| bad(line_no, format!("ts `{ts}` is not unix seconds")))?;
-        let rate: f64 = match rate.trim().parse::<f64>() {
-            Ok(r) if r.is_finite() => r,
-            _ => return Err(bad(line_no, format!("rate `{rate}` is not a number"))),
-        };
-        if out.last().is_some_and(|p| p.ts >= ts) {
-            return Err(bad(
-                line_no,
-                format!("ts {ts} is not after the previous row's; rows must be in time order"),
-            ));
-        }
-        out.push(FundingRate { ts, rate });
+    match parse_funding_csv(&text) {
+        Ok(Funding::History(rows)) => Ok(rows.to_vec()),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(CliError::input(anyhow!("{}: {e}", path.display()))),
     }
-    Ok(out)
 }
 
-fn write_funding_csv(path: &Path, rates: &[FundingRate]) -> Result<(), CliError> {
+fn write_funding_csv(path: &Path, rates: &[(i64, f64)]) -> Result<(), CliError> {
     let mut text = String::with_capacity(16 + rates.len() * 24);
     text.push_str("ts,rate\n");
-    for r in rates {
-        text.push_str(&format!("{},{}\n", r.ts, r.rate));
+    for (ts, rate) in rates {
+        text.push_str(&format!("{ts},{rate}\n"));
     }
     write_atomically(path, text.as_bytes()).map_err(CliError::run)
-}
-
-/// The Redis store, driven from this (blocking) thread.
-struct RedisDest {
-    rt: std::rc::Rc<tokio::runtime::Runtime>,
-    store: Store,
-}
-
-impl RedisDest {
-    fn connect(args: &RedisArgs) -> Result<RedisDest, CliError> {
-        let rt = super::settings::runtime(None)?;
-        let store = rt
-            .block_on(Store::connect(&args.redis_url, &args.prefix))
-            .with_context(|| format!("cannot connect to {}", args.redis_url))
-            .map_err(CliError::run)?;
-        Ok(RedisDest {
-            rt: std::rc::Rc::new(rt),
-            store,
-        })
-    }
-
-    fn candle_sink(&self, symbol: &str, timeframe_secs: i64, kind: KlineKind) -> RedisSink {
-        RedisSink {
-            rt: self.rt.clone(),
-            store: self.store.clone(),
-            symbol: symbol.to_string(),
-            timeframe_secs,
-            mark: kind == KlineKind::Mark,
-        }
-    }
-
-    fn funding_ts(&self, symbol: &str) -> Result<Vec<i64>, CliError> {
-        let rows = self
-            .rt
-            .block_on(self.store.load_funding(symbol, i64::MIN, i64::MAX))
-            .context("cannot read the stored funding")
-            .map_err(CliError::run)?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
-    }
-
-    fn store_funding(&self, symbol: &str, rates: &[FundingRate]) -> Result<(), CliError> {
-        let rows: Vec<(i64, f64)> = rates.iter().map(|r| (r.ts, r.rate)).collect();
-        self.rt
-            .block_on(self.store.import_funding(symbol, &rows))
-            .context("cannot store the funding")
-            .map_err(CliError::run)?;
-        Ok(())
-    }
-
-    fn store_instrument(&self, inst: &Instrument) -> Result<(), CliError> {
-        // The same field names on both sides (docs/conventions/market-data.md, "Instrument").
-        let spec: InstrumentSpec = serde_json::to_value(inst)
-            .and_then(serde_json::from_value)
-            .context("cannot convert the instrument")
-            .map_err(CliError::run)?;
-        self.rt
-            .block_on(self.store.put_instrument(&inst.symbol, &spec))
-            .context("cannot store the instrument")
-            .map_err(CliError::run)
-    }
-}
-
-struct RedisSink {
-    rt: std::rc::Rc<tokio::runtime::Runtime>,
-    store: Store,
-    symbol: String,
-    timeframe_secs: i64,
-    mark: bool,
-}
-
-impl CandleSink for RedisSink {
-    fn held(&mut self, start: i64, end: i64) -> Result<Vec<i64>, String> {
-        let cache = CandleCache::new(0);
-        let symbol = if self.mark {
-            stratbox_store::Keys::mark_symbol(&self.symbol)
-        } else {
-            self.symbol.clone()
-        };
-        let loaded = self.rt.block_on(self.store.load_candles(
-            &cache,
-            &symbol,
-            self.timeframe_secs,
-            start,
-            end - 1,
-            0,
-        ));
-        match loaded {
-            Ok((c, _)) => Ok(c.ts),
-            Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e.to_string()),
-        }
-    }
-
-    fn store(&mut self, bars: &Candles) -> Result<(), String> {
-        let done = if self.mark {
-            self.rt.block_on(
-                self.store
-                    .import_mark(&self.symbol, self.timeframe_secs, bars),
-            )
-        } else {
-            self.rt.block_on(
-                self.store
-                    .import_candles(&self.symbol, self.timeframe_secs, bars),
-            )
-        };
-        done.map(|_| ()).map_err(|e| e.to_string())
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use super::{CliError, CliResult};
 use anyhow::Context;
 use clap::Args;
 use std::sync::Arc;
+use stratbox_marketdata::ClientConfig;
 use stratbox_sandbox::{Sandbox, SandboxConfig};
 use stratbox_service::tasks::Tasks;
 use stratbox_service::worker::{self, WorkerConfig};
@@ -49,6 +50,10 @@ pub struct WorkerArgs {
     /// Pooled strategy memories released per madvise batch.
     #[arg(long, env = "STRATBOX_DECOMMIT_BATCH", default_value_t = SandboxConfig::default().decommit_batch)]
     decommit_batch: usize,
+    /// Bybit's API for `data fetch` tasks (testnet:
+    /// https://api-testnet.bybit.com).
+    #[arg(long, env = "BYBIT_BASE_URL", default_value = stratbox_marketdata::DEFAULT_BASE_URL)]
+    bybit_base_url: String,
     #[command(flatten)]
     redis: RedisArgs,
     #[command(flatten)]
@@ -92,6 +97,12 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     let sandbox = Sandbox::new(sandbox_config)
         .context("cannot start the sandbox")
         .map_err(CliError::run)?;
+    let bybit = ClientConfig {
+        base_url: args.bybit_base_url.clone(),
+        ..ClientConfig::default()
+    };
+    stratbox_marketdata::BybitClient::new(&bybit)
+        .map_err(|e| CliError::input(anyhow::anyhow!("--bybit-base-url: {e}")))?;
     // The async side only moves bytes to and from Redis; strategy runs
     // have their own slot threads, so one runtime thread is enough.
     let runtime = super::settings::runtime(Some(1))?;
@@ -99,7 +110,7 @@ pub fn run(args: &WorkerArgs) -> CliResult {
         .block_on(async {
             let store = Store::connect(&config.redis_url, &config.prefix).await?;
             let cache = Arc::new(CandleCache::new(args.candle_cache_mib << 20));
-            let tasks = Arc::new(Tasks::new(store, Arc::new(sandbox), cache));
+            let tasks = Arc::new(Tasks::new(store, Arc::new(sandbox), cache).with_bybit(bybit));
             worker::run(config, tasks, worker::shutdown_signal()).await
         })
         .map_err(CliError::run)?;

@@ -219,7 +219,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn flush(&mut self, sink: &mut dyn CandleSink) -> Result<()> {
+    fn flush(&mut self, endpoint: &str, sink: &mut dyn CandleSink) -> Result<()> {
         if self.len == 0 {
             return Ok(());
         }
@@ -229,8 +229,9 @@ impl Batch {
                 c.push(b.ts_ms / 1000, b.open, b.high, b.low, b.close, b.volume);
             }
         }
-        c.validate()
-            .map_err(|e| Error::Sink(format!("bybit sent an impossible bar: {e}")))?;
+        c.validate().map_err(|e| {
+            Error::shape(endpoint, "result.list", format!("an impossible bar: {e}"))
+        })?;
         sink.store(&c).map_err(Error::Sink)?;
         self.pages.clear();
         self.len = 0;
@@ -311,7 +312,7 @@ fn walk_range(
         batch.len += page.len();
         batch.pages.push(page);
         if batch.len >= opts.flush_bars {
-            batch.flush(sink)?;
+            batch.flush(path, sink)?;
         }
         progress(report.fetched, report.expected);
         let done = raw.len() < opts.page || oldest_ms <= a * 1000;
@@ -326,7 +327,7 @@ fn walk_range(
         }
         end_ms = oldest_ms - 1;
     }
-    batch.flush(sink)?;
+    batch.flush(path, sink)?;
     if expected >= a {
         report.gaps.push(Gap {
             first_missing: a,

@@ -9,8 +9,8 @@
 use crate::client::BybitClient;
 use crate::parse::result_value;
 use crate::{Error, Result};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
+pub use stratbox_engine::perp::{Instrument, RiskTier as Tier};
 
 /// The maker fee when nothing is known (Bybit's base tier, 0.02%).
 pub const DEFAULT_MAKER_FEE: f64 = 0.0002;
@@ -19,28 +19,6 @@ pub const DEFAULT_TAKER_FEE: f64 = 0.00055;
 /// Risk-limit pages followed at most: linear answers 15 symbols a page,
 /// and with `symbol` set there is one page; 50 pages is a loop guard.
 const MAX_RISK_PAGES: usize = 50;
-
-/// One maintenance-margin tier: positions valued up to `up_to_value`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Tier {
-    pub up_to_value: f64,
-    pub mmr: f64,
-    pub mm_deduction: f64,
-}
-
-/// What `--instrument` writes (`<stem>.instrument.json`) and the store keeps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Instrument {
-    pub symbol: String,
-    pub tick_size: f64,
-    pub qty_step: f64,
-    pub min_qty: f64,
-    pub max_leverage: f64,
-    pub maker_fee: f64,
-    pub taker_fee: f64,
-    /// Ascending by `up_to_value`.
-    pub tiers: Vec<Tier>,
-}
 
 const INFO: &str = "/v5/market/instruments-info";
 const RISK: &str = "/v5/market/risk-limit";
@@ -132,14 +110,14 @@ pub fn from_info(symbol: &str, body: &str) -> Result<Instrument> {
         })?,
     };
     Ok(Instrument {
-        symbol: symbol.to_string(),
+        symbol: Some(symbol.to_string()),
         tick_size,
         qty_step,
         min_qty,
         max_leverage,
         maker_fee: DEFAULT_MAKER_FEE,
         taker_fee: DEFAULT_TAKER_FEE,
-        tiers: Vec::new(),
+        risk_tiers: Vec::new(),
     })
 }
 
@@ -191,7 +169,8 @@ pub fn tiers_from_risk(symbol: &str, body: &str, out: &mut Vec<Tier>) -> Result<
         .map(str::to_string))
 }
 
-/// Fetches and maps both answers. Spot has no risk limits: no tiers.
+/// Fetches and maps both answers. Spot has no risk limits: the default
+/// tier stands in, so the instrument is whole (and never margined).
 pub fn fetch_instrument(client: &BybitClient, category: &str, symbol: &str) -> Result<Instrument> {
     let q = |extra: Option<(&'static str, String)>| {
         let mut q = vec![
@@ -207,21 +186,24 @@ pub fn fetch_instrument(client: &BybitClient, category: &str, symbol: &str) -> R
         let mut cursor = None;
         for _ in 0..MAX_RISK_PAGES {
             let body = client.get(RISK, &q(cursor.take().map(|c| ("cursor", c))))?;
-            cursor = tiers_from_risk(symbol, &body, &mut inst.tiers)?;
+            cursor = tiers_from_risk(symbol, &body, &mut inst.risk_tiers)?;
             if cursor.is_none() {
                 break;
             }
         }
-        inst.tiers
+        inst.risk_tiers
             .sort_by(|a, b| a.up_to_value.total_cmp(&b.up_to_value));
-        inst.tiers.dedup_by(|a, b| a.up_to_value == b.up_to_value);
-        if inst.tiers.is_empty() {
+        inst.risk_tiers
+            .dedup_by(|a, b| a.up_to_value == b.up_to_value);
+        if inst.risk_tiers.is_empty() {
             return Err(Error::shape(
                 RISK,
                 "result.list",
                 format!("no tier for {symbol}"),
             ));
         }
+    } else {
+        inst.risk_tiers = Instrument::bybit_default().risk_tiers;
     }
     Ok(inst)
 }

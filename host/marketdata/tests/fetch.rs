@@ -439,9 +439,9 @@ fn instrument_maps_info_and_risk_tiers() {
         ),
         (0.1, 0.001, 0.001, 100.0)
     );
-    assert_eq!(inst.tiers.len(), 2);
+    assert_eq!(inst.risk_tiers.len(), 2);
     assert_eq!(
-        (inst.tiers[1].mmr, inst.tiers[1].mm_deduction),
+        (inst.risk_tiers[1].mmr, inst.risk_tiers[1].mm_deduction),
         (0.0056, 1200.0)
     );
     let paths: Vec<String> = fake.seen().into_iter().map(|s| s.path).collect();

@@ -1,125 +1,20 @@
 //! Instruments per symbol (docs/conventions/market-data.md,
-//! "Instrument"): tick size, qty step, min qty, max
-//! leverage, maker/taker fees and the maintenance-margin tiers, stored as
-//! one JSON string, checked before anything is written.
+//! "Instrument"): the engine's [`Instrument`] (tick size, qty step, min
+//! qty, max leverage, maker/taker fees and the maintenance-margin tiers)
+//! stored as its JSON, checked before anything is written.
 
 use super::candles::normalize_symbol;
 use super::{Result, Store, StoreError};
-use serde::{Deserialize, Serialize};
-
-/// One maintenance-margin tier: positions valued up to `up_to_value`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstrumentTier {
-    pub up_to_value: f64,
-    pub mmr: f64,
-    pub mm_deduction: f64,
-}
-
-/// The instrument as stored (the JSON of `stratbox data fetch bybit
-/// --instrument`, or one given by hand).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InstrumentSpec {
-    pub symbol: String,
-    pub tick_size: f64,
-    pub qty_step: f64,
-    pub min_qty: f64,
-    pub max_leverage: f64,
-    pub maker_fee: f64,
-    pub taker_fee: f64,
-    /// Ascending by `up_to_value`; empty for spot.
-    #[serde(default)]
-    pub tiers: Vec<InstrumentTier>,
-}
-
-impl InstrumentSpec {
-    /// Checks every field; the error names it (`qty_step`, `tiers[2].mmr`).
-    pub fn check(&self) -> Result<()> {
-        let positive = |field: &str, v: f64| {
-            if v.is_finite() && v > 0.0 {
-                Ok(())
-            } else {
-                Err(StoreError::invalid(
-                    field,
-                    format!("{v} must be a positive number"),
-                ))
-            }
-        };
-        let rate = |field: &str, v: f64| {
-            if v.is_finite() && (0.0..1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(StoreError::invalid(
-                    field,
-                    format!("{v} must be a rate in [0, 1)"),
-                ))
-            }
-        };
-        positive("tick_size", self.tick_size)?;
-        positive("qty_step", self.qty_step)?;
-        positive("min_qty", self.min_qty)?;
-        if !(self.max_leverage.is_finite() && self.max_leverage >= 1.0) {
-            return Err(StoreError::invalid(
-                "max_leverage",
-                format!("{} must be at least 1", self.max_leverage),
-            ));
-        }
-        rate("maker_fee", self.maker_fee)?;
-        rate("taker_fee", self.taker_fee)?;
-        for (i, t) in self.tiers.iter().enumerate() {
-            positive(&format!("tiers[{i}].up_to_value"), t.up_to_value)?;
-            rate(&format!("tiers[{i}].mmr"), t.mmr)?;
-            if !(t.mm_deduction.is_finite() && t.mm_deduction >= 0.0) {
-                return Err(StoreError::invalid(
-                    format!("tiers[{i}].mm_deduction"),
-                    format!("{} must be a non-negative number", t.mm_deduction),
-                ));
-            }
-            if i > 0 && t.up_to_value <= self.tiers[i - 1].up_to_value {
-                return Err(StoreError::invalid(
-                    format!("tiers[{i}].up_to_value"),
-                    "tiers must be in ascending up_to_value order",
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl InstrumentSpec {
-    /// The engine's instrument: the same contract, tiers as risk tiers
-    /// (none stored: the default instrument's tiers).
-    pub fn to_engine(&self) -> stratbox_engine::perp::Instrument {
-        let default = stratbox_engine::perp::Instrument::bybit_default();
-        let risk_tiers = if self.tiers.is_empty() {
-            default.risk_tiers
-        } else {
-            self.tiers
-                .iter()
-                .map(|t| stratbox_engine::perp::RiskTier {
-                    up_to_value: t.up_to_value,
-                    mmr: t.mmr,
-                    mm_deduction: t.mm_deduction,
-                })
-                .collect()
-        };
-        stratbox_engine::perp::Instrument {
-            tick_size: self.tick_size,
-            qty_step: self.qty_step,
-            min_qty: self.min_qty,
-            max_leverage: self.max_leverage,
-            maker_fee: self.maker_fee,
-            taker_fee: self.taker_fee,
-            risk_tiers,
-        }
-    }
-}
+use stratbox_engine::perp::Instrument;
 
 impl Store {
     /// Stores (replaces) the instrument of `symbol`, after checking it.
-    pub async fn put_instrument(&self, symbol: &str, spec: &InstrumentSpec) -> Result<()> {
+    pub async fn put_instrument(&self, symbol: &str, instrument: &Instrument) -> Result<()> {
         let symbol = normalize_symbol(symbol)?;
-        spec.check()?;
-        let json = serde_json::to_string(spec)
+        instrument
+            .check()
+            .map_err(|e| StoreError::invalid(e.field, e.message))?;
+        let json = serde_json::to_string(instrument)
             .map_err(|e| StoreError::invalid("instrument", e.to_string()))?;
         let mut conn = self.connection();
         let () = redis::cmd("SET")
@@ -131,7 +26,7 @@ impl Store {
     }
 
     /// The stored instrument of `symbol`, if any.
-    pub async fn get_instrument(&self, symbol: &str) -> Result<Option<InstrumentSpec>> {
+    pub async fn get_instrument(&self, symbol: &str) -> Result<Option<Instrument>> {
         let symbol = normalize_symbol(symbol)?;
         let key = self.keys.instrument(&symbol);
         let mut conn = self.connection();
@@ -145,23 +40,24 @@ impl Store {
 mod tests {
     use super::*;
     use crate::test_support::TestRedis;
+    use stratbox_engine::perp::RiskTier;
 
-    fn btc() -> InstrumentSpec {
-        InstrumentSpec {
-            symbol: "BTCUSDT".into(),
+    fn btc() -> Instrument {
+        Instrument {
+            symbol: Some("BTCUSDT".into()),
             tick_size: 0.1,
             qty_step: 0.001,
             min_qty: 0.001,
             max_leverage: 100.0,
             maker_fee: 0.0002,
             taker_fee: 0.00055,
-            tiers: vec![
-                InstrumentTier {
+            risk_tiers: vec![
+                RiskTier {
                     up_to_value: 2e6,
                     mmr: 0.005,
                     mm_deduction: 0.0,
                 },
-                InstrumentTier {
+                RiskTier {
                     up_to_value: 2.6e6,
                     mmr: 0.0056,
                     mm_deduction: 1200.0,
@@ -191,13 +87,13 @@ mod tests {
     #[tokio::test]
     async fn bad_instruments_name_the_field() {
         let t = TestRedis::start("instrument-bad").await;
-        type Spoil = fn(&mut InstrumentSpec);
+        type Spoil = fn(&mut Instrument);
         let cases: [(&str, Spoil); 5] = [
             ("qty_step", |s| s.qty_step = 0.0),
             ("tick_size", |s| s.tick_size = f64::NAN),
             ("max_leverage", |s| s.max_leverage = 0.5),
-            ("tiers[1].mmr", |s| s.tiers[1].mmr = 1.5),
-            ("tiers[1].up_to_value", |s| s.tiers[1].up_to_value = 1.0),
+            ("risk_tiers", |s| s.risk_tiers[1].mmr = 1.5),
+            ("risk_tiers", |s| s.risk_tiers[1].up_to_value = 1.0),
         ];
         for (field, spoil) in cases {
             let mut s = btc();

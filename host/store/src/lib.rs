@@ -22,7 +22,6 @@ pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestS
 pub use cache::CandleCache;
 pub use candles::SeriesInfo;
 pub use funding::FundingInfo;
-pub use instruments::{InstrumentSpec, InstrumentTier};
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use optimizations::{OptimizationDefinition, OptimizationRecord, OptimizationRequest};
 pub use plugins::PluginRecord;

@@ -19,10 +19,15 @@ pub struct RiskTier {
     pub mm_deduction: f64,
 }
 
-/// A USDT-margined linear perpetual contract, in our own JSON form (the
-/// Bybit `instruments-info` / `risk-limit` parsers live with the fetcher).
+/// A USDT-margined linear perpetual contract, in the one JSON form the
+/// store keeps, `stratbox data fetch bybit --instrument` writes and
+/// `--instrument PATH` reads (the Bybit `instruments-info` /
+/// `risk-limit` parsers live with the fetcher).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instrument {
+    /// The exchange's symbol, when the instrument came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
     pub tick_size: f64,
     pub qty_step: f64,
     pub min_qty: f64,
@@ -30,7 +35,9 @@ pub struct Instrument {
     pub maker_fee: f64,
     pub taker_fee: f64,
     /// Sorted by `up_to_value`, at least one; a value above the last
-    /// tier's bound uses the last tier.
+    /// tier's bound uses the last tier. `tiers` is read too (the name
+    /// files written before 0.2 used).
+    #[serde(alias = "tiers")]
     pub risk_tiers: Vec<RiskTier>,
 }
 
@@ -52,6 +59,7 @@ impl Instrument {
     /// BTCUSDT's values, used when nothing is known of a symbol (SPEC 5b).
     pub fn bybit_default() -> Self {
         Self {
+            symbol: None,
             // Price grid: 0.1 USDT.
             tick_size: 0.1,
             // Quantity grid: 0.001 BTC.
@@ -88,6 +96,12 @@ impl Instrument {
             if !(value.is_finite() && value > 0.0) {
                 return bad(field, format!("must be a positive number, got {value}"));
             }
+        }
+        if self.max_leverage < 1.0 {
+            return bad(
+                "max_leverage",
+                format!("must be at least 1, got {}", self.max_leverage),
+            );
         }
         for (field, value) in [("maker_fee", self.maker_fee), ("taker_fee", self.taker_fee)] {
             if !(value.is_finite() && (-0.01..0.1).contains(&value)) {

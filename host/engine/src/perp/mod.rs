@@ -11,6 +11,7 @@ mod instrument;
 mod margin;
 mod mark;
 mod run;
+pub use run::check_mark_covers;
 
 use std::sync::Arc;
 

@@ -13,6 +13,34 @@ use crate::candles::Candles;
 use crate::report::{OpenPosition, Report};
 use crate::strategy::{Action, Market, Plan, Strategy};
 
+/// Marks may miss bars inside the run (those bars use trade prices), but
+/// not its ends: a series that starts late or stops early is the wrong
+/// file or a fetch that has not finished, and would silently turn into
+/// trade-price liquidations.
+pub fn check_mark_covers(candles: &Candles, mark: &Candles) -> Result<(), EngineError> {
+    let (Some(&first), Some(&last)) = (candles.ts.first(), candles.ts.last()) else {
+        return Ok(());
+    };
+    let fmt = crate::time::format_rfc3339_secs;
+    match (mark.ts.first(), mark.ts.last()) {
+        (Some(&a), Some(&b)) if a <= first && b >= last => Ok(()),
+        (Some(&a), Some(&b)) => Err(EngineError::InvalidConfig {
+            field: "mark",
+            message: format!(
+                "the mark series covers {} to {}, not the run's {} to {}",
+                fmt(a),
+                fmt(b),
+                fmt(first),
+                fmt(last)
+            ),
+        }),
+        _ => Err(EngineError::InvalidConfig {
+            field: "mark",
+            message: "the mark series is empty".into(),
+        }),
+    }
+}
+
 pub(crate) fn run_perpetual(
     candles: &Candles,
     strategy: &mut dyn Strategy,
@@ -20,6 +48,9 @@ pub(crate) fn run_perpetual(
     on_progress: &mut dyn FnMut(usize),
 ) -> Result<Report, EngineError> {
     let n = candles.len();
+    if let Some(mark) = config.perp.mark.as_deref() {
+        check_mark_covers(candles, mark)?;
+    }
     let instrument = config.perp.instrument();
     let aligned = config
         .perp

@@ -40,6 +40,7 @@ fn flat(p: f64) -> (f64, f64, f64, f64) {
 
 fn inst() -> Instrument {
     Instrument {
+        symbol: None,
         tick_size: 0.1,
         qty_step: 0.001,
         min_qty: 0.001,

@@ -427,11 +427,7 @@ impl<'a> Validator<'a> {
             let instrument = match self.instruments.get(&symbol) {
                 Some(instrument) => instrument.clone(),
                 None => {
-                    let instrument = self
-                        .store
-                        .get_instrument(&symbol)
-                        .await?
-                        .map(|spec| Arc::new(spec.to_engine()));
+                    let instrument = self.store.get_instrument(&symbol).await?.map(Arc::new);
                     self.instruments.insert(symbol, instrument.clone());
                     instrument
                 }
@@ -439,6 +435,31 @@ impl<'a> Validator<'a> {
             let mut config = engine_config(request);
             config.perp.instrument = instrument;
             config.check().map_err(config_error)?;
+            // The run's bars need marks at both ends (engine rule
+            // `check_mark_covers`); refused here so nothing is queued.
+            let mark_symbol = stratbox_store::Keys::mark_symbol(&series.symbol);
+            if let Some(mark) = self
+                .store
+                .series_info(&mark_symbol, request.timeframe_secs)
+                .await?
+            {
+                let first = request.start_ts.max(series.first_ts);
+                let last = request.end_ts.min(series.last_ts);
+                if mark.first_ts > first || mark.last_ts < last {
+                    let fmt = engine::time::format_rfc3339_secs;
+                    return Err(invalid(
+                        "mark",
+                        format!(
+                            "the stored mark series of {} covers {} to {}, not the run's {} to {}; fetch or import the missing marks",
+                            series.symbol,
+                            fmt(mark.first_ts),
+                            fmt(mark.last_ts),
+                            fmt(first),
+                            fmt(last)
+                        ),
+                    ));
+                }
+            }
         }
         let mut definition = request.clone();
         definition.symbol = series.symbol.clone();
@@ -495,7 +516,7 @@ pub(super) fn perp_config(
     let instrument = rt
         .block_on(tasks.store.get_instrument(symbol))
         .map_err(store_error)?
-        .map(|spec| Arc::new(spec.to_engine()));
+        .map(Arc::new);
     // A settlement inside the last bar still falls in the run.
     let end_ts = definition.end_ts.saturating_add(definition.timeframe_secs);
     let rows = rt

@@ -1,9 +1,10 @@
 //! Task kinds the workers run: `backtest`, `optimization` (fan-out) and
-//! `optimization_chunk`, and `noop` (health probes and
-//! queue benchmarks). Each turns a queue delivery into a result or a
+//! `optimization_chunk`, `data_fetch` (Bybit market data into the store),
+//! and `noop` (health probes and queue benchmarks). Each turns a queue delivery into a result or a
 //! classified error; the worker decides about retries from the class.
 
 pub mod backtest;
+pub mod data_fetch;
 pub mod optimization;
 pub mod strategies;
 
@@ -16,6 +17,7 @@ pub use backtest::{
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use stratbox_marketdata::ClientConfig;
 use stratbox_queue::{Delivery, TaskError};
 use stratbox_sandbox::{CancelToken, Sandbox};
 use stratbox_store::CandleCache;
@@ -48,6 +50,8 @@ pub struct Tasks {
     pub store: Store,
     pub sandbox: Arc<Sandbox>,
     pub candles: Arc<CandleCache>,
+    /// Where `data_fetch` tasks ask (the worker's `--bybit-base-url`).
+    pub bybit: ClientConfig,
 }
 
 impl Tasks {
@@ -56,7 +60,15 @@ impl Tasks {
             store,
             sandbox,
             candles,
+            bybit: ClientConfig::default(),
         }
+    }
+
+    /// Fetches market data from this Bybit (a testnet, a proxy, a test's
+    /// local server) instead of the public mainnet host.
+    pub fn with_bybit(mut self, bybit: ClientConfig) -> Self {
+        self.bybit = bybit;
+        self
     }
 
     /// Runs one delivery to its result (a JSON string) on the calling
@@ -72,6 +84,7 @@ impl Tasks {
         match delivery.kind.as_str() {
             KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, ctx),
             KIND_NOOP => Ok(String::from("{}")),
+            data_fetch::KIND_DATA_FETCH => data_fetch::run(self, rt, &delivery.payload, ctx),
             optimization::KIND_OPTIMIZATION => {
                 optimization::run_fanout(self, rt, &delivery.payload)
             }
