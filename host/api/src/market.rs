@@ -116,8 +116,8 @@ pub async fn fetch(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DataFetchStatus {
     pub task_id: String,
-    /// `pending`, `running`, `completed`, `failed`, `retrying` or
-    /// `cancelled`.
+    /// `queued` (a retry waits queued too), `running`, `completed`,
+    /// `failed` or `cancelled`.
     pub status: String,
     /// 0 to 1 while running.
     pub progress: Option<f64>,
@@ -198,7 +198,8 @@ fn is_json(headers: &HeaderMap) -> bool {
 #[utoipa::path(post, path = "/api/v1/funding/{symbol}", tag = "market data",
     params(("symbol" = String, Path)),
     request_body(content = String, content_type = "text/csv"),
-    responses((status = 200, body = FundingHistory), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = FundingHistory), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn import_funding(
     State(state): State<AppState>,
@@ -349,7 +350,8 @@ pub async fn put_instrument(
 /// then use BTCUSDT's defaults).
 #[utoipa::path(get, path = "/api/v1/instruments/{symbol}", tag = "market data",
     params(("symbol" = String, Path)),
-    responses((status = 200, body = InstrumentSchema), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = InstrumentSchema), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn get_instrument(
     State(state): State<AppState>,
     symbol: Result<Path<String>, PathRejection>,

@@ -1208,3 +1208,182 @@ async fn schedules_of_optimizations_are_checked_in_full_shown_and_fired() {
         .collect();
     assert_eq!(kinds, [&json!("optimization"), &json!("backtest")]);
 }
+
+#[tokio::test]
+async fn market_data_imports_are_checked_whole_and_name_the_line_or_field() {
+    let h = Harness::start("api-market-data", None).await;
+    let app = h.app();
+    let body = |uri: &str, content_type: &str, text: &str| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(text.to_string()))
+            .unwrap()
+    };
+
+    // Funding: CSV or JSON, merged; bad rows name their line, store nothing.
+    let (status, reply) = send(
+        &app,
+        body(
+            "/api/v1/funding/ethusdt",
+            "text/csv",
+            "ts,rate\n1704067200,0.0001\n1704096000,-0.0002\n",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(
+        (reply["symbol"].as_str(), reply["rows"].as_u64()),
+        (Some("ETHUSDT"), Some(2))
+    );
+    let json_rows = json!([{"ts": 1_704_124_800, "rate": 0.0003}]).to_string();
+    let (status, reply) = send(
+        &app,
+        body("/api/v1/funding/ETHUSDT", "application/json", &json_rows),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["rows"], 3);
+    let bad_funding = [
+        ("ts,rate\n200,0.1\n100,0.1\n", "CSV line 3"),
+        ("ts,rate\n100,0.1\n200,abc\n", "CSV line 3"),
+        ("time,rate\n100,0.1\n", "CSV line 1"),
+    ];
+    for (csv, named) in bad_funding {
+        let (status, reply) = send(&app, body("/api/v1/funding/SOLUSDT", "text/csv", csv)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{csv}: {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_csv", "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{csv}: {message}");
+    }
+    let out_of_order = json!([{"ts": 200, "rate": 0.1}, {"ts": 100, "rate": 0.1}]).to_string();
+    let (status, reply) = send(
+        &app,
+        body("/api/v1/funding/SOLUSDT", "application/json", &out_of_order),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("row 1"),
+        "{reply}"
+    );
+    let (_, held) = send(&app, get("/api/v1/funding/SOLUSDT")).await;
+    assert_eq!(held["rows"], json!([]), "nothing stored: {held}");
+    let (_, held) = send(&app, get("/api/v1/funding/ETHUSDT")).await;
+    assert_eq!(
+        held["rows"][2],
+        json!({"ts": 1_704_124_800, "rate": 0.0003})
+    );
+
+    // Instruments: every field checked and named; nothing stored on error.
+    let instrument = json!({"tick_size": 0.01, "qty_step": 0.01, "min_qty": 0.01,
+        "max_leverage": 25.0, "maker_fee": 0.0002, "taker_fee": 0.00055,
+        "tiers": [{"up_to_value": 1e6, "mmr": 0.01, "mm_deduction": 0.0}]});
+    let (status, reply) = send(&app, post_json("/api/v1/instruments/ethusdt", &instrument)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["symbol"], "ETHUSDT");
+    assert_eq!(
+        reply["risk_tiers"][0]["mmr"], 0.01,
+        "tiers read as risk_tiers"
+    );
+    let (status, reply) = send(&app, get("/api/v1/instruments/ETHUSDT")).await;
+    assert_eq!(
+        (status, reply["max_leverage"].as_f64()),
+        (StatusCode::OK, Some(25.0))
+    );
+    let spoiled = [
+        ("qty_step", json!(0.0)),
+        ("tick_size", json!(-0.1)),
+        ("max_leverage", json!(0.5)),
+        ("taker_fee", json!(0.5)),
+    ];
+    for (field, value) in spoiled {
+        let mut bad = instrument.clone();
+        bad[field] = value;
+        let (status, reply) = send(&app, post_json("/api/v1/instruments/SOLUSDT", &bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {reply}");
+        assert_eq!(reply["error"]["field"], field, "{reply}");
+    }
+    let mut other = instrument.clone();
+    other["symbol"] = json!("BTCUSDT");
+    let (status, reply) = send(&app, post_json("/api/v1/instruments/SOLUSDT", &other)).await;
+    assert_eq!(
+        (status, reply["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("symbol"))
+    );
+    let (status, _) = send(&app, get("/api/v1/instruments/SOLUSDT")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing stored");
+
+    // Marks: a series short of a perpetual run's ends is refused at
+    // submission, naming mark, and nothing is queued.
+    h.candles(48).await;
+    let strategy_id = h.fake_strategy().await;
+    let marks = stratbox_engine::candles::synth(24, 7, HOUR, START + 12 * HOUR, 42_000.0);
+    let mut csv = Vec::new();
+    stratbox_engine::candles::write_csv(&marks, &mut csv).unwrap();
+    let (status, reply) = send(
+        &app,
+        body(
+            "/api/v1/mark/BTCUSDT/1h",
+            "text/csv",
+            std::str::from_utf8(&csv).unwrap(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["symbol"], "BTCUSDT.MARK");
+    let mut run = spec_request(strategy_id);
+    run["end_date"] = json!("2024-01-02T23:00:00Z");
+    run["market"] = json!("linear_perpetual");
+    let (status, reply) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &run),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["error"]["field"], "mark", "{reply}");
+    assert_eq!(h.stream_len().await, 0, "nothing queued");
+    // Within the marks it runs.
+    run["start_date"] = json!("2024-01-01T12:00:00Z");
+    run["end_date"] = json!("2024-01-02T11:00:00Z");
+    let (status, reply) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &run),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+
+    // A queued fetch: bad fields named, nothing queued; a good one queued.
+    let fetch = json!({"symbol": "BTCUSDT", "interval": "60",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-01-02T00:00:00Z"});
+    let queued_before = h.stream_len().await;
+    for (field, value, named) in [
+        ("interval", json!("7"), "interval"),
+        ("end_date", json!("2023-01-01T00:00:00Z"), "start_date"),
+        ("bogus", json!(1), "body"),
+    ] {
+        let mut bad = fetch.clone();
+        bad[field] = value;
+        let (status, reply) = send(&app, post_json("/api/v1/data/fetch", &bad)).await;
+        assert!(status.is_client_error(), "{field}: {status} {reply}");
+        let message = reply.to_string();
+        assert!(
+            message.contains(named) || message.contains(field),
+            "{field}: {reply}"
+        );
+    }
+    assert_eq!(h.stream_len().await, queued_before, "nothing queued");
+    let (status, reply) = send(&app, post_json("/api/v1/data/fetch", &fetch)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{reply}");
+    let task_id = reply["task_id"].as_str().unwrap();
+    let (status, reply) = send(&app, get(&format!("/api/v1/data/fetch/{task_id}"))).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (StatusCode::OK, Some("queued")),
+        "{reply}"
+    );
+    let (status, _) = send(&app, get("/api/v1/data/fetch/no-such-task")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
