@@ -146,6 +146,15 @@ pub fn run(args: &BenchArgs) -> CliResult {
         f.perp_wasm_best_ms,
         f.perp_wasm_over_spot_pct
     );
+    outln!(
+        "    fee-free         {:>8.1} M bars/s native ({:.1} % of spot), {:.1} M bars/s wasm ({:.1} % of spot); {} trades, {} liquidations",
+        f.perp_fee_free_native_bars_per_sec / 1e6,
+        f.perp_fee_free_native_over_spot_pct,
+        f.perp_fee_free_wasm_bars_per_sec / 1e6,
+        f.perp_fee_free_wasm_over_spot_pct,
+        f.perp_fee_free_trades,
+        f.perp_fee_free_liquidations
+    );
     outln!("  compile            {:>8.2} ms", f.compile_ms);
     outln!(
         "  load precompiled   {:>8.3} ms  ({:.0}x faster)",
@@ -200,6 +209,14 @@ struct Figures {
     /// Trades of the spot run, to compare.
     spot_trades: usize,
     perp_final_equity: f64,
+    /// The perpetual run with no fees (maker, taker and commission 0):
+    /// it trades about as often as spot, so the ratio is a fair one.
+    perp_fee_free_native_bars_per_sec: f64,
+    perp_fee_free_native_over_spot_pct: f64,
+    perp_fee_free_wasm_bars_per_sec: f64,
+    perp_fee_free_wasm_over_spot_pct: f64,
+    perp_fee_free_trades: usize,
+    perp_fee_free_liquidations: u64,
     compile_ms: f64,
     precompiled_load_ms: f64,
     compile_over_precompiled: f64,
@@ -255,6 +272,22 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         ..BacktestConfig::default()
     };
     perp_config.check()?;
+    // The fees of a 10x all-in account drain it within a few hundred
+    // trades; without fees the perpetual run keeps trading as often as
+    // spot, so its ratio is not flattered by a quiet account.
+    let free_config = BacktestConfig {
+        perp: PerpConfig {
+            instrument: Some(std::sync::Arc::new(engine::perp::Instrument {
+                maker_fee: 0.0,
+                taker_fee: 0.0,
+                ..engine::perp::Instrument::bybit_default()
+            })),
+            ..perp_config.perp.clone()
+        },
+        commission: 0.0,
+        ..perp_config.clone()
+    };
+    free_config.check()?;
     let scratch = std::env::temp_dir().join(format!("stratbox-bench-{}", std::process::id()));
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: Some(scratch.join("run")),
@@ -271,6 +304,8 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
     let mut spot_trades = 0;
     let (mut perp_native, mut perp_wasm) = (Timed::new(), Timed::new());
     let (mut perp_native_report, mut perp_wasm_report) = (None, None);
+    let (mut free_native, mut free_wasm) = (Timed::new(), Timed::new());
+    let mut free_report = None;
     for _ in 0..args.reps {
         let (started, cpu) = (Instant::now(), thread_cpu()?);
         let mut reference = EmaCrossover::new(12, 26, false);
@@ -314,7 +349,37 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
             Ok(engine::run_backtest(&candles, &mut strategy, &perp_config)?)
         })?;
         perp_wasm_report = Some(report);
+
+        let native_report = free_native.time(|| {
+            let mut reference = EmaCrossover::new(12, 26, false);
+            Ok(engine::run_backtest(
+                &candles,
+                &mut reference,
+                &free_config,
+            )?)
+        })?;
+        let report = free_wasm.time(|| {
+            let mut strategy = sandbox.instantiate(
+                &plugin,
+                &params,
+                candles.len(),
+                RunLimits::default(),
+                CancelToken::default(),
+            )?;
+            Ok(engine::run_backtest(&candles, &mut strategy, &free_config)?)
+        })?;
+        if native_report.final_equity.to_bits() != report.final_equity.to_bits() {
+            return Err(anyhow!(
+                "fee-free perpetual wasm and native disagree: final equity {} vs {}",
+                report.final_equity,
+                native_report.final_equity
+            ));
+        }
+        free_report = Some(report);
     }
+    let free_report = free_report.ok_or_else(|| anyhow!("no fee-free perpetual run"))?;
+    let (free_native, _, _) = free_native.summary();
+    let (free_wasm, _, _) = free_wasm.summary();
     if native_equity.to_bits() != wasm_equity.to_bits() {
         return Err(anyhow!(
             "wasm and native disagree: final equity {wasm_equity} vs {native_equity}"
@@ -415,6 +480,12 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
             .map_or(0, |r| r.values().sum()),
         spot_trades,
         perp_final_equity: perp_wasm_report.final_equity,
+        perp_fee_free_native_bars_per_sec: per_sec(free_native),
+        perp_fee_free_native_over_spot_pct: per_sec(free_native) / per_sec(native) * 100.0,
+        perp_fee_free_wasm_bars_per_sec: per_sec(free_wasm),
+        perp_fee_free_wasm_over_spot_pct: per_sec(free_wasm) / per_sec(wasm) * 100.0,
+        perp_fee_free_trades: free_report.num_trades,
+        perp_fee_free_liquidations: free_report.liquidations.unwrap_or(0),
         compile_ms: ms(compile),
         precompiled_load_ms: ms(precompiled),
         compile_over_precompiled: compile.as_secs_f64() / precompiled.as_secs_f64(),
