@@ -48,6 +48,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// GETs `path`: the status and the JSON body.
+    pub(super) async fn get_json(&self, http: &reqwest::Client, path: &str) -> (u16, Value) {
+        let r = http.get(self.url(path)).send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
     pub(super) async fn wait_healthy(&self, http: &reqwest::Client) {
         let started = Instant::now();
         loop {

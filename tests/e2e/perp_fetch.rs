@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stratbox_marketdata::fake::{FakeBybit, Fault, Market};
 
-use super::api::{upload, Server, TOKEN};
+use super::api::{upload, Server};
 use super::perp_api::{completed, local_cli, post, request};
 use super::perp_cli::story_csv;
 use super::service::{p, Service};
@@ -65,13 +65,10 @@ fn fetch_body(extra: Value) -> Value {
 async fn fetch_ended(http: &reqwest::Client, server: &Server, task_id: &str) -> Value {
     let started = Instant::now();
     loop {
-        let r = http
-            .get(server.url(&format!("/api/v1/data/fetch/{task_id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
+        let (status, body) = server
+            .get_json(http, &format!("/api/v1/data/fetch/{task_id}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
         if matches!(body["status"].as_str(), Some("completed" | "failed")) {
             return body;
         }
@@ -84,12 +81,7 @@ async fn fetch_ended(http: &reqwest::Client, server: &Server, task_id: &str) -> 
 }
 
 async fn submitted(http: &reqwest::Client, server: &Server) -> i64 {
-    let r = http
-        .get(server.url("/api/v1/queue/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
+    let (_, body) = server.get_json(http, "/api/v1/queue/metrics").await;
     body["tasks_submitted"].as_i64().unwrap()
 }
 
@@ -143,24 +135,14 @@ async fn fetched_data_gives_the_same_perpetual_report_through_the_api_and_the_cl
     assert_eq!(result["candles"]["gaps"], json!([]), "{done}");
     assert_eq!(result["funding"], 8, "{done}");
     assert_eq!(result["instrument"]["max_leverage"], 100.0, "{done}");
-    let r = http
-        .get(server.url("/api/v1/instruments/BTCUSDT"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let instrument: Value = r.json().await.unwrap();
+    let (status, instrument) = server.get_json(&http, "/api/v1/instruments/BTCUSDT").await;
+    assert_eq!(status, 200, "{instrument}");
     assert_eq!(
         instrument["risk_tiers"].as_array().unwrap().len(),
         2,
         "{instrument}"
     );
-    let r = http
-        .get(server.url("/api/v1/funding/BTCUSDT"))
-        .send()
-        .await
-        .unwrap();
-    let funding: Value = r.json().await.unwrap();
+    let (_, funding) = server.get_json(&http, "/api/v1/funding/BTCUSDT").await;
     assert_eq!(
         funding["rows"][0],
         json!({"ts": T0, "rate": -0.0002}),
@@ -274,22 +256,9 @@ async fn fetched_data_gives_the_same_perpetual_report_through_the_api_and_the_cl
             .contains("retCode 10001: params error: symbol invalid"),
         "{failed}"
     );
-    let dlq: Value = http
-        .get(server.url("/api/v1/queue/dlq"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, dlq) = server.get_json(&http, "/api/v1/queue/dlq").await;
     assert!(dlq.to_string().contains(&refused_id), "{dlq}");
-    let r = http
-        .get(server.url("/api/v1/candles"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let series: Value = r.json().await.unwrap();
+    let (_, series) = server.get_json(&http, "/api/v1/candles").await;
     assert!(
         !series.to_string().contains("NOPEUSDT"),
         "nothing stored: {series}"

@@ -329,16 +329,11 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         fuel = report.fuel_used;
         spot_trades = report.num_trades;
 
-        let report = perp_native.time(|| {
+        let run_native = |config: &BacktestConfig| -> anyhow::Result<engine::Report> {
             let mut reference = EmaCrossover::new(12, 26, false);
-            Ok(engine::run_backtest(
-                &candles,
-                &mut reference,
-                &perp_config,
-            )?)
-        })?;
-        perp_native_report = Some(report);
-        let report = perp_wasm.time(|| {
+            Ok(engine::run_backtest(&candles, &mut reference, config)?)
+        };
+        let run_wasm = |config: &BacktestConfig| -> anyhow::Result<engine::Report> {
             let mut strategy = sandbox.instantiate(
                 &plugin,
                 &params,
@@ -346,28 +341,12 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
                 RunLimits::default(),
                 CancelToken::default(),
             )?;
-            Ok(engine::run_backtest(&candles, &mut strategy, &perp_config)?)
-        })?;
-        perp_wasm_report = Some(report);
-
-        let native_report = free_native.time(|| {
-            let mut reference = EmaCrossover::new(12, 26, false);
-            Ok(engine::run_backtest(
-                &candles,
-                &mut reference,
-                &free_config,
-            )?)
-        })?;
-        let report = free_wasm.time(|| {
-            let mut strategy = sandbox.instantiate(
-                &plugin,
-                &params,
-                candles.len(),
-                RunLimits::default(),
-                CancelToken::default(),
-            )?;
-            Ok(engine::run_backtest(&candles, &mut strategy, &free_config)?)
-        })?;
+            Ok(engine::run_backtest(&candles, &mut strategy, config)?)
+        };
+        perp_native_report = Some(perp_native.time(|| run_native(&perp_config))?);
+        perp_wasm_report = Some(perp_wasm.time(|| run_wasm(&perp_config))?);
+        let native_report = free_native.time(|| run_native(&free_config))?;
+        let report = free_wasm.time(|| run_wasm(&free_config))?;
         if native_report.final_equity.to_bits() != report.final_equity.to_bits() {
             return Err(anyhow!(
                 "fee-free perpetual wasm and native disagree: final equity {} vs {}",
