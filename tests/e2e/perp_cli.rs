@@ -263,6 +263,30 @@ fn bad_perpetual_input_exits_2_naming_the_line_or_flag() {
     );
     assert_input_error(&out, "line 2");
 
+    // Marks that stop 10 bars before the candles do.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let short_mark = dir.join("short.mark.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&short_mark, lines[..lines.len() - 10].join("\n")).unwrap();
+    let out = stratbox(
+        &dir,
+        &ema_args(
+            &csv,
+            &[
+                "--market",
+                "linear_perpetual",
+                "--mark",
+                path_str(&short_mark),
+            ],
+        ),
+    );
+    assert_input_error(&out, "--mark");
+    assert!(
+        stderr(&out).contains("not the run's 2024-01-01T00:00:00Z to 2024-01-03T13:00:00Z"),
+        "{}",
+        stderr(&out)
+    );
+
     // Above the engine's bound and above bybit-default's max_leverage 100.
     for leverage in ["200", "110"] {
         let out = stratbox(

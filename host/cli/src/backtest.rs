@@ -92,6 +92,7 @@ pub fn run(args: &BacktestArgs) -> CliResult {
     let candles = load_csv(&args.candles)?;
     let mut config = args.account.config()?;
     args.market.apply(&mut config)?;
+    super::market::check_marks(&candles, &config)?;
     let inputs = parse_params(&args.params)?;
     let report = match (&args.plugin, &args.reference) {
         (Some(path), _) => run_plugin(args, path, &inputs, &candles, &config)?,

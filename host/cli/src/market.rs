@@ -105,6 +105,19 @@ impl MarketArgs {
 }
 
 /// `invalid initial_capital: ...` reads better as the flag the user typed.
+/// A `--mark` series must reach both ends of the candles (the engine's
+/// `check_mark_covers`); said before the run, naming the flag.
+pub(super) fn check_marks(
+    candles: &stratbox_engine::candles::Candles,
+    config: &BacktestConfig,
+) -> Result<(), CliError> {
+    match config.perp.mark.as_deref() {
+        Some(mark) => stratbox_engine::perp::check_mark_covers(candles, mark)
+            .map_err(|e| CliError::input(anyhow!("{}", flag_message(&e)))),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn flag_message(e: &EngineError) -> String {
     match e {
         EngineError::InvalidConfig { field, message } => {

@@ -175,6 +175,7 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
     let params = super::backtest::parse_params(&args.params)?;
     let dims = parse_space(&args.ranges, &args.values)?;
     let candles = load_csv(&args.candles)?;
+    super::market::check_marks(&candles, &config)?;
 
     let sandbox;
     let factory: Box<dyn StrategyFactory> =
