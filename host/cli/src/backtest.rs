@@ -256,11 +256,26 @@ fn print_summary(r: &Report) {
     );
     outln!("  Calmar              {:>15}", opt(r.calmar, ""));
     outln!(
+        "  annual volatility   {:>15}",
+        opt(r.annual_volatility_pct, "%")
+    );
+    outln!(
+        "  avg drawdown        {:>14.2}%  ({:.0} s on average)",
+        r.avg_drawdown_pct,
+        r.avg_drawdown_duration_secs
+    );
+    outln!(
         "  trades              {:>15}  (win rate {})",
         r.num_trades,
         opt(r.win_rate_pct, "%")
     );
     outln!("  profit factor       {:>15}", opt(r.profit_factor, ""));
+    outln!(
+        "  SQN / expectancy    {:>15} / {}  (Kelly {})",
+        opt(r.sqn, ""),
+        opt(r.expectancy, ""),
+        opt(r.kelly, "")
+    );
     outln!(
         "  avg / best / worst  {:>15} / {} / {}",
         opt(r.avg_trade_pct, "%"),

@@ -148,6 +148,17 @@ pub struct Report {
     pub avg_trade_duration_secs: Option<f64>,
     pub exposure_pct: f64,
     pub fees_paid: f64,
+    /// Standard deviation of bar returns, annualised, in percent.
+    pub annual_volatility_pct: Option<f64>,
+    /// Mean depth (positive percentage) and length of the drawdowns.
+    pub avg_drawdown_pct: f64,
+    pub avg_drawdown_duration_secs: f64,
+    /// System Quality Number of the trades' PnL.
+    pub sqn: Option<f64>,
+    /// Mean PnL per trade, in the account currency.
+    pub expectancy: Option<f64>,
+    /// Kelly fraction of the trades' returns.
+    pub kelly: Option<f64>,
     pub fuel_used: u64,
     /// Perpetual runs only (absent on spot, whose report is unchanged):
     /// `spot` is never written.

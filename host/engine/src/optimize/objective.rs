@@ -8,7 +8,7 @@ use crate::Report;
 
 /// Every numeric metric of a report, in report order: the objective
 /// choices and the metric columns of the table.
-pub const METRICS: [&str; 19] = [
+pub const METRICS: [&str; 25] = [
     "final_equity",
     "total_return_pct",
     "buy_and_hold_return_pct",
@@ -28,6 +28,12 @@ pub const METRICS: [&str; 19] = [
     "avg_trade_duration_secs",
     "exposure_pct",
     "fees_paid",
+    "annual_volatility_pct",
+    "avg_drawdown_pct",
+    "avg_drawdown_duration_secs",
+    "sqn",
+    "expectancy",
+    "kelly",
 ];
 
 /// The metrics of one run, in [`METRICS`] order (`None` where the report
@@ -57,6 +63,12 @@ impl Summary {
             r.avg_trade_duration_secs,
             Some(r.exposure_pct),
             Some(r.fees_paid),
+            r.annual_volatility_pct,
+            Some(r.avg_drawdown_pct),
+            Some(r.avg_drawdown_duration_secs),
+            r.sqn,
+            r.expectancy,
+            r.kelly,
         ])
     }
 

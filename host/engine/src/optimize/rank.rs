@@ -286,10 +286,12 @@ mod tests {
             lines[0],
             format!("rank,index,score,fast_period,{},error", METRICS.join(","))
         );
-        assert_eq!(lines[1], "1,0,0.5,0,,,,,,,,0.5,,,3,,,,,,,,,");
+        // 25 metrics: sharpe (8th) 0.5 and num_trades (11th) 3, the rest
+        // empty, then the empty error.
+        assert_eq!(lines[1], "1,0,0.5,0,,,,,,,,0.5,,,3,,,,,,,,,,,,,,,");
         assert_eq!(
             lines[2],
-            format!(",1,,7{}\"boom, \"\"x\"\"\"", ",".repeat(20))
+            format!(",1,,7{}\"boom, \"\"x\"\"\"", ",".repeat(26))
         );
     }
 }

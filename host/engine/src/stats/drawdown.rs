@@ -1,4 +1,5 @@
-//! Maximum drawdown and the longest drawdown duration.
+//! Maximum drawdown, the longest drawdown duration, and the average
+//! drawdown's depth and duration.
 
 /// Result of [`MaxDrawdown::compute`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -15,6 +16,12 @@ pub struct Drawdown {
     /// recovery bar (or the last bar). `0` when equity never went below its
     /// peak.
     pub max_drawdown_duration_secs: i64,
+    /// Mean depth of the drawdowns (each one's deepest fall, in percent of
+    /// its peak, as `max_drawdown_pct`); `0.0` when there was none.
+    pub avg_drawdown_pct: f64,
+    /// Mean length of the drawdowns in seconds (each as in
+    /// `max_drawdown_duration_secs`); `0.0` when there was none.
+    pub avg_drawdown_duration_secs: f64,
 }
 
 /// Maximum drawdown (depth) and the longest drawdown (duration) of an
@@ -61,6 +68,20 @@ pub struct Drawdown {
 /// `max_drawdown_pct`. All three are `0` when equity never goes below its
 /// peak, including for an empty `equity`.
 ///
+/// # Averages
+///
+/// Over the drawdowns as defined above (one per peak that equity fell
+/// below, the last one possibly unrecovered), in the order they end:
+///
+/// ```text
+/// avg_drawdown_pct           = Σ depth_k / count × 100   (depth as above)
+/// avg_drawdown_duration_secs = Σ secs_k / count
+/// ```
+///
+/// A drawdown under a peak `<= 0` has no depth and is left out of the
+/// depth mean (its duration still counts). Both are `0.0` with no drawdown.
+/// They are folded as each drawdown ends: nothing is added per bar.
+///
 /// `ts` must hold one timestamp (seconds) per bar, non-decreasing; a missing
 /// timestamp (a `ts` shorter than `equity`, a caller bug caught by a debug
 /// assertion) counts as 0 seconds.
@@ -92,6 +113,12 @@ pub struct DrawdownTracker {
     /// Lowest equity since the peak, while underwater.
     trough: f64,
     max_fraction: f64,
+    /// Σ depth and count of the drawdowns with a depth; Σ secs and count
+    /// of all drawdowns.
+    depth_sum: f64,
+    depths: usize,
+    duration_sum_secs: i64,
+    drawdowns: usize,
     result: Drawdown,
 }
 
@@ -103,6 +130,10 @@ impl DrawdownTracker {
             underwater: false,
             trough: f64::INFINITY,
             max_fraction: 0.0,
+            depth_sum: 0.0,
+            depths: 0,
+            duration_sum_secs: 0,
+            drawdowns: 0,
             result: Drawdown::default(),
         }
     }
@@ -146,6 +177,14 @@ impl DrawdownTracker {
             }
         }
         self.result.max_drawdown_pct = super::finite_or_zero(self.max_fraction * 100.0);
+        if self.depths > 0 {
+            self.result.avg_drawdown_pct =
+                super::finite_or_zero(self.depth_sum / self.depths as f64 * 100.0);
+        }
+        if self.drawdowns > 0 {
+            self.result.avg_drawdown_duration_secs =
+                self.duration_sum_secs as f64 / self.drawdowns as f64;
+        }
         self.result
     }
 
@@ -156,16 +195,22 @@ impl DrawdownTracker {
             if fraction.is_finite() && fraction > self.max_fraction {
                 self.max_fraction = fraction;
             }
+            if fraction.is_finite() {
+                self.depth_sum += fraction;
+                self.depths += 1;
+            }
         }
-        record_duration(&mut self.result, self.peak_bar, end, ts);
+        let secs = record_duration(&mut self.result, self.peak_bar, end, ts);
+        self.duration_sum_secs = self.duration_sum_secs.saturating_add(secs);
+        self.drawdowns += 1;
         self.underwater = false;
         self.trough = f64::INFINITY;
     }
 }
 
 /// Folds the drawdown from `peak_bar` (`None`: the initial capital) to `end`
-/// into the running maxima.
-fn record_duration(result: &mut Drawdown, peak_bar: Option<usize>, end: usize, ts: &[i64]) {
+/// into the running maxima; returns its length in seconds.
+fn record_duration(result: &mut Drawdown, peak_bar: Option<usize>, end: usize, ts: &[i64]) -> i64 {
     let bars = match peak_bar {
         Some(p) => end - p,
         None => end + 1,
@@ -176,6 +221,7 @@ fn record_duration(result: &mut Drawdown, peak_bar: Option<usize>, end: usize, t
     };
     result.max_drawdown_duration_bars = result.max_drawdown_duration_bars.max(bars);
     result.max_drawdown_duration_secs = result.max_drawdown_duration_secs.max(secs);
+    secs
 }
 
 #[cfg(test)]
@@ -198,16 +244,19 @@ mod tests {
         // bar 5: 108 -> (120 - 108) / 120 = 0.1
         // bar 6: 121 -> recovered: 6 - 4 = 2 bars, 360 - 240 = 120 s
         // max depth 0.2 × 100 = 20 (0.2 rounds up by 1.1e-17, lost in × 100)
+        // averages: depth (0.2 + 0.1) / 2 × 100 = 15, secs (180 + 120) / 2 = 150
         let equity = [110.0, 99.0, 88.0, 110.0, 120.0, 108.0, 121.0];
         let dd = MaxDrawdown::compute(100.0, &equity, &minutes(0, equity.len()));
         assert_eq!(
-            dd,
-            Drawdown {
-                max_drawdown_pct: 20.0,
-                max_drawdown_duration_bars: 3,
-                max_drawdown_duration_secs: 180,
-            }
+            (
+                dd.max_drawdown_pct,
+                dd.max_drawdown_duration_bars,
+                dd.max_drawdown_duration_secs
+            ),
+            (20.0, 3, 180)
         );
+        assert!((dd.avg_drawdown_pct - 15.0).abs() < 1e-12, "{dd:?}");
+        assert_eq!(dd.avg_drawdown_duration_secs, 150.0);
     }
 
     #[test]
@@ -219,6 +268,11 @@ mod tests {
         // bars = 2 - (-1) = 3, secs = 1120 - 1000 = 120
         let dd = MaxDrawdown::compute(100.0, &[90.0, 95.0, 80.0], &minutes(1_000, 3));
         assert_eq!(dd.max_drawdown_pct, 20.0);
+        // One drawdown: its depth and length are the averages.
+        assert_eq!(
+            (dd.avg_drawdown_pct, dd.avg_drawdown_duration_secs),
+            (20.0, 120.0)
+        );
         assert_eq!(dd.max_drawdown_duration_bars, 3);
         assert_eq!(dd.max_drawdown_duration_secs, 120);
     }

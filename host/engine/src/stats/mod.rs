@@ -55,15 +55,19 @@ mod cagr;
 mod calmar;
 mod downsample;
 mod drawdown;
+mod expectancy;
 mod exposure;
+mod kelly;
 mod moments;
 mod profit_factor;
 mod returns;
 mod sharpe;
 mod sortino;
+mod sqn;
 mod total_return;
 mod trade_duration;
 mod trade_returns;
+mod volatility;
 mod win_rate;
 
 #[cfg(test)]
@@ -73,15 +77,19 @@ pub use cagr::Cagr;
 pub use calmar::CalmarRatio;
 pub use downsample::downsample_indices;
 pub use drawdown::{Drawdown, DrawdownTracker, MaxDrawdown};
+pub use expectancy::Expectancy;
 pub use exposure::Exposure;
+pub use kelly::Kelly;
 pub use moments::{MomentsAccumulator, ReturnMoments};
 pub use profit_factor::ProfitFactor;
 pub use returns::{bar_returns, periods_per_year, simple_return, SECONDS_PER_YEAR};
 pub use sharpe::SharpeRatio;
 pub use sortino::SortinoRatio;
+pub use sqn::Sqn;
 pub use total_return::{BuyAndHoldReturn, TotalReturn};
 pub use trade_duration::AverageTradeDuration;
 pub use trade_returns::{TradeReturnSummary, TradeReturns};
+pub use volatility::AnnualVolatility;
 pub use win_rate::WinRate;
 
 /// `Some(x)` when `x` is finite, `None` for NaN and the infinities.
