@@ -107,12 +107,20 @@ async fn the_queue_table_equals_the_local_cli_table() {
             "--csv",
             p(&local_csv),
             "--quiet",
+            "--json",
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let local = std::fs::read_to_string(&local_csv).unwrap();
     assert_eq!(queued, local);
     assert_eq!(queued.lines().count(), 26);
+    // The winner's deflated Sharpe ratio: the same on both paths, a
+    // probability.
+    let local_json: serde_json::Value =
+        serde_json::from_str(&crate::support::stdout(&out)).unwrap();
+    let dsr = r.deflated_sharpe.expect("25 trials with a Sharpe ratio");
+    assert!((0.0..=1.0).contains(&dsr), "{dsr}");
+    assert_eq!(local_json["deflated_sharpe"].as_f64(), Some(dsr));
 
     // The random method: the same seed gives the same table on both paths.
     req.method = "random".into();

@@ -118,6 +118,10 @@ pub struct Optimization {
     /// with a hold-out), once completed.
     #[schema(value_type = Option<Vec<Object>>)]
     pub top: Option<Vec<serde_json::Value>>,
+    /// Once completed: the probability that the best row's Sharpe ratio is
+    /// not luck given every combination tried (the deflated Sharpe ratio,
+    /// docs/optimization.md); null when undefined.
+    pub deflated_sharpe: Option<f64>,
     #[schema(value_type = Option<Object>)]
     pub error: Option<stratbox_store::BacktestError>,
     /// The fan-out task.
@@ -301,6 +305,7 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
             min_trades: def.min_trades,
         },
         top,
+        deflated_sharpe: r.deflated_sharpe,
         error: r.error,
         task_id: r.task_id,
         created_at_ms: r.created_at_ms,

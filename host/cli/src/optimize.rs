@@ -268,6 +268,16 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
         outln!("{json}");
     } else {
         print_top(&table, args.top);
+        let timeframe = config
+            .timeframe_secs
+            .or_else(|| in_sample.timeframe_secs())
+            .unwrap_or(60);
+        if let Some(dsr) = table.deflated_sharpe(timeframe) {
+            outln!(
+                "deflated Sharpe of rank 1: {dsr:.3} (the probability its Sharpe is not luck among {} combinations)",
+                table.rows.len()
+            );
+        }
     }
     Ok(())
 }
@@ -376,9 +386,14 @@ fn top_json(
         }
         rows.push(value);
     }
+    let timeframe = config
+        .timeframe_secs
+        .or_else(|| in_sample.timeframe_secs())
+        .unwrap_or(60);
     let out = serde_json::json!({
         "combinations": table.rows.len(),
         "objective": table.objective,
+        "deflated_sharpe": table.deflated_sharpe(timeframe),
         "top": rows,
     });
     serde_json::to_string(&out).map_err(CliError::run)

@@ -520,6 +520,8 @@ pub(crate) fn build_report(
         sqn: stats::Sqn::compute(&pnls),
         expectancy: stats::Expectancy::compute(&pnls),
         kelly: stats::Kelly::compute(&trade_returns),
+        return_skewness: stats::ReturnSkewness::from_moments(&moments),
+        return_kurtosis: stats::ReturnKurtosis::from_moments(&moments),
         exposure_pct: Exposure::compute(marks.bars_in_market, n),
         fees_paid,
         fuel_used,

@@ -159,6 +159,9 @@ pub struct Report {
     pub expectancy: Option<f64>,
     /// Kelly fraction of the trades' returns.
     pub kelly: Option<f64>,
+    /// Skewness and (non-excess) kurtosis of the bar returns.
+    pub return_skewness: Option<f64>,
+    pub return_kurtosis: Option<f64>,
     pub fuel_used: u64,
     /// Perpetual runs only (absent on spot, whose report is unchanged):
     /// `spot` is never written.

@@ -28,6 +28,9 @@ pub mod fields {
     pub const TOP: &str = "top";
     pub const CREATED_AT_MS: &str = "created_at_ms";
     pub const FINISHED_AT_MS: &str = "finished_at_ms";
+    /// The deflated Sharpe ratio of the winner, once completed (absent
+    /// when undefined).
+    pub const DEFLATED_SHARPE: &str = "deflated_sharpe";
 }
 
 /// Ranked rows kept as JSON for `GET /optimizations/{id}?top=`.
@@ -101,6 +104,9 @@ pub struct OptimizationRecord {
     pub top: Option<String>,
     pub created_at_ms: i64,
     pub finished_at_ms: Option<i64>,
+    /// The probability that the winner's Sharpe ratio is not luck, given
+    /// the trials (`stratbox_engine::stats::DeflatedSharpe`).
+    pub deflated_sharpe: Option<f64>,
 }
 
 /// A chunk's rows in: KEYS[1] record, KEYS[2] results; ARGV[1] chunk,
@@ -305,13 +311,20 @@ impl Store {
 
     /// Writes the table and marks the optimization completed, unless it has
     /// already ended (a second reducer, a cancel). `true` when applied.
-    pub async fn complete_optimization(&self, id: u64, csv: &str, top: &str) -> Result<bool> {
-        self.finish(
-            id,
-            BacktestStatus::Completed,
-            &[(fields::TABLE, csv), (fields::TOP, top)],
-        )
-        .await
+    pub async fn complete_optimization(
+        &self,
+        id: u64,
+        csv: &str,
+        top: &str,
+        deflated_sharpe: Option<f64>,
+    ) -> Result<bool> {
+        // `Display` of an f64 reads back to the same bits.
+        let dsr = deflated_sharpe.map(|v| v.to_string());
+        let mut extra = vec![(fields::TABLE, csv), (fields::TOP, top)];
+        if let Some(dsr) = dsr.as_deref() {
+            extra.push((fields::DEFLATED_SHARPE, dsr));
+        }
+        self.finish(id, BacktestStatus::Completed, &extra).await
     }
 
     /// Marks a queued or running optimization failed.
@@ -380,6 +393,7 @@ impl Store {
             fields::TOP,
             fields::CREATED_AT_MS,
             fields::FINISHED_AT_MS,
+            fields::DEFLATED_SHARPE,
         ];
         let (values, fanout): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
             .cmd("HMGET")
@@ -416,6 +430,9 @@ impl Store {
             top: get(6),
             created_at_ms: int(7, fields::CREATED_AT_MS)?.unwrap_or(0),
             finished_at_ms: int(8, fields::FINISHED_AT_MS)?,
+            deflated_sharpe: get(9)
+                .map(|v| parse_field(&key, fields::DEFLATED_SHARPE, &v))
+                .transpose()?,
         };
         if status.is_terminal() {
             return Ok(Some(record));
@@ -552,13 +569,13 @@ mod tests {
         );
         assert!(t
             .store
-            .complete_optimization(id, "csv", "[]")
+            .complete_optimization(id, "csv", "[]", Some(0.8125))
             .await
             .unwrap());
         // A second reducer changes nothing; a late chunk is not written.
         assert!(!t
             .store
-            .complete_optimization(id, "other", "[]")
+            .complete_optimization(id, "other", "[]", None)
             .await
             .unwrap());
         let (s, done, _) = t.store.put_chunk_result(id, 2, "[late]").await.unwrap();
@@ -566,6 +583,7 @@ mod tests {
         assert!(t.store.chunk_results(id).await.unwrap().is_empty());
         let r = t.store.get_optimization(id).await.unwrap().unwrap();
         assert_eq!((r.status, r.done), (BacktestStatus::Completed, 3));
+        assert_eq!(r.deflated_sharpe, Some(0.8125), "the first reducer's");
         assert_eq!(
             t.store.optimization_table(id).await.unwrap().as_deref(),
             Some("csv")

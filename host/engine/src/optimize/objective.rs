@@ -8,7 +8,7 @@ use crate::Report;
 
 /// Every numeric metric of a report, in report order: the objective
 /// choices and the metric columns of the table.
-pub const METRICS: [&str; 25] = [
+pub const METRICS: [&str; 27] = [
     "final_equity",
     "total_return_pct",
     "buy_and_hold_return_pct",
@@ -34,6 +34,8 @@ pub const METRICS: [&str; 25] = [
     "sqn",
     "expectancy",
     "kelly",
+    "return_skewness",
+    "return_kurtosis",
 ];
 
 /// The metrics of one run, in [`METRICS`] order (`None` where the report
@@ -69,6 +71,8 @@ impl Summary {
             r.sqn,
             r.expectancy,
             r.kelly,
+            r.return_skewness,
+            r.return_kurtosis,
         ])
     }
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 use super::objective::{Objective, Summary, METRICS};
+use crate::stats::{self, DeflatedSharpe};
 use crate::{ParamValue, Params};
 
 /// The outcome of one combination.
@@ -25,6 +26,10 @@ pub struct Row {
     /// Why the run failed (the strategy's own error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Bars of the in-sample run: the track record's length for the
+    /// deflated Sharpe ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bars: Option<usize>,
 }
 
 impl Row {
@@ -35,6 +40,7 @@ impl Row {
             metrics: None,
             oos: None,
             error: None,
+            bars: None,
         }
     }
 }
@@ -127,6 +133,58 @@ impl Table {
         &self.rows[..n.min(self.rows.len())]
     }
 
+    /// The deflated Sharpe ratio ([`DeflatedSharpe`]) of the best-ranked
+    /// row, whatever the objective: the trials are every row with an
+    /// in-sample Sharpe ratio, their per-bar ratios (the annualised ones
+    /// over `sqrt(periods_per_year)` of `timeframe_secs`) give the
+    /// variance (sample, in index order), and the winner's bars, skewness
+    /// and kurtosis its track record. `None` when the winner lacks any of
+    /// them or fewer than 2 trials have a Sharpe ratio.
+    pub fn deflated_sharpe(&self, timeframe_secs: i64) -> Option<f64> {
+        let per_year = stats::periods_per_year(timeframe_secs as f64);
+        if !stats::valid_periods_per_year(per_year) {
+            return None;
+        }
+        let scale = per_year.sqrt();
+        let at = |name: &str| METRICS.iter().position(|m| *m == name);
+        let (sharpe, skew, kurt) = (
+            at("sharpe")?,
+            at("return_skewness")?,
+            at("return_kurtosis")?,
+        );
+        let mut by_index: Vec<&Ranked> = self.rows.iter().collect();
+        by_index.sort_by_key(|r| r.row.index);
+        let trials: Vec<f64> = by_index
+            .iter()
+            .filter_map(|r| r.row.metrics.as_ref()?.get(sharpe))
+            .map(|s| s / scale)
+            .collect();
+        let n = trials.len();
+        if n < 2 {
+            return None;
+        }
+        let mut total = 0.0;
+        for &t in &trials {
+            total += t;
+        }
+        let mean = total / n as f64;
+        let mut squares = 0.0;
+        for &t in &trials {
+            squares += (t - mean) * (t - mean);
+        }
+        let variance = squares / (n - 1) as f64;
+        let best = self.rows.first().filter(|r| r.rank == Some(1))?;
+        let m = best.row.metrics.as_ref()?;
+        DeflatedSharpe::compute(
+            m.get(sharpe)? / scale,
+            variance,
+            n,
+            best.row.bars?,
+            m.get(skew)?,
+            m.get(kurt)?,
+        )
+    }
+
     /// CSV: `rank,index,score`, the params in schema order, the metrics in
     /// report order, `oos_` metrics with a hold-out, then `error`. Floats
     /// print in Rust's shortest round-trip form; missing values are empty.
@@ -205,6 +263,7 @@ mod tests {
             metrics: Some(Summary(m)),
             oos: None,
             error: None,
+            bars: None,
         }
     }
 
@@ -286,12 +345,49 @@ mod tests {
             lines[0],
             format!("rank,index,score,fast_period,{},error", METRICS.join(","))
         );
-        // 25 metrics: sharpe (8th) 0.5 and num_trades (11th) 3, the rest
+        // 27 metrics: sharpe (8th) 0.5 and num_trades (11th) 3, the rest
         // empty, then the empty error.
-        assert_eq!(lines[1], "1,0,0.5,0,,,,,,,,0.5,,,3,,,,,,,,,,,,,,,");
+        assert_eq!(lines[1], "1,0,0.5,0,,,,,,,,0.5,,,3,,,,,,,,,,,,,,,,,");
         assert_eq!(
             lines[2],
-            format!(",1,,7{}\"boom, \"\"x\"\"\"", ",".repeat(26))
+            format!(",1,,7{}\"boom, \"\"x\"\"\"", ",".repeat(28))
         );
+    }
+
+    #[test]
+    fn deflated_sharpe_of_the_winner_by_hand() {
+        // Daily bars: 365 per year. Annual Sharpes sqrt(365) × [0.05, 0.15,
+        // 0.10] are per-bar 0.05, 0.15, 0.10: mean 0.1, sample variance
+        // (0.0025 + 0.0025 + 0) / 2 = 0.0025. The winner (0.15 per bar)
+        // has 500 bars, skewness 0 and kurtosis 3. N = 3:
+        // Φ⁻¹(2/3) = 0.43072729929545767, Φ⁻¹(1 - 1/(3e)) = 1.1619569289127327
+        // SR₀ = 0.05 × (0.42278 × 0.43073 + 0.57722 × 1.16196) = 0.04264022480753474
+        // z = (0.15 - 0.04264) × sqrt(499) / sqrt(1 + 0.5 × 0.0225) = 2.38485840465293
+        // DSR = Φ(z) = 0.9914571519425068
+        let obj = Objective::new("sharpe", Direction::Maximize, 0).unwrap();
+        let at = |name: &str| METRICS.iter().position(|m| *m == name).unwrap();
+        let rows = [0.05, 0.15, 0.10]
+            .iter()
+            .enumerate()
+            .map(|(i, per_bar)| {
+                let mut m = [None; METRICS.len()];
+                m[at("sharpe")] = Some(per_bar * 365f64.sqrt());
+                m[at("num_trades")] = Some(10.0);
+                m[at("return_skewness")] = Some(0.0);
+                m[at("return_kurtosis")] = Some(3.0);
+                Row {
+                    metrics: Some(Summary(m)),
+                    bars: Some(500),
+                    ..Row::new(i, &Params(vec![("fast_period".into(), Int(i as i64))]))
+                }
+            })
+            .collect();
+        let t = rank(&obj, rows);
+        assert_eq!(t.rows[0].row.index, 1);
+        let dsr = t.deflated_sharpe(86_400).unwrap();
+        assert!((dsr - 0.991_457_151_942_506_8).abs() < 1e-9, "{dsr}");
+        // One trial is no selection: undefined.
+        let one = rank(&obj, vec![t.rows[0].row.clone()]);
+        assert_eq!(one.deflated_sharpe(86_400), None);
     }
 }

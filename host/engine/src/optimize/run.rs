@@ -91,6 +91,7 @@ fn evaluate_parts(
             Err(e) => Ok(Err(e.to_string())),
         }
     };
+    row.bars = Some(in_sample.candles.len());
     match run(in_sample)? {
         Ok(summary) => row.metrics = Some(summary),
         Err(message) => {

@@ -53,15 +53,19 @@
 
 mod cagr;
 mod calmar;
+mod deflated_sharpe;
 mod downsample;
 mod drawdown;
 mod expectancy;
 mod exposure;
 mod kelly;
+mod kurtosis;
 mod moments;
+mod normal;
 mod profit_factor;
 mod returns;
 mod sharpe;
+mod skewness;
 mod sortino;
 mod sqn;
 mod total_return;
@@ -75,15 +79,19 @@ mod test_support;
 
 pub use cagr::Cagr;
 pub use calmar::CalmarRatio;
+pub use deflated_sharpe::DeflatedSharpe;
 pub use downsample::downsample_indices;
 pub use drawdown::{Drawdown, DrawdownTracker, MaxDrawdown};
 pub use expectancy::Expectancy;
 pub use exposure::Exposure;
 pub use kelly::Kelly;
+pub use kurtosis::ReturnKurtosis;
 pub use moments::{MomentsAccumulator, ReturnMoments};
+pub use normal::{normal_cdf, normal_quantile};
 pub use profit_factor::ProfitFactor;
 pub use returns::{bar_returns, periods_per_year, simple_return, SECONDS_PER_YEAR};
 pub use sharpe::SharpeRatio;
+pub use skewness::ReturnSkewness;
 pub use sortino::SortinoRatio;
 pub use sqn::Sqn;
 pub use total_return::{BuyAndHoldReturn, TotalReturn};
@@ -126,7 +134,7 @@ fn mean(xs: &[f64]) -> Option<f64> {
 }
 
 /// Whether an annualisation factor can be used: finite and positive.
-fn valid_periods_per_year(periods_per_year: f64) -> bool {
+pub(crate) fn valid_periods_per_year(periods_per_year: f64) -> bool {
     periods_per_year.is_finite() && periods_per_year > 0.0
 }
 

@@ -9,6 +9,10 @@
 /// downside_squares  = Σ min(r[i], 0)²
 /// deviation_squares = Σ (r[i] - mean)²
 ///                   = Σ (r[i] - r[0])² - (Σ (r[i] - r[0]))² / n
+/// deviation_cubes   = Σ (r[i] - mean)³,  deviation_fourths = Σ (r[i] - mean)⁴
+///                     (from the shifted sums: with d = r - r[0], m = Σ d / n,
+///                      Σ d³ - 3 m Σ d² + 2 n m³ and
+///                      Σ d⁴ - 4 m Σ d³ + 6 m² Σ d² - 3 n m⁴)
 /// all_equal         = every r[i] equal to r[0]
 /// ```
 ///
@@ -23,6 +27,8 @@ pub struct ReturnMoments {
     pub sum: f64,
     pub downside_squares: f64,
     pub deviation_squares: f64,
+    pub deviation_cubes: f64,
+    pub deviation_fourths: f64,
     pub all_equal: bool,
 }
 
@@ -36,6 +42,8 @@ pub struct MomentsAccumulator {
     first: f64,
     shifted_sum: f64,
     shifted_squares: f64,
+    shifted_cubes: f64,
+    shifted_fourths: f64,
     all_equal: bool,
 }
 
@@ -48,6 +56,8 @@ impl Default for MomentsAccumulator {
             first: 0.0,
             shifted_sum: 0.0,
             shifted_squares: 0.0,
+            shifted_cubes: 0.0,
+            shifted_fourths: 0.0,
             all_equal: true,
         }
     }
@@ -66,7 +76,10 @@ impl MomentsAccumulator {
         self.all_equal &= x == self.first;
         let shifted = x - self.first;
         self.shifted_sum += shifted;
-        self.shifted_squares += shifted * shifted;
+        let square = shifted * shifted;
+        self.shifted_squares += square;
+        self.shifted_cubes += square * shifted;
+        self.shifted_fourths += square * square;
     }
 
     /// `count` returns of exactly `+0.0`: a flat stretch. Bit-identical
@@ -102,11 +115,28 @@ impl MomentsAccumulator {
                 squares
             }
         };
+        let (deviation_cubes, deviation_fourths) = if self.n == 0 {
+            (0.0, 0.0)
+        } else {
+            let n = self.n as f64;
+            let m = self.shifted_sum / n;
+            let (s2, s3, s4) = (
+                self.shifted_squares,
+                self.shifted_cubes,
+                self.shifted_fourths,
+            );
+            let cubes = s3 - 3.0 * m * s2 + 2.0 * n * m * m * m;
+            let fourths = s4 - 4.0 * m * s3 + 6.0 * m * m * s2 - 3.0 * n * m * m * m * m;
+            // A sum of fourth powers is never negative but for rounding.
+            (cubes, if fourths < 0.0 { 0.0 } else { fourths })
+        };
         ReturnMoments {
             n: self.n,
             sum: self.sum,
             downside_squares: self.downside_squares,
             deviation_squares,
+            deviation_cubes,
+            deviation_fourths,
             all_equal: self.all_equal,
         }
     }

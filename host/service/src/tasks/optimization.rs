@@ -514,7 +514,8 @@ fn reduce(
     let table = rank(&objective, rows);
     let top = serde_json::to_string(table.top(TOP_KEPT))
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))?;
-    rt.block_on(store.complete_optimization(id, &table.to_csv(), &top))
+    let deflated_sharpe = table.deflated_sharpe(def.backtest.timeframe_secs);
+    rt.block_on(store.complete_optimization(id, &table.to_csv(), &top, deflated_sharpe))
         .map_err(store_error)?;
     Ok(())
 }
