@@ -28,4 +28,5 @@ mod queue_recovery;
 mod scaffold;
 mod scheduler;
 mod service;
+mod strategy_log;
 mod support;

@@ -60,6 +60,69 @@ pub async fn get_one(
 const MAX_LIST: usize = 500;
 
 /// `?limit=` of the listings (backtests, optimizations).
+/// One line the strategy logged.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BacktestLog {
+    pub backtest_id: u64,
+    /// The run the lines are from (the backtest's current task).
+    pub task_id: Option<String>,
+    /// What the strategy logged in its current run, bounded as the sandbox
+    /// bounds it (lines, bytes per line and in all); empty when it logged
+    /// nothing or has not run yet.
+    pub lines: Vec<LogLine>,
+    /// Lines past the limit, not kept.
+    pub dropped: u64,
+}
+
+/// The strategy log of a backtest's current run (the queued twin of
+/// `stratbox backtest --show-log`), for a run that failed as for one that
+/// completed.
+#[utoipa::path(get, path = "/api/v1/backtests/{id}/log", tag = "backtests",
+    params(("id" = u64, Path)),
+    responses((status = 200, body = BacktestLog), (status = 404, body = ErrorBody)))]
+pub async fn get_log(
+    State(state): State<AppState>,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<Json<BacktestLog>> {
+    let Path(id) = id?;
+    let record = state.store.get_backtest(id).await?.ok_or_else(|| {
+        AppError::not_found(
+            ErrorCode::BacktestNotFound,
+            format!("backtest {id} not found"),
+        )
+    })?;
+    let log = state
+        .store
+        .backtest_log(id, record.task_id.as_deref())
+        .await?;
+    let (lines, dropped) = match log {
+        Some(log) => (
+            log.lines
+                .into_iter()
+                .map(|l| LogLine {
+                    level: l.level,
+                    message: l.message,
+                })
+                .collect(),
+            log.dropped,
+        ),
+        None => (Vec::new(), 0),
+    };
+    Ok(Json(BacktestLog {
+        backtest_id: id,
+        task_id: record.task_id,
+        lines,
+        dropped,
+    }))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// How many, newest first (1 to 500, default 50).

@@ -117,6 +117,7 @@ impl AppState {
         market::put_instrument,
         market::get_instrument,
         backtests::get_one,
+        backtests::get_log,
         optimizations::create_and_run,
         optimizations::get_one,
         optimizations::list,
@@ -264,6 +265,7 @@ fn routes() -> Router<AppState> {
         .route("/schedules/{id}/resume", post(schedules::resume))
         .route("/backtests", get(backtests::list))
         .route("/backtests/{id}", get(backtests::get_one))
+        .route("/backtests/{id}/log", get(backtests::get_log))
         // Optimizations (issue 5).
         .route(
             "/queue/optimization/create-and-run",

@@ -464,6 +464,60 @@ fn expand_report(key: &str, stored: String) -> Result<String> {
     }
 }
 
+/// One line a strategy logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
+}
+
+/// A run's strategy log, bounded as the sandbox bounds it (lines, bytes
+/// per line and in all), kept for the run that wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyLog {
+    /// The task (run) that logged: a later run of the same backtest
+    /// makes this log stale.
+    pub task_id: String,
+    pub lines: Vec<LogEntry>,
+    /// Lines past the sandbox's limit, not kept.
+    pub dropped: u64,
+}
+
+impl Store {
+    /// Keeps a run's log beside its record (written only by runs that
+    /// logged, so a quiet backtest costs no round trip).
+    pub async fn put_backtest_log(&self, id: u64, log: &StrategyLog) -> Result<()> {
+        let json =
+            serde_json::to_string(log).map_err(|e| StoreError::invalid("log", e.to_string()))?;
+        let () = redis::cmd("SET")
+            .arg(self.keys.backtest_log(id))
+            .arg(json)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// The log of the backtest's current run: `None` when that run logged
+    /// nothing (or has not run), or the log stored belongs to an earlier
+    /// run.
+    pub async fn backtest_log(
+        &self,
+        id: u64,
+        task_id: Option<&str>,
+    ) -> Result<Option<StrategyLog>> {
+        let key = self.keys.backtest_log(id);
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let Some(raw) = raw else { return Ok(None) };
+        let log: StrategyLog =
+            serde_json::from_str(&raw).map_err(|e| StoreError::corrupt(&key, e.to_string()))?;
+        Ok((Some(log.task_id.as_str()) == task_id).then_some(log))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

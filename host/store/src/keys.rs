@@ -134,6 +134,13 @@ impl Keys {
         format!("{}{id}", self.backtest_prefix())
     }
 
+    /// `{prefix}:backtest:{id}:log`: the strategy log of the record's last
+    /// run that logged (`store::backtests::StrategyLog` as JSON), apart
+    /// from the record so listing records does not carry it.
+    pub fn backtest_log(&self, id: u64) -> String {
+        format!("{}{id}:log", self.backtest_prefix())
+    }
+
     /// What every backtest record key starts with (scripts append the id).
     pub fn backtest_prefix(&self) -> String {
         format!("{}:backtest:", self.prefix)
@@ -205,6 +212,7 @@ mod tests {
             "stratbox:candles:BTCUSDT:15m:-3"
         );
         assert_eq!(k.backtest(7), "stratbox:backtest:7");
+        assert_eq!(k.backtest_log(7), "stratbox:backtest:7:log");
         assert_eq!(k.backtest_next_id(), "stratbox:backtest:next_id");
         assert_eq!(k.backtests(), "stratbox:backtests");
         assert_eq!(Keys::new("x").backtests(), "x:backtests");

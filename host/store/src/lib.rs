@@ -18,7 +18,9 @@ pub mod optimizations;
 pub mod plugins;
 pub mod schedules;
 
-pub use backtests::{BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus};
+pub use backtests::{
+    BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus, LogEntry, StrategyLog,
+};
 pub use cache::CandleCache;
 pub use candles::SeriesInfo;
 pub use funding::FundingInfo;

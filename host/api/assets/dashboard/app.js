@@ -625,8 +625,19 @@
     );
   }
 
+  // What the strategy logged in its current run; nothing when it was quiet.
+  function logSection(log) {
+    if (!log.lines.length && !log.dropped) return [];
+    const lines = log.lines.map((l) => h("div", { class: "log-line log-" + l.level }, `[${l.level}] ${l.message}`));
+    if (log.dropped) lines.push(h("div", { class: "muted" }, `(${log.dropped} more lines dropped)`));
+    return [h("h2", {}, `Strategy log (${log.lines.length})`), h("div", { class: "log", id: "strategy-log" }, ...lines)];
+  }
+
   async function backtestPage(id, current) {
-    const b = await get("backtests/" + encodeURIComponent(id));
+    const [b, log] = await Promise.all([
+      get("backtests/" + encodeURIComponent(id)),
+      get("backtests/" + encodeURIComponent(id) + "/log"),
+    ]);
     if (!current.alive) return false;
     const head = h("h1", {}, `Backtest #${b.backtest_id} `, pill(b.status));
     if (!b.report) {
@@ -634,6 +645,7 @@
         head,
         b.error ? h("p", { class: "flash error" }, `${b.error.code}: ${b.error.message}`) : h("p", {}, h("progress", { max: 1, value: b.progress }), ` ${Math.round(b.progress * 100)} %`),
         h("p", { class: "muted" }, "Task " + (b.task_id || "–")),
+        ...logSection(log),
       );
       return b.status === "queued" || b.status === "running";
     }
@@ -684,6 +696,7 @@
       ddBox,
       h("h2", {}, `Trades (${r.trades.length})`),
       tradesTable(r.trades, perp),
+      ...logSection(log),
     );
     const xs = r.equity_curve.map((p) => p.ts);
     const eq = r.equity_curve.map((p) => p.equity);

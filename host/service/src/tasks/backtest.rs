@@ -560,6 +560,7 @@ pub(super) fn run(
     tasks: &Tasks,
     rt: &tokio::runtime::Handle,
     payload: &str,
+    task_id: &str,
     ctx: &TaskContext,
 ) -> Result<String, TaskError> {
     let payload: BacktestPayload = serde_json::from_str(payload)
@@ -585,10 +586,13 @@ pub(super) fn run(
         .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
         .map_err(|e| run_error(&e))?;
     let bars = candles.len() as f64;
-    let mut report = engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
+    let run = engine::run_backtest_observed(&candles, &mut strategy, &config, &mut |done| {
         ctx.set_progress(done as f64 / bars)
-    })
-    .map_err(engine_error)?;
+    });
+    // Kept whether the run succeeded or not: a failed run's log is what
+    // says why.
+    keep_log(tasks, rt, payload.backtest_id, task_id, &strategy)?;
+    let mut report = run.map_err(engine_error)?;
     report.strategy = Some(StrategyInfo {
         name: plugin.description.name.clone(),
         version: plugin.description.version.clone(),
@@ -599,6 +603,34 @@ pub(super) fn run(
     report
         .into_compact_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// Stores what the strategy logged, if anything (a quiet run, the usual
+/// case, costs nothing).
+fn keep_log(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    backtest_id: u64,
+    task_id: &str,
+    strategy: &stratbox_sandbox::WasmStrategy,
+) -> Result<(), TaskError> {
+    let (lines, dropped) = strategy.log();
+    if lines.is_empty() && dropped == 0 {
+        return Ok(());
+    }
+    let log = stratbox_store::StrategyLog {
+        task_id: task_id.to_string(),
+        lines: lines
+            .iter()
+            .map(|l| stratbox_store::LogEntry {
+                level: l.level.to_string(),
+                message: l.message.clone(),
+            })
+            .collect(),
+        dropped,
+    };
+    rt.block_on(tasks.store.put_backtest_log(backtest_id, &log))
+        .map_err(store_error)
 }
 
 /// The compiled plugin: from the sandbox's memory, else from Redis once.

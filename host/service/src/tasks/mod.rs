@@ -82,7 +82,7 @@ impl Tasks {
         ctx: &TaskContext,
     ) -> Result<String, TaskError> {
         match delivery.kind.as_str() {
-            KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, ctx),
+            KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, &delivery.task_id, ctx),
             KIND_NOOP => Ok(String::from("{}")),
             data_fetch::KIND_DATA_FETCH => data_fetch::run(self, rt, &delivery.payload, ctx),
             optimization::KIND_OPTIMIZATION => {
