@@ -34,6 +34,7 @@ pub fn definition(sha: &str, symbol: &str, start_ts: i64, end_ts: i64) -> Backte
         params: BTreeMap::new(),
         market: Default::default(),
         funding_rate: None,
+        limits: Default::default(),
     }
 }
 

@@ -74,6 +74,18 @@ pub struct CreateAndRunRequest {
     /// `linear_perpetual` run of a symbol without stored funding history.
     #[serde(default)]
     pub funding_rate: Option<f64>,
+    /// Fuel for this run (default: the worker's base + per bar), at most
+    /// the server's maximum.
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Strategy memory for this run in MiB (default and maximum: the
+    /// server's).
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Wall-clock limit of one attempt in ms (default: the queue's task
+    /// timeout), at most the server's maximum.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 /// What a backtest trades (the schema of `stratbox_engine::Market`).
@@ -254,6 +266,11 @@ pub(super) async fn parse_create(
         params,
         market: request.market,
         funding_rate: request.funding_rate,
+        limits: stratbox_store::TaskLimits {
+            fuel: request.fuel,
+            memory_mib: request.memory_mib,
+            timeout_ms: request.timeout_ms,
+        },
     };
     Ok(ParsedCreate {
         definition,

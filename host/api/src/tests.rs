@@ -1387,3 +1387,75 @@ async fn market_data_imports_are_checked_whole_and_name_the_line_or_field() {
     let (status, _) = send(&app, get("/api/v1/data/fetch/no-such-task")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn per_task_limits_are_bounded_named_and_reach_the_task() {
+    let h = Harness::start("api-task-limits", None).await;
+    let app = h.app();
+    h.candles(300).await;
+    let strategy_id = h.fake_strategy().await;
+    let path = "/api/v1/queue/backtest/create-and-run";
+    let caps = stratbox_service::tasks::LimitCaps::from_env();
+    for (field, value) in [
+        ("fuel", json!(0)),
+        ("fuel", json!(caps.max_fuel + 1)),
+        ("memory_mib", json!(0)),
+        ("memory_mib", json!(caps.max_memory_mib + 1)),
+        ("timeout_ms", json!(caps.max_timeout_ms + 1)),
+    ] {
+        let mut request = spec_request(strategy_id);
+        request[field] = value.clone();
+        let (status, reply) = send(&app, post_json(path, &request)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={value}: {reply}"
+        );
+        assert_eq!(reply["error"]["field"], field, "{reply}");
+    }
+    assert_eq!(h.stream_len().await, 0, "nothing queued");
+
+    let mut request = spec_request(strategy_id);
+    request["fuel"] = json!(123_456_789);
+    request["memory_mib"] = json!(16);
+    request["timeout_ms"] = json!(4_321);
+    let (status, reply) = send(&app, post_json(path, &request)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let task = h
+        .state
+        .queue
+        .task(reply["task_id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        task.fields.get("timeout_ms").map(String::as_str),
+        Some("4321")
+    );
+    let record = h
+        .state
+        .store
+        .get_backtest(reply["backtest_id"].as_u64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.definition.limits,
+        stratbox_store::TaskLimits {
+            fuel: Some(123_456_789),
+            memory_mib: Some(16),
+            timeout_ms: Some(4_321),
+        }
+    );
+    // Without limits the definition is written as before.
+    let (status, reply) = send(&app, post_json(path, &spec_request(strategy_id))).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let record = h
+        .state
+        .store
+        .get_backtest(reply["backtest_id"].as_u64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(record.definition.limits.is_unset());
+}

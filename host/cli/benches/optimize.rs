@@ -333,6 +333,7 @@ async fn through_queue(
             params: BTreeMap::new(),
             market: Default::default(),
             funding_rate: None,
+            limits: Default::default(),
         },
         search_space: space
             .into_iter()

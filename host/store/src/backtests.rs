@@ -59,6 +59,32 @@ pub struct BacktestDefinition {
     /// used when the symbol has no stored funding history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub funding_rate: Option<f64>,
+    /// This run's own limits (absent: the worker's defaults; left out of
+    /// the JSON when none is set, so older definitions read and write
+    /// unchanged).
+    #[serde(default, skip_serializing_if = "TaskLimits::is_unset")]
+    pub limits: TaskLimits,
+}
+
+/// Per-task limits of a strategy run, each bounded by the server's maximum
+/// at submission (`stratbox_service::tasks::LimitCaps`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskLimits {
+    /// Fuel for the whole run (instead of the worker's base + per bar).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuel: Option<u64>,
+    /// Linear memory of the strategy instance, in MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Wall-clock limit of one attempt, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl TaskLimits {
+    pub fn is_unset(&self) -> bool {
+        *self == TaskLimits::default()
+    }
 }
 
 fn is_spot(market: &stratbox_engine::Market) -> bool {
@@ -539,6 +565,7 @@ mod tests {
             params: [("fast_period".to_string(), serde_json::json!(12))].into(),
             market: Default::default(),
             funding_rate: None,
+            limits: TaskLimits::default(),
         }
     }
 
@@ -547,7 +574,7 @@ mod tests {
         let spot = definition("BTCUSDT");
         let json = serde_json::to_string(&spot).unwrap();
         assert!(
-            !json.contains("market") && !json.contains("funding_rate"),
+            !json.contains("market") && !json.contains("funding_rate") && !json.contains("limits"),
             "{json}"
         );
         // A definition written before the fields existed reads as spot.
@@ -566,6 +593,24 @@ mod tests {
         assert_eq!(
             serde_json::from_str::<BacktestDefinition>(&json).unwrap(),
             perp
+        );
+        // Limits: only those set are written.
+        let limited = BacktestDefinition {
+            limits: TaskLimits {
+                fuel: Some(5_000),
+                memory_mib: None,
+                timeout_ms: Some(1_500),
+            },
+            ..definition("BTCUSDT")
+        };
+        let json = serde_json::to_string(&limited).unwrap();
+        assert!(
+            json.ends_with(r#""limits":{"fuel":5000,"timeout_ms":1500}}"#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<BacktestDefinition>(&json).unwrap(),
+            limited
         );
     }
 

@@ -20,6 +20,7 @@ pub mod schedules;
 
 pub use backtests::{
     BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus, LogEntry, StrategyLog,
+    TaskLimits,
 };
 pub use cache::CandleCache;
 pub use candles::SeriesInfo;

@@ -496,6 +496,7 @@ mod tests {
                 params: BTreeMap::new(),
                 market: Default::default(),
                 funding_rate: None,
+                limits: Default::default(),
             },
             search_space: BTreeMap::new(),
             method: "grid".into(),

@@ -314,6 +314,7 @@ mod tests {
             params: BTreeMap::new(),
             market: Default::default(),
             funding_rate: None,
+            limits: Default::default(),
         }
     }
 

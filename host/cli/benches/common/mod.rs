@@ -188,6 +188,7 @@ pub async fn seed_backtest(
         params,
         market: Default::default(),
         funding_rate: None,
+        limits: Default::default(),
     })
 }
 

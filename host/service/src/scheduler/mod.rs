@@ -241,6 +241,7 @@ mod tests {
                 params: BTreeMap::new(),
                 market: Default::default(),
                 funding_rate: None,
+                limits: Default::default(),
             },
             search_space: serde_json::from_value(space).unwrap(),
             method: "grid".into(),

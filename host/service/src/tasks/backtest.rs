@@ -74,6 +74,70 @@ fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
     }
 }
 
+/// The server's maxima for per-task limits (docs/http-api.md, "Per-task
+/// limits"), each overridable by environment for the API and scheduler
+/// processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitCaps {
+    /// `STRATBOX_MAX_TASK_FUEL`: 10^12, 50 times the default budget of a
+    /// 1,000,000-bar run (10^8 + 20,000 per bar): room for heavy
+    /// strategies, while the timeout still bounds a run's wall time.
+    pub max_fuel: u64,
+    /// `STRATBOX_MEMORY_MIB` (the worker's own cap, read from the same
+    /// variable): a worker's pooled memories are that size, so it cannot
+    /// give a run more.
+    pub max_memory_mib: u64,
+    /// `STRATBOX_MAX_TASK_TIMEOUT_MS`: 6 hours. Longer attempts hold a
+    /// slot through worker restarts and deploys; split the work instead.
+    pub max_timeout_ms: u64,
+}
+
+impl Default for LimitCaps {
+    fn default() -> Self {
+        LimitCaps {
+            max_fuel: 1_000_000_000_000,
+            max_memory_mib: (stratbox_sandbox::SandboxConfig::default().memory_limit_bytes >> 20)
+                as u64,
+            max_timeout_ms: 6 * 3_600 * 1_000,
+        }
+    }
+}
+
+impl LimitCaps {
+    /// The defaults with the environment's overrides (a value that is not
+    /// a positive number is ignored).
+    pub fn from_env() -> Self {
+        let read = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(default)
+        };
+        let d = LimitCaps::default();
+        LimitCaps {
+            max_fuel: read("STRATBOX_MAX_TASK_FUEL", d.max_fuel),
+            max_memory_mib: read("STRATBOX_MEMORY_MIB", d.max_memory_mib),
+            max_timeout_ms: read("STRATBOX_MAX_TASK_TIMEOUT_MS", d.max_timeout_ms),
+        }
+    }
+
+    /// Checks a run's limits; the error names the field.
+    pub fn check(&self, limits: &stratbox_store::TaskLimits) -> Result<(), SubmitError> {
+        let bounded = |field: &str, value: Option<u64>, max: u64, unit: &str| match value {
+            Some(0) => Err(invalid(field, "must be at least 1")),
+            Some(v) if v > max => Err(invalid(
+                field,
+                format!("{v} {unit} is above the server's maximum of {max} {unit}"),
+            )),
+            _ => Ok(()),
+        };
+        bounded("fuel", limits.fuel, self.max_fuel, "units")?;
+        bounded("memory_mib", limits.memory_mib, self.max_memory_mib, "MiB")?;
+        bounded("timeout_ms", limits.timeout_ms, self.max_timeout_ms, "ms")
+    }
+}
+
 /// How a backtest is queued.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubmitOptions {
@@ -317,7 +381,7 @@ fn task_spec(
     let payload = BacktestPayload::json(backtest_id, definition_json, candles_version);
     let mut spec = TaskSpec::new(KIND_BACKTEST, payload);
     spec.priority = options.priority;
-    spec.timeout_ms = options.timeout_ms;
+    spec.timeout_ms = options.timeout_ms.or(definition.limits.timeout_ms);
     spec.max_attempts = options.max_attempts;
     let mut record = Record::new(store.keys().backtest(backtest_id), fields::REPORT);
     record.hosts_task = true;
@@ -334,6 +398,7 @@ pub(super) struct Validator<'a> {
     series: HashMap<(String, i64), SeriesInfo>,
     /// Stored instruments by symbol (perpetual requests only).
     instruments: HashMap<String, Option<Arc<engine::perp::Instrument>>>,
+    caps: LimitCaps,
 }
 
 impl<'a> Validator<'a> {
@@ -343,6 +408,7 @@ impl<'a> Validator<'a> {
             plugins: HashMap::new(),
             series: HashMap::new(),
             instruments: HashMap::new(),
+            caps: LimitCaps::from_env(),
         }
     }
 
@@ -352,6 +418,7 @@ impl<'a> Validator<'a> {
         &mut self,
         request: &BacktestRequest,
     ) -> Result<(BacktestDefinition, u64), SubmitError> {
+        self.caps.check(&request.limits)?;
         if request.funding_rate.is_some() && request.market != Market::LinearPerpetual {
             return Err(invalid(
                 "funding_rate",
@@ -577,10 +644,7 @@ pub(super) fn run(
             .check()
             .map_err(|e| TaskError::permanent("invalid_config", e.to_string()))?;
     }
-    let limits = RunLimits {
-        deadline: Some(ctx.timeout),
-        ..RunLimits::default()
-    };
+    let limits = run_limits(&definition.limits, ctx.timeout);
     let mut strategy = tasks
         .sandbox
         .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
@@ -603,6 +667,23 @@ pub(super) fn run(
     report
         .into_compact_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// A run's sandbox limits: its own fuel and memory where it set them (the
+/// sandbox caps memory at its pool's size), the attempt's deadline.
+pub(super) fn run_limits(
+    limits: &stratbox_store::TaskLimits,
+    deadline: std::time::Duration,
+) -> RunLimits {
+    RunLimits {
+        fuel: limits.fuel,
+        memory_limit_bytes: limits.memory_mib.map(|mib| {
+            usize::try_from(mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20)
+        }),
+        deadline: Some(deadline),
+    }
 }
 
 /// Stores what the strategy logged, if anything (a quiet run, the usual
@@ -747,6 +828,7 @@ mod tests {
             ]),
             market: Default::default(),
             funding_rate: None,
+            limits: Default::default(),
         };
         let definition_json = serde_json::to_string(&definition).unwrap();
         let built = BacktestPayload::json(u64::MAX, &definition_json, 3);

@@ -11,7 +11,7 @@ pub mod strategies;
 pub use backtest::{
     resubmit_backtest, submit_backtest, submit_backtest_for_plugin, submit_backtest_guarded,
     submit_backtest_with, submit_backtests, validate_backtest, BacktestPayload, BacktestRequest,
-    SubmitError, SubmitOptions,
+    LimitCaps, SubmitError, SubmitOptions,
 };
 
 use std::sync::atomic::{AtomicU32, Ordering};
