@@ -1,5 +1,5 @@
 //! A blocking client of the HTTP API for the CLI commands that talk to a
-//! running server (`upload`, `candles import`, `demo`).
+//! running server (`upload`, `candles import`, `demo`, `dlq`, `tasks`).
 
 use anyhow::{anyhow, Context};
 use clap::Args;
@@ -68,6 +68,10 @@ impl Client {
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
         self.send(request, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Result<Value, CliError> {
+        self.send(self.http.delete(self.url(path)), path)
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {

@@ -25,6 +25,7 @@ mod demo;
 #[cfg(test)]
 mod docs;
 mod market;
+mod ops;
 mod optimize;
 mod plugin;
 mod scheduler;
@@ -76,6 +77,13 @@ enum Command {
     /// Market data from exchanges (Bybit), into a CSV or Redis.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// The dead-letter stream of a running service: list, requeue, purge.
+    #[command(subcommand)]
+    Dlq(ops::DlqCommand),
+    /// Tasks of a running service: the queue at a glance, one task,
+    /// cancel.
+    #[command(subcommand)]
+    Tasks(ops::TasksCommand),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a
@@ -119,6 +127,8 @@ fn main() -> ExitCode {
         Command::Scheduler(args) => scheduler::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Dlq(cmd) => ops::run_dlq(cmd),
+        Command::Tasks(cmd) => ops::run_tasks(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
