@@ -7,6 +7,7 @@
 //! its record), so an occurrence is submitted exactly once, and a process
 //! that dies mid-way leaves it for the next.
 
+pub mod crontab;
 pub mod when;
 
 use std::time::Duration;

@@ -1,16 +1,15 @@
-//! When a schedule fires: a cron expression (UTC) or a fixed interval,
-//! within an optional window.
-
-use std::str::FromStr;
+//! When a schedule fires: a cron expression (UTC, crontab's fields) or a
+//! fixed interval, within an optional window.
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::crontab::Crontab;
 use stratbox_store::schedules::ScheduleDefinition;
 
 /// The parsed timing of a schedule.
 #[derive(Debug, Clone)]
 pub enum When {
-    Cron(Box<cron::Schedule>),
+    Cron(Box<Crontab>),
     Every { secs: u64 },
 }
 
@@ -30,32 +29,17 @@ fn error(field: &'static str, message: impl Into<String>) -> WhenError {
 }
 
 impl When {
-    /// Exactly one of `cron` (5 fields, or 6 with seconds first) and
-    /// `every_secs` (at least 1).
+    /// Exactly one of `cron` (crontab(5): 5 fields, or 6 with seconds
+    /// first) and `every_secs` (at least 1).
     pub fn parse(cron: Option<&str>, every_secs: Option<u64>) -> Result<When, WhenError> {
         match (cron, every_secs) {
             (Some(_), Some(_)) => Err(error("cron", "give either cron or every_secs, not both")),
             (None, None) => Err(error("cron", "give a cron expression or every_secs")),
             (None, Some(0)) => Err(error("every_secs", "must be at least 1")),
             (None, Some(secs)) => Ok(When::Every { secs }),
-            (Some(text), None) => {
-                let fields = text.split_whitespace().count();
-                // The cron crate wants seconds first; a classic 5-field
-                // expression fires at second 0.
-                let full = match fields {
-                    5 => format!("0 {text}"),
-                    6 => text.to_string(),
-                    n => {
-                        return Err(error(
-                            "cron",
-                            format!("`{text}` has {n} fields; expected 5 (min hour dom mon dow) or 6 (sec first)"),
-                        ))
-                    }
-                };
-                cron::Schedule::from_str(&full)
-                    .map(|s| When::Cron(Box::new(s)))
-                    .map_err(|e| error("cron", format!("`{text}`: {e}")))
-            }
+            (Some(text), None) => Crontab::parse(text)
+                .map(|c| When::Cron(Box::new(c)))
+                .map_err(|e| error("cron", format!("`{text}`: {e}"))),
         }
     }
 
@@ -79,7 +63,7 @@ impl When {
             When::Cron(schedule) => {
                 let from = after_ms.max(start_ms - 1);
                 let at: DateTime<Utc> = Utc.timestamp_millis_opt(from).single()?;
-                schedule.after(&at).next()?.timestamp_millis()
+                schedule.after(&at)?.timestamp_millis()
             }
         };
         match end_ms {
@@ -126,6 +110,44 @@ mod tests {
         // The start bound is inclusive.
         let daily = When::parse(Some("0 0 * * *"), None).unwrap();
         assert_eq!(daily.next_after(T0 - 1_000, T0, None), Some(T0));
+    }
+
+    #[test]
+    fn cron_days_of_week_are_crontabs() {
+        const DAY: i64 = 86_400_000;
+        const SUNDAY: i64 = T0 + 6 * DAY; // 2024-01-07T00:00:00Z
+                                          // 03:00 UTC on these days of January 2024 (the 7th a Sunday).
+        let at_three = |days: &[i64]| -> Vec<i64> {
+            days.iter()
+                .map(|d| T0 + (d - 1) * DAY + 3 * 3_600_000)
+                .collect()
+        };
+        for (cron, days) in [
+            ("0 3 * * 1-5", at_three(&[8, 9, 10, 11, 12, 15])),
+            ("0 3 * * MON-FRI", at_three(&[8, 9, 10, 11, 12, 15])),
+            ("0 3 * * 0", at_three(&[7, 14, 21, 28])),
+            ("0 3 * * 7", at_three(&[7, 14, 21, 28])),
+            ("0 3 * * sat,sun", at_three(&[7, 13, 14, 20, 21])),
+            ("0 3 * * */2", at_three(&[7, 9, 11, 13, 14, 16])),
+            ("0 3 * * 1-5/2", at_three(&[8, 10, 12, 15, 17])),
+            ("0 0 3 * * 6", at_three(&[13, 20, 27])),
+        ] {
+            let when = When::parse(Some(cron), None).unwrap_or_else(|e| panic!("{cron}: {e}"));
+            let mut at = SUNDAY;
+            let mut got = Vec::new();
+            for _ in 0..days.len() {
+                at = when.next_after(at, T0, None).unwrap();
+                got.push(at);
+            }
+            assert_eq!(got, days, "{cron}");
+        }
+        let e = When::parse(Some("0 3 * * 8"), None).unwrap_err();
+        assert_eq!(e.field, "cron");
+        assert_eq!(
+            e.to_string(),
+            "invalid cron: `0 3 * * 8`: day-of-week field `8`: `8` is out of range \
+             0-7 (0 and 7 are Sunday) or sun-sat"
+        );
     }
 
     #[test]
