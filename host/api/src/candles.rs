@@ -42,8 +42,10 @@ pub struct SeriesList {
     pub series: Vec<Series>,
 }
 
-/// Import candles from CSV (`ts,open,high,low,close,volume`), merged into
-/// the stored series; a bad row is refused with its line and column.
+/// Import candles from CSV (`ts,open,high,low,close,volume`; other
+/// columns ignored), merged into the stored series; a bad row, or one not
+/// a whole number of bars of the timeframe after the previous, is refused
+/// with its line and column, and nothing is stored.
 #[utoipa::path(post, path = "/api/v1/candles/{symbol}/{timeframe}", tag = "candles",
     params(("symbol" = String, Path), ("timeframe" = String, Path, description = "like 1h")),
     request_body(content = String, content_type = "text/csv"),
@@ -56,7 +58,7 @@ pub async fn import(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Series>> {
     let Path((symbol, timeframe)) = path?;
-    let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, &body?)?;
+    let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, body?).await?;
     let info = state
         .store
         .import_candles(&symbol, timeframe_secs, &candles)
@@ -64,23 +66,31 @@ pub async fn import(
     Ok(Json(info.into()))
 }
 
-/// A candle CSV body for `symbol` at `timeframe`, parsed; errors name
-/// the path field or the CSV's line and column.
-pub(super) fn parse_candle_body(
+/// A candle CSV body for `symbol` at `timeframe`, parsed and its spacing
+/// checked against the timeframe; errors name the path field or the
+/// CSV's line and column. The parse runs on a blocking thread: a body may
+/// be hundreds of MiB.
+pub(super) async fn parse_candle_body(
     symbol: &str,
     timeframe: &str,
-    body: &[u8],
+    body: Bytes,
 ) -> ApiResult<(i64, stratbox_engine::candles::Candles)> {
     let timeframe_secs = stratbox_engine::candles::parse_timeframe(timeframe)
         .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
     stratbox_store::candles::normalize_symbol(symbol)?;
-    let text = std::str::from_utf8(body)
-        .map_err(|e| AppError::invalid("body", format!("the CSV is not UTF-8: {e}")))?;
-    let candles = stratbox_engine::candles::parse_csv(text).map_err(|e| AppError::Invalid {
-        code: ErrorCode::InvalidCsv,
-        field: "body".into(),
-        message: e.to_string(),
-    })?;
+    let candles = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| AppError::invalid("body", format!("the CSV is not UTF-8: {e}")))?;
+        stratbox_engine::candles::parse_csv_on_timeframe(text, timeframe_secs).map_err(|e| {
+            AppError::Invalid {
+                code: ErrorCode::InvalidCsv,
+                field: "body".into(),
+                message: e.to_string(),
+            }
+        })
+    })
+    .await
+    .map_err(|e| AppError::Internal(anyhow::anyhow!("the CSV parse did not finish: {e}")))??;
     Ok((timeframe_secs, candles))
 }
 

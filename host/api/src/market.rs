@@ -269,8 +269,9 @@ pub async fn get_funding(
 }
 
 /// Import mark-price candles (the candle CSV, `ts,open,high,low,close,volume`;
-/// volume is ignored), merged into the symbol's mark series. A perpetual
-/// run liquidates on them where present.
+/// volume and other columns are ignored, bars spaced by whole bars of the
+/// timeframe), merged into the symbol's mark series. A perpetual run
+/// liquidates on them where present.
 #[utoipa::path(post, path = "/api/v1/mark/{symbol}/{timeframe}", tag = "market data",
     params(("symbol" = String, Path), ("timeframe" = String, Path, description = "like 1h")),
     request_body(content = String, content_type = "text/csv"),
@@ -283,7 +284,7 @@ pub async fn import_mark(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Series>> {
     let Path((symbol, timeframe)) = path?;
-    let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, &body?)?;
+    let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, body?).await?;
     let info = state
         .store
         .import_mark(&symbol, timeframe_secs, &candles)

@@ -1459,3 +1459,58 @@ async fn per_task_limits_are_bounded_named_and_reach_the_task() {
         .unwrap();
     assert!(record.definition.limits.is_unset());
 }
+
+#[tokio::test]
+async fn candles_import_ignores_extra_columns_and_refuses_bars_off_the_timeframe() {
+    let h = Harness::start("api-candles-spacing", None).await;
+    let app = h.app();
+    let csv = |uri: &str, text: &str| {
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "text/csv")
+            .body(Body::from(text.to_string()))
+            .unwrap()
+    };
+    // Bybit's kline columns, turnover last.
+    let bybit = "ts,open,high,low,close,volume,turnover\n\
+                 1704067200,100,110,90,105,1,105\n\
+                 1704070800,105,112,101,108,2,216\n\
+                 1704081600,108,109,100,101,3,303\n";
+    let (status, reply) = send(&app, csv("/api/v1/candles/BTCUSDT/1h", bybit)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["rows"], 3);
+    assert_eq!(reply["last_ts"], 1_704_081_600);
+
+    // 1-minute bars named 1h: refused at the first, naming the timeframe.
+    let minutes = "ts,open,high,low,close,volume\n\
+                   1704153600,100,110,90,105,1\n\
+                   1704153660,105,112,101,108,2\n";
+    for uri in [
+        "/api/v1/candles/ETHUSDT/1h",
+        "/api/v1/candles/BTCUSDT/1h",
+        "/api/v1/mark/ETHUSDT/1h",
+    ] {
+        let (status, reply) = send(&app, csv(uri, minutes)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {reply}");
+        assert_eq!(reply["error"]["code"], "invalid_csv", "{uri}: {reply}");
+        assert_eq!(
+            reply["error"]["message"],
+            "invalid body: line 3, column ts: 60 s after the previous bar (line 2); \
+             a 1h series needs multiples of 3600 s",
+            "{uri}"
+        );
+    }
+    // Nothing stored by the refusals.
+    let (status, reply) = send(&app, get("/api/v1/candles")).await;
+    assert_eq!(status, StatusCode::OK);
+    let series = reply["series"].as_array().unwrap();
+    assert_eq!(series.len(), 1, "{reply}");
+    assert_eq!(
+        (&series[0]["symbol"], &series[0]["rows"]),
+        (&json!("BTCUSDT"), &json!(3))
+    );
+    // The same bars named 1m are a series.
+    let (status, reply) = send(&app, csv("/api/v1/mark/ETHUSDT/1m", minutes)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["symbol"], "ETHUSDT.MARK");
+    assert_eq!(reply["rows"], 2);
+}

@@ -8,12 +8,14 @@
 //! 2024-01-01T00:01:00Z,42080,42090,42010,42015.5,8.25
 //! ```
 //!
-//! * The first line is the header: exactly the six columns
+//! * The first line is the header: the six columns
 //!   `ts,open,high,low,close,volume`, in any order, case-insensitive, each
-//!   name trimmed of surrounding whitespace. Missing, duplicate, unknown
-//!   (extra) or empty column names are errors.
-//! * Every following line is one bar with exactly six comma-separated fields
-//!   (no quoting). Fields are trimmed of surrounding whitespace.
+//!   name trimmed of surrounding whitespace. Other columns (Bybit's
+//!   `turnover`, say) are allowed and ignored, their values unread.
+//!   Missing, duplicate or empty column names are errors.
+//! * Every following line is one bar with as many comma-separated fields
+//!   as the header (no quoting). Fields are trimmed of surrounding
+//!   whitespace.
 //! * `ts` is one of
 //!   - unix seconds (an integer below `100_000_000_000`, may be negative),
 //!   - unix milliseconds (an integer `>= 100_000_000_000`; must be a whole
@@ -30,6 +32,9 @@
 //!   `high >= max(open, close)`, `low <= min(open, close)` and `volume >= 0`.
 //! * A UTF-8 byte-order mark, CRLF line endings and blank *trailing* lines
 //!   are accepted. A blank line between rows is an error.
+//! * Read for a named timeframe ([`parse_csv_on_timeframe`]), every gap
+//!   between consecutive rows is a whole number of bars: gaps are allowed,
+//!   finer spacing is not (1-minute bars are not a 1h series).
 //!
 //! Nothing is ever skipped silently: the first problem is reported as a
 //! [`CsvError`] carrying the 1-based line number of the file and, where it
@@ -38,7 +43,7 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::Candles;
+use super::{format_timeframe, Candles};
 use crate::time::parse_rfc3339;
 
 /// The six required columns, in canonical (output) order.
@@ -55,9 +60,9 @@ const MAX_QUOTED_CHARS: usize = 40;
 pub enum CsvErrorKind {
     /// The file is empty or contains only whitespace.
     Empty,
-    /// The header has a missing, duplicate, unknown or empty column name.
+    /// The header has a missing, duplicate or empty column name.
     Header,
-    /// A row does not have exactly six fields.
+    /// A row does not have as many fields as the header.
     FieldCount,
     /// A blank line appears between rows (only trailing blank lines are allowed).
     BlankLine,
@@ -69,6 +74,9 @@ pub enum CsvErrorKind {
     Timestamp,
     /// `ts` is not strictly greater than the previous row's `ts`.
     NotIncreasing,
+    /// The gap from the previous row's `ts` is not a whole number of bars
+    /// of the named timeframe.
+    Spacing,
     /// `high < low`.
     HighBelowLow,
     /// `high < max(open, close)`.
@@ -133,6 +141,19 @@ fn is_blank(line: &str) -> bool {
 
 /// Parses candles from CSV text. See the [module docs](self) for the format.
 pub fn parse_csv(text: &str) -> Result<Candles, CsvError> {
+    parse(text, None)
+}
+
+/// Parses candles for a series of `timeframe_secs` (positive, as
+/// [`parse_timeframe`](super::parse_timeframe) gives): as [`parse_csv`],
+/// and every gap between consecutive rows must be a multiple of it, else
+/// a [`CsvErrorKind::Spacing`] error names the line. Annualisation
+/// trusts the named timeframe, so finer bars would skew it.
+pub fn parse_csv_on_timeframe(text: &str, timeframe_secs: i64) -> Result<Candles, CsvError> {
+    parse(text, u64::try_from(timeframe_secs).ok().filter(|t| *t > 0))
+}
+
+fn parse(text: &str, timeframe_secs: Option<u64>) -> Result<Candles, CsvError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if is_blank(text) {
         return Err(CsvError::new(
@@ -150,7 +171,7 @@ pub fn parse_csv(text: &str) -> Result<Candles, CsvError> {
 
     // Header.
     let (header_line, header) = lines.next().unwrap_or((1, ""));
-    let order = parse_header(header_line, header)?;
+    let columns = parse_header(header_line, header)?;
 
     let mut out = Candles::with_capacity(text.len() / 48);
     let mut prev: Option<(i64, usize)> = None;
@@ -171,7 +192,7 @@ pub fn parse_csv(text: &str) -> Result<Candles, CsvError> {
                 ),
             ));
         }
-        let (ts, [open, high, low, close, volume]) = parse_row(line_no, line, &order)?;
+        let (ts, [open, high, low, close, volume]) = parse_row(line_no, line, &columns)?;
 
         if let Some((prev_ts, prev_line)) = prev {
             if ts <= prev_ts {
@@ -184,6 +205,21 @@ pub fn parse_csv(text: &str) -> Result<Candles, CsvError> {
                          rows must be strictly increasing"
                     ),
                 ));
+            }
+            if let Some(step) = timeframe_secs {
+                let gap = ts.abs_diff(prev_ts);
+                if gap % step != 0 {
+                    return Err(CsvError::new(
+                        line_no,
+                        Some("ts"),
+                        CsvErrorKind::Spacing,
+                        format!(
+                            "{gap} s after the previous bar (line {prev_line}); a {} series \
+                             needs multiples of {step} s",
+                            format_timeframe(step as i64)
+                        ),
+                    ));
+                }
             }
         }
         prev = Some((ts, line_no));
@@ -202,14 +238,17 @@ pub fn parse_csv(text: &str) -> Result<Candles, CsvError> {
 }
 
 /// Maps each field position of a row to its canonical column index
-/// (0 = ts, 1 = open, ... 5 = volume).
-fn parse_header(line_no: usize, header: &str) -> Result<[usize; 6], CsvError> {
+/// (0 = ts, 1 = open, ... 5 = volume), or `None` for an ignored column.
+fn parse_header(line_no: usize, header: &str) -> Result<Vec<Option<usize>>, CsvError> {
     let header_err = |column: Option<&str>, message: String| {
         CsvError::new(
             line_no,
             column,
             CsvErrorKind::Header,
-            format!("{message}; the header must be `{HEADER}` (columns in any order)"),
+            format!(
+                "{message}; the header must have the columns `{HEADER}` \
+                 (in any order; others are ignored)"
+            ),
         )
     };
     if is_blank(header) {
@@ -219,8 +258,9 @@ fn parse_header(line_no: usize, header: &str) -> Result<[usize; 6], CsvError> {
         ));
     }
     let mut position: [Option<usize>; 6] = [None; 6];
-    // Unknown names are reported as written (trimmed), not lowercased.
-    let mut unknown: Vec<&str> = Vec::new();
+    let mut columns = Vec::with_capacity(6);
+    // Ignored names are quoted as written (trimmed), not lowercased.
+    let mut ignored: Vec<&str> = Vec::new();
     for (pos, written) in header.split(',').map(str::trim).enumerate() {
         let name = written.to_lowercase();
         if name.is_empty() {
@@ -229,7 +269,8 @@ fn parse_header(line_no: usize, header: &str) -> Result<[usize; 6], CsvError> {
                 format!("header field {} is an empty column name", pos + 1),
             ));
         }
-        match COLUMNS.iter().position(|c| *c == name) {
+        let col = COLUMNS.iter().position(|c| *c == name);
+        match col {
             Some(col) => {
                 if position[col].is_some() {
                     return Err(header_err(
@@ -239,8 +280,9 @@ fn parse_header(line_no: usize, header: &str) -> Result<[usize; 6], CsvError> {
                 }
                 position[col] = Some(pos);
             }
-            None => unknown.push(written),
+            None => ignored.push(written),
         }
+        columns.push(col);
     }
     let missing: Vec<&str> = COLUMNS
         .iter()
@@ -256,58 +298,53 @@ fn parse_header(line_no: usize, header: &str) -> Result<[usize; 6], CsvError> {
             .join(", ")
     };
     let plural = |names: &[&str]| if names.len() == 1 { "" } else { "s" };
-    if !unknown.is_empty() {
-        let mut message = format!("unexpected column{} {}", plural(&unknown), list(&unknown));
-        if !missing.is_empty() {
-            let _ = write!(
-                message,
-                " and missing column{} {}",
-                plural(&missing),
-                list(&missing)
-            );
-        }
-        let first: String = unknown[0].chars().take(MAX_QUOTED_CHARS).collect();
-        return Err(header_err(Some(&first), message));
-    }
-    if !missing.is_empty() {
+    if missing.len() == COLUMNS.len() {
         return Err(header_err(
-            missing.first().copied(),
-            format!("missing column{} {}", plural(&missing), list(&missing)),
+            None,
+            format!(
+                "the first line {} names none of the columns (is the header missing?)",
+                quote(header.trim())
+            ),
         ));
     }
-    // No unknown or duplicate names and none missing => exactly six fields,
-    // each a distinct column.
-    let mut order = [0usize; 6];
-    for (col, pos) in position.iter().enumerate() {
-        if let Some(pos) = pos {
-            order[*pos] = col;
+    if !missing.is_empty() {
+        let mut message = format!("missing column{} {}", plural(&missing), list(&missing));
+        if !ignored.is_empty() {
+            let _ = write!(
+                message,
+                " (column{} {} would be ignored)",
+                plural(&ignored),
+                list(&ignored)
+            );
         }
+        return Err(header_err(missing.first().copied(), message));
     }
-    Ok(order)
+    Ok(columns)
 }
 
 /// Parses one data row into `(ts, [open, high, low, close, volume])`,
-/// reporting the leftmost bad field.
-fn parse_row(line_no: usize, line: &str, order: &[usize; 6]) -> Result<(i64, [f64; 5]), CsvError> {
-    let mut fields = [""; 6];
-    let mut count = 0usize;
-    for field in line.split(',') {
-        if let Some(slot) = fields.get_mut(count) {
-            *slot = field;
-        }
-        count += 1;
-    }
-    if count != 6 {
+/// reporting the leftmost bad field; ignored columns are not read.
+fn parse_row(
+    line_no: usize,
+    line: &str,
+    columns: &[Option<usize>],
+) -> Result<(i64, [f64; 5]), CsvError> {
+    let count = line.split(',').count();
+    if count != columns.len() {
         return Err(CsvError::new(
             line_no,
             None,
             CsvErrorKind::FieldCount,
-            format!("expected 6 comma-separated fields, found {count}"),
+            format!(
+                "expected {} comma-separated fields, found {count} (one per header column)",
+                columns.len()
+            ),
         ));
     }
     let mut ts = 0i64;
     let mut values = [0.0f64; 5];
-    for (field, &col) in fields.iter().zip(order) {
+    for (field, col) in line.split(',').zip(columns) {
+        let Some(col) = *col else { continue };
         let raw = field.trim();
         let name = COLUMNS[col];
         if col == 0 {
@@ -696,34 +733,56 @@ mod tests {
         check(
             "1704067200,1,1,1,1,1\n",
             1,
-            Some("1704067200"),
+            None,
             CsvErrorKind::Header,
-            "the header must be `ts,open,high,low,close,volume`",
+            "the first line `1704067200,1,1,1,1,1` names none of the columns \
+             (is the header missing?); the header must have the columns \
+             `ts,open,high,low,close,volume`",
         );
     }
 
     #[test]
-    fn error_extra_duplicate_and_empty_columns() {
+    fn extra_columns_are_ignored() {
+        let six = parse_csv(&format!(
+            "{H}1,100,101,99,100.5,12\n2,100.5,102,100,101,0\n"
+        ))
+        .unwrap();
+        // Bybit's kline columns: turnover last.
+        let bybit = "ts,open,high,low,close,volume,turnover\n\
+                     1,100,101,99,100.5,12,1206\n\
+                     2,100.5,102,100,101,0,0\n";
+        assert_eq!(parse_csv(bybit).unwrap(), six);
+        // Anywhere, any name, any value: never read.
+        let mixed = "Symbol,ts,open,high,low,close,Trades,volume,vwap\n\
+                     BTCUSDT,1,100,101,99,100.5,,12,n/a\n\
+                     BTCUSDT,2,100.5,102,100,101,7,0,NaN\n";
+        assert_eq!(parse_csv(mixed).unwrap(), six);
+        // Rows still have one field per header column, and a bad value
+        // still names its line and column.
         check(
-            "ts,open,high,low,close,volume,vwap\n1,1,1,1,1,1,1\n",
-            1,
-            Some("vwap"),
-            CsvErrorKind::Header,
-            "unexpected column `vwap`",
+            "ts,open,high,low,close,volume,turnover\n1,1,1,1,1,1,1\n2,1,1,1,1,1\n",
+            3,
+            None,
+            CsvErrorKind::FieldCount,
+            "expected 7 comma-separated fields, found 6",
         );
         check(
-            "ts,open,high,low,close,volume,Trades,vwap\n",
-            1,
-            Some("Trades"),
-            CsvErrorKind::Header,
-            "unexpected columns `Trades`, `vwap`",
+            "symbol,ts,open,high,low,close,volume\nX,1,1,1,1,1,1\nX,2,oops,1,1,1,1\n",
+            3,
+            Some("open"),
+            CsvErrorKind::NotANumber,
+            "open `oops` is not a number",
         );
+    }
+
+    #[test]
+    fn error_duplicate_and_empty_columns() {
         check(
             "time,open,high,low,close,volume\n",
             1,
-            Some("time"),
+            Some("ts"),
             CsvErrorKind::Header,
-            "unexpected column `time` and missing column `ts`",
+            "missing column `ts` (column `time` would be ignored)",
         );
         check(
             "ts,open,high,low,close,volume, OPEN\n",
@@ -945,6 +1004,69 @@ mod tests {
             CsvErrorKind::NegativeVolume,
             "volume -0.5 is negative",
         );
+    }
+
+    #[test]
+    fn spacing_is_a_whole_number_of_bars_of_the_timeframe() {
+        const HOUR: i64 = 3_600;
+        let at = |hours: &[i64]| -> String {
+            let mut text = H.to_string();
+            for h in hours {
+                text.push_str(&format!("{},1,1,1,1,1\n", 1_704_067_200 + h * HOUR));
+            }
+            text
+        };
+        // Gaps of whole bars are fine.
+        let c = parse_csv_on_timeframe(&at(&[0, 1, 2, 5, 29]), HOUR).unwrap();
+        assert_eq!(c.len(), 5);
+        // 1-minute bars named 1h: refused at the first, naming the timeframe.
+        let minutes = format!("{H}1704067200,1,1,1,1,1\n1704067260,1,1,1,1,1\n");
+        assert_eq!(
+            parse_csv_on_timeframe(&minutes, HOUR)
+                .unwrap_err()
+                .to_string(),
+            "line 3, column ts: 60 s after the previous bar (line 2); \
+             a 1h series needs multiples of 3600 s"
+        );
+        assert_eq!(parse_csv_on_timeframe(&minutes, 60).unwrap().len(), 2);
+        // Without a timeframe nothing is checked.
+        assert_eq!(parse_csv(&minutes).unwrap().len(), 2);
+        // A gap of a bar and a half, later in the file, in milliseconds.
+        check_spacing(
+            &format!(
+                "{H}1704067200000,1,1,1,1,1\n1704070800000,1,1,1,1,1\n1704076200000,1,1,1,1,1\n"
+            ),
+            HOUR,
+            4,
+            "5400 s after the previous bar (line 3); a 1h series needs multiples of 3600 s",
+        );
+        check_spacing(
+            &at(&[0, 24, 36]),
+            24 * HOUR,
+            4,
+            "43200 s after the previous bar (line 3); a 1d series needs multiples of 86400 s",
+        );
+        // Weekly bars open on Mondays, off the epoch's (Thursday) grid:
+        // only the gaps count. 2024-01-01 and 2024-01-15 are Mondays.
+        let weeks = format!("{H}2024-01-01T00:00:00Z,1,1,1,1,1\n2024-01-15T00:00:00Z,1,1,1,1,1\n");
+        assert_eq!(
+            parse_csv_on_timeframe(&weeks, 7 * 24 * HOUR).unwrap().len(),
+            2
+        );
+        // Bad values and order are reported as without a timeframe.
+        let e = parse_csv_on_timeframe(&format!("{H}7200,1,1,1,1,1\n3600,1,1,1,1,1\n"), HOUR)
+            .unwrap_err();
+        assert_eq!((e.line, e.kind), (3, CsvErrorKind::NotIncreasing), "{e}");
+    }
+
+    fn check_spacing(text: &str, timeframe: i64, line: usize, needle: &str) {
+        let e = parse_csv_on_timeframe(text, timeframe).unwrap_err();
+        assert_eq!(
+            (e.line, e.column.as_deref(), e.kind),
+            (line, Some("ts"), CsvErrorKind::Spacing),
+            "{e}"
+        );
+        assert_eq!(e.message, needle);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! * [`Candles`] — the columnar container with validation, range slicing and
 //!   timeframe detection.
-//! * [`csv`] — strict CSV reader/writer ([`parse_csv`], [`write_csv`]).
+//! * [`csv`] — strict CSV reader/writer ([`parse_csv`], [`parse_csv_on_timeframe`],
+//!   [`write_csv`]).
 //! * [`synth`](mod@synth) — deterministic, seeded synthetic market data ([`synth()`](fn@synth)).
 //!
 //! Timestamps are always unix seconds (UTC) and mark the *open* of a bar.
@@ -10,7 +11,7 @@
 pub mod csv;
 pub mod synth;
 
-pub use self::csv::{parse_csv, write_csv, CsvError, CsvErrorKind};
+pub use self::csv::{parse_csv, parse_csv_on_timeframe, write_csv, CsvError, CsvErrorKind};
 pub use self::synth::synth;
 
 use serde::{Deserialize, Serialize};
