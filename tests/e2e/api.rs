@@ -48,6 +48,43 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// POSTs `body` as JSON with the token: the status and the JSON reply.
+    pub(super) async fn post_json(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
+        let r = http
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// GETs `path` until its `status` is `completed` (two minutes at
+    /// most); any status but queued or running fails the test.
+    pub(super) async fn wait_completed(&self, http: &reqwest::Client, path: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, body) = self.get_json(http, path).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            match body["status"].as_str().unwrap_or_default() {
+                "completed" => return body,
+                "queued" | "running" => {}
+                other => panic!("{path} {other}: {body}"),
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{path} not completed: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// GETs `path`: the status and the JSON body.
     pub(super) async fn get_json(&self, http: &reqwest::Client, path: &str) -> (u16, Value) {
         let r = http.get(self.url(path)).send().await.unwrap();

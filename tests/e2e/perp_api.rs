@@ -4,7 +4,6 @@
 //! prints for the same data and flags, liquidation included; bad
 //! perpetual requests are refused before anything is queued.
 
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use stratbox_engine::perp::{Instrument, RiskTier};
@@ -24,14 +23,7 @@ pub(super) async fn post(
     path: &str,
     body: Value,
 ) -> (u16, Value) {
-    let r = http
-        .post(server.url(path))
-        .bearer_auth(TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    server.post_json(http, path, &body).await
 }
 
 pub(super) fn request(strategy_id: u64, symbol: &str, extra: Value) -> Value {
@@ -281,26 +273,9 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
 
 /// The backtest once completed, as `GET /api/v1/backtests/{id}` gives it.
 pub(super) async fn completed(http: &reqwest::Client, server: &Server, backtest_id: u64) -> Value {
-    let started = Instant::now();
-    loop {
-        let r = http
-            .get(server.url(&format!("/api/v1/backtests/{backtest_id}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        match body["status"].as_str().unwrap() {
-            "completed" => return body,
-            "queued" | "running" => {}
-            other => panic!("backtest {other}: {body}"),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not completed: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server
+        .wait_completed(http, &format!("/api/v1/backtests/{backtest_id}"))
+        .await
 }
 
 /// `stratbox backtest --market linear_perpetual --json` of the record's

@@ -8,13 +8,12 @@
 //! backtest --market linear_perpetual --json`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use stratbox_engine::candles::{self, Candles};
 use stratbox_engine::perp::Instrument;
 
-use super::api::{upload, Server, TOKEN};
+use super::api::{upload, Server};
 use super::service::{p, Service};
 use super::support;
 
@@ -179,10 +178,14 @@ fn args(head: &[&str], rest: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Each of the 19 metrics of a row equals its report's field.
+/// Each metric of a row equals its report's field.
 fn assert_metrics(metrics: &Value, report: &Value, what: &str) {
     let metrics = metrics.as_object().unwrap();
-    assert_eq!(metrics.len(), 19, "{what}");
+    assert_eq!(
+        metrics.len(),
+        stratbox_engine::optimize::METRICS.len(),
+        "{what}"
+    );
     for (metric, value) in metrics {
         assert!(report.get(metric).is_some(), "{what}: no {metric}");
         assert_eq!(value.as_f64(), report[metric].as_f64(), "{what}: {metric}");
@@ -190,34 +193,12 @@ fn assert_metrics(metrics: &Value, report: &Value, what: &str) {
 }
 
 async fn post(http: &reqwest::Client, server: &Server, path: &str, body: &Value) -> (u16, Value) {
-    let r = http
-        .post(server.url(path))
-        .bearer_auth(TOKEN)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+    server.post_json(http, path, body).await
 }
 
 /// GET `path` until its `status` is completed.
 async fn completed(http: &reqwest::Client, server: &Server, path: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let r = http.get(server.url(path)).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        let body: Value = r.json().await.unwrap();
-        match body["status"].as_str().unwrap() {
-            "completed" => return body,
-            "queued" | "running" => {}
-            other => panic!("{path} {other}: {body}"),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "{path} not completed: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.wait_completed(http, path).await
 }
 
 /// A 10x perpetual run of the stored symbol over `start..=end`.

@@ -26,6 +26,15 @@ pub struct Backtest {
     pub task_id: Option<String>,
 }
 
+async fn record_or_404(state: &AppState, id: u64) -> ApiResult<stratbox_store::BacktestRecord> {
+    state.store.get_backtest(id).await?.ok_or_else(|| {
+        AppError::not_found(
+            ErrorCode::BacktestNotFound,
+            format!("backtest {id} not found"),
+        )
+    })
+}
+
 #[utoipa::path(get, path = "/api/v1/backtests/{id}", tag = "backtests",
     params(("id" = u64, Path)),
     responses((status = 200, body = Backtest), (status = 404, body = ErrorBody)))]
@@ -34,12 +43,7 @@ pub async fn get_one(
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<Backtest>> {
     let Path(id) = id?;
-    let record = state.store.get_backtest(id).await?.ok_or_else(|| {
-        AppError::not_found(
-            ErrorCode::BacktestNotFound,
-            format!("backtest {id} not found"),
-        )
-    })?;
+    let record = record_or_404(&state, id).await?;
     // Embedded verbatim: the bytes the worker wrote, not a re-encoding.
     let report = record
         .report
@@ -92,12 +96,7 @@ pub async fn get_log(
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<BacktestLog>> {
     let Path(id) = id?;
-    let record = state.store.get_backtest(id).await?.ok_or_else(|| {
-        AppError::not_found(
-            ErrorCode::BacktestNotFound,
-            format!("backtest {id} not found"),
-        )
-    })?;
+    let record = record_or_404(&state, id).await?;
     let log = state
         .store
         .backtest_log(id, record.task_id.as_deref())
