@@ -1,13 +1,14 @@
 //! Parameter optimization: a search space from a strategy's own param
-//! schema, grid or seeded random sampling, an optional constraint between
-//! params, an objective over a report metric, an optional out-of-sample
-//! hold-out, and a ranked table. Runs many param sets against one strategy
-//! factory and one loaded candle range.
+//! schema, grid or seeded random sampling or a Bayesian search, an
+//! optional constraint between params, an objective over a report metric,
+//! an optional out-of-sample hold-out, and a ranked table. Runs many param
+//! sets against one strategy factory and one loaded candle range.
 //!
-//! The core (`space`, `constraint`, `objective`, `holdout`, `rank`, `run`)
-//! knows only the engine; `factory` adapts the native references to
+//! The core (`space`, `constraint`, `objective`, `holdout`, `rank`, `run`,
+//! `bayes`) knows only the engine; `factory` adapts the native references to
 //! [`StrategyFactory`] (the sandbox crate adapts components).
 
+pub mod bayes;
 pub mod constraint;
 mod error;
 pub mod factory;
@@ -17,6 +18,7 @@ pub mod rank;
 pub mod run;
 pub mod space;
 
+pub use bayes::{Bayes, Sampler, Trial};
 pub use constraint::Constraint;
 pub use error::OptimizeError;
 pub use factory::ReferenceFactory;
@@ -41,10 +43,23 @@ pub fn combinations(
     constraint: Option<&str>,
     max_combinations: usize,
 ) -> Result<Vec<Combination>, OptimizeError> {
+    let (space, constraint) = checked_space(schema, params, dims, constraint, max_combinations)?;
+    space.combinations(method, constraint.as_ref(), max_combinations)
+}
+
+/// The space and the constraint checked against `schema`, as
+/// [`combinations`] checks them (a Bayesian search starts from them).
+pub fn checked_space(
+    schema: &[ParamSpec],
+    params: &BTreeMap<String, ParamInput>,
+    dims: &BTreeMap<String, DimensionSpec>,
+    constraint: Option<&str>,
+    max_combinations: usize,
+) -> Result<(Space, Option<Constraint>), OptimizeError> {
     let space = Space::new(schema, params, dims, max_combinations)?;
     let constraint = constraint
         .filter(|c| !c.trim().is_empty())
         .map(|c| Constraint::parse(c, schema))
         .transpose()?;
-    space.combinations(method, constraint.as_ref(), max_combinations)
+    Ok((space, constraint))
 }

@@ -193,6 +193,21 @@ impl Space {
         params
     }
 
+    /// The searched axes: (position in the params, values), in schema
+    /// order.
+    pub(super) fn axes(&self) -> &[(usize, Vec<ParamValue>)] {
+        &self.axes
+    }
+
+    /// The params with axis `a` at its value `indices[a]`.
+    pub(super) fn params_at(&self, indices: impl IntoIterator<Item = usize>) -> Params {
+        let mut params = self.base.clone();
+        for ((position, values), i) in self.axes.iter().zip(indices) {
+            params.0[*position].1 = values[i];
+        }
+        params
+    }
+
     /// The param sets to run, numbered from 0 in the order generated. At
     /// most `max_combinations`; none that fails `constraint`.
     pub fn combinations(
