@@ -30,5 +30,5 @@ mod scaffold;
 mod scheduler;
 mod service;
 mod strategy_log;
-mod task_limits;
 mod support;
+mod task_limits;

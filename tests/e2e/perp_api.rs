@@ -4,7 +4,6 @@
 //! prints for the same data and flags, liquidation included; bad
 //! perpetual requests are refused before anything is queued.
 
-
 use serde_json::{json, Value};
 use stratbox_engine::perp::{Instrument, RiskTier};
 

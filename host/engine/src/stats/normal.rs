@@ -88,7 +88,10 @@ mod tests {
         // 6.106e-16 here). Φ(-8) = 6.22096057427178e-16 (tables; glibc's
         // erfc gives ...819e-16, musl's ...756e-16).
         let far = normal_cdf(-8.0);
-        assert!((far / 6.220_960_574_271_78e-16 - 1.0).abs() < 1e-13, "{far:e}");
+        assert!(
+            (far / 6.220_960_574_271_78e-16 - 1.0).abs() < 1e-13,
+            "{far:e}"
+        );
         assert_eq!(normal_cdf(40.0), 1.0);
         // Symmetry.
         assert!((normal_cdf(0.7) + normal_cdf(-0.7) - 1.0).abs() < 1e-15);
