@@ -1,6 +1,6 @@
 //! `stratbox optimize`: every combination of a grid is exactly the report
-//! of a plain `stratbox backtest` with those params; the random method is
-//! reproducible to the byte; bad flags say which flag and why.
+//! of a plain `stratbox backtest` with those params; the random and bayes
+//! methods are reproducible to the byte; bad flags say which flag and why.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -149,6 +149,104 @@ fn random_with_the_same_seed_gives_byte_identical_tables() {
 }
 
 #[test]
+fn bayes_with_the_same_seed_gives_byte_identical_tables_and_learns() {
+    let dir = scratch("optimize-bayes");
+    let (csv, _) = candles_csv(&dir, 3_000, 21, 3_600);
+    let wasm = plugin("ema-crossover");
+    let run = |name: &str, seed: &str, threads: &str, quiet: bool| {
+        let path = dir.join(name);
+        let mut args = vec![
+            "optimize",
+            "--plugin",
+            path_str(&wasm),
+            "--candles",
+            path_str(&csv),
+            "--range",
+            "fast_period=2:41",
+            "--range",
+            "slow_period=20:140:5",
+            "--constraint",
+            "fast_period < slow_period",
+            "--method",
+            "bayes",
+            "--trials",
+            "48",
+            "--seed",
+            seed,
+            "--holdout",
+            "0.3",
+            "--min-trades",
+            "3",
+            "--threads",
+            threads,
+            "--csv",
+            path_str(&path),
+        ];
+        if quiet {
+            args.push("--quiet");
+        }
+        let out = stratbox(&dir, &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        (std::fs::read(path).unwrap(), stderr(&out))
+    };
+    let (a, progress) = run("a.csv", "42", "2", false);
+    let (b, _) = run("b.csv", "42", "1", true);
+    assert_eq!(a, b);
+    let (c, _) = run("c.csv", "43", "2", true);
+    assert_ne!(a, c);
+    // A line per batch of 8 with the trials done and the best so far.
+    let lines: Vec<&str> = progress
+        .lines()
+        .filter(|l| l.starts_with("trials "))
+        .collect();
+    assert_eq!(lines.len(), 6, "{progress}");
+    assert!(
+        lines[0].starts_with("trials 8/48, best sharpe "),
+        "{progress}"
+    );
+    assert!(
+        lines[5].starts_with("trials 48/48, best sharpe "),
+        "{progress}"
+    );
+    assert!(progress.contains("48 trials in"), "{progress}");
+    assert!(progress.contains("ms per trial"), "{progress}");
+    let text = String::from_utf8(a).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 48);
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    assert_eq!(
+        &header[..5],
+        ["rank", "index", "score", "fast_period", "slow_period"]
+    );
+    let mut seen = BTreeSet::new();
+    for cells in &rows {
+        let (fast, slow): (i64, i64) = (cells[3].parse().unwrap(), cells[4].parse().unwrap());
+        assert!(fast < slow, "{cells:?}");
+        assert!(seen.insert((fast, slow)), "{fast} {slow} twice");
+    }
+    let mut indices: Vec<usize> = rows.iter().map(|c| c[1].parse().unwrap()).collect();
+    indices.sort_unstable();
+    assert_eq!(indices, (0..48).collect::<Vec<_>>());
+    // The searched trials are better than the random startup: the best of
+    // the last 16 beats the median of the first 16.
+    let sharpe = header.iter().position(|h| *h == "sharpe").unwrap();
+    let by_index = |range: std::ops::Range<usize>| -> Vec<f64> {
+        rows.iter()
+            .filter(|c| range.contains(&c[1].parse::<usize>().unwrap()))
+            .filter_map(|c| c[sharpe].parse().ok())
+            .collect()
+    };
+    let mut first = by_index(0..16);
+    first.sort_by(f64::total_cmp);
+    let late_best = by_index(32..48).into_iter().fold(f64::MIN, f64::max);
+    assert!(late_best > first[first.len() / 2], "{late_best} {first:?}");
+}
+
+#[test]
 fn bad_flags_name_the_flag_and_exit_2() {
     let dir = scratch("optimize-bad");
     let (csv, _) = candles_csv(&dir, 500, 1, 3_600);
@@ -220,6 +318,64 @@ fn bad_flags_name_the_flag_and_exit_2() {
         (
             &["--range", "fast_period=1:5", "--param", "fast_period=3"],
             "is also given as a fixed param",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--method", "bayes"],
+            "--trials: the bayes method needs a number of trials",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--trials", "3"],
+            "--trials: only the bayes method takes trials",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--method",
+                "bayes",
+                "--trials",
+                "0",
+            ],
+            "--trials: must be at least 1",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--method",
+                "bayes",
+                "--trials",
+                "30",
+                "--max-combinations",
+                "20",
+            ],
+            "--trials: 30 is more than the limit of 20",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--method",
+                "bayes",
+                "--trials",
+                "3",
+                "--batch",
+                "0",
+            ],
+            "--batch: must be at least 1",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--method",
+                "bayes",
+                "--trials",
+                "3",
+                "--constraint",
+                "fast_period > 5",
+            ],
+            "--constraint: no combination of the search space satisfies it",
         ),
     ];
     for (extra, needle) in cases {

@@ -1,7 +1,9 @@
 //! Optimizations through real worker processes: the table equals the
-//! local `stratbox optimize` byte for byte; `kill -9` of a worker mid-run
-//! loses no chunk and counts none twice (the table equals an undisturbed
-//! run's); a chunk that ends in the DLQ fails the optimization.
+//! local `stratbox optimize` byte for byte (grid, random and bayes);
+//! `kill -9` of a worker mid-run loses no chunk and counts none twice, and
+//! mid-search changes no trial of a Bayesian search (the table equals an
+//! undisturbed run's); a chunk that ends in the DLQ fails the
+//! optimization.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -169,6 +171,156 @@ async fn the_queue_table_equals_the_local_cli_table() {
     assert_eq!(queued, std::fs::read_to_string(&local_csv).unwrap());
     svc.assert_drained().await;
     assert_eq!(svc.queue.stats().await.unwrap().dlq, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bayes_search_through_the_queue_equals_the_local_cli_table() {
+    let svc = Service::start("opt-bayes-cli").await;
+    let sha = svc.put_plugin("ema-crossover").await;
+    let data = hourly(3_000, 21);
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &data)
+        .await
+        .unwrap();
+    let csv = svc.dir.join("candles.csv");
+    let mut bytes = Vec::new();
+    candles::write_csv(&data, &mut bytes).unwrap();
+    std::fs::write(&csv, bytes).unwrap();
+
+    let mut req = request(
+        &sha,
+        "BTCUSDT",
+        3_000,
+        json!({"fast_period": {"min": 2, "max": 41, "step": 1},
+               "slow_period": {"min": 20, "max": 140, "step": 5}}),
+    );
+    req.backtest.params = BTreeMap::from([("allow_short".to_string(), json!(true))]);
+    req.method = "bayes".into();
+    req.samples = Some(36);
+    req.seed = 5;
+    req.constraint = Some("fast_period < slow_period".into());
+    req.holdout = Some("0.25".into());
+    req.min_trades = 3;
+    let _w = svc.worker("w1", 2, &[]);
+    let (id, _) = submit_optimization(&svc.store, &svc.queue, &req, &SubmitOptions::default())
+        .await
+        .unwrap();
+    let r = wait_done(&svc, id, Duration::from_secs(120)).await;
+    assert_eq!(r.status, BacktestStatus::Completed, "{r:?}");
+    // Rounds of 8, 8, 8, 8 and 4 trials, one chunk each.
+    assert_eq!((r.combinations, r.done, r.chunks), (36, 36, 36));
+    let queued = svc.store.optimization_table(id).await.unwrap().unwrap();
+
+    let local_csv = svc.dir.join("local.csv");
+    let wasm = plugin("ema-crossover");
+    let out = stratbox(
+        &svc.dir,
+        &[
+            "optimize",
+            "--plugin",
+            p(&wasm),
+            "--candles",
+            p(&csv),
+            "--range",
+            "fast_period=2:41:1",
+            "--range",
+            "slow_period=20:140:5",
+            "--param",
+            "allow_short=true",
+            "--constraint",
+            "fast_period < slow_period",
+            "--holdout",
+            "0.25",
+            "--min-trades",
+            "3",
+            "--method",
+            "bayes",
+            "--trials",
+            "36",
+            "--seed",
+            "5",
+            "--csv",
+            p(&local_csv),
+            "--quiet",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let local = std::fs::read_to_string(&local_csv).unwrap();
+    assert_eq!(queued, local);
+    assert_eq!(queued.lines().count(), 37);
+    let local_json: serde_json::Value =
+        serde_json::from_str(&crate::support::stdout(&out)).unwrap();
+    assert_eq!(local_json["deflated_sharpe"].as_f64(), r.deflated_sharpe);
+    svc.assert_drained().await;
+    assert_eq!(svc.queue.stats().await.unwrap().dlq, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_mid_bayes_search_changes_no_trial() {
+    let svc = Service::start("opt-bayes-kill9").await;
+    svc.store
+        .import_candles("SLOW", HOUR, &hourly(400, 3))
+        .await
+        .unwrap();
+    let sha = svc.put_plugin("hostile/slow").await;
+    // 40 trials of about 25 ms each, in rounds of 8.
+    let mut req = request(
+        &sha,
+        "SLOW",
+        400,
+        json!({"period": {"min": 2, "max": 129, "step": 1}}),
+    );
+    req.backtest.params = BTreeMap::from([("work".to_string(), json!(40_000))]);
+    req.method = "bayes".into();
+    req.samples = Some(40);
+    req.seed = 11;
+    let opts = SubmitOptions::default();
+
+    let mut w0 = svc.worker("w0", 2, &[FUEL]);
+    let (calm, _) = submit_optimization(&svc.store, &svc.queue, &req, &opts)
+        .await
+        .unwrap();
+    let r = wait_done(&svc, calm, Duration::from_secs(120)).await;
+    assert_eq!(r.status, BacktestStatus::Completed, "{r:?}");
+    w0.kill9();
+    let expected = svc.store.optimization_table(calm).await.unwrap().unwrap();
+
+    // Killed in the second round.
+    let mut w1 = svc.worker("w1", 2, &[FUEL]);
+    let (id, _) = submit_optimization(&svc.store, &svc.queue, &req, &opts)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let r = svc.store.get_optimization(id).await.unwrap().unwrap();
+        if r.done >= 10 {
+            assert!(r.done < 40, "finished before the kill: {r:?}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    w1.kill9();
+    let _w2 = svc.worker("w2", 2, &[FUEL]);
+    let r = wait_done(&svc, id, Duration::from_secs(120)).await;
+    assert_eq!(r.status, BacktestStatus::Completed, "{r:?}");
+    assert_eq!((r.combinations, r.done, r.chunks), (40, 40, 40));
+    let table = svc.store.optimization_table(id).await.unwrap().unwrap();
+    assert_eq!(table, expected);
+    let mut redelivered = 0;
+    for task_id in svc.store.optimization_task_ids(id, r.chunks).await.unwrap() {
+        let task = svc.wait_final(&task_id, Duration::from_secs(30)).await;
+        assert_eq!(task.status.as_str(), "completed", "{task:?}");
+        if task.attempts > 1 {
+            redelivered += 1;
+        }
+    }
+    assert!(
+        redelivered >= 1,
+        "no chunk was running when the worker died"
+    );
+    svc.assert_drained().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,12 +51,19 @@ pub struct CreateOptimizationRequest {
     /// defaults to the schema's).
     #[schema(value_type = Object)]
     pub search_space: BTreeMap<String, serde_json::Value>,
-    /// `grid` (default) or `random`.
+    /// `grid` (default), `random`, or `bayes`: a Bayesian search (TPE)
+    /// that runs `trials` param sets in rounds, each round's batch
+    /// proposed from every result so far.
     #[serde(default)]
     pub method: Option<String>,
     /// Combinations drawn by `random`.
     #[serde(default)]
     pub samples: Option<usize>,
+    /// Param sets `bayes` runs in all.
+    #[serde(default)]
+    pub trials: Option<usize>,
+    /// Seed of `random` and `bayes`: the same seed gives the same
+    /// combinations.
     #[serde(default)]
     pub seed: Option<u64>,
     /// Default: `sharpe`, maximised.
@@ -87,6 +94,8 @@ pub struct CreateOptimizationResponse {
 pub struct Progress {
     /// Chunks whose results are in.
     pub done: usize,
+    /// Chunks in all (`bayes`: those its rounds will submit if the space
+    /// does not run out first).
     pub total: usize,
 }
 
@@ -189,12 +198,30 @@ pub(super) async fn parse_optimization(
             }
         }),
     };
+    let method = r.method.unwrap_or_else(|| "grid".into());
+    // A search keeps its trials where a random sweep keeps its samples.
+    let samples = match (method.as_str(), r.samples, r.trials) {
+        ("bayes", Some(_), _) => {
+            return Err(AppError::invalid(
+                "samples",
+                "the bayes method takes trials, not samples",
+            ))
+        }
+        ("bayes", None, trials) => trials,
+        (_, _, Some(_)) => {
+            return Err(AppError::invalid(
+                "trials",
+                "only the bayes method takes trials",
+            ))
+        }
+        (_, samples, None) => samples,
+    };
     let parsed = parse_create(state, r.backtest).await?;
     let request = OptimizationRequest {
         backtest: parsed.definition,
         search_space: r.search_space,
-        method: r.method.unwrap_or_else(|| "grid".into()),
-        samples: r.samples,
+        method,
+        samples,
         seed: r.seed.unwrap_or(0),
         metric,
         direction,
@@ -287,7 +314,12 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
         status: r.status.as_str().to_string(),
         progress: Progress {
             done: r.done,
-            total: r.chunks,
+            total: match (def.bayes, r.status) {
+                (Some(b), BacktestStatus::Queued | BacktestStatus::Running) => {
+                    planned_chunks(b, def.chunk_size).max(r.chunks)
+                }
+                _ => r.chunks,
+            },
         },
         combinations: r.combinations,
         strategy_id: def.backtest.strategy_id,
@@ -311,6 +343,14 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
         created_at_ms: r.created_at_ms,
         finished_at_ms: r.finished_at_ms,
     })
+}
+
+/// Chunks a Bayesian search submits over all its rounds.
+fn planned_chunks(b: stratbox_engine::optimize::Bayes, chunk_size: usize) -> usize {
+    let chunk_size = chunk_size.max(1);
+    let batch = b.batch.max(1);
+    let last = b.trials % batch;
+    (b.trials / batch) * batch.div_ceil(chunk_size) + last.div_ceil(chunk_size)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -592,6 +632,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bayes_search_is_queued_with_its_trials_planned_in_rounds() {
+        let (_redis, state, strategy_id) = start("opt-api-bayes").await;
+        let mut body = request(strategy_id);
+        body["method"] = json!("bayes");
+        body["trials"] = json!(20);
+        body["seed"] = json!(4);
+        let (status, body) = send(&state, post(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let id = body["optimization_id"].as_u64().unwrap();
+        assert_eq!(queued(&state).await, 1, "the fan-out only");
+        let (_, got) = send(&state, get(&format!("/api/v1/optimizations/{id}"))).await;
+        assert_eq!(got["status"], "queued");
+        assert_eq!(got["combinations"], 20);
+        // Rounds of 8, 8 and 4 trials, a chunk each trial.
+        assert_eq!(got["progress"], json!({"done": 0, "total": 20}));
+        let r = state.store.get_optimization(id).await.unwrap().unwrap();
+        assert_eq!(r.chunks, 8, "the first round's");
+        let b = r.definition.bayes.unwrap();
+        assert_eq!((b.trials, b.batch, b.seed), (20, 8, 4));
+        assert_eq!(r.definition.samples, Some(20));
+    }
+
+    #[tokio::test]
     async fn bad_input_is_a_4xx_naming_the_field_and_nothing_is_queued() {
         let (_redis, state, strategy_id) = start("opt-api-bad").await;
         let with = |path: &[&str], value: Value| {
@@ -686,7 +749,34 @@ mod tests {
             ),
             (with(&["max_combinations"], json!(10)), "search_space"),
         ];
-        for (body, field) in cases {
+        // The bayes method's own fields.
+        let bayes = |extra: Value| {
+            let mut body = request(strategy_id);
+            body["method"] = json!("bayes");
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            body
+        };
+        let bayes_cases = [
+            (bayes(json!({})), "trials"),
+            (bayes(json!({"trials": 0})), "trials"),
+            (
+                bayes(json!({"trials": 30, "max_combinations": 10})),
+                "trials",
+            ),
+            (bayes(json!({"trials": 10, "samples": 5})), "samples"),
+            (with(&["trials"], json!(10)), "trials"),
+            (
+                bayes(json!({"trials": 10, "constraint": "fast_period > 100"})),
+                "constraint",
+            ),
+            (
+                bayes(json!({"trials": 10, "search_space": {"nope": [1]}})),
+                "search_space.nope",
+            ),
+        ];
+        for (body, field) in cases.into_iter().chain(bayes_cases) {
             let (status, e) = send(&state, post(&body)).await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{field}: {e}");
             assert_eq!(e["error"]["field"], field, "{e}");

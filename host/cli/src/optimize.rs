@@ -1,5 +1,6 @@
-//! `stratbox optimize`: a parameter sweep run locally (no Redis) on every
-//! core, against one compiled plugin and one loaded candle file.
+//! `stratbox optimize`: a parameter sweep or a Bayesian search run locally
+//! (no Redis) on every core, against one compiled plugin and one loaded
+//! candle file.
 
 use anyhow::{anyhow, Context};
 use clap::Args;
@@ -12,9 +13,10 @@ use std::time::Instant;
 use super::candles::load_csv;
 use super::{CliError, CliResult};
 use stratbox_engine::candles::Candles;
+use stratbox_engine::optimize::bayes::{DEFAULT_BATCH, DEFAULT_STARTUP};
 use stratbox_engine::optimize::{
-    self, full_report, Combination, DimensionSpec, Direction, Holdout, Method, Objective,
-    ReferenceFactory, StrategyFactory, Table, DEFAULT_MAX_COMBINATIONS,
+    self, full_report, Bayes, Combination, DimensionSpec, Direction, Holdout, Method, Objective,
+    ReferenceFactory, Row, Sampler, StrategyFactory, Table, DEFAULT_MAX_COMBINATIONS,
 };
 use stratbox_engine::{BacktestConfig, Params};
 use stratbox_sandbox::{PluginFactory, Sandbox, SandboxConfig};
@@ -44,13 +46,25 @@ pub struct OptimizeArgs {
     /// Searched values, NAME=V1,V2,...; repeat for several.
     #[arg(long = "values", value_name = "NAME=V1,V2")]
     values: Vec<String>,
-    /// `grid` (every combination) or `random` (--samples of them).
-    #[arg(long, default_value = "grid", value_parser = ["grid", "random"])]
+    /// `grid` (every combination), `random` (--samples of them) or `bayes`
+    /// (a search of --trials that learns from each batch's results).
+    #[arg(long, default_value = "grid", value_parser = ["grid", "random", "bayes"])]
     method: String,
     /// Combinations drawn by the random method.
     #[arg(long)]
     samples: Option<usize>,
-    /// Seed of the random method (same seed, same sample).
+    /// Param sets the bayes method runs in all.
+    #[arg(long)]
+    trials: Option<usize>,
+    /// Param sets the bayes method proposes at once (run together on every
+    /// thread, then learnt from); the same seed and batch give the same
+    /// trials.
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch: usize,
+    /// Trials the bayes method draws at random before its model is used.
+    #[arg(long, default_value_t = DEFAULT_STARTUP)]
+    startup: usize,
+    /// Seed of the random and bayes methods (same seed, same trials).
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// The report metric to rank by.
@@ -124,6 +138,8 @@ fn flag_for(field: &str, ranges: &[String]) -> String {
         "constraint" => "--constraint".into(),
         "holdout" => "--holdout".into(),
         "samples" => "--samples".into(),
+        "trials" => "--trials".into(),
+        "batch" => "--batch".into(),
         other => other.to_string(),
     }
 }
@@ -142,22 +158,47 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
     if args.threads == Some(0) {
         return Err(CliError::input(anyhow!("--threads: must be at least 1")));
     }
-    let method = match (args.method.as_str(), args.samples) {
-        ("random", Some(samples)) => Method::Random {
+    // `None`: the bayes method, whose sampler proposes the combinations.
+    let method = match (args.method.as_str(), args.samples, args.trials) {
+        ("random", Some(samples), None) => Some(Method::Random {
             samples,
             seed: args.seed,
-        },
-        ("random", None) => {
+        }),
+        ("random", None, _) => {
             return Err(CliError::input(anyhow!(
                 "--samples: the random method needs a number of samples"
             )))
         }
-        (_, Some(_)) => {
+        ("bayes", None, Some(_)) => None,
+        ("bayes", _, None) => {
+            return Err(CliError::input(anyhow!(
+                "--trials: the bayes method needs a number of trials"
+            )))
+        }
+        (_, Some(_), _) => {
             return Err(CliError::input(anyhow!(
                 "--samples: only the random method takes samples (add --method random)"
             )))
         }
-        _ => Method::Grid,
+        (_, _, Some(_)) => {
+            return Err(CliError::input(anyhow!(
+                "--trials: only the bayes method takes trials (add --method bayes)"
+            )))
+        }
+        _ => Some(Method::Grid),
+    };
+    let bayes = match (method, args.trials) {
+        (None, Some(trials)) => Some(
+            Bayes::new(
+                trials,
+                args.batch,
+                args.startup,
+                args.seed,
+                args.max_combinations,
+            )
+            .map_err(|e| bad(&e, &args.ranges))?,
+        ),
+        _ => None,
     };
     let direction = if args.minimize {
         Direction::Minimize
@@ -203,15 +244,27 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
             })?),
             (None, None) => return Err(CliError::input(anyhow!("give --plugin PATH.wasm"))),
         };
-    let combos = optimize::combinations(
-        &factory.description().params,
+    let schema = &factory.description().params;
+    let (space, constraint) = optimize::checked_space(
+        schema,
         &params,
         &dims,
-        method,
         args.constraint.as_deref(),
         args.max_combinations,
     )
     .map_err(|e| bad(&e, &args.ranges))?;
+    let sampler = bayes.map(|b| Sampler::new(&space, constraint.as_ref(), b, &objective));
+    let planned = match method {
+        Some(method) => space
+            .combinations(method, constraint.as_ref(), args.max_combinations)
+            .map_err(|e| bad(&e, &args.ranges))?,
+        None => Vec::new(),
+    };
+    if sampler.as_ref().is_some_and(|s| s.propose(&[]).is_empty()) {
+        return Err(CliError::input(anyhow!(
+            "--constraint: no combination of the search space satisfies it"
+        )));
+    }
     let (in_sample, out_of_sample) = match &holdout {
         Some(h) => {
             let (a, b) = h.split(&candles).map_err(|e| bad(&e, &args.ranges))?;
@@ -224,19 +277,54 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let bar = Progress::new(combos.len(), !args.quiet && std::io::stderr().is_terminal());
-    let rows = optimize::evaluate(
-        factory.as_ref(),
-        &combos,
-        &in_sample,
-        out_of_sample.as_ref(),
-        &config,
-        threads,
-        &|done| bar.update(done),
-        &stratbox_sandbox::is_fatal,
-    )
-    .map_err(|e| CliError::run(anyhow!("optimization failed: {e}")))?;
-    bar.finish();
+    let run_all = |combos: &[Combination], progress: &(dyn Fn(usize) + Sync)| {
+        optimize::evaluate(
+            factory.as_ref(),
+            combos,
+            &in_sample,
+            out_of_sample.as_ref(),
+            &config,
+            threads,
+            progress,
+            &stratbox_sandbox::is_fatal,
+        )
+        .map_err(|e| CliError::run(anyhow!("optimization failed: {e}")))
+    };
+    let mut sampler_secs = None;
+    let (combos, rows) = match &sampler {
+        None => {
+            let bar = Progress::new(
+                planned.len(),
+                !args.quiet && std::io::stderr().is_terminal(),
+            );
+            let rows = run_all(&planned, &|done| bar.update(done))?;
+            bar.finish();
+            (planned, rows)
+        }
+        Some(sampler) => {
+            let line = BestSoFar::new(&objective, sampler.settings().trials, args.quiet);
+            let mut running = std::time::Duration::ZERO;
+            let searched = Instant::now();
+            let (combos, rows) = sampler.search(
+                |batch| {
+                    let t = Instant::now();
+                    let rows = run_all(batch, &|_| {});
+                    running += t.elapsed();
+                    rows
+                },
+                |rows| line.update(rows),
+            )?;
+            line.finish();
+            sampler_secs = Some(searched.elapsed().saturating_sub(running).as_secs_f64());
+            if combos.len() < sampler.settings().trials && !args.quiet {
+                eprintln!(
+                    "the search space has no new combination satisfying the constraint after {} trials",
+                    combos.len()
+                );
+            }
+            (combos, rows)
+        }
+    };
     let elapsed = started.elapsed().as_secs_f64();
     let table = optimize::rank(&objective, rows);
     if let Some(path) = &args.csv {
@@ -244,10 +332,21 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
     }
     if !args.quiet {
         eprintln!(
-            "{} combinations in {:.2} s ({:.0}/s) on {threads} threads, {} bars in sample{}",
+            "{} {} in {:.2} s ({:.0}/s) on {threads} threads{}, {} bars in sample{}",
             combos.len(),
+            if sampler.is_some() {
+                "trials"
+            } else {
+                "combinations"
+            },
             elapsed,
             combos.len() as f64 / elapsed.max(1e-9),
+            sampler_secs
+                .map(|s| format!(
+                    ", the sampler {:.3} ms per trial",
+                    s * 1e3 / combos.len().max(1) as f64
+                ))
+                .unwrap_or_default(),
             in_sample.len(),
             out_of_sample
                 .as_ref()
@@ -500,6 +599,68 @@ impl Progress {
 
     fn finish(&self) {
         if self.shown {
+            eprintln!();
+        }
+    }
+}
+
+/// The bayes method's progress on standard error: trials done and the
+/// best so far, after each batch (redrawn on a terminal, a line each
+/// otherwise).
+struct BestSoFar<'a> {
+    objective: &'a Objective,
+    trials: usize,
+    quiet: bool,
+    terminal: bool,
+}
+
+impl<'a> BestSoFar<'a> {
+    fn new(objective: &'a Objective, trials: usize, quiet: bool) -> Self {
+        Self {
+            objective,
+            trials,
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&self, rows: &[Row]) {
+        if self.quiet {
+            return;
+        }
+        let best = rows
+            .iter()
+            .filter_map(|r| Some((self.objective.score(r.metrics.as_ref()?)?, r)))
+            // The first of equal scores, as the ranking breaks ties.
+            .reduce(|a, b| {
+                if self.objective.better(b.0, a.0).is_lt() {
+                    b
+                } else {
+                    a
+                }
+            });
+        let best = match best {
+            Some((score, row)) => {
+                let params: Vec<String> =
+                    row.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(
+                    "best {} {score:.3} ({})",
+                    self.objective.metric,
+                    params.join(" ")
+                )
+            }
+            None => "no ranked trial yet".into(),
+        };
+        let line = format!("trials {}/{}, {best}", rows.len(), self.trials);
+        if self.terminal {
+            eprint!("\r{line}\x1b[K");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal && !self.quiet {
             eprintln!();
         }
     }

@@ -7,7 +7,7 @@ use super::{now_ms, parse_field, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
-use stratbox_engine::optimize::{DimensionSpec, Direction, Holdout};
+use stratbox_engine::optimize::{Bayes, DimensionSpec, Direction, Holdout};
 
 /// Field names of an optimization record hash (`Keys::optimization`).
 pub mod fields {
@@ -42,12 +42,17 @@ pub const TOP_KEPT: usize = 100;
 pub struct OptimizationDefinition {
     pub backtest: BacktestDefinition,
     pub search_space: BTreeMap<String, DimensionSpec>,
-    /// `grid` or `random`.
+    /// `grid`, `random` or `bayes`.
     pub method: String,
+    /// `random`: the combinations drawn; `bayes`: the trials.
     #[serde(default)]
     pub samples: Option<usize>,
     #[serde(default)]
     pub seed: u64,
+    /// `bayes`: the search as submitted (its batch and startup pinned, so
+    /// a later change of the defaults leaves a running search alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bayes: Option<Bayes>,
     pub metric: String,
     pub direction: Direction,
     #[serde(default)]
@@ -76,8 +81,9 @@ pub struct OptimizationRequest {
     pub backtest: BacktestDefinition,
     /// Param name -> a list of values or `{min, max, step}`, as sent.
     pub search_space: BTreeMap<String, serde_json::Value>,
-    /// `grid` or `random`.
+    /// `grid`, `random` or `bayes`.
     pub method: String,
+    /// `random`: the combinations drawn; `bayes`: the trials.
     pub samples: Option<usize>,
     pub seed: u64,
     pub metric: String,
@@ -94,7 +100,9 @@ pub struct OptimizationRecord {
     pub id: u64,
     pub definition: OptimizationDefinition,
     pub status: BacktestStatus,
+    /// Combinations (`bayes`: trials planned).
     pub combinations: usize,
+    /// Chunk tasks submitted (`bayes`: so far, round by round).
     pub chunks: usize,
     pub done: usize,
     pub error: Option<BacktestError>,
@@ -502,6 +510,7 @@ mod tests {
             method: "grid".into(),
             samples: None,
             seed: 0,
+            bayes: None,
             metric: "sharpe".into(),
             direction: Direction::Maximize,
             min_trades: 0,
@@ -514,6 +523,25 @@ mod tests {
             timeout_ms: None,
             max_attempts: None,
         }
+    }
+
+    #[test]
+    fn a_definition_without_bayes_reads_as_before_and_with_it_round_trips() {
+        let plain = definition();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("bayes"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<OptimizationDefinition>(&json).unwrap(),
+            plain
+        );
+        let mut bayes = definition();
+        bayes.method = "bayes".into();
+        bayes.bayes = Some(Bayes::new(150, 8, 16, 3, 20_000).unwrap());
+        let json = serde_json::to_string(&bayes).unwrap();
+        assert_eq!(
+            serde_json::from_str::<OptimizationDefinition>(&json).unwrap(),
+            bayes
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,13 @@
 //! once under its number (HSETNX), so a redelivered chunk is not counted
 //! twice; whichever chunk completion sees every chunk in ranks the rows
 //! and writes the table, and writing it again changes nothing.
+//!
+//! A Bayesian search (`bayes`) runs in rounds: the fan-out submits the
+//! first batch's chunks; the completion that sees every chunk so far in
+//! proposes the next batch from all the rows (a function of the seed and
+//! the rows alone, so a redelivery proposes the same) and submits its
+//! chunks, numbered on from the last, guarded by the record's chunk count
+//! so that only one completion does; when no batch is left, it reduces.
 
 use super::backtest::{
     engine_config, engine_error, load_plugin, load_range, perp_config, store_error, Validator,
@@ -16,13 +23,15 @@ use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use stratbox_engine::optimize::bayes::{DEFAULT_BATCH, DEFAULT_STARTUP};
 use stratbox_engine::optimize::{
-    self, rank, DimensionSpec, Holdout, Method, Objective, Row, DEFAULT_MAX_COMBINATIONS,
+    self, rank, Bayes, Combination, DimensionSpec, Holdout, Method, Objective, Row, Sampler,
+    DEFAULT_MAX_COMBINATIONS,
 };
 use stratbox_engine::{Market, ParamInput, ParamValue, Params};
 use stratbox_queue::{Delivery, Guard, Queue, QueueConfig, Record, TaskError, TaskSpec};
 use stratbox_sandbox::{PluginFactory, RunLimits};
-use stratbox_store::optimizations::TOP_KEPT;
+use stratbox_store::optimizations::{fields, TOP_KEPT};
 use stratbox_store::{OptimizationDefinition, Store};
 
 pub const KIND_OPTIMIZATION: &str = "optimization";
@@ -69,18 +78,28 @@ impl From<optimize::OptimizeError> for SubmitError {
     }
 }
 
-fn method_of(method: &str, samples: Option<usize>, seed: u64) -> Result<Method, SubmitError> {
+/// The sweep a method runs; `None` for `bayes` (checked by [`bayes_of`]).
+fn method_of(
+    method: &str,
+    samples: Option<usize>,
+    seed: u64,
+) -> Result<Option<Method>, SubmitError> {
     match (method, samples) {
-        ("grid", None) => Ok(Method::Grid),
+        ("grid", None) => Ok(Some(Method::Grid)),
         ("grid", Some(_)) => Err(invalid("samples", "only the random method takes samples")),
-        ("random", Some(samples)) => Ok(Method::Random { samples, seed }),
+        ("random", Some(samples)) => Ok(Some(Method::Random { samples, seed })),
         ("random", None) => Err(invalid(
             "samples",
             "the random method needs a number of samples",
         )),
+        ("bayes", Some(_)) => Ok(None),
+        ("bayes", None) => Err(invalid(
+            "trials",
+            "the bayes method needs a number of trials",
+        )),
         (other, _) => Err(invalid(
             "method",
-            format!("unknown method `{other}`; one of: grid, random"),
+            format!("unknown method `{other}`; one of: grid, random, bayes"),
         )),
     }
 }
@@ -92,19 +111,60 @@ fn fixed_params(given: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String,
         .collect()
 }
 
-/// Combinations of a stored definition against the plugin's schema.
+/// The combinations of a stored definition to submit first: every one
+/// for a sweep, the first batch of a Bayesian search.
 fn combinations_of(
     def: &OptimizationDefinition,
     schema: &[stratbox_engine::ParamSpec],
-) -> Result<Vec<optimize::Combination>, SubmitError> {
-    Ok(optimize::combinations(
+) -> Result<Vec<Combination>, SubmitError> {
+    match def.bayes {
+        Some(bayes) => next_batch(def, schema, bayes, &[]),
+        None => {
+            let method = method_of(&def.method, def.samples, def.seed)?
+                .ok_or_else(|| invalid("method", "a bayes search without its settings"))?;
+            Ok(optimize::combinations(
+                schema,
+                &fixed_params(&def.backtest.params),
+                &def.search_space,
+                method,
+                def.constraint.as_deref(),
+                def.max_combinations,
+            )?)
+        }
+    }
+}
+
+/// A Bayesian search's batch after `rows` (every trial so far).
+fn next_batch(
+    def: &OptimizationDefinition,
+    schema: &[stratbox_engine::ParamSpec],
+    bayes: Bayes,
+    rows: &[Row],
+) -> Result<Vec<Combination>, SubmitError> {
+    let (space, constraint) = optimize::checked_space(
         schema,
         &fixed_params(&def.backtest.params),
         &def.search_space,
-        method_of(&def.method, def.samples, def.seed)?,
         def.constraint.as_deref(),
         def.max_combinations,
-    )?)
+    )?;
+    let objective = Objective::new(&def.metric, def.direction, def.min_trades)?;
+    let sampler = Sampler::new(&space, constraint.as_ref(), bayes, &objective);
+    let batch = sampler.propose(&sampler.trials(rows));
+    if batch.is_empty() && rows.is_empty() {
+        return Err(invalid(
+            "constraint",
+            "no combination of the search space satisfies it",
+        ));
+    }
+    Ok(batch)
+}
+
+/// Combinations per chunk task: about [`TARGET_CHUNKS`] chunks for a
+/// sweep, or for each round of a Bayesian search.
+fn chunk_size(def: &OptimizationDefinition, first: usize) -> usize {
+    let per_round = def.bayes.map_or(first, |b| b.batch.min(b.trials));
+    per_round.div_ceil(TARGET_CHUNKS).clamp(1, MAX_CHUNK)
 }
 
 /// A checked optimization, ready to record and queue.
@@ -181,12 +241,24 @@ async fn prepare(
     }
     let mut backtest = checked;
     backtest.params = request.backtest.params.clone();
+    // Checked before the space, as a sweep's method is.
+    let bayes = match method_of(&request.method, request.samples, request.seed)? {
+        Some(_) => None,
+        None => Some(Bayes::new(
+            request.samples.unwrap_or(0),
+            DEFAULT_BATCH,
+            DEFAULT_STARTUP,
+            request.seed,
+            max_combinations,
+        )?),
+    };
     let mut definition = OptimizationDefinition {
         backtest,
         search_space,
         method: request.method.clone(),
         samples: request.samples,
         seed: request.seed,
+        bayes,
         metric: objective.metric.clone(),
         direction: objective.direction,
         min_trades: objective.min_trades,
@@ -215,10 +287,10 @@ async fn prepare(
             b.end_ts.min(series.last_ts),
         )?;
     }
-    definition.chunk_size = combos.len().div_ceil(TARGET_CHUNKS).clamp(1, MAX_CHUNK);
+    definition.chunk_size = chunk_size(&definition, combos.len());
     Ok(Prepared {
         chunks: combos.len().div_ceil(definition.chunk_size),
-        combinations: combos.len(),
+        combinations: definition.bayes.map_or(combos.len(), |b| b.trials),
         definition,
     })
 }
@@ -307,16 +379,8 @@ pub(super) fn run_fanout(
         return skipped(record.status.as_str());
     }
     let def = &record.definition;
-    let plugin = rt
-        .block_on(store.plugin_record_by_sha(&def.backtest.strategy_sha256))
-        .map_err(store_error)?
-        .ok_or_else(|| {
-            TaskError::permanent(
-                "plugin_not_found",
-                format!("strategy {} is not stored", def.backtest.strategy_sha256),
-            )
-        })?;
-    let combos = combinations_of(def, &plugin.description.params)
+    let schema = plugin_schema(store, rt, def)?;
+    let combos = combinations_of(def, &schema)
         .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
     let chunk_size = def.chunk_size.max(1);
     let chunks = combos.len().div_ceil(chunk_size);
@@ -339,8 +403,52 @@ pub(super) fn run_fanout(
     {
         return Ok(serde_json::json!({ "chunks": chunks, "resubmitted": false }).to_string());
     }
-    let mut specs = Vec::with_capacity(chunks);
-    for (chunk, part) in combos.chunks(chunk_size).enumerate() {
+    let specs = chunk_specs(store, id, def, 0, &combos)?;
+    rt.block_on(submitter(store)?.submit(&specs))
+        .map_err(|e| TaskError::transient("redis_error", e.to_string()))?;
+    Ok(serde_json::json!({ "chunks": chunks, "resubmitted": true }).to_string())
+}
+
+/// The param schema of the optimization's stored plugin.
+fn plugin_schema(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    def: &OptimizationDefinition,
+) -> Result<Vec<stratbox_engine::ParamSpec>, TaskError> {
+    let plugin = rt
+        .block_on(store.plugin_record_by_sha(&def.backtest.strategy_sha256))
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            TaskError::permanent(
+                "plugin_not_found",
+                format!("strategy {} is not stored", def.backtest.strategy_sha256),
+            )
+        })?;
+    Ok(plugin.description.params)
+}
+
+/// A queue handle only to submit: the chunks carry their own timeout and
+/// attempts, or take the queue defaults the fetching worker applies.
+fn submitter(store: &Store) -> Result<Queue, TaskError> {
+    Queue::new(
+        store.connection(),
+        store.keys().prefix(),
+        QueueConfig::default(),
+    )
+    .map_err(|e| TaskError::permanent("queue_error", e.to_string()))
+}
+
+/// The chunk tasks of `combos`, numbered from `first_chunk`.
+fn chunk_specs(
+    store: &Store,
+    id: u64,
+    def: &OptimizationDefinition,
+    first_chunk: usize,
+    combos: &[Combination],
+) -> Result<Vec<TaskSpec>, TaskError> {
+    let mut specs = Vec::new();
+    for (i, part) in combos.chunks(def.chunk_size.max(1)).enumerate() {
+        let chunk = first_chunk + i;
         let payload = ChunkPayload {
             optimization_id: id,
             chunk,
@@ -361,17 +469,7 @@ pub(super) fn run_fanout(
         spec.holds = Some(store.keys().plugin_tasks(&def.backtest.strategy_sha256));
         specs.push(spec);
     }
-    // Only to submit: the chunks carry their own timeout and attempts, or
-    // take the queue defaults the fetching worker applies.
-    let queue = Queue::new(
-        store.connection(),
-        store.keys().prefix(),
-        QueueConfig::default(),
-    )
-    .map_err(|e| TaskError::permanent("queue_error", e.to_string()))?;
-    rt.block_on(queue.submit(&specs))
-        .map_err(|e| TaskError::transient("redis_error", e.to_string()))?;
-    Ok(serde_json::json!({ "chunks": chunks, "resubmitted": true }).to_string())
+    Ok(specs)
 }
 
 /// A chunk: its param sets against one loaded plugin and one loaded
@@ -422,7 +520,10 @@ pub(super) fn run_chunk(
         .block_on(store.put_chunk_result(id, payload.chunk, &rows))
         .map_err(store_error)?;
     if status == "running" && done >= chunks {
-        reduce(store, rt, id, &payload.definition)?;
+        match payload.definition.bayes {
+            Some(bayes) => next_round(store, rt, id, &payload.definition, bayes, chunks)?,
+            None => reduce(store, rt, id, &payload.definition)?,
+        }
     }
     Ok(serde_json::json!({
         "chunk": payload.chunk,
@@ -493,16 +594,8 @@ fn run_params(
     serde_json::to_string(&rows).map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
-/// Ranks every chunk's rows and writes the table (once: a second reducer
-/// finds the optimization completed and changes nothing).
-fn reduce(
-    store: &Store,
-    rt: &tokio::runtime::Handle,
-    id: u64,
-    def: &OptimizationDefinition,
-) -> Result<(), TaskError> {
-    let objective = Objective::new(&def.metric, def.direction, def.min_trades)
-        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+/// Every chunk's rows so far.
+fn all_rows(store: &Store, rt: &tokio::runtime::Handle, id: u64) -> Result<Vec<Row>, TaskError> {
     let results = rt.block_on(store.chunk_results(id)).map_err(store_error)?;
     let mut rows: Vec<Row> = Vec::new();
     for (chunk, json) in results {
@@ -511,6 +604,72 @@ fn reduce(
         })?;
         rows.extend(part);
     }
+    Ok(rows)
+}
+
+/// A Bayesian search's round is in (all `chunks` so far): submits the
+/// next batch's chunks, or reduces when none is left. Only the completion
+/// that finds the record at `chunks` submits; another finds it moved on.
+fn next_round(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    id: u64,
+    def: &OptimizationDefinition,
+    bayes: Bayes,
+    chunks: usize,
+) -> Result<(), TaskError> {
+    let rows = all_rows(store, rt, id)?;
+    let schema = plugin_schema(store, rt, def)?;
+    let batch = next_batch(def, &schema, bayes, &rows)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    if batch.is_empty() {
+        return reduce_rows(store, rt, id, def, rows);
+    }
+    let specs = chunk_specs(store, id, def, chunks, &batch)?;
+    let key = store.keys().optimization(id);
+    let guards = [
+        Guard {
+            key: key.clone(),
+            field: fields::STATUS.into(),
+            expect: "running".into(),
+            set: Vec::new(),
+            index: None,
+        },
+        Guard {
+            key,
+            field: fields::CHUNKS.into(),
+            expect: chunks.to_string(),
+            set: vec![(fields::CHUNKS.into(), (chunks + specs.len()).to_string())],
+            index: None,
+        },
+    ];
+    match rt.block_on(submitter(store)?.submit_guarded(&specs, &guards)) {
+        Ok(_) | Err(stratbox_queue::QueueError::GuardFailed(_)) => Ok(()),
+        Err(e) => Err(TaskError::transient("redis_error", e.to_string())),
+    }
+}
+
+/// Ranks every chunk's rows and writes the table (once: a second reducer
+/// finds the optimization completed and changes nothing).
+fn reduce(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    id: u64,
+    def: &OptimizationDefinition,
+) -> Result<(), TaskError> {
+    let rows = all_rows(store, rt, id)?;
+    reduce_rows(store, rt, id, def, rows)
+}
+
+fn reduce_rows(
+    store: &Store,
+    rt: &tokio::runtime::Handle,
+    id: u64,
+    def: &OptimizationDefinition,
+    rows: Vec<Row>,
+) -> Result<(), TaskError> {
+    let objective = Objective::new(&def.metric, def.direction, def.min_trades)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
     let table = rank(&objective, rows);
     let top = serde_json::to_string(table.top(TOP_KEPT))
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))?;
