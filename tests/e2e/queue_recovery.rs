@@ -642,3 +642,49 @@ async fn a_task_arriving_during_shutdown_is_not_stranded() {
     );
     svc.assert_drained().await;
 }
+
+/// XGROUP DESTROY while two worker processes run slow backtests and two
+/// more wait: the group comes back with the running ones still claimed
+/// by their workers, so none is delivered a second time (a delivery
+/// counts an attempt) and each completes once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destroyed_consumer_group_delivers_no_running_task_again() {
+    let svc = Service::start("group_destroyed").await;
+    let sha = with_slow_plugin(&svc).await;
+    let _w1 = svc.worker("w1", 2, &[FUEL]);
+    let _w2 = svc.worker("w2", 2, &[FUEL]);
+    while svc.queue.workers().await.unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut defs = vec![slow(&sha, 2_500); 4];
+    defs.extend([slow(&sha, 100), slow(&sha, 100)]);
+    let tasks: Vec<String> =
+        submit_backtests(&svc.store, &svc.queue, &defs, &SubmitOptions::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, task)| task)
+            .collect();
+    for task in &tasks[..4] {
+        svc.wait_status(task, TaskStatus::Running, Duration::from_secs(30))
+            .await;
+    }
+    let mut conn = svc.queue.connection();
+    let destroyed: i64 = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(svc.queue.keys().stream(stratbox_queue::Class::Normal))
+        .arg(stratbox_queue::GROUP)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(destroyed, 1);
+    for task in &tasks {
+        let done = svc.wait_final(task, Duration::from_secs(90)).await;
+        assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
+        assert_eq!(done.attempts, 1, "delivered again: {done:?}");
+    }
+    let c = svc.queue.counters().await.unwrap();
+    assert_eq!((c.tasks_completed, c.active_tasks), (6, 0), "{c:?}");
+    assert_eq!(c.extra.get("duplicates").copied().unwrap_or(0), 0, "{c:?}");
+    svc.assert_drained().await;
+}

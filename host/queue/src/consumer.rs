@@ -1,7 +1,7 @@
 //! The worker side of the queue: one consumer per worker process.
 
 use super::task::{Delivery, Outcome};
-use super::{Class, Queue, QueueError, GROUP};
+use super::{is_nogroup, Class, Queue, QueueError, GROUP};
 use redis::aio::ConnectionManager;
 use std::borrow::Cow;
 use std::time::Duration;
@@ -119,7 +119,7 @@ impl Consumer {
             .arg(min_idle)
             .arg(config.starvation_age.as_millis() as u64);
         let flat: Vec<String> = match invocation.invoke_async(&mut conn).await {
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if is_nogroup(&e) => {
                 self.queue.ensure_groups().await?;
                 invocation.invoke_async(&mut conn).await?
             }
@@ -152,7 +152,7 @@ impl Consumer {
         let mut conn = self.blocking.clone();
         type Entries = Vec<(String, Vec<(String, Vec<(String, String)>)>)>;
         let reply: Option<Entries> = match cmd.query_async(&mut conn).await {
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if is_nogroup(&e) => {
                 self.queue.ensure_groups().await?;
                 return Ok(Vec::new());
             }
@@ -252,6 +252,7 @@ impl Consumer {
                 ),
                 Outcome::Cancelled => ("cancel", "", "", String::new(), ""),
                 Outcome::Released => ("release", "", "", String::new(), ""),
+                Outcome::Duplicate => ("dup", "", "", String::new(), ""),
             };
             args.extend([
                 op.into(),
@@ -267,19 +268,37 @@ impl Consumer {
             }
         }
         let mut conn = self.queue.connection();
-        if stage.cmd_iter().next().is_some() {
+        let staged = stage.cmd_iter().next().is_some();
+        if staged {
             let mut script = redis::cmd("EVAL");
             script
                 .arg(super::scripts::COMPLETE_SOURCE)
                 .arg(0)
                 .arg(&args);
             stage.add_command(script);
-            let ((completed, duplicates),): ((u64, u64),) = stage.query_async(&mut conn).await?;
-            return Ok((completed, duplicates));
         }
-        let mut invocation = self.queue.scripts().complete.prepare_invoke();
-        invocation.arg(&args);
-        Ok(invocation.invoke_async(&mut conn).await?)
+        // A stream that lost its group fails the script before it writes
+        // (its staged results are set again, to the same values).
+        let mut regrouped = false;
+        loop {
+            let result = if staged {
+                stage
+                    .query_async::<((u64, u64),)>(&mut conn)
+                    .await
+                    .map(|(counts,)| counts)
+            } else {
+                let mut invocation = self.queue.scripts().complete.prepare_invoke();
+                invocation.arg(&args);
+                invocation.invoke_async(&mut conn).await
+            };
+            match result {
+                Err(e) if !regrouped && is_nogroup(&e) => {
+                    self.queue.ensure_groups().await?;
+                    regrouped = true;
+                }
+                other => return Ok(other?),
+            }
+        }
     }
 
     /// Refreshes the claims on `held` (so no sweeper takes them), writes
@@ -299,7 +318,14 @@ impl Consumer {
             invocation.arg(&h.stream).arg(&h.entry_id).arg(&h.task_id);
         }
         let mut conn = self.queue.connection();
-        let (lost, cancel): (Vec<String>, Vec<String>) = invocation.invoke_async(&mut conn).await?;
+        let (lost, cancel): (Vec<String>, Vec<String>) =
+            match invocation.invoke_async(&mut conn).await {
+                Err(e) if is_nogroup(&e) => {
+                    self.queue.ensure_groups().await?;
+                    invocation.invoke_async(&mut conn).await?
+                }
+                other => other?,
+            };
         Ok(KeepaliveReport { lost, cancel })
     }
 
@@ -309,17 +335,19 @@ impl Consumer {
         let config = self.queue.config();
         let dead_after = config.visibility_timeout.max(config.heartbeat_ttl);
         let mut conn = self.queue.connection();
-        let n: u64 = self
-            .queue
-            .scripts()
-            .prune
+        let mut invocation = self.queue.scripts().prune.prepare_invoke();
+        invocation
             .arg(self.queue.keys().prefix())
             .arg(&self.name)
             .arg(dead_after.as_millis() as u64)
-            .arg(dead_after.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(n)
+            .arg(dead_after.as_millis() as u64);
+        Ok(match invocation.invoke_async(&mut conn).await {
+            Err(e) if is_nogroup(&e) => {
+                self.queue.ensure_groups().await?;
+                invocation.invoke_async(&mut conn).await?
+            }
+            other => other?,
+        })
     }
 
     /// Clean exit: returns every entry still held to the queue (a task
@@ -327,16 +355,18 @@ impl Consumer {
     /// the group and removes the heartbeat. Returns how many went back.
     pub async fn leave(&self) -> Result<u64, QueueError> {
         let mut conn = self.queue.connection();
-        let n: u64 = self
-            .queue
-            .scripts()
-            .release_all
+        let mut invocation = self.queue.scripts().release_all.prepare_invoke();
+        invocation
             .arg(self.queue.keys().prefix())
             .arg(&self.name)
-            .arg(self.queue.config().result_ttl.as_secs())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(n)
+            .arg(self.queue.config().result_ttl.as_secs());
+        Ok(match invocation.invoke_async(&mut conn).await {
+            Err(e) if is_nogroup(&e) => {
+                self.queue.ensure_groups().await?;
+                invocation.invoke_async(&mut conn).await?
+            }
+            other => other?,
+        })
     }
 }
 

@@ -24,7 +24,7 @@ pub mod task;
 #[cfg(test)]
 mod tests;
 
-pub use admin::DlqEntry;
+pub use admin::{DlqEntry, DLQ_BATCH};
 pub use cancel::CancelState;
 pub use config::QueueConfig;
 pub use consumer::Consumer;
@@ -80,30 +80,33 @@ impl Queue {
         self.conn.clone()
     }
 
-    /// Creates the streams and the consumer group if missing (after a
-    /// flush, or on first use). Reading from id 0 delivers entries added
-    /// before the group existed.
-    pub async fn ensure_groups(&self) -> Result<(), QueueError> {
+    /// Creates the streams and the consumer groups that are missing
+    /// (first use, a flush, an `XGROUP DESTROY`). Entries added before a
+    /// group existed are delivered; a stream that lost its group gives
+    /// its running tasks' entries back to their workers instead of
+    /// delivering them again (`regroup.lua`). Returns how many it gave back.
+    pub async fn ensure_groups(&self) -> Result<u64, QueueError> {
         let mut conn = self.conn.clone();
-        for class in Class::ALL {
-            let result: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(self.keys.stream(class))
-                .arg(GROUP)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut conn)
-                .await;
-            match result {
-                Ok(()) => {}
-                Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        let n: u64 = self
+            .scripts
+            .regroup
+            .arg(self.keys.prefix())
+            .arg("")
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
     }
 
     pub(crate) fn scripts(&self) -> &scripts::Scripts {
         &self.scripts
     }
+}
+
+/// A stream without its consumer group (`XGROUP DESTROY`, a flush):
+/// `NOGROUP`, alone or among a transaction's replies.
+pub(crate) fn is_nogroup(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOGROUP")
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == "NOGROUP"))
 }

@@ -16,6 +16,14 @@ macro_rules! script {
     ($file:literal) => {
         Script::new(source!($file))
     };
+    // With a fragment between the prelude and the script.
+    ($part:literal, $file:literal) => {
+        Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            include_str!(concat!("lua/", $part)),
+            include_str!(concat!("lua/", $file))
+        ))
+    };
 }
 
 /// `complete.lua` as text, for `EVAL` inside a transaction: there a
@@ -32,6 +40,8 @@ pub struct Scripts {
     pub promote: Script,
     pub cancel: Script,
     pub requeue: Script,
+    pub purge: Script,
+    pub regroup: Script,
     pub release_all: Script,
     pub progress: Script,
     pub prune: Script,
@@ -49,7 +59,9 @@ impl Scripts {
             keepalive: script!("keepalive.lua"),
             promote: script!("promote.lua"),
             cancel: script!("cancel.lua"),
-            requeue: script!("requeue.lua"),
+            requeue: script!("dlq.lua", "requeue.lua"),
+            purge: script!("dlq.lua", "purge.lua"),
+            regroup: script!("regroup.lua"),
             release_all: script!("release_all.lua"),
             progress: script!("progress.lua"),
             prune: script!("prune.lua"),

@@ -68,7 +68,7 @@ impl Queue {
             .arg(alive_since)
             .arg("+inf");
         let replies: Vec<redis::Value> = match pipe.query_async(&mut conn).await {
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if super::is_nogroup(&e) => {
                 self.ensure_groups().await?;
                 pipe.query_async(&mut conn).await?
             }

@@ -123,7 +123,7 @@ impl Queue {
         let mut conn = self.conn.clone();
         let script = &self.scripts.submit;
         let submitted: i64 = match scripts::run(&mut conn, script, &invocation).await {
-            Err(e) if e.code() == Some("NOGROUP") => {
+            Err(e) if super::is_nogroup(&e) => {
                 self.ensure_groups().await?;
                 scripts::run(&mut conn, script, &invocation).await?
             }

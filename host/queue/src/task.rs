@@ -342,6 +342,10 @@ pub enum Outcome {
     /// Not the task's fault (shutdown): back to the queue now, and the
     /// attempt is not counted.
     Released,
+    /// A second delivery of a task this worker ran under another entry:
+    /// acknowledged if the task has ended, else left alone. Never an
+    /// outcome of the task.
+    Duplicate,
 }
 
 #[cfg(test)]

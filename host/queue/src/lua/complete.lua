@@ -6,7 +6,8 @@
 -- timeout).
 -- ops: done, staged (done, its result already on the record: a is the
 -- record's key, b the field), fail, timeout (a failure counted as a
--- timeout), retry, cancel, release.
+-- timeout), retry, cancel, release, dup (another delivery of a task the
+-- worker ran: acknowledged once the task has ended).
 -- Idempotent: only a task still running gets an outcome; the first one
 -- wins, later deliveries of the same task are only acknowledged.
 local ttl = ARGV[3]
@@ -110,6 +111,14 @@ local function ack(sk, eid)
   local ids = list_of(acks, sk)
   ids[#ids + 1] = eid
 end
+local streams, j = {}, 4
+while j <= #ARGV do
+  if not streams[ARGV[j + 1]] then
+    streams[ARGV[j + 1]] = true
+    need_group(ARGV[j + 1])
+  end
+  j = j + (ARGV[j] == 'done' and 6 or 9)
+end
 local i = 4
 while i <= #ARGV do
   local op, sk, eid, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -131,7 +140,7 @@ while i <= #ARGV do
     ack(sk, eid)
     tally.duplicates = tally.duplicates + 1
     if op == 'staged' then unstage(a, b) end
-  elseif (op == 'retry' or op == 'release') and not owner then
+  elseif (op == 'retry' or op == 'release') and not owner or op == 'dup' then
     -- Another worker reclaimed this task and runs it now; acking here
     -- would orphan its claim.
     tally.duplicates = tally.duplicates + 1

@@ -10,6 +10,7 @@ local now = now_us()
 local now_s = string.format('%d', now)
 local out = {}
 local activated = 0
+for _, class in ipairs(CLASSES) do need_group(stream_key(class)) end
 
 if min_idle > 0 then
   for _, class in ipairs(CLASSES) do

@@ -19,6 +19,15 @@ end
 
 local function task_key(id) return P .. ':task:' .. id end
 
+-- Stops the script before its first write when stream `sk` has lost its
+-- consumer group (XGROUP DESTROY, a flush): the caller recreates the
+-- groups (regroup.lua) and calls again. Redis keeps the writes of a
+-- script that fails half-way.
+local function need_group(sk)
+  local r = redis.pcall('XPENDING', sk, GROUP)
+  if type(r) == 'table' and r.err then error(r) end
+end
+
 -- A task its record hosts keeps its fields in the record instead of a
 -- hash of its own (one hash to write per step, not two): HOMES maps its
 -- id to the record, and the record's `task_id` names the task it hosts

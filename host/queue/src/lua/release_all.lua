@@ -5,6 +5,7 @@
 -- tasks were released.
 local ttl = tonumber(ARGV[3])
 local n, cancelled = 0, 0
+for _, class in ipairs(CLASSES) do need_group(stream_key(class)) end
 for _, class in ipairs(CLASSES) do
   local sk = stream_key(class)
   local pending = redis.call('XPENDING', sk, GROUP, '-', '+', 100000, CONSUMER)

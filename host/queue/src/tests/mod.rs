@@ -18,6 +18,7 @@ mod cancel;
 mod complete;
 mod consumers;
 mod dlq;
+mod dlq_batches;
 mod fetch;
 mod guards;
 mod holds;
@@ -27,6 +28,7 @@ mod old_layout;
 mod progress;
 mod reclaim;
 mod records;
+mod regroup;
 mod retries;
 mod submit;
 

@@ -11,10 +11,12 @@
 
 mod jobs;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use crate::tasks::{TaskContext, Tasks};
 use jobs::JobQueue;
-use state::{Slot, State};
+use state::{Hold, Slot, State};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,11 +58,33 @@ const REDIS_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How often running tasks' progress is written.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 
+/// What a worker's slots run: the task kinds ([`Tasks`]), or a test's.
+pub trait Runner: Send + Sync + 'static {
+    /// Runs one delivery to its result on a slot thread (see [`Tasks::run`]).
+    fn run(
+        &self,
+        rt: &tokio::runtime::Handle,
+        delivery: &Delivery,
+        ctx: &TaskContext,
+    ) -> Result<String, TaskError>;
+}
+
+impl Runner for Tasks {
+    fn run(
+        &self,
+        rt: &tokio::runtime::Handle,
+        delivery: &Delivery,
+        ctx: &TaskContext,
+    ) -> Result<String, TaskError> {
+        Tasks::run(self, rt, delivery, ctx)
+    }
+}
+
 /// Runs until `shutdown` resolves, then drains gracefully: no new tasks,
 /// running ones get the grace period, the rest go back to the queue.
-pub async fn run(
+pub async fn run<R: Runner>(
     config: WorkerConfig,
-    tasks: Arc<Tasks>,
+    tasks: Arc<R>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<WorkerSummary> {
     anyhow::ensure!(config.slots > 0, "--workers must be at least 1");
@@ -104,7 +128,7 @@ pub async fn run(
         slots.push(
             std::thread::Builder::new()
                 .name(format!("stratbox-slot-{i}"))
-                .spawn(move || slot_thread(&shared, &tasks, &jobs, &done, &rt))?,
+                .spawn(move || slot_thread(&shared, &*tasks, &jobs, &done, &rt))?,
         );
     }
 
@@ -240,7 +264,23 @@ async fn fetch_loop(
         }
         let mut free = shared.config.slots.saturating_sub(held);
         for delivery in fetched {
-            let slot = shared.state().hold(&delivery);
+            let slot = match shared.state().hold(&delivery) {
+                Hold::Run(slot) => slot,
+                Hold::Running => {
+                    warn!(
+                        task = delivery.task_id,
+                        "delivered again while running here; not run twice"
+                    );
+                    continue;
+                }
+                Hold::Waiting => {
+                    warn!(
+                        task = delivery.task_id,
+                        "delivered again while a copy runs here; waits for it to stop"
+                    );
+                    continue;
+                }
+            };
             let prefetched = free == 0;
             free = free.saturating_sub(1);
             let class = Class::from_priority(delivery.priority);
@@ -267,9 +307,9 @@ fn prefetch(budget: Duration, average_run: Option<Duration>, cap: usize) -> usiz
 }
 
 /// One task slot: runs jobs one after another until the queue closes.
-fn slot_thread(
+fn slot_thread<R: Runner>(
     shared: &Shared,
-    tasks: &Tasks,
+    tasks: &R,
     jobs: &JobQueue<Job>,
     done: &mpsc::UnboundedSender<(Held, Outcome)>,
     rt: &tokio::runtime::Handle,
@@ -307,16 +347,37 @@ fn slot_thread(
             let result = tasks.run(rt, &delivery, &ctx);
             decide(&shared.config.queue, &delivery, &slot, result)
         };
-        let (lost, held) = {
+        let ended = matches!(
+            outcome,
+            Outcome::Completed { .. } | Outcome::Failed(_) | Outcome::Cancelled
+        );
+        let (finished, held) = {
             let mut state = shared.state();
-            let lost = state.finish(&delivery.task_id, began.elapsed());
-            (lost, state.in_flight)
+            let finished = state.finish(&delivery.task_id, began.elapsed(), ended);
+            (finished, state.in_flight)
         };
         if held <= shared.wake_at_or_below.load(Ordering::SeqCst) {
             shared.slot_freed.notify_one();
         }
-        if !lost {
+        if !finished.lost {
             let _ = done.send((Held::from(&delivery), outcome));
+        }
+        // After the outcome, so the task has ended when this is written.
+        if let Some(duplicate) = finished.duplicate {
+            let _ = done.send((duplicate, Outcome::Duplicate));
+        }
+        if let Some((delivery, slot)) = finished.next {
+            let class = Class::from_priority(delivery.priority);
+            // Prefetched: on shutdown it goes back rather than start.
+            let prefetched = true;
+            jobs.push(
+                class,
+                Job {
+                    delivery,
+                    slot,
+                    prefetched,
+                },
+            );
         }
     }
 }
@@ -417,6 +478,7 @@ async fn completer(
                 }
                 Outcome::Cancelled => summary.cancelled += 1,
                 Outcome::Released => summary.released += 1,
+                Outcome::Duplicate => {}
             }
         }
     }
