@@ -50,8 +50,9 @@ pub struct Cli {
 enum Command {
     /// Run a backtest locally (no Redis, no server).
     Backtest(backtest::BacktestArgs),
-    /// Sweep strategy params locally on every core (no Redis): grid or
-    /// random, ranked by a report metric, with an optional hold-out.
+    /// Sweep strategy params locally on every core (no Redis): grid,
+    /// random or Bayesian (TPE), ranked by a report metric, with an
+    /// optional hold-out.
     Optimize(Box<optimize::OptimizeArgs>),
     /// Build, inspect and check strategy plugins.
     #[command(subcommand)]
