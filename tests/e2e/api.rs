@@ -85,6 +85,25 @@ impl Server {
         }
     }
 
+    /// Imports a candle CSV file as `symbol` at `timeframe`.
+    pub(super) async fn import_candles(
+        &self,
+        http: &reqwest::Client,
+        symbol: &str,
+        timeframe: &str,
+        csv: &std::path::Path,
+    ) {
+        let r = http
+            .post(self.url(&format!("/api/v1/candles/{symbol}/{timeframe}")))
+            .bearer_auth(TOKEN)
+            .header("content-type", "text/csv")
+            .body(std::fs::read(csv).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "import of {}", csv.display());
+    }
+
     /// GETs `path`: the status and the JSON body.
     pub(super) async fn get_json(&self, http: &reqwest::Client, path: &str) -> (u16, Value) {
         let r = http.get(self.url(path)).send().await.unwrap();

@@ -23,15 +23,9 @@ async fn operators_list_show_cancel_requeue_and_purge_from_the_command_line() {
     let server = Server::start(&svc);
     let http = support::http_client();
     server.wait_healthy(&http).await;
-    let r = http
-        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/csv")
-        .body(std::fs::read(story_csv(&svc.dir)).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    server
+        .import_candles(&http, "BTCUSDT", "1h", &story_csv(&svc.dir))
+        .await;
     let (status, strategy) = upload(&http, &server, "ema-crossover").await;
     assert_eq!(status, 201, "{strategy}");
     let request = |fuel: u64| {

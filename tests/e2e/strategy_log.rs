@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::api::{upload, Server, TOKEN};
+use super::api::{upload, Server};
 use super::perp_api::{completed, post};
 use super::perp_cli::story_csv;
 use super::service::{p, Service};
@@ -20,15 +20,9 @@ async fn a_queued_runs_log_is_served_as_the_cli_shows_it() {
     server.wait_healthy(&http).await;
 
     let csv_path = story_csv(&svc.dir);
-    let r = http
-        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/csv")
-        .body(std::fs::read(&csv_path).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    server
+        .import_candles(&http, "BTCUSDT", "1h", &csv_path)
+        .await;
     let (status, probe) = upload(&http, &server, "hostile/market-probe").await;
     assert_eq!(status, 201, "{probe}");
     let (status, quiet) = upload(&http, &server, "ema-crossover").await;

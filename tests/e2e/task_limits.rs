@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::api::{upload, Server, TOKEN};
+use super::api::{upload, Server};
 use super::perp_api::{completed, post};
 use super::perp_cli::story_csv;
 use super::service::Service;
@@ -18,15 +18,9 @@ async fn a_runs_own_fuel_budget_applies_on_the_worker() {
     let _worker = svc.worker("w1", 1, &[]);
     let http = support::http_client();
     server.wait_healthy(&http).await;
-    let r = http
-        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/csv")
-        .body(std::fs::read(story_csv(&svc.dir)).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    server
+        .import_candles(&http, "BTCUSDT", "1h", &story_csv(&svc.dir))
+        .await;
     let (status, strategy) = upload(&http, &server, "ema-crossover").await;
     assert_eq!(status, 201, "{strategy}");
     let request = |extra: serde_json::Value| {
