@@ -1,7 +1,7 @@
 //! Per-task limits through the queue: a run given too little fuel of its
 //! own fails with `fuel_exhausted` into the dead-letter stream, while the
 //! same backtest with the worker's default budget completes; the worker
-//! keeps serving.
+//! keeps serving. An optimization's runs get the fuel it names too.
 
 use serde_json::json;
 
@@ -65,6 +65,45 @@ async fn a_runs_own_fuel_budget_applies_on_the_worker() {
     let done = completed(&http, &server, fed["backtest_id"].as_u64().unwrap()).await;
     assert!(
         done["report"]["fuel_used"].as_u64().unwrap() > 1_000,
+        "{done}"
+    );
+
+    // An optimization's every run gets its own fuel: too little fails each
+    // row (the optimization itself completes, listing them unranked).
+    let sweep = |fuel: serde_json::Value| {
+        let mut body = request(json!({}));
+        body["search_space"] = json!({"fast_period": [2, 3], "slow_period": [5, 8]});
+        body["config"] = json!({"params": {}});
+        if !fuel.is_null() {
+            body["fuel"] = fuel;
+        }
+        body
+    };
+    let path = "/api/v1/queue/optimization/create-and-run";
+    let (status, starved) = post(&http, &server, path, sweep(json!(1_000))).await;
+    assert_eq!(status, 200, "{starved}");
+    let id = starved["optimization_id"].as_u64().unwrap();
+    let done = server
+        .wait_completed(&http, &format!("/api/v1/optimizations/{id}?top=10"))
+        .await;
+    let rows = done["top"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{done}");
+    for row in rows {
+        assert!(row["rank"].is_null(), "{row}");
+        assert!(row["error"].as_str().unwrap().contains("fuel"), "{row}");
+    }
+    let (status, fed) = post(&http, &server, path, sweep(serde_json::Value::Null)).await;
+    assert_eq!(status, 200, "{fed}");
+    let id = fed["optimization_id"].as_u64().unwrap();
+    let done = server
+        .wait_completed(&http, &format!("/api/v1/optimizations/{id}?top=10"))
+        .await;
+    assert!(
+        done["top"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|row| row["error"].is_null()),
         "{done}"
     );
 }

@@ -644,7 +644,7 @@ pub(super) fn run(
             .check()
             .map_err(|e| TaskError::permanent("invalid_config", e.to_string()))?;
     }
-    let limits = run_limits(&definition.limits, ctx.timeout);
+    let limits = run_limits(&definition.limits, Some(ctx.timeout));
     let mut strategy = tasks
         .sandbox
         .instantiate(&plugin, &params, candles.len(), limits, ctx.cancel.clone())
@@ -670,10 +670,11 @@ pub(super) fn run(
 }
 
 /// A run's sandbox limits: its own fuel and memory where it set them (the
-/// sandbox caps memory at its pool's size), the attempt's deadline.
+/// sandbox caps memory at its pool's size), and `deadline` (an
+/// optimization chunk bounds its runs by the chunk's deadline instead).
 pub(super) fn run_limits(
     limits: &stratbox_store::TaskLimits,
-    deadline: std::time::Duration,
+    deadline: Option<std::time::Duration>,
 ) -> RunLimits {
     RunLimits {
         fuel: limits.fuel,
@@ -682,7 +683,7 @@ pub(super) fn run_limits(
                 .unwrap_or(usize::MAX)
                 .saturating_mul(1 << 20)
         }),
-        deadline: Some(deadline),
+        deadline,
     }
 }
 

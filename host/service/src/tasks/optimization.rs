@@ -17,7 +17,8 @@
 //! so that only one completion does; when no batch is left, it reduces.
 
 use super::backtest::{
-    engine_config, engine_error, load_plugin, load_range, perp_config, store_error, Validator,
+    engine_config, engine_error, load_plugin, load_range, perp_config, run_limits, store_error,
+    Validator,
 };
 use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ use stratbox_engine::optimize::{
 };
 use stratbox_engine::{Market, ParamInput, ParamValue, Params};
 use stratbox_queue::{Delivery, Guard, Queue, QueueConfig, Record, TaskError, TaskSpec};
-use stratbox_sandbox::{PluginFactory, RunLimits};
+use stratbox_sandbox::PluginFactory;
 use stratbox_store::optimizations::{fields, TOP_KEPT};
 use stratbox_store::{OptimizationDefinition, Store};
 
@@ -566,7 +567,8 @@ fn run_params(
     let factory = PluginFactory {
         sandbox: &tasks.sandbox,
         plugin,
-        limits: RunLimits::default(),
+        // Each run's own fuel and memory; the chunk's deadline bounds time.
+        limits: run_limits(&b.limits, None),
         cancel: ctx.cancel.clone(),
         until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
     };
