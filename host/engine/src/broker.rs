@@ -20,7 +20,7 @@ const FLAT_EXIT: &str = "a {} set while flat with no market entry pending protec
 
 /// An order placed on one bar, to fill on a later one.
 #[derive(Debug, Clone, Copy)]
-enum Pending {
+pub(crate) enum Pending {
     Order(Order),
     Close,
 }
@@ -122,41 +122,25 @@ impl Broker {
                 }
                 Action::ClosePosition => self.market.push(Pending::Close),
                 Action::CancelOrders => self.resting.clear(),
-                Action::SetStopLoss(price) => {
-                    check_price("stop-loss", price)?;
-                    let flat = self.position == 0.0;
-                    match self.pending_entry() {
-                        Some(order) => order.stop_loss = price,
-                        None if flat && price.is_some() => {
-                            return Err(FLAT_EXIT.replace("{}", "stop-loss"))
-                        }
-                        None => self.stop_loss = price,
-                    }
-                }
-                Action::SetTakeProfit(price) => {
-                    check_price("take-profit", price)?;
-                    let flat = self.position == 0.0;
-                    match self.pending_entry() {
-                        Some(order) => order.take_profit = price,
-                        None if flat && price.is_some() => {
-                            return Err(FLAT_EXIT.replace("{}", "take-profit"))
-                        }
-                        None => self.take_profit = price,
-                    }
-                }
+                Action::SetStopLoss(price) => set_exit(
+                    "stop-loss",
+                    price,
+                    self.position == 0.0,
+                    &mut self.market,
+                    &mut self.stop_loss,
+                    |order| &mut order.stop_loss,
+                )?,
+                Action::SetTakeProfit(price) => set_exit(
+                    "take-profit",
+                    price,
+                    self.position == 0.0,
+                    &mut self.market,
+                    &mut self.take_profit,
+                    |order| &mut order.take_profit,
+                )?,
             }
         }
         Ok(())
-    }
-
-    /// Exits set in the same step as a market entry belong to the position
-    /// that entry opens; set while flat with no entry pending, they would
-    /// protect nothing, so that is refused.
-    fn pending_entry(&mut self) -> Option<&mut Order> {
-        match self.market.last_mut() {
-            Some(Pending::Order(order)) => Some(order),
-            _ => None,
-        }
     }
 
     /// Everything that fills on bar `i`, in this order: market orders at
@@ -482,6 +466,28 @@ pub(crate) fn touch_above(
     } else {
         None
     }
+}
+
+/// Sets a protective exit (`what`: stop-loss or take-profit) for both
+/// brokers: set in the same step as a market entry, it belongs to the
+/// position that entry opens (`on_order` picks the field of the order);
+/// otherwise it is the open position's (`slot`). Set while flat with no
+/// entry pending it would protect nothing, so that is refused.
+pub(crate) fn set_exit(
+    what: &str,
+    price: Option<f64>,
+    flat: bool,
+    market: &mut [Pending],
+    slot: &mut Option<f64>,
+    on_order: fn(&mut Order) -> &mut Option<f64>,
+) -> Result<(), String> {
+    check_price(what, price)?;
+    match market.last_mut() {
+        Some(Pending::Order(order)) => *on_order(order) = price,
+        _ if flat && price.is_some() => return Err(FLAT_EXIT.replace("{}", what)),
+        _ => *slot = price,
+    }
+    Ok(())
 }
 
 pub(crate) fn check_price(what: &str, price: Option<f64>) -> Result<(), String> {

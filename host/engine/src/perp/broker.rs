@@ -9,7 +9,7 @@ use super::funding::FundingClock;
 use super::instrument::Instrument;
 use super::margin::{bankruptcy_price, floor_step, initial_margin, liquidation_price};
 use super::mark::{Extremes, MarkView};
-use crate::broker::{closing_side, touch_above, touch_below};
+use crate::broker::{closing_side, set_exit, touch_above, touch_below, Pending};
 use crate::candles::Candles;
 use crate::report::{ExitReason, Trade, TradeSide};
 use crate::strategy::{
@@ -22,15 +22,6 @@ const MIN_PERP_SCAN: usize = 512;
 /// Reasons an order is refused, as the report names them.
 pub const BELOW_MIN_QTY: &str = "below_min_qty";
 pub const INSUFFICIENT_MARGIN: &str = "insufficient_margin";
-
-const FLAT_EXIT: &str = "a {} set while flat with no market entry pending protects nothing; \
-     attach it to the entry order instead";
-
-#[derive(Debug, Clone, Copy)]
-enum Pending {
-    Order(Order),
-    Close,
-}
 
 /// Which fee a fill pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,38 +169,25 @@ impl PerpBroker {
                 }
                 Action::ClosePosition => self.market.push(Pending::Close),
                 Action::CancelOrders => self.resting.clear(),
-                Action::SetStopLoss(price) => {
-                    crate::broker::check_price("stop-loss", price)?;
-                    let flat = self.position == 0.0;
-                    match self.pending_entry() {
-                        Some(order) => order.stop_loss = price,
-                        None if flat && price.is_some() => {
-                            return Err(FLAT_EXIT.replace("{}", "stop-loss"))
-                        }
-                        None => self.stop_loss = price,
-                    }
-                }
-                Action::SetTakeProfit(price) => {
-                    crate::broker::check_price("take-profit", price)?;
-                    let flat = self.position == 0.0;
-                    match self.pending_entry() {
-                        Some(order) => order.take_profit = price,
-                        None if flat && price.is_some() => {
-                            return Err(FLAT_EXIT.replace("{}", "take-profit"))
-                        }
-                        None => self.take_profit = price,
-                    }
-                }
+                Action::SetStopLoss(price) => set_exit(
+                    "stop-loss",
+                    price,
+                    self.position == 0.0,
+                    &mut self.market,
+                    &mut self.stop_loss,
+                    |order| &mut order.stop_loss,
+                )?,
+                Action::SetTakeProfit(price) => set_exit(
+                    "take-profit",
+                    price,
+                    self.position == 0.0,
+                    &mut self.market,
+                    &mut self.take_profit,
+                    |order| &mut order.take_profit,
+                )?,
             }
         }
         Ok(())
-    }
-
-    fn pending_entry(&mut self) -> Option<&mut Order> {
-        match self.market.last_mut() {
-            Some(Pending::Order(order)) => Some(order),
-            _ => None,
-        }
     }
 
     /// Everything that happens on bar `i`, in this order: funding due at
