@@ -31,4 +31,6 @@ pub use strategy::{
     Side, Strategy, StrategyError,
 };
 #[cfg(test)]
+mod scripted;
+#[cfg(test)]
 mod tests;

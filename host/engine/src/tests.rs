@@ -11,10 +11,9 @@
 //! order, as the test are compared with `assert_eq!`; the others (mostly
 //! values that go through the cash account) within a relative 1e-12.
 
-use std::collections::BTreeMap;
-
 use super::*;
 use crate::candles::Candles;
+use crate::scripted::Scripted;
 
 /// Commission used by most tests.
 const C: f64 = 0.001;
@@ -67,70 +66,6 @@ fn order(side: Side, kind: OrderKind, stop_loss: Option<f64>, take_profit: Optio
 /// All-in market order.
 fn market(side: Side) -> Action {
     order(side, OrderKind::Market, None, None)
-}
-
-/// What the strategy saw at the start of one `on_bars` call.
-#[derive(Debug, Clone)]
-struct Seen {
-    start: usize,
-    end: usize,
-    cash: f64,
-    position: f64,
-    entry_price: f64,
-    fills: Vec<Fill>,
-}
-
-/// A strategy that takes scripted actions at given bars' closes.
-#[derive(Debug, Default)]
-struct Scripted {
-    script: BTreeMap<usize, Vec<Action>>,
-    seen: Vec<Seen>,
-}
-
-impl Scripted {
-    fn new(script: impl IntoIterator<Item = (usize, Vec<Action>)>) -> Self {
-        Self {
-            script: script.into_iter().collect(),
-            seen: Vec::new(),
-        }
-    }
-
-    /// The call whose range started at `bar`.
-    #[track_caller]
-    fn seen_at(&self, bar: usize) -> &Seen {
-        self.seen
-            .iter()
-            .find(|s| s.start == bar)
-            .unwrap_or_else(|| panic!("no call started at bar {bar}: {:?}", self.seen))
-    }
-}
-
-impl Strategy for Scripted {
-    fn on_bars(
-        &mut self,
-        _candles: &Candles,
-        start: usize,
-        end: usize,
-        portfolio: &PortfolioView<'_>,
-        actions: &mut Vec<Action>,
-        _plan: &mut Plan,
-    ) -> Result<usize, StrategyError> {
-        self.seen.push(Seen {
-            start,
-            end,
-            cash: portfolio.cash,
-            position: portfolio.position,
-            entry_price: portfolio.entry_price,
-            fills: portfolio.fills.to_vec(),
-        });
-        for i in start..end {
-            if let Some(scripted) = self.script.get(&i) {
-                actions.extend_from_slice(scripted);
-                return Ok(i + 1 - start);
-            }
-        }
-        Ok(end - start)
-    }
 }
 
 fn run(

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use super::*;
 use crate::candles::Candles;
 use crate::rng::SplitMix64;
+use crate::scripted::Scripted;
 use crate::{
     run_backtest, Action, BacktestConfig, EngineError, ExitReason, Market, Order, OrderKind, Plan,
     PortfolioView, Quantity, Report, Side, Strategy, StrategyError,
@@ -99,68 +100,6 @@ fn limit(side: Side, qty: f64, price: f64) -> Action {
     })
 }
 
-#[derive(Debug, Clone, PartialEq)]
-struct Seen {
-    start: usize,
-    cash: f64,
-    position: f64,
-    market: Market,
-    liquidation_price: Option<f64>,
-    funding_rate: Option<f64>,
-}
-
-#[derive(Debug, Default)]
-struct Scripted {
-    script: BTreeMap<usize, Vec<Action>>,
-    seen: Vec<Seen>,
-}
-
-impl Scripted {
-    fn new(script: impl IntoIterator<Item = (usize, Vec<Action>)>) -> Self {
-        Self {
-            script: script.into_iter().collect(),
-            seen: Vec::new(),
-        }
-    }
-
-    /// What the strategy saw at the start of the call that began at `bar`.
-    #[track_caller]
-    fn at(&self, bar: usize) -> &Seen {
-        self.seen
-            .iter()
-            .find(|s| s.start == bar)
-            .unwrap_or_else(|| panic!("no call at bar {bar}: {:?}", self.seen))
-    }
-}
-
-impl Strategy for Scripted {
-    fn on_bars(
-        &mut self,
-        _candles: &Candles,
-        start: usize,
-        end: usize,
-        portfolio: &PortfolioView<'_>,
-        actions: &mut Vec<Action>,
-        _plan: &mut Plan,
-    ) -> Result<usize, StrategyError> {
-        self.seen.push(Seen {
-            start,
-            cash: portfolio.cash,
-            position: portfolio.position,
-            market: portfolio.market,
-            liquidation_price: portfolio.liquidation_price,
-            funding_rate: portfolio.funding_rate,
-        });
-        for i in start..end {
-            if let Some(scripted) = self.script.get(&i) {
-                actions.extend_from_slice(scripted);
-                return Ok(i + 1 - start);
-            }
-        }
-        Ok(end - start)
-    }
-}
-
 fn run(bars: &[(f64, f64, f64, f64)], config: &BacktestConfig, s: &mut Scripted) -> Report {
     run_backtest(&candles(bars), s, config).unwrap()
 }
@@ -207,14 +146,14 @@ fn liquidation_price_long_and_short_with_a_deduction() {
             &perp(tiered(), 10.0, Funding::None),
             &mut s,
         );
-        let seen = s.at(1);
+        let seen = s.seen_at(1);
         assert_eq!(seen.market, Market::LinearPerpetual);
         assert_close(seen.liquidation_price.unwrap(), lp);
         assert_close(seen.cash, 9_799.0);
         assert_eq!(seen.position, 20.0 * side.sign());
         // Equity = wallet + PM + uPnL = 9,799 + 200 + 0.
         assert_close(report.final_equity, 9_999.0);
-        assert_eq!(s.at(0).liquidation_price, None, "flat: no LP");
+        assert_eq!(s.seen_at(0).liquidation_price, None, "flat: no LP");
     }
     assert_close(liquidation_price(&tiered(), true, 20.0, 100.0, 200.0), 91.5);
     assert_close(
@@ -240,7 +179,7 @@ fn the_tier_is_chosen_by_position_value() {
             &perp(tiered(), 10.0, Funding::None),
             &mut s,
         );
-        assert_close(s.at(1).liquidation_price.unwrap(), lp);
+        assert_close(s.seen_at(1).liquidation_price.unwrap(), lp);
     }
 }
 
@@ -260,7 +199,7 @@ fn a_gap_through_lp_liquidates_at_the_open_at_the_bankruptcy_price() {
         flat(86.0),
     ];
     let report = run(&bars, &perp(inst(), 10.0, Funding::None), &mut s);
-    assert_close(s.at(1).liquidation_price.unwrap(), 90.5);
+    assert_close(s.seen_at(1).liquidation_price.unwrap(), 90.5);
     assert_eq!(report.liquidations, Some(1));
     let t = &report.trades[0];
     assert_eq!(t.exit_reason, ExitReason::Liquidation);
@@ -274,8 +213,8 @@ fn a_gap_through_lp_liquidates_at_the_open_at_the_bankruptcy_price() {
     // Wallet 9,899.5 stays: equity 9,899.5 from bar 2 on.
     assert_close(report.final_equity, 9_899.5);
     // The strategy sees the position gone from bar 2 on.
-    assert_eq!(s.at(2).position, 0.0);
-    assert_eq!(s.at(2).liquidation_price, None);
+    assert_eq!(s.seen_at(2).position, 0.0);
+    assert_eq!(s.seen_at(2).liquidation_price, None);
 }
 
 #[test]
@@ -375,7 +314,7 @@ fn funding_is_paid_by_a_position_closed_at_that_open() {
     assert_close(t.funding.unwrap(), 0.1);
     assert_close(t.pnl, -1.1);
     assert_close(report.final_equity, 9_998.9);
-    assert_eq!(s.at(1).funding_rate, Some(0.0001));
+    assert_eq!(s.seen_at(1).funding_rate, Some(0.0001));
 }
 
 #[test]
@@ -414,7 +353,7 @@ fn funding_the_wallet_cannot_pay_comes_out_of_the_position_margin() {
         ..perp(inst(), 10.0, Funding::Constant(0.001))
     };
     let report = run(&[flat(100.0); 10], &config, &mut s);
-    let seen = s.at(8);
+    let seen = s.seen_at(8);
     assert_eq!(seen.cash, 0.0);
     assert_close(seen.liquidation_price.unwrap(), 90.55);
     // Equity = 0 + 99.5 + 0.
@@ -430,8 +369,8 @@ fn a_funding_history_sets_the_times_and_the_rate_the_strategy_sees() {
     let report = run(&[flat(100.0); 6], &perp(inst(), 10.0, history), &mut s);
     assert_close(report.funding_paid.unwrap(), 0.2);
     assert_eq!(report.funding_source, Some(FundingSource::History));
-    assert_eq!(s.at(1).funding_rate, None);
-    assert_eq!(s.at(3).funding_rate, Some(0.0002));
+    assert_eq!(s.seen_at(1).funding_rate, None);
+    assert_eq!(s.seen_at(3).funding_rate, Some(0.0002));
 }
 
 #[test]
@@ -509,7 +448,7 @@ fn orders_below_min_qty_or_beyond_the_margin_are_rejected_and_counted() {
         &mut s,
     );
     assert_eq!(report.rejected_orders, Some(BTreeMap::new()));
-    assert_eq!(s.at(1).position, 990.0);
+    assert_eq!(s.seen_at(1).position, 990.0);
 }
 
 #[test]
@@ -529,7 +468,7 @@ fn all_in_sizing_floors_to_the_step() {
         &perp(inst(), 10.0, Funding::None),
         &mut s,
     );
-    assert_close(s.at(1).position, 995.024);
+    assert_close(s.seen_at(1).position, 995.024);
     assert_close(all_in_qty(CAPITAL, 10.0, 100.0, &inst()), 995.024);
 }
 
@@ -873,7 +812,7 @@ fn a_reversal_whose_new_side_lacks_margin_is_rejected_whole() {
         &perp(inst(), 10.0, Funding::None),
         &mut s,
     );
-    assert_eq!(s.at(2).position, 10.0);
+    assert_eq!(s.seen_at(2).position, 10.0);
     assert!(report.trades.is_empty());
     assert_eq!(report.rejected_orders.unwrap()[INSUFFICIENT_MARGIN], 1);
 }
