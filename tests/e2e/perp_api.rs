@@ -150,21 +150,8 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
     );
 
     // The 10x long through the 15 % drop, with a constant funding rate.
-    let (status, created) = post(
-        &http,
-        &server,
-        path,
-        request(
-            strategy_id,
-            "BTCUSDT",
-            json!({"market": "linear_perpetual", "funding_rate": 0.0001}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{created}");
-    let backtest_id = created["backtest_id"].as_u64().unwrap();
+    let (backtest_id, backtest) = perpetual_run(&http, &server, strategy_id, "BTCUSDT").await;
     let first_id = backtest_id;
-    let backtest = completed(&http, &server, backtest_id).await;
     let report = &backtest["report"];
     assert_eq!(report["market"], "linear_perpetual", "{report}");
     assert_eq!(report["liquidations"], 1, "{report}");
@@ -216,20 +203,7 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
         .unwrap();
     svc.store.import_funding("SOLUSDT", &funding).await.unwrap();
     svc.store.put_instrument("SOLUSDT", &spec).await.unwrap();
-    let (status, created) = post(
-        &http,
-        &server,
-        path,
-        request(
-            strategy_id,
-            "SOLUSDT",
-            json!({"market": "linear_perpetual", "funding_rate": 0.0001}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{created}");
-    let backtest_id = created["backtest_id"].as_u64().unwrap();
-    let backtest = completed(&http, &server, backtest_id).await;
+    let (backtest_id, backtest) = perpetual_run(&http, &server, strategy_id, "SOLUSDT").await;
     let report = &backtest["report"];
     assert_eq!(report["market"], "linear_perpetual", "{report}");
     assert_eq!(report["funding_source"], "history", "{report}");
@@ -268,6 +242,31 @@ async fn perpetual_create_and_run_matches_the_local_cli() {
     )
     .unwrap();
     assert_ne!(report["fees_taker"], default_run["fees_taker"], "{report}");
+}
+
+/// A 10x perpetual create-and-run of `symbol` with a constant funding
+/// rate, once completed: its id and `GET /api/v1/backtests/{id}`.
+async fn perpetual_run(
+    http: &reqwest::Client,
+    server: &Server,
+    strategy_id: u64,
+    symbol: &str,
+) -> (u64, Value) {
+    let request = request(
+        strategy_id,
+        symbol,
+        json!({"market": "linear_perpetual", "funding_rate": 0.0001}),
+    );
+    let (status, created) = post(
+        http,
+        server,
+        "/api/v1/queue/backtest/create-and-run",
+        request,
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let backtest_id = created["backtest_id"].as_u64().unwrap();
+    (backtest_id, completed(http, server, backtest_id).await)
 }
 
 /// The backtest once completed, as `GET /api/v1/backtests/{id}` gives it.
