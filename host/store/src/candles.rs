@@ -42,6 +42,10 @@ pub struct SeriesInfo {
     pub first_ts: i64,
     pub last_ts: i64,
     pub version: u64,
+    /// Read from the install's shared market data (a tenant's listing
+    /// only; a tenant cannot write there).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// A series meta hash as read: the info plus chunk number -> the version
@@ -123,6 +127,7 @@ impl SeriesMeta {
             first_ts: self.first_ts,
             last_ts: self.last_ts,
             version: self.version,
+            shared: false,
         }
     }
 
@@ -348,6 +353,7 @@ impl Store {
                     first_ts: new_first,
                     last_ts: new_last,
                     version: 0,
+                    shared: false,
                 },
             };
             info.first_ts = info.first_ts.min(new_first);
@@ -426,7 +432,28 @@ impl Store {
             .arg(INFO_FIELDS.as_slice())
             .query_async(&mut self.conn.clone())
             .await?;
-        self.parse_info(&symbol, timeframe_secs, values)
+        match (
+            self.parse_info(&symbol, timeframe_secs, values)?,
+            &self.shared,
+        ) {
+            (None, Some(shared)) => Box::pin(shared.series_info(&symbol, timeframe_secs))
+                .await
+                .map(|info| info.map(|i| SeriesInfo { shared: true, ..i })),
+            (own, _) => Ok(own),
+        }
+    }
+
+    /// A tenant's own series, else the shared one: which store holds
+    /// `symbol` at `timeframe_secs` (one EXISTS, and only for a tenant).
+    async fn market_holder(&self, symbol: &str, timeframe_secs: i64) -> Result<&Store> {
+        let Some(shared) = self.shared.as_deref() else {
+            return Ok(self);
+        };
+        let own: bool = redis::cmd("EXISTS")
+            .arg(self.keys.series(symbol, timeframe_secs))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(if own { self } else { shared })
     }
 
     /// Every stored series, sorted by symbol then timeframe.
@@ -450,20 +477,35 @@ impl Store {
             };
             series.push(parsed);
         }
-        if series.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut read = redis::pipe();
         for (symbol, tf) in &series {
             read.cmd("HMGET")
                 .arg(self.keys.series(symbol, *tf))
                 .arg(INFO_FIELDS.as_slice());
         }
-        let replies: Vec<Vec<Option<String>>> = read.query_async(&mut conn).await?;
+        let replies: Vec<Vec<Option<String>>> = if series.is_empty() {
+            Vec::new()
+        } else {
+            read.query_async(&mut conn).await?
+        };
         let mut out = Vec::with_capacity(series.len());
         for ((symbol, tf), values) in series.iter().zip(replies) {
             if let Some(info) = self.parse_info(symbol, *tf, values)? {
                 out.push(info);
+            }
+        }
+        if let Some(shared) = &self.shared {
+            let own: std::collections::BTreeSet<(String, i64)> = out
+                .iter()
+                .map(|i| (i.symbol.clone(), i.timeframe_secs))
+                .collect();
+            for info in Box::pin(shared.list_series()).await? {
+                if !own.contains(&(info.symbol.clone(), info.timeframe_secs)) {
+                    out.push(SeriesInfo {
+                        shared: true,
+                        ..info
+                    });
+                }
             }
         }
         out.sort_by(|a, b| (&a.symbol, a.timeframe_secs).cmp(&(&b.symbol, b.timeframe_secs)));
@@ -484,12 +526,27 @@ impl Store {
             let key = self.keys.series(&symbol, *tf);
             read.cmd("HGET").arg(&key).arg(field::VERSION);
             keys.push(key);
+            // A tenant's own series, else the shared one: both in the
+            // same round trip.
+            if let Some(shared) = &self.shared {
+                let key = shared.keys.series(&symbol, *tf);
+                read.cmd("HGET").arg(&key).arg(field::VERSION);
+                keys.push(key);
+            }
         }
         let replies: Vec<Option<String>> = read.query_async(&mut self.conn.clone()).await?;
-        keys.iter()
+        let versions = keys
+            .iter()
             .zip(replies)
             .map(|(key, v)| v.map(|v| parse_field(key, field::VERSION, &v)).transpose())
-            .collect()
+            .collect::<Result<Vec<Option<u64>>>>()?;
+        if self.shared.is_none() {
+            return Ok(versions);
+        }
+        Ok(versions
+            .chunks(2)
+            .map(|own_then_shared| own_then_shared[0].or(own_then_shared[1]))
+            .collect())
     }
 
     /// The bars with `start_ts <= ts <= end_ts`, and the series version
@@ -508,8 +565,26 @@ impl Store {
     ) -> Result<(Candles, u64)> {
         let symbol = normalize_symbol(symbol)?;
         let span = chunk_span(timeframe_secs)?;
+        let holder = self.market_holder(&symbol, timeframe_secs).await?;
+        if !std::ptr::eq(holder, self) {
+            return Box::pin(holder.load_candles(
+                cache,
+                &symbol,
+                timeframe_secs,
+                start_ts,
+                end_ts,
+                min_version,
+            ))
+            .await;
+        }
+        // One worker's cache serves every tenant: a tenant's own series
+        // is cached under its prefix, never under the shared name.
+        let cached_as = match self.tenant {
+            Some(_) => format!("{}/{symbol}", self.keys.prefix()),
+            None => symbol.clone(),
+        };
         let (lo, hi) = (start_ts.div_euclid(span), end_ts.div_euclid(span));
-        let mut held = match cache.lookup(&symbol, timeframe_secs, lo, hi, min_version) {
+        let mut held = match cache.lookup(&cached_as, timeframe_secs, lo, hi, min_version) {
             Lookup::Hit(meta, chunks) => {
                 return Ok((assemble(&chunks, start_ts, end_ts), meta.version))
             }
@@ -534,7 +609,7 @@ impl Store {
         }
         let meta = Arc::new(SeriesMeta::parse(
             &meta_key,
-            &symbol,
+            &cached_as,
             timeframe_secs,
             pairs,
         )?);
@@ -608,6 +683,7 @@ impl Store {
             first_ts: parse_field(&key, field::FIRST_TS, &first)?,
             last_ts: parse_field(&key, field::LAST_TS, &last)?,
             version: parse_field(&key, field::VERSION, &version)?,
+            shared: false,
         }))
     }
 }
@@ -671,6 +747,7 @@ mod tests {
                 first_ts: c.ts[0],
                 last_ts: c.ts[19_999],
                 version: 1,
+                shared: false,
             }
         );
         let span = TF * CHUNK_BARS;

@@ -87,6 +87,9 @@ impl Store {
             .arg(&key)
             .query_async(&mut conn)
             .await?;
+        if let (true, Some(shared)) = (raw.is_empty(), &self.shared) {
+            return Box::pin(shared.load_funding(&symbol, start_ts, end_ts)).await;
+        }
         let mut out = Vec::with_capacity(raw.len());
         for (ts, rate) in &raw {
             let ts: i64 = parse_field(&key, "ts", ts)?;

@@ -31,6 +31,9 @@ impl Store {
         let key = self.keys.instrument(&symbol);
         let mut conn = self.connection();
         let raw: Option<String> = redis::cmd("GET").arg(&key).query_async(&mut conn).await?;
+        if let (None, Some(shared)) = (&raw, &self.shared) {
+            return Box::pin(shared.get_instrument(&symbol)).await;
+        }
         raw.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::corrupt(&key, e.to_string())))
             .transpose()
     }

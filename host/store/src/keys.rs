@@ -31,6 +31,22 @@ impl Keys {
         &self.prefix
     }
 
+    /// `{prefix}:tenant:{name}`: the prefix of every key of a tenant.
+    pub fn tenant(&self, tenant: &crate::TenantName) -> Keys {
+        Keys::new(&format!("{}:tenant:{}", self.prefix, tenant.as_str()))
+    }
+
+    /// `{prefix}:apikeys`: API keys, field the sha256 of the key (hex),
+    /// value the key's JSON (id, tenant, label, admin, created_at_ms).
+    pub fn api_keys(&self) -> String {
+        format!("{}:apikeys", self.prefix)
+    }
+
+    /// `{prefix}:tenants`: tenant name to its quota's JSON.
+    pub fn tenants(&self) -> String {
+        format!("{}:tenants", self.prefix)
+    }
+
     /// `{prefix}:plugin:{sha256}`: hash with the component (`wasm`, raw
     /// bytes), `name`, `version`, `description` (JSON), `size`,
     /// `created_at_ms` and `strategy_id`.

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod optimizations;
 pub mod plugins;
 pub mod schedules;
+pub mod tenants;
 
 pub use backtests::{
     BacktestDefinition, BacktestError, BacktestRecord, BacktestStatus, LogEntry, StrategyLog,
@@ -28,6 +29,7 @@ pub use funding::FundingInfo;
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use optimizations::{OptimizationDefinition, OptimizationRecord, OptimizationRequest};
 pub use plugins::PluginRecord;
+pub use tenants::{ApiKey, Quota, TenantName};
 
 use redis::aio::ConnectionManager;
 
@@ -79,6 +81,11 @@ pub struct Store {
     /// Backtest ids reserved by this process and not handed out yet.
     backtest_ids: std::sync::Arc<tokio::sync::Mutex<std::ops::Range<u64>>>,
     plugin_records: std::sync::Arc<plugins::RecordCache>,
+    /// A tenant's view: the install's own store, whose market data (candles,
+    /// mark prices, funding, instruments) the tenant reads when it has
+    /// none of its own. `None` for the install's own store.
+    shared: Option<Box<Store>>,
+    tenant: Option<TenantName>,
 }
 
 impl Store {
@@ -93,7 +100,35 @@ impl Store {
             keys: Keys::new(prefix),
             backtest_ids: std::sync::Arc::default(),
             plugin_records: std::sync::Arc::default(),
+            shared: None,
+            tenant: None,
         }
+    }
+
+    /// The store of `tenant`: every key under `{prefix}:tenant:{name}`, so
+    /// its strategies, candles, records and schedules cannot meet
+    /// another tenant's; market data it lacks is read from this store.
+    /// Keep the result (it reserves backtest ids in blocks).
+    pub fn for_tenant(&self, tenant: &TenantName) -> Store {
+        let base = self.shared.as_deref().unwrap_or(self);
+        Store {
+            conn: base.conn.clone(),
+            keys: base.keys.tenant(tenant),
+            backtest_ids: std::sync::Arc::default(),
+            plugin_records: std::sync::Arc::default(),
+            shared: Some(Box::new(base.clone())),
+            tenant: Some(tenant.clone()),
+        }
+    }
+
+    /// The tenant this store belongs to; `None` for the install's own.
+    pub fn tenant(&self) -> Option<&TenantName> {
+        self.tenant.as_ref()
+    }
+
+    /// The install's own store (itself when it is not a tenant's).
+    pub fn install(&self) -> &Store {
+        self.shared.as_deref().unwrap_or(self)
     }
 
     pub fn keys(&self) -> &Keys {
