@@ -15,29 +15,77 @@ use super::{Queue, QueueError};
 /// about 2 s at 50 and at 500 (`cargo bench -p stratbox --bench dlq`).
 pub const DLQ_BATCH: usize = 50;
 
+/// DLQ entries read per round trip when [`Queue::dlq_entries`] filters by
+/// lane: about a millisecond of Redis each.
+const DLQ_SCAN_PAGE: usize = 1_000;
+
 /// One dead-lettered task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DlqEntry {
     pub entry_id: String,
     pub fields: BTreeMap<String, String>,
+    /// The task's lane (its entry's `lane` field); absent for the default
+    /// lane.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
+}
+
+impl DlqEntry {
+    fn new(entry_id: String, fields: BTreeMap<String, String>) -> Self {
+        let lane = fields.get("lane").cloned();
+        Self {
+            entry_id,
+            fields,
+            lane,
+        }
+    }
 }
 
 impl Queue {
     /// Newest dead-lettered tasks first.
     pub async fn dlq(&self, count: usize) -> Result<Vec<DlqEntry>, QueueError> {
+        self.dlq_entries(count, None).await
+    }
+
+    /// Newest dead-lettered tasks first; with `lane`, only that named
+    /// lane's (a tenant's view). Filtering reads the stream back in pages
+    /// until `count` match: at worst the whole DLQ (at most
+    /// `dlq_max_len` entries), so it suits a request, not a loop.
+    pub async fn dlq_entries(
+        &self,
+        count: usize,
+        lane: Option<&str>,
+    ) -> Result<Vec<DlqEntry>, QueueError> {
         let mut conn = self.conn.clone();
-        let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
-            .arg(self.keys.dlq())
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await?;
-        Ok(entries
-            .into_iter()
-            .map(|(entry_id, fields)| DlqEntry { entry_id, fields })
-            .collect())
+        let mut found = Vec::new();
+        let mut from = "+".to_string();
+        while found.len() < count {
+            let page = if lane.is_some() { DLQ_SCAN_PAGE } else { count };
+            let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XREVRANGE")
+                .arg(self.keys.dlq())
+                .arg(&from)
+                .arg("-")
+                .arg("COUNT")
+                .arg(page)
+                .query_async(&mut conn)
+                .await?;
+            let last_page = entries.len() < page;
+            if let Some((id, _)) = entries.last() {
+                from = format!("({id}");
+            }
+            let room = count - found.len();
+            found.extend(
+                entries
+                    .into_iter()
+                    .map(|(entry_id, fields)| DlqEntry::new(entry_id, fields))
+                    .filter(|e| lane.is_none() || e.lane.as_deref() == lane)
+                    .take(room),
+            );
+            if last_page || lane.is_none() {
+                break;
+            }
+        }
+        Ok(found)
     }
 
     /// Requeues one DLQ entry (by entry id) or all (`None`) with fresh

@@ -56,6 +56,13 @@ pub struct QueueConfig {
     /// On SIGTERM, tasks in flight get this long to finish before they are
     /// stopped and returned to the queue.
     pub grace_period: Duration,
+    /// Most entries the dead-letter stream keeps; past it the oldest go
+    /// (their tasks expire as a purge's do), counted in `dlq_trimmed`.
+    /// A failure storm (a broken plugin under a 1,000,000-task sweep)
+    /// would otherwise grow it, and the failed tasks it keeps, without
+    /// bound. 100,000: more than an operator reads, and a requeue-all of
+    /// that many took 1.9-3.2 s (docs/queue.md, "The dead-letter stream").
+    pub dlq_max_len: usize,
 }
 
 impl Default for QueueConfig {
@@ -90,6 +97,7 @@ impl Default for QueueConfig {
             completion_linger: Duration::from_micros(500),
             result_ttl: Duration::from_secs(7 * 24 * 3600),
             grace_period: Duration::from_secs(30),
+            dlq_max_len: 100_000,
         }
     }
 }
@@ -117,6 +125,9 @@ impl QueueConfig {
         }
         if self.backoff_cap < self.backoff_base {
             return Err("backoff_cap must be at least backoff_base".into());
+        }
+        if self.dlq_max_len == 0 {
+            return Err("dlq_max_len must be at least 1, or every failure is dropped".into());
         }
         Ok(())
     }
@@ -194,6 +205,11 @@ mod tests {
             ..QueueConfig::default()
         };
         assert!(no_attempts.check().unwrap_err().contains("max_attempts"));
+        let no_dlq = QueueConfig {
+            dlq_max_len: 0,
+            ..QueueConfig::default()
+        };
+        assert!(no_dlq.check().unwrap_err().contains("dlq_max_len"));
         assert!(QueueConfig::default().check().is_ok());
     }
 }

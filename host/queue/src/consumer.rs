@@ -118,24 +118,44 @@ impl Consumer {
             .arg(want)
             .arg(min_idle)
             .arg(config.starvation_age.as_millis() as u64);
-        let flat: Vec<String> = match invocation.invoke_async(&mut conn).await {
+        let (flat, lost_group): (Vec<String>, i64) = match invocation.invoke_async(&mut conn).await
+        {
             Err(e) if is_nogroup(&e) => {
                 self.queue.ensure_groups().await?;
                 invocation.invoke_async(&mut conn).await?
             }
             other => other?,
         };
+        // A lane's stream without its group was skipped: made again for
+        // the next fetch.
+        if lost_group != 0 {
+            self.queue.ensure_groups().await?;
+        }
         parse_deliveries(&flat)
     }
 
     /// Waits up to `block` for new tasks on every class at once and takes
     /// up to `want`. Used only when a non-blocking fetch found nothing.
+    ///
+    /// While lanes or lane caps exist, a read of the streams themselves
+    /// would pass over the caps and the turns, so it waits on the wake
+    /// stream instead (rung by whatever adds entries or frees a capped
+    /// lane's room) and then fetches.
     pub async fn fetch_blocking(
         &self,
         want: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {
         let keys = self.queue.keys();
+        let mut conn = self.queue.connection();
+        let lanes: u64 = redis::cmd("EXISTS")
+            .arg(keys.lanes())
+            .arg(keys.lane_caps())
+            .query_async(&mut conn)
+            .await?;
+        if lanes > 0 {
+            return self.fetch_after_wake(want, block).await;
+        }
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -189,6 +209,46 @@ impl Consumer {
         parse_deliveries(&flat)
     }
 
+    /// [`Consumer::fetch_blocking`] with lanes: the wake stream's last id
+    /// is read before the fetch, so a ring after the fetch looked is not
+    /// missed.
+    async fn fetch_after_wake(
+        &self,
+        want: usize,
+        block: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
+        let wake = self.queue.keys().wake();
+        let mut conn = self.queue.connection();
+        let last: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(&wake)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let since = last
+            .into_iter()
+            .next()
+            .map_or("0-0".to_string(), |(id, _)| id);
+        let fetched = self.fetch(want, false).await?;
+        if !fetched.is_empty() {
+            return Ok(fetched);
+        }
+        let mut blocking = self.blocking.clone();
+        let _: redis::Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&wake)
+            .arg(&since)
+            .query_async(&mut blocking)
+            .await?;
+        self.fetch(want, false).await
+    }
+
     /// Ends deliveries in one round trip. Returns (completed, duplicates):
     /// duplicates are deliveries of tasks that had already ended.
     ///
@@ -206,10 +266,12 @@ impl Consumer {
         };
         // The script's arguments, the same whichever way it is called.
         let ttl = self.queue.config().result_ttl.as_secs().to_string();
+        let dlq_max = self.queue.config().dlq_max_len.to_string();
         let mut args: Vec<Cow<'_, str>> = vec![
             self.queue.keys().prefix().into(),
             self.name.as_str().into(),
             ttl.into(),
+            dlq_max.into(),
         ];
         let mut stage = redis::pipe();
         stage.atomic();

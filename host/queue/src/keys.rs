@@ -30,6 +30,49 @@ impl QueueKeys {
         }
     }
 
+    /// The class stream of a lane: the default lane's (`None`) is
+    /// [`QueueKeys::stream`]; lane `l`'s are `{prefix}:lane:{l}:tasks`
+    /// (normal), `{prefix}:lane:{l}:tasks:high`, `{prefix}:lane:{l}:tasks:low`.
+    pub fn lane_stream(&self, class: Class, lane: Option<&str>) -> String {
+        let Some(lane) = lane else {
+            return self.stream(class);
+        };
+        match class {
+            Class::Normal => format!("{}:lane:{lane}:tasks", self.prefix),
+            other => format!("{}:lane:{lane}:tasks:{}", self.prefix, other.as_str()),
+        }
+    }
+
+    /// `{prefix}:queue:lanes`: every named lane tasks were submitted to.
+    pub fn lanes(&self) -> String {
+        format!("{}:queue:lanes", self.prefix)
+    }
+
+    /// `{prefix}:queue:lanes:waiting`: named lanes that may have entries
+    /// not yet delivered; a fetch drops those it finds empty.
+    pub fn lanes_waiting(&self) -> String {
+        format!("{}:queue:lanes:waiting", self.prefix)
+    }
+
+    /// `{prefix}:queue:lane_caps`: lane name (`""` for the default lane)
+    /// to the most tasks it may run at once.
+    pub fn lane_caps(&self) -> String {
+        format!("{}:queue:lane_caps", self.prefix)
+    }
+
+    /// `{prefix}:queue:lane_turn`: a counter that rotates the lane a
+    /// fetch serves first.
+    pub fn lane_turn(&self) -> String {
+        format!("{}:queue:lane_turn", self.prefix)
+    }
+
+    /// `{prefix}:queue:wake`: a one-entry stream rung when entries are
+    /// added or a capped lane frees room; blocked fetches wait on it
+    /// while lanes or caps exist.
+    pub fn wake(&self) -> String {
+        format!("{}:queue:wake", self.prefix)
+    }
+
     /// `{prefix}:tasks:dlq`: one entry per task that failed for good.
     pub fn dlq(&self) -> String {
         format!("{}:tasks:dlq", self.prefix)

@@ -30,10 +30,10 @@ pub use config::QueueConfig;
 pub use consumer::Consumer;
 pub use error::QueueError;
 pub use keys::{QueueKeys, GROUP};
-pub use stats::{Counters, QueueStats};
+pub use stats::{Counters, LaneDepth, QueueStats};
 pub use stratbox_redis::clock::now_ms;
 pub use task::{
-    Class, Delivery, Guard, Outcome, Record, TaskError, TaskInfo, TaskSpec, TaskStatus,
+    valid_lane, Class, Delivery, Guard, Outcome, Record, TaskError, TaskInfo, TaskSpec, TaskStatus,
 };
 
 use redis::aio::ConnectionManager;

@@ -107,6 +107,7 @@ impl Queue {
             error_code: text("error_code"),
             error: text("error"),
             retries,
+            lane: text("lane"),
             payload: text("payload").unwrap_or_default(),
             result: text("result"),
             fields,

@@ -118,24 +118,25 @@ pub struct Backlog {
 }
 
 impl Queue {
-    /// The backlog in one round trip per class stream.
+    /// The backlog in one round trip per class stream of every lane.
     pub async fn backlog(&self) -> Result<Backlog, QueueError> {
         use super::keys::GROUP;
         use super::task::Class;
         let mut conn = self.connection();
         // `lag` of XINFO GROUPS is often unknown once entries are deleted;
         // length minus pending is not.
-        let waiting = self.stats().await?.waiting;
+        let stats = self.stats().await?;
         let mut backlog = Backlog {
-            waiting: waiting.values().sum(),
+            waiting: stats.waiting.values().sum(),
             ..Backlog::default()
         };
+        let lanes = std::iter::once(None).chain(stats.lanes.keys().map(|l| Some(l.as_str())));
         let now_ms: u64 = {
             let (secs, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await?;
             secs * 1000 + micros / 1000
         };
-        for class in Class::ALL {
-            let stream = self.keys().stream(class);
+        for (lane, class) in lanes.flat_map(|lane| Class::ALL.map(|class| (lane, class))) {
+            let stream = self.keys().lane_stream(class, lane);
             // The group's last delivered id: entries after it wait.
             let groups: Vec<std::collections::HashMap<String, redis::Value>> =
                 match redis::cmd("XINFO")
@@ -163,7 +164,7 @@ impl Queue {
                 Some(redis::Value::BulkString(id)) => String::from_utf8_lossy(id).into_owned(),
                 _ => "0-0".to_string(),
             };
-            if waiting.get(class.as_str()).copied().unwrap_or(0) == 0 {
+            if stats.waiting.get(class.as_str()).copied().unwrap_or(0) == 0 {
                 continue;
             }
             let first: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")

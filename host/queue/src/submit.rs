@@ -43,10 +43,20 @@ impl Queue {
             }
         }
         for spec in specs {
-            if spec.kind.is_empty() || spec.kind.contains(char::is_whitespace) {
+            // A word starting with `@` would read as a lane in the spec.
+            if spec.kind.is_empty()
+                || spec.kind.contains(char::is_whitespace)
+                || spec.kind.starts_with('@')
+            {
                 return Err(QueueError::Invalid {
                     field: "kind",
-                    message: "must be one word, not empty".into(),
+                    message: "must be one word, not empty, not starting with @".into(),
+                });
+            }
+            if let Some(lane) = spec.lane.as_deref().filter(|l| !task::valid_lane(l)) {
+                return Err(QueueError::Invalid {
+                    field: "lane",
+                    message: format!("`{lane}` is not 1 to 32 of a-z, 0-9, _ and -"),
                 });
             }
             if spec.max_attempts == Some(0) {
@@ -72,13 +82,16 @@ impl Queue {
                 max_attempts: spec.max_attempts.unwrap_or(self.config.max_attempts),
                 kind: spec.kind.clone(),
                 result_field: String::new(),
+                lane: spec.lane.clone(),
             };
             let (record_key, index, init) = match &spec.record {
                 Some(r) => {
-                    if r.result_field.contains(char::is_whitespace) {
+                    if r.result_field.contains(char::is_whitespace)
+                        || r.result_field.starts_with('@')
+                    {
                         return Err(QueueError::Invalid {
                             field: "result_field",
-                            message: "must not contain whitespace".into(),
+                            message: "must not contain whitespace or start with @".into(),
                         });
                     }
                     packed.result_field = r.result_field.clone();

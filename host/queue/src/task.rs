@@ -63,6 +63,20 @@ pub struct TaskSpec {
     /// take the id out as the task ends (and put it back on a requeue),
     /// so the set stays as small as the live tasks (`Queue::holders`).
     pub holds: Option<String>,
+    /// The fairness lane (a tenant) the task waits in: lanes take turns
+    /// within a priority class and may be capped (`Queue::set_lane_cap`).
+    /// `None` is the default lane, whose keys predate lanes. A name is
+    /// 1 to 32 of `a-z`, `0-9`, `_`, `-` ([`valid_lane`]).
+    pub lane: Option<String>,
+}
+
+/// Whether `lane` is a lane name: 1 to 32 of `a-z`, `0-9`, `_`, `-`
+/// (it goes into key names and the packed spec).
+pub fn valid_lane(lane: &str) -> bool {
+    (1..=32).contains(&lane.len())
+        && lane
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,14 +139,17 @@ impl TaskSpec {
             max_attempts: None,
             record: None,
             holds: None,
+            lane: None,
         }
     }
 }
 
 /// A task's immutable fields as the task hash keeps them: one field,
 /// `spec` = `created_us priority class timeout_ms max_attempts kind[
-/// result_field]` (the Lua prelude's `parse_spec` reads the same). One
-/// field rather than seven: the hot path writes and reads it per task.
+/// result_field][ @lane]` (the Lua prelude's `parse_spec` reads the
+/// same). One field rather than seven: the hot path writes and reads it
+/// per task. A spec without `@lane` (all of them before lanes) is the
+/// default lane's; no kind or result field starts with `@`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PackedSpec {
     /// Server time of the submission (µs), set by the submit script.
@@ -144,6 +161,8 @@ pub struct PackedSpec {
     pub kind: String,
     /// The record's field that takes the result; empty without a record.
     pub result_field: String,
+    /// `None`: the default lane.
+    pub lane: Option<String>,
 }
 
 impl PackedSpec {
@@ -161,10 +180,19 @@ impl PackedSpec {
             s.push(' ');
             s.push_str(&self.result_field);
         }
+        if let Some(lane) = &self.lane {
+            s.push_str(" @");
+            s.push_str(lane);
+        }
         s
     }
 
     pub fn parse(s: &str) -> Option<PackedSpec> {
+        let (s, lane) = match s.split_once(" @") {
+            Some((rest, lane)) if valid_lane(lane) => (rest, Some(lane.to_string())),
+            Some(_) => return None,
+            None => (s, None),
+        };
         let mut it = s.split(' ');
         let spec = PackedSpec {
             created_us: it.next()?.parse().ok()?,
@@ -174,6 +202,7 @@ impl PackedSpec {
             max_attempts: it.next()?.parse().ok()?,
             kind: it.next().filter(|k| !k.is_empty())?.to_string(),
             result_field: it.next().unwrap_or("").to_string(),
+            lane,
         };
         it.next().is_none().then_some(spec)
     }
@@ -190,6 +219,9 @@ impl PackedSpec {
         ];
         if !self.result_field.is_empty() {
             f.push(("result_field".to_string(), self.result_field.clone()));
+        }
+        if let Some(lane) = &self.lane {
+            f.push(("lane".to_string(), lane.clone()));
         }
         f
     }
@@ -254,6 +286,9 @@ pub struct TaskInfo {
     pub error: Option<String>,
     /// Each retry: `attempt:delay_ms:error_code`.
     pub retries: Vec<String>,
+    /// The task's lane; absent for the default lane.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<String>,
     #[serde(skip)]
     pub payload: String,
     #[serde(skip)]
@@ -394,6 +429,7 @@ mod tests {
             max_attempts: 3,
             kind: "optimization_chunk".into(),
             result_field: String::new(),
+            lane: None,
         };
         let packed = |s: &PackedSpec| format!("{} {}", s.created_us, s.tail());
         assert_eq!(
@@ -419,6 +455,31 @@ mod tests {
         assert_eq!(fields["kind"], "optimization_chunk");
         assert_eq!(fields["created_us"], "1795863551933650");
         assert_eq!(fields["result_field"], "report");
+        assert!(!fields.contains_key("lane"));
+    }
+
+    #[test]
+    fn a_lane_rides_at_the_end_of_the_spec_and_old_specs_are_the_default_lane() {
+        let mut spec = PackedSpec::parse("17 5 normal 0 3 noop").unwrap();
+        assert_eq!(spec.lane, None);
+        spec.lane = Some("tenant-7".into());
+        assert_eq!(spec.tail(), "5 normal 0 3 noop @tenant-7");
+        let packed = format!("17 {}", spec.tail());
+        assert_eq!(PackedSpec::parse(&packed), Some(spec.clone()));
+        spec.result_field = "report".into();
+        let packed = format!("17 {}", spec.tail());
+        assert_eq!(packed, "17 5 normal 0 3 noop report @tenant-7");
+        assert_eq!(PackedSpec::parse(&packed), Some(spec.clone()));
+        let fields: BTreeMap<String, String> = spec.fields().into_iter().collect();
+        assert_eq!(fields["lane"], "tenant-7");
+        assert_eq!(fields["result_field"], "report");
+        for bad in ["17 5 normal 0 3 noop @", "17 5 normal 0 3 noop @Bad"] {
+            assert_eq!(PackedSpec::parse(bad), None, "{bad}");
+        }
+        assert!(valid_lane("a") && valid_lane("a_b-9") && valid_lane(&"x".repeat(32)));
+        for bad in ["", "A", "a b", "a:b", "a@b", "é", &"x".repeat(33)] {
+            assert!(!valid_lane(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -10,8 +10,8 @@ local status = h[1]
 if not status then return 'missing' end
 if status == 'queued' then
   if h[3] then
-    local _, _, class = parse_spec(spec_of(tk, h[2]))
-    redis.call('XDEL', stream_key(class or 'normal'), h[3])
+    local _, _, class, _, _, _, _, lane = parse_spec(spec_of(tk, h[2]))
+    redis.call('XDEL', stream_key(class or 'normal', lane), h[3])
   end
   redis.call('ZREM', DELAYED, tid)
   end_cancelled(tk, tid, tonumber(ARGV[4]))

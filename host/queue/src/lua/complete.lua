@@ -1,5 +1,5 @@
--- Ends deliveries. ARGV[3]: seconds finished tasks are kept. Then per
--- outcome: op, stream key, entry id, task id, home (the record hosting
+-- Ends deliveries. ARGV[3]: seconds finished tasks are kept, ARGV[4]:
+-- the DLQ's most entries (0: no cap). Then per outcome: op, stream key, entry id, task id, home (the record hosting
 -- the task, '' for its own hash), a (result / error code),
 -- and for every op but `done`: b (error message), c (error JSON for the
 -- record / retry delay ms), d (error kind: permanent, transient or
@@ -11,6 +11,8 @@
 -- Idempotent: only a task still running gets an outcome; the first one
 -- wins, later deliveries of the same task are only acknowledged.
 local ttl = ARGV[3]
+local dlq_max = tonumber(ARGV[4])
+local dead_lettered = 0
 local now = now_ms()
 -- Numbers go to Redis as strings made once: Lua's own conversion is slow.
 local now_s = string.format('%d', now)
@@ -111,7 +113,7 @@ local function ack(sk, eid)
   local ids = list_of(acks, sk)
   ids[#ids + 1] = eid
 end
-local streams, j = {}, 4
+local streams, j = {}, 5
 while j <= #ARGV do
   if not streams[ARGV[j + 1]] then
     streams[ARGV[j + 1]] = true
@@ -119,7 +121,7 @@ while j <= #ARGV do
   end
   j = j + (ARGV[j] == 'done' and 6 or 9)
 end
-local i = 4
+local i = 5
 while i <= #ARGV do
   local op, sk, eid, tid = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local tk = home_or_own(tid, ARGV[i + 4])
@@ -187,7 +189,7 @@ while i <= #ARGV do
       tally.tasks_completed = tally.tasks_completed + 1
       observe('completed', h[9], created_us)
     elseif op == 'fail' or op == 'timeout' then
-      local created_us, _, _, _, _, kind = parse_spec(spec_of(tk, h[5]))
+      local created_us, _, _, _, _, kind, _, lane = parse_spec(spec_of(tk, h[5]))
       -- The task hash stays (no TTL) while its DLQ entry may requeue it.
       if hosted then
         redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'task_error', b,
@@ -196,9 +198,16 @@ while i <= #ARGV do
         redis.call('HSET', tk, 'status', 'failed', 'error_code', a, 'error', b,
           'finished_at_ms', now_s)
       end
-      redis.call('XADD', DLQ, '*', 'task_id', tid, 'kind', kind or '',
-        'reason', a, 'error', b, 'error_kind', d, 'attempts', h[4] or '0',
-        'worker', CONSUMER, 'failed_at_ms', now_s)
+      if lane == '' then
+        redis.call('XADD', DLQ, '*', 'task_id', tid, 'kind', kind or '',
+          'reason', a, 'error', b, 'error_kind', d, 'attempts', h[4] or '0',
+          'worker', CONSUMER, 'failed_at_ms', now_s)
+      else
+        redis.call('XADD', DLQ, '*', 'task_id', tid, 'kind', kind or '',
+          'reason', a, 'error', b, 'error_kind', d, 'attempts', h[4] or '0',
+          'worker', CONSUMER, 'failed_at_ms', now_s, 'lane', lane)
+      end
+      dead_lettered = dead_lettered + 1
       if rec ~= '' then
         redis.call('HSET', rec, 'status', 'failed', 'error', c,
           'finished_at_ms', now_s)
@@ -229,6 +238,7 @@ while i <= #ARGV do
     end
   end
 end
+if dead_lettered > 0 and dlq_max > 0 then trim_dlq(dlq_max, ttl) end
 for holds, tids in pairs(leaving) do call_batched('SREM', holds, tids) end
 for sk, ids in pairs(acks) do
   redis.call('XACK', sk, GROUP, unpack(ids))
@@ -251,5 +261,10 @@ if minute.completed + minute.failed > 0 then
 end
 for name, n in pairs(tally) do
   if n ~= 0 then redis.call('HINCRBY', COUNTERS, name, n) end
+end
+-- Room freed in a capped lane, or a task back in a stream: a fetch
+-- blocked on WAKE looks again.
+if redis.call('EXISTS', LANE_CAPS) == 1 or (tally.tasks_released > 0 and lane_mode()) then
+  ring()
 end
 return {tally.tasks_completed, tally.duplicates}

@@ -8,13 +8,25 @@ local COUNTERS = P .. ':queue:counters'
 local DELAYED = P .. ':tasks:delayed'
 local DLQ = P .. ':tasks:dlq'
 local DURATIONS = P .. ':queue:durations'
+-- Fairness lanes (one per tenant; docs/conventions/queue.md, "Lanes"):
+-- every named lane ever used, those that may have undelivered entries,
+-- the running caps, the round-robin turn, and the stream a blocked fetch
+-- waits on while lanes or caps exist.
+local LANES = P .. ':queue:lanes'
+local LANES_WAITING = P .. ':queue:lanes:waiting'
+local LANE_CAPS = P .. ':queue:lane_caps'
+local LANE_TURN = P .. ':queue:lane_turn'
+local WAKE = P .. ':queue:wake'
 -- Upper bounds (ms) of the task duration histogram; queue/metrics.rs
 -- reads the buckets by these indexes.
 local DURATION_BOUNDS_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000}
 
-local function stream_key(class)
-  if class == 'normal' then return P .. ':tasks' end
-  return P .. ':tasks:' .. class
+-- `lane` nil or '' is the default lane, whose keys predate lanes.
+local function stream_key(class, lane)
+  local base = P .. ':tasks'
+  if lane and lane ~= '' then base = P .. ':lane:' .. lane .. ':tasks' end
+  if class == 'normal' then return base end
+  return base .. ':' .. class
 end
 
 local function task_key(id) return P .. ':task:' .. id end
@@ -72,10 +84,18 @@ end
 
 -- A task's immutable fields, packed in its `spec` field (one field to
 -- write and read instead of seven): "created_us priority class
--- timeout_ms max_attempts kind[ result_field]". queue/task.rs parses the
--- same format.
+-- timeout_ms max_attempts kind[ result_field][ @lane]". queue/task.rs
+-- parses the same format. Returns them, then the lane ('' by default: a
+-- spec from before lanes has none; no other word starts with '@').
 local function parse_spec(spec)
-  return string.match(spec, '^(%d+) (%-?%d+) (%a+) (%d+) (%d+) (%S+) ?(%S*)$')
+  local lane = ''
+  local at = string.find(spec, ' @', 1, true)
+  if at then
+    lane = string.sub(spec, at + 2)
+    spec = string.sub(spec, 1, at - 1)
+  end
+  local c, p, cl, t, m, k, r = string.match(spec, '^(%d+) (%-?%d+) (%a+) (%d+) (%d+) (%S+) ?(%S*)$')
+  return c, p, cl, t, m, k, r, lane
 end
 
 -- The spec of a task hash read as `spec`; a task submitted before the
@@ -111,18 +131,49 @@ local function record_set(tk, ...)
   if rec and rec ~= '' then redis.call('HSET', rec, ...) end
 end
 
--- Adds task `tid` (in hash `tk`) to a class stream; returns the entry id.
-local function add_entry(class, tid, tk)
-  if is_hosted(tk, tid) then
-    return redis.call('XADD', stream_key(class), '*', 't', tid, 'r', tk)
+-- Lanes or caps exist: workers then block on WAKE rather than on the
+-- default lane's streams (queue/consumer.rs), so whatever adds entries
+-- or frees room rings it.
+local function lane_mode() return redis.call('EXISTS', LANES, LANE_CAPS) > 0 end
+local function ring() redis.call('XADD', WAKE, 'MAXLEN', 1, '*', 'w', '1') end
+
+-- Named lane `lane` is about to get an entry: registered (its groups made
+-- with its streams the first time) and marked as having work.
+local function lane_gets_work(lane)
+  if redis.call('SADD', LANES, lane) == 1 then
+    for _, class in ipairs(CLASSES) do
+      local sk = stream_key(class, lane)
+      -- A stream kept from before lost its group: regroup.lua's job.
+      if redis.call('EXISTS', sk) == 0 then
+        redis.call('XGROUP', 'CREATE', sk, GROUP, '0', 'MKSTREAM')
+      end
+    end
   end
-  return redis.call('XADD', stream_key(class), '*', 't', tid)
+  redis.call('SADD', LANES_WAITING, lane)
+end
+
+-- The default lane ('') and every named one, sorted.
+local function all_lanes()
+  local lanes = redis.call('SMEMBERS', LANES)
+  table.sort(lanes)
+  table.insert(lanes, 1, '')
+  return lanes
+end
+
+-- Adds task `tid` (in hash `tk`) to a class stream of its lane; returns
+-- the entry id.
+local function add_entry(class, tid, tk, lane)
+  if lane and lane ~= '' then lane_gets_work(lane) end
+  if is_hosted(tk, tid) then
+    return redis.call('XADD', stream_key(class, lane), '*', 't', tid, 'r', tk)
+  end
+  return redis.call('XADD', stream_key(class, lane), '*', 't', tid)
 end
 
 -- Puts task `tid` (in hash `tk`) at the tail of its class stream.
 local function enqueue(tid, tk)
-  local _, _, class = parse_spec(spec_of(tk, redis.call('HGET', tk, 'spec')))
-  local eid = add_entry(class or 'normal', tid, tk)
+  local _, _, class, _, _, _, _, lane = parse_spec(spec_of(tk, redis.call('HGET', tk, 'spec')))
+  local eid = add_entry(class or 'normal', tid, tk, lane)
   redis.call('HSET', tk, 'status', 'queued', 'entry', eid)
   record_set(tk, 'status', 'queued')
   return eid
@@ -220,4 +271,27 @@ end
 -- Adds the tasks that became active in one script call, in one write.
 local function count_active(n)
   if n ~= 0 then redis.call('HINCRBY', COUNTERS, 'active_tasks', n) end
+end
+
+-- Keeps the DLQ to its `most` newest entries (QueueConfig::dlq_max_len).
+-- The oldest go as a purge's do: their failed tasks expire after `ttl`
+-- seconds (a hosted one lives as long as its record); counted in
+-- `dlq_trimmed`. Exact rather than `XADD ... MAXLEN ~`, which would not
+-- say whose entries went, leaving their task hashes forever.
+local function trim_dlq(most, ttl)
+  local over = redis.call('XLEN', DLQ) - most
+  if over <= 0 then return end
+  local entries = redis.call('XRANGE', DLQ, '-', '+', 'COUNT', over)
+  for _, e in ipairs(entries) do
+    local tid = entry_field(e[2], 'task_id')
+    if tid then
+      local tk = home_of(tid)
+      redis.call('EXPIRE', tk .. ':retries', ttl)
+      if not is_hosted(tk, tid) and redis.call('HGET', tk, 'status') == 'failed' then
+        redis.call('EXPIRE', tk, ttl)
+      end
+    end
+  end
+  redis.call('XTRIM', DLQ, 'MAXLEN', most)
+  redis.call('HINCRBY', COUNTERS, 'dlq_trimmed', #entries)
 end

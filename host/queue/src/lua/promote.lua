@@ -8,4 +8,5 @@ for _, tid in ipairs(due) do
     enqueue(tid, tk)
   end
 end
+if #due > 0 and lane_mode() then ring() end
 return #due

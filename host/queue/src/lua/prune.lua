@@ -7,8 +7,11 @@ local min_idle = tonumber(ARGV[3])
 local cutoff = now_ms() - tonumber(ARGV[4])
 local workers = P .. ':workers'
 local removed = 0
-for _, class in ipairs(CLASSES) do
-  local sk = stream_key(class)
+local streams = {}
+for _, lane in ipairs(all_lanes()) do
+  for _, class in ipairs(CLASSES) do streams[#streams + 1] = stream_key(class, lane) end
+end
+for _, sk in ipairs(streams) do
   if redis.call('EXISTS', sk) == 1 then
     for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', sk, GROUP)) do
       local name = entry_field(c, 'name')

@@ -1,6 +1,6 @@
--- Creates the consumer group of each class stream that has none (first
--- use, a flush, an XGROUP DESTROY) and the stream with it. Returns how
--- many entries it gave back to their workers.
+-- Creates the consumer group of each class stream, of every lane, that
+-- has none (first use, a flush, an XGROUP DESTROY) and the stream with
+-- it. Returns how many entries it gave back to their workers.
 --
 -- A stream that lost its group keeps the entries of its running tasks,
 -- and a group made at id 0 would deliver them again: a second copy of
@@ -22,8 +22,13 @@ local function has_group(sk)
   return false
 end
 local claimed = 0
-for _, class in ipairs(CLASSES) do
-  local sk = stream_key(class)
+local streams = {}
+for _, lane in ipairs(all_lanes()) do
+  for _, class in ipairs(CLASSES) do streams[#streams + 1] = {stream_key(class, lane), lane} end
+end
+local woke = false
+for _, s in ipairs(streams) do
+  local sk, lane = s[1], s[2]
   if not has_group(sk) then
     local start, owned, stale = '0', {}, {}
     local from, scanned, more = '-', 0, true
@@ -56,6 +61,10 @@ for _, class in ipairs(CLASSES) do
     end
     claimed = claimed + #owned
     if #stale > 0 then call_batched('XDEL', sk, stale) end
+    -- What follows `start` is delivered anew.
+    if lane ~= '' then redis.call('SADD', LANES_WAITING, lane) end
+    woke = true
   end
 end
+if woke and lane_mode() then ring() end
 return claimed

@@ -5,9 +5,12 @@
 -- tasks were released.
 local ttl = tonumber(ARGV[3])
 local n, cancelled = 0, 0
-for _, class in ipairs(CLASSES) do need_group(stream_key(class)) end
-for _, class in ipairs(CLASSES) do
-  local sk = stream_key(class)
+local streams = {}
+for _, lane in ipairs(all_lanes()) do
+  for _, class in ipairs(CLASSES) do streams[#streams + 1] = stream_key(class, lane) end
+end
+for _, sk in ipairs(streams) do need_group(sk) end
+for _, sk in ipairs(streams) do
   local pending = redis.call('XPENDING', sk, GROUP, '-', '+', 100000, CONSUMER)
   for _, p in ipairs(pending) do
     local eid = p[1]
@@ -41,7 +44,10 @@ for _, class in ipairs(CLASSES) do
 end
 redis.call('DEL', P .. ':worker:' .. CONSUMER)
 redis.call('ZREM', P .. ':workers', CONSUMER)
-if n > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_released', n) end
+if n > 0 then
+  redis.call('HINCRBY', COUNTERS, 'tasks_released', n)
+  if lane_mode() then ring() end
+end
 if cancelled > 0 then
   redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', cancelled)
 end

@@ -22,8 +22,8 @@ for _, e in ipairs(entries) do
     redis.call('HDEL', tk, 'error', 'task_error', 'error_code', 'finished_at_ms',
       'worker', 'progress', 'next_attempt_at_ms', 'cancel_requested')
     -- enqueue(), with the fields read above.
-    local _, _, class = parse_spec(spec_of(tk, h[2]))
-    local eid = add_entry(class or 'normal', tid, tk)
+    local _, _, class, _, _, _, _, lane = parse_spec(spec_of(tk, h[2]))
+    local eid = add_entry(class or 'normal', tid, tk, lane)
     redis.call('HSET', tk, 'status', 'queued', 'entry', eid, 'attempts', 0)
     if h[3] and h[3] ~= '' then
       local list = list_of(joins, h[3])
@@ -42,5 +42,8 @@ if ARGV[3] == 'upto' then
 elseif #entries > 0 then
   redis.call('XDEL', DLQ, ARGV[3])
 end
-if n > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_requeued', n) end
+if n > 0 then
+  redis.call('HINCRBY', COUNTERS, 'tasks_requeued', n)
+  if lane_mode() then ring() end
+end
 return {n, #entries}

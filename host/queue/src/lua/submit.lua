@@ -9,7 +9,9 @@
 -- member, '1' when the record is new ('' when it runs again), '1' when
 -- the record hosts the task (keeps its fields; see the prelude), the
 -- count of the record's fields (its initial ones and its new run's) and
--- that many name/value pairs.
+-- that many name/value pairs. A task of a named lane has ' @lane' at
+-- the end of its spec (see the prelude's parse_spec) and goes to that
+-- lane's streams.
 local i = 3
 local guards = tonumber(ARGV[i])
 i = i + 1
@@ -65,8 +67,8 @@ local function supersede(rec, result_field)
       else
         redis.call('ZREM', DELAYED, old)
         if h[4] then
-          local _, _, class = parse_spec(spec_of(rec, h[5]))
-          redis.call('XDEL', stream_key(class or 'normal'), h[4])
+          local _, _, class, _, _, _, _, lane = parse_spec(spec_of(rec, h[5]))
+          redis.call('XDEL', stream_key(class or 'normal', lane), h[4])
         end
       end
       superseded_count = superseded_count + 1
@@ -79,12 +81,26 @@ end
 -- Two calls per task (XADD, HSET) when there is no record or the record
 -- hosts the task: this is the hot path of bulk submission. Ids are fresh
 -- uuids, so no existence check.
+-- Named lanes seen in this submission.
+local lanes = {}
 while i <= #ARGV do
   local tid, class, holds, rec = ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 5]
   local spec = created_us .. ' ' .. ARGV[i + 2]
+  local sk
+  local at = string.find(ARGV[i + 2], ' @', 1, true)
+  if at then
+    local lane = string.sub(ARGV[i + 2], at + 2)
+    if not lanes[lane] then
+      lanes[lane] = true
+      lane_gets_work(lane)
+    end
+    sk = stream_key(class, lane)
+  else
+    sk = stream_key(class)
+  end
   -- Absent fields read as their zero: attempts 0, no record.
   if rec == '' then
-    local eid = redis.call('XADD', stream_key(class), '*', 't', tid)
+    local eid = redis.call('XADD', sk, '*', 't', tid)
     local tk = task_key(tid)
     if holds == '' then
       redis.call('HSET', tk, 'spec', spec, 'payload', ARGV[i + 3],
@@ -99,13 +115,13 @@ while i <= #ARGV do
     local first, last = i + 11, i + 10 + 2 * tonumber(ARGV[i + 10])
     if hosted then
       if not is_new then supersede(rec, result_field_of(spec)) end
-      local eid = redis.call('XADD', stream_key(class), '*', 't', tid, 'r', rec)
+      local eid = redis.call('XADD', sk, '*', 't', tid, 'r', rec)
       redis.call('HSET', rec, 'spec', spec, 'payload', ARGV[i + 3], 'entry', eid,
         'holds', holds, unpack(ARGV, first, last))
       homes[#homes + 1] = tid
       homes[#homes + 1] = rec
     else
-      local eid = redis.call('XADD', stream_key(class), '*', 't', tid)
+      local eid = redis.call('XADD', sk, '*', 't', tid)
       -- With a record, `holds` is '' or the set's key: stored either way.
       redis.call('HSET', task_key(tid), 'spec', spec, 'payload', ARGV[i + 3],
         'status', 'queued', 'entry', eid, 'record', rec, 'holds', holds)
@@ -134,4 +150,5 @@ for key, entries in pairs(indexed) do call_batched('ZADD', key, entries) end
 if #homes > 0 then call_batched('HSET', HOMES, homes) end
 if superseded_count > 0 then redis.call('HINCRBY', COUNTERS, 'tasks_cancelled', superseded_count) end
 redis.call('HINCRBY', COUNTERS, 'tasks_submitted', n)
+if next(lanes) ~= nil or lane_mode() then ring() end
 return n

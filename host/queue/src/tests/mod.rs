@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use stratbox_redis::test_support::TestServer;
 
+mod bench;
 mod cancel;
 mod complete;
 mod consumers;
@@ -23,6 +24,7 @@ mod fetch;
 mod guards;
 mod holds;
 mod hosted;
+mod lanes;
 mod metrics;
 mod old_layout;
 mod progress;
