@@ -6,6 +6,9 @@
 //! CONTRIBUTING.md asks:
 //!
 //! `cargo test -p stratbox-queue --release bench_hot_path -- --ignored --nocapture`
+//!
+//! `QUEUE_BENCH_LANES=n` spreads the tasks over `n` named lanes (the
+//! hot path measured is the default lane's alone, without it).
 
 use super::*;
 use std::time::Instant;
@@ -35,6 +38,12 @@ async fn bench_hot_path() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let lanes: Vec<Option<String>> = match std::env::var("QUEUE_BENCH_LANES") {
+        Ok(n) => (0..n.parse::<usize>().unwrap())
+            .map(|i| Some(format!("l{i}")))
+            .collect(),
+        Err(_) => vec![None],
+    };
     let fx = setup(QueueConfig::default()).await;
     let a = fx.consumer("bench").await;
     let mut conn = fx.conn.clone();
@@ -43,7 +52,10 @@ async fn bench_hot_path() {
         let t0 = Instant::now();
         for _ in 0..N / 1_000 {
             let specs: Vec<TaskSpec> = (0..1_000)
-                .map(|_| TaskSpec::new("noop", "{}".into()))
+                .map(|i| TaskSpec {
+                    lane: lanes[i % lanes.len()].clone(),
+                    ..TaskSpec::new("noop", "{}".into())
+                })
                 .collect();
             fx.queue.submit(&specs).await.unwrap();
         }

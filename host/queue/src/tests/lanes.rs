@@ -549,3 +549,42 @@ async fn the_dlq_keeps_its_newest_entries_up_to_its_cap() {
     }
     fx.assert_balanced().await;
 }
+
+#[tokio::test]
+async fn a_starving_class_in_one_lane_goes_before_higher_ones_in_others() {
+    let fx = setup(QueueConfig {
+        starvation_age: ms(300),
+        ..fast()
+    })
+    .await;
+    let old_low = fx
+        .queue
+        .submit_one(TaskSpec {
+            lane: Some("a".into()),
+            ..spec(1, "old-low")
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(ms(400)).await;
+    let high: Vec<TaskSpec> = (0..3)
+        .map(|_| TaskSpec {
+            lane: Some("b".into()),
+            ..spec(9, "high")
+        })
+        .collect();
+    let high = fx.queue.submit(&high).await.unwrap();
+    let w = fx.consumer("w").await;
+    assert_eq!(ids(&w.fetch(1, false).await.unwrap()), [old_low]);
+    // Young low tasks wait for the high ones, whatever their lane.
+    let young_low = fx
+        .queue
+        .submit_one(TaskSpec {
+            lane: Some("a".into()),
+            ..spec(1, "young-low")
+        })
+        .await
+        .unwrap();
+    let got = w.fetch(3, false).await.unwrap();
+    assert_eq!(ids(&got), high);
+    assert_eq!(ids(&w.fetch(3, false).await.unwrap()), [young_low]);
+}
