@@ -2,13 +2,13 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
-use super::AppState;
 use stratbox_store::SeriesInfo;
 
 /// A stored series: symbol, timeframe and the range held.
@@ -53,13 +53,13 @@ pub struct SeriesList {
         (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn import(
-    State(state): State<AppState>,
+    scope: Scope,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Series>> {
     let Path((symbol, timeframe)) = path?;
     let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, body?).await?;
-    let info = state
+    let info = scope
         .store
         .import_candles(&symbol, timeframe_secs, &candles)
         .await?;
@@ -97,8 +97,8 @@ pub(super) async fn parse_candle_body(
 /// Every series held, by symbol then timeframe.
 #[utoipa::path(get, path = "/api/v1/candles", tag = "candles",
     responses((status = 200, body = SeriesList)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<SeriesList>> {
-    let series = state.store.list_series().await?;
+pub async fn list(scope: Scope) -> ApiResult<Json<SeriesList>> {
+    let series = scope.store.list_series().await?;
     Ok(Json(SeriesList {
         series: series.into_iter().map(Series::from).collect(),
     }))

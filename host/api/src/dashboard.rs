@@ -18,7 +18,7 @@ use axum::Router;
 use sha2::{Digest, Sha256};
 use tower_http::compression::CompressionLayer;
 
-use super::{require_token_always, AppError, AppState, ErrorCode};
+use super::{AppError, AppState, ErrorCode};
 
 /// Only this origin, and nothing inline: a page that cannot load or send
 /// anything elsewhere, even if a stored string were to carry markup.
@@ -65,7 +65,10 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
 /// The page, its assets and its data routes.
 pub fn routes(state: AppState) -> Router<AppState> {
     let data = super::routes()
-        .route_layer(middleware::from_fn_with_state(state, require_token_always))
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            super::auth::authenticate_always,
+        ))
         .layer(DefaultBodyLimit::max(super::JSON_BODY_LIMIT));
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard/") }))

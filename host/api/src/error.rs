@@ -20,8 +20,14 @@ use stratbox_store::StoreError;
 pub enum ErrorCode {
     /// Malformed JSON, a missing field, a wrong type; a bad path or query.
     BadRequest,
-    /// A mutating request without the right bearer token.
+    /// A mutating request without the right bearer token; any request
+    /// without a key once API keys exist.
     Unauthorized,
+    /// A valid key that may not do this (an admin operation).
+    Forbidden,
+    /// Over one of the tenant's quotas; `field` names it, `Retry-After`
+    /// says when to try again.
+    QuotaExceeded,
     /// No such endpoint, or a record the store did not find.
     NotFound,
     StrategyNotFound,
@@ -52,6 +58,8 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::NotFound
             | ErrorCode::StrategyNotFound
             | ErrorCode::BacktestNotFound
@@ -82,6 +90,15 @@ pub enum AppError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing was queued; `quota` names the limit.
+    #[error("over the `{quota}` quota: {message}")]
+    QuotaExceeded {
+        quota: String,
+        message: String,
+        retry_after_secs: u64,
+    },
     /// `code`: `not_found` or a more precise 404 code.
     #[error("{message}")]
     NotFound {
@@ -144,6 +161,8 @@ impl AppError {
         match self {
             AppError::BadRequest(_) => ErrorCode::BadRequest,
             AppError::Unauthorized => ErrorCode::Unauthorized,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
             AppError::NotFound { code, .. } | AppError::Invalid { code, .. } => *code,
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
@@ -173,9 +192,11 @@ impl AppError {
         let (field, message) = match self {
             AppError::NotFound { field, message, .. } => (field.clone(), message.clone()),
             AppError::Invalid { field, .. } => (Some(field.clone()), self.to_string()),
-            AppError::BadRequest(m) | AppError::Conflict(m) | AppError::PayloadTooLarge(m) => {
-                (None, m.clone())
-            }
+            AppError::BadRequest(m)
+            | AppError::Conflict(m)
+            | AppError::PayloadTooLarge(m)
+            | AppError::Forbidden(m) => (None, m.clone()),
+            AppError::QuotaExceeded { quota, .. } => (Some(quota.clone()), self.to_string()),
             // `Unavailable` and `Internal` are 5xx, answered above.
             AppError::Unauthorized | AppError::Unavailable(_) | AppError::Internal(_) => {
                 (None, self.to_string())
@@ -192,6 +213,12 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            AppError::QuotaExceeded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        };
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
@@ -205,6 +232,11 @@ impl IntoResponse for AppError {
             }),
         )
             .into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -233,7 +265,9 @@ impl From<StoreError> for AppError {
                 AppError::not_found(ErrorCode::NotFound, format!("{what} not found"))
             }
             StoreError::Invalid { field, message } => AppError::invalid(field, message),
-            StoreError::Conflict { .. } => AppError::Conflict(e.to_string()),
+            StoreError::Conflict { .. } | StoreError::Busy { .. } => {
+                AppError::Conflict(e.to_string())
+            }
             StoreError::Corrupt { .. } => AppError::Internal(e.into()),
         }
     }
@@ -338,9 +372,11 @@ mod tests {
     /// Every code with its string and status, written out by hand: the
     /// contract of docs/conventions/api-compat.md (errors keep both).
     #[rustfmt::skip]
-    const CODES: [(ErrorCode, &str, u16); 18] = [
+    const CODES: [(ErrorCode, &str, u16); 20] = [
         (ErrorCode::BadRequest, "bad_request", 400),
         (ErrorCode::Unauthorized, "unauthorized", 401),
+        (ErrorCode::Forbidden, "forbidden", 403),
+        (ErrorCode::QuotaExceeded, "quota_exceeded", 429),
         (ErrorCode::NotFound, "not_found", 404),
         (ErrorCode::StrategyNotFound, "strategy_not_found", 404),
         (ErrorCode::BacktestNotFound, "backtest_not_found", 404),

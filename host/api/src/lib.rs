@@ -4,6 +4,7 @@
 //! change live in `tasks`, `store` and `queue`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod backtests;
 mod candles;
 mod dashboard;
@@ -12,8 +13,10 @@ mod market;
 pub mod metrics;
 mod optimizations;
 mod queue;
+mod quota;
 mod schedules;
 mod strategies;
+mod tenants;
 #[cfg(test)]
 mod tests;
 
@@ -22,10 +25,9 @@ pub use error::{ApiResult, AppError, ErrorCode};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderName, Method};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -62,8 +64,8 @@ pub struct Shared {
     pub queue: Queue,
     /// Validates uploads (and keeps them compiled, as a worker would).
     pub sandbox: Arc<Sandbox>,
-    /// When set, mutating requests need `Authorization: Bearer <token>`.
-    pub token: Option<Arc<str>>,
+    /// The token, API keys and tenants' stores (see `auth`).
+    pub auth: auth::Auth,
     /// This process's request counts and latencies.
     pub http: metrics::HttpMetrics,
 }
@@ -82,7 +84,7 @@ impl AppState {
             store,
             queue,
             sandbox: Arc::new(sandbox),
-            token: token.filter(|t| !t.is_empty()).map(Arc::from),
+            auth: auth::Auth::new(token),
             http: metrics::HttpMetrics::default(),
         }))
     }
@@ -131,6 +133,12 @@ impl AppState {
         schedules::pause,
         schedules::resume,
         schedules::delete_one,
+        tenants::create_key,
+        tenants::list_keys,
+        tenants::revoke_key,
+        tenants::list_tenants,
+        tenants::get_tenant,
+        tenants::put_quota,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, error::ErrorCode)),
     modifiers(&BearerAuth, &CommonErrors),
@@ -176,6 +184,7 @@ impl utoipa::Modify for CommonErrors {
             let operations = [
                 (&mut item.get, false),
                 (&mut item.post, true),
+                (&mut item.put, true),
                 (&mut item.delete, true),
             ];
             for (operation, mutating) in operations {
@@ -271,6 +280,14 @@ fn routes() -> Router<AppState> {
             "/queue/optimization/create-and-run",
             post(optimizations::create_and_run),
         )
+        .route("/keys", post(tenants::create_key).get(tenants::list_keys))
+        .route("/keys/{id}", axum::routing::delete(tenants::revoke_key))
+        .route("/tenants", get(tenants::list_tenants))
+        .route("/tenants/{tenant}", get(tenants::get_tenant))
+        .route(
+            "/tenants/{tenant}/quota",
+            axum::routing::put(tenants::put_quota),
+        )
         .route("/optimizations", get(optimizations::list))
         .route(
             "/optimizations/{id}",
@@ -287,7 +304,7 @@ pub fn app(state: AppState) -> Router {
     let api = routes()
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            require_token_to_write,
+            auth::authenticate,
         ))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     Router::new()
@@ -314,55 +331,6 @@ pub fn app(state: AppState) -> Router {
 
 async fn not_found() -> AppError {
     AppError::not_found(ErrorCode::NotFound, "no such endpoint")
-}
-
-/// Bearer auth on mutating methods; reads stay open.
-async fn require_token_to_write(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    let read = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if read || token_given(&state, &request) {
-        Ok(next.run(request).await)
-    } else {
-        Err(AppError::Unauthorized)
-    }
-}
-
-/// Bearer auth on every method (the dashboard's data).
-async fn require_token_always(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AppError> {
-    if token_given(&state, &request) {
-        Ok(next.run(request).await)
-    } else {
-        Err(AppError::Unauthorized)
-    }
-}
-
-/// True when no token is configured or the request carries it.
-fn token_given(state: &AppState, request: &Request) -> bool {
-    let Some(token) = state.token.as_deref() else {
-        return true;
-    };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    constant_time_eq(given.as_bytes(), token.as_bytes())
-}
-
-/// Compares without an early exit, so timing does not reveal the prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; requests in

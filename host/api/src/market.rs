@@ -11,6 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::Scope;
 use super::candles::{parse_candle_body, Series};
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::queue::{date, priority};
@@ -72,6 +73,7 @@ pub struct DataFetchQueued {
     security((), ("bearer" = [])))]
 pub async fn fetch(
     State(state): State<AppState>,
+    scope: Scope,
     body: Result<Json<DataFetchBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<DataFetchQueued>)> {
     let Json(body) = body?;
@@ -102,7 +104,7 @@ pub async fn fetch(
         priority: priority(body.priority)?,
         ..SubmitOptions::default()
     };
-    let task_id = submit_data_fetch(&state.queue, &request, &options).await?;
+    let task_id = submit_data_fetch(&scope.store, &state.queue, &request, &options).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DataFetchQueued {
@@ -136,6 +138,7 @@ pub struct DataFetchStatus {
     responses((status = 200, body = DataFetchStatus), (status = 404, body = ErrorBody)))]
 pub async fn fetch_status(
     State(state): State<AppState>,
+    scope: Scope,
     task_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<DataFetchStatus>> {
     let Path(task_id) = task_id?;
@@ -145,7 +148,7 @@ pub async fn fetch_status(
         .queue
         .task(&task_id)
         .await?
-        .filter(|t| t.kind == KIND_DATA_FETCH)
+        .filter(|t| t.kind == KIND_DATA_FETCH && scope.owns_task(&t.payload))
         .ok_or_else(not_found)?;
     let result = match task.result.as_deref() {
         Some(json) => Some(serde_json::from_str(json).map_err(|e| {
@@ -202,7 +205,7 @@ fn is_json(headers: &HeaderMap) -> bool {
         (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn import_funding(
-    State(state): State<AppState>,
+    scope: Scope,
     symbol: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -230,7 +233,7 @@ pub async fn import_funding(
             }
         }
     };
-    let info = state.store.import_funding(&symbol, &rows).await?;
+    let info = scope.store.import_funding(&symbol, &rows).await?;
     Ok(Json(FundingHistory {
         symbol: info.symbol,
         rows: info.rows,
@@ -250,12 +253,12 @@ pub struct FundingRows {
     params(("symbol" = String, Path)),
     responses((status = 200, body = FundingRows), (status = 422, body = ErrorBody)))]
 pub async fn get_funding(
-    State(state): State<AppState>,
+    scope: Scope,
     symbol: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<FundingRows>> {
     let Path(symbol) = symbol?;
     let symbol = normalize_symbol(&symbol)?;
-    let rows = state
+    let rows = scope
         .store
         .load_funding(&symbol, i64::MIN, i64::MAX)
         .await?;
@@ -279,13 +282,13 @@ pub async fn get_funding(
         (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn import_mark(
-    State(state): State<AppState>,
+    scope: Scope,
     path: Result<Path<(String, String)>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Series>> {
     let Path((symbol, timeframe)) = path?;
     let (timeframe_secs, candles) = parse_candle_body(&symbol, &timeframe, body?).await?;
-    let info = state
+    let info = scope
         .store
         .import_mark(&symbol, timeframe_secs, &candles)
         .await?;
@@ -327,7 +330,7 @@ pub struct InstrumentSchema {
         (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn put_instrument(
-    State(state): State<AppState>,
+    scope: Scope,
     symbol: Result<Path<String>, PathRejection>,
     body: Result<Json<Instrument>, JsonRejection>,
 ) -> ApiResult<Json<Instrument>> {
@@ -343,7 +346,7 @@ pub async fn put_instrument(
         }
     }
     instrument.symbol = Some(symbol.clone());
-    state.store.put_instrument(&symbol, &instrument).await?;
+    scope.store.put_instrument(&symbol, &instrument).await?;
     Ok(Json(instrument))
 }
 
@@ -354,11 +357,11 @@ pub async fn put_instrument(
     responses((status = 200, body = InstrumentSchema), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn get_instrument(
-    State(state): State<AppState>,
+    scope: Scope,
     symbol: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<Instrument>> {
     let Path(symbol) = symbol?;
-    state
+    scope
         .store
         .get_instrument(&symbol)
         .await?

@@ -166,7 +166,7 @@ pub(super) fn request_field(e: SubmitError) -> AppError {
 /// A create-and-run request parsed, its strategy resolved: where a
 /// submission and a schedule both start (neither is checked in full yet).
 pub(super) async fn parse_optimization(
-    state: &AppState,
+    store: &stratbox_store::Store,
     r: CreateOptimizationRequest,
 ) -> ApiResult<(OptimizationRequest, SubmitOptions)> {
     let (metric, direction) = match &r.objective {
@@ -216,7 +216,7 @@ pub(super) async fn parse_optimization(
         }
         (_, samples, None) => samples,
     };
-    let parsed = parse_create(state, r.backtest).await?;
+    let parsed = parse_create(store, r.backtest).await?;
     let request = OptimizationRequest {
         backtest: parsed.definition,
         search_space: r.search_space,
@@ -250,7 +250,7 @@ pub async fn create_and_run(
     body: Result<Json<CreateOptimizationRequest>, JsonRejection>,
 ) -> ApiResult<Json<CreateOptimizationResponse>> {
     let Json(r) = body?;
-    let (request, options) = parse_optimization(&state, r).await?;
+    let (request, options) = parse_optimization(&state.store, r).await?;
     let (optimization_id, task_id) =
         submit_optimization(&state.store, &state.queue, &request, &options)
             .await

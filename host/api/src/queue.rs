@@ -11,7 +11,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
+use super::quota::{admit, Admission};
 use super::{AppState, HEALTH_TIMEOUT};
 use stratbox_queue::{CancelState, Counters};
 use stratbox_service::tasks;
@@ -170,12 +172,18 @@ pub(super) fn date(field: &str, value: &str) -> ApiResult<i64> {
     security((), ("bearer" = [])))]
 pub async fn run_backtest(
     State(state): State<AppState>,
+    scope: Scope,
     body: Result<Json<RunRequest>, JsonRejection>,
 ) -> ApiResult<Json<RunResponse>> {
     let Json(request) = body?;
     let priority = priority(request.priority)?;
+    let admission = Admission {
+        tasks: 1,
+        results: 0,
+    };
+    admit(&state, &scope, admission, None).await?;
     let task_id =
-        tasks::resubmit_backtest(&state.store, &state.queue, request.backtest_id, priority).await?;
+        tasks::resubmit_backtest(&scope.store, &state.queue, request.backtest_id, priority).await?;
     Ok(Json(RunResponse {
         task_id,
         status: "submitted".into(),
@@ -192,16 +200,28 @@ pub async fn run_backtest(
     security((), ("bearer" = [])))]
 pub async fn create_and_run(
     State(state): State<AppState>,
+    scope: Scope,
     body: Result<Json<CreateAndRunRequest>, JsonRejection>,
 ) -> ApiResult<Json<CreateAndRunResponse>> {
     let Json(request) = body?;
-    let parsed = parse_create(&state, request).await?;
+    let mut parsed = parse_create(&scope.store, request).await?;
+    let admission = Admission {
+        tasks: 1,
+        results: 1,
+    };
+    admit(
+        &state,
+        &scope,
+        admission,
+        Some(&mut parsed.definition.limits),
+    )
+    .await?;
     let options = tasks::SubmitOptions {
         priority: parsed.priority,
         ..tasks::SubmitOptions::default()
     };
     let (backtest_id, task_id) = tasks::submit_backtest_for_plugin(
-        &state.store,
+        &scope.store,
         &state.queue,
         &parsed.definition,
         parsed.plugin,
@@ -227,7 +247,7 @@ pub(super) struct ParsedCreate {
 }
 
 pub(super) async fn parse_create(
-    state: &AppState,
+    store: &stratbox_store::Store,
     request: CreateAndRunRequest,
 ) -> ApiResult<ParsedCreate> {
     let priority = priority(request.priority)?;
@@ -239,8 +259,8 @@ pub(super) async fn parse_create(
     // connection. A failed series lookup is redone (and reported) by
     // the validation.
     let (plugin, series) = tokio::join!(
-        state.store.plugin_record_by_id(request.strategy_id),
-        state.store.series_info(&request.symbol, timeframe_secs)
+        store.plugin_record_by_id(request.strategy_id),
+        store.series_info(&request.symbol, timeframe_secs)
     );
     let plugin = plugin?.ok_or_else(|| AppError::NotFound {
         code: ErrorCode::StrategyNotFound,
@@ -283,7 +303,8 @@ pub(super) async fn parse_create(
 /// Shared queue counters.
 #[utoipa::path(get, path = "/api/v1/queue/metrics", tag = "queue",
     responses((status = 200, body = Metrics), (status = 503, body = ErrorBody)))]
-pub async fn metrics(State(state): State<AppState>) -> ApiResult<Json<Metrics>> {
+pub async fn metrics(State(state): State<AppState>, scope: Scope) -> ApiResult<Json<Metrics>> {
+    scope.require_install()?;
     Ok(Json(state.queue.counters().await?.into()))
 }
 
@@ -325,12 +346,28 @@ pub async fn health(State(state): State<AppState>) -> Response {
         (status = 404, body = ErrorBody)))]
 pub async fn get_task(
     State(state): State<AppState>,
+    scope: Scope,
     task_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<Json<stratbox_queue::TaskInfo>> {
     let Path(task_id) = task_id?;
-    state.queue.task(&task_id).await?.map(Json).ok_or_else(|| {
-        AppError::not_found(ErrorCode::TaskNotFound, format!("task {task_id} not found"))
-    })
+    visible_task(&state, &scope, &task_id).await.map(Json)
+}
+
+/// The task, if it is the caller's to see: another tenant's task is as
+/// unknown as one that never was.
+async fn visible_task(
+    state: &AppState,
+    scope: &Scope,
+    task_id: &str,
+) -> ApiResult<stratbox_queue::TaskInfo> {
+    state
+        .queue
+        .task(task_id)
+        .await?
+        .filter(|info| scope.owns_task(&info.payload))
+        .ok_or_else(|| {
+            AppError::not_found(ErrorCode::TaskNotFound, format!("task {task_id} not found"))
+        })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -348,9 +385,13 @@ pub struct CancelResponse {
     security((), ("bearer" = [])))]
 pub async fn cancel_task(
     State(state): State<AppState>,
+    scope: Scope,
     task_id: Result<Path<String>, PathRejection>,
 ) -> ApiResult<(StatusCode, Json<CancelResponse>)> {
     let Path(task_id) = task_id?;
+    if scope.tenant().is_some() || !scope.caller.admin {
+        visible_task(&state, &scope, &task_id).await?;
+    }
     let (code, status) = match state.queue.cancel(&task_id).await? {
         CancelState::Cancelled => (StatusCode::OK, "cancelled"),
         CancelState::Cancelling => (StatusCode::ACCEPTED, "cancelling"),
@@ -394,12 +435,17 @@ pub struct DlqList {
     responses((status = 200, body = DlqList)))]
 pub async fn list_dlq(
     State(state): State<AppState>,
+    scope: Scope,
     query: Result<Query<DlqQuery>, QueryRejection>,
 ) -> ApiResult<Json<DlqList>> {
     let Query(query) = query?;
     let count = query.count.unwrap_or(100).clamp(1, 10_000);
     Ok(Json(DlqList {
-        entries: state.queue.dlq(count).await?,
+        // A tenant sees its own dead letters only.
+        entries: state
+            .queue
+            .dlq_entries(count, scope.tenant().map(|t| t.as_str()))
+            .await?,
     }))
 }
 
@@ -422,8 +468,10 @@ pub struct RequeueResponse {
     security((), ("bearer" = [])))]
 pub async fn requeue_dlq(
     State(state): State<AppState>,
+    scope: Scope,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<RequeueResponse>> {
+    scope.require_admin()?;
     // An empty body means "all", so no Content-Type is required.
     let request: RequeueRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RequeueRequest::default()
@@ -444,7 +492,11 @@ pub struct PurgeResponse {
 #[utoipa::path(delete, path = "/api/v1/queue/dlq", tag = "queue",
     responses((status = 200, body = PurgeResponse)),
     security((), ("bearer" = [])))]
-pub async fn purge_dlq(State(state): State<AppState>) -> ApiResult<Json<PurgeResponse>> {
+pub async fn purge_dlq(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Json<PurgeResponse>> {
+    scope.require_admin()?;
     Ok(Json(PurgeResponse {
         purged: state.queue.purge_dlq().await?,
     }))
@@ -487,7 +539,11 @@ pub struct QueueState {
 /// counters.
 #[utoipa::path(get, path = "/api/v1/queue/state", tag = "queue",
     responses((status = 200, body = QueueState)))]
-pub async fn queue_state(State(state): State<AppState>) -> ApiResult<Json<QueueState>> {
+pub async fn queue_state(
+    State(state): State<AppState>,
+    scope: Scope,
+) -> ApiResult<Json<QueueState>> {
+    scope.require_install()?;
     let (stats, backlog, beats, counters) = tokio::try_join!(
         state.queue.stats(),
         state.queue.backlog(),
@@ -540,8 +596,10 @@ pub struct History {
     responses((status = 200, body = History), (status = 422, body = ErrorBody)))]
 pub async fn history(
     State(state): State<AppState>,
+    scope: Scope,
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<History>> {
+    scope.require_install()?;
     let Query(query) = query?;
     let minutes = query.minutes.unwrap_or(60);
     if !(1..=120).contains(&minutes) {

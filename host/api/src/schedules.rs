@@ -2,18 +2,19 @@
 //! or an interval (UTC).
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::optimizations::{
     parse_optimization, request_field, CreateOptimizationRequest, ObjectiveInfo,
 };
 use super::queue::{date, parse_create, CreateAndRunRequest};
-use super::AppState;
+use super::quota::bound_by_quota;
 use stratbox_engine::optimize::Direction;
 use stratbox_engine::time::format_rfc3339_secs;
 use stratbox_service::scheduler::when::When;
@@ -148,7 +149,7 @@ fn not_found(id: u64) -> AppError {
         (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn create(
-    State(state): State<AppState>,
+    scope: Scope,
     body: Result<Json<CreateSchedule>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Schedule>)> {
     let Json(request) = body?;
@@ -169,20 +170,24 @@ pub async fn create(
     let (submits, priority) = match (request.backtest, request.optimization) {
         (Some(backtest), None) => {
             let prefixed = |e| prefixed("backtest", e);
-            let parsed = parse_create(&state, backtest).await.map_err(prefixed)?;
+            let mut parsed = parse_create(&scope.store, backtest)
+                .await
+                .map_err(prefixed)?;
+            bound_by_quota(&scope, &mut parsed.definition.limits).await?;
             let backtest =
-                stratbox_service::tasks::validate_backtest(&state.store, &parsed.definition)
+                stratbox_service::tasks::validate_backtest(&scope.store, &parsed.definition)
                     .await
                     .map_err(|e| prefixed(e.into()))?;
             (Submission::Backtest(backtest), parsed.priority)
         }
         (None, Some(optimization)) => {
             let prefixed = |e| prefixed("optimization", e);
-            let (optimization, options) = parse_optimization(&state, optimization)
+            let (mut optimization, options) = parse_optimization(&scope.store, optimization)
                 .await
                 .map_err(prefixed)?;
+            bound_by_quota(&scope, &mut optimization.backtest.limits).await?;
             stratbox_service::tasks::optimization::validate_optimization(
-                &state.store,
+                &scope.store,
                 &optimization,
                 &options,
             )
@@ -216,11 +221,11 @@ pub async fn create(
         priority,
         submits,
     };
-    let id = state
+    let id = scope
         .store
         .create_schedule(&definition, Some(first))
         .await?;
-    let record = state
+    let record = scope
         .store
         .get_schedule(id)
         .await?
@@ -256,8 +261,8 @@ fn prefixed(prefix: &str, error: AppError) -> AppError {
 
 #[utoipa::path(get, path = "/api/v1/schedules", tag = "schedules",
     responses((status = 200, body = ScheduleList)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ScheduleList>> {
-    let schedules = state.store.list_schedules().await?;
+pub async fn list(scope: Scope) -> ApiResult<Json<ScheduleList>> {
+    let schedules = scope.store.list_schedules().await?;
     Ok(Json(ScheduleList {
         schedules: schedules.into_iter().map(Schedule::from).collect(),
     }))
@@ -267,11 +272,11 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<ScheduleList>
     params(("id" = u64, Path)),
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<Schedule>> {
     let Path(id) = id?;
-    let record = state
+    let record = scope
         .store
         .get_schedule(id)
         .await?
@@ -285,11 +290,11 @@ pub async fn get_one(
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn pause(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<Schedule>> {
     let Path(id) = id?;
-    set_paused(&state, id, true).await
+    set_paused(&scope.store, id, true).await
 }
 
 /// Resume: the next occurrence after now.
@@ -298,19 +303,19 @@ pub async fn pause(
     responses((status = 200, body = Schedule), (status = 404, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn resume(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<Schedule>> {
     let Path(id) = id?;
-    set_paused(&state, id, false).await
+    set_paused(&scope.store, id, false).await
 }
 
-async fn set_paused(state: &AppState, id: u64, paused: bool) -> ApiResult<Json<Schedule>> {
-    let record = state
-        .store
-        .get_schedule(id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+async fn set_paused(
+    store: &stratbox_store::Store,
+    id: u64,
+    paused: bool,
+) -> ApiResult<Json<Schedule>> {
+    let record = store.get_schedule(id).await?.ok_or_else(|| not_found(id))?;
     let definition = &record.definition;
     let next = When::of(definition).ok().and_then(|when| {
         when.next_after(
@@ -319,14 +324,10 @@ async fn set_paused(state: &AppState, id: u64, paused: bool) -> ApiResult<Json<S
             definition.end_at_ms,
         )
     });
-    if !state.store.set_schedule_paused(id, paused, next).await? {
+    if !store.set_schedule_paused(id, paused, next).await? {
         return Err(not_found(id));
     }
-    let record = state
-        .store
-        .get_schedule(id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    let record = store.get_schedule(id).await?.ok_or_else(|| not_found(id))?;
     Ok(Json(record.into()))
 }
 
@@ -335,11 +336,11 @@ async fn set_paused(state: &AppState, id: u64, paused: bool) -> ApiResult<Json<S
     responses((status = 204), (status = 404, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn delete_one(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
-    if state.store.delete_schedule(id).await? {
+    if scope.store.delete_schedule(id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(id))

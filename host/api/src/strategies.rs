@@ -8,6 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::AppState;
 use stratbox_store::PluginRecord;
@@ -110,6 +111,7 @@ pub struct UploadForm {
     security((), ("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
+    scope: Scope,
     request: Request,
 ) -> ApiResult<(StatusCode, Json<Strategy>)> {
     let bytes = component_bytes(&state, request).await?;
@@ -128,7 +130,7 @@ pub async fn upload(
             message: e.to_string(),
         })?;
     let d = &plugin.description;
-    let (record, created) = state
+    let (record, created) = scope
         .store
         .put_plugin(&plugin.sha256, &bytes, &d.name, &d.version, d)
         .await?;
@@ -143,8 +145,8 @@ pub async fn upload(
 /// Every stored strategy, by id.
 #[utoipa::path(get, path = "/api/v1/strategies", tag = "strategies",
     responses((status = 200, body = StrategyList)))]
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<StrategyList>> {
-    let strategies = state.store.list_plugins().await?;
+pub async fn list(scope: Scope) -> ApiResult<Json<StrategyList>> {
+    let strategies = scope.store.list_plugins().await?;
     Ok(Json(StrategyList {
         strategies: strategies.into_iter().map(Strategy::from).collect(),
     }))
@@ -161,11 +163,11 @@ fn not_found(id: u64) -> AppError {
     params(("id" = u64, Path)),
     responses((status = 200, body = Strategy), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<Strategy>> {
     let Path(id) = id?;
-    let record = state
+    let record = scope
         .store
         .plugin_record_by_id(id)
         .await?
@@ -180,9 +182,10 @@ pub async fn get_one(
     security((), ("bearer" = [])))]
 pub async fn delete_one(
     State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;
-    stratbox_service::tasks::strategies::delete_strategy(&state.store, &state.queue, id).await?;
+    stratbox_service::tasks::strategies::delete_strategy(&scope.store, &state.queue, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

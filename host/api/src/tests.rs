@@ -1514,3 +1514,5 @@ async fn candles_import_ignores_extra_columns_and_refuses_bars_off_the_timeframe
     assert_eq!(reply["symbol"], "ETHUSDT.MARK");
     assert_eq!(reply["rows"], 2);
 }
+
+mod tenants;

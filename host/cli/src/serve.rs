@@ -49,7 +49,7 @@ pub fn run(args: &ServeArgs) -> CliResult {
                 .await
                 .with_context(|| format!("cannot listen on {}", args.addr))?;
             let local = listener.local_addr().context("listener address")?;
-            tracing::info!(addr = %local, auth = state.token.is_some(), "api listening");
+            tracing::info!(addr = %local, auth = state.auth.token().is_some(), "api listening");
             // One signal stops both the server and the scheduler loop.
             let (stop, stopped) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {

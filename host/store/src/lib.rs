@@ -34,7 +34,7 @@ pub use tenants::{ApiKey, Quota, TenantName};
 use redis::aio::ConnectionManager;
 
 /// What can go wrong in the store; callers map `NotFound` and `Invalid` to
-/// 404 and 422, `Redis` to 503.
+/// 404 and 422, `Busy` to 409, `Redis` to 503.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("redis error: {0}")]
@@ -48,6 +48,9 @@ pub enum StoreError {
     /// Optimistic writes kept losing to concurrent writers; retry later.
     #[error("{what} changed concurrently too often; retry")]
     Conflict { what: String },
+    /// The record is queued or running: cancel it before deleting it.
+    #[error("{what} is {status}")]
+    Busy { what: String, status: String },
 }
 
 impl StoreError {
@@ -180,6 +183,11 @@ pub mod test_support {
         /// A stored strategy with the EMA crossover's two int params
         /// (1..=500); the bytes are not a component, nothing runs them.
         pub async fn fake_strategy(&self) -> super::PluginRecord {
+            self.fake_strategy_in(&self.store).await
+        }
+
+        /// The same in another store (a tenant's).
+        pub async fn fake_strategy_in(&self, store: &Store) -> super::PluginRecord {
             use stratbox_engine::{Column, Description, ParamSpec, ParamType, ParamValue};
             let int = |name: &str, default: i64| ParamSpec {
                 name: name.into(),
@@ -199,8 +207,7 @@ pub mod test_support {
             };
             let bytes = b"not really a component".to_vec();
             let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-            let (record, _) = self
-                .store
+            let (record, _) = store
                 .put_plugin(&sha, &bytes, "ema-crossover", "0.1.0", &description)
                 .await
                 .expect("the fake strategy stored");

@@ -13,9 +13,10 @@ pub mod when;
 use std::time::Duration;
 
 use crate::tasks::{self, optimization, SubmitError, SubmitOptions};
+use std::collections::BTreeMap;
 use stratbox_queue::{Guard, Queue, QueueError};
 use stratbox_store::schedules::{fields, Submission};
-use stratbox_store::Store;
+use stratbox_store::{Store, TenantName};
 use when::{next_after_firing, When};
 
 /// How often due schedules are looked for: the timing precision of a
@@ -43,45 +44,63 @@ pub enum Firing {
     NotDue,
 }
 
-/// Runs until `shutdown` resolves.
+/// Runs until `shutdown` resolves: the install's schedules and every
+/// tenant's, each submitted in its tenant's store.
 pub async fn run(store: Store, queue: Queue, shutdown: impl std::future::Future<Output = ()>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    let mut tenants: BTreeMap<TenantName, Store> = BTreeMap::new();
     loop {
         tokio::select! {
             () = &mut shutdown => return,
             _ = tick.tick() => {}
         }
         let now = stratbox_redis::clock::now_ms();
-        let due = match store.due_schedules(now, 64).await {
-            Ok(due) => due,
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler: cannot read due schedules");
-                continue;
+        fire_due(&store, &queue, now).await;
+        match store.list_tenants().await {
+            Ok(list) => {
+                for (tenant, _) in list {
+                    let tenant_store = tenants
+                        .entry(tenant.clone())
+                        .or_insert_with(|| store.for_tenant(&tenant));
+                    fire_due(tenant_store, &queue, now).await;
+                }
             }
-        };
-        for id in due {
-            match fire(&store, &queue, id, now).await {
-                Ok(Firing::Backtest {
-                    backtest_id,
-                    task_id,
-                }) => {
-                    tracing::info!(schedule = id, backtest_id, %task_id, "schedule fired")
-                }
-                Ok(Firing::Optimization {
-                    optimization_id,
-                    task_id,
-                }) => {
-                    tracing::info!(schedule = id, optimization_id, %task_id, "schedule fired")
-                }
-                Ok(Firing::Skipped(error)) => {
-                    tracing::warn!(schedule = id, %error, "schedule occurrence skipped")
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(schedule = id, error = %e, "scheduler: firing failed; retrying")
-                }
+            Err(e) => tracing::warn!(error = %e, "scheduler: cannot list tenants"),
+        }
+    }
+}
+
+async fn fire_due(store: &Store, queue: &Queue, now: i64) {
+    let tenant = store.tenant().map(|t| t.to_string()).unwrap_or_default();
+    let due = match store.due_schedules(now, 64).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(%tenant, error = %e, "scheduler: cannot read due schedules");
+            return;
+        }
+    };
+    for id in due {
+        match fire(store, queue, id, now).await {
+            Ok(Firing::Backtest {
+                backtest_id,
+                task_id,
+            }) => {
+                tracing::info!(%tenant, schedule = id, backtest_id, %task_id, "schedule fired")
+            }
+            Ok(Firing::Optimization {
+                optimization_id,
+                task_id,
+            }) => {
+                tracing::info!(%tenant, schedule = id, optimization_id, %task_id, "schedule fired")
+            }
+            Ok(Firing::Skipped(error)) => {
+                tracing::warn!(%tenant, schedule = id, %error, "schedule occurrence skipped")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%tenant, schedule = id, error = %e, "scheduler: firing failed; retrying")
             }
         }
     }

@@ -379,7 +379,7 @@ fn task_spec(
         }
     };
     let payload = BacktestPayload::json(backtest_id, definition_json, candles_version);
-    let mut spec = TaskSpec::new(KIND_BACKTEST, payload);
+    let mut spec = super::tenant_task(store, KIND_BACKTEST, payload);
     spec.priority = options.priority;
     spec.timeout_ms = options.timeout_ms.or(definition.limits.timeout_ms);
     spec.max_attempts = options.max_attempts;

@@ -14,7 +14,7 @@ use stratbox_marketdata::{
     fetch_candles, fetch_funding, BybitClient, CandleRequest, CandleSink, Error, FetchOptions,
     FetchReport, Interval, KlineKind,
 };
-use stratbox_queue::{Queue, TaskError, TaskSpec};
+use stratbox_queue::{Queue, TaskError};
 use stratbox_sandbox::CancelToken;
 use stratbox_store::{CandleCache, Keys, Store, StoreError};
 
@@ -96,14 +96,16 @@ fn field_error(fallback: &str, e: Error) -> SubmitError {
 
 /// Checks the request and queues it; returns the task id. Nothing is
 /// queued when a field is wrong.
+/// The data goes into `store`: a tenant's fetch fills its own market data.
 pub async fn submit_data_fetch(
+    store: &Store,
     queue: &Queue,
     request: &DataFetchRequest,
     options: &SubmitOptions,
 ) -> Result<String, SubmitError> {
     request.check()?;
     let payload = serde_json::to_string(request).expect("a fetch request serialises");
-    let mut spec = TaskSpec::new(KIND_DATA_FETCH, payload);
+    let mut spec = super::tenant_task(store, KIND_DATA_FETCH, payload);
     spec.priority = options.priority;
     spec.timeout_ms = Some(options.timeout_ms.unwrap_or(DATA_FETCH_TIMEOUT_MS));
     spec.max_attempts = options.max_attempts;

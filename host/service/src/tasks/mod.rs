@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use stratbox_marketdata::ClientConfig;
-use stratbox_queue::{Delivery, TaskError};
+use stratbox_queue::{Delivery, TaskError, TaskSpec};
 use stratbox_sandbox::{CancelToken, Sandbox};
-use stratbox_store::CandleCache;
 use stratbox_store::Store;
+use stratbox_store::{CandleCache, TenantName};
 
 pub const KIND_BACKTEST: &str = "backtest";
 pub const KIND_NOOP: &str = "noop";
@@ -52,6 +52,38 @@ pub struct Tasks {
     pub candles: Arc<CandleCache>,
     /// Where `data_fetch` tasks ask (the worker's `--bybit-base-url`).
     pub bybit: ClientConfig,
+    /// Tenants' stores, kept: a store reserves ids in blocks.
+    tenants: std::sync::Mutex<std::collections::BTreeMap<TenantName, Arc<Tasks>>>,
+}
+
+/// The start of a tenant's payload: the tenant is its first field.
+const TENANT_FIELD: &str = r#"{"tenant":""#;
+
+/// A task of `store`'s tenant: the tenant rides first in the payload (the
+/// worker runs it against that tenant's store) and names its queue lane,
+/// so one tenant's backlog cannot starve another's tasks.
+pub fn tenant_task(store: &Store, kind: &str, payload: String) -> TaskSpec {
+    let Some(tenant) = store.tenant() else {
+        return TaskSpec::new(kind, payload);
+    };
+    // Payloads are JSON objects; a tenant name needs no escaping.
+    let rest = payload.strip_prefix('{').unwrap_or(&payload);
+    let comma = if rest.starts_with('}') { "" } else { "," };
+    let mut spec = TaskSpec::new(kind, format!("{TENANT_FIELD}{tenant}\"{comma}{rest}"));
+    spec.lane = Some(tenant.to_string());
+    spec
+}
+
+/// The tenant a payload belongs to (see [`tenant_task`]); `None` for the
+/// install's own tasks.
+pub fn tenant_of(payload: &str) -> Result<Option<TenantName>, TaskError> {
+    let Some(rest) = payload.strip_prefix(TENANT_FIELD) else {
+        return Ok(None);
+    };
+    let name = rest.split('"').next().unwrap_or_default();
+    name.parse()
+        .map(Some)
+        .map_err(|e| TaskError::permanent("bad_payload", format!("{e}")))
 }
 
 impl Tasks {
@@ -61,7 +93,25 @@ impl Tasks {
             sandbox,
             candles,
             bybit: ClientConfig::default(),
+            tenants: Default::default(),
         }
+    }
+
+    /// The same handlers over `tenant`'s store.
+    fn for_tenant(&self, tenant: &TenantName) -> Arc<Tasks> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants
+            .entry(tenant.clone())
+            .or_insert_with(|| {
+                Arc::new(Tasks {
+                    store: self.store.for_tenant(tenant),
+                    sandbox: self.sandbox.clone(),
+                    candles: self.candles.clone(),
+                    bybit: self.bybit.clone(),
+                    tenants: Default::default(),
+                })
+            })
+            .clone()
     }
 
     /// Fetches market data from this Bybit (a testnet, a proxy, a test's
@@ -81,6 +131,11 @@ impl Tasks {
         delivery: &Delivery,
         ctx: &TaskContext,
     ) -> Result<String, TaskError> {
+        if let Some(tenant) = tenant_of(&delivery.payload)? {
+            if self.store.tenant().is_none() {
+                return self.for_tenant(&tenant).run(rt, delivery, ctx);
+            }
+        }
         match delivery.kind.as_str() {
             KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, &delivery.task_id, ctx),
             KIND_NOOP => Ok(String::from("{}")),

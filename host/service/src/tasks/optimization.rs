@@ -314,7 +314,7 @@ async fn submit_prepared(
         optimization_id: id,
     })
     .map_err(|e| invalid("payload", e.to_string()))?;
-    let mut spec = TaskSpec::new(KIND_OPTIMIZATION, payload);
+    let mut spec = super::tenant_task(store, KIND_OPTIMIZATION, payload);
     spec.priority = definition.priority;
     spec.timeout_ms = definition.timeout_ms;
     spec.max_attempts = definition.max_attempts;
@@ -459,7 +459,7 @@ fn chunk_specs(
         };
         let payload = serde_json::to_string(&payload)
             .map_err(|e| TaskError::permanent("bad_payload", e.to_string()))?;
-        let mut spec = TaskSpec::new(KIND_OPTIMIZATION_CHUNK, payload);
+        let mut spec = super::tenant_task(store, KIND_OPTIMIZATION_CHUNK, payload);
         spec.priority = def.priority;
         spec.timeout_ms = def.timeout_ms;
         spec.max_attempts = def.max_attempts;

@@ -1,0 +1,332 @@
+//! Tenants through the router: keys, isolation (404, never 403, for
+//! another tenant's ids), the admin's view, and quotas (429 naming the
+//! quota, nothing queued).
+
+use super::*;
+use stratbox_store::TenantName;
+
+const ADMIN: &str = "admin-token";
+
+fn with_key(mut request: Request<Body>, secret: &str) -> Request<Body> {
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        format!("Bearer {secret}").parse().unwrap(),
+    );
+    request
+}
+
+fn as_tenant(mut request: Request<Body>, tenant: &str) -> Request<Body> {
+    request
+        .headers_mut()
+        .insert("x-stratbox-tenant", tenant.parse().unwrap());
+    request
+}
+
+async fn new_key(app: &Router, tenant: &str) -> String {
+    let (status, body) = send(
+        app,
+        with_key(
+            post_json("/api/v1/keys", &json!({"tenant": tenant, "label": "t"})),
+            ADMIN,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["secret"].as_str().unwrap().to_string()
+}
+
+fn create_request(strategy_id: u64) -> Value {
+    json!({"strategy_id": strategy_id, "symbol": "BTCUSDT", "timeframe": "1h",
+       "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-01-03T00:00:00Z",
+       "initial_capital": 10000.0})
+}
+
+/// Two tenants on one install, the market data shared.
+struct Tenants {
+    h: Harness,
+    app: Router,
+    acme: String,
+    globex: String,
+    acme_strategy: u64,
+}
+
+async fn tenants(name: &str) -> Tenants {
+    let h = Harness::start(name, Some(ADMIN)).await;
+    h.candles(100).await;
+    let app = h.app();
+    let acme = new_key(&app, "acme").await;
+    let globex = new_key(&app, "globex").await;
+    let acme_store = h
+        .redis
+        .store
+        .for_tenant(&"acme".parse::<TenantName>().unwrap());
+    let acme_strategy = h.redis.fake_strategy_in(&acme_store).await.strategy_id;
+    Tenants {
+        h,
+        app,
+        acme,
+        globex,
+        acme_strategy,
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_sees_only_its_own_and_an_admin_sees_all() {
+    let t = tenants("tenant-isolation").await;
+    let app = &t.app;
+    // Once keys exist, reads need one too.
+    let (status, _) = send(app, get("/api/v1/strategies")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = send(app, with_key(get("/api/v1/strategies"), "sbx_wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Health stays open for load balancers.
+    let (status, _) = send(app, get("/api/v1/queue/health")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let strategy = format!("/api/v1/strategies/{}", t.acme_strategy);
+    let (status, _) = send(app, with_key(get(&strategy), &t.acme)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(app, with_key(get(&strategy), &t.globex)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (_, list) = send(app, with_key(get("/api/v1/strategies"), &t.globex)).await;
+    assert_eq!(list["strategies"].as_array().unwrap().len(), 0, "{list}");
+
+    // acme runs on the shared candles; its task is its own.
+    let (status, run) = send(
+        app,
+        with_key(
+            post_json(
+                "/api/v1/queue/backtest/create-and-run",
+                &create_request(t.acme_strategy),
+            ),
+            &t.acme,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    let task = format!("/api/v1/queue/tasks/{}", run["task_id"].as_str().unwrap());
+    let (status, _) = send(app, with_key(get(&task), &t.acme)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(app, with_key(get(&task), &t.globex)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let cancel = Request::delete(&task).body(Body::empty()).unwrap();
+    let (status, _) = send(app, with_key(cancel, &t.globex)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant cannot cancel it"
+    );
+    // globex cannot even name acme's strategy in a request.
+    let (status, body) = send(
+        app,
+        with_key(
+            post_json(
+                "/api/v1/queue/backtest/create-and-run",
+                &create_request(t.acme_strategy),
+            ),
+            &t.globex,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"]["field"], "strategy_id");
+
+    // A tenant key cannot act for another tenant, nor see the whole queue
+    // or the keys.
+    let (status, _) = send(app, as_tenant(with_key(get(&strategy), &t.globex), "acme")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    for admin_only in ["/api/v1/queue/state", "/api/v1/keys", "/api/v1/tenants"] {
+        let (status, _) = send(app, with_key(get(admin_only), &t.acme)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{admin_only}");
+    }
+    // The admin sees acme's records by naming it, and its own without.
+    let (status, _) = send(app, as_tenant(with_key(get(&strategy), ADMIN), "acme")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(app, with_key(get(&strategy), ADMIN)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the install has no strategy of that id"
+    );
+    let (status, _) = send(app, with_key(get(&task), ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "an admin sees every task");
+    let (_, tenants) = send(app, with_key(get("/api/v1/tenants"), ADMIN)).await;
+    let acme = &tenants["tenants"][0];
+    assert_eq!(
+        (acme["tenant"].as_str(), acme["queued"].as_u64()),
+        (Some("acme"), Some(1))
+    );
+    assert_eq!(acme["results"], 1);
+
+    // Revoked: refused at once on this process.
+    let (_, keys) = send(app, with_key(get("/api/v1/keys"), ADMIN)).await;
+    let id = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["tenant"] == "acme")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !keys.to_string().contains(&t.acme[4..]),
+        "no secret is listed"
+    );
+    let revoke = Request::delete(format!("/api/v1/keys/{id}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(app, with_key(revoke, ADMIN)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(app, with_key(get(&strategy), &t.acme)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let _ = &t.h;
+}
+
+#[tokio::test]
+async fn over_a_quota_is_a_429_naming_it_and_nothing_is_queued() {
+    let t = tenants("tenant-quota").await;
+    let app = &t.app;
+    let quota = Request::put("/api/v1/tenants/acme/quota")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"max_queued": 2, "max_fuel": 5_000_000, "max_results": 3}).to_string(),
+        ))
+        .unwrap();
+    let (status, body) = send(app, with_key(quota, ADMIN)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let submit = |body: Value| {
+        with_key(
+            post_json("/api/v1/queue/backtest/create-and-run", &body),
+            &t.acme,
+        )
+    };
+    for _ in 0..2 {
+        let (status, body) = send(app, submit(create_request(t.acme_strategy))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let before = t.h.stream_len().await;
+    let response = app
+        .clone()
+        .oneshot(submit(create_request(t.acme_strategy)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after = response.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(retry_after, "5");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(body["error"]["code"], "quota_exceeded");
+    assert_eq!(body["error"]["field"], "max_queued");
+    assert_eq!(t.h.stream_len().await, before, "nothing queued");
+    // Another tenant is not held back by acme's quota... but has no
+    // strategy of acme's; its own quota is unset.
+    let (status, _) = send(app, with_key(get("/api/v1/tenants/acme"), &t.globex)).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's quota is not shown"
+    );
+    let (status, own) = send(app, with_key(get("/api/v1/tenants/acme"), &t.acme)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (own["queued"].as_u64(), own["quota"]["max_queued"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // Per-task limits: above the quota refused, left out filled in.
+    let mut greedy = create_request(t.acme_strategy);
+    greedy["fuel"] = json!(6_000_000);
+    let (status, body) = send(app, submit(greedy)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"]["field"], "max_fuel");
+
+    // Results: 2 stored of 3; raise max_queued and the fourth is refused.
+    let quota = Request::put("/api/v1/tenants/acme/quota")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"max_results": 3}).to_string()))
+        .unwrap();
+    let (status, _) = send(app, with_key(quota, ADMIN)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(app, submit(create_request(t.acme_strategy))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = send(app, submit(create_request(t.acme_strategy))).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"]["field"], "max_results");
+
+    // A quota of zero is a mistake, named.
+    let zero = Request::put("/api/v1/tenants/acme/quota")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"max_running": 0}).to_string()))
+        .unwrap();
+    let (status, body) = send(app, with_key(zero, ADMIN)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "max_running");
+}
+
+#[tokio::test]
+async fn keys_and_quotas_are_an_admins_business() {
+    let h = Harness::start("tenant-admin", Some(ADMIN)).await;
+    let app = h.app();
+    // Token mode without keys: reads stay open, but not the keys.
+    let (status, _) = send(&app, get("/api/v1/strategies")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(&app, get("/api/v1/keys")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = send(
+        &app,
+        with_key(
+            post_json("/api/v1/keys", &json!({"tenant": "Not Valid"})),
+            ADMIN,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "tenant");
+    let (status, body) = send(
+        &app,
+        with_key(
+            post_json("/api/v1/keys", &json!({"tenant": "a", "admin": true})),
+            ADMIN,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "admin");
+    // An admin key works as the token does.
+    let (status, body) = send(
+        &app,
+        with_key(post_json("/api/v1/keys", &json!({"admin": true})), ADMIN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let admin_key = body["secret"].as_str().unwrap().to_string();
+    let (status, _) = send(&app, with_key(get("/api/v1/keys"), &admin_key)).await;
+    assert_eq!(status, StatusCode::OK);
+    let tenant_key = new_key(&app, "acme").await;
+    let (status, _) = send(
+        &app,
+        with_key(
+            post_json("/api/v1/keys", &json!({"tenant": "acme"})),
+            &tenant_key,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = send(&app, with_key(get("/api/v1/queue/dlq"), &tenant_key)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a tenant lists its own dead letters"
+    );
+    let purge = Request::delete("/api/v1/queue/dlq")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = send(&app, with_key(purge, &tenant_key)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
