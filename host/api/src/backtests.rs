@@ -1,14 +1,14 @@
 //! Backtest records: status, progress and the report.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
-use super::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Backtest {
@@ -26,8 +26,11 @@ pub struct Backtest {
     pub task_id: Option<String>,
 }
 
-async fn record_or_404(state: &AppState, id: u64) -> ApiResult<stratbox_store::BacktestRecord> {
-    state.store.get_backtest(id).await?.ok_or_else(|| {
+async fn record_or_404(
+    store: &stratbox_store::Store,
+    id: u64,
+) -> ApiResult<stratbox_store::BacktestRecord> {
+    store.get_backtest(id).await?.ok_or_else(|| {
         AppError::not_found(
             ErrorCode::BacktestNotFound,
             format!("backtest {id} not found"),
@@ -39,11 +42,11 @@ async fn record_or_404(state: &AppState, id: u64) -> ApiResult<stratbox_store::B
     params(("id" = u64, Path)),
     responses((status = 200, body = Backtest), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<Backtest>> {
     let Path(id) = id?;
-    let record = record_or_404(&state, id).await?;
+    let record = record_or_404(&scope.store, id).await?;
     // Embedded verbatim: the bytes the worker wrote, not a re-encoding.
     let report = record
         .report
@@ -92,12 +95,12 @@ pub struct BacktestLog {
     params(("id" = u64, Path)),
     responses((status = 200, body = BacktestLog), (status = 404, body = ErrorBody)))]
 pub async fn get_log(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<BacktestLog>> {
     let Path(id) = id?;
-    let record = record_or_404(&state, id).await?;
-    let log = state
+    let record = record_or_404(&scope.store, id).await?;
+    let log = scope
         .store
         .backtest_log(id, record.task_id.as_deref())
         .await?;
@@ -179,11 +182,11 @@ pub struct BacktestList {
     responses((status = 200, body = BacktestList), (status = 400, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
-    State(state): State<AppState>,
+    scope: Scope,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<BacktestList>> {
     let Query(query) = query?;
-    let records = state.store.list_backtests(query.checked()?).await?;
+    let records = scope.store.list_backtests(query.checked()?).await?;
     let backtests = records
         .into_iter()
         .map(|record| {
