@@ -544,8 +544,254 @@ impl Store {
     }
 }
 
+/// Deleting a record with everything kept for it, shared by backtests and
+/// optimizations. ARGV[1] the kind (`backtest`, `optimization`), ARGV[2]
+/// what its record keys start with, ARGV[3] its index, ARGV[4] the
+/// queue's `homes` hash (the queue's prefix may differ from the store's).
+const DROP_LUA: &str = r"
+local KIND, PRE, INDEX, HOMES = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local function busy(status) return status == 'queued' or status == 'running' end
+-- The queue's entry for the task `rec` hosts (see the queue's prelude).
+local function unhome(rec)
+  local tid = redis.call('HGET', rec, 'task_id')
+  if tid and redis.call('HGET', HOMES, tid) == rec then redis.call('HDEL', HOMES, tid) end
+end
+-- A hosted task's retries list lives beside its record.
+local function drop_backtest(id)
+  local rec = PRE .. id
+  unhome(rec)
+  redis.call('DEL', rec, rec .. ':log', rec .. ':retries')
+  redis.call('ZREM', INDEX, id)
+end
+-- The record, its results, fan-out and chunk records (and any chunk
+-- past `chunks`, so nothing of it can be left).
+local function drop_optimization(id)
+  local rec = PRE .. id
+  local keys = {rec, rec .. ':results', rec .. ':fanout', rec .. ':retries'}
+  unhome(rec)
+  unhome(rec .. ':fanout')
+  local chunks = tonumber(redis.call('HGET', rec, 'chunks') or '0') or 0
+  local k = 0
+  while k < chunks or redis.call('EXISTS', rec .. ':chunk:' .. k) == 1 do
+    local ck = rec .. ':chunk:' .. k
+    unhome(ck)
+    keys[#keys + 1] = ck
+    k = k + 1
+  end
+  for first = 1, #keys, 1000 do
+    redis.call('DEL', unpack(keys, first, math.min(first + 999, #keys)))
+  end
+  redis.call('ZREM', INDEX, id)
+end
+local function drop(id)
+  if KIND == 'backtest' then drop_backtest(id) else drop_optimization(id) end
+end
+";
+
+/// Deletes record ARGV[5] unless it is queued or running. Returns
+/// `deleted`, `missing` (its index and log entries, if any, are gone
+/// too) or the status that kept it.
+static DELETE_ONE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        &[
+            DROP_LUA,
+            r"
+local rec = PRE .. ARGV[5]
+local status = redis.call('HGET', rec, 'status')
+if busy(status) then return status end
+local existed = redis.call('EXISTS', rec)
+drop(ARGV[5])
+if existed == 1 then return 'deleted' end
+return 'missing'
+",
+        ]
+        .concat(),
+    )
+});
+
+/// One bounded step of a sweep: looks at most ARGV[8] index entries from
+/// rank ARGV[7] (oldest first) and deletes the finished ones past the
+/// ARGV[5] newest (-1: any count) or created before ARGV[6] ms (-1: any
+/// age), stopping at the first entry neither rule reaches. Returns
+/// {deleted, 1 when nothing more is to be done, then the ids kept
+/// because they were queued or running}.
+static SWEEP: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        &[
+            DROP_LUA,
+            r"
+local keep, cutoff = tonumber(ARGV[5]), tonumber(ARGV[6])
+local start, most = tonumber(ARGV[7]), tonumber(ARGV[8])
+local over = 0
+if keep >= 0 then over = math.max(redis.call('ZCARD', INDEX) - keep, 0) end
+local entries = redis.call('ZRANGE', INDEX, start, start + most - 1, 'WITHSCORES')
+local deleted, done, kept = 0, 0, {}
+if #entries < 2 * most then done = 1 end
+for j = 1, #entries, 2 do
+  local id, rank = entries[j], start + (j - 1) / 2
+  local h = redis.call('HMGET', PRE .. id, 'status', 'created_at_ms')
+  -- Backtests are scored by creation time, optimizations by id.
+  local created = tonumber(h[2] or '')
+  if not created and KIND == 'backtest' then created = tonumber(entries[j + 1]) end
+  local old = cutoff >= 0 and (created or 0) < cutoff
+  if rank >= over and not old then
+    done = 1
+    break
+  end
+  if busy(h[1]) then
+    kept[#kept + 1] = id
+  else
+    drop(id)
+    deleted = deleted + 1
+  end
+end
+return {deleted, done, unpack(kept)}
+",
+        ]
+        .concat(),
+    )
+});
+
+/// Which finished records a sweep deletes, oldest first: those past the
+/// `keep` newest, and those created before `created_before_ms`. Neither
+/// set: none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepRule {
+    pub keep: Option<usize>,
+    pub created_before_ms: Option<i64>,
+}
+
+/// What one bounded sweep call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepStep {
+    pub deleted: usize,
+    /// Records the rule reached that were queued or running, so kept:
+    /// the next call starts past them (`start` + their count).
+    pub kept: Vec<u64>,
+    /// Nothing further is for the rule to delete.
+    pub done: bool,
+}
+
+/// The kinds of record [`DROP_LUA`] knows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum RecordKind {
+    Backtest,
+    Optimization,
+}
+
+impl RecordKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Backtest => "backtest",
+            RecordKind::Optimization => "optimization",
+        }
+    }
+}
+
+impl Store {
+    /// Deletes a finished backtest: its record, log, index entry and the
+    /// queue's `homes` entry of the task it hosts (`homes_key`:
+    /// `QueueKeys::task_homes` of the queue it was submitted to), in one
+    /// step. `Busy` while queued or running (cancel its task first),
+    /// `NotFound` when there is no record.
+    pub async fn delete_backtest(&self, id: u64, homes_key: &str) -> Result<()> {
+        let (prefix, index) = (self.keys.backtest_prefix(), self.keys.backtests());
+        self.delete_record(RecordKind::Backtest, &prefix, &index, homes_key, id)
+            .await
+    }
+
+    /// One bounded step of a retention sweep over the backtests: at most
+    /// `most` index entries looked at, from rank `start` (the records
+    /// kept by earlier steps of the same sweep).
+    pub async fn sweep_backtests(
+        &self,
+        homes_key: &str,
+        rule: SweepRule,
+        start: usize,
+        most: usize,
+    ) -> Result<SweepStep> {
+        let (prefix, index) = (self.keys.backtest_prefix(), self.keys.backtests());
+        self.sweep_records(
+            RecordKind::Backtest,
+            &prefix,
+            &index,
+            homes_key,
+            rule,
+            start,
+            most,
+        )
+        .await
+    }
+
+    pub(crate) async fn delete_record(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        index: &str,
+        homes_key: &str,
+        id: u64,
+    ) -> Result<()> {
+        let reply: String = DELETE_ONE
+            .arg(kind.as_str())
+            .arg(prefix)
+            .arg(index)
+            .arg(homes_key)
+            .arg(id)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let what = format!("{} {id}", kind.as_str());
+        match reply.as_str() {
+            "deleted" => Ok(()),
+            "missing" => Err(StoreError::not_found(what)),
+            _ => Err(StoreError::Busy {
+                what,
+                status: reply,
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn sweep_records(
+        &self,
+        kind: RecordKind,
+        prefix: &str,
+        index: &str,
+        homes_key: &str,
+        rule: SweepRule,
+        start: usize,
+        most: usize,
+    ) -> Result<SweepStep> {
+        if (rule.keep.is_none() && rule.created_before_ms.is_none()) || most == 0 {
+            return Ok(SweepStep {
+                done: true,
+                ..SweepStep::default()
+            });
+        }
+        let reply: Vec<u64> = SWEEP
+            .arg(kind.as_str())
+            .arg(prefix)
+            .arg(index)
+            .arg(homes_key)
+            .arg(rule.keep.map_or(-1, |k| k as i64))
+            .arg(rule.created_before_ms.unwrap_or(-1).max(-1))
+            .arg(start)
+            .arg(most)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let (deleted, done) = match reply.get(..2) {
+            Some([deleted, done]) => (*deleted as usize, *done == 1),
+            _ => return Err(StoreError::corrupt(index, "sweep replied without counts")),
+        };
+        Ok(SweepStep {
+            deleted,
+            kept: reply[2..].to_vec(),
+            done,
+        })
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::test_support::TestRedis;
 
@@ -778,6 +1024,246 @@ mod tests {
             .collect();
         assert_eq!(ids, (1..=12).rev().collect::<Vec<_>>());
         assert!(t.store.list_backtests(0).await.unwrap().is_empty());
+    }
+
+    /// Every key under `pattern` (SCAN, as an operator would look).
+    pub(crate) async fn scan(t: &TestRedis, pattern: &str) -> Vec<String> {
+        let mut conn = t.store.connection();
+        let mut cursor = 0u64;
+        let mut out = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            out.extend(keys);
+            if next == 0 {
+                out.sort();
+                return out;
+            }
+            cursor = next;
+        }
+    }
+
+    /// A task hosted by record `id`, as the queue leaves it: `task_id` on
+    /// the record, `homes` naming the record, a retries list beside it.
+    async fn host(t: &TestRedis, homes: &str, id: u64, task_id: &str) {
+        let rec = t.store.keys().backtest(id);
+        hset(t, id, fields::TASK_ID, task_id).await;
+        let mut conn = t.store.connection();
+        redis::pipe()
+            .hset(homes, task_id, &rec)
+            .rpush(format!("{rec}:retries"), "1:200:redis_error")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn delete_removes_everything_of_a_finished_backtest_only() {
+        let t = TestRedis::start("backtest-delete").await;
+        let s = &t.store;
+        // The queue's prefix is not the store's.
+        let homes = "other-queue:queue:homes";
+        let a = s.create_backtest(&definition("A")).await.unwrap();
+        let b = s.create_backtest(&definition("B")).await.unwrap();
+        host(&t, homes, a, "task-a").await;
+        host(&t, homes, b, "task-b").await;
+        // A task `a` hosted before its current run, now hosted elsewhere.
+        let mut conn = s.connection();
+        let _: () = redis::cmd("HSET")
+            .arg(homes)
+            .arg("task-old")
+            .arg(s.keys().backtest(b))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let log = StrategyLog {
+            task_id: "task-a".into(),
+            lines: vec![],
+            dropped: 0,
+        };
+        s.put_backtest_log(a, &log).await.unwrap();
+        let all_of_a = scan(&t, &format!("{}*", s.keys().backtest(a))).await;
+        assert_eq!(all_of_a.len(), 3, "{all_of_a:?}");
+
+        for state in [BacktestStatus::Queued, BacktestStatus::Running] {
+            hset(&t, a, fields::STATUS, state.as_str()).await;
+            let e = s.delete_backtest(a, homes).await.unwrap_err();
+            assert!(
+                matches!(e, StoreError::Busy { ref status, .. } if status == state.as_str()),
+                "{e}"
+            );
+            assert_eq!(e.to_string(), format!("backtest {a} is {state}"));
+            assert_eq!(
+                scan(&t, &format!("{}*", s.keys().backtest(a))).await,
+                all_of_a
+            );
+        }
+        assert!(s
+            .set_backtest_status(a, BacktestStatus::Completed)
+            .await
+            .unwrap());
+        s.delete_backtest(a, homes).await.unwrap();
+        assert!(scan(&t, &format!("{}*", s.keys().backtest(a)))
+            .await
+            .is_empty());
+        let listed: Vec<u64> = s
+            .list_backtests(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(listed, [b]);
+        let homes_left: std::collections::BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(homes)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            homes_left.keys().collect::<Vec<_>>(),
+            ["task-b", "task-old"],
+            "only a's own entry goes"
+        );
+        assert!(matches!(
+            s.delete_backtest(a, homes).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // An index entry left without its record goes too, still a 404.
+        let _: () = redis::cmd("ZADD")
+            .arg(s.keys().backtests())
+            .arg(1)
+            .arg(77)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.delete_backtest(77, homes).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let left: Vec<u64> = redis::cmd("ZRANGE")
+            .arg(s.keys().backtests())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(left, [b]);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_deletes_finished_records_oldest_first_in_bounded_steps() {
+        let t = TestRedis::start("backtest-sweep").await;
+        let s = &t.store;
+        let homes = "q:queue:homes";
+        let ids = s
+            .create_backtests(&vec![definition("X"); 30])
+            .await
+            .unwrap();
+        for id in &ids {
+            host(&t, homes, *id, &format!("task-{id}")).await;
+            let status = match id {
+                2 => BacktestStatus::Running,
+                3 => BacktestStatus::Queued,
+                5 => BacktestStatus::Failed,
+                _ => BacktestStatus::Completed,
+            };
+            hset(&t, *id, fields::STATUS, status.as_str()).await;
+        }
+        // Created an hour apart, oldest first.
+        let mut conn = s.connection();
+        for id in &ids {
+            let at = 1_000_000 + *id as i64 * 3_600_000;
+            hset(&t, *id, fields::CREATED_AT_MS, &at.to_string()).await;
+            let _: () = redis::cmd("ZADD")
+                .arg(s.keys().backtests())
+                .arg(at)
+                .arg(*id)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+        let remaining = |t: &TestRedis| {
+            let keys = t.store.keys().clone();
+            let mut conn = t.store.connection();
+            async move {
+                let ids: Vec<u64> = redis::cmd("ZRANGE")
+                    .arg(keys.backtests())
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                ids
+            }
+        };
+        // Nothing asked: nothing goes.
+        let step = s
+            .sweep_backtests(homes, SweepRule::default(), 0, 100)
+            .await
+            .unwrap();
+        assert!(step.done && step.deleted == 0);
+        // Keep the 20 newest, 4 entries a step.
+        let rule = SweepRule {
+            keep: Some(20),
+            created_before_ms: None,
+        };
+        let (mut start, mut steps, mut deleted) = (0, 0, 0);
+        loop {
+            let step = s.sweep_backtests(homes, rule, start, 4).await.unwrap();
+            assert!(step.deleted <= 4);
+            start += step.kept.len();
+            deleted += step.deleted;
+            steps += 1;
+            if step.done {
+                break;
+            }
+        }
+        assert_eq!((deleted, start), (8, 2), "2 and 3 kept");
+        assert!(steps >= 3, "{steps}");
+        let left = remaining(&t).await;
+        assert_eq!(left[..2], [2, 3]);
+        assert_eq!(left[2..], (11..=30).collect::<Vec<_>>()[..]);
+        let homes_left: u64 = redis::cmd("HLEN")
+            .arg(homes)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(homes_left, 22);
+        assert!(scan(&t, &format!("{}*", s.keys().backtest(5)))
+            .await
+            .is_empty());
+        // Created before the 16th: 11 to 15 go (the count alone keeps them).
+        let rule = SweepRule {
+            keep: None,
+            created_before_ms: Some(1_000_000 + 16 * 3_600_000),
+        };
+        let step = s.sweep_backtests(homes, rule, 0, 100).await.unwrap();
+        assert_eq!(
+            (step.deleted, step.kept.clone(), step.done),
+            (5, vec![2, 3], true)
+        );
+        let left = remaining(&t).await;
+        assert_eq!(left[2..], (16..=30).collect::<Vec<_>>()[..]);
+        // Both rules: either reaches a record.
+        let rule = SweepRule {
+            keep: Some(10),
+            created_before_ms: Some(1_000_000 + 23 * 3_600_000),
+        };
+        let step = s.sweep_backtests(homes, rule, 2, 100).await.unwrap();
+        assert_eq!((step.deleted, step.done), (7, true));
+        let left = remaining(&t).await;
+        assert_eq!(
+            left[2..],
+            (23..=30).collect::<Vec<_>>()[..],
+            "past 10 or too old"
+        );
     }
 
     #[tokio::test]

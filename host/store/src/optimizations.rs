@@ -2,8 +2,10 @@
 //! chunk's rows written once, however often the chunk is delivered), and
 //! the ranked table once every chunk is in.
 
-use super::backtests::{BacktestDefinition, BacktestError, BacktestStatus};
-use super::{now_ms, parse_field, Result, Store, StoreError};
+use super::backtests::{
+    BacktestDefinition, BacktestError, BacktestStatus, RecordKind, SweepRule, SweepStep,
+};
+use super::{now_ms, parse_field, Keys, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
@@ -482,6 +484,72 @@ impl Store {
     }
 }
 
+/// What every optimization key starts with: [`Keys::optimization`] and its
+/// sub-keys append the id (the delete script builds them so; checked in
+/// the tests).
+fn optimization_prefix(keys: &Keys) -> String {
+    let mut key = keys.optimization(0);
+    key.pop();
+    key
+}
+
+impl Store {
+    /// Deletes a finished optimization: its record, results, fan-out and
+    /// chunk records, index entry and their `homes` entries
+    /// (`homes_key`: `QueueKeys::task_homes`), in one step. `Busy` while
+    /// queued or running (cancel it first), `NotFound` without a record.
+    pub async fn delete_optimization(&self, id: u64, homes_key: &str) -> Result<()> {
+        let (prefix, index) = (optimization_prefix(&self.keys), self.keys.optimizations());
+        match self
+            .delete_record(RecordKind::Optimization, &prefix, &index, homes_key, id)
+            .await
+        {
+            // Running with a task in the DLQ is failed once read (see
+            // `get_optimization`): settle it and try again.
+            Err(StoreError::Busy { .. }) if self.settled_terminal(id).await? => {
+                self.delete_record(RecordKind::Optimization, &prefix, &index, homes_key, id)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// One bounded step of a retention sweep over the optimizations (see
+    /// [`Store::sweep_backtests`]). A record kept as queued or running is
+    /// settled here, so one whose chunk failed goes at the next sweep.
+    pub async fn sweep_optimizations(
+        &self,
+        homes_key: &str,
+        rule: SweepRule,
+        start: usize,
+        most: usize,
+    ) -> Result<SweepStep> {
+        let (prefix, index) = (optimization_prefix(&self.keys), self.keys.optimizations());
+        let step = self
+            .sweep_records(
+                RecordKind::Optimization,
+                &prefix,
+                &index,
+                homes_key,
+                rule,
+                start,
+                most,
+            )
+            .await?;
+        for id in &step.kept {
+            self.settled_terminal(*id).await?;
+        }
+        Ok(step)
+    }
+
+    async fn settled_terminal(&self, id: u64) -> Result<bool> {
+        Ok(self
+            .get_optimization(id)
+            .await?
+            .is_some_and(|r| r.status.is_terminal()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -619,6 +687,181 @@ mod tests {
         );
         assert!(!t.store.cancel_optimization_record(id).await.unwrap());
         assert!(t.store.get_optimization(999).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn every_optimization_key_starts_with_the_prefix_and_id() {
+        let keys = Keys::new("p:tenant:acme");
+        let prefix = optimization_prefix(&keys);
+        assert_eq!(prefix, "p:tenant:acme:optimization:");
+        assert_eq!(keys.optimization(12), format!("{prefix}12"));
+        assert_eq!(keys.optimization_results(12), format!("{prefix}12:results"));
+        assert_eq!(keys.optimization_fanout(12), format!("{prefix}12:fanout"));
+        assert_eq!(
+            keys.optimization_chunk(12, 3),
+            format!("{prefix}12:chunk:3")
+        );
+    }
+
+    /// What the queue leaves of an optimization's tasks: fan-out and
+    /// chunk records naming their tasks, results, a `homes` entry each
+    /// (none today, as they keep hashes of their own; a hosting one
+    /// would), and a stray chunk past `chunks`.
+    async fn leave_tasks(t: &TestRedis, homes: &str, id: u64, chunks: usize) {
+        let k = t.store.keys();
+        let mut pipe = redis::pipe();
+        let mut records = vec![k.optimization_fanout(id)];
+        records.extend((0..=chunks).map(|c| k.optimization_chunk(id, c)));
+        for (n, rec) in records.iter().enumerate() {
+            let task = format!("task-{id}-{n}");
+            pipe.hset(rec, "task_id", &task)
+                .hset(rec, "status", "completed")
+                .hset(homes, &task, rec);
+        }
+        pipe.hset(k.optimization_results(id), 0, "[]")
+            .hset(k.optimization(id), "task_id", format!("task-{id}-own"))
+            .hset(homes, format!("task-{id}-own"), k.optimization(id));
+        pipe.query_async::<()>(&mut t.store.connection())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn delete_leaves_nothing_of_a_finished_optimization() {
+        let t = TestRedis::start("opt-delete").await;
+        let s = &t.store;
+        let homes = "elsewhere:queue:homes";
+        let a = s.create_optimization(&definition(), 25, 3).await.unwrap();
+        let b = s.create_optimization(&definition(), 25, 3).await.unwrap();
+        leave_tasks(&t, homes, a, 3).await;
+        leave_tasks(&t, homes, b, 3).await;
+        let pattern = format!("{}*", s.keys().optimization(a));
+        // `optimization:1*` would also match an id 10 or more.
+        assert!(b < 10);
+        let before = crate::backtests::tests::scan(&t, &pattern).await;
+        assert_eq!(before.len(), 7, "{before:?}");
+        s.mark_fanned_out(a, 3).await.unwrap();
+        let e = s.delete_optimization(a, homes).await.unwrap_err();
+        assert!(matches!(e, StoreError::Busy { .. }), "{e}");
+        assert_eq!(e.to_string(), format!("optimization {a} is running"));
+        assert_eq!(crate::backtests::tests::scan(&t, &pattern).await, before);
+        assert!(s.cancel_optimization_record(a).await.unwrap());
+        s.delete_optimization(a, homes).await.unwrap();
+        assert!(crate::backtests::tests::scan(&t, &pattern).await.is_empty());
+        let mut conn = s.connection();
+        let homes_left: Vec<String> = redis::cmd("HKEYS")
+            .arg(homes)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(homes_left.len(), 6, "b's: {homes_left:?}");
+        assert!(homes_left
+            .iter()
+            .all(|t| t.starts_with(&format!("task-{b}-"))));
+        let listed: Vec<u64> = s
+            .list_optimizations(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(listed, [b]);
+        assert!(matches!(
+            s.delete_optimization(a, homes).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Running with a chunk in the DLQ is failed: deleted.
+        s.mark_fanned_out(b, 3).await.unwrap();
+        redis::cmd("HSET")
+            .arg(s.keys().optimization_chunk(b, 1))
+            .arg("status")
+            .arg("failed")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        s.delete_optimization(b, homes).await.unwrap();
+        let left =
+            crate::backtests::tests::scan(&t, &format!("{}:optimization:*", s.keys().prefix()))
+                .await;
+        assert_eq!(left, [s.keys().optimization_next_id()]);
+        let homes_left: u64 = redis::cmd("HLEN")
+            .arg(homes)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(homes_left, 0);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_keeps_the_newest_optimizations_and_settles_the_stuck() {
+        let t = TestRedis::start("opt-sweep").await;
+        let s = &t.store;
+        let homes = "q:queue:homes";
+        for _ in 0..6 {
+            let id = s.create_optimization(&definition(), 4, 2).await.unwrap();
+            leave_tasks(&t, homes, id, 2).await;
+            s.mark_fanned_out(id, 2).await.unwrap();
+            if id != 2 {
+                s.complete_optimization(id, "csv", "[]", None)
+                    .await
+                    .unwrap();
+            }
+        }
+        // 2 is running, its chunk in the DLQ: kept now, settled failed.
+        redis::cmd("HSET")
+            .arg(s.keys().optimization_chunk(2, 0))
+            .arg("status")
+            .arg("failed")
+            .query_async::<()>(&mut s.connection())
+            .await
+            .unwrap();
+        let rule = SweepRule {
+            keep: Some(2),
+            created_before_ms: None,
+        };
+        let step = s.sweep_optimizations(homes, rule, 0, 100).await.unwrap();
+        assert_eq!(
+            (step.deleted, step.kept.clone(), step.done),
+            (3, vec![2], true)
+        );
+        assert_eq!(
+            s.optimization_status(2).await.unwrap(),
+            Some(BacktestStatus::Failed)
+        );
+        let step = s.sweep_optimizations(homes, rule, 0, 100).await.unwrap();
+        assert_eq!((step.deleted, step.done), (1, true));
+        let ids: Vec<u64> = s
+            .list_optimizations(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [6, 5]);
+        for id in 1..=4 {
+            let pattern = format!("{}*", s.keys().optimization(id));
+            assert!(crate::backtests::tests::scan(&t, &pattern).await.is_empty());
+        }
+        // By age: created_at_ms, read from each record.
+        let rule = SweepRule {
+            keep: None,
+            created_before_ms: Some(now_ms() + 1),
+        };
+        let step = s.sweep_optimizations(homes, rule, 0, 1).await.unwrap();
+        assert_eq!((step.deleted, step.done), (1, false));
+        let step = s.sweep_optimizations(homes, rule, 0, 1).await.unwrap();
+        assert_eq!(step.deleted, 1);
+        assert!(s.list_optimizations(10).await.unwrap().is_empty());
+        let left =
+            crate::backtests::tests::scan(&t, &format!("{}:optimization:*", s.keys().prefix()))
+                .await;
+        assert_eq!(left, [s.keys().optimization_next_id()]);
+        let homes_left: u64 = redis::cmd("HLEN")
+            .arg(homes)
+            .query_async(&mut s.connection())
+            .await
+            .unwrap();
+        assert_eq!(homes_left, 0);
     }
 
     #[tokio::test]
