@@ -1,7 +1,8 @@
-//! Backtest records: status, progress and the report.
+//! Backtest records: status, progress and the report; deleting finished ones.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -9,6 +10,8 @@ use utoipa::ToSchema;
 
 use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
+use super::AppState;
+use stratbox_store::StoreError;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Backtest {
@@ -61,6 +64,40 @@ pub async fn get_one(
         error: record.error,
         task_id: record.task_id,
     }))
+}
+
+/// Delete a finished backtest: its record, report and log. 409 while it
+/// is queued or running (cancel its task first).
+#[utoipa::path(delete, path = "/api/v1/backtests/{id}", tag = "backtests",
+    params(("id" = u64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn delete_one(
+    State(state): State<AppState>,
+    scope: Scope,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    let homes = state.queue.keys().task_homes();
+    match scope.store.delete_backtest(id, &homes).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound { .. }) => Err(AppError::not_found(
+            ErrorCode::BacktestNotFound,
+            format!("backtest {id} not found"),
+        )),
+        Err(StoreError::Busy { status, .. }) => {
+            let task = scope
+                .store
+                .get_backtest(id)
+                .await?
+                .and_then(|r| r.task_id)
+                .unwrap_or_else(|| "{task_id}".into());
+            Err(AppError::Conflict(format!(
+                "backtest {id} is {status}; cancel it first with DELETE /api/v1/queue/tasks/{task}"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Most a listing returns.

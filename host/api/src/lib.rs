@@ -120,11 +120,13 @@ impl AppState {
         market::get_instrument,
         backtests::get_one,
         backtests::get_log,
+        backtests::delete_one,
         optimizations::create_and_run,
         optimizations::get_one,
         optimizations::list,
         optimizations::table_csv,
         optimizations::cancel,
+        optimizations::delete_one,
         backtests::list,
         metrics::prometheus,
         schedules::create,
@@ -273,7 +275,10 @@ fn routes() -> Router<AppState> {
         .route("/schedules/{id}/pause", post(schedules::pause))
         .route("/schedules/{id}/resume", post(schedules::resume))
         .route("/backtests", get(backtests::list))
-        .route("/backtests/{id}", get(backtests::get_one))
+        .route(
+            "/backtests/{id}",
+            get(backtests::get_one).delete(backtests::delete_one),
+        )
         .route("/backtests/{id}/log", get(backtests::get_log))
         // Optimizations (issue 5).
         .route(
@@ -291,8 +296,9 @@ fn routes() -> Router<AppState> {
         .route("/optimizations", get(optimizations::list))
         .route(
             "/optimizations/{id}",
-            get(optimizations::get_one).delete(optimizations::cancel),
+            get(optimizations::get_one).delete(optimizations::delete_one),
         )
+        .route("/optimizations/{id}/cancel", post(optimizations::cancel))
         .route(
             "/optimizations/{id}/table.csv",
             get(optimizations::table_csv),

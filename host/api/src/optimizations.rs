@@ -1,12 +1,12 @@
 //! Optimizations: create and queue (validated in full before anything is
 //! queued), status with progress and the top results, the whole ranked
-//! table as CSV, and cancellation (of every chunk).
+//! table as CSV, cancellation (of every chunk), and deleting finished ones.
 
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use stratbox_service::tasks::optimization::{
     cancel_optimization, submit_optimization, OptimizationRequest,
 };
 use stratbox_service::tasks::{SubmitError, SubmitOptions};
-use stratbox_store::BacktestStatus;
+use stratbox_store::{BacktestStatus, StoreError};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ObjectiveRequest {
@@ -408,7 +408,7 @@ pub async fn table_csv(
 }
 
 /// Cancel an optimization and every chunk task it queued.
-#[utoipa::path(delete, path = "/api/v1/optimizations/{id}", tag = "optimizations",
+#[utoipa::path(post, path = "/api/v1/optimizations/{id}/cancel", tag = "optimizations",
     params(("id" = u64, Path)),
     responses((status = 200, body = CancelResponse), (status = 404, body = ErrorBody)),
     security((), ("bearer" = [])))]
@@ -428,6 +428,32 @@ pub async fn cancel(
         optimization_id: id,
         status,
     }))
+}
+
+/// Delete a finished optimization: its record, table and chunk records.
+/// 409 while it is queued or running (cancel it first).
+#[utoipa::path(delete, path = "/api/v1/optimizations/{id}", tag = "optimizations",
+    params(("id" = u64, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn delete_one(
+    State(state): State<AppState>,
+    scope: super::auth::Scope,
+    id: Result<Path<u64>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let Path(id) = id?;
+    let homes = state.queue.keys().task_homes();
+    match scope.store.delete_optimization(id, &homes).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(StoreError::NotFound { .. }) => Err(AppError::not_found(
+            ErrorCode::OptimizationNotFound,
+            format!("optimization {id} not found"),
+        )),
+        Err(StoreError::Busy { status, .. }) => Err(AppError::Conflict(format!(
+            "optimization {id} is {status}; cancel it first with POST /api/v1/optimizations/{id}/cancel"
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -609,22 +635,65 @@ mod tests {
         let (status, e) = send(&state, get(&format!("/api/v1/optimizations/{id}?top=0"))).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(e["error"]["field"], "top");
+        // Deleting it while it may run is refused, naming the cancel.
+        let delete = || {
+            Request::delete(format!("/api/v1/optimizations/{id}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let cancel = |id: u64| {
+            Request::post(format!("/api/v1/optimizations/{id}/cancel"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let (status, e) = send(&state, delete()).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{e}");
+        assert_eq!(
+            e["error"]["message"],
+            format!("optimization {id} is queued; cancel it first with POST /api/v1/optimizations/{id}/cancel")
+        );
         // Cancelling ends the record and its queued fan-out task.
-        let delete = Request::delete(format!("/api/v1/optimizations/{id}"))
-            .body(Body::empty())
-            .unwrap();
-        let (status, c) = send(&state, delete).await;
+        let (status, c) = send(&state, cancel(id)).await;
         assert_eq!(status, StatusCode::OK, "{c}");
-        assert_eq!(c["status"], "cancelled");
+        assert_eq!(c, json!({"optimization_id": id, "status": "cancelled"}));
         let task = state.queue.task(&task_id).await.unwrap().unwrap();
         assert_eq!(task.status.as_str(), "cancelled");
         let (_, got) = send(&state, get(&format!("/api/v1/optimizations/{id}"))).await;
         assert_eq!(got["status"], "cancelled");
+        // Again: it says where it stands.
+        let (status, c) = send(&state, cancel(id)).await;
+        assert_eq!(
+            (status, c["status"].as_str()),
+            (StatusCode::OK, Some("cancelled"))
+        );
+        let (status, e) = send(&state, cancel(999)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+        // Ended: deleted, and nothing of it is left.
+        let (status, body) = send(&state, delete()).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        let (status, e) = send(&state, get(&format!("/api/v1/optimizations/{id}"))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+        let (status, e) = send(&state, delete()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+        assert_eq!(e["error"]["code"], "optimization_not_found");
+        let left: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", state.store.keys().optimization(id)))
+            .query_async(&mut state.store.connection())
+            .await
+            .unwrap();
+        assert!(left.is_empty(), "{left:?}");
+        let (_, list) = send(&state, get("/api/v1/optimizations")).await;
+        assert_eq!(list["optimizations"], json!([]));
         // The document lists the endpoints.
         let (_, doc) = send(&state, get("/api-docs/openapi.json")).await;
+        assert!(
+            doc["paths"]["/api/v1/optimizations/{id}"]["delete"]["responses"]["204"].is_object()
+        );
+        assert!(doc["paths"]["/api/v1/optimizations/{id}/cancel"]["post"].is_object());
         for path in [
             "/api/v1/queue/optimization/create-and-run",
             "/api/v1/optimizations/{id}",
+            "/api/v1/optimizations/{id}/cancel",
             "/api/v1/optimizations/{id}/table.csv",
         ] {
             assert!(doc["paths"][path].is_object(), "{path}");

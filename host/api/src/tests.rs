@@ -938,7 +938,9 @@ async fn the_dashboard_data_needs_the_token_on_every_method_when_one_is_set() {
         ("POST", "/dashboard/api/queue/dlq/requeue"),
         ("DELETE", "/dashboard/api/queue/dlq"),
         ("DELETE", "/dashboard/api/queue/tasks/some-task"),
+        ("POST", "/dashboard/api/optimizations/1/cancel"),
         ("DELETE", "/dashboard/api/optimizations/1"),
+        ("DELETE", "/dashboard/api/backtests/1"),
         ("POST", "/dashboard/api/schedules/1/pause"),
         ("POST", "/dashboard/api/schedules/1/resume"),
     ] {
@@ -1516,3 +1518,114 @@ async fn candles_import_ignores_extra_columns_and_refuses_bars_off_the_timeframe
 }
 
 mod tenants;
+
+fn delete(uri: &str) -> Request<Body> {
+    Request::delete(uri).body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn a_finished_backtest_is_deleted_whole_and_a_live_one_is_a_409() {
+    let h = Harness::start("api-delete-backtest", None).await;
+    let id = h.fake_strategy().await;
+    h.candles(9_000).await;
+    let app = h.app();
+    let (status, created) = send(
+        &app,
+        post_json("/api/v1/queue/backtest/create-and-run", &spec_request(id)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let backtest_id = created["backtest_id"].as_u64().unwrap();
+    let task_id = created["task_id"].as_str().unwrap().to_string();
+    let uri = format!("/api/v1/backtests/{backtest_id}");
+    let record = h.state.store.keys().backtest(backtest_id);
+    let homes = h.state.queue.keys().task_homes();
+    let mut conn = h.state.store.connection();
+    let home: Option<String> = redis::cmd("HGET")
+        .arg(&homes)
+        .arg(&task_id)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        home.as_deref(),
+        Some(record.as_str()),
+        "the record hosts its task"
+    );
+
+    // Queued, then running: refused, naming the way to cancel it.
+    let (status, reply) = send(&app, delete(&uri)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    assert_eq!(reply["error"]["code"], "conflict");
+    assert_eq!(
+        reply["error"]["message"],
+        format!(
+            "backtest {backtest_id} is queued; cancel it first with \
+             DELETE /api/v1/queue/tasks/{task_id}"
+        )
+    );
+    let () = redis::cmd("HSET")
+        .arg(&record)
+        .arg("status")
+        .arg("running")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (status, reply) = send(&app, delete(&uri)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is running"),
+        "{reply}"
+    );
+    let () = redis::cmd("HSET")
+        .arg(&record)
+        .arg("status")
+        .arg("queued")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(send(&app, get(&uri)).await.0, StatusCode::OK, "kept");
+
+    let cancel = delete(&format!("/api/v1/queue/tasks/{task_id}"));
+    let (status, reply) = send(&app, cancel).await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
+    let (status, reply) = send(&app, delete(&uri)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{reply}");
+    assert_eq!(reply, Value::Null, "no body");
+
+    // Nothing of it is left: record, index entry, the queue's entry.
+    let (status, reply) = send(&app, get(&uri)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    let (status, reply) = send(&app, delete(&uri)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    assert_eq!(reply["error"]["code"], "backtest_not_found");
+    let (_, list) = send(&app, get("/api/v1/backtests")).await;
+    assert_eq!(list["backtests"], json!([]));
+    let (status, _) = send(&app, get(&format!("/api/v1/queue/tasks/{task_id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "its task went with it");
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{record}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let homes_len: u64 = redis::cmd("HLEN")
+        .arg(&homes)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(homes_len, 0);
+    let (status, _) = send(&app, delete("/api/v1/backtests/abc")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A token guards it like every DELETE.
+    let guarded = Harness::start("api-delete-backtest-auth", Some("s3cret")).await;
+    let (status, _) = send(&guarded.app(), delete("/api/v1/backtests/1")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

@@ -474,7 +474,7 @@
           {},
           live(o.status)
             ? actionButton("Cancel", "cancel-optimization", { optimizationId: o.optimization_id }, (btn) =>
-                act(btn, "DELETE", "optimizations/" + o.optimization_id, (r) => `Optimization ${r.optimization_id}: ${r.status}.`, redraw),
+                act(btn, "POST", "optimizations/" + o.optimization_id + "/cancel", (r) => `Optimization ${r.optimization_id}: ${r.status}.`, redraw),
               )
             : null,
         ),
