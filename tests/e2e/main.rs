@@ -26,6 +26,7 @@ mod plugin_load;
 mod queue_backtest;
 mod queue_optimize;
 mod queue_recovery;
+mod retention;
 mod scaffold;
 mod scheduler;
 mod service;

@@ -109,6 +109,7 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     runtime
         .block_on(async {
             let store = Store::connect(&config.redis_url, &config.prefix).await?;
+            let _retention = stratbox_service::retention::spawn_from_env(&store, &config.prefix)?;
             let cache = Arc::new(CandleCache::new(args.candle_cache_mib << 20));
             let tasks = Arc::new(Tasks::new(store, Arc::new(sandbox), cache).with_bybit(bybit));
             worker::run(config, tasks, worker::shutdown_signal()).await

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod autoscale;
+pub mod retention;
 pub mod scheduler;
 pub mod tasks;
 pub mod worker;
