@@ -33,3 +33,4 @@ mod service;
 mod strategy_log;
 mod support;
 mod task_limits;
+mod tenants;

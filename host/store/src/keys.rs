@@ -12,6 +12,10 @@ pub const MARK_SUFFIX: &str = ".MARK";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: String,
+    /// Where the id counters live: the install's prefix, for a tenant
+    /// too, so an id names one record install-wide and another tenant's
+    /// id is simply not found.
+    ids: String,
 }
 
 impl Default for Keys {
@@ -24,6 +28,7 @@ impl Keys {
     pub fn new(prefix: &str) -> Keys {
         Keys {
             prefix: prefix.to_string(),
+            ids: prefix.to_string(),
         }
     }
 
@@ -33,7 +38,10 @@ impl Keys {
 
     /// `{prefix}:tenant:{name}`: the prefix of every key of a tenant.
     pub fn tenant(&self, tenant: &crate::TenantName) -> Keys {
-        Keys::new(&format!("{}:tenant:{}", self.prefix, tenant.as_str()))
+        Keys {
+            prefix: format!("{}:tenant:{}", self.ids, tenant.as_str()),
+            ids: self.ids.clone(),
+        }
     }
 
     /// `{prefix}:apikeys`: API keys, field the sha256 of the key (hex),
@@ -78,12 +86,12 @@ impl Keys {
 
     /// `{prefix}:schedule:next_id`: counter handing out schedule ids.
     pub fn schedule_next_id(&self) -> String {
-        format!("{}:schedule:next_id", self.prefix)
+        format!("{}:schedule:next_id", self.ids)
     }
 
     /// `{prefix}:strategy:next_id`: counter (INCR) handing out strategy ids.
     pub fn strategy_next_id(&self) -> String {
-        format!("{}:strategy:next_id", self.prefix)
+        format!("{}:strategy:next_id", self.ids)
     }
 
     /// `{prefix}:strategies`: hash strategy id -> plugin sha256. The reverse
@@ -164,7 +172,7 @@ impl Keys {
 
     /// `{prefix}:backtest:next_id`: counter (INCR) handing out backtest ids.
     pub fn backtest_next_id(&self) -> String {
-        format!("{}:backtest:next_id", self.prefix)
+        format!("{}:backtest:next_id", self.ids)
     }
 
     /// `{prefix}:optimization:{id}`: optimization record hash (fields in
@@ -175,7 +183,7 @@ impl Keys {
 
     /// `{prefix}:optimization:next_id`: counter (INCR) of optimization ids.
     pub fn optimization_next_id(&self) -> String {
-        format!("{}:optimization:next_id", self.prefix)
+        format!("{}:optimization:next_id", self.ids)
     }
 
     /// `{prefix}:optimization:{id}:results`: hash chunk number -> that

@@ -372,6 +372,14 @@ mod tests {
         assert!(acme.keys().prefix().ends_with(":tenant:acme"));
         // The same tenant from a tenant's store is the same keyspace.
         assert_eq!(globex.for_tenant(&name("acme")).keys(), acme.keys());
+        // Ids are install-wide: another tenant's id finds nothing.
+        assert_eq!(
+            acme.keys().backtest_next_id(),
+            t.store.keys().backtest_next_id()
+        );
+        let a = acme.allocate_backtest_ids(2).await.unwrap();
+        let g = globex.allocate_backtest_ids(2).await.unwrap();
+        assert!(a.iter().all(|id| !g.contains(id)), "{a:?} {g:?}");
 
         let quota = Quota {
             max_queued: Some(3),
