@@ -66,6 +66,10 @@ pub struct QueueArgs {
     /// How long finished tasks are kept, in seconds.
     #[arg(long, env = "STRATBOX_RESULT_TTL_SECS", value_name = "SECS", default_value_t = QueueConfig::default().result_ttl.as_secs())]
     pub result_ttl_secs: u64,
+    /// Most entries the dead-letter stream keeps; the oldest go first
+    /// (counted as `dlq_trimmed`).
+    #[arg(long, env = "STRATBOX_DLQ_MAX_LEN", default_value_t = QueueConfig::default().dlq_max_len)]
+    pub dlq_max_len: usize,
 }
 
 impl QueueArgs {
@@ -86,6 +90,7 @@ impl QueueArgs {
             prefetch_max: self.prefetch_max,
             completion_linger: Duration::from_micros(self.completion_linger_us),
             result_ttl: Duration::from_secs(self.result_ttl_secs),
+            dlq_max_len: self.dlq_max_len,
             ..QueueConfig::default()
         };
         c.check()
