@@ -449,6 +449,12 @@ pub async fn delete_one(
             ErrorCode::OptimizationNotFound,
             format!("optimization {id} not found"),
         )),
+        Err(StoreError::Busy { status, .. }) if status == "stopping" => {
+            Err(AppError::Conflict(format!(
+                "optimization {id} has tasks still queued or running; stop them with \
+                 POST /api/v1/optimizations/{id}/cancel, then delete it"
+            )))
+        }
         Err(StoreError::Busy { status, .. }) => Err(AppError::Conflict(format!(
             "optimization {id} is {status}; cancel it first with POST /api/v1/optimizations/{id}/cancel"
         ))),

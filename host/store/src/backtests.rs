@@ -586,19 +586,33 @@ end
 local function drop(id)
   if KIND == 'backtest' then drop_backtest(id) else drop_optimization(id) end
 end
+-- What keeps record `id` (its status), or nil. An optimization cancelled
+-- while a task of its own ran is `stopping` until that task ends: its
+-- end writes to the task's record, which would come back.
+local function live(id, status)
+  if busy(status) then return status end
+  if KIND ~= 'optimization' then return nil end
+  local rec = PRE .. id
+  if busy(redis.call('HGET', rec .. ':fanout', 'status')) then return 'stopping' end
+  local chunks = tonumber(redis.call('HGET', rec, 'chunks') or '0') or 0
+  for k = 0, chunks - 1 do
+    if busy(redis.call('HGET', rec .. ':chunk:' .. k, 'status')) then return 'stopping' end
+  end
+  return nil
+end
 ";
 
-/// Deletes record ARGV[5] unless it is queued or running. Returns
-/// `deleted`, `missing` (its index and log entries, if any, are gone
-/// too) or the status that kept it.
+/// Deletes record ARGV[5] unless it is queued or running (or
+/// `stopping`, see `live`). Returns `deleted`, `missing` (its index and
+/// log entries, if any, are gone too) or the status that kept it.
 static DELETE_ONE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         &[
             DROP_LUA,
             r"
 local rec = PRE .. ARGV[5]
-local status = redis.call('HGET', rec, 'status')
-if busy(status) then return status end
+local kept = live(ARGV[5], redis.call('HGET', rec, 'status'))
+if kept then return kept end
 local existed = redis.call('EXISTS', rec)
 drop(ARGV[5])
 if existed == 1 then return 'deleted' end
@@ -614,7 +628,8 @@ return 'missing'
 /// ARGV[5] newest (-1: any count) or created before ARGV[6] ms (-1: any
 /// age), stopping at the first entry neither rule reaches. Returns
 /// {deleted, 1 when nothing more is to be done, then the ids kept
-/// because they were queued or running}.
+/// because they were queued or running}. Ties within a millisecond go
+/// in the index's order (by id as text).
 static SWEEP: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         &[
@@ -638,7 +653,7 @@ for j = 1, #entries, 2 do
     done = 1
     break
   end
-  if busy(h[1]) then
+  if live(id, h[1]) then
     kept[#kept + 1] = id
   else
     drop(id)

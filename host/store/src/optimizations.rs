@@ -497,7 +497,9 @@ impl Store {
     /// Deletes a finished optimization: its record, results, fan-out and
     /// chunk records, index entry and their `homes` entries
     /// (`homes_key`: `QueueKeys::task_homes`), in one step. `Busy` while
-    /// queued or running (cancel it first), `NotFound` without a record.
+    /// queued or running (cancel it first), or `stopping` while a task it
+    /// queued is (its end would write the task's record again);
+    /// `NotFound` without a record.
     pub async fn delete_optimization(&self, id: u64, homes_key: &str) -> Result<()> {
         let (prefix, index) = (optimization_prefix(&self.keys), self.keys.optimizations());
         match self
@@ -746,9 +748,27 @@ mod tests {
         assert_eq!(e.to_string(), format!("optimization {a} is running"));
         assert_eq!(crate::backtests::tests::scan(&t, &pattern).await, before);
         assert!(s.cancel_optimization_record(a).await.unwrap());
-        s.delete_optimization(a, homes).await.unwrap();
-        assert!(crate::backtests::tests::scan(&t, &pattern).await.is_empty());
+        // Cancelled, a chunk task still stopping: its end would write
+        // its record again.
+        let chunk = s.keys().optimization_chunk(a, 2);
         let mut conn = s.connection();
+        for (status, deleted) in [("running", false), ("cancelled", true)] {
+            redis::cmd("HSET")
+                .arg(&chunk)
+                .arg("status")
+                .arg(status)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+            let e = s.delete_optimization(a, homes).await;
+            if deleted {
+                e.unwrap();
+            } else {
+                let e = e.unwrap_err();
+                assert_eq!(e.to_string(), format!("optimization {a} is stopping"));
+            }
+        }
+        assert!(crate::backtests::tests::scan(&t, &pattern).await.is_empty());
         let homes_left: Vec<String> = redis::cmd("HKEYS")
             .arg(homes)
             .query_async(&mut conn)
