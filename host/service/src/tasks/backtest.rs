@@ -355,7 +355,25 @@ pub async fn resubmit_backtest(
         candles_version,
         &options,
     )?;
-    Ok(queue.submit_one(spec).await?)
+    // Deleted since it was read (DELETE /backtests/{id}): nothing is
+    // queued, rather than a record without its definition.
+    let exists = Guard {
+        key: store.keys().backtest(backtest_id),
+        field: fields::CREATED_AT_MS.into(),
+        expect: record.created_at_ms.to_string(),
+        set: Vec::new(),
+        index: None,
+    };
+    match queue
+        .submit_guarded(std::slice::from_ref(&spec), &[exists])
+        .await
+    {
+        Ok(mut ids) => ids
+            .pop()
+            .ok_or_else(|| invalid("request", "nothing was submitted")),
+        Err(QueueError::GuardFailed(_)) => Err(SubmitError::UnknownBacktest(backtest_id)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `definition_json`: the definition as serde_json writes it, when the
