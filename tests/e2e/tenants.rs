@@ -186,3 +186,89 @@ async fn one_tenants_flood_does_not_starve_anothers_backtest() {
     .await;
     assert_eq!(status, 200);
 }
+
+/// `stratbox <args> --api URL --token TOKEN` (the admin).
+fn admin_cli(svc: &Service, server: &Server, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--api", server.base.as_str(), "--token", TOKEN]);
+    support::stratbox(&svc.dir, &all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_manage_keys_and_quotas_from_the_command_line() {
+    use support::{stderr, stdout};
+    let svc = Service::start("tenants_cli").await;
+    let server = Server::start(&svc);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+
+    let out = admin_cli(
+        &svc,
+        &server,
+        &[
+            "tenants",
+            "quota",
+            "acme",
+            "--max-queued",
+            "3",
+            "--max-running",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = admin_cli(
+        &svc,
+        &server,
+        &["keys", "create", "--tenant", "acme", "--label", "ci"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let secret = stdout(&out).trim().to_string();
+    assert!(secret.starts_with("sbx_"), "{secret}");
+    // The key works, and sees acme's quota.
+    let get = reqwest::Method::GET;
+    let (status, acme) = request(
+        &http,
+        &server,
+        get.clone(),
+        "/api/v1/tenants/acme",
+        &secret,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{acme}");
+    assert_eq!(acme["quota"], json!({"max_queued": 3, "max_running": 1}));
+    let out = admin_cli(&svc, &server, &["tenants", "list"]);
+    assert!(stdout(&out).contains("acme"), "{}", stdout(&out));
+    // The queue caps acme's lane as the quota says.
+    assert_eq!(svc.queue.lane_cap(Some("acme")).await.unwrap(), Some(1));
+
+    // Bad input is refused, naming what was wrong.
+    let out = admin_cli(
+        &svc,
+        &server,
+        &["tenants", "quota", "acme", "--max-queued", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("max_queued"), "{}", stderr(&out));
+    let out = admin_cli(&svc, &server, &["keys", "create", "--tenant", "Not Valid"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("`tenant`"), "{}", stderr(&out));
+    let out = admin_cli(&svc, &server, &["keys", "revoke", "xyz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("ID `xyz`"), "{}", stderr(&out));
+    // A tenant's key is not an admin's.
+    let out = support::stratbox(
+        &svc.dir,
+        &["keys", "list", "--api", &server.base, "--token", &secret],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("403 forbidden"), "{}", stderr(&out));
+
+    let out = admin_cli(&svc, &server, &["keys", "list", "--json"]);
+    let keys: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = keys["keys"][0]["id"].as_str().unwrap().to_string();
+    let out = admin_cli(&svc, &server, &["keys", "revoke", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, _) = request(&http, &server, get, "/api/v1/tenants/acme", &secret, None).await;
+    assert_eq!(status, 401, "a revoked key is refused");
+}

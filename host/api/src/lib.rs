@@ -66,6 +66,8 @@ pub struct Shared {
     pub sandbox: Arc<Sandbox>,
     /// The token, API keys and tenants' stores (see `auth`).
     pub auth: auth::Auth,
+    /// Tenants' quotas and usage as recently read (see `quota`).
+    pub quotas: quota::QuotaCache,
     /// This process's request counts and latencies.
     pub http: metrics::HttpMetrics,
 }
@@ -85,6 +87,7 @@ impl AppState {
             queue,
             sandbox: Arc::new(sandbox),
             auth: auth::Auth::new(token),
+            quotas: quota::QuotaCache::default(),
             http: metrics::HttpMetrics::default(),
         }))
     }

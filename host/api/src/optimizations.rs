@@ -12,8 +12,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::Scope;
 use super::error::{ApiResult, AppError, ErrorBody, ErrorCode};
 use super::queue::{parse_create, CreateAndRunRequest};
+use super::quota::{admit, Admission};
 use super::AppState;
 use stratbox_engine::optimize::Direction;
 use stratbox_service::tasks::optimization::{
@@ -247,12 +249,24 @@ pub(super) async fn parse_optimization(
     security((), ("bearer" = [])))]
 pub async fn create_and_run(
     State(state): State<AppState>,
+    scope: Scope,
     body: Result<Json<CreateOptimizationRequest>, JsonRejection>,
 ) -> ApiResult<Json<CreateOptimizationResponse>> {
     let Json(r) = body?;
-    let (request, options) = parse_optimization(&state.store, r).await?;
+    let (mut request, options) = parse_optimization(&scope.store, r).await?;
+    let admission = Admission {
+        tasks: 1,
+        results: 1,
+    };
+    admit(
+        &state,
+        &scope,
+        admission,
+        Some(&mut request.backtest.limits),
+    )
+    .await?;
     let (optimization_id, task_id) =
-        submit_optimization(&state.store, &state.queue, &request, &options)
+        submit_optimization(&scope.store, &state.queue, &request, &options)
             .await
             .map_err(request_field)?;
     Ok(Json(CreateOptimizationResponse {
@@ -263,8 +277,11 @@ pub async fn create_and_run(
     }))
 }
 
-async fn record(state: &AppState, id: u64) -> ApiResult<stratbox_store::OptimizationRecord> {
-    state.store.get_optimization(id).await?.ok_or_else(|| {
+async fn record(
+    store: &stratbox_store::Store,
+    id: u64,
+) -> ApiResult<stratbox_store::OptimizationRecord> {
+    store.get_optimization(id).await?.ok_or_else(|| {
         AppError::not_found(
             ErrorCode::OptimizationNotFound,
             format!("optimization {id} not found"),
@@ -278,7 +295,7 @@ async fn record(state: &AppState, id: u64) -> ApiResult<stratbox_store::Optimiza
     responses((status = 200, body = Optimization), (status = 404, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn get_one(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
     query: Result<Query<TopQuery>, QueryRejection>,
 ) -> ApiResult<Json<Optimization>> {
@@ -291,7 +308,7 @@ pub async fn get_one(
             format!("must be between 1 and 100, got {top_n}"),
         ));
     }
-    let r = record(&state, id).await?;
+    let r = record(&scope.store, id).await?;
     Ok(Json(view(r, top_n)?))
 }
 
@@ -364,11 +381,11 @@ pub struct OptimizationList {
     params(super::backtests::ListQuery),
     responses((status = 200, body = OptimizationList), (status = 422, body = ErrorBody)))]
 pub async fn list(
-    State(state): State<AppState>,
+    scope: Scope,
     query: Result<Query<super::backtests::ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<OptimizationList>> {
     let Query(query) = query?;
-    let optimizations = state
+    let optimizations = scope
         .store
         .list_optimizations(query.checked()?)
         .await?
@@ -384,11 +401,11 @@ pub async fn list(
     responses((status = 200, content_type = "text/csv", body = String),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn table_csv(
-    State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Path(id) = id?;
-    let status = state.store.optimization_status(id).await?.ok_or_else(|| {
+    let status = scope.store.optimization_status(id).await?.ok_or_else(|| {
         AppError::not_found(
             ErrorCode::OptimizationNotFound,
             format!("optimization {id} not found"),
@@ -399,7 +416,7 @@ pub async fn table_csv(
             "optimization {id} is {status}; the table exists once it is completed"
         )));
     }
-    let csv = state
+    let csv = scope
         .store
         .optimization_table(id)
         .await?
@@ -414,11 +431,12 @@ pub async fn table_csv(
     security((), ("bearer" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<Json<CancelResponse>> {
     let Path(id) = id?;
-    let r = record(&state, id).await?;
-    let cancelled = cancel_optimization(&state.store, &state.queue, id, r.chunks).await?;
+    let r = record(&scope.store, id).await?;
+    let cancelled = cancel_optimization(&scope.store, &state.queue, id, r.chunks).await?;
     let status = if cancelled {
         "cancelled".to_string()
     } else {
@@ -438,7 +456,7 @@ pub async fn cancel(
     security((), ("bearer" = [])))]
 pub async fn delete_one(
     State(state): State<AppState>,
-    scope: super::auth::Scope,
+    scope: Scope,
     id: Result<Path<u64>, PathRejection>,
 ) -> ApiResult<StatusCode> {
     let Path(id) = id?;

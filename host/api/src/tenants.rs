@@ -208,6 +208,7 @@ pub async fn put_quota(
     let name = tenant_name("tenant", &tenant)?;
     let Json(quota) = body?;
     state.store.set_quota(&name, &quota).await?;
+    state.quotas.forget(&name);
     state
         .queue
         .set_lane_cap(Some(name.as_str()), quota.max_running)

@@ -35,6 +35,10 @@ struct ApiBenchArgs {
     /// (16 keeps 2 cores busy without queueing most of the latency).
     #[arg(long, default_value_t = 16)]
     connections: usize,
+    /// Submit as a tenant with a quota (every quota checked, none
+    /// reached): the tenant path against the install's.
+    #[arg(long)]
+    tenant: bool,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
 
 #[derive(Debug, serde::Serialize)]
 struct Figures {
+    tenant: bool,
     connections: usize,
     seconds: f64,
     submissions: usize,
@@ -144,8 +149,45 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let strategy: Value = http
-        .post(format!("{base}/api/v1/strategies"))
+    let bars = candles::synth(8_784, 2024, 3_600, 1_704_067_200, 42_000.0);
+    let mut csv = Vec::new();
+    candles::write_csv(&bars, &mut csv)?;
+    // The install's candles: a tenant reads them as shared market data.
+    http.post(format!("{base}/api/v1/candles/BTCUSDT/1h"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?
+        .error_for_status()?;
+    // A tenant's key, and a quota whose every check runs and passes.
+    let key = if args.tenant {
+        // The quota first: once a key exists, nothing anonymous passes.
+        http.put(format!("{base}/api/v1/tenants/bench/quota"))
+            .json(
+                &json!({"max_queued": 1_000_000_000u64, "max_running": 1_000_000,
+                "max_fuel": 1_000_000_000_000u64, "max_results": 1_000_000_000u64}),
+            )
+            .send()
+            .await?
+            .error_for_status()?;
+        let key: Value = http
+            .post(format!("{base}/api/v1/keys"))
+            .json(&json!({"tenant": "bench", "label": "bench api"}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        key["secret"].as_str().map(String::from)
+    } else {
+        None
+    };
+    let auth = Arc::new(key.map(|k| format!("Bearer {k}")));
+    let mut upload = http.post(format!("{base}/api/v1/strategies"));
+    if let Some(auth) = auth.as_deref() {
+        upload = upload.header("authorization", auth);
+    }
+    let strategy: Value = upload
         .header("content-type", "application/wasm")
         .body(plugin.to_vec())
         .send()
@@ -153,15 +195,6 @@ async fn measure(
         .error_for_status()?
         .json()
         .await?;
-    let bars = candles::synth(8_784, 2024, 3_600, 1_704_067_200, 42_000.0);
-    let mut csv = Vec::new();
-    candles::write_csv(&bars, &mut csv)?;
-    http.post(format!("{base}/api/v1/candles/BTCUSDT/1h"))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await?
-        .error_for_status()?;
     // The SPEC's create-and-run request.
     let body = Arc::new(
         json!({"strategy_id": strategy["strategy_id"], "symbol": "BTCUSDT", "timeframe": "1h",
@@ -174,7 +207,7 @@ async fn measure(
 
     let warmup = Duration::from_secs(args.seconds).div_f64(5.0);
     let measured = Duration::from_secs(args.seconds);
-    run_load(&http, &url, &body, args.connections, warmup).await;
+    run_load(&http, &url, &body, &auth, args.connections, warmup).await;
     let server_pid = server.child.id().to_string();
     let redis_pid = redis_pid.map(|p| p.to_string());
     let cpu_before = (
@@ -183,7 +216,8 @@ async fn measure(
         cpu_secs("self"),
     );
     let clock = Instant::now();
-    let (mut latencies, errors) = run_load(&http, &url, &body, args.connections, measured).await;
+    let (mut latencies, errors) =
+        run_load(&http, &url, &body, &auth, args.connections, measured).await;
     let elapsed = clock.elapsed().as_secs_f64();
     let cpu_after = (
         cpu_secs(&server_pid),
@@ -198,6 +232,7 @@ async fn measure(
     let at = |q: f64| latencies[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e3;
     let per = |before: f64, after: f64| (after - before) * 1e6 / n as f64;
     Ok(Figures {
+        tenant: args.tenant,
         connections: args.connections,
         seconds: elapsed,
         submissions: n,
@@ -219,20 +254,24 @@ async fn run_load(
     http: &reqwest::Client,
     url: &Arc<String>,
     body: &Arc<String>,
+    auth: &Arc<Option<String>>,
     connections: usize,
     duration: Duration,
 ) -> (Vec<Duration>, usize) {
     let until = Instant::now() + duration;
     let mut loops = Vec::with_capacity(connections);
     for _ in 0..connections {
-        let (http, url, body) = (http.clone(), url.clone(), body.clone());
+        let (http, url, body, auth) = (http.clone(), url.clone(), body.clone(), auth.clone());
         loops.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0;
             while Instant::now() < until {
                 let sent = Instant::now();
-                let reply = http
-                    .post(url.as_str())
+                let mut request = http.post(url.as_str());
+                if let Some(auth) = auth.as_deref() {
+                    request = request.header("authorization", auth);
+                }
+                let reply = request
                     .header("content-type", "application/json")
                     .body(body.as_str().to_owned())
                     .send()
@@ -269,8 +308,14 @@ fn print(args: &ApiBenchArgs, f: &Figures) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "stratbox bench api (one serve process, {} connections, {:.1} s)",
-        f.connections, f.seconds
+        "stratbox bench api (one serve process, {} connections, {:.1} s{})",
+        f.connections,
+        f.seconds,
+        if f.tenant {
+            ", as a tenant with a quota"
+        } else {
+            ""
+        }
     );
     println!(
         "  create-and-run submissions   {:>8.0} /s  ({} ok, {} errors; target >= 5,000)",

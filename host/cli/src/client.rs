@@ -74,6 +74,15 @@ impl Client {
         self.send(self.http.delete(self.url(path)), path)
     }
 
+    pub fn put_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        let request = self
+            .http
+            .put(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        self.send(request, path)
+    }
+
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {
         self.post(path, "application/json", body.to_string().into_bytes())
     }

@@ -31,6 +31,7 @@ mod plugin;
 mod scheduler;
 mod serve;
 mod settings;
+mod tenants;
 mod upload;
 mod worker;
 
@@ -85,6 +86,12 @@ enum Command {
     /// cancel.
     #[command(subcommand)]
     Tasks(ops::TasksCommand),
+    /// API keys of a running service: create, list, revoke (an admin's).
+    #[command(subcommand)]
+    Keys(tenants::KeysCommand),
+    /// Tenants of a running service: usage, and their quotas.
+    #[command(subcommand)]
+    Tenants(tenants::TenantsCommand),
 }
 
 /// A failure with its exit status: 2 for bad input (a flag, a file, a
@@ -130,6 +137,8 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data::run(cmd),
         Command::Dlq(cmd) => ops::run_dlq(cmd),
         Command::Tasks(cmd) => ops::run_tasks(cmd),
+        Command::Keys(cmd) => tenants::run_keys(cmd),
+        Command::Tenants(cmd) => tenants::run_tenants(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use stratbox_store::backtests::{SweepRule, SweepStep};
-use stratbox_store::{now_ms, Store};
+use stratbox_store::{now_ms, Quota, Store};
 
 /// Between two sweeps: records pile up for at most this long past the
 /// policy, and a sweep that finds nothing costs two round trips.
@@ -67,6 +67,21 @@ impl RetentionPolicy {
             })
             .transpose()?;
         Ok(RetentionPolicy { max_age, max_count })
+    }
+
+    /// A tenant's policy: its quota's retention where it sets one, the
+    /// server's otherwise.
+    pub fn for_tenant(&self, quota: &Quota) -> RetentionPolicy {
+        RetentionPolicy {
+            max_age: quota
+                .retention_max_age_days
+                .map(|days| Duration::from_secs(days.saturating_mul(86_400)))
+                .or(self.max_age),
+            max_count: quota
+                .retention_max_count
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+                .or(self.max_count),
+        }
     }
 
     /// Nothing is ever deleted (today's behaviour when unset).
@@ -196,41 +211,55 @@ pub async fn run_loop(
                 continue;
             }
         }
-        match sweep(&store, &homes_key, &policy, DEFAULT_BATCH).await {
-            Ok(r) if r.backtests_deleted + r.optimizations_deleted > 0 => tracing::info!(
-                backtests = r.backtests_deleted,
-                optimizations = r.optimizations_deleted,
-                kept_live = r.kept_live,
-                steps = r.steps,
-                ms = r.elapsed.as_millis() as u64,
-                "retention: deleted"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "retention: sweep failed"),
+        sweep_logged(&store, &homes_key, &policy).await;
+        match store.list_tenants().await {
+            Ok(tenants) => {
+                for (tenant, quota) in tenants {
+                    let tenant_store = store.for_tenant(&tenant);
+                    sweep_logged(&tenant_store, &homes_key, &policy.for_tenant(&quota)).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "retention: cannot list tenants"),
         }
     }
 }
 
-/// The loop of [`RetentionPolicy::from_env`] on the queue of prefix
-/// `queue_prefix`, spawned on the current runtime; `None` when the
-/// policy keeps everything. A bad variable is an error naming it.
+async fn sweep_logged(store: &Store, homes_key: &str, policy: &RetentionPolicy) {
+    let tenant = store.tenant().map(|t| t.to_string()).unwrap_or_default();
+    match sweep(store, homes_key, policy, DEFAULT_BATCH).await {
+        Ok(r) if r.backtests_deleted + r.optimizations_deleted > 0 => tracing::info!(
+            %tenant,
+            backtests = r.backtests_deleted,
+            optimizations = r.optimizations_deleted,
+            kept_live = r.kept_live,
+            steps = r.steps,
+            ms = r.elapsed.as_millis() as u64,
+            "retention: deleted"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%tenant, error = format!("{e:#}"), "retention: sweep failed"),
+    }
+}
+
+/// The loop of [`RetentionPolicy::from_env`] (tenants' quotas may
+/// override it) on the queue of prefix `queue_prefix`, spawned on the
+/// current runtime. A bad variable is an error naming it.
 pub fn spawn_from_env(
     store: &Store,
     queue_prefix: &str,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let policy = RetentionPolicy::from_env()?;
     let interval = interval_from_env()?;
-    if policy.keeps_all() {
-        return Ok(None);
-    }
+    // Tenants may set a retention of their own: the loop runs anyway (a
+    // lock attempt and a tenant list a minute when nothing is due).
     let homes = stratbox_queue::QueueKeys::new(queue_prefix).task_homes();
     tracing::info!(?policy, ?interval, "retention on");
-    Ok(Some(tokio::spawn(run_loop(
+    Ok(tokio::spawn(run_loop(
         store.clone(),
         homes,
         policy,
         interval,
-    ))))
+    )))
 }
 
 #[cfg(test)]
@@ -370,6 +399,66 @@ mod tests {
         // 1 (running) and the 2 newest.
         while s.list_backtests(10).await.unwrap().len() > 3 {
             assert!(started.elapsed() < Duration::from_secs(5), "never swept");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        looping.abort();
+    }
+
+    #[tokio::test]
+    async fn the_loop_sweeps_each_tenant_by_its_own_quota() {
+        use stratbox_store::test_support::TestRedis;
+        use stratbox_store::{BacktestStatus, TenantName};
+        let t = TestRedis::start("retention-tenants").await;
+        let def: stratbox_store::BacktestDefinition = serde_json::from_value(serde_json::json!({
+            "strategy_sha256": "ab".repeat(32), "symbol": "X", "timeframe_secs": 60,
+            "start_ts": 0, "end_ts": 1, "initial_capital": 1.0, "commission": 0.0,
+            "leverage": 1.0}))
+        .unwrap();
+        let tenant = |name: &str| name.parse::<TenantName>().unwrap();
+        let (acme, globex) = (tenant("acme"), tenant("globex"));
+        let acme_quota = Quota {
+            retention_max_count: Some(2),
+            ..Quota::default()
+        };
+        t.store.set_quota(&acme, &acme_quota).await.unwrap();
+        t.store.set_quota(&globex, &Quota::default()).await.unwrap();
+        for store in [
+            &t.store,
+            &t.store.for_tenant(&acme),
+            &t.store.for_tenant(&globex),
+        ] {
+            for id in store.create_backtests(&vec![def.clone(); 8]).await.unwrap() {
+                store
+                    .set_backtest_status(id, BacktestStatus::Completed)
+                    .await
+                    .unwrap();
+            }
+        }
+        // The server keeps 5; acme's quota keeps 2.
+        let server = RetentionPolicy {
+            max_age: None,
+            max_count: Some(5),
+        };
+        assert_eq!(server.for_tenant(&acme_quota).max_count, Some(2));
+        assert_eq!(server.for_tenant(&Quota::default()), server);
+        let looping = tokio::spawn(run_loop(
+            t.store.clone(),
+            "q:queue:homes".into(),
+            server,
+            Duration::from_millis(50),
+        ));
+        let count = |store: Store| async move { store.list_backtests(100).await.unwrap().len() };
+        let started = Instant::now();
+        loop {
+            let counts = (
+                count(t.store.clone()).await,
+                count(t.store.for_tenant(&acme)).await,
+                count(t.store.for_tenant(&globex)).await,
+            );
+            if counts == (5, 2, 5) {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{counts:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         looping.abort();

@@ -427,19 +427,29 @@ impl Store {
     ) -> Result<Option<SeriesInfo>> {
         let symbol = normalize_symbol(symbol)?;
         chunk_span(timeframe_secs)?;
-        let values: Vec<Option<String>> = redis::cmd("HMGET")
+        let Some(shared) = &self.shared else {
+            let values: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(self.keys.series(&symbol, timeframe_secs))
+                .arg(INFO_FIELDS.as_slice())
+                .query_async(&mut self.conn.clone())
+                .await?;
+            return self.parse_info(&symbol, timeframe_secs, values);
+        };
+        // A tenant's own series, else the shared one: one round trip.
+        let (own, in_shared): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
+            .cmd("HMGET")
             .arg(self.keys.series(&symbol, timeframe_secs))
+            .arg(INFO_FIELDS.as_slice())
+            .cmd("HMGET")
+            .arg(shared.keys.series(&symbol, timeframe_secs))
             .arg(INFO_FIELDS.as_slice())
             .query_async(&mut self.conn.clone())
             .await?;
-        match (
-            self.parse_info(&symbol, timeframe_secs, values)?,
-            &self.shared,
-        ) {
-            (None, Some(shared)) => Box::pin(shared.series_info(&symbol, timeframe_secs))
-                .await
-                .map(|info| info.map(|i| SeriesInfo { shared: true, ..i })),
-            (own, _) => Ok(own),
+        match self.parse_info(&symbol, timeframe_secs, own)? {
+            Some(own) => Ok(Some(own)),
+            None => Ok(shared
+                .parse_info(&symbol, timeframe_secs, in_shared)?
+                .map(|i| SeriesInfo { shared: true, ..i })),
         }
     }
 
