@@ -8,12 +8,13 @@ use super::{Queue, QueueError};
 /// DLQ entries per script call of a requeue-all or a purge. A script
 /// blocks Redis for its whole run, and a PING arriving meanwhile can wait
 /// for it and the next one. On the 2-core VM a requeue costs Redis about
-/// 13 us per entry and a purge 7 (0.7 and 0.35 ms a call at 50), so a
-/// PING's p99 was 1.6-7.6 ms (median 3.3) with other builds running, over
-/// 5 ms only when Redis itself lost the CPU; one call of 500 (6 ms) alone
-/// would break the 5 ms target. Larger saves little: 100,000 entries took
-/// about 2 s at 50 and at 500 (`cargo bench -p stratbox --bench dlq`).
-pub const DLQ_BATCH: usize = 50;
+/// 13 us per entry and a purge 7. Side by side in one run, 100,000
+/// entries (`cargo bench -p stratbox --bench dlq -- --batch 50 --batch
+/// 25`, 3 runs): at 50 a PING's p99 was 2.7-3.4 ms during the requeue
+/// (and 1.6-7.6 ms earlier, with builds running); at 25, 0.93-1.03 ms,
+/// the requeue as fast (2.5-3.0 s) and the purge 1.8-2.2 s instead of
+/// 1.2-1.4. The margin under the 5 ms target is worth the slower purge.
+pub const DLQ_BATCH: usize = 25;
 
 /// DLQ entries read per round trip when [`Queue::dlq_entries`] filters by
 /// lane: about a millisecond of Redis each.
