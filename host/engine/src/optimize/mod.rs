@@ -5,7 +5,7 @@
 //! sets against one strategy factory and one loaded candle range.
 //!
 //! The core (`space`, `constraint`, `objective`, `holdout`, `rank`, `run`,
-//! `bayes`) knows only the engine; `factory` adapts the native references to
+//! `bayes`, `walkforward`) knows only the engine; `factory` adapts the native references to
 //! [`StrategyFactory`] (the sandbox crate adapts components).
 
 pub mod bayes;
@@ -17,6 +17,7 @@ pub mod objective;
 pub mod rank;
 pub mod run;
 pub mod space;
+pub mod walkforward;
 
 pub use bayes::{Bayes, Sampler, Trial};
 pub use constraint::Constraint;
@@ -27,6 +28,7 @@ pub use objective::{Direction, Objective, Summary, METRICS};
 pub use rank::{rank, Ranked, Row, Table};
 pub use run::{evaluate, evaluate_one, full_report, StrategyFactory};
 pub use space::{Combination, DimensionSpec, Method, Space, DEFAULT_MAX_COMBINATIONS};
+pub use walkforward::{WalkForward, WalkForwardReport, Window};
 
 use std::collections::BTreeMap;
 
