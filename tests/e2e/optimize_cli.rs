@@ -1,6 +1,8 @@
 //! `stratbox optimize`: every combination of a grid is exactly the report
 //! of a plain `stratbox backtest` with those params; the random and bayes
-//! methods are reproducible to the byte; bad flags say which flag and why.
+//! methods are reproducible to the byte; a walk-forward's windows choose
+//! what a plain optimization of their train bars ranks first; bad flags
+//! say which flag and why.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -308,6 +310,57 @@ fn bad_flags_name_the_flag_and_exit_2() {
             "--holdout: 1893456000 is outside the candles",
         ),
         (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--walk-forward",
+                "train=9x,test=5",
+            ],
+            "--walk-forward (train): `9x` is neither a number of bars nor a duration",
+        ),
+        (
+            &["--range", "fast_period=1:5", "--walk-forward", "train=100"],
+            "--walk-forward (test): is required",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--walk-forward",
+                "train=10d,test=5d,step=2d",
+            ],
+            "--walk-forward (step): must equal test (120 bars), got 48",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--walk-forward",
+                "train=30d,test=5d",
+            ],
+            "--walk-forward (train): 720 bars leave nothing to test in the 500 bars loaded",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--walk-forward",
+                "train=100,test=90m",
+            ],
+            "--walk-forward (test): 90m is not a whole number of 1h bars",
+        ),
+        (
+            &[
+                "--range",
+                "fast_period=1:5",
+                "--walk-forward",
+                "train=100,test=50",
+                "--holdout",
+                "0.2",
+            ],
+            "cannot be used with",
+        ),
+        (
             &["--range", "fast_period=1:5", "--method", "random"],
             "--samples: the random method needs a number of samples",
         ),
@@ -385,4 +438,132 @@ fn bad_flags_name_the_flag_and_exit_2() {
         assert!(stderr(&out).contains(needle), "{extra:?}: {}", stderr(&out));
         assert!(stdout(&out).is_empty());
     }
+}
+
+/// The rows of `csv` (a candle file) from bar `from` to bar `to`
+/// (exclusive), with its header.
+fn bars_csv(
+    dir: &std::path::Path,
+    csv: &std::path::Path,
+    from: usize,
+    to: usize,
+) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines.skip(from).take(to - from) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    let path = dir.join(format!("bars-{from}-{to}.csv"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn walk_forward_windows_choose_what_their_train_bars_rank_first() {
+    let dir = scratch("optimize-walk-forward");
+    let (csv, candles) = candles_csv(&dir, 2_600, 8, 3_600);
+    let wasm = plugin("ema-crossover");
+    let args = [
+        "optimize",
+        "--plugin",
+        path_str(&wasm),
+        "--candles",
+        path_str(&csv),
+        "--range",
+        "fast_period=5:20:5",
+        "--values",
+        "slow_period=30,60",
+        "--objective",
+        "total_return_pct",
+        "--walk-forward",
+        "train=1000,test=25d",
+        "--json",
+        "--quiet",
+    ];
+    let first = stratbox(&dir, &args);
+    let report = json(&first);
+    // Same inputs, same bytes.
+    assert_eq!(stdout(&first), stdout(&stratbox(&dir, &args)));
+    assert_eq!(report["train_bars"], 1_000);
+    assert_eq!(report["test_bars"], 600);
+    let windows = report["windows"].as_array().unwrap();
+    // 1,600 bars to test: 600, 600 and the last 400.
+    assert_eq!(windows.len(), 3);
+    let mut next = candles.ts[1_000];
+    for (k, w) in windows.iter().enumerate() {
+        assert_eq!(w["test"]["start_ts"], next);
+        assert_eq!(w["test"]["bars"], if k < 2 { 600 } else { 400 });
+        assert_eq!(w["train"]["bars"], 1_000);
+        assert_eq!(w["combinations"], 8);
+        next = w["test"]["end_ts"].as_i64().unwrap() + 3_600;
+        // The choice is the rank-1 row of a plain optimization of the
+        // window's train bars, with its very metrics.
+        let from = k * 600;
+        let train = bars_csv(&dir, &csv, from, from + 1_000);
+        let plain = json(&stratbox(
+            &dir,
+            &[
+                "optimize",
+                "--plugin",
+                path_str(&wasm),
+                "--candles",
+                path_str(&train),
+                "--range",
+                "fast_period=5:20:5",
+                "--values",
+                "slow_period=30,60",
+                "--objective",
+                "total_return_pct",
+                "--top",
+                "1",
+                "--json",
+                "--quiet",
+            ],
+        ));
+        let best = &plain["top"][0];
+        let chosen = &w["chosen"];
+        assert_eq!(chosen["params"], best["params"], "window {k}");
+        assert_eq!(chosen["in_sample"], best["metrics"], "window {k}");
+        assert_eq!(chosen["score"], best["score"], "window {k}");
+    }
+    assert_eq!(next, candles.ts[2_599] + 3_600);
+    let stitched = &report["stitched"];
+    assert_eq!(stitched["bars"], 1_600);
+    assert_eq!(stitched["start_ts"], candles.ts[1_000]);
+    assert_eq!(stitched["initial_capital"], 10_000.0);
+    assert_eq!(stitched["strategy"]["name"], "EMA Crossover");
+    assert_eq!(stitched["strategy"]["params"], serde_json::json!({}));
+    // The efficiency is its formula over the report's own figures.
+    let is_mean = windows
+        .iter()
+        .map(|w| {
+            w["chosen"]["in_sample"]["total_return_pct"]
+                .as_f64()
+                .unwrap()
+                * 8_760.0
+                / 1_000.0
+        })
+        .sum::<f64>()
+        / 3.0;
+    let oos = stitched["total_return_pct"].as_f64().unwrap() * 8_760.0 / 1_600.0;
+    assert!((report["in_sample_annualized_return_pct"].as_f64().unwrap() - is_mean).abs() < 1e-9);
+    assert!(
+        (report["out_of_sample_annualized_return_pct"]
+            .as_f64()
+            .unwrap()
+            - oos)
+            .abs()
+            < 1e-9
+    );
+    match report["efficiency"].as_f64() {
+        Some(e) => assert!((e - oos / is_mean).abs() < 1e-9),
+        None => assert!(is_mean <= 0.0),
+    }
+    // Without --json: a row per window, then the stitched figures.
+    let text = stdout(&stratbox(&dir, &args[..args.len() - 2]));
+    assert_eq!(text.lines().count(), 1 + 3 + 2, "{text}");
+    assert!(text.contains("stitched out of sample: 1600 bars"), "{text}");
+    assert!(text.contains("walk-forward efficiency"), "{text}");
 }

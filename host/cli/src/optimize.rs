@@ -15,8 +15,9 @@ use super::{CliError, CliResult};
 use stratbox_engine::candles::Candles;
 use stratbox_engine::optimize::bayes::{DEFAULT_BATCH, DEFAULT_STARTUP};
 use stratbox_engine::optimize::{
-    self, full_report, Bayes, Combination, DimensionSpec, Direction, Holdout, Method, Objective,
-    ReferenceFactory, Row, Sampler, StrategyFactory, Table, DEFAULT_MAX_COMBINATIONS,
+    self, full_report, walkforward, Bayes, Combination, DimensionSpec, Direction, Holdout, Method,
+    Objective, ReferenceFactory, Row, Sampler, StrategyFactory, Table, WalkForward,
+    WalkForwardReport, DEFAULT_MAX_COMBINATIONS,
 };
 use stratbox_engine::{BacktestConfig, Params};
 use stratbox_sandbox::{PluginFactory, Sandbox, SandboxConfig};
@@ -83,6 +84,12 @@ pub struct OptimizeArgs {
     /// (0 < f < 1) as out of sample.
     #[arg(long)]
     holdout: Option<String>,
+    /// Walk-forward: optimize on each train window, trade its best params
+    /// on the test window after it, and report the stitched out-of-sample
+    /// account: `train=LEN,test=LEN[,step=LEN][,anchored]`, LEN in bars
+    /// (`2000`) or a duration (`90d`, `12h`, `4w`); step must equal test.
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["holdout", "csv"])]
+    walk_forward: Option<String>,
     /// Refuse sweeps of more combinations than this.
     #[arg(long, default_value_t = DEFAULT_MAX_COMBINATIONS)]
     max_combinations: usize,
@@ -137,6 +144,14 @@ fn flag_for(field: &str, ranges: &[String]) -> String {
         "objective" => "--objective".into(),
         "constraint" => "--constraint".into(),
         "holdout" => "--holdout".into(),
+        "walk_forward" => format!(
+            "--walk-forward{}",
+            if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" ({rest})")
+            }
+        ),
         "samples" => "--samples".into(),
         "trials" => "--trials".into(),
         "batch" => "--batch".into(),
@@ -213,6 +228,12 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
         .map(Holdout::parse)
         .transpose()
         .map_err(|e| bad(&e, &args.ranges))?;
+    let walk_forward = args
+        .walk_forward
+        .as_deref()
+        .map(WalkForward::parse)
+        .transpose()
+        .map_err(|e| bad(&e, &args.ranges))?;
     let params = super::backtest::parse_params(&args.params)?;
     let dims = parse_space(&args.ranges, &args.values)?;
     let candles = load_csv(&args.candles)?;
@@ -265,6 +286,23 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
             "--constraint: no combination of the search space satisfies it"
         )));
     }
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let search = Search {
+        factory: factory.as_ref(),
+        planned: &planned,
+        sampler: sampler.as_ref(),
+        objective: &objective,
+        config: &config,
+        threads,
+        quiet: args.quiet,
+    };
+    if let Some(spec) = &walk_forward {
+        return walk(&search, &candles, spec, args, started);
+    }
     let (in_sample, out_of_sample) = match &holdout {
         Some(h) => {
             let (a, b) = h.split(&candles).map_err(|e| bad(&e, &args.ranges))?;
@@ -272,59 +310,7 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
         }
         None => (candles, None),
     };
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    });
-    let run_all = |combos: &[Combination], progress: &(dyn Fn(usize) + Sync)| {
-        optimize::evaluate(
-            factory.as_ref(),
-            combos,
-            &in_sample,
-            out_of_sample.as_ref(),
-            &config,
-            threads,
-            progress,
-            &stratbox_sandbox::is_fatal,
-        )
-        .map_err(|e| CliError::run(anyhow!("optimization failed: {e}")))
-    };
-    let mut sampler_secs = None;
-    let (combos, rows) = match &sampler {
-        None => {
-            let bar = Progress::new(
-                planned.len(),
-                !args.quiet && std::io::stderr().is_terminal(),
-            );
-            let rows = run_all(&planned, &|done| bar.update(done))?;
-            bar.finish();
-            (planned, rows)
-        }
-        Some(sampler) => {
-            let line = BestSoFar::new(&objective, sampler.settings().trials, args.quiet);
-            let mut running = std::time::Duration::ZERO;
-            let searched = Instant::now();
-            let (combos, rows) = sampler.search(
-                |batch| {
-                    let t = Instant::now();
-                    let rows = run_all(batch, &|_| {});
-                    running += t.elapsed();
-                    rows
-                },
-                |rows| line.update(rows),
-            )?;
-            line.finish();
-            sampler_secs = Some(searched.elapsed().saturating_sub(running).as_secs_f64());
-            if combos.len() < sampler.settings().trials && !args.quiet {
-                eprintln!(
-                    "the search space has no new combination satisfying the constraint after {} trials",
-                    combos.len()
-                );
-            }
-            (combos, rows)
-        }
-    };
+    let (combos, rows, sampler_secs) = search.run(&in_sample, out_of_sample.as_ref(), "")?;
     let elapsed = started.elapsed().as_secs_f64();
     let table = optimize::rank(&objective, rows);
     if let Some(path) = &args.csv {
@@ -379,6 +365,207 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The combinations run, their rows, and the bayes sampler's own seconds.
+type Searched = (Vec<Combination>, Vec<Row>, Option<f64>);
+
+/// What every window of a walk-forward (or the one plain run) searches.
+struct Search<'a> {
+    factory: &'a dyn StrategyFactory,
+    /// The grid or random combinations; empty for the bayes method.
+    planned: &'a [Combination],
+    sampler: Option<&'a Sampler<'a>>,
+    objective: &'a Objective,
+    config: &'a BacktestConfig,
+    threads: usize,
+    quiet: bool,
+}
+
+impl Search<'_> {
+    /// The combinations run on `in_sample` (and `out_of_sample`), their
+    /// rows, and the bayes sampler's own seconds. `label` prefixes the
+    /// progress (a walk-forward's window).
+    fn run(
+        &self,
+        in_sample: &Candles,
+        out_of_sample: Option<&Candles>,
+        label: &str,
+    ) -> Result<Searched, CliError> {
+        let run_all = |combos: &[Combination], progress: &(dyn Fn(usize) + Sync)| {
+            optimize::evaluate(
+                self.factory,
+                combos,
+                in_sample,
+                out_of_sample,
+                self.config,
+                self.threads,
+                progress,
+                &stratbox_sandbox::is_fatal,
+            )
+            .map_err(|e| CliError::run(anyhow!("optimization failed: {e}")))
+        };
+        match self.sampler {
+            None => {
+                let bar = Progress::new(
+                    self.planned.len(),
+                    !self.quiet && std::io::stderr().is_terminal(),
+                    label,
+                );
+                let rows = run_all(self.planned, &|done| bar.update(done))?;
+                bar.finish();
+                Ok((self.planned.to_vec(), rows, None))
+            }
+            Some(sampler) => {
+                let line =
+                    BestSoFar::new(self.objective, sampler.settings().trials, self.quiet, label);
+                let mut running = std::time::Duration::ZERO;
+                let searched = Instant::now();
+                let (combos, rows) = sampler.search(
+                    |batch| {
+                        let t = Instant::now();
+                        let rows = run_all(batch, &|_| {});
+                        running += t.elapsed();
+                        rows
+                    },
+                    |rows| line.update(rows),
+                )?;
+                line.finish();
+                let secs = searched.elapsed().saturating_sub(running).as_secs_f64();
+                if combos.len() < sampler.settings().trials && !self.quiet {
+                    eprintln!(
+                        "{label}the search space has no new combination satisfying the constraint after {} trials",
+                        combos.len()
+                    );
+                }
+                Ok((combos, rows, Some(secs)))
+            }
+        }
+    }
+}
+
+/// `--walk-forward`: each window's search on its train bars, then the
+/// report (docs/conventions/engine.md, "Walk-forward").
+fn walk(
+    search: &Search<'_>,
+    candles: &Candles,
+    spec: &WalkForward,
+    args: &OptimizeArgs,
+    started: Instant,
+) -> CliResult {
+    let timeframe = search
+        .config
+        .timeframe_secs
+        .or_else(|| candles.timeframe_secs())
+        .unwrap_or(60);
+    let windows = spec
+        .windows(candles.len(), timeframe)
+        .map_err(|e| bad(&e, &args.ranges))?;
+    let mut tables = Vec::with_capacity(windows.len());
+    let mut runs = 0;
+    for (k, w) in windows.iter().enumerate() {
+        let train = walkforward::slice(candles, w.train.clone());
+        let label = format!("window {}/{} ", k + 1, windows.len());
+        let (combos, rows, _) = search.run(&train, None, &label)?;
+        runs += combos.len();
+        tables.push(optimize::rank(search.objective, rows));
+    }
+    let report = walkforward::report(
+        search.factory,
+        candles,
+        spec,
+        &windows,
+        &tables,
+        search.config,
+    )
+    .map_err(|e| CliError::run(anyhow!("walk-forward failed: {e}")))?;
+    if !args.quiet {
+        let elapsed = started.elapsed().as_secs_f64();
+        eprintln!(
+            "{} windows, {runs} runs in sample in {elapsed:.2} s ({:.0}/s) on {} threads, {} bars out of sample",
+            windows.len(),
+            runs as f64 / elapsed.max(1e-9),
+            search.threads,
+            report.stitched.bars,
+        );
+    }
+    if args.json {
+        outln!("{}", serde_json::to_string(&report).map_err(CliError::run)?);
+    } else {
+        print_walk_forward(&report);
+    }
+    Ok(())
+}
+
+fn print_walk_forward(report: &WalkForwardReport) {
+    let metric = report.objective.metric.as_str();
+    let date = |ts: i64| {
+        stratbox_engine::time::format_rfc3339_secs(ts)
+            .get(..16)
+            .unwrap_or_default()
+            .to_string()
+    };
+    outln!(
+        "{:>6}  {:<34} {:<34} {:<36} {:>12} {:>10} {:>10} {:>7}",
+        "window",
+        "train",
+        "test",
+        "params",
+        format!("is {metric}"),
+        "oos ret%",
+        "oos sharpe",
+        "trades"
+    );
+    for w in &report.windows {
+        let (params, score, ret, sharpe, trades) = match &w.chosen {
+            Some(c) => {
+                let params: Vec<String> =
+                    c.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let o = &c.out_of_sample;
+                (
+                    params.join(" "),
+                    cell(Some(c.score)),
+                    cell(o.get(1)),
+                    cell(o.get(7)),
+                    o.num_trades().to_string(),
+                )
+            }
+            None => (
+                "(none ranked: flat)".into(),
+                "n/a".into(),
+                "n/a".into(),
+                "n/a".into(),
+                "0".into(),
+            ),
+        };
+        outln!(
+            "{:>6}  {:<34} {:<34} {:<36} {:>12} {:>10} {:>10} {:>7}",
+            w.index + 1,
+            format!("{}..{}", date(w.train.start_ts), date(w.train.end_ts)),
+            format!("{}..{}", date(w.test.start_ts), date(w.test.end_ts)),
+            params,
+            score,
+            ret,
+            sharpe,
+            trades
+        );
+    }
+    let s = &report.stitched;
+    outln!(
+        "stitched out of sample: {} bars, return {}%, sharpe {}, max drawdown {}%, {} trades, final equity {:.2}",
+        s.bars,
+        cell(Some(s.total_return_pct)),
+        cell(s.sharpe),
+        cell(Some(s.max_drawdown_pct)),
+        s.num_trades,
+        s.final_equity
+    );
+    outln!(
+        "walk-forward efficiency: {} (out-of-sample {}% a year over in-sample {}% a year)",
+        cell(report.efficiency),
+        cell(report.out_of_sample_annualized_return_pct),
+        cell(report.in_sample_annualized_return_pct)
+    );
 }
 
 /// `--range NAME=MIN:MAX[:STEP]` and `--values NAME=V1,V2` as a space.
@@ -555,20 +742,22 @@ fn print_top(table: &Table, top: usize) {
 }
 
 /// A progress bar on standard error, redrawn at most every 100 ms.
-struct Progress {
+struct Progress<'a> {
     total: usize,
     shown: bool,
     started: Instant,
     last_ms: AtomicU64,
+    label: &'a str,
 }
 
-impl Progress {
-    fn new(total: usize, shown: bool) -> Self {
+impl<'a> Progress<'a> {
+    fn new(total: usize, shown: bool, label: &'a str) -> Self {
         Self {
             total,
             shown,
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
+            label,
         }
     }
 
@@ -590,7 +779,8 @@ impl Progress {
         let filled = done * width / self.total.max(1);
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         eprint!(
-            "\r[{}{}] {done}/{} {rate:.0}/s ",
+            "\r{}[{}{}] {done}/{} {rate:.0}/s ",
+            self.label,
             "#".repeat(filled),
             "-".repeat(width - filled),
             self.total
@@ -612,15 +802,17 @@ struct BestSoFar<'a> {
     trials: usize,
     quiet: bool,
     terminal: bool,
+    label: &'a str,
 }
 
 impl<'a> BestSoFar<'a> {
-    fn new(objective: &'a Objective, trials: usize, quiet: bool) -> Self {
+    fn new(objective: &'a Objective, trials: usize, quiet: bool, label: &'a str) -> Self {
         Self {
             objective,
             trials,
             quiet,
             terminal: std::io::stderr().is_terminal(),
+            label,
         }
     }
 
@@ -651,7 +843,12 @@ impl<'a> BestSoFar<'a> {
             }
             None => "no ranked trial yet".into(),
         };
-        let line = format!("trials {}/{}, {best}", rows.len(), self.trials);
+        let line = format!(
+            "{}trials {}/{}, {best}",
+            self.label,
+            rows.len(),
+            self.trials
+        );
         if self.terminal {
             eprint!("\r{line}\x1b[K");
         } else {

@@ -175,12 +175,14 @@ impl WalkForward {
                 Some(("step", v)) => step = Some(Length::parse(v, "walk_forward.step")?),
                 None if part == "anchored" => anchored = true,
                 None if part == "rolling" => anchored = false,
-                _ => return Err(OptimizeError::new(
-                    "walk_forward",
-                    format!(
+                _ => {
+                    return Err(OptimizeError::new(
+                        "walk_forward",
+                        format!(
                         "unknown part `{part}`; expected train=LEN, test=LEN, step=LEN, anchored"
                     ),
-                )),
+                    ))
+                }
             }
         }
         let missing = |name: &str| {
