@@ -3,7 +3,8 @@
 //! `kill -9` of a worker mid-run loses no chunk and counts none twice, and
 //! mid-search changes no trial of a Bayesian search (the table equals an
 //! undisturbed run's); a chunk that ends in the DLQ fails the
-//! optimization.
+//! optimization; a walk-forward over HTTP gives the local report byte
+//! for byte.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,6 +36,7 @@ fn request(sha: &str, symbol: &str, bars: i64, space: serde_json::Value) -> Opti
         min_trades: 0,
         constraint: None,
         holdout: None,
+        walk_forward: None,
         max_combinations: None,
     }
 }
@@ -588,5 +590,162 @@ async fn over_http_create_poll_top_and_table_with_a_worker() {
     assert_eq!(r.status(), 422);
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"]["field"], "search_space.fast_period.step");
+    svc.assert_drained().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_forward_over_http_equals_the_local_report_byte_for_byte() {
+    let svc = Service::start("opt-walk-forward").await;
+    let sha = svc.put_plugin("ema-crossover").await;
+    let strategy_id = svc
+        .store
+        .plugin_record_by_sha(&sha)
+        .await
+        .unwrap()
+        .unwrap()
+        .strategy_id;
+    let data = hourly(2_600, 8);
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &data)
+        .await
+        .unwrap();
+    let csv = svc.dir.join("candles.csv");
+    let mut bytes = Vec::new();
+    candles::write_csv(&data, &mut bytes).unwrap();
+    std::fs::write(&csv, bytes).unwrap();
+    let _w = svc.worker("w1", 2, &[]);
+    let sandbox = stratbox_sandbox::Sandbox::new(stratbox_sandbox::SandboxConfig {
+        pool_instances: 0,
+        cache_dir: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let state = stratbox_api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    tokio::spawn(stratbox_api::serve(listener, state, std::future::pending()));
+    let http = crate::support::http_client();
+    let last = stratbox_engine::time::format_rfc3339_secs(data.ts[2_599]);
+    let mut body = json!({
+        "strategy_id": strategy_id,
+        "symbol": "BTCUSDT",
+        "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z",
+        "end_date": last,
+        "initial_capital": 10000.0,
+        "commission": 0.0006,
+        "config": {"params": {"allow_short": true}},
+        "search_space": {"fast_period": {"min": 5, "max": 20, "step": 5}, "slow_period": [30, 60]},
+        "objective": {"metric": "total_return_pct"},
+        "min_trades": 2,
+        "walk_forward": {"train": 1000, "test": "25d"}
+    });
+    let post = |body: serde_json::Value| {
+        let http = http.clone();
+        let url = format!("{base}/queue/optimization/create-and-run");
+        async move { http.post(url).json(&body).send().await.unwrap() }
+    };
+    let r = post(body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let created: serde_json::Value = r.json().await.unwrap();
+    let id = created["optimization_id"].as_u64().unwrap();
+
+    #[derive(serde::Deserialize)]
+    struct Got {
+        status: String,
+        progress: serde_json::Value,
+        top: Option<Vec<serde_json::Value>>,
+        walk_forward: Option<Box<serde_json::value::RawValue>>,
+    }
+    let started = Instant::now();
+    let got = loop {
+        let text = http
+            .get(format!("{base}/optimizations/{id}?top=1"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let got: Got = serde_json::from_str(&text).unwrap();
+        if got.status == "completed" {
+            break got;
+        }
+        assert!(got.walk_forward.is_none());
+        assert_ne!(got.status, "failed", "{text}");
+        assert!(started.elapsed() < Duration::from_secs(120), "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // 3 windows of 8 combinations, each window its own group of chunks.
+    assert_eq!(got.progress["done"], got.progress["total"]);
+    assert_eq!(got.progress["total"].as_u64().unwrap() % 3, 0);
+    let queued = got.walk_forward.expect("the report once completed");
+
+    let wasm = plugin("ema-crossover");
+    let out = stratbox(
+        &svc.dir,
+        &[
+            "optimize",
+            "--plugin",
+            p(&wasm),
+            "--candles",
+            p(&csv),
+            "--range",
+            "fast_period=5:20:5",
+            "--values",
+            "slow_period=30,60",
+            "--param",
+            "allow_short=true",
+            "--objective",
+            "total_return_pct",
+            "--min-trades",
+            "2",
+            "--walk-forward",
+            "train=1000,test=25d",
+            "--json",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let local = crate::support::stdout(&out);
+    assert_eq!(queued.get(), local.trim_end());
+    let report: serde_json::Value = serde_json::from_str(queued.get()).unwrap();
+    assert_eq!(report["windows"].as_array().unwrap().len(), 3);
+    assert_eq!(report["stitched"]["bars"], 1_600);
+    assert_eq!(
+        report["stitched"]["strategy"]["sha256"].as_str(),
+        Some(sha.as_str())
+    );
+    // `top` is the last window's ranking: its rank 1 is that window's choice.
+    let top = got.top.unwrap();
+    assert_eq!(top[0]["params"], report["windows"][2]["chosen"]["params"]);
+
+    // Bad walk-forwards: 422 naming the field, nothing queued.
+    let cases = [
+        (json!({"train": "9x", "test": 5}), "walk_forward"),
+        (
+            json!({"train": 100, "test": 50, "step": 25}),
+            "walk_forward.step",
+        ),
+        (
+            json!({"train": "200d", "test": "10d"}),
+            "walk_forward.train",
+        ),
+        (json!({"train": 100, "test": "90m"}), "walk_forward.test"),
+        (json!([100, 50]), "walk_forward"),
+    ];
+    for (wf, field) in cases {
+        body["walk_forward"] = wf.clone();
+        let r = post(body.clone()).await;
+        assert_eq!(r.status(), 422, "{wf}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["field"], field, "{wf}: {e}");
+    }
+    body["walk_forward"] = json!({"train": 1000, "test": 600});
+    body["holdout"] = json!({"split": 0.2});
+    let r = post(body.clone()).await;
+    assert_eq!(r.status(), 422);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["field"], "walk_forward", "{e}");
     svc.assert_drained().await;
 }

@@ -156,6 +156,7 @@ async fn two_schedulers_fire_an_optimization_schedule_once_per_occurrence() {
         min_trades: 0,
         constraint: None,
         holdout: Some("0.25".into()),
+        walk_forward: None,
         max_combinations: None,
     };
     const RUNS: usize = 3;

@@ -79,6 +79,14 @@ pub struct CreateOptimizationRequest {
     pub constraint: Option<String>,
     #[serde(default)]
     pub holdout: Option<HoldoutRequest>,
+    /// Walk-forward: `{"train": 2000 | "90d", "test": ..., "step": ...,
+    /// "anchored": false}`, lengths in bars or durations; each window's
+    /// search runs on its train bars, its winner on the test bars after
+    /// (docs/optimization.md, "Walk-forward"). Not with `holdout` or
+    /// `bayes`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub walk_forward: Option<serde_json::Value>,
     /// At most 20,000 (the default).
     #[serde(default)]
     pub max_combinations: Option<usize>,
@@ -133,6 +141,12 @@ pub struct Optimization {
     /// not luck given every combination tried (the deflated Sharpe ratio,
     /// docs/optimization.md); null when undefined.
     pub deflated_sharpe: Option<f64>,
+    /// A walk-forward's report once completed, as `stratbox optimize
+    /// --walk-forward --json` prints it: each window's choice and its
+    /// out-of-sample result, the stitched out-of-sample report, the
+    /// efficiency. `top` and `deflated_sharpe` are then the last window's.
+    #[schema(value_type = Option<Object>)]
+    pub walk_forward: Option<Box<serde_json::value::RawValue>>,
     #[schema(value_type = Option<Object>)]
     pub error: Option<stratbox_store::BacktestError>,
     /// The fan-out task.
@@ -200,6 +214,20 @@ pub(super) async fn parse_optimization(
             }
         }),
     };
+    let walk_forward = match r.walk_forward {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v @ serde_json::Value::Object(_)) => {
+            let spec: stratbox_engine::optimize::WalkForward = serde_json::from_value(v)
+                .map_err(|e| AppError::invalid("walk_forward", e.to_string()))?;
+            Some(Box::new(spec))
+        }
+        Some(other) => {
+            return Err(AppError::invalid(
+                "walk_forward",
+                format!("must be an object {{\"train\", \"test\", \"anchored\"}}, got {other}"),
+            ))
+        }
+    };
     let method = r.method.unwrap_or_else(|| "grid".into());
     // A search keeps its trials where a random sweep keeps its samples.
     let samples = match (method.as_str(), r.samples, r.trials) {
@@ -230,6 +258,7 @@ pub(super) async fn parse_optimization(
         min_trades: r.min_trades.unwrap_or(0),
         constraint: r.constraint,
         holdout,
+        walk_forward,
         max_combinations: r.max_combinations,
     };
     let options = SubmitOptions {
@@ -355,6 +384,15 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
         },
         top,
         deflated_sharpe: r.deflated_sharpe,
+        walk_forward: r
+            .walk_forward
+            .map(serde_json::value::RawValue::from_string)
+            .transpose()
+            .map_err(|e| {
+                AppError::Internal(anyhow::anyhow!(
+                    "stored walk-forward of optimization {id}: {e}"
+                ))
+            })?,
         error: r.error,
         task_id: r.task_id,
         created_at_ms: r.created_at_ms,

@@ -347,6 +347,7 @@ async fn through_queue(
         min_trades: 0,
         constraint: None,
         holdout: None,
+        walk_forward: None,
         max_combinations: None,
     };
     let warm = BTreeMap::from([(

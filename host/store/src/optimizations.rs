@@ -9,7 +9,7 @@ use super::{now_ms, parse_field, Keys, Result, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::LazyLock;
-use stratbox_engine::optimize::{Bayes, DimensionSpec, Direction, Holdout};
+use stratbox_engine::optimize::{Bayes, DimensionSpec, Direction, Holdout, WalkForward};
 
 /// Field names of an optimization record hash (`Keys::optimization`).
 pub mod fields {
@@ -33,6 +33,9 @@ pub mod fields {
     /// The deflated Sharpe ratio of the winner, once completed (absent
     /// when undefined).
     pub const DEFLATED_SHARPE: &str = "deflated_sharpe";
+    /// A walk-forward's report as JSON
+    /// (`stratbox_engine::optimize::WalkForwardReport`), once completed.
+    pub const WALK_FORWARD: &str = "walk_forward";
 }
 
 /// Ranked rows kept as JSON for `GET /optimizations/{id}?top=`.
@@ -63,6 +66,10 @@ pub struct OptimizationDefinition {
     pub constraint: Option<String>,
     #[serde(default)]
     pub holdout: Option<Holdout>,
+    /// Each window's search a group of chunks (docs/optimization.md,
+    /// "Walk-forward through the queue").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk_forward: Option<WalkForward>,
     pub max_combinations: usize,
     /// Combinations per chunk task.
     pub chunk_size: usize,
@@ -94,6 +101,9 @@ pub struct OptimizationRequest {
     pub constraint: Option<String>,
     /// A date (RFC 3339) or a fraction, as text.
     pub holdout: Option<String>,
+    /// Boxed: most requests have none, and schedules hold many requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walk_forward: Option<Box<WalkForward>>,
     pub max_combinations: Option<usize>,
 }
 
@@ -117,6 +127,9 @@ pub struct OptimizationRecord {
     /// The probability that the winner's Sharpe ratio is not luck, given
     /// the trials (`stratbox_engine::stats::DeflatedSharpe`).
     pub deflated_sharpe: Option<f64>,
+    /// A walk-forward's report (JSON, as `stratbox optimize --walk-forward
+    /// --json` prints it), once completed.
+    pub walk_forward: Option<String>,
 }
 
 /// A chunk's rows in: KEYS[1] record, KEYS[2] results; ARGV[1] chunk,
@@ -337,6 +350,28 @@ impl Store {
         self.finish(id, BacktestStatus::Completed, &extra).await
     }
 
+    /// [`Store::complete_optimization`] of a walk-forward: the table, top
+    /// rows and deflated Sharpe of its last window, and its report.
+    pub async fn complete_walk_forward(
+        &self,
+        id: u64,
+        csv: &str,
+        top: &str,
+        deflated_sharpe: Option<f64>,
+        report: &str,
+    ) -> Result<bool> {
+        let dsr = deflated_sharpe.map(|v| v.to_string());
+        let mut extra = vec![
+            (fields::TABLE, csv),
+            (fields::TOP, top),
+            (fields::WALK_FORWARD, report),
+        ];
+        if let Some(dsr) = dsr.as_deref() {
+            extra.push((fields::DEFLATED_SHARPE, dsr));
+        }
+        self.finish(id, BacktestStatus::Completed, &extra).await
+    }
+
     /// Marks a queued or running optimization failed.
     pub async fn fail_optimization(&self, id: u64, code: &str, message: &str) -> Result<bool> {
         let error = serde_json::json!({"code": code, "message": message}).to_string();
@@ -404,6 +439,7 @@ impl Store {
             fields::CREATED_AT_MS,
             fields::FINISHED_AT_MS,
             fields::DEFLATED_SHARPE,
+            fields::WALK_FORWARD,
         ];
         let (values, fanout): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
             .cmd("HMGET")
@@ -443,6 +479,7 @@ impl Store {
             deflated_sharpe: get(9)
                 .map(|v| parse_field(&key, fields::DEFLATED_SHARPE, &v))
                 .transpose()?,
+            walk_forward: get(10),
         };
         if status.is_terminal() {
             return Ok(Some(record));
@@ -586,6 +623,7 @@ mod tests {
             min_trades: 0,
             constraint: None,
             holdout: None,
+            walk_forward: None,
             max_combinations: 100,
             chunk_size: 10,
             candles_version: 1,

@@ -335,6 +335,7 @@ mod tests {
             min_trades: 2,
             constraint: Some("fast_period < 20".into()),
             holdout: Some("0.25".into()),
+            walk_forward: None,
             max_combinations: None,
         };
         let definition = ScheduleDefinition {

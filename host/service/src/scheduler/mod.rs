@@ -272,6 +272,7 @@ mod tests {
             min_trades: 0,
             constraint: Some("fast_period < slow_period".into()),
             holdout: None,
+            walk_forward: None,
             max_combinations: None,
         }
     }

@@ -15,6 +15,13 @@
 //! the rows alone, so a redelivery proposes the same) and submits its
 //! chunks, numbered on from the last, guarded by the record's chunk count
 //! so that only one completion does; when no batch is left, it reduces.
+//!
+//! A walk-forward runs each window's sweep as a group of chunks, numbered
+//! window by window (chunk `c` is window `c / per_window`); the fan-out
+//! loads the candles to count the windows. The completion that sees every
+//! chunk in ranks each window's rows, runs the windows' choices on their
+//! test bars (`stratbox_engine::optimize::walkforward::report`, the code
+//! `stratbox optimize --walk-forward` runs) and writes the report.
 
 use super::backtest::{
     engine_config, engine_error, load_plugin, load_range, perp_config, run_limits, store_error,
@@ -26,8 +33,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use stratbox_engine::optimize::bayes::{DEFAULT_BATCH, DEFAULT_STARTUP};
 use stratbox_engine::optimize::{
-    self, rank, Bayes, Combination, DimensionSpec, Holdout, Method, Objective, Row, Sampler,
-    DEFAULT_MAX_COMBINATIONS,
+    self, rank, walkforward, Bayes, Combination, DimensionSpec, Holdout, Method, Objective, Row,
+    Sampler, Window, DEFAULT_MAX_COMBINATIONS,
 };
 use stratbox_engine::{Market, ParamInput, ParamValue, Params};
 use stratbox_queue::{Delivery, Guard, Queue, QueueConfig, Record, TaskError, TaskSpec};
@@ -64,6 +71,9 @@ struct ChunkPayload {
     first_index: usize,
     params: Vec<ParamSet>,
     definition: OptimizationDefinition,
+    /// A walk-forward's window: the rows are of its train bars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<usize>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> SubmitError {
@@ -253,6 +263,46 @@ async fn prepare(
             max_combinations,
         )?),
     };
+    if let Some(wf) = &request.walk_forward {
+        if holdout.is_some() {
+            return Err(invalid(
+                "walk_forward",
+                "a walk-forward tests out of sample itself: drop holdout",
+            ));
+        }
+        if bayes.is_some() {
+            return Err(invalid(
+                "walk_forward",
+                "not with the bayes method through the queue yet (stratbox optimize runs it)",
+            ));
+        }
+        let b = &backtest;
+        let (train, _) = wf.lengths(b.timeframe_secs)?;
+        let series = store
+            .series_info(&b.symbol, b.timeframe_secs)
+            .await?
+            .ok_or_else(|| SubmitError::UnknownCandles {
+                symbol: b.symbol.clone(),
+                timeframe: stratbox_engine::candles::format_timeframe(b.timeframe_secs),
+            })?;
+        // The most bars the range can hold (gaps make it fewer: the
+        // fan-out counts them and fails the optimization naming the field).
+        let (from, to) = (
+            b.start_ts.max(series.first_ts),
+            b.end_ts.min(series.last_ts),
+        );
+        let most = if to >= from {
+            ((to - from) / b.timeframe_secs.max(1)) as usize + 1
+        } else {
+            0
+        };
+        if most <= train {
+            return Err(invalid(
+                "walk_forward.train",
+                format!("{train} bars leave nothing to test in the {most} bars of the range"),
+            ));
+        }
+    }
     let mut definition = OptimizationDefinition {
         backtest,
         search_space,
@@ -265,6 +315,7 @@ async fn prepare(
         min_trades: objective.min_trades,
         constraint: request.constraint.clone().filter(|c| !c.trim().is_empty()),
         holdout,
+        walk_forward: request.walk_forward.as_deref().copied(),
         max_combinations,
         chunk_size: 1,
         candles_version,
@@ -384,7 +435,18 @@ pub(super) fn run_fanout(
     let combos = combinations_of(def, &schema)
         .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
     let chunk_size = def.chunk_size.max(1);
-    let chunks = combos.len().div_ceil(chunk_size);
+    let per_window = combos.len().div_ceil(chunk_size);
+    let windows = match &def.walk_forward {
+        Some(_) => match windows_of(tasks, rt, def) {
+            Ok((_, windows)) => Some(windows),
+            Err(e) => {
+                let _ = rt.block_on(store.fail_optimization(id, &e.code, &e.message));
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let chunks = per_window * windows.as_ref().map_or(1, Vec::len);
     match rt
         .block_on(store.mark_fanned_out(id, chunks))
         .map_err(store_error)?
@@ -404,10 +466,43 @@ pub(super) fn run_fanout(
     {
         return Ok(serde_json::json!({ "chunks": chunks, "resubmitted": false }).to_string());
     }
-    let specs = chunk_specs(store, id, def, 0, &combos)?;
+    let specs = match &windows {
+        None => chunk_specs(store, id, def, 0, &combos, None)?,
+        Some(windows) => {
+            let mut specs = Vec::with_capacity(chunks);
+            for w in 0..windows.len() {
+                specs.extend(chunk_specs(
+                    store,
+                    id,
+                    def,
+                    w * per_window,
+                    &combos,
+                    Some(w),
+                )?);
+            }
+            specs
+        }
+    };
     rt.block_on(submitter(store)?.submit(&specs))
         .map_err(|e| TaskError::transient("redis_error", e.to_string()))?;
     Ok(serde_json::json!({ "chunks": chunks, "resubmitted": true }).to_string())
+}
+
+/// A walk-forward's candles and windows (the same on every worker: the
+/// candles are the version the submission saw).
+fn windows_of(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    def: &OptimizationDefinition,
+) -> Result<(stratbox_engine::candles::Candles, Vec<Window>), TaskError> {
+    let candles = load_range(tasks, rt, &def.backtest, def.candles_version)?;
+    let windows = match &def.walk_forward {
+        Some(wf) => wf
+            .windows(candles.len(), def.backtest.timeframe_secs)
+            .map_err(|e| TaskError::permanent("invalid_walk_forward", e.to_string()))?,
+        None => Vec::new(),
+    };
+    Ok((candles, windows))
 }
 
 /// The param schema of the optimization's stored plugin.
@@ -446,6 +541,7 @@ fn chunk_specs(
     def: &OptimizationDefinition,
     first_chunk: usize,
     combos: &[Combination],
+    window: Option<usize>,
 ) -> Result<Vec<TaskSpec>, TaskError> {
     let mut specs = Vec::new();
     for (i, part) in combos.chunks(def.chunk_size.max(1)).enumerate() {
@@ -456,6 +552,7 @@ fn chunk_specs(
             first_index: part.first().map_or(0, |c| c.index),
             params: part.iter().map(|c| ParamSet(c.params.0.clone())).collect(),
             definition: def.clone(),
+            window,
         };
         let payload = serde_json::to_string(&payload)
             .map_err(|e| TaskError::permanent("bad_payload", e.to_string()))?;
@@ -521,9 +618,10 @@ pub(super) fn run_chunk(
         .block_on(store.put_chunk_result(id, payload.chunk, &rows))
         .map_err(store_error)?;
     if status == "running" && done >= chunks {
-        match payload.definition.bayes {
-            Some(bayes) => next_round(store, rt, id, &payload.definition, bayes, chunks)?,
-            None => reduce(store, rt, id, &payload.definition)?,
+        match (payload.definition.bayes, &payload.definition.walk_forward) {
+            (Some(bayes), _) => next_round(store, rt, id, &payload.definition, bayes, chunks)?,
+            (None, Some(_)) => reduce_walk_forward(tasks, rt, id, &payload.definition, ctx)?,
+            (None, None) => reduce(store, rt, id, &payload.definition)?,
         }
     }
     Ok(serde_json::json!({
@@ -546,14 +644,23 @@ fn run_params(
     let b = &def.backtest;
     let plugin = load_plugin(tasks, rt, &b.strategy_sha256)?;
     let candles = load_range(tasks, rt, b, def.candles_version)?;
-    let (in_sample, out_of_sample) = match &def.holdout {
-        Some(h) => {
+    let (in_sample, out_of_sample) = match (&def.holdout, payload.window, &def.walk_forward) {
+        (_, Some(w), Some(wf)) => {
+            let windows = wf
+                .windows(candles.len(), b.timeframe_secs)
+                .map_err(|e| TaskError::permanent("invalid_walk_forward", e.to_string()))?;
+            let window = windows.get(w).ok_or_else(|| {
+                TaskError::permanent("invalid_walk_forward", format!("no window {w}"))
+            })?;
+            (walkforward::slice(&candles, window.train.clone()), None)
+        }
+        (Some(h), _, _) => {
             let (a, o) = h
                 .split(&candles)
                 .map_err(|e| TaskError::permanent("invalid_holdout", e.to_string()))?;
             (a, Some(o))
         }
-        None => (candles, None),
+        _ => (candles, None),
     };
     let combos: Vec<optimize::Combination> = payload
         .params
@@ -627,7 +734,7 @@ fn next_round(
     if batch.is_empty() {
         return reduce_rows(store, rt, id, def, rows);
     }
-    let specs = chunk_specs(store, id, def, chunks, &batch)?;
+    let specs = chunk_specs(store, id, def, chunks, &batch, None)?;
     let key = store.keys().optimization(id);
     let guards = [
         Guard {
@@ -649,6 +756,65 @@ fn next_round(
         Ok(_) | Err(stratbox_queue::QueueError::GuardFailed(_)) => Ok(()),
         Err(e) => Err(TaskError::transient("redis_error", e.to_string())),
     }
+}
+
+/// A walk-forward's every chunk is in: ranks each window's rows, runs
+/// the report, writes it with the last window's table (the params one
+/// would trade next). A second reducer finds it completed.
+fn reduce_walk_forward(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    id: u64,
+    def: &OptimizationDefinition,
+    ctx: &TaskContext,
+) -> Result<(), TaskError> {
+    let store = &tasks.store;
+    let Some(wf) = &def.walk_forward else {
+        return reduce(store, rt, id, def);
+    };
+    let schema = plugin_schema(store, rt, def)?;
+    let combos = combinations_of(def, &schema)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    let per_window = combos.len().div_ceil(def.chunk_size.max(1)).max(1);
+    let (candles, windows) = windows_of(tasks, rt, def)?;
+    let mut rows: Vec<Vec<Row>> = vec![Vec::new(); windows.len()];
+    for (chunk, json) in rt.block_on(store.chunk_results(id)).map_err(store_error)? {
+        let part: Vec<Row> = serde_json::from_str(&json).map_err(|e| {
+            TaskError::permanent("corrupt_chunk", format!("chunk {chunk} rows: {e}"))
+        })?;
+        let slot = rows.get_mut(chunk / per_window).ok_or_else(|| {
+            TaskError::permanent("corrupt_chunk", format!("chunk {chunk} is in no window"))
+        })?;
+        slot.extend(part);
+    }
+    let objective = Objective::new(&def.metric, def.direction, def.min_trades)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    let tables: Vec<optimize::Table> = rows.into_iter().map(|r| rank(&objective, r)).collect();
+    let b = &def.backtest;
+    let factory = PluginFactory {
+        sandbox: &tasks.sandbox,
+        plugin: load_plugin(tasks, rt, &b.strategy_sha256)?,
+        limits: run_limits(&b.limits, None),
+        cancel: ctx.cancel.clone(),
+        until: Some(Instant::now() + ctx.timeout.max(Duration::from_millis(1))),
+    };
+    let mut config = engine_config(b);
+    if config.market == Market::LinearPerpetual {
+        config.perp = perp_config(tasks, rt, b)?;
+    }
+    let report = walkforward::report(&factory, &candles, wf, &windows, &tables, &config)
+        .map_err(engine_error)?;
+    let json = serde_json::to_string(&report)
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))?;
+    let last = tables
+        .last()
+        .ok_or_else(|| TaskError::permanent("invalid_walk_forward", "no windows"))?;
+    let top = serde_json::to_string(last.top(TOP_KEPT))
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))?;
+    let dsr = last.deflated_sharpe(b.timeframe_secs);
+    rt.block_on(store.complete_walk_forward(id, &last.to_csv(), &top, dsr, &json))
+        .map_err(store_error)?;
+    Ok(())
 }
 
 /// Ranks every chunk's rows and writes the table (once: a second reducer
