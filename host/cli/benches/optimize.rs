@@ -7,6 +7,10 @@
 //! ```text
 //! cargo bench -p stratbox --bench optimize -- --plugin path/to/ema-crossover.wasm
 //! ```
+//!
+//! With `--walk-forward`: instead, a walk-forward of 12 windows of the
+//! same grid over two years of hourly bars against the same combinations
+//! run as 12 plain optimizations of the train windows, interleaved.
 
 mod common;
 
@@ -54,6 +58,10 @@ struct OptimizeBenchArgs {
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
+    /// Measure a walk-forward's overhead instead (12 windows: train 8,760
+    /// bars, test 730, over 17,520 synthetic hourly bars).
+    #[arg(long)]
+    walk_forward: bool,
     #[command(flatten)]
     harness: common::Harness,
 }
@@ -117,6 +125,9 @@ fn run(args: &OptimizeBenchArgs) -> anyhow::Result<()> {
         bail!("--reps and --slots must be at least 1");
     }
     let bytes = common::read_plugin(&args.plugin)?;
+    if args.walk_forward {
+        return walk_forward(args, &bytes);
+    }
     let candles = match &args.candles {
         Some(path) => load_csv(path)?,
         None => candles::synth(8_760, 1, 3_600, 1_704_067_200, 42_000.0),
@@ -165,6 +176,135 @@ fn run(args: &OptimizeBenchArgs) -> anyhow::Result<()> {
         );
     }
     println!("  best by Sharpe        {}", f.best);
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize)]
+struct WalkForwardFigures {
+    bars: usize,
+    windows: usize,
+    combinations_per_window: usize,
+    threads: usize,
+    reps: usize,
+    /// Medians: 12 plain optimizations of the train windows, and the
+    /// walk-forward (the same runs, the ranking, the test runs, the
+    /// stitched account).
+    plain_secs: f64,
+    walk_forward_secs: f64,
+    overhead_pct: f64,
+    /// Every rep, in run order (plain, walk-forward, plain, ...).
+    runs: Vec<(f64, f64)>,
+    efficiency: Option<f64>,
+}
+
+/// The walk-forward's overhead over the same in-sample runs done as
+/// plain optimizations, the two interleaved rep by rep (the host is
+/// noisy).
+fn walk_forward(args: &OptimizeBenchArgs, bytes: &[u8]) -> anyhow::Result<()> {
+    use stratbox_engine::optimize::walkforward::{self, Length, WalkForward};
+    let candles = match &args.candles {
+        Some(path) => load_csv(path)?,
+        None => candles::synth(17_520, 1, 3_600, 1_704_067_200, 42_000.0),
+    };
+    let spec = WalkForward {
+        train: Length::Bars(8_760),
+        test: Length::Bars(730),
+        step: None,
+        anchored: false,
+    };
+    let windows = spec.windows(candles.len(), 3_600)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: None,
+        ..SandboxConfig::default()
+    })
+    .context("cannot start the sandbox")?;
+    let plugin = sandbox.load(bytes).context("cannot load the plugin")?;
+    let factory = PluginFactory::new(&sandbox, plugin.clone());
+    let combos = optimize::combinations(
+        &plugin.description.params,
+        &BTreeMap::new(),
+        &space(),
+        Method::Grid,
+        None,
+        optimize::DEFAULT_MAX_COMBINATIONS,
+    )?;
+    let objective = optimize::Objective::new("sharpe", Direction::Maximize, 0)?;
+    let config = BacktestConfig::default();
+    let evaluate = |train: &Candles| {
+        optimize::evaluate(
+            &factory,
+            &combos,
+            train,
+            None,
+            &config,
+            threads,
+            &|_| {},
+            &stratbox_sandbox::is_fatal,
+        )
+    };
+    let mut runs = Vec::with_capacity(args.reps);
+    let mut efficiency = None;
+    for _ in 0..args.reps {
+        let started = Instant::now();
+        for w in &windows {
+            let train = walkforward::slice(&candles, w.train.clone());
+            let rows = evaluate(&train)?;
+            std::hint::black_box(optimize::rank(&objective, rows));
+        }
+        let plain = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let mut tables = Vec::with_capacity(windows.len());
+        for w in &windows {
+            let train = walkforward::slice(&candles, w.train.clone());
+            tables.push(optimize::rank(&objective, evaluate(&train)?));
+        }
+        let report = walkforward::report(&factory, &candles, &spec, &windows, &tables, &config)?;
+        let walked = started.elapsed().as_secs_f64();
+        efficiency = report.efficiency;
+        runs.push((plain, walked));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let plain_secs = median(runs.iter().map(|r| r.0).collect());
+    let walk_forward_secs = median(runs.iter().map(|r| r.1).collect());
+    let f = WalkForwardFigures {
+        bars: candles.len(),
+        windows: windows.len(),
+        combinations_per_window: combos.len(),
+        threads,
+        reps: args.reps,
+        plain_secs,
+        walk_forward_secs,
+        overhead_pct: (walk_forward_secs / plain_secs - 1.0) * 100.0,
+        runs,
+        efficiency,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&f)?);
+        return Ok(());
+    }
+    println!(
+        "stratbox bench optimize --walk-forward ({} windows of {} combinations of ema-crossover, {} hourly bars, median of {}, {} threads)",
+        f.windows, f.combinations_per_window, f.bars, f.reps, f.threads
+    );
+    println!(
+        "  plain optimizations of the train windows  {:>8.2} s",
+        f.plain_secs
+    );
+    println!(
+        "  walk-forward                              {:>8.2} s  ({:+.2} %)",
+        f.walk_forward_secs, f.overhead_pct
+    );
+    for (i, (p, w)) in f.runs.iter().enumerate() {
+        println!(
+            "    rep {}: plain {p:.2} s, walk-forward {w:.2} s ({:+.2} %)",
+            i + 1,
+            (w / p - 1.0) * 100.0
+        );
+    }
     Ok(())
 }
 
