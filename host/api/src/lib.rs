@@ -166,7 +166,9 @@ impl utoipa::Modify for BearerAuth {
 
 /// Failures any operation can meet, documented once for all of them so
 /// the document cannot forget one: 400 (malformed path, query or body),
-/// 401 (mutations, when a token is set), 413 (bodies), 503 (Redis down).
+/// 401 (mutations when a token is set; everything once API keys exist),
+/// 403 (another tenant named, an admin's operation), 413 (bodies), 503
+/// (Redis down).
 struct CommonErrors;
 
 impl utoipa::Modify for CommonErrors {
@@ -186,13 +188,15 @@ impl utoipa::Modify for CommonErrors {
         for (path, item) in openapi.paths.paths.iter_mut() {
             // Prometheus gets its answer even while Redis is down.
             let uses_redis = path != "/metrics";
+            // Health stays open for load balancers; /metrics is outside.
+            let authenticated = path.starts_with("/api/v1/") && path != "/api/v1/queue/health";
             let operations = [
-                (&mut item.get, false),
-                (&mut item.post, true),
-                (&mut item.put, true),
-                (&mut item.delete, true),
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
             ];
-            for (operation, mutating) in operations {
+            for operation in operations {
                 let Some(operation) = operation.as_mut() else {
                     continue;
                 };
@@ -203,10 +207,14 @@ impl utoipa::Modify for CommonErrors {
                         .or_insert_with(|| error(description).into());
                 };
                 add("400", "malformed path, query or body");
-                if mutating {
+                if authenticated {
                     add(
                         "401",
-                        "missing or wrong bearer token (when the server has one)",
+                        "missing or wrong bearer token or API key (writes when the server has a token; every request once API keys exist)",
+                    );
+                    add(
+                        "403",
+                        "a key that may not do this: an admin's operation, or another tenant named in X-Stratbox-Tenant",
                     );
                 }
                 if operation.request_body.is_some() {

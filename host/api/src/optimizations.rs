@@ -274,7 +274,7 @@ pub(super) async fn parse_optimization(
     request_body = CreateOptimizationRequest,
     responses((status = 200, body = CreateOptimizationResponse),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody), (status = 429, body = ErrorBody, description = "over a tenant's quota (Retry-After)")),
     security((), ("bearer" = [])))]
 pub async fn create_and_run(
     State(state): State<AppState>,

@@ -168,7 +168,7 @@ pub(super) fn date(field: &str, value: &str) -> ApiResult<i64> {
 #[utoipa::path(post, path = "/api/v1/queue/backtest/run", tag = "queue",
     request_body = RunRequest,
     responses((status = 200, body = RunResponse),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody), (status = 429, body = ErrorBody, description = "over a tenant's quota (Retry-After)")),
     security((), ("bearer" = [])))]
 pub async fn run_backtest(
     State(state): State<AppState>,
@@ -196,7 +196,7 @@ pub async fn run_backtest(
     request_body = CreateAndRunRequest,
     responses((status = 200, body = CreateAndRunResponse),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody), (status = 429, body = ErrorBody, description = "over a tenant's quota (Retry-After)")),
     security((), ("bearer" = [])))]
 pub async fn create_and_run(
     State(state): State<AppState>,
