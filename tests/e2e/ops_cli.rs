@@ -11,7 +11,7 @@ use super::service::Service;
 use super::support::{self, stderr, stdout};
 
 /// `stratbox <args> --api URL --token TOKEN`.
-fn ops(svc: &Service, server: &Server, args: &[&str]) -> std::process::Output {
+pub(super) fn ops(svc: &Service, server: &Server, args: &[&str]) -> std::process::Output {
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--api", server.base.as_str(), "--token", TOKEN]);
     support::stratbox(&svc.dir, &all)

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::api::{Server, TOKEN};
+use super::ops_cli::ops;
 use super::service::Service;
 use super::support;
 use stratbox_service::tasks::{submit_backtests, SubmitOptions};
@@ -187,13 +188,6 @@ async fn one_tenants_flood_does_not_starve_anothers_backtest() {
     assert_eq!(status, 200);
 }
 
-/// `stratbox <args> --api URL --token TOKEN` (the admin).
-fn admin_cli(svc: &Service, server: &Server, args: &[&str]) -> std::process::Output {
-    let mut all: Vec<&str> = args.to_vec();
-    all.extend(["--api", server.base.as_str(), "--token", TOKEN]);
-    support::stratbox(&svc.dir, &all)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_manage_keys_and_quotas_from_the_command_line() {
     use support::{stderr, stdout};
@@ -202,7 +196,7 @@ async fn operators_manage_keys_and_quotas_from_the_command_line() {
     let http = support::http_client();
     server.wait_healthy(&http).await;
 
-    let out = admin_cli(
+    let out = ops(
         &svc,
         &server,
         &[
@@ -216,7 +210,7 @@ async fn operators_manage_keys_and_quotas_from_the_command_line() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = admin_cli(
+    let out = ops(
         &svc,
         &server,
         &["keys", "create", "--tenant", "acme", "--label", "ci"],
@@ -237,23 +231,23 @@ async fn operators_manage_keys_and_quotas_from_the_command_line() {
     .await;
     assert_eq!(status, 200, "{acme}");
     assert_eq!(acme["quota"], json!({"max_queued": 3, "max_running": 1}));
-    let out = admin_cli(&svc, &server, &["tenants", "list"]);
+    let out = ops(&svc, &server, &["tenants", "list"]);
     assert!(stdout(&out).contains("acme"), "{}", stdout(&out));
     // The queue caps acme's lane as the quota says.
     assert_eq!(svc.queue.lane_cap(Some("acme")).await.unwrap(), Some(1));
 
     // Bad input is refused, naming what was wrong.
-    let out = admin_cli(
+    let out = ops(
         &svc,
         &server,
         &["tenants", "quota", "acme", "--max-queued", "0"],
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("max_queued"), "{}", stderr(&out));
-    let out = admin_cli(&svc, &server, &["keys", "create", "--tenant", "Not Valid"]);
+    let out = ops(&svc, &server, &["keys", "create", "--tenant", "Not Valid"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("`tenant`"), "{}", stderr(&out));
-    let out = admin_cli(&svc, &server, &["keys", "revoke", "xyz"]);
+    let out = ops(&svc, &server, &["keys", "revoke", "xyz"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("ID `xyz`"), "{}", stderr(&out));
     // A tenant's key is not an admin's.
@@ -264,10 +258,10 @@ async fn operators_manage_keys_and_quotas_from_the_command_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("403 forbidden"), "{}", stderr(&out));
 
-    let out = admin_cli(&svc, &server, &["keys", "list", "--json"]);
+    let out = ops(&svc, &server, &["keys", "list", "--json"]);
     let keys: Value = serde_json::from_str(&stdout(&out)).unwrap();
     let id = keys["keys"][0]["id"].as_str().unwrap().to_string();
-    let out = admin_cli(&svc, &server, &["keys", "revoke", &id]);
+    let out = ops(&svc, &server, &["keys", "revoke", &id]);
     assert!(out.status.success(), "{}", stderr(&out));
     let (status, _) = request(&http, &server, get, "/api/v1/tenants/acme", &secret, None).await;
     assert_eq!(status, 401, "a revoked key is refused");

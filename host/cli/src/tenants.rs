@@ -4,7 +4,8 @@
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use stratbox_store::Quota;
 
 use super::client::{ApiArgs, Client};
 use super::{CliError, CliResult};
@@ -106,21 +107,17 @@ pub struct QuotaArgs {
 
 impl QuotaArgs {
     fn body(&self) -> Value {
-        let fields = [
-            ("max_queued", self.max_queued),
-            ("max_running", self.max_running.map(u64::from)),
-            ("max_fuel", self.max_fuel),
-            ("max_memory_mib", self.max_memory_mib),
-            ("max_timeout_ms", self.max_timeout_ms),
-            ("max_results", self.max_results),
-            ("retention_max_count", self.retention_max_count),
-            ("retention_max_age_days", self.retention_max_age_days),
-        ];
-        let quota: Map<String, Value> = fields
-            .into_iter()
-            .filter_map(|(name, value)| value.map(|v| (name.to_string(), json!(v))))
-            .collect();
-        Value::Object(quota)
+        let quota = Quota {
+            max_queued: self.max_queued,
+            max_running: self.max_running,
+            max_fuel: self.max_fuel,
+            max_memory_mib: self.max_memory_mib,
+            max_timeout_ms: self.max_timeout_ms,
+            max_results: self.max_results,
+            retention_max_count: self.retention_max_count,
+            retention_max_age_days: self.retention_max_age_days,
+        };
+        serde_json::to_value(quota).expect("a quota serialises")
     }
 }
 
