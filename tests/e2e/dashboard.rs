@@ -750,3 +750,207 @@ async fn the_dashboard_shows_a_perpetual_report_and_spot_reports_without_its_fie
     }
     browser.close().await;
 }
+
+/// A pixel of the first walk-forward band (app.js `BAND_COLORS[0]`).
+const BAND_RGB: [u8; 3] = [254, 243, 199];
+
+/// Signs in with the token on a fresh page.
+async fn sign_in(browser: &Browser, page: &str) {
+    browser.goto(page).await;
+    browser
+        .wait_for(
+            "the token form",
+            "return window.stratboxDashboard && window.stratboxDashboard.view === 'login'",
+            WAIT,
+        )
+        .await;
+    browser.type_into("#token-input", TOKEN).await;
+    browser.click("#token-save").await;
+    browser
+        .wait_for(
+            "the overview",
+            "return window.stratboxDashboard.view === 'overview' && document.querySelector('#queue-cards .card') !== null",
+            WAIT,
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_walk_forward_and_a_bayes_search_as_it_runs() {
+    let svc = Service::start("dashboard_wf").await;
+    let server = Server::start(&svc);
+    // The slow strategy's trials burn more fuel per bar than the default.
+    let _worker = svc.worker("w1", 2, &[("STRATBOX_FUEL_PER_BAR", "100000000000")]);
+    let http = crate::support::http_client();
+    server.wait_healthy(&http).await;
+    svc.store
+        .import_candles("BTCUSDT", HOUR, &hourly(2_600, 8))
+        .await
+        .unwrap();
+    svc.store
+        .import_candles("SLOW", HOUR, &hourly(400, 3))
+        .await
+        .unwrap();
+    let (status, ema) = upload(&http, &server, "ema-crossover").await;
+    assert!(matches!(status, 200 | 201), "{ema}");
+    let (status, slow) = upload(&http, &server, "hostile/slow").await;
+    assert!(matches!(status, 200 | 201), "{slow}");
+    let path = "/api/v1/queue/optimization/create-and-run";
+
+    // 3 walk-forward windows (train 1,000 bars, test 600) of 8 combinations.
+    let last = stratbox_engine::time::format_rfc3339_secs(START + 2_599 * HOUR);
+    let walk = json!({"strategy_id": ema["strategy_id"], "symbol": "BTCUSDT", "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": last,
+        "config": {"params": {"allow_short": true}},
+        "search_space": {"fast_period": {"min": 5, "max": 20, "step": 5}, "slow_period": [30, 60]},
+        "objective": {"metric": "total_return_pct"},
+        "walk_forward": {"train": 1000, "test": "25d"}});
+    let created = call(&http, &server, path, Some(&walk)).await;
+    let walk_id = created["optimization_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{created}"));
+    let walked = wait_done(&http, &server, &format!("/api/v1/optimizations/{walk_id}")).await;
+    let report = &walked["walk_forward"];
+    let windows = report["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 3, "{report}");
+
+    // A Bayesian search of 24 trials of about 0.5 s each, in rounds of
+    // 8 on 2 slots: several seconds, so the page sees it between rounds.
+    let last = stratbox_engine::time::format_rfc3339_secs(START + 399 * HOUR);
+    let search = json!({"strategy_id": slow["strategy_id"], "symbol": "SLOW", "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": last,
+        "config": {"params": {"work": 1_000_000}},
+        "search_space": {"period": {"min": 2, "max": 129, "step": 1}},
+        "method": "bayes", "trials": 24, "seed": 3});
+    let created = call(&http, &server, path, Some(&search)).await;
+    let bayes_id = created["optimization_id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{created}"));
+
+    let shots = support::workspace().join("target/dashboard");
+    let browser = Browser::start(&svc.dir.join("chromium")).await;
+    let page = server.url("/dashboard/");
+    sign_in(&browser, &page).await;
+
+    // While it runs: trials done between rounds, and the best so far.
+    browser
+        .goto(&format!("{page}#/optimizations/{bayes_id}"))
+        .await;
+    let seen = browser
+        .wait_for(
+            "a round's trials and the best so far while the search runs",
+            "const d = document.querySelector('#trials-done');
+             const b = document.querySelector('#trials-best-score .value');
+             const m = d && d.textContent.match(/^(\\d+) of (\\d+) trials$/);
+             return m && +m[1] > 0 && +m[1] < +m[2] && b.textContent !== '–'
+                 && document.querySelector('h1 .pill').textContent === 'running' ? d.textContent : false",
+            WAIT,
+        )
+        .await;
+    let done: u64 = seen
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(done % 8, 0, "trials move a round at a time: {seen}");
+    browser.resize(1400, 900).await;
+    browser.screenshot(&shots.join("bayes-running.png")).await;
+    let searched = wait_done(&http, &server, &format!("/api/v1/optimizations/{bayes_id}")).await;
+    assert_eq!(searched["trials"]["done"], 24, "{searched}");
+    assert_eq!(searched["trials"]["best"], searched["top"][0], "{searched}");
+    browser
+        .wait_for(
+            "the completed search",
+            "const d = document.querySelector('#trials-done');
+             return d && d.textContent === '24 of 24 trials' && document.querySelector('#ranking') !== null",
+            WAIT,
+        )
+        .await;
+    let best = shown(&text_of(&browser, "#trials-best-score .value").await);
+    let score = searched["top"][0]["score"].as_f64().unwrap();
+    assert!((best - score).abs() < 1e-4, "{best} against {score}");
+    let params = text_of(&browser, "#trials-best-params .value").await;
+    let period = &searched["top"][0]["params"]["period"];
+    assert!(params.contains(&format!("period={period}")), "{params}");
+
+    // The walk-forward: one stitched curve over 3 bands, a row per window.
+    browser
+        .goto(&format!("{page}#/optimizations/{walk_id}"))
+        .await;
+    browser
+        .wait_for(
+            "the stitched equity chart",
+            "return document.querySelector('#walk-forward-chart .uplot[data-drawn]') !== null",
+            WAIT,
+        )
+        .await;
+    let bands = browser
+        .eval("return window.stratboxDashboard.windowBands", json!([]))
+        .await;
+    assert_eq!(bands, json!(3));
+    let band_pixels = browser
+        .eval(
+            COUNT_PIXELS,
+            json!(["#walk-forward-chart canvas", BAND_RGB]),
+        )
+        .await;
+    assert!(
+        band_pixels.as_i64().unwrap() > 5_000,
+        "band pixels: {band_pixels}"
+    );
+    let line = browser
+        .eval(
+            COUNT_PIXELS,
+            json!(["#walk-forward-chart canvas", [37, 99, 235]]),
+        )
+        .await;
+    assert!(line.as_i64().unwrap() > 300, "equity line pixels: {line}");
+    let rows = browser
+        .eval(
+            "return [...document.querySelectorAll('#wf-windows tbody tr')].map(r => r.cells[3].textContent)",
+            json!([]),
+        )
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, w) in rows.iter().zip(windows) {
+        let chosen = &w["chosen"]["params"];
+        for key in ["fast_period", "slow_period", "allow_short"] {
+            let want = format!("{key}={}", chosen[key]);
+            assert!(row.as_str().unwrap().contains(&want), "{row}: {want}");
+        }
+    }
+    let trades = shown(&text_of(&browser, "#wf-trades .value").await);
+    assert_eq!(trades, report["stitched"]["num_trades"].as_f64().unwrap());
+    let ret = shown(
+        text_of(&browser, "#wf-return .value")
+            .await
+            .trim_end_matches(" %"),
+    );
+    let want = report["stitched"]["total_return_pct"].as_f64().unwrap();
+    assert!((ret - want).abs() < 0.01, "{ret} against {want}");
+    let stray = browser
+        .eval(
+            "return document.querySelector('main').innerText.split('\\n').filter(l => l.trim() === 'null').length",
+            json!([]),
+        )
+        .await;
+    assert_eq!(stray, json!(0), "a null printed on the page");
+    browser.resize(1400, 1800).await;
+    browser.screenshot(&shots.join("walk-forward.png")).await;
+
+    for (level, message) in browser.console().await {
+        assert!(
+            level != "SEVERE" || message.contains("401"),
+            "console {level}: {message}"
+        );
+        assert!(
+            !message.contains("Content Security Policy"),
+            "CSP refusal: {message}"
+        );
+    }
+    browser.close().await;
+}

@@ -211,6 +211,12 @@ async fn a_bayes_search_through_the_queue_equals_the_local_cli_table() {
     assert_eq!(r.status, BacktestStatus::Completed, "{r:?}");
     // Rounds of 8, 8, 8, 8 and 4 trials, one chunk each.
     assert_eq!((r.combinations, r.done, r.chunks), (36, 36, 36));
+    // The progress the last round left: every trial, the best the top row.
+    let trials: serde_json::Value = serde_json::from_str(r.trials.as_deref().unwrap()).unwrap();
+    let top: Vec<serde_json::Value> = serde_json::from_str(r.top.as_deref().unwrap()).unwrap();
+    assert_eq!(trials["done"], 36);
+    assert_eq!(trials["best"], top[0]);
+    assert_eq!(top[0]["rank"], 1);
     let queued = svc.store.optimization_table(id).await.unwrap().unwrap();
 
     let local_csv = svc.dir.join("local.csv");

@@ -109,6 +109,20 @@ pub struct Progress {
     pub total: usize,
 }
 
+/// A Bayesian search's trials as its rounds come in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrialsProgress {
+    /// Trials whose results are in (updated when a round is: the search
+    /// learns, and the record moves, a batch at a time).
+    pub done: usize,
+    /// Trials planned (fewer run if the space runs out of new points).
+    pub total: usize,
+    /// The row ranking first among them so far (rank, index, score,
+    /// params, metrics, as a row of `top`); null until one is ranked.
+    #[schema(value_type = Option<Object>)]
+    pub best: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ObjectiveInfo {
     pub metric: String,
@@ -122,6 +136,10 @@ pub struct Optimization {
     /// `queued`, `running`, `completed`, `failed` or `cancelled`.
     pub status: String,
     pub progress: Progress,
+    /// `bayes` only: the trials done and the best so far, while it runs
+    /// and once it has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trials: Option<TrialsProgress>,
     pub combinations: usize,
     pub strategy_id: Option<u64>,
     pub name: Option<String>,
@@ -355,6 +373,29 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
         None => None,
     };
     let def = &r.definition;
+    let trials = match (def.bayes, &r.trials) {
+        (None, _) => None,
+        (Some(b), None) => Some(TrialsProgress {
+            done: 0,
+            total: b.trials,
+            best: None,
+        }),
+        (Some(b), Some(json)) => {
+            #[derive(Deserialize)]
+            struct Stored {
+                done: usize,
+                best: Option<serde_json::Value>,
+            }
+            let stored: Stored = serde_json::from_str(json).map_err(|e| {
+                AppError::Internal(anyhow::anyhow!("stored trials of optimization {id}: {e}"))
+            })?;
+            Some(TrialsProgress {
+                done: stored.done,
+                total: b.trials,
+                best: stored.best,
+            })
+        }
+    };
     Ok(Optimization {
         optimization_id: id,
         status: r.status.as_str().to_string(),
@@ -367,6 +408,7 @@ fn view(r: stratbox_store::OptimizationRecord, top_n: usize) -> ApiResult<Optimi
                 _ => r.chunks,
             },
         },
+        trials,
         combinations: r.combinations,
         strategy_id: def.backtest.strategy_id,
         name: def.backtest.name.clone(),
@@ -778,6 +820,8 @@ mod tests {
         assert_eq!(got["combinations"], 20);
         // Rounds of 8, 8 and 4 trials, a chunk each trial.
         assert_eq!(got["progress"], json!({"done": 0, "total": 20}));
+        // No round in yet: no trial done, no best.
+        assert_eq!(got["trials"], json!({"done": 0, "total": 20, "best": null}));
         let r = state.store.get_optimization(id).await.unwrap().unwrap();
         assert_eq!(r.chunks, 8, "the first round's");
         let b = r.definition.bayes.unwrap();

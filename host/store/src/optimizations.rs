@@ -36,6 +36,10 @@ pub mod fields {
     /// A walk-forward's report as JSON
     /// (`stratbox_engine::optimize::WalkForwardReport`), once completed.
     pub const WALK_FORWARD: &str = "walk_forward";
+    /// A Bayesian search's trials so far, written with each round's
+    /// submission and at completion: `{"done", "best"}` as JSON, `best`
+    /// the ranked row (as in [`TOP`]) that ranks first so far, or null.
+    pub const TRIALS: &str = "trials";
 }
 
 /// Ranked rows kept as JSON for `GET /optimizations/{id}?top=`.
@@ -130,6 +134,9 @@ pub struct OptimizationRecord {
     /// A walk-forward's report (JSON, as `stratbox optimize --walk-forward
     /// --json` prints it), once completed.
     pub walk_forward: Option<String>,
+    /// A Bayesian search's trials so far (JSON, [`fields::TRIALS`]); `None`
+    /// before its first round is in, and for sweeps.
+    pub trials: Option<String>,
 }
 
 /// A chunk's rows in: KEYS[1] record, KEYS[2] results; ARGV[1] chunk,
@@ -340,12 +347,16 @@ impl Store {
         csv: &str,
         top: &str,
         deflated_sharpe: Option<f64>,
+        trials: Option<&str>,
     ) -> Result<bool> {
         // `Display` of an f64 reads back to the same bits.
         let dsr = deflated_sharpe.map(|v| v.to_string());
         let mut extra = vec![(fields::TABLE, csv), (fields::TOP, top)];
         if let Some(dsr) = dsr.as_deref() {
             extra.push((fields::DEFLATED_SHARPE, dsr));
+        }
+        if let Some(trials) = trials {
+            extra.push((fields::TRIALS, trials));
         }
         self.finish(id, BacktestStatus::Completed, &extra).await
     }
@@ -440,6 +451,7 @@ impl Store {
             fields::FINISHED_AT_MS,
             fields::DEFLATED_SHARPE,
             fields::WALK_FORWARD,
+            fields::TRIALS,
         ];
         let (values, fanout): (Vec<Option<String>>, Vec<Option<String>>) = redis::pipe()
             .cmd("HMGET")
@@ -480,6 +492,7 @@ impl Store {
                 .map(|v| parse_field(&key, fields::DEFLATED_SHARPE, &v))
                 .transpose()?,
             walk_forward: get(10),
+            trials: get(11),
         };
         if status.is_terminal() {
             return Ok(Some(record));
@@ -706,13 +719,13 @@ mod tests {
         );
         assert!(t
             .store
-            .complete_optimization(id, "csv", "[]", Some(0.8125))
+            .complete_optimization(id, "csv", "[]", Some(0.8125), Some(r#"{"done":3}"#))
             .await
             .unwrap());
         // A second reducer changes nothing; a late chunk is not written.
         assert!(!t
             .store
-            .complete_optimization(id, "other", "[]", None)
+            .complete_optimization(id, "other", "[]", None, Some(r#"{"done":4}"#))
             .await
             .unwrap());
         let (s, done, _) = t.store.put_chunk_result(id, 2, "[late]").await.unwrap();
@@ -721,6 +734,7 @@ mod tests {
         let r = t.store.get_optimization(id).await.unwrap().unwrap();
         assert_eq!((r.status, r.done), (BacktestStatus::Completed, 3));
         assert_eq!(r.deflated_sharpe, Some(0.8125), "the first reducer's");
+        assert_eq!(r.trials.as_deref(), Some(r#"{"done":3}"#));
         assert_eq!(
             t.store.optimization_table(id).await.unwrap().as_deref(),
             Some("csv")
@@ -860,7 +874,7 @@ mod tests {
             leave_tasks(&t, homes, id, 2).await;
             s.mark_fanned_out(id, 2).await.unwrap();
             if id != 2 {
-                s.complete_optimization(id, "csv", "[]", None)
+                s.complete_optimization(id, "csv", "[]", None, None)
                     .await
                     .unwrap();
             }

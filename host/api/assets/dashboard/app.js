@@ -11,7 +11,7 @@
   const signOut = document.getElementById("sign-out");
 
   // Read by the browser test and docs/dashboard.md ("Its test").
-  const probe = (window.stratboxDashboard = { firstChartMs: null, chartsDrawn: 0, view: null, liquidationMarkers: [] });
+  const probe = (window.stratboxDashboard = { firstChartMs: null, chartsDrawn: 0, view: null, liquidationMarkers: [], windowBands: 0 });
 
   let view = { timer: null, charts: [], alive: true };
 
@@ -804,6 +804,7 @@
         head,
         meta,
         o.error ? h("p", { class: "flash error" }, `${o.error.code}: ${o.error.message}`) : h("p", {}, h("progress", { max: 1, value: done }), ` ${o.progress.done} of ${o.progress.total} chunks`),
+        ...(o.trials ? [trialsSection(o.trials, o.objective)] : []),
       );
       return o.status === "queued" || o.status === "running";
     }
@@ -817,9 +818,138 @@
       setTimeout(() => URL.revokeObjectURL(url), 1000);
     });
     const heat = h("div", { id: "heatmap-section" });
-    main.replaceChildren(head, meta, h("div", { class: "toolbar" }, download), heat, h("h2", {}, "Ranking"), rankingTable(rows, o.search_params));
+    const wf = o.walk_forward;
+    const walk = wf ? walkForwardSection(wf, o.search_params) : null;
+    // replaceChildren would print a null.
+    const parts = [
+      o.trials ? trialsSection(o.trials, o.objective) : null,
+      walk ? walk.section : null,
+      // A walk-forward's table is its last window's (the params one would trade next).
+      wf ? h("h2", {}, "Last window's search") : null,
+    ].filter((p) => p !== null);
+    main.replaceChildren(
+      head,
+      meta,
+      ...parts,
+      h("div", { class: "toolbar" }, download),
+      heat,
+      h("h2", {}, "Ranking"),
+      rankingTable(rows, o.search_params),
+    );
+    if (walk) walk.draw();
     if (o.search_params.length >= 2) heatmap(heat, rows, o.search_params, o.objective);
     return false;
+  }
+
+  // A Bayesian search's trials so far and the best of them (the record
+  // moves a round, one batch of trials, at a time).
+  function trialsSection(trials, objective) {
+    const best = trials.best;
+    const params = best ? Object.entries(best.params).map(([k, v]) => `${k}=${v}`).join(", ") : "";
+    return h(
+      "div",
+      { id: "trials-progress" },
+      h("h2", {}, "Bayesian search"),
+      h("p", {}, h("progress", { max: trials.total || 1, value: trials.done }), ` `, h("span", { id: "trials-done" }, `${trials.done} of ${trials.total} trials`)),
+      h(
+        "div",
+        { class: "cards" },
+        card("Trials done", trials.done, "trials-done-card"),
+        card(`Best ${objective.metric} so far`, best ? num(best.score, 4) : "–", "trials-best-score"),
+        h("div", { class: "card", id: "trials-best-params" }, h("div", { class: "label" }, "Its params"), h("div", { class: "value word" }, best ? params : "none ranked yet")),
+      ),
+    );
+  }
+
+  // app.css .band-0 and .band-1 (the table's keys).
+  const BAND_COLORS = ["#fef3c7", "#e0f2fe"];
+
+  // The stitched out-of-sample equity as one curve, each window's test
+  // bars a band behind it, and a row per window.
+  function walkForwardSection(wf, searched) {
+    const s = wf.stitched;
+    const box = h("div", { class: "chart", id: "walk-forward-chart" }, h("div", { class: "title" }, "Stitched out-of-sample equity"));
+    const windows = wf.windows;
+    // Band k runs from its first test bar to the next window's (the last to its own last bar).
+    const bands = windows.map((w, k) => [w.test.start_ts, k + 1 < windows.length ? windows[k + 1].test.start_ts : w.test.end_ts]);
+    const chosenParams = (w) => (w.chosen ? Object.entries(w.chosen.params).map(([k, v]) => `${k}=${v}`).join(", ") : "flat (nothing ranked)");
+    const oos = (w, m) => (w.chosen ? w.chosen.out_of_sample[m] : null);
+    const rows = windows.map((w) =>
+      h(
+        "tr",
+        { dataset: { window: w.index } },
+        td(h("span", { class: "band-key band-" + (w.index % 2) }, w.index + 1), true),
+        td(`${when(w.train.start_ts * 1000)} – ${when(w.train.end_ts * 1000)}`),
+        td(`${when(w.test.start_ts * 1000)} – ${when(w.test.end_ts * 1000)}`),
+        td(chosenParams(w)),
+        td(w.chosen ? num(w.chosen.score, 4) : "–", true),
+        td(pct(oos(w, "total_return_pct")), true),
+        td(num(oos(w, "sharpe"), 3), true),
+        td(w.chosen ? num(oos(w, "num_trades"), 0) : "–", true),
+        td(`${w.ranked} / ${w.combinations}`, true),
+        td(num(w.deflated_sharpe, 3), true),
+      ),
+    );
+    const section = h(
+      "div",
+      { id: "walk-forward" },
+      h("h2", {}, `Walk-forward: ${windows.length} windows, train ${wf.train_bars} bars, test ${wf.test_bars}${wf.anchored ? ", anchored" : ", rolling"}`),
+      h(
+        "div",
+        { class: "cards", id: "walk-forward-cards" },
+        card("Efficiency", num(wf.efficiency, 3), "wf-efficiency"),
+        card("OOS return / yr", pct(wf.out_of_sample_annualized_return_pct)),
+        card("IS return / yr", pct(wf.in_sample_annualized_return_pct)),
+        card("OOS return", pct(s.total_return_pct), "wf-return"),
+        card("OOS final equity", num(s.final_equity)),
+        card("OOS Sharpe", num(s.sharpe, 3)),
+        card("OOS max drawdown", pct(s.max_drawdown_pct)),
+        card("OOS trades", s.num_trades, "wf-trades"),
+      ),
+      box,
+      h("p", { class: "legend-note" }, "Shaded: each window's test bars, traded with the params its train bars chose (numbered as in the table). Searched: " + searched.join(", ") + "."),
+      table("wf-windows", [th("window", true), th("train (UTC)"), th("test (UTC)"), th("chosen"), th("in-sample score", true), th("OOS return", true), th("OOS Sharpe", true), th("OOS trades", true), th("ranked", true), th("deflated Sharpe", true)], rows, "No window."),
+    );
+    const draw = () => {
+      const xs = s.equity_curve.map((p) => p.ts);
+      const eq = s.equity_curve.map((p) => p.equity);
+      chart(
+        box,
+        {
+          height: 280,
+          scales: { x: { time: true } },
+          axes: [timeAxis, valueAxis("equity", (v) => num(v, 0))],
+          series: [{}, { label: "stitched equity", stroke: "#2563eb", width: 1.5, value: (u, v) => num(v) }],
+          hooks: { drawClear: [windowBands(bands)] },
+        },
+        [xs, eq],
+      );
+    };
+    return { section, draw };
+  }
+
+  // Draws the bands under the grid and the curve, numbered at the top.
+  function windowBands(bands) {
+    return (u) => {
+      const ctx = u.ctx;
+      const { top, height } = u.bbox;
+      ctx.save();
+      ctx.font = `${Math.round(10 * devicePixelRatio)}px system-ui, sans-serif`;
+      ctx.textAlign = "center";
+      bands.forEach(([from, to], k) => {
+        const x0 = Math.max(u.bbox.left, u.valToPos(from, "x", true));
+        const x1 = Math.min(u.bbox.left + u.bbox.width, u.valToPos(to, "x", true));
+        if (x1 <= x0) return;
+        ctx.fillStyle = BAND_COLORS[k % 2];
+        ctx.fillRect(x0, top, x1 - x0, height);
+        if (x1 - x0 > 14 * devicePixelRatio) {
+          ctx.fillStyle = "#66707c";
+          ctx.fillText(String(k + 1), (x0 + x1) / 2, top + 12 * devicePixelRatio);
+        }
+      });
+      ctx.restore();
+      probe.windowBands = bands.length;
+    };
   }
 
   function rankingTable(rows, params) {

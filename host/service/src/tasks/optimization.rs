@@ -734,6 +734,10 @@ fn next_round(
     if batch.is_empty() {
         return reduce_rows(store, rt, id, def, rows);
     }
+    let objective = Objective::new(&def.metric, def.direction, def.min_trades)
+        .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    let done = rows.len();
+    let trials = trials_so_far(&rank(&objective, rows), done)?;
     let specs = chunk_specs(store, id, def, chunks, &batch, None)?;
     let key = store.keys().optimization(id);
     let guards = [
@@ -748,7 +752,12 @@ fn next_round(
             key,
             field: fields::CHUNKS.into(),
             expect: chunks.to_string(),
-            set: vec![(fields::CHUNKS.into(), (chunks + specs.len()).to_string())],
+            // The round's progress moves with its submission: a second
+            // completion finds the guard moved on and writes nothing.
+            set: vec![
+                (fields::CHUNKS.into(), (chunks + specs.len()).to_string()),
+                (fields::TRIALS.into(), trials),
+            ],
             index: None,
         },
     ];
@@ -838,11 +847,31 @@ fn reduce_rows(
 ) -> Result<(), TaskError> {
     let objective = Objective::new(&def.metric, def.direction, def.min_trades)
         .map_err(|e| TaskError::permanent("invalid_optimization", e.to_string()))?;
+    let done = rows.len();
     let table = rank(&objective, rows);
     let top = serde_json::to_string(table.top(TOP_KEPT))
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))?;
     let deflated_sharpe = table.deflated_sharpe(def.backtest.timeframe_secs);
-    rt.block_on(store.complete_optimization(id, &table.to_csv(), &top, deflated_sharpe))
-        .map_err(store_error)?;
+    let trials = match def.bayes {
+        Some(_) => Some(trials_so_far(&table, done)?),
+        None => None,
+    };
+    rt.block_on(store.complete_optimization(
+        id,
+        &table.to_csv(),
+        &top,
+        deflated_sharpe,
+        trials.as_deref(),
+    ))
+    .map_err(store_error)?;
     Ok(())
+}
+
+/// A Bayesian search's progress as the record keeps it
+/// (`fields::TRIALS`): the trials in, and the row ranking first among
+/// them (as the final ranking would rank it, ties by index), or null.
+fn trials_so_far(table: &optimize::Table, done: usize) -> Result<String, TaskError> {
+    let best = table.rows.first().filter(|r| r.rank == Some(1));
+    serde_json::to_string(&serde_json::json!({"done": done, "best": best}))
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
