@@ -30,6 +30,8 @@ fn request(sha: &str, symbol: &str, bars: i64, space: serde_json::Value) -> Opti
         search_space: serde_json::from_value(space).unwrap(),
         method: "grid".into(),
         samples: None,
+        batch: None,
+        startup: None,
         seed: 0,
         metric: "sharpe".into(),
         direction: Direction::Maximize,

@@ -150,6 +150,8 @@ async fn two_schedulers_fire_an_optimization_schedule_once_per_occurrence() {
         .unwrap(),
         method: "grid".into(),
         samples: None,
+        batch: None,
+        startup: None,
         seed: 0,
         metric: "total_return_pct".into(),
         direction: Direction::Maximize,

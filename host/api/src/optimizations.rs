@@ -64,6 +64,15 @@ pub struct CreateOptimizationRequest {
     /// Param sets `bayes` runs in all.
     #[serde(default)]
     pub trials: Option<usize>,
+    /// `bayes`: param sets proposed at once, run together by the workers,
+    /// then learnt from (at least 1; default as `stratbox optimize
+    /// --batch`). The same seed and batch give the same trials.
+    #[serde(default)]
+    pub batch: Option<usize>,
+    /// `bayes`: trials drawn at random before the model is used (default
+    /// as `stratbox optimize --startup`).
+    #[serde(default)]
+    pub startup: Option<usize>,
     /// Seed of `random` and `bayes`: the same seed gives the same
     /// combinations.
     #[serde(default)]
@@ -264,12 +273,24 @@ pub(super) async fn parse_optimization(
         }
         (_, samples, None) => samples,
     };
+    if method != "bayes" {
+        for (field, given) in [("batch", r.batch), ("startup", r.startup)] {
+            if given.is_some() {
+                return Err(AppError::invalid(
+                    field,
+                    format!("only the bayes method takes {field}"),
+                ));
+            }
+        }
+    }
     let parsed = parse_create(store, r.backtest).await?;
     let request = OptimizationRequest {
         backtest: parsed.definition,
         search_space: r.search_space,
         method,
         samples,
+        batch: small("batch", r.batch)?,
+        startup: small("startup", r.startup)?,
         seed: r.seed.unwrap_or(0),
         metric,
         direction,
@@ -284,6 +305,16 @@ pub(super) async fn parse_optimization(
         ..SubmitOptions::default()
     };
     Ok((request, options))
+}
+
+/// A count the stored request keeps as `u32`.
+fn small(field: &str, value: Option<usize>) -> ApiResult<Option<u32>> {
+    value
+        .map(|v| {
+            u32::try_from(v)
+                .map_err(|_| AppError::invalid(field, format!("{v} is above {}", u32::MAX)))
+        })
+        .transpose()
 }
 
 /// Create an optimization and queue it (fan-out into chunk tasks, ranked
@@ -830,6 +861,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_bayes_search_takes_its_batch_and_startup() {
+        let (_redis, state, strategy_id) = start("opt-api-bayes-batch").await;
+        let mut body = request(strategy_id);
+        body["method"] = json!("bayes");
+        body["trials"] = json!(20);
+        body["batch"] = json!(3);
+        body["startup"] = json!(5);
+        let (status, body) = send(&state, post(&body)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let id = body["optimization_id"].as_u64().unwrap();
+        let r = state.store.get_optimization(id).await.unwrap().unwrap();
+        let b = r.definition.bayes.unwrap();
+        assert_eq!((b.trials, b.batch, b.startup), (20, 3, 5));
+        assert_eq!(r.chunks, 3, "the first round's: one batch");
+        // Rounds of 3 (six) and 2 trials, a chunk each trial.
+        let (_, got) = send(&state, get(&format!("/api/v1/optimizations/{id}"))).await;
+        assert_eq!(got["progress"], json!({"done": 0, "total": 20}));
+        // Unset, they are the CLI's defaults.
+        let mut body = request(strategy_id);
+        body["method"] = json!("bayes");
+        body["trials"] = json!(20);
+        let (_, body) = send(&state, post(&body)).await;
+        let id = body["optimization_id"].as_u64().unwrap();
+        let r = state.store.get_optimization(id).await.unwrap().unwrap();
+        let b = r.definition.bayes.unwrap();
+        assert_eq!(
+            (b.batch, b.startup),
+            (
+                stratbox_engine::optimize::bayes::DEFAULT_BATCH,
+                stratbox_engine::optimize::bayes::DEFAULT_STARTUP
+            )
+        );
+    }
+
+    #[tokio::test]
     async fn bad_input_is_a_4xx_naming_the_field_and_nothing_is_queued() {
         let (_redis, state, strategy_id) = start("opt-api-bad").await;
         let with = |path: &[&str], value: Value| {
@@ -950,6 +1016,14 @@ mod tests {
                 bayes(json!({"trials": 10, "search_space": {"nope": [1]}})),
                 "search_space.nope",
             ),
+            (bayes(json!({"trials": 10, "batch": 0})), "batch"),
+            (bayes(json!({"trials": 10, "batch": 1u64 << 40})), "batch"),
+            (
+                bayes(json!({"trials": 10, "startup": 1u64 << 40})),
+                "startup",
+            ),
+            (with(&["batch"], json!(4)), "batch"),
+            (with(&["startup"], json!(4)), "startup"),
         ];
         for (body, field) in cases.into_iter().chain(bayes_cases) {
             let (status, e) = send(&state, post(&body)).await;

@@ -536,6 +536,8 @@ async fn through_queue(
             .collect(),
         method: "grid".into(),
         samples: None,
+        batch: None,
+        startup: None,
         seed: 0,
         metric: "sharpe".into(),
         direction: Direction::Maximize,

@@ -98,6 +98,13 @@ pub struct OptimizationRequest {
     pub method: String,
     /// `random`: the combinations drawn; `bayes`: the trials.
     pub samples: Option<usize>,
+    /// `bayes`: trials proposed at once and trials drawn at random first
+    /// (`None`: the engine's defaults at submission). `u32`: schedules
+    /// hold many requests, and no search runs 4 billion trials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<u32>,
     pub seed: u64,
     pub metric: String,
     pub direction: Direction,

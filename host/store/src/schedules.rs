@@ -329,6 +329,8 @@ mod tests {
             )]),
             method: "grid".into(),
             samples: None,
+            batch: None,
+            startup: None,
             seed: 0,
             metric: "sharpe".into(),
             direction: Direction::Minimize,

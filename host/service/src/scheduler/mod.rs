@@ -266,6 +266,8 @@ mod tests {
             search_space: serde_json::from_value(space).unwrap(),
             method: "grid".into(),
             samples: None,
+            batch: None,
+            startup: None,
             seed: 0,
             metric: "sharpe".into(),
             direction: Direction::Maximize,

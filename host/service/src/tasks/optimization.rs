@@ -254,11 +254,21 @@ async fn prepare(
     backtest.params = request.backtest.params.clone();
     // Checked before the space, as a sweep's method is.
     let bayes = match method_of(&request.method, request.samples, request.seed)? {
-        Some(_) => None,
+        Some(_) => {
+            for (field, given) in [("batch", request.batch), ("startup", request.startup)] {
+                if given.is_some() {
+                    return Err(invalid(
+                        field,
+                        format!("only the bayes method takes {field}"),
+                    ));
+                }
+            }
+            None
+        }
         None => Some(Bayes::new(
             request.samples.unwrap_or(0),
-            DEFAULT_BATCH,
-            DEFAULT_STARTUP,
+            request.batch.map_or(DEFAULT_BATCH, |b| b as usize),
+            request.startup.map_or(DEFAULT_STARTUP, |s| s as usize),
             request.seed,
             max_combinations,
         )?),
