@@ -4,7 +4,7 @@
 # then Schemathesis against the served OpenAPI document).
 #
 # With an argument it runs one part (CONTRIBUTING.md, "The checks"):
-#   lint            cargo fmt --check and clippy -D warnings
+#   lint            cargo fmt --check, clippy -D warnings, promtool on docs/ops
 #   unit            every crate's own tests (no e2e binary, no browser)
 #   e2e [FILTER]    the end-to-end suite, or the tests matching FILTER
 #   dashboard       the dashboard tests in headless Chromium
@@ -29,15 +29,27 @@ need_browser() {
     apt_need chromedriver chromium chromium-driver
 }
 
+need_promtool() {
+    # Checks the alert rules of docs/ops, and parses the Grafana board's
+    # queries in the API's tests. Debian's prometheus ships it; nothing
+    # here starts its service.
+    apt_need promtool prometheus
+}
+
 lint() {
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
     echo "==> cargo fmt --check"
     cargo fmt --all -- --check
     echo "==> cargo clippy -D warnings"
     cargo clippy --workspace --all-targets --locked -- -D warnings
+    need_promtool
+    echo "==> promtool check rules, test rules (docs/ops)"
+    promtool check rules docs/ops/prometheus-alerts.yml
+    promtool test rules docs/ops/prometheus-alerts.test.yml
 }
 
 unit() {
+    need_promtool
     echo "==> cargo test (every crate's own tests)"
     cargo test --workspace --locked --lib --bins
 }

@@ -90,14 +90,15 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
         let counters = state.queue.counters().await?;
         let stats = state.queue.stats().await?;
         let durations = state.queue.durations().await?;
+        let backlog = state.queue.backlog().await?;
         let mut conn = state.queue.connection();
         let autoscaler =
             stratbox_service::autoscale::read_stats(&mut conn, state.queue.keys().prefix()).await?;
-        Ok::<_, stratbox_queue::QueueError>((counters, stats, durations, autoscaler))
+        Ok::<_, stratbox_queue::QueueError>((counters, stats, durations, backlog, autoscaler))
     })
     .await;
     match queue {
-        Ok(Ok((counters, stats, durations, autoscaler))) => {
+        Ok(Ok((counters, stats, durations, backlog, autoscaler))) => {
             gauge(
                 &mut out,
                 "stratbox_redis_up",
@@ -122,6 +123,14 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
             for (class, n) in &stats.pending {
                 let _ = writeln!(out, "stratbox_queue_pending{{class=\"{class}\"}} {n}");
             }
+            // What the SLA alert of docs/ops/prometheus-alerts.yml reads
+            // (the same figure as `oldest_wait_ms` of the queue state).
+            gauge(
+                &mut out,
+                "stratbox_queue_oldest_wait_seconds",
+                "How long the oldest waiting task, of any class, has waited (0 when none waits).",
+                seconds(backlog.oldest_wait_ms.unwrap_or(0) as f64 / 1000.0),
+            );
             gauge(
                 &mut out,
                 "stratbox_queue_delayed",

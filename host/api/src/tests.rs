@@ -480,6 +480,12 @@ async fn prometheus_metrics_cover_the_queue_and_http() {
     ] {
         assert!(lines.contains(line), "missing {line:?} in:\n{text}");
     }
+    // Two tasks wait: the oldest has waited some time, never a negative one.
+    let oldest = text
+        .lines()
+        .find_map(|l| l.strip_prefix("stratbox_queue_oldest_wait_seconds "))
+        .unwrap_or_else(|| panic!("no oldest wait in:\n{text}"));
+    assert!(oldest.parse::<f64>().unwrap() >= 0.0, "{oldest}");
     // Every sample line is `name{labels} value` with a numeric value.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let value = line.rsplit(' ').next().unwrap();
@@ -1517,6 +1523,7 @@ async fn candles_import_ignores_extra_columns_and_refuses_bars_off_the_timeframe
     assert_eq!(reply["rows"], 2);
 }
 
+mod ops;
 mod tenants;
 
 fn delete(uri: &str) -> Request<Body> {
