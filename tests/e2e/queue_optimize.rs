@@ -460,7 +460,10 @@ async fn a_dead_lettered_chunk_fails_the_optimization_and_cancel_stops_the_rest(
         400,
         json!({"period": {"min": 2, "max": 65, "step": 1}}),
     );
-    req.backtest.params = BTreeMap::from([("work".to_string(), json!(40_000))]);
+    // Chunks long enough that some still wait when the first is done,
+    // even on a loaded machine (at 40,000 every chunk was sometimes taken
+    // before the cancel came).
+    req.backtest.params = BTreeMap::from([("work".to_string(), json!(120_000))]);
     let (id, _) = submit_optimization(&svc.store, &svc.queue, &req, &SubmitOptions::default())
         .await
         .unwrap();
@@ -515,16 +518,7 @@ async fn over_http_create_poll_top_and_table_with_a_worker() {
         .await
         .unwrap();
     let _w = svc.worker("w1", 2, &[]);
-    let sandbox = stratbox_sandbox::Sandbox::new(stratbox_sandbox::SandboxConfig {
-        pool_instances: 0,
-        cache_dir: None,
-        ..Default::default()
-    })
-    .unwrap();
-    let state = stratbox_api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    tokio::spawn(stratbox_api::serve(listener, state, std::future::pending()));
+    let base = serve_api(&svc).await;
     let http = crate::support::http_client();
     let mut body = json!({
         "strategy_id": strategy_id,
@@ -622,16 +616,7 @@ async fn a_walk_forward_over_http_equals_the_local_report_byte_for_byte() {
     candles::write_csv(&data, &mut bytes).unwrap();
     std::fs::write(&csv, bytes).unwrap();
     let _w = svc.worker("w1", 2, &[]);
-    let sandbox = stratbox_sandbox::Sandbox::new(stratbox_sandbox::SandboxConfig {
-        pool_instances: 0,
-        cache_dir: None,
-        ..Default::default()
-    })
-    .unwrap();
-    let state = stratbox_api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
-    tokio::spawn(stratbox_api::serve(listener, state, std::future::pending()));
+    let base = serve_api(&svc).await;
     let http = crate::support::http_client();
     let last = stratbox_engine::time::format_rfc3339_secs(data.ts[2_599]);
     let mut body = json!({
@@ -756,4 +741,20 @@ async fn a_walk_forward_over_http_equals_the_local_report_byte_for_byte() {
     let e: serde_json::Value = r.json().await.unwrap();
     assert_eq!(e["error"]["field"], "walk_forward", "{e}");
     svc.assert_drained().await;
+}
+
+/// The API in this process over the service's Redis, without a token:
+/// its `/api/v1` base URL.
+async fn serve_api(svc: &Service) -> String {
+    let sandbox = stratbox_sandbox::Sandbox::new(stratbox_sandbox::SandboxConfig {
+        pool_instances: 0,
+        cache_dir: None,
+        ..Default::default()
+    })
+    .unwrap();
+    let state = stratbox_api::AppState::new(svc.store.clone(), svc.queue.clone(), sandbox, None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/v1", listener.local_addr().unwrap());
+    tokio::spawn(stratbox_api::serve(listener, state, std::future::pending()));
+    base
 }
