@@ -200,7 +200,12 @@ fn bybit(args: &BybitArgs) -> CliResult {
                     &args.redis_args.redis_url,
                     &args.redis_args.prefix,
                 ))
-                .with_context(|| format!("cannot connect to {}", args.redis_args.redis_url))
+                .with_context(|| {
+                    format!(
+                        "cannot connect to {}",
+                        stratbox_redis::connection::redact(&args.redis_args.redis_url)
+                    )
+                })
                 .map_err(CliError::run)?;
             fetch_into_store(
                 &client,

@@ -37,7 +37,7 @@ pub struct DemoArgs {
     #[arg(long)]
     plugin: PathBuf,
     /// Redis to use; a private one is started when unset.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
     /// API address [default: that of `stratbox serve`, or a free port if taken].
     #[arg(long, env = "STRATBOX_API_ADDR")]
@@ -221,7 +221,10 @@ fn demo(
             "  redis    {redis_url} (private; append-only data in {})",
             redis.dir().display()
         ),
-        None => outln!("  redis    {redis_url} (from REDIS_URL)"),
+        None => outln!(
+            "  redis    {} (from REDIS_URL)",
+            stratbox_redis::connection::redact(&redis_url)
+        ),
     }
     outln!("  api      {base} (log {})", dir.join("api.log").display());
     outln!(

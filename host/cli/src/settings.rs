@@ -8,8 +8,13 @@ use stratbox_queue::QueueConfig;
 
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// Redis to use.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    /// Redis to use; `rediss://` for TLS, `user:password@` for an ACL user.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true
+    )]
     pub redis_url: String,
     /// Prefix of every key.
     #[arg(long, env = "STRATBOX_PREFIX", default_value = stratbox_store::DEFAULT_PREFIX)]

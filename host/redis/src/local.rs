@@ -123,12 +123,30 @@ impl LocalRedis {
         Err(last_error.unwrap_or_else(|| anyhow!("cannot start redis-server")))
     }
 
+    /// [`LocalRedis::start`] without persistence and with more
+    /// `redis-server` arguments (a TLS port, ACL users: the connection
+    /// tests). The plain port stays open for the readiness check and the
+    /// stop, so the default user must keep working on it.
+    pub fn start_with_args(dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        Self::spawn_with(dir, port, Persistence::None, extra)
+    }
+
     /// Starts a server on `port` (a restart reuses the port and the data).
     pub fn start_on(dir: &Path, port: u16) -> anyhow::Result<Self> {
         Self::spawn(dir, port, Persistence::Aof)
     }
 
     fn spawn(dir: &Path, port: u16, persistence: Persistence) -> anyhow::Result<Self> {
+        Self::spawn_with(dir, port, persistence, &[])
+    }
+
+    fn spawn_with(
+        dir: &Path,
+        port: u16,
+        persistence: Persistence,
+        extra: &[&str],
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create redis data directory {}", dir.display()))?;
         let child = Command::new("sh")
@@ -139,6 +157,7 @@ impl LocalRedis {
             .arg(dir)
             .args(persistence.args())
             .args(STORAGE_ARGS)
+            .args(extra)
             .args(["--daemonize", "no", "--loglevel", "warning"])
             .arg("--logfile")
             .arg(dir.join("redis.log"))
@@ -241,7 +260,8 @@ impl Drop for LocalRedis {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port free at the time of asking.
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -590,10 +590,11 @@ async fn cancel_listener(queue: Queue, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let subscribed = async {
-            let client = redis::Client::open(shared.config.redis_url.as_str())?;
+            // The same TLS certificates as every other connection.
+            let client = stratbox_redis::connection::client(&shared.config.redis_url)?;
             let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
+            Ok::<_, anyhow::Error>(pubsub)
         }
         .await;
         match subscribed {
