@@ -30,77 +30,62 @@ fn start(dir: &Path, extra: &[String]) -> LocalRedis {
     LocalRedis::start_with_args(dir, &extra).unwrap()
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
+/// `openssl` with `args` (split at spaces) and then `subject`, if any, in `dir`.
+fn openssl(dir: &Path, args: &str, subject: Option<&str>) {
+    let mut command = Command::new("openssl");
+    command.args(args.split_whitespace()).current_dir(dir);
+    if let Some(subject) = subject {
+        command.args(["-subj", subject]);
+    }
+    let out = command
         .output()
         .expect("the openssl command line (Debian package `openssl`)");
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl {args}: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A key and a certificate of `name` (`name.key`, `name.pem`) in `dir`,
+/// signed by the CA there with the extensions given; X.509 v3 (webpki
+/// takes no other).
+fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
+    openssl(
+        dir,
+        &format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr"),
+        Some(subject),
+    );
+    openssl(
+        dir,
+        &format!(
+            "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+             -out {name}.pem -days 1 -extfile {name}.ext"
+        ),
+        None,
     );
 }
 
 /// A CA and a server certificate it signed for 127.0.0.1 and localhost, in
 /// `dir`: ca.pem, server.pem, server.key.
 fn make_certificates(dir: &Path) {
-    let day = ["-days", "1"];
     openssl(
         dir,
-        &[
-            &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
-            ][..],
-            &["-out", "ca.pem", "-subj", "/CN=stratbox test CA"],
-            &day,
-        ]
-        .concat(),
+        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1",
+        Some("/CN=stratbox test CA"),
     );
-    openssl(
+    let san = "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    issue(dir, "server", "/CN=localhost", san);
+}
+
+/// A client certificate the test CA signed, in `dir`: client.pem, client.key.
+fn make_client_certificate(dir: &Path) {
+    issue(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-            ][..],
-            &[
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-extfile",
-                "san.ext",
-            ],
-            &day,
-        ]
-        .concat(),
+        "client",
+        "/CN=stratbox worker",
+        "extendedKeyUsage=clientAuth\n",
     );
 }
 
@@ -237,4 +222,28 @@ async fn rediss_with_a_private_ca_and_an_acl_user() {
         error.contains(CA_CERT_ENV) && error.contains("missing.pem"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn rediss_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, tls_port) = start_tls(
+        dir.path(),
+        &["--tls-auth-clients".to_string(), "yes".to_string()],
+    );
+    make_client_certificate(dir.path());
+    let url = format!("rediss://localhost:{tls_port}/");
+
+    let mut tls = TlsFiles {
+        ca_cert: Some(dir.path().join("ca.pem")),
+        client_cert: None,
+    };
+    assert!(connect_tls(&url, &tls).await.is_err());
+
+    tls.client_cert = Some((dir.path().join("client.pem"), dir.path().join("client.key")));
+    let mut conn = connect_tls(&url, &tls)
+        .await
+        .map_err(|e| format!("{e:#}"))
+        .unwrap();
+    round_trip(&mut conn).await;
 }
