@@ -6,7 +6,7 @@
 pub mod clock;
 pub mod connection;
 pub mod local;
-#[cfg(feature = "test-support")]
+#[cfg(any(test, feature = "test-support"))]
 pub mod test_support;
 
 pub use clock::now_ms;

@@ -33,6 +33,7 @@ mod records;
 mod regroup;
 mod retries;
 mod submit;
+mod tls;
 
 const PREFIX: &str = "qt";
 

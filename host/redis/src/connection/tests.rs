@@ -3,9 +3,9 @@
 //! `openssl` command line), and no password in any error message.
 
 use super::*;
-use crate::local::{free_port, LocalRedis};
+use crate::test_support::TlsTestServer;
+use crate::LocalRedis;
 use std::path::Path;
-use std::process::Command;
 
 const USER: &str = "alice";
 const PASSWORD: &str = "s3cret-Pa55word";
@@ -28,86 +28,6 @@ fn acl_args() -> Vec<String> {
 fn start(dir: &Path, extra: &[String]) -> LocalRedis {
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     LocalRedis::start_with_args(dir, &extra).unwrap()
-}
-
-/// `openssl` with `args` (split at spaces) and then `subject`, if any, in `dir`.
-fn openssl(dir: &Path, args: &str, subject: Option<&str>) {
-    let mut command = Command::new("openssl");
-    command.args(args.split_whitespace()).current_dir(dir);
-    if let Some(subject) = subject {
-        command.args(["-subj", subject]);
-    }
-    let out = command
-        .output()
-        .expect("the openssl command line (Debian package `openssl`)");
-    assert!(
-        out.status.success(),
-        "openssl {args}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A key and a certificate of `name` (`name.key`, `name.pem`) in `dir`,
-/// signed by the CA there with the extensions given; X.509 v3 (webpki
-/// takes no other).
-fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
-    openssl(
-        dir,
-        &format!("req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr"),
-        Some(subject),
-    );
-    openssl(
-        dir,
-        &format!(
-            "x509 -req -in {name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-             -out {name}.pem -days 1 -extfile {name}.ext"
-        ),
-        None,
-    );
-}
-
-/// A CA and a server certificate it signed for 127.0.0.1 and localhost, in
-/// `dir`: ca.pem, server.pem, server.key.
-fn make_certificates(dir: &Path) {
-    openssl(
-        dir,
-        "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1",
-        Some("/CN=stratbox test CA"),
-    );
-    let san = "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-    issue(dir, "server", "/CN=localhost", san);
-}
-
-/// A client certificate the test CA signed, in `dir`: client.pem, client.key.
-fn make_client_certificate(dir: &Path) {
-    issue(
-        dir,
-        "client",
-        "/CN=stratbox worker",
-        "extendedKeyUsage=clientAuth\n",
-    );
-}
-
-/// A server with a TLS port beside its plain one; returns it and the TLS port.
-fn start_tls(dir: &Path, extra: &[String]) -> (LocalRedis, u16) {
-    make_certificates(dir);
-    let tls_port = free_port().unwrap();
-    let file = |name: &str| dir.join(name).display().to_string();
-    let mut args: Vec<String> = vec![
-        "--tls-port".into(),
-        tls_port.to_string(),
-        "--tls-cert-file".into(),
-        file("server.pem"),
-        "--tls-key-file".into(),
-        file("server.key"),
-        "--tls-ca-cert-file".into(),
-        file("ca.pem"),
-        "--tls-auth-clients".into(),
-        "no".into(),
-    ];
-    args.extend_from_slice(extra);
-    (start(&dir.join("data"), &args), tls_port)
 }
 
 async fn round_trip(conn: &mut ConnectionManager) {
@@ -184,12 +104,10 @@ async fn acl_user_and_password_in_the_url() {
 
 #[tokio::test]
 async fn rediss_with_a_private_ca_and_an_acl_user() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, tls_port) = start_tls(dir.path(), &acl_args());
-    let ca = TlsFiles {
-        ca_cert: Some(dir.path().join("ca.pem")),
-        client_cert: None,
-    };
+    let acl = acl_args();
+    let acl: Vec<&str> = acl.iter().map(String::as_str).collect();
+    let t = TlsTestServer::start(&acl);
+    let (tls_port, ca) = (t.tls_port, t.tls_files());
 
     let url = format!("rediss://127.0.0.1:{tls_port}/");
     let mut conn = connect_tls(&url, &ca).await.unwrap();
@@ -214,7 +132,7 @@ async fn rediss_with_a_private_ca_and_an_acl_user() {
 
     // A CA file that is missing is named in the error.
     let missing = TlsFiles {
-        ca_cert: Some(dir.path().join("missing.pem")),
+        ca_cert: Some(t.dir.path().join("missing.pem")),
         client_cert: None,
     };
     let error = format!("{:#}", connect_tls(&url, &missing).await.err().unwrap());
@@ -226,22 +144,12 @@ async fn rediss_with_a_private_ca_and_an_acl_user() {
 
 #[tokio::test]
 async fn rediss_with_a_client_certificate() {
-    let dir = tempfile::tempdir().unwrap();
-    let (_server, tls_port) = start_tls(
-        dir.path(),
-        &["--tls-auth-clients".to_string(), "yes".to_string()],
-    );
-    make_client_certificate(dir.path());
-    let url = format!("rediss://localhost:{tls_port}/");
+    let t = TlsTestServer::start(&["--tls-auth-clients", "yes"]);
+    let mut tls = t.tls_files();
+    assert!(connect_tls(&t.url(), &tls).await.is_err());
 
-    let mut tls = TlsFiles {
-        ca_cert: Some(dir.path().join("ca.pem")),
-        client_cert: None,
-    };
-    assert!(connect_tls(&url, &tls).await.is_err());
-
-    tls.client_cert = Some((dir.path().join("client.pem"), dir.path().join("client.key")));
-    let mut conn = connect_tls(&url, &tls)
+    tls.client_cert = Some(t.client_certificate());
+    let mut conn = connect_tls(&t.url(), &tls)
         .await
         .map_err(|e| format!("{e:#}"))
         .unwrap();
