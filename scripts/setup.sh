@@ -23,3 +23,5 @@ apt_need() {
 # Services and tests start their own redis-server (loopback, a free port).
 apt_need redis-server redis-server
 # Debian starts a system-wide redis on install; nothing here uses it.
+# The Redis TLS tests make their CA and certificates with it.
+apt_need openssl openssl
