@@ -104,6 +104,20 @@ impl Server {
         assert_eq!(r.status(), 200, "import of {}", csv.display());
     }
 
+    /// Tasks completed over the last `minutes`, summed from the history.
+    pub(super) async fn completed_in_history(&self, http: &reqwest::Client, minutes: u32) -> i64 {
+        let (status, history) = self
+            .get_json(http, &format!("/api/v1/queue/history?minutes={minutes}"))
+            .await;
+        assert_eq!(status, 200, "{history}");
+        history["minutes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["completed"].as_i64().unwrap())
+            .sum()
+    }
+
     /// GETs `path`: the status and the JSON body.
     pub(super) async fn get_json(&self, http: &reqwest::Client, path: &str) -> (u16, Value) {
         let r = http.get(self.url(path)).send().await.unwrap();
@@ -339,21 +353,7 @@ async fn upload_import_create_and_run_matches_the_local_cli() {
     assert_eq!(workers[0]["slots"], 2);
     assert!(workers[0]["pid"].as_u64().unwrap() > 0);
     assert_eq!(queue["waiting"]["normal"], 0);
-    let history: Value = http
-        .get(server.url("/api/v1/queue/history?minutes=3"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ended: u64 = history["minutes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["completed"].as_u64().unwrap())
-        .sum();
-    assert_eq!(ended, 2, "{history}");
+    assert_eq!(server.completed_in_history(&http, 3).await, 2);
 
     let prometheus = http
         .get(server.url("/metrics"))

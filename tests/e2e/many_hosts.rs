@@ -341,21 +341,7 @@ async fn workers_sharing_only_redis_complete_a_mixed_load_once() {
     assert_eq!(counters.tasks_completed, completed, "{counters:?}");
     assert_eq!(counters.tasks_failed, failed, "{counters:?}");
     assert_eq!(counters.active_tasks, 0, "{counters:?}");
-    let history: Value = http
-        .get(server.url("/api/v1/queue/history?minutes=5"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ended: i64 = history["minutes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["completed"].as_i64().unwrap())
-        .sum();
-    assert_eq!(ended, completed, "{history}");
+    assert_eq!(server.completed_in_history(&http, 5).await, completed);
     svc.assert_drained().await;
 
     // Each backtest's record: completed by its own (only) task, with a
