@@ -287,13 +287,10 @@ impl Scope {
         }
     }
 
-    /// Whether a task (by its payload) is this caller's to see.
-    pub fn owns_task(&self, payload: &str) -> bool {
-        match stratbox_service::tasks::tenant_of(payload) {
-            Ok(tenant) => {
-                tenant.as_ref() == self.tenant() || self.caller.admin && self.tenant().is_none()
-            }
-            Err(_) => self.caller.admin && self.tenant().is_none(),
-        }
+    /// Whether a task (by its lane, which names its tenant) is this
+    /// caller's to see: its own tenant's, or any for the install's admin.
+    pub fn owns_task(&self, lane: Option<&str>) -> bool {
+        lane == self.tenant().map(TenantName::as_str)
+            || self.caller.admin && self.tenant().is_none()
     }
 }

@@ -148,7 +148,7 @@ pub async fn fetch_status(
         .queue
         .task(&task_id)
         .await?
-        .filter(|t| t.kind == KIND_DATA_FETCH && scope.owns_task(&t.payload))
+        .filter(|t| t.kind == KIND_DATA_FETCH && scope.owns_task(t.lane.as_deref()))
         .ok_or_else(not_found)?;
     let result = match task.result.as_deref() {
         Some(json) => Some(serde_json::from_str(json).map_err(|e| {

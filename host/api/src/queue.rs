@@ -364,7 +364,7 @@ async fn visible_task(
         .queue
         .task(task_id)
         .await?
-        .filter(|info| scope.owns_task(&info.payload))
+        .filter(|info| scope.owns_task(info.lane.as_deref()))
         .ok_or_else(|| {
             AppError::not_found(ErrorCode::TaskNotFound, format!("task {task_id} not found"))
         })

@@ -456,6 +456,7 @@ fn parse_deliveries(flat: &[String]) -> Result<Vec<Delivery>, QueueError> {
                 record: f[6].clone(),
                 hosted: f[7] == "1",
                 result_field: spec.result_field,
+                lane: spec.lane,
             })
         })
         .collect()

@@ -316,6 +316,8 @@ pub struct Delivery {
     pub hosted: bool,
     /// The record's field for the result (empty: `result`).
     pub result_field: String,
+    /// The lane the task waited in (a tenant's); `None`: the default lane.
+    pub lane: Option<String>,
 }
 
 /// Why a task failed, and whether running it again could help.

@@ -56,34 +56,13 @@ pub struct Tasks {
     tenants: std::sync::Mutex<std::collections::BTreeMap<TenantName, Arc<Tasks>>>,
 }
 
-/// The start of a tenant's payload: the tenant is its first field.
-const TENANT_FIELD: &str = r#"{"tenant":""#;
-
-/// A task of `store`'s tenant: the tenant rides first in the payload (the
-/// worker runs it against that tenant's store) and names its queue lane,
-/// so one tenant's backlog cannot starve another's tasks.
+/// A task of `store`'s tenant: it waits in the tenant's lane (so one
+/// tenant's backlog cannot starve another's tasks), and the lane tells
+/// the worker whose store it runs against.
 pub fn tenant_task(store: &Store, kind: &str, payload: String) -> TaskSpec {
-    let Some(tenant) = store.tenant() else {
-        return TaskSpec::new(kind, payload);
-    };
-    // Payloads are JSON objects; a tenant name needs no escaping.
-    let rest = payload.strip_prefix('{').unwrap_or(&payload);
-    let comma = if rest.starts_with('}') { "" } else { "," };
-    let mut spec = TaskSpec::new(kind, format!("{TENANT_FIELD}{tenant}\"{comma}{rest}"));
-    spec.lane = Some(tenant.to_string());
+    let mut spec = TaskSpec::new(kind, payload);
+    spec.lane = store.tenant().map(|t| t.to_string());
     spec
-}
-
-/// The tenant a payload belongs to (see [`tenant_task`]); `None` for the
-/// install's own tasks.
-pub fn tenant_of(payload: &str) -> Result<Option<TenantName>, TaskError> {
-    let Some(rest) = payload.strip_prefix(TENANT_FIELD) else {
-        return Ok(None);
-    };
-    let name = rest.split('"').next().unwrap_or_default();
-    name.parse()
-        .map(Some)
-        .map_err(|e| TaskError::permanent("bad_payload", format!("{e}")))
 }
 
 impl Tasks {
@@ -131,10 +110,11 @@ impl Tasks {
         delivery: &Delivery,
         ctx: &TaskContext,
     ) -> Result<String, TaskError> {
-        if let Some(tenant) = tenant_of(&delivery.payload)? {
-            if self.store.tenant().is_none() {
-                return self.for_tenant(&tenant).run(rt, delivery, ctx);
-            }
+        if let (Some(lane), None) = (&delivery.lane, self.store.tenant()) {
+            let tenant: TenantName = lane
+                .parse()
+                .map_err(|e| TaskError::permanent("bad_lane", format!("{e}")))?;
+            return self.for_tenant(&tenant).run(rt, delivery, ctx);
         }
         match delivery.kind.as_str() {
             KIND_BACKTEST => backtest::run(self, rt, &delivery.payload, &delivery.task_id, ctx),

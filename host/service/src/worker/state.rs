@@ -208,6 +208,7 @@ mod tests {
             record: String::new(),
             hosted: false,
             result_field: String::new(),
+            lane: None,
         }
     }
 
