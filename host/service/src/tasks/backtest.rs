@@ -105,8 +105,14 @@ impl Default for LimitCaps {
 
 impl LimitCaps {
     /// The defaults with the environment's overrides (a value that is not
-    /// a positive number is ignored).
+    /// a positive number is ignored), read once per process: every
+    /// submission asks, and the environment does not change under it.
     pub fn from_env() -> Self {
+        static CAPS: std::sync::OnceLock<LimitCaps> = std::sync::OnceLock::new();
+        *CAPS.get_or_init(Self::read_env)
+    }
+
+    fn read_env() -> Self {
         let read = |name: &str, default: u64| {
             std::env::var(name)
                 .ok()
