@@ -1,0 +1,338 @@
+#!/usr/bin/env node
+// Builds a JavaScript (or TypeScript) stratbox strategy into a WebAssembly
+// component with componentize-js:
+//
+//   node sdk/js/build.mjs --wit <wit dir> --src <strategy dir or file> --out <out.wasm>
+//                         [--toolchain <dir containing node_modules>] [--keep-bundle <path>]
+//
+// componentize-js takes one source module, so the SDK (src/index.js, a
+// single self-contained module) is inlined into the strategy's: every
+// `import ... from '@stratbox/sdk'` becomes a destructuring of the inlined
+// SDK, on the same lines (stack traces keep the author's line numbers).
+// A strategy may import nothing else. The component imports only
+// `stratbox:strategy/log@0.2.0`: every WASI feature of the engine is off.
+//
+// Exit status: 0 built, 1 the build failed, 2 bad usage.
+
+import { readFile, writeFile, mkdtemp, rm, stat, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir, homedir } from 'node:os';
+import { join, resolve, dirname, extname, basename } from 'node:path';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SDK_PATH = join(HERE, 'src', 'index.js');
+const SDK_SPECIFIERS = new Set(['@stratbox/sdk', 'stratbox-sdk']);
+const LOG_IMPORT = 'stratbox:strategy/log@0.2.0';
+const WORLD = 'plugin';
+const ALL_FEATURES = ['stdio', 'random', 'clocks', 'http', 'fetch-event'];
+const SOURCE_NAMES = ['strategy.js', 'strategy.mjs', 'strategy.ts', 'strategy.mts'];
+
+class BuildError extends Error {}
+
+function usage(message) {
+  if (message) process.stderr.write(`build.mjs: ${message}\n`);
+  process.stderr.write(
+    'usage: node build.mjs --wit <wit dir> --src <strategy dir or file> --out <out.wasm> ' +
+      '[--toolchain <dir containing node_modules>] [--keep-bundle <path>]\n',
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = { toolchain: join(homedir(), '.cache', 'stratbox-target', 'toolchains', 'js') };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const [key, inline] = arg.startsWith('--') && eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    const value = () => {
+      if (inline !== undefined) return inline;
+      const v = argv[++i];
+      if (v === undefined) usage(`${key} needs a value`);
+      return v;
+    };
+    switch (key) {
+      case '--wit': opts.wit = value(); break;
+      case '--src': opts.src = value(); break;
+      case '--out': opts.out = value(); break;
+      case '--toolchain': opts.toolchain = value(); break;
+      case '--keep-bundle': opts.keepBundle = value(); break;
+      case '-h': case '--help': usage(); break;
+      default: usage(`unknown argument ${arg}`);
+    }
+  }
+  for (const k of ['wit', 'src', 'out']) if (!opts[k]) usage(`--${k} is required`);
+  return opts;
+}
+
+/** The strategy's entry file: the file given, or strategy.{js,mjs,ts,mts} in the dir. */
+async function locateSource(src) {
+  const st = await stat(src).catch(() => null);
+  if (!st) throw new BuildError(`${src}: no such file or directory`);
+  if (st.isFile()) return resolve(src);
+  for (const name of SOURCE_NAMES) {
+    const p = join(src, name);
+    if (existsSync(p)) return resolve(p);
+  }
+  // A plugin dir with its JS version under js/ (plugins/<name>/js/strategy.js).
+  for (const name of SOURCE_NAMES) {
+    const p = join(src, 'js', name);
+    if (existsSync(p)) return resolve(p);
+  }
+  throw new BuildError(`${src}: no ${SOURCE_NAMES.join(', ')} in it (nor in its js/)`);
+}
+
+/** A package from the toolchain's node_modules (or, failing that, ours). */
+async function loadFromToolchain(toolchain, name) {
+  const bases = [join(resolve(toolchain), 'package.json'), join(HERE, 'package.json')];
+  for (const base of bases) {
+    try {
+      const req = createRequire(base);
+      const path = req.resolve(name);
+      return await import(pathToFileURL(path).href);
+    } catch {
+      // Packages with only an `import` export condition fail require.resolve:
+      // resolve their package.json by hand.
+      const dir = join(dirname(base), 'node_modules', name);
+      const pkgPath = join(dir, 'package.json');
+      if (!existsSync(pkgPath)) continue;
+      const pkg = JSON.parse(await readFile(pkgPath, 'utf8'));
+      let entry = pkg.exports;
+      if (entry && typeof entry === 'object' && '.' in entry) entry = entry['.'];
+      if (entry && typeof entry === 'object') entry = entry.import || entry.default || entry.node;
+      if (entry && typeof entry === 'object') entry = entry.default;
+      entry = typeof entry === 'string' ? entry : pkg.module || pkg.main || 'index.js';
+      return await import(pathToFileURL(join(dir, entry)).href);
+    }
+  }
+  return null;
+}
+
+/** TypeScript: types stripped with the toolchain's `typescript` (tsc's transpileModule). */
+async function transpileTs(source, file, toolchain) {
+  const ts = await loadFromToolchain(toolchain, 'typescript');
+  if (!ts) {
+    throw new BuildError(
+      `${file}: a TypeScript strategy needs the \`typescript\` package in ${toolchain}/node_modules ` +
+        `(npm install --prefix ${toolchain} typescript), or write strategy.js`,
+    );
+  }
+  const api = ts.default || ts;
+  const out = api.transpileModule(source, {
+    fileName: basename(file),
+    reportDiagnostics: true,
+    compilerOptions: {
+      module: api.ModuleKind.ESNext,
+      target: api.ScriptTarget.ES2022,
+      verbatimModuleSyntax: false,
+      sourceMap: false,
+      removeComments: false,
+    },
+  });
+  const errors = (out.diagnostics || []).filter((d) => d.category === api.DiagnosticCategory.Error);
+  if (errors.length) {
+    const text = errors.map((d) => api.flattenDiagnosticMessageText(d.messageText, '\n')).join('\n');
+    throw new BuildError(`${file}: ${text}`);
+  }
+  return out.outputText;
+}
+
+/** The SDK's module body and export names (it ends with one `export { ... };`). */
+async function loadSdk() {
+  const text = await readFile(SDK_PATH, 'utf8');
+  const m = /^export\s*\{([^}]*)\};?\s*$/m.exec(text);
+  if (!m) throw new BuildError(`${SDK_PATH}: its final \`export { ... }\` list is missing`);
+  const names = m[1].split(',').map((s) => s.trim()).filter(Boolean);
+  if (/^\s*(import|export)\b/m.test(text.slice(0, m.index))) {
+    throw new BuildError(`${SDK_PATH}: must have no import and a single export list`);
+  }
+  return { body: text.slice(0, m.index), names };
+}
+
+/** The module's static imports: [{ss, se, n, clause}] (es-module-lexer if the toolchain has it). */
+async function findImports(source, file, toolchain) {
+  const lexer = await loadFromToolchain(toolchain, 'es-module-lexer');
+  if (lexer) {
+    await lexer.init;
+    let imports, exports;
+    try {
+      [imports, exports] = lexer.parse(source, file);
+    } catch (e) {
+      throw new BuildError(`${file}: cannot parse: ${e.message}`);
+    }
+    for (const imp of imports) {
+      if (imp.d > -1) {
+        throw new BuildError(`${file}: dynamic import() is not supported (componentize-js takes one module)`);
+      }
+    }
+    return {
+      imports: imports
+        .filter((imp) => imp.d === -1)
+        .map((imp) => ({ ss: imp.ss, se: imp.se, n: imp.n, stmt: source.slice(imp.ss, imp.se) })),
+      exports: exports.map((e) => e.n),
+    };
+  }
+  // Fallback: top-level import statements by pattern.
+  const imports = [];
+  const re = /^[ \t]*(import\s*([\s\S]*?)\s*from\s*(['"])([^'"]+)\3|import\s*(['"])([^'"]+)\5)\s*;?/gm;
+  let m;
+  while ((m = re.exec(source))) {
+    imports.push({ ss: m.index + m[0].indexOf('import'), se: m.index + m[0].length, n: m[4] || m[6], stmt: m[0].trim() });
+  }
+  const exports = [];
+  for (const e of source.matchAll(/^\s*export\s+(?:const|let|var|function|class)\s+([A-Za-z_$][\w$]*)/gm)) exports.push(e[1]);
+  for (const e of source.matchAll(/^\s*export\s*\{([^}]*)\}/gm)) {
+    for (const part of e[1].split(',')) {
+      const bits = part.trim().split(/\s+as\s+/);
+      if (bits[0]) exports.push((bits[1] || bits[0]).trim());
+    }
+  }
+  return { imports, exports };
+}
+
+/** `import A, { b as c } from '@stratbox/sdk'` -> `const { b: c } = __stratbox_sdk_init();` */
+function rewriteSdkImport(stmt, file, sdkNames) {
+  const m = /^import\s+([\s\S]*?)\s+from\s*['"][^'"]+['"]\s*;?$/.exec(stmt.trim());
+  if (!m) {
+    // `import '@stratbox/sdk';` (side effects only): nothing to bind.
+    if (/^import\s*['"][^'"]+['"]\s*;?$/.test(stmt.trim())) return '__stratbox_sdk_init();';
+    throw new BuildError(`${file}: cannot rewrite \`${stmt}\``);
+  }
+  let clause = m[1].trim();
+  if (clause.startsWith('type ')) return ';';
+  const parts = [];
+  const ns = /^\*\s+as\s+([A-Za-z_$][\w$]*)$/.exec(clause);
+  if (ns) return `const ${ns[1]} = __stratbox_sdk_init();`;
+  const named = /\{([\s\S]*)\}/.exec(clause);
+  const head = clause.replace(/\{[\s\S]*\}/, '').replace(/,\s*$/, '').trim();
+  if (head) {
+    const nsAfter = /^([A-Za-z_$][\w$]*)\s*,\s*\*\s+as\s+([A-Za-z_$][\w$]*)$/.exec(head);
+    if (nsAfter || /^[A-Za-z_$][\w$]*$/.test(head)) {
+      throw new BuildError(`${file}: the SDK has no default export; use \`import { ... } from '@stratbox/sdk'\``);
+    }
+    throw new BuildError(`${file}: cannot rewrite \`${stmt}\``);
+  }
+  if (named) {
+    for (let spec of named[1].split(',')) {
+      spec = spec.trim();
+      if (!spec || spec.startsWith('type ')) continue;
+      const [orig, alias] = spec.split(/\s+as\s+/).map((s) => s.trim());
+      if (!sdkNames.includes(orig)) {
+        throw new BuildError(`${file}: '@stratbox/sdk' has no export \`${orig}\` (it has: ${sdkNames.filter((n) => !n.startsWith('__')).join(', ')})`);
+      }
+      parts.push(alias && alias !== orig ? `${orig}: ${alias}` : orig);
+    }
+  }
+  return `const { ${parts.join(', ')} } = __stratbox_sdk_init();`;
+}
+
+function isSdkSpecifier(spec, file) {
+  if (SDK_SPECIFIERS.has(spec)) return true;
+  if (spec.startsWith('.') || spec.startsWith('/') || spec.startsWith('file:')) {
+    const p = spec.startsWith('file:') ? fileURLToPath(spec) : resolve(dirname(file), spec);
+    return p === SDK_PATH || p === dirname(SDK_PATH) || p === dirname(dirname(SDK_PATH));
+  }
+  return false;
+}
+
+/** One module: the strategy with its SDK imports rewritten, then the SDK in a function. */
+export async function bundle(file, toolchain) {
+  let source = await readFile(file, 'utf8');
+  if (/\.m?ts$/.test(extname(file))) source = await transpileTs(source, file, toolchain);
+  const sdk = await loadSdk();
+  const { imports, exports } = await findImports(source, file, toolchain);
+  if (!exports.includes('strategy')) {
+    throw new BuildError(
+      `${file}: the module must export the strategy interface: \`export const strategy = exportStrategy(YourStrategy);\``,
+    );
+  }
+  let out = '';
+  let at = 0;
+  let logImported = false;
+  for (const imp of imports) {
+    let replacement;
+    if (imp.n === LOG_IMPORT) {
+      logImported = true;
+      continue;
+    } else if (isSdkSpecifier(imp.n, file)) {
+      replacement = rewriteSdkImport(imp.stmt, file, sdk.names);
+    } else {
+      throw new BuildError(
+        `${file}: imports '${imp.n}': a strategy may import only '@stratbox/sdk' (and '${LOG_IMPORT}'); ` +
+          'put helpers in the strategy file',
+      );
+    }
+    // Same number of lines as the statement it replaces.
+    const lines = imp.stmt.split('\n').length - 1;
+    out += source.slice(at, imp.ss) + replacement + '\n'.repeat(lines);
+    at = imp.se;
+  }
+  out += source.slice(at);
+  const prelude = logImported ? '' : `import { log as __stratbox_wit_log } from '${LOG_IMPORT}'; `;
+  const sink = logImported ? 'undefined' : '__stratbox_wit_log';
+  const sdkFn =
+    `\n\n// ---- @stratbox/sdk (inlined by build.mjs from ${basename(dirname(dirname(SDK_PATH)))}/src/index.js)\n` +
+    `var __stratbox_sdk;\n` +
+    `function __stratbox_sdk_init() {\n` +
+    `  if (__stratbox_sdk) return __stratbox_sdk;\n` +
+    sdk.body +
+    `\n  __setLogSink(${sink});\n` +
+    `  return (__stratbox_sdk = { ${sdk.names.join(', ')} });\n}\n`;
+  // The strategy's top level calls `__stratbox_sdk_init()` before the
+  // lines after it run: a hoisted function and a `var` (no TDZ).
+  return prelude + out + sdkFn;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const file = await locateSource(opts.src);
+  const wit = resolve(opts.wit);
+  if (!existsSync(wit)) throw new BuildError(`${opts.wit}: no such WIT file or directory`);
+  const cjs = await loadFromToolchain(opts.toolchain, '@bytecodealliance/componentize-js');
+  if (!cjs || typeof cjs.componentize !== 'function') {
+    throw new BuildError(
+      `componentize-js not found in ${opts.toolchain}/node_modules ` +
+        `(npm install --prefix ${opts.toolchain} @bytecodealliance/componentize-js)`,
+    );
+  }
+  const source = await bundle(file, opts.toolchain);
+  if (opts.keepBundle) await writeFile(opts.keepBundle, source);
+  const work = await mkdtemp(join(tmpdir(), 'stratbox-js-'));
+  try {
+    const entry = join(work, 'strategy.js');
+    await writeFile(entry, source);
+    let result;
+    try {
+      result = await cjs.componentize({
+        sourcePath: entry,
+        witPath: wit,
+        worldName: WORLD,
+        disableFeatures: ALL_FEATURES,
+      });
+    } catch (e) {
+      throw new BuildError(`componentize-js: ${e && e.message ? e.message : e}`);
+    }
+    const imported = (result.imports || []).map((i) => (Array.isArray(i) ? i[0] : String(i)));
+    const foreign = imported.filter((name) => !String(name).startsWith('stratbox:strategy/log'));
+    if (foreign.length) {
+      throw new BuildError(`the component imports ${foreign.join(', ')}; only ${LOG_IMPORT} is allowed`);
+    }
+    await mkdir(dirname(resolve(opts.out)), { recursive: true });
+    await writeFile(opts.out, result.component);
+    const kib = (result.component.length / 1024).toFixed(0);
+    process.stderr.write(
+      `built ${opts.out} (${kib} KiB, componentize-js ${cjs.version || '?'}) from ${file} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => {
+    process.stderr.write(`build.mjs: ${e instanceof BuildError ? e.message : e && e.stack ? e.stack : e}\n`);
+    process.exit(1);
+  });
+}
