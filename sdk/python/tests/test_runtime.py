@@ -172,3 +172,5 @@ def test_an_exception_is_logged_then_traps(logged: list[tuple[Level, str]]) -> N
         e.run(portfolio(), 0, 1)
     assert logged and logged[0][0] is Level.ERROR
     assert "negative close" in logged[0][1] and "Traceback" in logged[0][1]
+    assert logged[-1][1].startswith("panic: RuntimeError: negative close (at ")
+    assert "in on_bar" in logged[-1][1]

@@ -13,7 +13,7 @@ order. ``take-planned`` is always empty.
 from __future__ import annotations
 
 import math
-import traceback
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +117,7 @@ class _Runtime:
 
     def init(self, params: list[Any]) -> None:
         w = _wit()
+        _guard_sandbox()
         values: list[tuple[str, ParamValue]] = []
         for p in params:
             v = p.value
@@ -234,13 +235,65 @@ class _Runtime:
 
 
 def _report(e: BaseException) -> None:
-    """An exception traps the guest; the host sees only the trap, so the
-    traceback goes to the run's log first (as the Rust SDK's panic hook)."""
+    """An exception traps the guest and the host sees only the trap, so it
+    goes to the run's log first: the traceback, then a ``panic: `` line,
+    which the host names in the run's error (as the Rust SDK's panic hook).
+    Formatted without source lines: reading them would touch the
+    filesystem, which the sandbox does not have."""
     try:
-        text = "".join(traceback.format_exception(e)).rstrip()
-        log(Level.ERROR, f"exception: {text}")
+        frames: list[str] = []
+        where = ""
+        tb = e.__traceback__
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            # The innermost frame outside the SDK names the culprit.
+            if not where or "/stratbox/" not in code.co_filename:
+                where = f"{code.co_filename}:{tb.tb_lineno} in {code.co_name}"
+            frames.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}')
+            tb = tb.tb_next
+        what = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        if len(frames) > 40:
+            frames = frames[:20] + [f"  ... {len(frames) - 40} more frames ..."] + frames[-20:]
+        log(Level.ERROR, "Traceback (most recent call last):\n" + "\n".join(frames) + "\n" + what)
+        log(Level.ERROR, f"panic: {what}" + (f" (at {where})" if where else ""))
     except BaseException:
         pass
+
+
+def _refuse(what: str) -> Callable[..., Any]:
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(f"{what} is not available in the stratbox sandbox")
+
+    return refused
+
+
+_guarded = False
+
+
+def _guard_sandbox() -> None:
+    """Inside the component, WASI is stubbed: a file open, a clock read or
+    entropy would trap with a bare ``unreachable``. These raise a
+    ``PermissionError`` naming the call instead, so the run's error says
+    what the strategy tried (and the strategy may catch it)."""
+    global _guarded
+    if _guarded or sys.platform != "wasi":
+        return
+    _guarded = True
+    import builtins
+    import io
+    import os
+    import time
+
+    builtins.open = io.open = _refuse("open (the filesystem)")
+    os.open = _refuse("os.open (the filesystem)")
+    os.urandom = _refuse("os.urandom (entropy)")
+    for name in (
+        "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter",
+        "perf_counter_ns", "process_time", "process_time_ns", "thread_time",
+        "thread_time_ns", "sleep",
+    ):
+        if hasattr(time, name):
+            setattr(time, name, _refuse(f"time.{name} (the clock)"))
 
 
 def _param_value_to_wit(w: Any, kind: ParamType, value: ParamValue) -> Any:
