@@ -5,7 +5,7 @@
 // cross. With `allow_short`, after the first cross it is always in the
 // market, reversing on each cross.
 
-import { Strategy, Column, ParamSpec, Ema, crossedAbove, crossedBelow, exportStrategy } from '@stratbox/sdk';
+import { Strategy, Column, ParamSpec, Ema, exportStrategy } from '@stratbox/sdk';
 
 export class EmaCrossover extends Strategy {
   /** @returns {import('@stratbox/sdk').Description} */
@@ -34,10 +34,10 @@ export class EmaCrossover extends Strategy {
     this.fast = new Ema(fastPeriod);
     this.slow = new Ema(slowPeriod);
     this.allowShort = params.bool('allow_short');
-    // The previous bar's EMAs (hasPrevious false before the first).
-    this.hasPrevious = false;
-    this.prevFast = 0;
-    this.prevSlow = 0;
+    // The previous bar's EMAs; NaN before the first bar, so no comparison
+    // with them is true (Rust: `previous: Option<(f64, f64)>`).
+    this.prevFast = NaN;
+    this.prevSlow = NaN;
   }
 
   /**
@@ -45,26 +45,31 @@ export class EmaCrossover extends Strategy {
    * @param {import('@stratbox/sdk').Context} ctx
    */
   onBar(bar, ctx) {
-    const fast = this.fast.update(bar.close);
-    const slow = this.slow.update(bar.close);
-    if (this.hasPrevious) {
-      const bullish = crossedAbove(this.prevFast, this.prevSlow, fast, slow);
-      const bearish = crossedBelow(this.prevFast, this.prevSlow, fast, slow);
-      if (this.allowShort) {
-        if (bullish && !ctx.isLong()) {
-          ctx.buyAll();
-        } else if (bearish && !ctx.isShort()) {
-          ctx.sellAll();
-        }
-      } else if (bullish && ctx.isFlat()) {
-        ctx.buyAll();
-      } else if (bearish && ctx.isLong()) {
-        ctx.closePosition();
-      }
-    }
-    this.hasPrevious = true;
+    const close = bar.close;
+    const fast = this.fast.update(close);
+    const slow = this.slow.update(close);
+    const prevFast = this.prevFast;
+    const prevSlow = this.prevSlow;
     this.prevFast = fast;
     this.prevSlow = slow;
+    // crossedAbove / crossedBelow, written out: this runs on every bar and
+    // a call costs as much as the comparisons (the engine interprets).
+    const bullish = prevFast < prevSlow && fast > slow;
+    const bearish = prevFast > prevSlow && fast < slow;
+    // NaN before the first bar: neither cross.
+    if (!bullish && !bearish) return;
+    const position = ctx.position;
+    if (this.allowShort) {
+      if (bullish && !(position > 0)) {
+        ctx.buyAll();
+      } else if (bearish && !(position < 0)) {
+        ctx.sellAll();
+      }
+    } else if (bullish && position === 0) {
+      ctx.buyAll();
+    } else if (bearish && position > 0) {
+      ctx.closePosition();
+    }
   }
 }
 

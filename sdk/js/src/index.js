@@ -779,8 +779,20 @@ function optNumber(v) {
   return v === undefined || v === null ? null : v;
 }
 
+// Binding conventions: componentize-js (SpiderMonkey) lowers s64 from
+// BigInt and `none` from undefined; componentize-qjs (QuickJS) uses numbers
+// and null. The bundle calls `__setEngine` before any export runs.
+let witNone = undefined;
+let witBigInt = true;
+
+/** @internal */
+function __setEngine(engine) {
+  witNone = engine === 'qjs' ? null : undefined;
+  witBigInt = engine !== 'qjs';
+}
+
 function toWitOption(v) {
-  return v === null || v === undefined ? undefined : v;
+  return v === null || v === undefined ? witNone : v;
 }
 
 function actionToWit(a) {
@@ -819,7 +831,7 @@ function descriptionToWit(d) {
       kind: s.kind,
       default:
         s.kind === 'int'
-          ? { tag: 'int', val: BigInt(s.default) }
+          ? { tag: 'int', val: witBigInt ? BigInt(s.default) : s.default }
           : { tag: s.kind, val: s.default },
       min: toWitOption(s.min),
       max: toWitOption(s.max),
@@ -933,7 +945,7 @@ class Runtime {
     this.nextAction = 0;
     const end = Math.min(to, this.len);
     const start = Math.min(from, end);
-    step.action = undefined;
+    step.action = witNone;
     step.more = 0;
     if (start === end) {
       step.consumed = 0;
@@ -1000,7 +1012,7 @@ class Runtime {
   }
 
   nextActionWit() {
-    if (this.nextAction >= this.actions.length) return undefined;
+    if (this.nextAction >= this.actions.length) return witNone;
     return actionToWit(this.actions[this.nextAction++]);
   }
 
@@ -1071,5 +1083,6 @@ export {
   log,
   normalizeDescription,
   validateParams,
+  __setEngine,
   __setLogSink,
 };
