@@ -996,7 +996,8 @@ class Runtime {
       }
     } catch (e) {
       // A trap ends the run; say why first (the Rust SDK's panic hook).
-      const stack = e instanceof Error && e.stack ? `\n${e.stack}` : '';
+      // The stack's first frames only (a runaway recursion has thousands).
+      const stack = e instanceof Error && e.stack ? `\n${e.stack.split('\n').slice(0, 12).join('\n')}` : '';
       log('error', `exception in onBar at bar ${base + i}: ${errorText(e)}${stack}`);
       throw e;
     }
