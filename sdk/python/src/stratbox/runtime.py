@@ -17,11 +17,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .context import Context
+from .context import _BUY_ALL, _SELL_ALL, Context
 from .log import Level, log
 from .params import Column, ParamType, ParamValue, Params
 from .strategy import Strategy
-from .types import Action, Bar, Fill, FillReason, Market, Portfolio, Side
+from .types import _CANCEL_ORDERS, _CLOSE_POSITION, Action, Bar, Fill, FillReason, Market, Portfolio, Side
 
 __all__ = ["export"]
 
@@ -189,7 +189,7 @@ class _Runtime:
         p.open_orders = portfolio.open_orders
         p.fill_count = portfolio.fill_count
         f = portfolio.last_fill
-        p.last_fill = None if f is None else _fill_from_wit(f)
+        p.last_fill = None if f is None else _fill_from_wit(_wit(), f)
         end = min(end, self.len)
         start = min(start, end)
         actions = self.actions
@@ -304,24 +304,32 @@ def _param_value_to_wit(w: Any, kind: ParamType, value: ParamValue) -> Any:
     return w.ParamValue_Bool(bool(value))
 
 
-_SIDE_FROM_WIT = {0: Side.BUY, 1: Side.SELL}
-_REASON_FROM_WIT = {
-    0: FillReason.MARKET,
-    1: FillReason.LIMIT,
-    2: FillReason.STOP,
-    3: FillReason.STOP_LOSS,
-    4: FillReason.TAKE_PROFIT,
-    5: FillReason.CLOSE_POSITION,
-}
+# Keyed by id() of the wit enum members: an Enum's own hash is Python code.
+_reasons: dict[int, FillReason] = {}
+# The wit form of the constant actions (buy_all, sell_all, close_position,
+# cancel_orders), by id() of the SDK's constant: built once, not per trade.
+_constants: dict[int, Any] = {}
 
 
-def _fill_from_wit(f: Any) -> Fill:
-    return Fill(
-        _SIDE_FROM_WIT[f.side.value], f.qty, f.price, _REASON_FROM_WIT[f.reason.value]
-    )
+def _fill_from_wit(w: Any, f: Any) -> Fill:
+    if not _reasons:
+        for name in ("MARKET", "LIMIT", "STOP", "STOP_LOSS", "TAKE_PROFIT", "CLOSE_POSITION"):
+            _reasons[id(getattr(w.FillReason, name))] = FillReason[name]
+    side = Side.BUY if f.side is w.Side.BUY else Side.SELL
+    return Fill(side, f.qty, f.price, _reasons[id(f.reason)])
 
 
 def _action_to_wit(w: Any, a: Action) -> Any:
+    if not _constants:
+        for const in (_BUY_ALL, _SELL_ALL, _CLOSE_POSITION, _CANCEL_ORDERS):
+            _constants[id(const)] = _convert_action(w, const)
+    converted = _constants.get(id(a))
+    if converted is None:
+        converted = _convert_action(w, a)
+    return converted
+
+
+def _convert_action(w: Any, a: Action) -> Any:
     kind = a.kind
     if kind == "submit":
         o = a.order

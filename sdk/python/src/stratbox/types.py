@@ -227,7 +227,7 @@ class FillReason(Enum):
     CLOSE_POSITION = "close_position"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fill:
     """The last fill on the current bar."""
 
