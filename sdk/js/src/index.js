@@ -406,11 +406,11 @@ function validateParams(description, values = {}) {
     }
     const value = coerceParam(spec, values[spec.name]);
     if (spec.kind !== 'bool') {
-      if (spec.min !== null && !(value >= spec.min)) {
-        throw new Error(`param \`${spec.name}\` = ${formatF64(value)} is out of range: below the minimum ${formatF64(spec.min)}`);
+      if (spec.min !== null && value < spec.min) {
+        throw new Error(`param \`${spec.name}\` = ${formatF64(value)} is out of range: below its minimum ${formatF64(spec.min)}`);
       }
-      if (spec.max !== null && !(value <= spec.max)) {
-        throw new Error(`param \`${spec.name}\` = ${formatF64(value)} is out of range: above the maximum ${formatF64(spec.max)}`);
+      if (spec.max !== null && value > spec.max) {
+        throw new Error(`param \`${spec.name}\` = ${formatF64(value)} is out of range: above its maximum ${formatF64(spec.max)}`);
       }
     }
     out.push([spec.name, { kind: spec.kind, value }]);
