@@ -120,33 +120,52 @@ async function loadFromToolchain(toolchain, name) {
   return null;
 }
 
-/** TypeScript: types stripped with the toolchain's `typescript` (tsc's transpileModule). */
+/**
+ * TypeScript: types stripped with the toolchain's TypeScript JS API
+ * (`typescript-compiler-api` or `typescript` <= 6, `transpileModule`), else
+ * its `tsc` binary (TypeScript 7 has no JS transpile API) emitting to a
+ * temporary dir. Types are not checked here: run tsc for that.
+ */
 async function transpileTs(source, file, toolchain) {
-  const ts = await loadFromToolchain(toolchain, 'typescript');
-  if (!ts) {
-    throw new BuildError(
-      `${file}: a TypeScript strategy needs the \`typescript\` package in ${toolchain}/node_modules ` +
-        `(npm install --prefix ${toolchain} typescript), or write strategy.js`,
-    );
+  for (const name of ['typescript-compiler-api', 'typescript']) {
+    const ts = await loadFromToolchain(toolchain, name).catch(() => null);
+    const api = ts && (typeof ts.transpileModule === 'function' ? ts : ts.default);
+    if (!api || typeof api.transpileModule !== 'function') continue;
+    const out = api.transpileModule(source, {
+      fileName: basename(file),
+      reportDiagnostics: true,
+      compilerOptions: { module: api.ModuleKind.ESNext, target: api.ScriptTarget.ES2022, removeComments: false },
+    });
+    const errors = (out.diagnostics || []).filter((d) => d.category === api.DiagnosticCategory.Error);
+    if (errors.length) {
+      const text = errors.map((d) => api.flattenDiagnosticMessageText(d.messageText, '\n')).join('\n');
+      throw new BuildError(`${file}: ${text}`);
+    }
+    return out.outputText;
   }
-  const api = ts.default || ts;
-  const out = api.transpileModule(source, {
-    fileName: basename(file),
-    reportDiagnostics: true,
-    compilerOptions: {
-      module: api.ModuleKind.ESNext,
-      target: api.ScriptTarget.ES2022,
-      verbatimModuleSyntax: false,
-      sourceMap: false,
-      removeComments: false,
-    },
-  });
-  const errors = (out.diagnostics || []).filter((d) => d.category === api.DiagnosticCategory.Error);
-  if (errors.length) {
-    const text = errors.map((d) => api.flattenDiagnosticMessageText(d.messageText, '\n')).join('\n');
-    throw new BuildError(`${file}: ${text}`);
+  const tsc = join(resolve(toolchain), 'node_modules', '.bin', 'tsc');
+  if (existsSync(tsc)) {
+    const { execFileSync } = await import('node:child_process');
+    const dir = await mkdtemp(join(tmpdir(), 'stratbox-ts-'));
+    try {
+      const input = join(dir, 'strategy.ts');
+      await writeFile(input, source);
+      try {
+        execFileSync(tsc, [input, '--outDir', join(dir, 'out'), '--module', 'esnext', '--target', 'es2022',
+          '--moduleResolution', 'bundler', '--noCheck', '--skipLibCheck', '--noResolve', '--isolatedModules'], { stdio: 'pipe' });
+      } catch (e) {
+        const out = join(dir, 'out', 'strategy.js');
+        if (!existsSync(out)) throw new BuildError(`${file}: tsc failed: ${String(e.stdout || '')}${String(e.stderr || '')}`);
+      }
+      return await readFile(join(dir, 'out', 'strategy.js'), 'utf8');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
-  return out.outputText;
+  throw new BuildError(
+    `${file}: a TypeScript strategy needs TypeScript in ${toolchain}/node_modules ` +
+      `(npm install --prefix ${toolchain} typescript), or write strategy.js`,
+  );
 }
 
 /** The SDK's module body and export names (it ends with one `export { ... };`). */
