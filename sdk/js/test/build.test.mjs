@@ -1,0 +1,105 @@
+// build.mjs's bundling (no component build: that takes ~10 s and the
+// toolchain): the SDK inlined, imports rewritten on the same lines, and the
+// bundle a working module once the WIT log import is stubbed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL, fileURLToPath } from 'node:url';
+import { bundle } from '../build.mjs';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const EMA = join(ROOT, 'plugins/ema-crossover/js/strategy.js');
+// No toolchain: the fallback import scanner (es-module-lexer when it has one).
+const NO_TOOLCHAIN = join(tmpdir(), 'stratbox-no-toolchain');
+
+async function withTmp(f) {
+  const dir = await mkdtemp(join(tmpdir(), 'stratbox-build-test-'));
+  try {
+    return await f(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Loads a bundle in node with the WIT log import replaced by `sink`. */
+async function load(dir, source) {
+  const stubbed = source.replace(
+    /^import \{ log as __stratbox_wit_log \} from 'stratbox:strategy\/log@0.2.0'; /,
+    'const __stratbox_wit_log = (level, message) => globalThis.__testLogs.push([level, message]); ',
+  );
+  const path = join(dir, `bundle-${Math.random().toString(36).slice(2)}.mjs`);
+  await writeFile(path, stubbed);
+  return import(pathToFileURL(path).href);
+}
+
+for (const toolchain of [NO_TOOLCHAIN, join(process.env.HOME || '', '.cache/stratbox-target/toolchains/js')]) {
+  test(`bundle keeps the author's line numbers and exports (toolchain ${toolchain})`, async () => {
+    const original = await readFile(EMA, 'utf8');
+    const out = await bundle(EMA, toolchain);
+    const lines = out.split('\n');
+    const srcLines = original.split('\n');
+    const importLine = srcLines.findIndex((l) => l.includes("from '@stratbox/sdk'"));
+    assert.match(lines[importLine], /^const \{ Strategy, Column, ParamSpec, Ema, exportStrategy \} = __stratbox_sdk_init\(\);/);
+    const onBar = srcLines.findIndex((l) => l.includes('onBar(bar, ctx) {'));
+    assert.equal(lines[onBar], srcLines[onBar]);
+    assert.ok(lines[0].startsWith("import { log as __stratbox_wit_log } from 'stratbox:strategy/log@0.2.0'; "));
+    const strategyPart = out.slice(0, out.indexOf('// ---- @stratbox/sdk (inlined'));
+    assert.ok(!strategyPart.includes("from '@stratbox/sdk'"));
+  });
+}
+
+test('the bundle runs: describe, init, a run that logs through the WIT import', async () => {
+  await withTmp(async (dir) => {
+    globalThis.__testLogs = [];
+    const src = join(dir, 'strategy.js');
+    await writeFile(
+      src,
+      [
+        "import { Strategy, log as say, Level } from '@stratbox/sdk';",
+        'export class S extends Strategy {',
+        "  static describe() { return { name: 's', version: '1', summary: '' }; }",
+        "  onBar(bar, ctx) { say(Level.Info, `bar ${bar.index}`); ctx.buyAll(); }",
+        '}',
+        "import * as sdk from '@stratbox/sdk';",
+        'export const strategy = sdk.exportStrategy(S);',
+      ].join('\n'),
+    );
+    const m = await load(dir, await bundle(src, NO_TOOLCHAIN));
+    assert.equal(m.strategy.describe().name, 's');
+    m.strategy.init([]);
+    const f = new Float64Array([1, 2]);
+    const e = new Float64Array(0);
+    m.strategy.pushBars(7n, 0, 1, 0, new BigInt64Array(0), f, f, f, f, f);
+    const step = m.strategy.run({ cash: 1, position: 0, entryPrice: 0, openOrders: 0, fillCount: 0 }, 0, 2);
+    assert.equal(step.consumed, 1);
+    assert.equal(step.action.tag, 'submit');
+    assert.deepEqual(globalThis.__testLogs, [['info', 'bar 7']]);
+    void e;
+  });
+});
+
+test('the qjs engine lowers ints as numbers and none as null', async () => {
+  await withTmp(async (dir) => {
+    globalThis.__testLogs = [];
+    const m = await load(dir, await bundle(EMA, NO_TOOLCHAIN, 'qjs'));
+    const d = m.strategy.describe();
+    assert.deepEqual(d.params[0].default, { tag: 'int', val: 12 });
+    assert.equal(d.params[2].min, null);
+  });
+});
+
+test('a strategy may import only the SDK, and must export `strategy`', async () => {
+  await withTmp(async (dir) => {
+    const a = join(dir, 'a.js');
+    await writeFile(a, "import fs from 'node:fs';\nexport const strategy = {};\n");
+    await assert.rejects(bundle(a, NO_TOOLCHAIN), /may import only '@stratbox\/sdk'/);
+    const b = join(dir, 'b.js');
+    await writeFile(b, "import { Strategy } from '@stratbox/sdk';\nexport class X extends Strategy {}\n");
+    await assert.rejects(bundle(b, NO_TOOLCHAIN), /export const strategy = exportStrategy/);
+    const c = join(dir, 'c.js');
+    await writeFile(c, "import { Nope } from '@stratbox/sdk';\nexport const strategy = {};\n");
+    await assert.rejects(bundle(c, NO_TOOLCHAIN), /has no export `Nope`/);
+  });
+});
