@@ -21,6 +21,11 @@ pub(super) struct Server {
 
 impl Server {
     pub(super) fn start(svc: &Service) -> Server {
+        Server::start_with(svc, &[])
+    }
+
+    /// `start`, with `extra` environment on top (it wins).
+    pub(super) fn start_with(svc: &Service, extra: &[(&str, &str)]) -> Server {
         let port = support::free_port();
         let log = svc.dir.join("serve.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratbox"));
@@ -34,7 +39,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in FAST_ENV {
+        for (k, v) in FAST_ENV.iter().chain(extra) {
             cmd.env(k, v);
         }
         Server {

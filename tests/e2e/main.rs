@@ -16,6 +16,7 @@ mod dashboard;
 mod data_fetch;
 mod demo;
 mod hostile;
+mod languages;
 mod many_hosts;
 mod ops_cli;
 mod optimize_cli;

@@ -109,6 +109,7 @@ impl AppState {
         queue::requeue_dlq,
         queue::purge_dlq,
         strategies::upload,
+        strategies::upload_status,
         strategies::list,
         strategies::get_one,
         strategies::delete_one,
@@ -252,6 +253,10 @@ fn routes() -> Router<AppState> {
             post(strategies::upload)
                 .layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT))
                 .get(strategies::list),
+        )
+        .route(
+            "/strategies/uploads/{sha256}",
+            get(strategies::upload_status),
         )
         .route(
             "/strategies/{id}",

@@ -99,36 +99,94 @@ pub struct UploadForm {
     pub file: Vec<u8>,
 }
 
+/// Components at least this large that this host has not compiled yet
+/// are compiled after the reply (202): a Python or JavaScript component
+/// (12-18 MB, an interpreter inside) takes 6-12 s to compile, a Rust one
+/// (about 200 KB) about 100 ms, which stays on the request path (201).
+pub const BACKGROUND_COMPILE_BYTES: usize = 4 << 20;
+
+/// A staged upload whose compile started this long ago and never ended
+/// was lost with its process; the next poll starts it again.
+const STALE_COMPILE_MS: i64 = 10 * 60 * 1000;
+
+/// A large upload, compiling after the reply. Poll `poll` until `status`
+/// is `ready` (then `strategy` is the stored strategy) or `failed` (then
+/// `error` says why the sandbox refused it).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UploadReply {
+    pub sha256: String,
+    /// `compiling`, `ready` or `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub strategy: Option<Strategy>,
+    /// What runs the strategy: `compiled`, `python` or `javascript`.
+    pub runtime: Option<String>,
+    pub poll: String,
+}
+
 /// Upload a strategy component. The sandbox checks it first (format,
 /// contract version, imports); the same bytes again give the same strategy.
+/// A large component not compiled yet on this host (Python, JavaScript)
+/// is checked without compiling, then compiled in the background: the
+/// reply is 202 with where to poll.
 #[utoipa::path(post, path = "/api/v1/strategies", tag = "strategies",
     request_body(description = "the component: raw bytes, or a multipart form with one file field",
         content((ComponentBytes = "application/wasm"), (ComponentBytes = "application/octet-stream"),
             (UploadForm = "multipart/form-data"))),
     responses((status = 201, body = Strategy, description = "stored"),
         (status = 200, body = Strategy, description = "already stored"),
+        (status = 202, body = UploadReply, description = "checked, compiling in the background"),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security((), ("bearer" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
     scope: Scope,
     request: Request,
-) -> ApiResult<(StatusCode, Json<Strategy>)> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let bytes = component_bytes(&state, request).await?;
     if bytes.is_empty() {
         return Err(AppError::invalid("body", "empty body; send the component"));
     }
-    let sandbox = state.sandbox.clone();
+    let refused = |e: stratbox_sandbox::LoadError| AppError::Invalid {
+        code: ErrorCode::InvalidPlugin,
+        field: "body".into(),
+        message: e.to_string(),
+    };
     let checked = bytes.clone();
-    // Compiling is CPU work of up to seconds: off the async threads.
-    let plugin = tokio::task::spawn_blocking(move || sandbox.load(&checked))
+    let prechecked = tokio::task::spawn_blocking(move || stratbox_sandbox::precheck(&checked))
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
-        .map_err(|e| AppError::Invalid {
-            code: ErrorCode::InvalidPlugin,
-            field: "body".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(refused)?;
+    if let Some(record) = scope.store.plugin_record_by_sha(&prechecked.sha256).await? {
+        return Ok((StatusCode::OK, Json(Strategy::from(record))).into_response());
+    }
+    if bytes.len() >= BACKGROUND_COMPILE_BYTES && !state.sandbox.is_compiled(&prechecked.sha256) {
+        let sha256 = prechecked.sha256;
+        let restart = scope
+            .store
+            .upload_state(&sha256)
+            .await?
+            .is_some_and(|s| s.status == "failed");
+        if scope.store.stage_upload(&sha256, &bytes, restart).await? {
+            compile_in_background(&state, scope.store.clone(), sha256.clone(), bytes);
+        }
+        let reply = upload_reply(&scope, &sha256, Some(prechecked.runtime.as_str())).await?;
+        let location = reply.poll.clone();
+        return Ok((
+            StatusCode::ACCEPTED,
+            [(header::LOCATION, location)],
+            Json(reply),
+        )
+            .into_response());
+    }
+    let sandbox = state.sandbox.clone();
+    // Compiling is CPU work of up to seconds: off the async threads.
+    let plugin = tokio::task::spawn_blocking(move || sandbox.load(&bytes).map(|p| (p, bytes)))
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
+        .map_err(refused)?;
+    let (plugin, bytes) = plugin;
     let d = &plugin.description;
     let (record, created) = scope
         .store
@@ -139,7 +197,105 @@ pub async fn upload(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(record.into())))
+    Ok((status, Json(Strategy::from(record))).into_response())
+}
+
+/// Compiles a staged upload off the request path and records the outcome.
+fn compile_in_background(
+    state: &AppState,
+    store: stratbox_store::Store,
+    sha256: String,
+    bytes: Bytes,
+) {
+    let sandbox = state.sandbox.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let loaded =
+            tokio::task::spawn_blocking(move || sandbox.load(&bytes).map(|p| (p, bytes))).await;
+        let outcome = match loaded {
+            Ok(Ok((plugin, bytes))) => {
+                let d = &plugin.description;
+                match store
+                    .put_plugin(&plugin.sha256, &bytes, &d.name, &d.version, d)
+                    .await
+                {
+                    Ok((record, _)) => Ok(record.strategy_id),
+                    Err(e) => {
+                        tracing::error!(sha256 = %sha256, error = %e, "cannot store a compiled upload");
+                        Err("the strategy compiled but could not be stored; upload it again".into())
+                    }
+                }
+            }
+            Ok(Err(refused)) => Err(refused.to_string()),
+            Err(panic) => {
+                tracing::error!(sha256 = %sha256, error = %panic, "the compile of an upload panicked");
+                Err("internal error while compiling; upload it again".into())
+            }
+        };
+        tracing::info!(sha256 = %sha256, ok = outcome.is_ok(), secs = started.elapsed().as_secs_f64(), "background compile of an upload ended");
+        if let Err(e) = store.finish_upload(&sha256, outcome).await {
+            tracing::error!(sha256 = %sha256, error = %e, "cannot record the end of a background compile");
+        }
+    });
+}
+
+async fn upload_reply(
+    scope: &Scope,
+    sha256: &str,
+    runtime: Option<&str>,
+) -> ApiResult<UploadReply> {
+    let state = scope.store.upload_state(sha256).await?;
+    let strategy = match state.as_ref().and_then(|s| s.strategy_id) {
+        Some(id) => scope
+            .store
+            .plugin_record_by_id(id)
+            .await?
+            .map(Strategy::from),
+        None => None,
+    };
+    Ok(UploadReply {
+        sha256: sha256.to_string(),
+        status: state
+            .as_ref()
+            .map_or("compiling".into(), |s| s.status.clone()),
+        error: state.and_then(|s| s.error),
+        runtime: runtime.map(str::to_string),
+        strategy,
+        poll: format!("/api/v1/strategies/uploads/{sha256}"),
+    })
+}
+
+/// The state of an upload compiling in the background.
+#[utoipa::path(get, path = "/api/v1/strategies/uploads/{sha256}", tag = "strategies",
+    params(("sha256" = String, Path)),
+    responses((status = 200, body = UploadReply), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn upload_status(
+    State(state): State<AppState>,
+    scope: Scope,
+    sha256: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<UploadReply>> {
+    let Path(sha256) = sha256?;
+    let Some(staged) = scope.store.upload_state(&sha256).await? else {
+        return Err(AppError::not_found(
+            ErrorCode::NotFound,
+            format!("no upload of {sha256} is compiling (uploads are kept a day)"),
+        ));
+    };
+    if staged.status == "compiling"
+        && stratbox_store::now_ms() - staged.started_at_ms > STALE_COMPILE_MS
+    {
+        if let Some(bytes) = scope.store.upload_bytes(&sha256).await? {
+            scope.store.stage_upload(&sha256, &bytes, true).await?;
+            compile_in_background(
+                &state,
+                scope.store.clone(),
+                sha256.clone(),
+                Bytes::from(bytes),
+            );
+        }
+    }
+    Ok(Json(upload_reply(&scope, &sha256, None).await?))
 }
 
 /// Every stored strategy, by id.

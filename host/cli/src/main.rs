@@ -24,6 +24,7 @@ mod data;
 mod demo;
 #[cfg(test)]
 mod docs;
+mod guest;
 mod market;
 mod ops;
 mod optimize;

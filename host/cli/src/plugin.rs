@@ -3,17 +3,23 @@ use clap::Subcommand;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::guest::{self, Lang};
 use super::{write_atomically, CliError, CliResult};
 use stratbox_sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
-    /// Scaffold a new strategy crate (a working EMA-cross example with a
-    /// native unit test) ready for `stratbox plugin build`.
+    /// Scaffold a new strategy (a working EMA-cross example with native
+    /// unit tests) in Rust, Python or JavaScript, ready for `stratbox
+    /// plugin build`.
     New {
-        /// Directory to create; its last component names the crate.
+        /// Directory to create; its last component names the strategy.
         dir: PathBuf,
-        /// Path of the stratbox SDK (default: the one this binary was built from).
+        /// The strategy's language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
+        /// Path of the stratbox SDK of that language (default: the one in
+        /// the repository this binary was built from).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -25,35 +31,62 @@ pub enum PluginCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Build a strategy crate to a WebAssembly component.
+    /// Build a strategy to a WebAssembly component, in the language its
+    /// directory holds: Cargo.toml (Rust), app.py (Python, with
+    /// componentize-py) or strategy.js (JavaScript, with componentize-js).
+    /// The Python and JavaScript toolchains are installed on first use.
     Build {
-        /// The strategy crate's directory (holding its Cargo.toml).
+        /// The strategy's directory.
         dir: PathBuf,
-        /// `wasm32-unknown-unknown` (wrapped as a component; imports
-        /// nothing but the log) or `wasm32-wasip2`.
+        /// Rust only: `wasm32-unknown-unknown` (wrapped as a component;
+        /// imports nothing but the log) or `wasm32-wasip2`.
         #[arg(long, default_value = "wasm32-unknown-unknown")]
         target: String,
-        /// Cargo target directory (default: cargo's own choice).
+        /// Rust only: cargo target directory (default: cargo's own choice).
         #[arg(long)]
         target_dir: Option<PathBuf>,
-        /// Where to write the component (default: <target-dir>/plugins/<crate>.wasm).
+        /// Where to write the component (default: <target-dir>/plugins/<crate>.wasm
+        /// for Rust, <toolchains>/plugins/<name>.wasm for the others).
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Python and JavaScript: where their toolchains and cached builds
+        /// live (default: $STRATBOX_TOOLCHAINS, else ~/.cache/stratbox/toolchains).
+        #[arg(long)]
+        toolchains: Option<PathBuf>,
+        /// Python and JavaScript: the SDK to build with (default: the one
+        /// in the repository this binary was built from).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
     },
 }
 
 pub fn run(cmd: PluginCommand) -> CliResult {
     match cmd {
-        PluginCommand::New { dir, sdk } => scaffold(&dir, sdk.as_deref()),
+        PluginCommand::New { dir, lang, sdk } => match lang {
+            Lang::Rust => scaffold(&dir, sdk.as_deref()),
+            other => guest::scaffold(&dir, other, sdk.as_deref()),
+        },
         PluginCommand::Inspect { path, json } => inspect(&path, json),
         PluginCommand::Build {
             dir,
             target,
             target_dir,
             out,
+            toolchains,
+            sdk,
         } => {
-            let path = build(&dir, &target, target_dir.as_deref(), out.as_deref())
-                .map_err(CliError::run)?;
+            let lang = Lang::detect(&dir).map_err(CliError::input)?;
+            let path = match lang {
+                Lang::Rust => build(&dir, &target, target_dir.as_deref(), out.as_deref()),
+                other => guest::build(
+                    &dir,
+                    other,
+                    toolchains.as_deref(),
+                    out.as_deref(),
+                    sdk.as_deref(),
+                ),
+            }
+            .map_err(CliError::run)?;
             outln!("{}", path.display());
             Ok(())
         }
@@ -77,6 +110,7 @@ fn inspect(path: &Path, json: bool) -> CliResult {
             "summary": d.summary,
             "sha256": plugin.sha256,
             "size_bytes": plugin.size_bytes,
+            "runtime": plugin.runtime,
             "imports": plugin.imports,
             "exports": plugin.exports,
             "params": d.params,
@@ -89,6 +123,7 @@ fn inspect(path: &Path, json: bool) -> CliResult {
     outln!("  {}", d.summary);
     outln!("  sha256   {}", plugin.sha256);
     outln!("  size     {} bytes", plugin.size_bytes);
+    outln!("  runtime  {}", plugin.runtime);
     outln!("  imports  {}", plugin.imports.join(", "));
     outln!("  exports  {}", plugin.exports.join(", "));
     let columns: Vec<String> = d

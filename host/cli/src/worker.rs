@@ -28,6 +28,18 @@ pub struct WorkerArgs {
     /// Fuel every run gets on top of the per-bar budget.
     #[arg(long, env = "STRATBOX_FUEL_BASE", default_value_t = SandboxConfig::default().fuel_base)]
     fuel_base: u64,
+    /// Fuel per bar of a run of a Python strategy.
+    #[arg(long, env = "STRATBOX_PYTHON_FUEL_PER_BAR", default_value_t = SandboxConfig::default().python_fuel_per_bar)]
+    python_fuel_per_bar: u64,
+    /// Fuel every Python run gets on top of its per-bar budget.
+    #[arg(long, env = "STRATBOX_PYTHON_FUEL_BASE", default_value_t = SandboxConfig::default().python_fuel_base)]
+    python_fuel_base: u64,
+    /// Fuel per bar of a run of a JavaScript strategy.
+    #[arg(long, env = "STRATBOX_JS_FUEL_PER_BAR", default_value_t = SandboxConfig::default().javascript_fuel_per_bar)]
+    js_fuel_per_bar: u64,
+    /// Fuel every JavaScript run gets on top of its per-bar budget.
+    #[arg(long, env = "STRATBOX_JS_FUEL_BASE", default_value_t = SandboxConfig::default().javascript_fuel_base)]
+    js_fuel_base: u64,
     /// Memory cap per strategy instance, in MiB.
     #[arg(long, env = "STRATBOX_MEMORY_MIB", default_value_t = SandboxConfig::default().memory_limit_bytes >> 20)]
     memory_mib: usize,
@@ -84,6 +96,10 @@ pub fn run(args: &WorkerArgs) -> CliResult {
     let mut sandbox_config = SandboxConfig {
         fuel_per_bar: args.fuel_per_bar,
         fuel_base: args.fuel_base,
+        python_fuel_per_bar: args.python_fuel_per_bar,
+        python_fuel_base: args.python_fuel_base,
+        javascript_fuel_per_bar: args.js_fuel_per_bar,
+        javascript_fuel_base: args.js_fuel_base,
         memory_limit_bytes: args.memory_mib << 20,
         memory_init_cow: args.memory_init_cow,
         memory_keep_resident: args.memory_keep_resident_kib << 10,

@@ -53,6 +53,12 @@ impl DiskCache {
         )
     }
 
+    /// True when a precompiled file for `sha256` exists (not verified).
+    pub fn contains(&self, sha256: &str) -> bool {
+        let (code, check) = self.paths(sha256);
+        code.is_file() && check.is_file()
+    }
+
     /// The cached component, or `None` when absent or not verifiable.
     pub fn load(&self, engine: &Engine, sha256: &str) -> Option<Component> {
         let (code, check) = self.paths(sha256);

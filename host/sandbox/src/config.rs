@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::runtime::GuestRuntime;
+
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Linear memory cap per instance. 64 MiB (the product default, docs/sandbox.md "Limits"): a strategy
@@ -17,6 +19,17 @@ pub struct SandboxConfig {
     /// well under a second.
     pub fuel_base: u64,
     pub fuel_per_bar: u64,
+    /// The same for a Python strategy: CPython interprets every bar and
+    /// builds a float object per value it reads. The EMA crossover burns
+    /// about 23,000 fuel per bar in Python and 49,000 in JavaScript
+    /// (SpiderMonkey without its JIT), measured over 3,000 bars with 209
+    /// trades; 500,000 and 1,000,000 leave about 20x for heavier
+    /// strategies, and an endless loop on 10k bars still ends in seconds.
+    pub python_fuel_base: u64,
+    pub python_fuel_per_bar: u64,
+    /// The same for a JavaScript strategy (SpiderMonkey's interpreter).
+    pub javascript_fuel_base: u64,
+    pub javascript_fuel_per_bar: u64,
     /// Fuel for `describe` (at upload and inspect): generous for building a
     /// schema, tiny next to a run.
     pub describe_fuel: u64,
@@ -94,6 +107,10 @@ impl Default for SandboxConfig {
             memory_limit_bytes: 64 << 20,
             fuel_base: 100_000_000,
             fuel_per_bar: 20_000,
+            python_fuel_base: 1_000_000_000,
+            python_fuel_per_bar: 500_000,
+            javascript_fuel_base: 1_000_000_000,
+            javascript_fuel_per_bar: 1_000_000,
             describe_fuel: 50_000_000,
             deadline: Duration::from_secs(120),
             epoch_tick: Duration::from_millis(10),
@@ -116,6 +133,23 @@ impl Default for SandboxConfig {
             decommit_batch: 32,
             profiler: default_profiler(),
         }
+    }
+}
+
+impl SandboxConfig {
+    /// `(base, per bar)` fuel of a run of a strategy on `runtime`.
+    pub fn fuel_rate(&self, runtime: GuestRuntime) -> (u64, u64) {
+        match runtime {
+            GuestRuntime::Compiled => (self.fuel_base, self.fuel_per_bar),
+            GuestRuntime::Python => (self.python_fuel_base, self.python_fuel_per_bar),
+            GuestRuntime::Javascript => (self.javascript_fuel_base, self.javascript_fuel_per_bar),
+        }
+    }
+
+    /// The default fuel budget of a run of `bars` bars on `runtime`.
+    pub fn fuel_budget(&self, runtime: GuestRuntime, bars: usize) -> u64 {
+        let (base, per_bar) = self.fuel_rate(runtime);
+        base.saturating_add(per_bar.saturating_mul(bars as u64))
     }
 }
 

@@ -17,10 +17,12 @@ pub enum LoadError {
     ContractVersion { found: String, expected: String },
     #[error("not a stratbox strategy: it does not export `{expected}`")]
     MissingExport { expected: String },
-    #[error("forbidden import{}: {}; a strategy may import only `{allowed}`", if .imports.len() > 1 { "s" } else { "" }, .imports.join(", "))]
+    #[error("forbidden import{}: {}; a strategy may import only `{allowed}`; {hint}", if .imports.len() > 1 { "s" } else { "" }, .imports.join(", "))]
     ForbiddenImports {
         imports: Vec<String>,
         allowed: String,
+        /// How to build without them, for the component's runtime.
+        hint: &'static str,
     },
     #[error("the strategy's `describe` failed: {0}")]
     Describe(RunError),

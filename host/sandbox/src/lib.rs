@@ -12,11 +12,13 @@ mod instance;
 mod limits;
 mod nan;
 mod plugin;
+mod runtime;
 
 pub use bindings::ContractVersion;
 
-pub use config::{NanCanonicalization, RunLimits, SandboxConfig};
+pub use config::{default_cache_dir, NanCanonicalization, RunLimits, SandboxConfig};
 pub use error::{LoadError, RunError};
 pub use factory::{is_fatal, PluginFactory};
 pub use instance::{CancelToken, LogLine, WasmStrategy};
-pub use plugin::{Plugin, Sandbox, CONTRACT, CONTRACT_VERSION};
+pub use plugin::{precheck, Plugin, Prechecked, Sandbox, CONTRACT, CONTRACT_VERSION};
+pub use runtime::GuestRuntime;

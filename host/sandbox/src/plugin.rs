@@ -15,6 +15,7 @@ use super::config::{NanCanonicalization, RunLimits, SandboxConfig};
 use super::error::{LoadError, RunError};
 use super::instance::{self, CancelToken, StoreState, WasmStrategy};
 use super::nan;
+use super::runtime::GuestRuntime;
 use stratbox_engine::{Description, Params};
 
 pub use super::bindings::CONTRACT;
@@ -34,6 +35,8 @@ pub struct Plugin {
     pub size_bytes: usize,
     /// The contract version it was built against, read from its exports.
     pub contract_version: ContractVersion,
+    /// What runs the strategy inside: compiled code or an interpreter.
+    pub runtime: GuestRuntime,
     /// How it was obtained: "compiled", "disk-cache" or "memory-cache".
     pub source: &'static str,
     pub(crate) pre: Pre,
@@ -131,6 +134,16 @@ impl Sandbox {
         Some(entry.0.clone())
     }
 
+    /// True when `sha256` loads without a compile: held in memory, or
+    /// precompiled on disk.
+    pub fn is_compiled(&self, sha256: &str) -> bool {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(sha256)
+            || self.disk.as_ref().is_some_and(|d| d.contains(sha256))
+    }
+
     /// Checks and compiles `bytes` (or fetches them from a cache).
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         check_header(bytes)?;
@@ -160,7 +173,9 @@ impl Sandbox {
                 (component, "compiled")
             }
         };
-        let (contract_version, imports, exports) = check_contract(&self.engine, &component)?;
+        let runtime = GuestRuntime::detect(bytes);
+        let (contract_version, imports, exports) =
+            check_contract(&self.engine, &component, runtime)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -176,6 +191,7 @@ impl Sandbox {
             exports,
             size_bytes: bytes.len(),
             contract_version,
+            runtime,
             source,
             pre,
         });
@@ -218,11 +234,9 @@ impl Sandbox {
         limits: RunLimits,
         cancel: CancelToken,
     ) -> Result<WasmStrategy, RunError> {
-        let fuel_budget = limits.fuel.unwrap_or_else(|| {
-            self.config
-                .fuel_base
-                .saturating_add(self.config.fuel_per_bar.saturating_mul(bars as u64))
-        });
+        let fuel_budget = limits
+            .fuel
+            .unwrap_or_else(|| self.config.fuel_budget(plugin.runtime, bars));
         let memory_limit = limits
             .memory_limit_bytes
             .unwrap_or(self.config.memory_limit_bytes)
@@ -306,6 +320,66 @@ fn spawn_epoch_ticker(engine: &Engine, tick: std::time::Duration) {
         });
 }
 
+/// What can be checked without compiling: the header, the contract
+/// version and the imports, read from the component's top-level sections
+/// (milliseconds for an 18 MB interpreter component, against seconds to
+/// compile it). Passing this does not mean the component will load.
+#[derive(Debug, Clone)]
+pub struct Prechecked {
+    pub sha256: String,
+    pub runtime: GuestRuntime,
+    pub contract_version: ContractVersion,
+}
+
+pub fn precheck(bytes: &[u8]) -> Result<Prechecked, LoadError> {
+    use wasmparser::{Chunk, Parser, Payload};
+    check_header(bytes)?;
+    let invalid = |e: wasmparser::BinaryReaderError| LoadError::Invalid(e.to_string());
+    let (mut imports, mut exports) = (Vec::new(), Vec::new());
+    let mut parser = Parser::new(0);
+    let mut offset = 0;
+    loop {
+        let (consumed, payload) = match parser.parse(&bytes[offset..], true).map_err(invalid)? {
+            Chunk::Parsed { consumed, payload } => (consumed, payload),
+            Chunk::NeedMoreData(_) => {
+                return Err(LoadError::Invalid("the component is truncated".into()))
+            }
+        };
+        offset += consumed;
+        match payload {
+            Payload::ComponentImportSection(reader) => {
+                for import in reader {
+                    imports.push(import.map_err(invalid)?.name.full_name().into_owned());
+                }
+            }
+            Payload::ComponentExportSection(reader) => {
+                for export in reader {
+                    exports.push(export.map_err(invalid)?.name.full_name().into_owned());
+                }
+            }
+            // Nested modules and components: the interpreter and its
+            // shims, most of the bytes; their names are not the contract.
+            Payload::ModuleSection {
+                unchecked_range, ..
+            }
+            | Payload::ComponentSection {
+                unchecked_range, ..
+            } => {
+                offset += (unchecked_range.end - unchecked_range.start) as usize;
+            }
+            Payload::End(_) => break,
+            _ => {}
+        }
+    }
+    let runtime = GuestRuntime::detect(bytes);
+    let (contract_version, _, _) = check_names(imports, exports, runtime)?;
+    Ok(Prechecked {
+        sha256: hex::encode(Sha256::digest(bytes)),
+        runtime,
+        contract_version,
+    })
+}
+
 fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(LoadError::NotWasm);
@@ -324,6 +398,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 fn check_contract(
     engine: &Engine,
     component: &Component,
+    runtime: GuestRuntime,
 ) -> Result<(ContractVersion, Vec<String>, Vec<String>), LoadError> {
     let ty = component.component_type();
     let imports: Vec<String> = ty
@@ -334,6 +409,15 @@ fn check_contract(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
+    check_names(imports, exports, runtime)
+}
+
+/// The contract check on a component's top-level import and export names.
+fn check_names(
+    imports: Vec<String>,
+    exports: Vec<String>,
+    runtime: GuestRuntime,
+) -> Result<(ContractVersion, Vec<String>, Vec<String>), LoadError> {
     let spoken = || {
         ContractVersion::ALL
             .map(|v| format!("{CONTRACT}@{v}"))
@@ -381,6 +465,7 @@ fn check_contract(
         return Err(LoadError::ForbiddenImports {
             imports: forbidden,
             allowed: log,
+            hint: runtime.build_hint(),
         });
     }
     Ok((version, imports, exports))

@@ -62,6 +62,14 @@ impl Keys {
         format!("{}:plugin:{sha256}", self.prefix)
     }
 
+    /// `{prefix}:upload:{sha256}`: an upload being compiled in the
+    /// background (docs/languages.md, "Uploads"): `wasm`, `status`
+    /// (`compiling`, `ready` or `failed`), `error`, `strategy_id`,
+    /// `started_at_ms`. Expires a day after its last change.
+    pub fn upload(&self, sha256: &str) -> String {
+        format!("{}:upload:{sha256}", self.prefix)
+    }
+
     /// `{prefix}:plugin:{sha256}:tasks`: ids of tasks submitted to run
     /// the plugin; while one may still run, the plugin cannot be deleted.
     pub fn plugin_tasks(&self, sha256: &str) -> String {

@@ -302,6 +302,148 @@ impl Store {
     }
 }
 
+/// An upload compiled in the background (a large component the API does
+/// not compile on the request path).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UploadState {
+    pub sha256: String,
+    /// `compiling`, `ready` or `failed`.
+    pub status: String,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// The stored strategy, once ready.
+    pub strategy_id: Option<u64>,
+    pub started_at_ms: i64,
+}
+
+/// A staged upload lives a day after its last change: long enough to poll,
+/// short enough that abandoned bytes do not pile up.
+const UPLOAD_TTL_SECS: u64 = 24 * 3600;
+
+impl Store {
+    /// Stages `bytes` for a background compile; `false` when an upload of
+    /// the same bytes is already staged (and still compiling or done).
+    pub async fn stage_upload(&self, sha256: &str, bytes: &[u8], restart: bool) -> Result<bool> {
+        check_sha256(sha256)?;
+        let key = self.keys.upload(sha256);
+        let mut conn = self.conn.clone();
+        let fresh: bool = if restart {
+            true
+        } else {
+            redis::cmd("HSETNX")
+                .arg(&key)
+                .arg("status")
+                .arg("compiling")
+                .query_async(&mut conn)
+                .await?
+        };
+        if fresh {
+            redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("status")
+                .arg("compiling")
+                .arg("wasm")
+                .arg(bytes)
+                .arg("started_at_ms")
+                .arg(super::now_ms())
+                .ignore()
+                .cmd("HDEL")
+                .arg(&key)
+                .arg("error")
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(&key)
+                .arg(UPLOAD_TTL_SECS)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(fresh)
+    }
+
+    /// The state of a staged upload, `None` when unknown or expired.
+    pub async fn upload_state(&self, sha256: &str) -> Result<Option<UploadState>> {
+        check_sha256(sha256)?;
+        let key = self.keys.upload(sha256);
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(&["status", "error", "strategy_id", "started_at_ms"])
+            .query_async(&mut self.conn.clone())
+            .await?;
+        let [status, error, strategy_id, started] = <[Option<String>; 4]>::try_from(values)
+            .map_err(|_| StoreError::corrupt(&key, "unexpected reply length"))?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        Ok(Some(UploadState {
+            sha256: sha256.to_string(),
+            status,
+            error,
+            strategy_id: strategy_id
+                .map(|v| parse_field(&key, "strategy_id", &v))
+                .transpose()?,
+            started_at_ms: started
+                .map(|v| parse_field(&key, "started_at_ms", &v))
+                .transpose()?
+                .unwrap_or(0),
+        }))
+    }
+
+    /// The staged bytes, to compile them.
+    pub async fn upload_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        check_sha256(sha256)?;
+        Ok(redis::cmd("HGET")
+            .arg(self.keys.upload(sha256))
+            .arg("wasm")
+            .query_async(&mut self.conn.clone())
+            .await?)
+    }
+
+    /// Ends a staged upload: `Ok(id)` stored as that strategy, `Err(why)`
+    /// refused. The bytes are dropped either way (a stored plugin has
+    /// its own copy).
+    pub async fn finish_upload(
+        &self,
+        sha256: &str,
+        outcome: std::result::Result<u64, String>,
+    ) -> Result<()> {
+        check_sha256(sha256)?;
+        let key = self.keys.upload(sha256);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        match &outcome {
+            Ok(id) => pipe
+                .cmd("HSET")
+                .arg(&key)
+                .arg("status")
+                .arg("ready")
+                .arg("strategy_id")
+                .arg(id)
+                .ignore(),
+            Err(why) => pipe
+                .cmd("HSET")
+                .arg(&key)
+                .arg("status")
+                .arg("failed")
+                .arg("error")
+                .arg(why)
+                .ignore(),
+        };
+        pipe.cmd("HDEL")
+            .arg(&key)
+            .arg("wasm")
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(UPLOAD_TTL_SECS)
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
