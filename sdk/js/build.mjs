@@ -4,6 +4,7 @@
 //
 //   node sdk/js/build.mjs --wit <wit dir> --src <strategy dir or file> --out <out.wasm>
 //                         [--toolchain <dir containing node_modules>] [--keep-bundle <path>]
+//                         [--no-pbl] [--engine spidermonkey|qjs]
 //
 // componentize-js takes one source module, so the SDK (src/index.js, a
 // single self-contained module) is inlined into the strategy's: every
@@ -11,6 +12,8 @@
 // SDK, on the same lines (stack traces keep the author's line numbers).
 // A strategy may import nothing else. The component imports only
 // `stratbox:strategy/log@0.2.0`: every WASI feature of the engine is off.
+// `--engine qjs` (experimental) builds with componentize-qjs (QuickJS)
+// from the same toolchain instead: smaller, faster, same results.
 //
 // Exit status: 0 built, 1 the build failed, 2 bad usage.
 
