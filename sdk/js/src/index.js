@@ -513,9 +513,15 @@ class Ema {
     /** The last value, or null before the first update. */
     this.value = null;
   }
+  /** The first value seeds the average; later ones go through `_next`. */
   update(x) {
-    const v = this.value;
-    return (this.value = v === null ? x : this.alpha * x + this._beta * v);
+    // Swapped for the steady-state form on the instance: no null check per
+    // bar (about 4 % of an EMA crossover's fuel in the sandbox).
+    this.update = this._next;
+    return (this.value = x);
+  }
+  _next(x) {
+    return (this.value = this.alpha * x + this._beta * this.value);
   }
   isReady() {
     return this.value !== null;
