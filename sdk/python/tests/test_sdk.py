@@ -151,3 +151,23 @@ def test_harness() -> None:
     h.set_funding_rate(0.001)
     h.set_liquidation_price(None)
     assert h.feed_close(1.0) == [Action.close_position()]
+
+
+class InitStyle(stratbox.Strategy):
+    @staticmethod
+    def describe() -> Description:
+        return Description("i", "0", "init style", params=[ParamSpec.int("n", 4)])
+
+    def init(self, params: Params) -> None:
+        self.n = params.int("n")
+
+    def on_bar(self, bar: Bar, ctx: Context) -> None:
+        if bar.index == self.n:
+            ctx.close_position()
+
+
+def test_init_hook_and_static_describe() -> None:
+    h = Harness(InitStyle, n=1)
+    assert h.strategy.n == 1
+    assert h.feed_close(1.0) == []
+    assert h.feed_close(1.0) == [Action.close_position()]

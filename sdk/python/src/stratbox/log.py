@@ -24,7 +24,7 @@ _sink: Callable[[Level, str], None] | None = None
 
 def _wit_sink() -> Callable[[Level, str], None]:
     try:
-        from wit_world.imports import log as wit_log  # type: ignore[import-not-found]
+        from wit_world.imports import log as wit_log  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return _stderr_sink
     wit_level: Any = wit_log.Level

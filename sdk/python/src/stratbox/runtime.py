@@ -34,7 +34,7 @@ _w: Any = None
 def _wit() -> Any:
     global _w
     if _w is None:
-        from wit_world.exports import strategy  # type: ignore[import-not-found]
+        from wit_world.exports import strategy  # type: ignore[import-not-found,unused-ignore]
 
         _w = strategy
     return _w
@@ -89,7 +89,11 @@ class _Runtime:
 
     def describe(self) -> Any:
         w = _wit()
-        d = self.cls.describe()
+        try:
+            d = self.cls.describe()
+        except BaseException as e:
+            _report(e)
+            raise
         kinds = {
             ParamType.INT: w.ParamType.INT,
             ParamType.FLOAT: w.ParamType.FLOAT,
@@ -130,7 +134,7 @@ class _Runtime:
         try:
             self.strategy = self.cls(Params(values))
         except Exception as e:  # the run ends with the message
-            from componentize_py_types import Err  # type: ignore[import-not-found]
+            from componentize_py_types import Err  # type: ignore[import-not-found,unused-ignore]
 
             message = str(e) or type(e).__name__
             raise Err(message) from None

@@ -16,7 +16,8 @@ class Strategy(ABC):
 
     * ``describe()`` (a classmethod or staticmethod): name, version, summary,
       params schema and the bar columns read. Called without params.
-    * ``__init__(self, params)``: builds the strategy from params the host has
+    * ``__init__(self, params)`` (or ``init(self, params)``, which the base
+      ``__init__`` calls): builds the strategy from params the host has
       already checked against the schema. Raising (e.g. ``ValueError``) ends
       the run with that message.
     * ``on_bar(self, bar, ctx)``: called for every bar, oldest first, after
@@ -29,7 +30,11 @@ class Strategy(ABC):
         raise NotImplementedError
 
     def __init__(self, params: Params) -> None:
-        pass
+        self.init(params)
+
+    def init(self, params: Params) -> None:
+        """Set-up from params, for authors who prefer it to ``__init__``
+        (called by the base ``__init__``; does nothing by default)."""
 
     @abstractmethod
     def on_bar(self, bar: Bar, ctx: Context) -> None:
