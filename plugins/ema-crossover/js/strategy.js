@@ -52,12 +52,20 @@ export class EmaCrossover extends Strategy {
     const prevSlow = this.prevSlow;
     this.prevFast = fast;
     this.prevSlow = slow;
-    // crossedAbove / crossedBelow, written out: this runs on every bar and
-    // a call costs as much as the comparisons (the engine interprets).
-    const bullish = prevFast < prevSlow && fast > slow;
-    const bearish = prevFast > prevSlow && fast < slow;
-    // NaN before the first bar: neither cross.
-    if (!bullish && !bearish) return;
+    // crossedAbove / crossedBelow, written out with early exits: this runs
+    // on every bar and the engine interprets every operation. NaN before
+    // the first bar: neither cross.
+    let bullish;
+    if (prevFast < prevSlow) {
+      if (!(fast > slow)) return;
+      bullish = true;
+    } else if (prevFast > prevSlow) {
+      if (!(fast < slow)) return;
+      bullish = false;
+    } else {
+      return;
+    }
+    const bearish = !bullish;
     const position = ctx.position;
     if (this.allowShort) {
       if (bullish && !(position > 0)) {
