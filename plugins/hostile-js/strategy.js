@@ -13,6 +13,21 @@
 //      logs the first values, and trades on the parity of the milliseconds
 //
 // Build: node sdk/js/build.mjs --wit wit --src plugins/hostile-js --out hostile-js.wasm
+//
+// What each ends with under `stratbox backtest` (1,000 bars, default
+// limits, componentize-js 0.23; `--engine qjs` in brackets where it differs):
+//   0  a normal report (1 trade)
+//   1  fuel_exhausted (with --fuel 1e12: deadline_exceeded at the deadline)
+//   2  fuel_exhausted (with --fuel 1e12: memory_limit at 64 MiB, in 0.4 s)
+//   3  the engine's "too much recursion" is logged with 12 frames, then
+//      strategy_trap [stack overflow trap]
+//   4  the exception is logged with its stack, then strategy_trap
+//   5  no file: require/process/Deno/std/os/XMLHttpRequest are absent; the
+//      eval'd import() traps (strategy_trap) [returns a promise that never
+//      settles; fetch is absent; the run completes with 0 trades]
+//   6  Date.now() returns the build's time, frozen in the snapshot (the same
+//      on every run of one component); performance.now() traps
+//      (strategy_trap) [Date.now() traps]
 
 import { Strategy, ParamSpec, Level, log, exportStrategy } from '@stratbox/sdk';
 
