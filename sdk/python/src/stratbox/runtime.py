@@ -133,7 +133,7 @@ class _Runtime:
                 values.append((p.name, bool(v.value)))
         try:
             self.strategy = self.cls(Params(values))
-        except Exception as e:  # the run ends with the message
+        except BaseException as e:  # the run ends with the message
             from componentize_py_types import Err  # type: ignore[import-not-found,unused-ignore]
 
             message = str(e) or type(e).__name__
