@@ -17,5 +17,14 @@ echo "==> building the example plugin to a WebAssembly component"
 "$STRATBOX" plugin build plugins/ema-crossover --target-dir "$CARGO_TARGET_DIR/wasm" \
     --out "$CARGO_TARGET_DIR/demo/ema-crossover.wasm" >/dev/null
 
+PYTHON_ARGS=()
+echo "==> building its Python twin (installs componentize-py from PyPI the first time)"
+if "$STRATBOX" plugin build plugins/ema-crossover/python \
+    --out "$CARGO_TARGET_DIR/demo/ema-crossover-python.wasm" >/dev/null; then
+    PYTHON_ARGS=(--python "$CARGO_TARGET_DIR/demo/ema-crossover-python.wasm")
+else
+    echo "    (skipped: the Python toolchain could not be set up; the Rust demo goes on)"
+fi
+
 echo
-exec "$STRATBOX" demo --plugin "$CARGO_TARGET_DIR/demo/ema-crossover.wasm" "$@"
+exec "$STRATBOX" demo --plugin "$CARGO_TARGET_DIR/demo/ema-crossover.wasm" "${PYTHON_ARGS[@]}" "$@"

@@ -25,3 +25,12 @@ apt_need redis-server redis-server
 # Debian starts a system-wide redis on install; nothing here uses it.
 # The Redis TLS tests make their CA and certificates with it.
 apt_need openssl openssl
+
+# Python and JavaScript strategies: componentize-py (PyPI) and
+# componentize-js (npm), installed once into the shared build directory
+# by `stratbox plugin build`, and the SDKs' test tools beside them.
+export STRATBOX_TOOLCHAINS="${STRATBOX_TOOLCHAINS:-$CARGO_TARGET_DIR/toolchains}"
+apt_need node nodejs npm
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_need __python3_venv__ python3-venv
+fi

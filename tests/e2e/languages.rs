@@ -141,8 +141,9 @@ async fn upload_bytes(http: &reqwest::Client, server: &Server, bytes: Vec<u8>) -
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-/// Uploads an interpreter component: checked at once and answered 202,
-/// compiled in the background; polls until it is stored.
+/// Uploads an interpreter component the server has not compiled: checked
+/// at once and answered 202, compiled in the background; polls until it
+/// is stored.
 async fn upload_guest(http: &reqwest::Client, server: &Server, path: &Path) -> u64 {
     let started = Instant::now();
     let (status, reply) = upload_bytes(http, server, std::fs::read(path).unwrap()).await;
@@ -153,6 +154,16 @@ async fn upload_guest(http: &reqwest::Client, server: &Server, path: &Path) -> u
     );
     assert_eq!(status, 202, "{reply}");
     assert_eq!(reply["status"], "compiling", "{reply}");
+    wait_stored(http, server, &reply).await
+}
+
+/// The strategy id of an upload: at once (201, 200), or once its
+/// background compile ends (202).
+async fn wait_stored(http: &reqwest::Client, server: &Server, reply: &Value) -> u64 {
+    if let Some(id) = reply["strategy_id"].as_u64() {
+        return id;
+    }
+    let started = Instant::now();
     let poll = reply["poll"].as_str().unwrap().to_string();
     loop {
         let (status, state) = server.get_json(http, &poll).await;
@@ -245,6 +256,7 @@ async fn python_and_javascript_through_the_queue_match_the_local_cli() {
     let (status, rust) = upload_bytes(&http, &server, support::plugin_bytes("ema-crossover")).await;
     assert_eq!(status, 201, "{rust}");
     let rust_id = rust["strategy_id"].as_u64().unwrap();
+    assert_eq!(rust["runtime"], "compiled", "{rust}");
     let rust_report = queued(&http, &server, rust_id, EMA, json!({})).await;
     assert_eq!(rust_report["status"], "completed", "{rust_report}");
     let expected = trading(rust_report["report"].clone());
@@ -257,6 +269,8 @@ async fn python_and_javascript_through_the_queue_match_the_local_cli() {
         let (status, again) = upload_bytes(&http, &server, std::fs::read(&path).unwrap()).await;
         assert_eq!(status, 200, "{again}");
         assert_eq!(again["strategy_id"], id);
+        let runtime = if lang == "js" { "javascript" } else { "python" };
+        assert_eq!(again["runtime"], runtime, "{again}");
         let record = queued(&http, &server, id, EMA, json!({})).await;
         assert_eq!(record["status"], "completed", "{lang}: {record}");
         // Byte for byte the local CLI's report, and Rust's trading.
@@ -282,56 +296,90 @@ async fn hostile_python_and_javascript_end_with_named_errors_and_the_worker_serv
     let (csv, _) = support::candles_csv(&svc.dir, 3_000, 5, 3600);
     server.import_candles(&http, "BTCUSDT", "1h", &csv).await;
 
-    // (mode, the outcomes it may end with).
-    let modes: &[(i64, &[&str])] = &[
-        (1, &["fuel_exhausted"]),
-        (2, &["memory_limit"]),
-        (3, &["strategy_trap"]),
-        (4, &["strategy_trap"]),
-        (5, &["strategy_trap", "completed"]),
-        (6, &["strategy_trap", "completed"]),
-    ];
     let rust = upload_bytes(&http, &server, support::plugin_bytes("ema-crossover"))
         .await
         .1["strategy_id"]
         .as_u64()
         .unwrap();
-    for dir in ["hostile-python", "hostile-js"] {
+    // (mode, how its run ends): 1 an endless loop, 2 a memory bomb, 3
+    // unbounded recursion, 4 an exception, 5 reading /etc/passwd, 6 the
+    // clock. Python's SDK turns file and clock calls into a named
+    // PermissionError (the strategy catches the file one and goes on);
+    // JavaScript has no file API at all, and its `performance.now()` traps.
+    let cases: &[(&str, &[(i64, &str)])] = &[
+        (
+            "hostile-python",
+            &[
+                (1, "fuel_exhausted"),
+                (2, "memory_limit"),
+                (3, "strategy_trap: RecursionError"),
+                (4, "strategy_trap: RuntimeError"),
+                (5, "completed"),
+                (6, "strategy_trap: PermissionError: time.time"),
+            ],
+        ),
+        (
+            "hostile-js",
+            &[
+                (1, "fuel_exhausted"),
+                (2, "memory_limit"),
+                (3, "strategy_trap"),
+                (4, "strategy_trap"),
+                (5, "strategy_trap"),
+                (6, "strategy_trap"),
+            ],
+        ),
+    ];
+    for (dir, modes) in cases {
         let path = guest(dir);
         let (status, reply) = upload_bytes(&http, &server, std::fs::read(&path).unwrap()).await;
-        // Already compiled in the shared cache: stored at once.
-        assert!(status == 201 || status == 200, "{reply}");
-        let id = reply["strategy_id"].as_u64().unwrap();
-        for (mode, outcomes) in modes {
+        // At once when an earlier run left it compiled in the shared cache.
+        assert!([200, 201, 202].contains(&status), "{reply}");
+        let id = wait_stored(&http, &server, &reply).await;
+        for (mode, expected) in *modes {
             let mode_value = mode.to_string();
+            // The memory bomb gets fuel enough to reach the memory cap.
+            let fuel: u64 = if *mode == 2 {
+                1_000_000_000_000
+            } else {
+                2_000_000_000
+            };
             let started = Instant::now();
             let record = queued(
                 &http,
                 &server,
                 id,
                 &[("mode", &mode_value)],
-                json!({"fuel": 2_000_000_000u64, "timeout_ms": 20_000}),
+                json!({"fuel": fuel, "timeout_ms": 20_000}),
             )
             .await;
             let outcome = match record["status"].as_str().unwrap() {
                 "completed" => "completed".to_string(),
-                _ => record["error"]
+                _ => record["error"]["message"]
                     .as_str()
-                    .unwrap_or_default()
-                    .split(':')
-                    .next()
                     .unwrap_or_default()
                     .to_string(),
             };
             assert!(
-                outcomes.contains(&outcome.as_str()),
+                outcome.starts_with(expected),
                 "{dir} mode {mode}: {outcome} after {:?}: {record}",
                 started.elapsed()
             );
             if outcome == "completed" {
-                // Reading the file or the clock got nothing real: no trade
-                // can depend on it, and the report is the quiet one.
+                // The file was not read: the strategy logged the refusal,
+                // and nothing it traded on came from outside.
                 assert_eq!(record["report"]["num_trades"], 0, "{dir} mode {mode}");
+                let (_, log) = server
+                    .get_json(
+                        &http,
+                        &format!("/api/v1/backtests/{}/log", record["backtest_id"]),
+                    )
+                    .await;
+                assert!(
+                    log.to_string()
+                        .contains("not available in the stratbox sandbox"),
+                    "{dir} mode {mode}: {log}"
+                );
             }
         }
         // The worker is still there and still right.

@@ -25,6 +25,9 @@ pub struct Strategy {
     pub params: Vec<stratbox_engine::ParamSpec>,
     pub size: u64,
     pub created_at_ms: i64,
+    /// What runs it: `compiled` (Rust and other compiled languages),
+    /// `python` or `javascript`.
+    pub runtime: String,
 }
 
 impl From<PluginRecord> for Strategy {
@@ -38,6 +41,7 @@ impl From<PluginRecord> for Strategy {
             params: r.description.params,
             size: r.size,
             created_at_ms: r.created_at_ms,
+            runtime: r.runtime,
         }
     }
 }
@@ -190,7 +194,14 @@ pub async fn upload(
     let d = &plugin.description;
     let (record, created) = scope
         .store
-        .put_plugin(&plugin.sha256, &bytes, &d.name, &d.version, d)
+        .put_plugin_of(
+            &plugin.sha256,
+            &bytes,
+            &d.name,
+            &d.version,
+            d,
+            plugin.runtime.as_str(),
+        )
         .await?;
     let status = if created {
         StatusCode::CREATED
@@ -216,7 +227,14 @@ fn compile_in_background(
             Ok(Ok((plugin, bytes))) => {
                 let d = &plugin.description;
                 match store
-                    .put_plugin(&plugin.sha256, &bytes, &d.name, &d.version, d)
+                    .put_plugin_of(
+                        &plugin.sha256,
+                        &bytes,
+                        &d.name,
+                        &d.version,
+                        d,
+                        plugin.runtime.as_str(),
+                    )
                     .await
                 {
                     Ok((record, _)) => Ok(record.strategy_id),

@@ -38,6 +38,14 @@ pub struct BenchArgs {
     /// use `at-observation`; `off` may give different results per CPU).
     #[arg(long, value_enum, default_value_t = NanMode::AtObservation)]
     nan_canonicalization: NanMode,
+    /// The same EMA crossover built from Python (`stratbox plugin build
+    /// plugins/ema-crossover/python`): measured against the Rust
+    /// component in the same run.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The same EMA crossover built from JavaScript.
+    #[arg(long)]
+    js: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -90,6 +98,13 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let bytes = std::fs::read(plugin)
         .with_context(|| format!("cannot read {}", plugin.display()))
         .map_err(CliError::input)?;
+    let guests: Vec<(&str, &PathBuf)> = [("python", &args.python), ("javascript", &args.js)]
+        .into_iter()
+        .filter_map(|(name, path)| path.as_ref().map(|p| (name, p)))
+        .collect();
+    if !guests.is_empty() {
+        return guest_figures(args, &bytes, &guests).map_err(CliError::run);
+    }
     let figures = measure(args, &bytes).map_err(CliError::run)?;
     if args.json {
         outln!(
@@ -473,4 +488,148 @@ fn measure(args: &BenchArgs, bytes: &[u8]) -> anyhow::Result<Figures> {
         nan_canonicalization: args.nan_canonicalization.name(),
         final_equity: wasm_equity,
     })
+}
+
+/// One guest language's figures against the Rust component.
+#[derive(Debug, serde::Serialize)]
+struct GuestFigures {
+    runtime: String,
+    size_bytes: usize,
+    bars_per_sec: f64,
+    run_ms: f64,
+    best_ms: f64,
+    fuel_used: u64,
+    /// Its bars/s over the Rust component's, in the same repetitions.
+    over_rust_pct: f64,
+    compile_ms: f64,
+    precompiled_load_ms: f64,
+    /// Instantiate plus `init` with the default params.
+    instantiate_median_us: f64,
+}
+
+/// `stratbox bench --python P --js J`: each guest's EMA crossover against
+/// the Rust one over the same bars, interleaved repetition by repetition
+/// so machine noise hits all alike, the final equity checked bit for bit;
+/// then compile, load from the precompiled cache, and instantiate.
+fn guest_figures(args: &BenchArgs, rust: &[u8], guests: &[(&str, &PathBuf)]) -> anyhow::Result<()> {
+    let candles = candles::synth(args.bars, 42, 60, 1_704_067_200, 42_000.0);
+    let config = BacktestConfig::default();
+    let scratch =
+        std::env::temp_dir().join(format!("stratbox-bench-guests-{}", std::process::id()));
+    let sandbox_at = |dir: &str| {
+        Sandbox::new(SandboxConfig {
+            cache_dir: Some(scratch.join(dir)),
+            nan_canonicalization: args.nan_canonicalization.sandbox(),
+            ..SandboxConfig::default()
+        })
+    };
+    let sandbox = sandbox_at("run")?;
+    let mut loaded = vec![("rust".to_string(), rust.to_vec(), sandbox.load(rust)?)];
+    for (name, path) in guests {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let plugin = sandbox.load(&bytes)?;
+        loaded.push((name.to_string(), bytes, plugin));
+    }
+    let mut timed: Vec<Timed> = loaded.iter().map(|_| Timed::new()).collect();
+    let mut fuel = vec![0; loaded.len()];
+    for _ in 0..args.reps {
+        let mut equity = None;
+        for (i, (name, _, plugin)) in loaded.iter().enumerate() {
+            let params = Params::validate(&plugin.description.params, &Default::default())?;
+            let report = timed[i].time(|| {
+                let mut strategy = sandbox.instantiate(
+                    plugin,
+                    &params,
+                    candles.len(),
+                    RunLimits::default(),
+                    CancelToken::default(),
+                )?;
+                Ok(engine::run_backtest(&candles, &mut strategy, &config)?)
+            })?;
+            fuel[i] = report.fuel_used;
+            match equity {
+                None => equity = Some(report.final_equity),
+                Some(rust) => anyhow::ensure!(
+                    rust.to_bits() == report.final_equity.to_bits(),
+                    "{name} and rust disagree: final equity {} vs {rust}",
+                    report.final_equity
+                ),
+            }
+        }
+    }
+    let per_sec = |d: Duration| args.bars as f64 / d.as_secs_f64();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let summaries: Vec<_> = timed.into_iter().map(Timed::summary).collect();
+    let rust_median = summaries[0].0;
+    let mut figures = Vec::new();
+    for (i, (name, bytes, plugin)) in loaded.iter().enumerate() {
+        let cold = sandbox_at(&format!("cold-{i}"))?;
+        let started = Instant::now();
+        anyhow::ensure!(cold.load(bytes)?.source == "compiled", "expected a compile");
+        let compile = started.elapsed();
+        let mut precompiled = Vec::new();
+        for _ in 0..args.reps {
+            cold.clear_memory_cache();
+            let started = Instant::now();
+            anyhow::ensure!(
+                cold.load(bytes)?.source == "disk-cache",
+                "expected the disk cache"
+            );
+            precompiled.push(started.elapsed());
+        }
+        let params = Params::validate(&plugin.description.params, &Default::default())?;
+        let mut instantiate = Vec::new();
+        for _ in 0..args.instantiations.min(200) {
+            let started = Instant::now();
+            let strategy = sandbox.instantiate(
+                plugin,
+                &params,
+                1_000,
+                RunLimits::default(),
+                CancelToken::default(),
+            )?;
+            instantiate.push(started.elapsed());
+            drop(strategy);
+        }
+        let (run, _, best) = summaries[i];
+        figures.push(GuestFigures {
+            runtime: name.clone(),
+            size_bytes: bytes.len(),
+            bars_per_sec: per_sec(run),
+            run_ms: ms(run),
+            best_ms: ms(best),
+            fuel_used: fuel[i],
+            over_rust_pct: per_sec(run) / per_sec(rust_median) * 100.0,
+            compile_ms: ms(compile),
+            precompiled_load_ms: ms(median(precompiled)),
+            instantiate_median_us: median(instantiate).as_secs_f64() * 1e6,
+        });
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&figures)?);
+        return Ok(());
+    }
+    outln!(
+        "stratbox bench: the EMA crossover in each language ({} one-minute bars, fuel on, median of {} interleaved runs; final equity identical to the bit)",
+        args.bars,
+        args.reps
+    );
+    for f in &figures {
+        outln!(
+            "  {:<10} {:>8.2} M bars/s ({:>6.1} % of rust; {:.1} ms, best {:.1} ms; {} fuel) | {:>5.1} MB | compile {:>8.1} ms | load precompiled {:>6.2} ms | instantiate+init {:>7.1} us",
+            f.runtime,
+            f.bars_per_sec / 1e6,
+            f.over_rust_pct,
+            f.run_ms,
+            f.best_ms,
+            f.fuel_used,
+            f.size_bytes as f64 / 1e6,
+            f.compile_ms,
+            f.precompiled_load_ms,
+            f.instantiate_median_us
+        );
+    }
+    Ok(())
 }

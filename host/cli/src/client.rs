@@ -28,6 +28,11 @@ pub struct Client {
     token: Option<String>,
 }
 
+/// A Python component compiles in 6-12 s on a 2-core machine; ten
+/// minutes covers a loaded server and then gives up waiting (the compile
+/// goes on).
+const UPLOAD_COMPILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 impl Client {
     pub fn new(api: &ApiArgs) -> Result<Client, CliError> {
         Client::with_base(&api.api_url, api.token.as_deref())
@@ -81,6 +86,37 @@ impl Client {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_string());
         self.send(request, path)
+    }
+
+    /// Uploads a strategy component and returns the stored strategy. A
+    /// large one (Python, JavaScript) is answered 202 and compiled in the
+    /// background: this polls until it is stored (`waiting` is told once),
+    /// and a refusal after the compile is an input error like one before.
+    pub fn upload_strategy(&self, bytes: Vec<u8>, waiting: &dyn Fn()) -> Result<Value, CliError> {
+        let reply = self.post("/api/v1/strategies", "application/wasm", bytes)?;
+        let Some(poll) = reply["poll"].as_str().map(str::to_string) else {
+            return Ok(reply);
+        };
+        waiting();
+        let started = std::time::Instant::now();
+        loop {
+            let state = self.get(&poll)?;
+            match state["status"].as_str().unwrap_or_default() {
+                "ready" => return Ok(state["strategy"].clone()),
+                "failed" => {
+                    return Err(CliError::input(anyhow::anyhow!(
+                        "the server refused the strategy after compiling it: {}",
+                        state["error"].as_str().unwrap_or("no reason given")
+                    )))
+                }
+                _ if started.elapsed() > UPLOAD_COMPILE_TIMEOUT => {
+                    return Err(CliError::run(anyhow::anyhow!(
+                        "the server was still compiling the strategy after {UPLOAD_COMPILE_TIMEOUT:?}; poll {poll}"
+                    )))
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(250)),
+            }
+        }
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> Result<Value, CliError> {

@@ -36,6 +36,11 @@ pub struct DemoArgs {
     /// The strategy component to upload (`scripts/demo.sh` builds it).
     #[arg(long)]
     plugin: PathBuf,
+    /// The same strategy written in Python (`scripts/demo.sh` builds
+    /// plugins/ema-crossover/python): uploaded and run too, and its report
+    /// compared with the Rust one's.
+    #[arg(long)]
+    python: Option<PathBuf>,
     /// Redis to use; a private one is started when unset.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     redis_url: Option<String>,
@@ -233,7 +238,7 @@ fn demo(
     );
 
     signals.check()?;
-    let strategy = client.post("/api/v1/strategies", "application/wasm", plugin.to_vec())?;
+    let strategy = client.upload_strategy(plugin.to_vec(), &|| {})?;
     outln!(
         "uploaded {} {} as strategy {} (sha256 {})",
         strategy["name"].as_str().unwrap_or("?"),
@@ -269,6 +274,9 @@ fn demo(
     );
     let backtest = wait_backtest(&client, backtest_id, signals)?;
     print_summary(&backtest);
+    if let Some(python) = &args.python {
+        python_twin(&client, python, &request, &backtest, signals)?;
+    }
     let optimization_id =
         super::optimize::demo(&client, &strategy["strategy_id"], &|| signals.requested())?;
 
@@ -354,6 +362,59 @@ fn wait_backtest(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Uploads the Python build of the same strategy, runs the same request
+/// with it, and says whether its report matches the Rust one's.
+fn python_twin(
+    client: &Client,
+    path: &std::path::Path,
+    request: &Value,
+    rust: &Value,
+    signals: &StopSignals,
+) -> Result<(), CliError> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("--python: cannot read {}", path.display()))
+        .map_err(CliError::input)?;
+    signals.check()?;
+    let started = Instant::now();
+    let strategy = client.upload_strategy(bytes, &|| {
+        outln!("uploaded the Python twin; the server compiles it in the background...")
+    })?;
+    outln!(
+        "stored the Python {} as strategy {} ({:.1} s)",
+        strategy["name"].as_str().unwrap_or("?"),
+        strategy["strategy_id"],
+        started.elapsed().as_secs_f64()
+    );
+    let mut request = request.clone();
+    request["strategy_id"] = strategy["strategy_id"].clone();
+    let submitted = client.post_json("/api/v1/queue/backtest/create-and-run", &request)?;
+    let backtest_id = submitted["backtest_id"]
+        .as_u64()
+        .ok_or_else(|| CliError::run(anyhow!("no backtest_id in {submitted}")))?;
+    let backtest = wait_backtest(client, backtest_id, signals)?;
+    outln!("backtest {backtest_id}, the same request in Python:");
+    print_summary(&backtest);
+    let trading = |b: &Value| {
+        let mut report = b["report"].clone();
+        if let Some(r) = report.as_object_mut() {
+            r.remove("fuel_used");
+            if let Some(s) = r.get_mut("strategy").and_then(Value::as_object_mut) {
+                s.remove("sha256");
+            }
+        }
+        report
+    };
+    outln!(
+        "  same trades and figures as Rust: {}",
+        if trading(&backtest) == trading(rust) {
+            "yes, bit for bit"
+        } else {
+            "NO (a bug: please report it)"
+        }
+    );
+    Ok(())
 }
 
 fn print_summary(backtest: &Value) {

@@ -37,14 +37,17 @@ impl Lang {
             Ok(Lang::Rust)
         } else if dir.join("app.py").is_file() {
             Ok(Lang::Python)
-        } else if dir.join("strategy.js").is_file() {
+        } else if ["strategy.js", "strategy.mjs", "strategy.ts", "strategy.mts"]
+            .iter()
+            .any(|name| dir.join(name).is_file())
+        {
             Ok(Lang::Js)
         } else if !dir.is_dir() {
             bail!("{} is not a directory", dir.display())
         } else {
             bail!(
                 "{}: no strategy found; a Rust strategy has Cargo.toml, a Python one app.py, \
-                 a JavaScript one strategy.js (`stratbox plugin new --lang rust|python|js DIR` \
+                 a JavaScript one strategy.js or strategy.ts (`stratbox plugin new --lang rust|python|js DIR` \
                  makes one)",
                 dir.display()
             )
@@ -290,7 +293,7 @@ pub fn build(
             let prefix = componentize_js(&toolchains)?;
             let key = inputs_key(
                 &[("app", dir), ("sdk", &sdk), ("wit", &wit)],
-                &[".js", ".mjs", ".wit"],
+                &[".js", ".mjs", ".ts", ".mts", ".wit"],
                 &format!("componentize-js {COMPONENTIZE_JS}"),
             )?;
             let dir = dir.to_path_buf();
@@ -359,23 +362,27 @@ const PYTHON_SCAFFOLD: &[(&str, &str)] = &[
     ),
 ];
 
-const JS_SCAFFOLD: &[(&str, &str)] = &[(
-    "strategy.js",
-    include_str!("../../../plugins/ema-crossover/js/strategy.js"),
-)];
+const JS_SCAFFOLD: &[(&str, &str)] = &[
+    (
+        "strategy.js",
+        include_str!("../../../plugins/ema-crossover/js/strategy.js"),
+    ),
+    (
+        "strategy.test.mjs",
+        include_str!("../../../plugins/ema-crossover/js/strategy.test.mjs"),
+    ),
+];
 
-/// JavaScript: a package.json naming the SDK, so `node --test` and the
-/// build resolve `@stratbox/sdk` to it.
-fn js_glue(sdk: &Path) -> (&'static str, String) {
+/// Where the example's test finds the SDK's resolver hook, in the
+/// repository; a scaffold points it at the SDK it was made with.
+const JS_REGISTER_IN_REPO: &str = "'../../../sdk/js/register.mjs'";
+
+/// JavaScript: a package.json marking the directory's `.js` files as ES
+/// modules (the test imports `@stratbox/sdk` through the SDK's hook).
+fn js_glue() -> (&'static str, String) {
     (
         "package.json",
-        serde_json::to_string_pretty(&serde_json::json!({
-            "name": "strategy",
-            "private": true,
-            "type": "module",
-            "dependencies": { "@stratbox/sdk": format!("file:{}", sdk.display()) },
-        }))
-        .unwrap_or_default(),
+        "{\n  \"name\": \"strategy\",\n  \"private\": true,\n  \"type\": \"module\"\n}\n".into(),
     )
 }
 
@@ -403,7 +410,9 @@ pub fn scaffold(dir: &Path, lang: Lang, sdk_flag: Option<&Path>) -> super::CliRe
     let sdk = std::fs::canonicalize(&sdk)
         .with_context(|| format!("--sdk: no SDK at {}", sdk.display()))
         .map_err(CliError::input)?;
+    let register = format!("'file://{}/register.mjs'", sdk.display());
     for (name, contents) in files {
+        let contents = contents.replace(JS_REGISTER_IN_REPO, &register);
         write_atomically(&dir.join(name), contents.as_bytes()).map_err(CliError::run)?;
     }
     let glue = match lang {
@@ -414,7 +423,7 @@ pub fn scaffold(dir: &Path, lang: Lang, sdk_flag: Option<&Path>) -> super::CliRe
                 sdk.display().to_string()
             ),
         ),
-        _ => js_glue(&sdk),
+        _ => js_glue(),
     };
     write_atomically(&dir.join(glue.0), glue.1.as_bytes()).map_err(CliError::run)?;
     outln!("created {} ({})", dir.display(), lang.label());

@@ -23,7 +23,9 @@ pub fn run(args: &UploadArgs) -> CliResult {
         .with_context(|| format!("cannot read {}", args.path.display()))
         .map_err(CliError::input)?;
     let client = Client::new(&args.api)?;
-    let reply = client.post("/api/v1/strategies", "application/wasm", bytes)?;
+    let reply = client.upload_strategy(bytes, &|| {
+        eprintln!("checked; the server is compiling it (Python and JavaScript take seconds)...")
+    })?;
     if args.json {
         outln!("{reply}");
         return Ok(());

@@ -23,15 +23,19 @@ pub enum GuestRuntime {
 
 /// componentize-py links its runtime as this shared library.
 const PYTHON_MARKER: &[u8] = b"libcomponentize_py_runtime.so";
-/// componentize-js embeds the StarlingMonkey engine, which names itself.
-const JAVASCRIPT_MARKER: &[u8] = b"StarlingMonkey";
+/// componentize-js embeds the StarlingMonkey engine, which names itself;
+/// componentize-qjs (QuickJS, experimental in the JS SDK) names itself.
+const JAVASCRIPT_MARKERS: [&[u8]; 2] = [b"StarlingMonkey", b"componentize-qjs"];
 
 impl GuestRuntime {
     /// Reads the runtime from a component's bytes (a few ms for 18 MB).
     pub fn detect(bytes: &[u8]) -> Self {
         if memchr::memmem::find(bytes, PYTHON_MARKER).is_some() {
             GuestRuntime::Python
-        } else if memchr::memmem::find(bytes, JAVASCRIPT_MARKER).is_some() {
+        } else if JAVASCRIPT_MARKERS
+            .iter()
+            .any(|marker| memchr::memmem::find(bytes, marker).is_some())
+        {
             GuestRuntime::Javascript
         } else {
             GuestRuntime::Compiled

@@ -17,16 +17,18 @@ mod field {
     pub const SIZE: &str = "size";
     pub const CREATED_AT_MS: &str = "created_at_ms";
     pub const STRATEGY_ID: &str = "strategy_id";
+    pub const RUNTIME: &str = "runtime";
 }
 
 /// Everything but the bytes, in `parse_record` order.
-const RECORD_FIELDS: [&str; 6] = [
+const RECORD_FIELDS: [&str; 7] = [
     field::STRATEGY_ID,
     field::NAME,
     field::VERSION,
     field::SIZE,
     field::CREATED_AT_MS,
     field::DESCRIPTION,
+    field::RUNTIME,
 ];
 
 /// Put attempts: a put only repeats when a concurrent delete removed the
@@ -42,6 +44,9 @@ pub struct PluginRecord {
     pub size: u64,
     pub created_at_ms: i64,
     pub description: Description,
+    /// What runs it: `compiled`, `python` or `javascript` (records put
+    /// before guest languages existed read as `compiled`).
+    pub runtime: String,
 }
 
 /// Plugin records by (strategy id, sha256), parsed once per process.
@@ -80,7 +85,8 @@ local id = redis.call('HGET', KEYS[1], 'strategy_id')
 if id then return {0, id} end
 id = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'wasm', ARGV[1], 'name', ARGV[2], 'version', ARGV[3],
-  'description', ARGV[4], 'size', ARGV[5], 'created_at_ms', ARGV[6], 'strategy_id', id)
+  'description', ARGV[4], 'size', ARGV[5], 'created_at_ms', ARGV[6], 'strategy_id', id,
+  'runtime', ARGV[8])
 redis.call('HSET', KEYS[3], id, ARGV[7])
 return {1, id}
 ",
@@ -117,8 +123,7 @@ pub fn check_sha256(sha256: &str) -> Result<()> {
 }
 
 impl Store {
-    /// Stores a plugin under its sha256. Putting the same bytes again (even
-    /// concurrently) returns the existing record and `created == false`.
+    /// Stores a compiled (Rust) plugin: [`Store::put_plugin_of`].
     pub async fn put_plugin(
         &self,
         sha256: &str,
@@ -126,6 +131,22 @@ impl Store {
         name: &str,
         version: &str,
         description: &Description,
+    ) -> Result<(PluginRecord, bool)> {
+        self.put_plugin_of(sha256, bytes, name, version, description, "compiled")
+            .await
+    }
+
+    /// Stores a plugin under its sha256, with the runtime the sandbox
+    /// found in it. Putting the same bytes again (even concurrently)
+    /// returns the existing record and `created == false`.
+    pub async fn put_plugin_of(
+        &self,
+        sha256: &str,
+        bytes: &[u8],
+        name: &str,
+        version: &str,
+        description: &Description,
+        runtime: &str,
     ) -> Result<(PluginRecord, bool)> {
         check_sha256(sha256)?;
         let actual = hex::encode(Sha256::digest(bytes));
@@ -155,6 +176,7 @@ impl Store {
                 .arg(bytes.len())
                 .arg(created_at_ms)
                 .arg(sha256)
+                .arg(runtime)
                 .invoke_async(&mut conn)
                 .await?;
             if created == 1 {
@@ -166,6 +188,7 @@ impl Store {
                     size: bytes.len() as u64,
                     created_at_ms,
                     description: description.clone(),
+                    runtime: runtime.to_string(),
                 };
                 return Ok((record, true));
             }
@@ -277,13 +300,13 @@ impl Store {
         values: Vec<Option<String>>,
     ) -> Result<Option<PluginRecord>> {
         let key = self.keys.plugin(sha256);
-        let values: [Option<String>; 6] = values
+        let values: [Option<String>; 7] = values
             .try_into()
             .map_err(|_| StoreError::corrupt(&key, "unexpected reply length"))?;
         if values.iter().all(Option::is_none) {
             return Ok(None);
         }
-        let [Some(id), Some(name), Some(version), Some(size), Some(created), Some(description)] =
+        let [Some(id), Some(name), Some(version), Some(size), Some(created), Some(description), runtime] =
             values
         else {
             return Err(StoreError::corrupt(&key, "plugin fields are missing"));
@@ -298,6 +321,7 @@ impl Store {
             size: parse_field(&key, field::SIZE, &size)?,
             created_at_ms: parse_field(&key, field::CREATED_AT_MS, &created)?,
             description,
+            runtime: runtime.unwrap_or_else(|| "compiled".into()),
         }))
     }
 }

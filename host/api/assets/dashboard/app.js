@@ -638,6 +638,9 @@
       get("backtests/" + encodeURIComponent(id)),
       get("backtests/" + encodeURIComponent(id) + "/log"),
     ]);
+    // The language it was written in: the same strategy in Rust, Python
+    // and JavaScript gives the same report, so only the record tells.
+    const runtime = b.strategy_id == null ? null : await get("strategies/" + b.strategy_id).then((s) => s.runtime, () => null);
     if (!current.alive) return false;
     const head = h("h1", {}, `Backtest #${b.backtest_id} `, pill(b.status));
     if (!b.report) {
@@ -654,7 +657,8 @@
     const liquidationSpots = [];
     const equityBox = h("div", { class: "chart", id: "equity-chart" }, h("div", { class: "title" }, "Equity (marked to close)"));
     const ddBox = h("div", { class: "chart", id: "drawdown-chart" }, h("div", { class: "title" }, "Drawdown"));
-    const strategy = r.strategy ? `${r.strategy.name} ${r.strategy.version}` : "strategy";
+    const language = { compiled: "compiled", python: "Python", javascript: "JavaScript" }[runtime];
+    const strategy = (r.strategy ? `${r.strategy.name} ${r.strategy.version}` : "strategy") + (language ? ` [${language}]` : "");
     const params = r.strategy ? Object.entries(r.strategy.params).map(([k, v]) => `${k}=${v}`).join(", ") : "";
     main.replaceChildren(
       head,
