@@ -486,3 +486,34 @@ fn python_and_javascript_scaffolds_pass_their_own_tests_and_build() {
         assert_eq!(inspected["imports"], json!(["stratbox:strategy/log@0.2.0"]));
     }
 }
+
+#[test]
+fn the_demo_runs_the_python_twin_and_finds_the_same_report() {
+    let dir = support::scratch("languages_demo");
+    let python = guest("ema-crossover/python");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["demo", "--exit", "--plugin"])
+        .arg(support::plugin("ema-crossover"))
+        .arg("--python")
+        .arg(&python)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--addr", &format!("127.0.0.1:{}", support::free_port())])
+        .env_remove("REDIS_URL")
+        .env_remove("STRATBOX_API_TOKEN")
+        // A cache of its own: the API compiles the Python twin in the
+        // background, and the workers then load it from that cache.
+        .env("STRATBOX_CACHE_DIR", dir.join("cache"))
+        .output()
+        .unwrap();
+    let text = support::stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", support::stderr(&out));
+    for needle in [
+        "uploaded the Python twin; the server compiles it in the background...",
+        "stored the Python EMA Crossover as strategy 2",
+        "the same request in Python:",
+        "same trades and figures as Rust: yes, bit for bit",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
