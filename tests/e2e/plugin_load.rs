@@ -145,3 +145,42 @@ fn inspect_shows_schema_sha_and_imports() {
     // It reads only closes, so only closes cross into the sandbox.
     assert_eq!(info["columns"], serde_json::json!(["close"]));
 }
+
+/// The upload's quick check (no compile) and a full load agree: both
+/// accept, or both refuse with the same words, and name the same runtime.
+#[test]
+fn the_precheck_agrees_with_a_full_load() {
+    let dir = scratch("precheck");
+    let sandbox = sandbox_in(&dir);
+    let fixture = crate::support::workspace().join("tests/fixtures/ema-crossover-0.1.0.wasm");
+    let cases: Vec<(String, Vec<u8>)> = vec![
+        ("ema-crossover".into(), plugin_bytes("ema-crossover")),
+        ("0.1.0 fixture".into(), std::fs::read(fixture).unwrap()),
+        (
+            "wrong-version".into(),
+            plugin_bytes("hostile/wrong-version"),
+        ),
+        ("fs-import".into(), plugin_bytes("hostile/fs-import")),
+        ("not wasm".into(), b"hello".to_vec()),
+        ("core module".into(), b"\0asm\x01\0\0\0".to_vec()),
+    ];
+    let mut accepted = 0;
+    for (name, bytes) in cases {
+        let quick = stratbox_sandbox::precheck(&bytes);
+        let full = sandbox.load(&bytes);
+        match (quick, full) {
+            (Ok(quick), Ok(full)) => {
+                assert_eq!(quick.sha256, full.sha256, "{name}");
+                assert_eq!(quick.runtime, full.runtime, "{name}");
+                assert_eq!(quick.contract_version, full.contract_version, "{name}");
+                accepted += 1;
+            }
+            (Err(quick), Err(full)) => assert_eq!(quick.to_string(), full.to_string(), "{name}"),
+            (quick, full) => panic!(
+                "{name}: precheck {quick:?}, load {:?}",
+                full.map(|p| p.sha256.clone())
+            ),
+        }
+    }
+    assert_eq!(accepted, 2);
+}

@@ -211,6 +211,12 @@ pub async fn upload(
     Ok((status, Json(Strategy::from(record))).into_response())
 }
 
+/// Background compiles at a time, per API process: compiling a 12-18 MB
+/// interpreter component takes a core and up to about 540 MB for up to
+/// tens of seconds, so a burst of uploads queues instead of piling up.
+static BACKGROUND_COMPILES: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(1));
+
 /// Compiles a staged upload off the request path and records the outcome.
 fn compile_in_background(
     state: &AppState,
@@ -220,6 +226,7 @@ fn compile_in_background(
 ) {
     let sandbox = state.sandbox.clone();
     tokio::spawn(async move {
+        let _turn = BACKGROUND_COMPILES.acquire().await;
         let started = std::time::Instant::now();
         let loaded =
             tokio::task::spawn_blocking(move || sandbox.load(&bytes).map(|p| (p, bytes))).await;

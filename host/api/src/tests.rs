@@ -597,6 +597,22 @@ async fn uploads_are_checked_by_the_sandbox_and_limited() {
 
     assert_eq!(send(&app, delete(id)).await.0, StatusCode::NO_CONTENT);
     assert_eq!(send(&app, delete(id)).await.0, StatusCode::NOT_FOUND);
+
+    // The state of a background compile: a bad sha256 names the field, an
+    // unknown one is 404 (the 202 path itself is in the e2e `languages`).
+    let (status, reply) = send(&app, get("/api/v1/strategies/uploads/xyz")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    assert_eq!(reply["error"]["field"], "sha256", "{reply}");
+    let unknown = "ab".repeat(32);
+    let (status, reply) = send(&app, get(&format!("/api/v1/strategies/uploads/{unknown}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no upload"),
+        "{reply}"
+    );
 }
 
 #[tokio::test]

@@ -199,7 +199,7 @@ fn sources(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) -> anyhow::R
         let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_dir() {
             if !name.starts_with('.')
-                && !["__pycache__", "node_modules", "dist"].contains(&name.as_str())
+                && !["__pycache__", "node_modules", "dist", "out"].contains(&name.as_str())
             {
                 sources(&path, extensions, out)?;
             }

@@ -625,4 +625,75 @@ mod tests {
         assert_eq!(created, 1);
         assert_eq!(t.store.list_plugins().await.unwrap().len(), 1);
     }
+
+    #[tokio::test]
+    async fn a_staged_upload_is_compiled_once_and_keeps_its_outcome() {
+        let t = TestRedis::start("plugin-upload").await;
+        let bytes = b"\0asm staged".to_vec();
+        let sha256 = sha(&bytes);
+        assert_eq!(t.store.upload_state(&sha256).await.unwrap(), None);
+        assert!(t.store.stage_upload(&sha256, &bytes, false).await.unwrap());
+        // A second upload of the same bytes joins the first compile.
+        assert!(!t.store.stage_upload(&sha256, &bytes, false).await.unwrap());
+        let state = t.store.upload_state(&sha256).await.unwrap().unwrap();
+        assert_eq!(state.status, "compiling");
+        assert!(state.started_at_ms > 0);
+        assert_eq!(
+            t.store.upload_bytes(&sha256).await.unwrap(),
+            Some(bytes.clone())
+        );
+
+        t.store
+            .finish_upload(&sha256, Err("refused: no".into()))
+            .await
+            .unwrap();
+        let state = t.store.upload_state(&sha256).await.unwrap().unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.error.as_deref()),
+            ("failed", Some("refused: no"))
+        );
+        assert_eq!(
+            t.store.upload_bytes(&sha256).await.unwrap(),
+            None,
+            "bytes dropped"
+        );
+
+        // A failed upload sent again starts over, then ends ready.
+        assert!(t.store.stage_upload(&sha256, &bytes, true).await.unwrap());
+        let state = t.store.upload_state(&sha256).await.unwrap().unwrap();
+        assert_eq!((state.status.as_str(), state.error), ("compiling", None));
+        t.store.finish_upload(&sha256, Ok(7)).await.unwrap();
+        let state = t.store.upload_state(&sha256).await.unwrap().unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.strategy_id),
+            ("ready", Some(7))
+        );
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(t.store.keys.upload(&sha256))
+            .query_async(&mut t.store.connection())
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 24 * 3600, "ttl {ttl}");
+    }
+
+    #[tokio::test]
+    async fn a_plugin_keeps_the_runtime_it_was_put_with() {
+        let t = TestRedis::start("plugin-runtime").await;
+        let bytes = b"\0asm python".to_vec();
+        let sha256 = sha(&bytes);
+        let (record, created) = t
+            .store
+            .put_plugin_of(&sha256, &bytes, "n", "v", &description("n"), "python")
+            .await
+            .unwrap();
+        assert!(created);
+        assert_eq!(record.runtime, "python");
+        let read = t
+            .store
+            .plugin_record_by_sha(&sha256)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(read, record);
+    }
 }
