@@ -4,7 +4,7 @@
 //
 //   node sdk/js/build.mjs --wit <wit dir> --src <strategy dir or file> --out <out.wasm>
 //                         [--toolchain <dir containing node_modules>] [--keep-bundle <path>]
-//                         [--no-pbl] [--engine spidermonkey|qjs]
+//                         [--no-pbl] [--engine spidermonkey|qjs] [--weval <weval binary>]
 //
 // componentize-js takes one source module, so the SDK (src/index.js, a
 // single self-contained module) is inlined into the strategy's: every
@@ -14,6 +14,9 @@
 // `stratbox:strategy/log@0.2.0`: every WASI feature of the engine is off.
 // `--engine qjs` (experimental) builds with componentize-qjs (QuickJS)
 // from the same toolchain instead: smaller, faster, same results.
+// `--weval <path>` (or env STRATBOX_WEVAL) builds ahead of time with weval
+// (componentize-js's `enableAot`): the interpreter partially evaluated
+// against the strategy's bytecode.
 //
 // Exit status: 0 built, 1 the build failed, 2 bad usage.
 
@@ -47,7 +50,8 @@ function usage(message) {
   if (message) process.stderr.write(`build.mjs: ${message}\n`);
   process.stderr.write(
     'usage: node build.mjs --wit <wit dir> --src <strategy dir or file> --out <out.wasm> ' +
-      '[--toolchain <dir containing node_modules>] [--keep-bundle <path>] [--no-pbl]\n',
+      '[--toolchain <dir containing node_modules>] [--keep-bundle <path>] [--no-pbl] ' +
+      '[--engine spidermonkey|qjs] [--weval <weval binary>]\n',
   );
   process.exit(2);
 }
@@ -72,11 +76,13 @@ function parseArgs(argv) {
       case '--keep-bundle': opts.keepBundle = value(); break;
       case '--no-pbl': opts.noPbl = true; break;
       case '--engine': opts.engine = value(); break;
+      case '--weval': opts.weval = value(); break;
       case '-h': case '--help': usage(); break;
       default: usage(`unknown argument ${arg}`);
     }
   }
   for (const k of ['wit', 'src', 'out']) if (!opts[k]) usage(`--${k} is required`);
+  if (opts.weval === undefined && process.env.STRATBOX_WEVAL) opts.weval = process.env.STRATBOX_WEVAL;
   return opts;
 }
 
@@ -321,6 +327,12 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const engine = opts.engine || 'spidermonkey';
   if (engine !== 'spidermonkey' && engine !== 'qjs') usage(`--engine must be spidermonkey or qjs, got ${engine}`);
+  if (opts.weval !== undefined) {
+    if (engine !== 'spidermonkey') usage('--weval applies to --engine spidermonkey only');
+    // componentize-js downloads weval when `wevalBin` does not exist: never.
+    const st = await stat(opts.weval).catch(() => null);
+    if (!st || !st.isFile()) throw new BuildError(`--weval ${opts.weval}: no such file`);
+  }
   const started = Date.now();
   const file = await locateSource(opts.src);
   const wit = resolve(opts.wit);
@@ -356,6 +368,7 @@ async function main() {
           worldName: WORLD,
           disableFeatures: ALL_FEATURES,
           env: opts.noPbl ? {} : ENGINE_ENV,
+          ...(opts.weval ? { enableAot: true, wevalBin: resolve(opts.weval) } : {}),
         });
       } catch (e) {
         throw new BuildError(`componentize-js: ${e && e.message ? e.message : e}`);
@@ -374,7 +387,8 @@ async function main() {
   await writeFile(opts.out, component);
   const kib = (component.length / 1024).toFixed(0);
   process.stderr.write(
-    `built ${opts.out} (${kib} KiB, ${engine === 'qjs' ? 'componentize-qjs' : 'componentize-js ' + (cz.version || '?')}) ` +
+    `built ${opts.out} (${kib} KiB, ${engine === 'qjs' ? 'componentize-qjs' : 'componentize-js ' + (cz.version || '?')}` +
+      `${opts.weval ? ', weval AOT' : ''}) ` +
       `from ${file} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
   );
 }
