@@ -358,6 +358,12 @@ export declare class Harness<S extends Strategy = Strategy> {
   setMarket(market: Market): void;
   setLiquidationPrice(price: number | null): void;
   setFundingRate(rate: number | null): void;
+  /**
+   * Fills `actions` at `open` (the next bar's open) into `portfolio` with the
+   * engine's rules, as the runtime does itself in the sandbox for simple
+   * market orders; false (nothing changed) when the engine must fill them.
+   */
+  fillMarket(actions: readonly Action[], open: number, slippageBps?: number): boolean;
   /** One bar with OHLC all `close`, ts = index, volume 0. */
   feedClose(close: number): Action[];
   feed(bar: Partial<Bar> & { close: number }): Action[];

@@ -755,6 +755,20 @@ class Harness {
   setFundingRate(rate) {
     this.portfolio.fundingRate = rate;
   }
+  /**
+   * Fills `actions` at `open` (the next bar's open) into `this.portfolio`
+   * as the sandboxed runtime does itself for simple market orders, with the
+   * engine's rules (all-in sizing, commission, slippage, reversals): the
+   * next bar fed sees the fills. Returns false, and changes nothing, when
+   * the engine would have to fill them (resting orders, exits, limit or
+   * stop orders, a perpetual).
+   */
+  fillMarket(actions, open, slippageBps = 0.0) {
+    const p = this.portfolio;
+    if (p.market !== 'spot' || !predictable(p, actions, open)) return false;
+    fillMarket(p, actions, open, slippageBps);
+    return true;
+  }
   /** Feeds one bar (ts is the bar index, OHLC all equal to `close`, volume 0). */
   feedClose(close) {
     const i = this.nextIndex;
@@ -774,10 +788,152 @@ class Harness {
   }
 }
 
+// ---------------------------------------------------------------- fills
+// Market fills simulated in the guest, so the runtime can walk past a bar
+// where the strategy placed market orders without a round trip to the
+// host. Mirrors sdk/src/fills.rs, itself the host broker's expressions
+// (host/engine/src/broker.rs) one for one, so the results are bit
+// identical (JS numbers are IEEE-754 doubles, never fused); the host checks
+// the account reached after every such fill and fails the run on any
+// difference. Only the simple case: no resting order, no stop-loss or
+// take-profit, market orders without exits and close-position; spot only.
+//
+// Written for the interpreter that runs it (every call costs about four
+// arithmetic steps): few calls, `x < 0 ? -x : x` for abs and the min/max
+// written out, each with Rust's f64 semantics wherever a NaN or a signed
+// zero could change the outcome (see the comments).
+//
+// An account `p` is {cash, position, entryPrice, stopLoss, takeProfit,
+// openOrders, commission, leverage, fillCount, lastFill}.
+
+/** Whether one action can be filled in the guest: close-position, or a valid market order without exits. */
+function plannableAction(a) {
+  if (a === BUY_ALL || a === SELL_ALL || a === CLOSE_POSITION) return true;
+  if (a === null || typeof a !== 'object') return false;
+  if (a.tag === 'close-position') return true;
+  if (a.tag !== 'submit') return false;
+  const o = a.val;
+  if (o === null || typeof o !== 'object') return false;
+  if (o.side !== 'buy' && o.side !== 'sell') return false;
+  const q = o.quantity;
+  if (q === null || typeof q !== 'object' || (q.tag !== 'units' && q.tag !== 'equity')) return false;
+  const v = q.val;
+  // Finite and > 0 (NaN fails both).
+  if (typeof v !== 'number' || !(v > 0.0 && v < Infinity)) return false;
+  if (o.kind === null || typeof o.kind !== 'object' || o.kind.tag !== 'market') return false;
+  return o.stopLoss == null && o.takeProfit == null;
+}
+
+/** Whether `actions` taken with account `p` can be filled in the guest at `nextOpen`. */
+function predictable(p, actions, nextOpen) {
+  if (!(nextOpen > 0.0 && nextOpen < Infinity)) return false;
+  if (p.openOrders !== 0 || p.stopLoss != null || p.takeProfit != null) return false;
+  for (let k = 0; k < actions.length; k++) {
+    if (!plannableAction(actions[k])) return false;
+  }
+  return true;
+}
+
+/**
+ * Fills `actions` (checked by `predictable`) at `open`, the next bar's
+ * open, into account `p`, as the host's broker does at the start of that bar.
+ */
+function fillMarket(p, actions, open, slippageBps) {
+  p.fillCount = 0;
+  p.lastFill = null;
+  for (let k = 0; k < actions.length; k++) fillAction(p, actions[k], open, slippageBps);
+}
+
+/** One action of `fillMarket` (broker `execute`, or its close-position). */
+function fillAction(p, a, open, slippageBps) {
+  if (a.tag === 'close-position') {
+    const position = p.position;
+    if (position !== 0.0) {
+      // The closing side: sell a long (sign -1), buy a short (+1).
+      const price = slippageBps === 0.0 ? open : open * (1.0 + (position > 0.0 ? -1.0 : 1.0) * slippageBps / 10000.0);
+      closeAt(p, position > 0.0 ? position : -position, price, 'close-position');
+    }
+    return;
+  }
+  const o = a.val;
+  const side = o.side;
+  const sign = side === 'buy' ? 1.0 : -1.0;
+  const price = slippageBps === 0.0 ? open : open * (1.0 + sign * slippageBps / 10000.0);
+  const quantity = o.quantity;
+  let openQty;
+  if (quantity.tag === 'equity') {
+    if (p.position * sign < 0.0) {
+      const held = p.position;
+      closeAt(p, held > 0.0 ? held : -held, price, 'market');
+    }
+    const equity = p.cash + p.position * price;
+    openQty = equity * p.leverage * quantity.val / (price * (1.0 + p.commission));
+  } else {
+    openQty = quantity.val;
+    if (p.position * sign < 0.0) {
+      const held = p.position > 0.0 ? p.position : -p.position;
+      // units.min(held): both finite here.
+      const reduce = held < openQty ? held : openQty;
+      closeAt(p, reduce, price, 'market');
+      openQty -= reduce;
+    }
+  }
+  // headroom(price): ((equity * leverage - used) / (price * (1 + commission))).max(0.0).
+  // A room of zero (of either sign) or less opens nothing, like the broker's.
+  const position = p.position;
+  const used = (position < 0.0 ? -position : position) * price;
+  let room = ((p.cash + position * price) * p.leverage - used) / (price * (1.0 + p.commission));
+  if (!(room > 0.0)) room = 0.0;
+  // wanted.min(room), Rust's: a NaN `wanted` gives `room`.
+  if (openQty !== openQty || room < openQty) openQty = room;
+  if (openQty > 0.0) openAt(p, side, sign, openQty, price);
+}
+
+/** Broker `open`: adds `qty` on `side` at `price`. */
+function openAt(p, side, sign, qty, price) {
+  const notional = qty * price;
+  const fee = notional * p.commission;
+  p.cash -= sign * notional + fee;
+  const position = p.position;
+  if (position === 0.0) {
+    p.entryPrice = price;
+  } else {
+    const held = position < 0.0 ? -position : position;
+    p.entryPrice = (p.entryPrice * held + price * qty) / (held + qty);
+  }
+  p.position = position + sign * qty;
+  p.fillCount += 1;
+  p.lastFill = { side, qty, price, reason: 'market' };
+}
+
+/** Broker `close`: closes `qty` (at most the whole position) at `price`. */
+function closeAt(p, qty, price, reason) {
+  const position = p.position;
+  const held = position < 0.0 ? -position : position;
+  // qty.min(held), Rust's (a NaN qty gives held).
+  if (qty !== qty || held < qty) qty = held;
+  if (qty <= 0.0) return;
+  const long = position > 0.0;
+  const notional = qty * price;
+  const fee = notional * p.commission;
+  // -side.sign() * notional - fee, the closing side's sign being -1 for a long.
+  p.cash += (long ? 1.0 : -1.0) * notional - fee;
+  if (qty === held) {
+    p.position = 0.0;
+    p.entryPrice = 0.0;
+  } else {
+    p.position = position - (long ? 1.0 : -1.0) * qty;
+  }
+  p.fillCount += 1;
+  p.lastFill = { side: long ? 'sell' : 'buy', qty, price, reason };
+}
+
 // ---------------------------------------------------------------- runtime
 // The WIT `strategy` interface, as componentize-js expects it exported.
-// Mirrors sdk/src/runtime.rs without guest-side planning: every bar with
-// actions goes back to the host (`planned` is always 0).
+// Mirrors sdk/src/runtime.rs, guest-side planning included: on spot, a
+// bar whose actions `predictable` accepts is filled here (`fillMarket`) and
+// the walk goes on; `take-planned` hands the host those actions and the
+// account assumed after each, which it replays and checks bit for bit.
 
 const EMPTY_F64 = new Float64Array(0);
 
@@ -874,7 +1030,20 @@ class Runtime {
     this.hasHigh = false;
     this.hasLow = false;
     this.hasVolume = false;
+    this.slippageBps = 0.0;
     this.step = { consumed: 0, action: undefined, more: 0, planned: 0 };
+    // The fill mirror's account (not ctx, which the strategy could write
+    // to), and what it filled during the last `run` (see `fillMarket`).
+    this.selfFill = true;
+    this.account = {
+      cash: 0.0, position: 0.0, entryPrice: 0.0, stopLoss: null, takeProfit: null,
+      openOrders: 0, commission: 0.0, leverage: 1.0, fillCount: 0, lastFill: null,
+    };
+    this.planned = [];
+    this.assumed = [];
+    // After __setEngine (the bundle calls it before the strategy's module body).
+    this.buyAllWit = actionToWit(BUY_ALL);
+    this.sellAllWit = actionToWit(SELL_ALL);
   }
 
   describe() {
@@ -898,6 +1067,8 @@ class Runtime {
     this.firstIndex = Number(firstIndex);
     this.ctx.commission = commission;
     this.ctx.leverage = leverage;
+    this.account.commission = commission;
+    this.account.leverage = leverage;
     this.slippageBps = slippageBps;
     this.ts = ts;
     this.open = open;
@@ -929,6 +1100,9 @@ class Runtime {
   setMarketState(state) {
     const ctx = this.ctx;
     ctx.market = state.market;
+    // The fill mirror knows spot only: a perpetual's fills (fees, margin,
+    // liquidation) are the host's alone, and it refuses a plan there.
+    this.selfFill = state.market === 'spot';
     ctx.liquidationPrice = optNumber(state.liquidationPrice);
     ctx.fundingRate = optNumber(state.fundingRate);
   }
@@ -949,56 +1123,79 @@ class Runtime {
     ctx.lastFill = portfolio.lastFill == null ? null : portfolio.lastFill;
     actions.length = 0;
     this.nextAction = 0;
+    if (this.planned.length !== 0) this.planned = [];
+    if (this.assumed.length !== 0) this.assumed = [];
     const end = Math.min(to, this.len);
     const start = Math.min(from, end);
     step.action = witNone;
     step.more = 0;
+    step.planned = 0;
     if (start === end) {
       step.consumed = 0;
       return step;
+    }
+    const selfFill = this.selfFill;
+    if (selfFill) {
+      const acct = this.account;
+      acct.cash = ctx.cash;
+      acct.position = ctx.position;
+      acct.entryPrice = ctx.entryPrice;
+      acct.stopLoss = ctx.stopLoss;
+      acct.takeProfit = ctx.takeProfit;
+      acct.openOrders = ctx.openOrders;
     }
     const bar = this.bar;
     const base = this.firstIndex;
     const open = this.open;
     const close = this.close;
     let i = start;
+    // Segments: one ends at a bar with actions. When those are simple
+    // market orders (spot, no resting order or exit) they are filled here
+    // and the next segment starts at the next bar, which sees the fills;
+    // otherwise the call returns.
+    let segment = start;
     try {
-      if (this.onlyOpenClose) {
-        // Bar `start` sees the fills; the rest do not.
-        bar.index = base + i;
-        bar.open = open[i];
-        bar.close = close[i];
-        strategy.onBar(bar, ctx);
-        if (actions.length === 0) {
-          ctx.fillCount = 0;
-          ctx.lastFill = null;
-          for (i = start + 1; i < end; i++) {
+      for (;;) {
+        i = segment;
+        if (this.onlyOpenClose) {
+          // The segment's first bar sees the fills; the rest do not.
+          bar.index = base + i;
+          bar.open = open[i];
+          bar.close = close[i];
+          strategy.onBar(bar, ctx);
+          if (actions.length === 0) {
+            ctx.fillCount = 0;
+            ctx.lastFill = null;
+            for (i = segment + 1; i < end; i++) {
+              bar.index = base + i;
+              bar.open = open[i];
+              bar.close = close[i];
+              strategy.onBar(bar, ctx);
+              if (actions.length !== 0) break;
+            }
+          }
+        } else {
+          const hasTs = this.hasTs;
+          const ts = this.ts;
+          const high = this.hasHigh ? this.high : nanColumn(this, this.len);
+          const low = this.hasLow ? this.low : nanColumn(this, this.len);
+          const volume = this.hasVolume ? this.volume : nanColumn(this, this.len);
+          for (; i < end; i++) {
             bar.index = base + i;
+            if (hasTs) bar.ts = Number(ts[i]);
             bar.open = open[i];
+            bar.high = high[i];
+            bar.low = low[i];
             bar.close = close[i];
+            bar.volume = volume[i];
             strategy.onBar(bar, ctx);
             if (actions.length !== 0) break;
+            ctx.fillCount = 0;
+            ctx.lastFill = null;
           }
         }
-      } else {
-        const hasTs = this.hasTs;
-        const ts = this.ts;
-        const high = this.hasHigh ? this.high : nanColumn(this, this.len);
-        const low = this.hasLow ? this.low : nanColumn(this, this.len);
-        const volume = this.hasVolume ? this.volume : nanColumn(this, this.len);
-        for (; i < end; i++) {
-          bar.index = base + i;
-          if (hasTs) bar.ts = Number(ts[i]);
-          bar.open = open[i];
-          bar.high = high[i];
-          bar.low = low[i];
-          bar.close = close[i];
-          bar.volume = volume[i];
-          strategy.onBar(bar, ctx);
-          if (actions.length !== 0) break;
-          ctx.fillCount = 0;
-          ctx.lastFill = null;
-        }
+        if (i >= end || !selfFill || i + 1 >= end || !this.planFills(i, open[i + 1])) break;
+        segment = i + 1;
       }
     } catch (e) {
       // A trap ends the run; say why first (the Rust SDK's panic hook).
@@ -1015,7 +1212,45 @@ class Runtime {
     } else {
       step.consumed = end - start;
     }
+    step.planned = this.planned.length;
     return step;
+  }
+
+  /**
+   * Fills bar `bar`'s actions here when they are simple market orders,
+   * recording them and the account after for `take-planned`; the strategy
+   * sees that account (and the fills) from the next bar on. False, nothing
+   * changed, when the host must fill them.
+   */
+  planFills(bar, nextOpen) {
+    // `predictable` and `fillMarket`, unrolled: this runs once per trade.
+    if (!(nextOpen > 0.0 && nextOpen < Infinity)) return false;
+    const acct = this.account;
+    if (acct.openOrders !== 0 || acct.stopLoss !== null || acct.takeProfit !== null) return false;
+    const actions = this.actions;
+    const n = actions.length;
+    for (let k = 0; k < n; k++) {
+      if (!plannableAction(actions[k])) return false;
+    }
+    acct.fillCount = 0;
+    acct.lastFill = null;
+    const planned = this.planned;
+    for (let k = 0; k < n; k++) {
+      const a = actions[k];
+      fillAction(acct, a, nextOpen, this.slippageBps);
+      // The constant actions' WIT forms are made once.
+      const wit = a === BUY_ALL ? this.buyAllWit : a === SELL_ALL ? this.sellAllWit : a === CLOSE_POSITION ? CLOSE_POSITION : actionToWit(a);
+      planned.push({ bar, action: wit });
+    }
+    this.assumed.push({ bar: bar + 1, cash: acct.cash, position: acct.position, entryPrice: acct.entryPrice });
+    actions.length = 0;
+    const ctx = this.ctx;
+    ctx.cash = acct.cash;
+    ctx.position = acct.position;
+    ctx.entryPrice = acct.entryPrice;
+    ctx.fillCount = acct.fillCount;
+    ctx.lastFill = acct.lastFill;
+    return true;
   }
 
   nextActionWit() {
@@ -1024,7 +1259,10 @@ class Runtime {
   }
 
   takePlanned() {
-    return { actions: [], assumed: [] };
+    const plan = { actions: this.planned, assumed: this.assumed };
+    this.planned = [];
+    this.assumed = [];
+    return plan;
   }
 }
 

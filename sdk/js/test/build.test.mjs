@@ -73,9 +73,15 @@ test('the bundle runs: describe, init, a run that logs through the WIT import', 
     const e = new Float64Array(0);
     m.strategy.pushBars(7n, 0, 1, 0, new BigInt64Array(0), f, f, f, f, f);
     const step = m.strategy.run({ cash: 1, position: 0, entryPrice: 0, openOrders: 0, fillCount: 0 }, 0, 2);
-    assert.equal(step.consumed, 1);
+    // Bar 0's market buy is filled in the guest (at bar 1's open, 2); bar
+    // 1's, the window's last, goes to the host.
+    assert.equal(step.consumed, 2);
+    assert.equal(step.planned, 1);
     assert.equal(step.action.tag, 'submit');
-    assert.deepEqual(globalThis.__testLogs, [['info', 'bar 7']]);
+    const plan = m.strategy.takePlanned();
+    assert.deepEqual(plan.assumed, [{ bar: 1, cash: 0, position: 0.5, entryPrice: 2 }]);
+    assert.deepEqual(plan.actions.map((a) => [a.bar, a.action.tag]), [[0, 'submit']]);
+    assert.deepEqual(globalThis.__testLogs, [['info', 'bar 7'], ['info', 'bar 8']]);
     void e;
   });
 });
