@@ -286,6 +286,38 @@ async fn python_and_javascript_through_the_queue_match_the_local_cli() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsi_reversion_through_the_queue_is_the_same_in_three_languages() {
+    let svc = Service::start("languages_rsi").await;
+    let cache = shared_cache();
+    let server = Server::start_with(&svc, &[("STRATBOX_CACHE_DIR", p(&cache))]);
+    let _worker = svc.worker("w1", 1, &[("STRATBOX_CACHE_DIR", p(&cache))]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    let (csv, _) = support::candles_csv(&svc.dir, 3_000, 5, 3600);
+    server.import_candles(&http, "BTCUSDT", "1h", &csv).await;
+    let mut reports = Vec::new();
+    for bytes in [
+        support::plugin_bytes("rsi-reversion"),
+        std::fs::read(guest("rsi-reversion/python")).unwrap(),
+        std::fs::read(guest("rsi-reversion/js")).unwrap(),
+    ] {
+        let (status, reply) = upload_bytes(&http, &server, bytes).await;
+        assert!([200, 201, 202].contains(&status), "{reply}");
+        let id = wait_stored(&http, &server, &reply).await;
+        let record = queued(&http, &server, id, RSI, json!({})).await;
+        assert_eq!(record["status"], "completed", "{record}");
+        reports.push(trading(record["report"].clone()));
+    }
+    assert!(
+        reports[0]["num_trades"].as_u64().unwrap() > 10,
+        "{}",
+        reports[0]
+    );
+    assert_eq!(reports[1], reports[0], "python differs from rust");
+    assert_eq!(reports[2], reports[0], "javascript differs from rust");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_python_and_javascript_end_with_named_errors_and_the_worker_serves_on() {
     let svc = Service::start("languages_hostile").await;
     let cache = shared_cache();
