@@ -1035,6 +1035,9 @@ class Runtime {
     // The fill mirror's account (not ctx, which the strategy could write
     // to), and what it filled during the last `run` (see `fillMarket`).
     this.selfFill = true;
+    // This call's portfolio until its first fill in the guest, then null.
+    this.unplanned = null;
+    this.hasPlan = false;
     this.account = {
       cash: 0.0, position: 0.0, entryPrice: 0.0, stopLoss: null, takeProfit: null,
       openOrders: 0, commission: 0.0, leverage: 1.0, fillCount: 0, lastFill: null,
@@ -1123,8 +1126,12 @@ class Runtime {
     ctx.lastFill = portfolio.lastFill == null ? null : portfolio.lastFill;
     actions.length = 0;
     this.nextAction = 0;
-    if (this.planned.length !== 0) this.planned = [];
-    if (this.assumed.length !== 0) this.assumed = [];
+    if (this.hasPlan) {
+      // Not taken by the host: dropped (a plan is the last call's).
+      this.planned = [];
+      this.assumed = [];
+      this.hasPlan = false;
+    }
     const end = Math.min(to, this.len);
     const start = Math.min(from, end);
     step.action = witNone;
@@ -1134,16 +1141,8 @@ class Runtime {
       step.consumed = 0;
       return step;
     }
-    const selfFill = this.selfFill;
-    if (selfFill) {
-      const acct = this.account;
-      acct.cash = ctx.cash;
-      acct.position = ctx.position;
-      acct.entryPrice = ctx.entryPrice;
-      acct.stopLoss = ctx.stopLoss;
-      acct.takeProfit = ctx.takeProfit;
-      acct.openOrders = ctx.openOrders;
-    }
+    // The fill mirror starts from this call's account (see planFills).
+    this.unplanned = portfolio;
     const bar = this.bar;
     const base = this.firstIndex;
     const open = this.open;
@@ -1194,7 +1193,7 @@ class Runtime {
             ctx.lastFill = null;
           }
         }
-        if (i >= end || !selfFill || i + 1 >= end || !this.planFills(i, open[i + 1])) break;
+        if (i + 1 >= end || !this.selfFill || !this.planFills(i, open[i + 1])) break;
         segment = i + 1;
       }
     } catch (e) {
@@ -1212,7 +1211,6 @@ class Runtime {
     } else {
       step.consumed = end - start;
     }
-    step.planned = this.planned.length;
     return step;
   }
 
@@ -1225,12 +1223,23 @@ class Runtime {
   planFills(bar, nextOpen) {
     // `predictable` and `fillMarket`, unrolled: this runs once per trade.
     if (!(nextOpen > 0.0 && nextOpen < Infinity)) return false;
-    const acct = this.account;
-    if (acct.openOrders !== 0 || acct.stopLoss !== null || acct.takeProfit !== null) return false;
     const actions = this.actions;
     const n = actions.length;
     for (let k = 0; k < n; k++) {
-      if (!plannableAction(actions[k])) return false;
+      const a = actions[k];
+      if (a !== BUY_ALL && a !== SELL_ALL && a !== CLOSE_POSITION && !plannableAction(a)) return false;
+    }
+    const acct = this.account;
+    const p = this.unplanned;
+    if (p !== null) {
+      // The first fill of this call: the account is the call's portfolio
+      // (fills in the guest add no resting order nor exit: later ones need
+      // no check).
+      if (p.openOrders !== 0 || p.stopLoss != null || p.takeProfit != null) return false;
+      acct.cash = p.cash;
+      acct.position = p.position;
+      acct.entryPrice = p.entryPrice;
+      this.unplanned = null;
     }
     acct.fillCount = 0;
     acct.lastFill = null;
@@ -1243,6 +1252,8 @@ class Runtime {
       planned.push({ bar, action: wit });
     }
     this.assumed.push({ bar: bar + 1, cash: acct.cash, position: acct.position, entryPrice: acct.entryPrice });
+    this.hasPlan = true;
+    this.step.planned = planned.length;
     actions.length = 0;
     const ctx = this.ctx;
     ctx.cash = acct.cash;
@@ -1259,9 +1270,11 @@ class Runtime {
   }
 
   takePlanned() {
+    if (!this.hasPlan) return { actions: [], assumed: [] };
     const plan = { actions: this.planned, assumed: this.assumed };
     this.planned = [];
     this.assumed = [];
+    this.hasPlan = false;
     return plan;
   }
 }
