@@ -28,6 +28,12 @@
 //   6  Date.now() returns the build's time, frozen in the snapshot (the same
 //      on every run of one component); performance.now() traps
 //      (strategy_trap) [Date.now() traps]
+// Built ahead of time (build.mjs --weval), the same but for:
+//   2  memory_limit at 64 MiB within the default fuel (allocating costs less
+//      fuel there)
+//   3  strategy_trap "stack overflow (unbounded recursion?)", nothing logged:
+//      the compiled frames exhaust the wasm stack before the engine's own
+//      recursion check throws
 
 import { Strategy, ParamSpec, Level, log, exportStrategy } from '@stratbox/sdk';
 
