@@ -1131,12 +1131,12 @@ class Runtime {
       this.planned = [];
       this.assumed = [];
       this.hasPlan = false;
+      step.planned = 0;
     }
     const end = Math.min(to, this.len);
     const start = Math.min(from, end);
     step.action = witNone;
     step.more = 0;
-    step.planned = 0;
     if (start === end) {
       step.consumed = 0;
       return step;
@@ -1152,10 +1152,8 @@ class Runtime {
     // market orders (spot, no resting order or exit) they are filled here
     // and the next segment starts at the next bar, which sees the fills;
     // otherwise the call returns.
-    let segment = start;
     try {
       for (;;) {
-        i = segment;
         if (this.onlyOpenClose) {
           // The segment's first bar sees the fills; the rest do not.
           bar.index = base + i;
@@ -1165,7 +1163,7 @@ class Runtime {
           if (actions.length === 0) {
             ctx.fillCount = 0;
             ctx.lastFill = null;
-            for (i = segment + 1; i < end; i++) {
+            for (i++; i < end; i++) {
               bar.index = base + i;
               bar.open = open[i];
               bar.close = close[i];
@@ -1193,8 +1191,15 @@ class Runtime {
             ctx.lastFill = null;
           }
         }
-        if (i + 1 >= end || !this.selfFill || !this.planFills(i, open[i + 1])) break;
-        segment = i + 1;
+        // Inline, what refuses most often: the window's last bar (its
+        // next open is the next window's), a perpetual, and until the
+        // call's first fill here, a portfolio with resting orders or exits
+        // (fills here add none: later bars need no check).
+        if (i + 1 >= end || !this.selfFill) break;
+        const p = this.unplanned;
+        if (p !== null && (p.openOrders !== 0 || p.stopLoss != null || p.takeProfit != null)) break;
+        if (!this.planFills(i, open[i + 1])) break;
+        i++;
       }
     } catch (e) {
       // A trap ends the run; say why first (the Rust SDK's panic hook).
@@ -1218,7 +1223,8 @@ class Runtime {
    * Fills bar `bar`'s actions here when they are simple market orders,
    * recording them and the account after for `take-planned`; the strategy
    * sees that account (and the fills) from the next bar on. False, nothing
-   * changed, when the host must fill them.
+   * changed, when the host must fill them. `run` has checked the account
+   * (spot, no resting order nor exit).
    */
   planFills(bar, nextOpen) {
     // `predictable` and `fillMarket`, unrolled: this runs once per trade.
@@ -1230,12 +1236,10 @@ class Runtime {
       if (a !== BUY_ALL && a !== SELL_ALL && a !== CLOSE_POSITION && !plannableAction(a)) return false;
     }
     const acct = this.account;
+    // Until the call's first fill here, the account is the call's
+    // portfolio (which `run` checked has no resting order nor exit).
     const p = this.unplanned;
     if (p !== null) {
-      // The first fill of this call: the account is the call's portfolio
-      // (fills in the guest add no resting order nor exit: later ones need
-      // no check).
-      if (p.openOrders !== 0 || p.stopLoss != null || p.takeProfit != null) return false;
       acct.cash = p.cash;
       acct.position = p.position;
       acct.entryPrice = p.entryPrice;
@@ -1275,6 +1279,7 @@ class Runtime {
     this.planned = [];
     this.assumed = [];
     this.hasPlan = false;
+    this.step.planned = 0;
     return plan;
   }
 }
