@@ -109,3 +109,19 @@ test('a strategy may import only the SDK, and must export `strategy`', async () 
     await assert.rejects(bundle(c, NO_TOOLCHAIN), /has no export `Nope`/);
   });
 });
+
+test('--weval (or STRATBOX_WEVAL) must name an existing binary: never a download', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const build = fileURLToPath(new URL('../build.mjs', import.meta.url));
+  const args = [build, '--wit', join(ROOT, 'wit'), '--src', EMA, '--out', join(tmpdir(), 'stratbox-never.wasm')];
+  const missing = join(tmpdir(), 'stratbox-no-such-weval');
+  const viaFlag = spawnSync(process.execPath, [...args, '--weval', missing], { encoding: 'utf8' });
+  assert.equal(viaFlag.status, 1);
+  assert.match(viaFlag.stderr, /--weval .*stratbox-no-such-weval: no such file/);
+  const viaEnv = spawnSync(process.execPath, args, { encoding: 'utf8', env: { ...process.env, STRATBOX_WEVAL: missing } });
+  assert.equal(viaEnv.status, 1);
+  assert.match(viaEnv.stderr, /no such file/);
+  const qjs = spawnSync(process.execPath, [...args, '--engine', 'qjs', '--weval', missing], { encoding: 'utf8' });
+  assert.equal(qjs.status, 2);
+  assert.match(qjs.stderr, /--weval applies to --engine spidermonkey only/);
+});
