@@ -230,19 +230,44 @@ fn inputs_key(roots: &[(&str, &Path)], extensions: &[&str], tool: &str) -> anyho
 /// Writes a component to the path it is given.
 type Produce = dyn Fn(&Path) -> anyhow::Result<()>;
 
-/// Builds the Python or JavaScript strategy in `dir` to `out`; returns
-/// the component's path.
-pub fn build(
-    dir: &Path,
-    lang: Lang,
-    toolchain_flag: Option<&Path>,
-    out: Option<&Path>,
-    sdk_flag: Option<&Path>,
-) -> anyhow::Result<PathBuf> {
+/// The weval release componentize-js's ahead-of-time mode is tested with.
+pub const WEVAL: &str = "0.5.0";
+
+/// How `stratbox plugin build` builds a guest strategy.
+#[derive(Debug, Default)]
+pub struct BuildOptions<'a> {
+    pub toolchains: Option<&'a Path>,
+    pub out: Option<&'a Path>,
+    pub sdk: Option<&'a Path>,
+    /// JavaScript only: weval ahead-of-time compilation.
+    pub aot: bool,
+}
+
+/// weval in the toolchain directory, for `--aot`; it takes 10-20 minutes
+/// to build from crates.io, so it is never installed behind your back.
+fn weval(toolchains: &Path) -> anyhow::Result<PathBuf> {
+    let bin = toolchains.join("weval/bin/weval");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    bail!(
+        "--aot needs weval {WEVAL} at {}; install it once (10-20 minutes) with\n  cargo install weval --version {WEVAL} --locked --root {}",
+        bin.display(),
+        toolchains.join("weval").display()
+    )
+}
+
+/// Builds the Python or JavaScript strategy in `dir`; returns the
+/// component's path.
+pub fn build(dir: &Path, lang: Lang, options: &BuildOptions<'_>) -> anyhow::Result<PathBuf> {
+    let (toolchain_flag, out, sdk_flag) = (options.toolchains, options.out, options.sdk);
     let toolchains = toolchain_dir(toolchain_flag)?;
     let root = repo_root();
     let wit = root.join("wit");
-    let name = strategy_name(dir, lang);
+    let name = match (strategy_name(dir, lang), options.aot) {
+        (name, true) => format!("{name}-aot"),
+        (name, false) => name,
+    };
     let builds = toolchains.join("builds");
     let out = match out {
         Some(out) => out.to_path_buf(),
@@ -290,29 +315,42 @@ pub fn build(
             if !script.is_file() {
                 bail!("--sdk: no JavaScript SDK (build.mjs) in {}", sdk.display());
             }
+            let weval = options.aot.then(|| weval(&toolchains)).transpose()?;
             let prefix = componentize_js(&toolchains)?;
             let key = inputs_key(
                 &[("app", dir), ("sdk", &sdk), ("wit", &wit)],
                 &[".js", ".mjs", ".ts", ".mts", ".wit"],
-                &format!("componentize-js {COMPONENTIZE_JS}"),
+                &format!(
+                    "componentize-js {COMPONENTIZE_JS}{}",
+                    if weval.is_some() {
+                        format!(" aot weval {WEVAL}")
+                    } else {
+                        String::new()
+                    }
+                ),
             )?;
             let dir = dir.to_path_buf();
             (
                 key,
                 Box::new(move |target: &Path| {
-                    run(
-                        Command::new("node")
-                            .arg(&script)
-                            .arg("--wit")
-                            .arg(&wit)
-                            .arg("--src")
-                            .arg(&dir)
-                            .arg("--out")
-                            .arg(target)
-                            .arg("--toolchain")
-                            .arg(&prefix),
-                        "componentize-js",
-                    )
+                    let mut command = Command::new("node");
+                    command
+                        .arg(&script)
+                        .arg("--wit")
+                        .arg(&wit)
+                        .arg("--src")
+                        .arg(&dir)
+                        .arg("--out")
+                        .arg(target)
+                        .arg("--toolchain")
+                        .arg(&prefix);
+                    match &weval {
+                        Some(weval) => command.arg("--weval").arg(weval),
+                        // build.mjs honours it too: a plain build must stay
+                        // plain, or the cache would mix the two.
+                        None => command.env_remove("STRATBOX_WEVAL"),
+                    };
+                    run(&mut command, "componentize-js")
                 }),
             )
         }
