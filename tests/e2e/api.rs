@@ -155,11 +155,20 @@ impl Drop for Server {
 }
 
 pub(super) async fn upload(http: &reqwest::Client, server: &Server, plugin: &str) -> (u16, Value) {
+    upload_bytes(http, server, support::plugin_bytes(plugin)).await
+}
+
+/// Uploads a component's bytes: the status and the reply.
+pub(super) async fn upload_bytes(
+    http: &reqwest::Client,
+    server: &Server,
+    bytes: Vec<u8>,
+) -> (u16, Value) {
     let r = http
         .post(server.url("/api/v1/strategies"))
         .bearer_auth(TOKEN)
         .header("content-type", "application/wasm")
-        .body(support::plugin_bytes(plugin))
+        .body(bytes)
         .send()
         .await
         .unwrap();

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stratbox_engine::candles;
 
-use super::api::{Server, TOKEN};
+use super::api::{upload_bytes, Server, TOKEN};
+use super::service::WorkerProc;
 use super::service::{p, Service};
 use super::support;
 
@@ -126,19 +127,6 @@ fn rust_python_and_javascript_give_the_same_reports() {
             );
         }
     }
-}
-
-/// Uploads a component: the status and the reply.
-async fn upload_bytes(http: &reqwest::Client, server: &Server, bytes: Vec<u8>) -> (u16, Value) {
-    let r = http
-        .post(server.url("/api/v1/strategies"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/wasm")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 /// Uploads an interpreter component the server has not compiled: checked
@@ -285,16 +273,23 @@ async fn python_and_javascript_through_the_queue_match_the_local_cli() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rsi_reversion_through_the_queue_is_the_same_in_three_languages() {
-    let svc = Service::start("languages_rsi").await;
+/// A service whose API and worker share the tests' compiled-code cache,
+/// with 3,000 hourly BTCUSDT bars stored.
+async fn shared_service(test: &str) -> (Service, Server, WorkerProc, reqwest::Client) {
+    let svc = Service::start(test).await;
     let cache = shared_cache();
     let server = Server::start_with(&svc, &[("STRATBOX_CACHE_DIR", p(&cache))]);
-    let _worker = svc.worker("w1", 1, &[("STRATBOX_CACHE_DIR", p(&cache))]);
+    let worker = svc.worker("w1", 1, &[("STRATBOX_CACHE_DIR", p(&cache))]);
     let http = support::http_client();
     server.wait_healthy(&http).await;
     let (csv, _) = support::candles_csv(&svc.dir, 3_000, 5, 3600);
     server.import_candles(&http, "BTCUSDT", "1h", &csv).await;
+    (svc, server, worker, http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rsi_reversion_through_the_queue_is_the_same_in_three_languages() {
+    let (_svc, server, _worker, http) = shared_service("languages_rsi").await;
     let mut reports = Vec::new();
     for bytes in [
         support::plugin_bytes("rsi-reversion"),
@@ -319,14 +314,7 @@ async fn rsi_reversion_through_the_queue_is_the_same_in_three_languages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_python_and_javascript_end_with_named_errors_and_the_worker_serves_on() {
-    let svc = Service::start("languages_hostile").await;
-    let cache = shared_cache();
-    let server = Server::start_with(&svc, &[("STRATBOX_CACHE_DIR", p(&cache))]);
-    let _worker = svc.worker("w1", 1, &[("STRATBOX_CACHE_DIR", p(&cache))]);
-    let http = support::http_client();
-    server.wait_healthy(&http).await;
-    let (csv, _) = support::candles_csv(&svc.dir, 3_000, 5, 3600);
-    server.import_candles(&http, "BTCUSDT", "1h", &csv).await;
+    let (_svc, server, _worker, http) = shared_service("languages_hostile").await;
 
     let rust = upload_bytes(&http, &server, support::plugin_bytes("ema-crossover"))
         .await

@@ -191,24 +191,32 @@ pub async fn upload(
         .map_err(|e| AppError::Internal(anyhow::anyhow!("plugin check panicked: {e}")))?
         .map_err(refused)?;
     let (plugin, bytes) = plugin;
-    let d = &plugin.description;
-    let (record, created) = scope
-        .store
-        .put_plugin_of(
-            &plugin.sha256,
-            &bytes,
-            &d.name,
-            &d.version,
-            d,
-            plugin.runtime.as_str(),
-        )
-        .await?;
+    let (record, created) = store_plugin(&scope.store, &plugin, &bytes).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
     Ok((status, Json(Strategy::from(record))).into_response())
+}
+
+/// Stores a plugin the sandbox loaded, with what it found in it.
+async fn store_plugin(
+    store: &stratbox_store::Store,
+    plugin: &stratbox_sandbox::Plugin,
+    bytes: &[u8],
+) -> Result<(PluginRecord, bool), stratbox_store::StoreError> {
+    let d = &plugin.description;
+    store
+        .put_plugin_of(
+            &plugin.sha256,
+            bytes,
+            &d.name,
+            &d.version,
+            d,
+            plugin.runtime.as_str(),
+        )
+        .await
 }
 
 /// Background compiles at a time, per API process: compiling a 12-18 MB
@@ -231,26 +239,13 @@ fn compile_in_background(
         let loaded =
             tokio::task::spawn_blocking(move || sandbox.load(&bytes).map(|p| (p, bytes))).await;
         let outcome = match loaded {
-            Ok(Ok((plugin, bytes))) => {
-                let d = &plugin.description;
-                match store
-                    .put_plugin_of(
-                        &plugin.sha256,
-                        &bytes,
-                        &d.name,
-                        &d.version,
-                        d,
-                        plugin.runtime.as_str(),
-                    )
-                    .await
-                {
-                    Ok((record, _)) => Ok(record.strategy_id),
-                    Err(e) => {
-                        tracing::error!(sha256 = %sha256, error = %e, "cannot store a compiled upload");
-                        Err("the strategy compiled but could not be stored; upload it again".into())
-                    }
+            Ok(Ok((plugin, bytes))) => match store_plugin(&store, &plugin, &bytes).await {
+                Ok((record, _)) => Ok(record.strategy_id),
+                Err(e) => {
+                    tracing::error!(sha256 = %sha256, error = %e, "cannot store a compiled upload");
+                    Err("the strategy compiled but could not be stored; upload it again".into())
                 }
-            }
+            },
             Ok(Err(refused)) => Err(refused.to_string()),
             Err(panic) => {
                 tracing::error!(sha256 = %sha256, error = %panic, "the compile of an upload panicked");
