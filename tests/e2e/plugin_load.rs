@@ -184,3 +184,27 @@ fn the_precheck_agrees_with_a_full_load() {
     }
     assert_eq!(accepted, 2);
 }
+
+/// Slots of one worker that get the first tasks of a new strategy at once
+/// share one load: one compile, one plugin.
+#[test]
+fn concurrent_loads_of_new_bytes_compile_once() {
+    let dir = scratch("load-once");
+    let sandbox = std::sync::Arc::new(sandbox_in(&dir));
+    let bytes = std::sync::Arc::new(plugin_bytes("ema-crossover"));
+    let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (sandbox, bytes, start) = (sandbox.clone(), bytes.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                sandbox.load(&bytes).unwrap()
+            })
+        })
+        .collect();
+    let plugins: Vec<_> = loads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(plugins[0].source, "compiled");
+    for plugin in &plugins[1..] {
+        assert!(std::sync::Arc::ptr_eq(plugin, &plugins[0]), "loaded twice");
+    }
+}

@@ -62,6 +62,10 @@ pub struct Sandbox {
     pooling: bool,
     disk: Option<DiskCache>,
     memory: Mutex<HashMap<String, (Arc<Plugin>, u64)>>,
+    /// One gate per sha256 being loaded: a worker whose slots all get the
+    /// first tasks of a new strategy compiles it once, not once per slot
+    /// (a Python or JavaScript component costs seconds and hundreds of MB).
+    loading: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     uses: std::sync::atomic::AtomicU64,
 }
 
@@ -99,6 +103,7 @@ impl Sandbox {
             pooling,
             disk,
             memory: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
             uses: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -148,16 +153,42 @@ impl Sandbox {
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         check_header(bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(entry) = self
-            .memory
+        if let Some(plugin) = self.from_memory(&sha256) {
+            return Ok(plugin);
+        }
+        let gate = self
+            .loading
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get_mut(&sha256)
-        {
-            entry.1 = tick;
-            return Ok(entry.0.clone());
-        }
+            .entry(sha256.clone())
+            .or_default()
+            .clone();
+        let loaded = {
+            let _turn = gate.lock().unwrap_or_else(|e| e.into_inner());
+            // Whoever held the gate before may have loaded it meanwhile.
+            match self.from_memory(&sha256) {
+                Some(plugin) => Ok(plugin),
+                None => self.load_uncached(bytes, sha256.clone()),
+            }
+        };
+        self.loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&sha256);
+        loaded
+    }
+
+    fn from_memory(&self, sha256: &str) -> Option<Arc<Plugin>> {
+        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = memory.get_mut(sha256)?;
+        entry.1 = tick;
+        Some(entry.0.clone())
+    }
+
+    /// Loads a plugin held in no memory cache: from disk, or compiled.
+    fn load_uncached(&self, bytes: &[u8], sha256: String) -> Result<Arc<Plugin>, LoadError> {
+        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (component, source) = match self
             .disk
             .as_ref()
