@@ -153,7 +153,7 @@ impl Sandbox {
     pub fn load(&self, bytes: &[u8]) -> Result<Arc<Plugin>, LoadError> {
         check_header(bytes)?;
         let sha256 = hex::encode(Sha256::digest(bytes));
-        if let Some(plugin) = self.from_memory(&sha256) {
+        if let Some(plugin) = self.cached(&sha256) {
             return Ok(plugin);
         }
         let gate = self
@@ -166,7 +166,7 @@ impl Sandbox {
         let loaded = {
             let _turn = gate.lock().unwrap_or_else(|e| e.into_inner());
             // Whoever held the gate before may have loaded it meanwhile.
-            match self.from_memory(&sha256) {
+            match self.cached(&sha256) {
                 Some(plugin) => Ok(plugin),
                 None => self.load_uncached(bytes, sha256.clone()),
             }
@@ -176,14 +176,6 @@ impl Sandbox {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&sha256);
         loaded
-    }
-
-    fn from_memory(&self, sha256: &str) -> Option<Arc<Plugin>> {
-        let tick = self.uses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = memory.get_mut(sha256)?;
-        entry.1 = tick;
-        Some(entry.0.clone())
     }
 
     /// Loads a plugin held in no memory cache: from disk, or compiled.
