@@ -533,23 +533,7 @@ async fn the_dashboard_shows_a_perpetual_report_and_spot_reports_without_its_fie
     let shots = support::workspace().join("target/dashboard");
     let browser = Browser::start(&svc.dir.join("chromium")).await;
     let page = server.url("/dashboard/");
-    browser.goto(&page).await;
-    browser
-        .wait_for(
-            "the token form",
-            "return window.stratboxDashboard && window.stratboxDashboard.view === 'login'",
-            WAIT,
-        )
-        .await;
-    browser.type_into("#token-input", TOKEN).await;
-    browser.click("#token-save").await;
-    browser
-        .wait_for(
-            "the queue page",
-            "return document.querySelector('#queue-cards .card') !== null",
-            WAIT,
-        )
-        .await;
+    sign_in(&browser, &page).await;
 
     // Spot: the page as before, with none of the perpetual figures.
     browser

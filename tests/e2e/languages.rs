@@ -200,19 +200,7 @@ async fn queued(
         .await;
     assert_eq!(status, 200, "{created}");
     let path = format!("/api/v1/backtests/{}", created["backtest_id"]);
-    let started = Instant::now();
-    loop {
-        let (_, body) = server.get_json(http, &path).await;
-        match body["status"].as_str().unwrap_or_default() {
-            "queued" | "running" => {}
-            _ => return body,
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "not final: {body}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    server.wait_final(http, &path).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,17 +217,11 @@ async fn python_and_javascript_through_the_queue_match_the_local_cli() {
     let data = super::queue_backtest::hourly(3_000, 5);
     let mut csv = Vec::new();
     candles::write_csv(&data, &mut csv).unwrap();
-    let r = http
-        .post(server.url("/api/v1/candles/BTCUSDT/1h"))
-        .bearer_auth(TOKEN)
-        .header("content-type", "text/csv")
-        .body(csv.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
     let csv_path = svc.dir.join("btc.csv");
     std::fs::write(&csv_path, &csv).unwrap();
+    server
+        .import_candles(&http, "BTCUSDT", "1h", &csv_path)
+        .await;
 
     let (status, rust) = upload_bytes(&http, &server, support::plugin_bytes("ema-crossover")).await;
     assert_eq!(status, 201, "{rust}");

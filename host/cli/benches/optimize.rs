@@ -231,21 +231,9 @@ fn walk_forward(args: &OptimizeBenchArgs, bytes: &[u8]) -> anyhow::Result<()> {
     };
     let windows = spec.windows(candles.len(), 3_600)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let sandbox = Sandbox::new(SandboxConfig {
-        cache_dir: None,
-        ..SandboxConfig::default()
-    })
-    .context("cannot start the sandbox")?;
-    let plugin = sandbox.load(bytes).context("cannot load the plugin")?;
+    let (sandbox, plugin) = load_in_memory(bytes)?;
     let factory = PluginFactory::new(&sandbox, plugin.clone());
-    let combos = optimize::combinations(
-        &plugin.description.params,
-        &BTreeMap::new(),
-        &space(),
-        Method::Grid,
-        None,
-        optimize::DEFAULT_MAX_COMBINATIONS,
-    )?;
+    let combos = grid(&plugin)?;
     let objective = optimize::Objective::new("sharpe", Direction::Maximize, 0)?;
     let config = BacktestConfig::default();
     let evaluate = |train: &Candles| {
@@ -400,25 +388,38 @@ fn time_local(
     Ok((secs[secs.len() / 2], cpu_ms, rows))
 }
 
-fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow::Result<Figures> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // No shared compiled-code cache: the worker compiles the plugin
-    // itself, as a fresh worker does, so its peak RSS includes that.
+/// A sandbox with no disk cache, and the plugin loaded (compiled) in it.
+fn load_in_memory(
+    bytes: &[u8],
+) -> anyhow::Result<(Sandbox, std::sync::Arc<stratbox_sandbox::Plugin>)> {
     let sandbox = Sandbox::new(SandboxConfig {
         cache_dir: None,
         ..SandboxConfig::default()
     })
     .context("cannot start the sandbox")?;
     let plugin = sandbox.load(bytes).context("cannot load the plugin")?;
-    let wasm = PluginFactory::new(&sandbox, plugin.clone());
-    let combos = optimize::combinations(
+    Ok((sandbox, plugin))
+}
+
+/// The bench's 1,000 combinations of the plugin's params.
+fn grid(plugin: &stratbox_sandbox::Plugin) -> anyhow::Result<Vec<Combination>> {
+    Ok(optimize::combinations(
         &plugin.description.params,
         &BTreeMap::new(),
         &space(),
         Method::Grid,
         None,
         optimize::DEFAULT_MAX_COMBINATIONS,
-    )?;
+    )?)
+}
+
+fn measure(args: &OptimizeBenchArgs, bytes: &[u8], candles: &Candles) -> anyhow::Result<Figures> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // No shared compiled-code cache: the worker compiles the plugin
+    // itself, as a fresh worker does, so its peak RSS includes that.
+    let (sandbox, plugin) = load_in_memory(bytes)?;
+    let wasm = PluginFactory::new(&sandbox, plugin.clone());
+    let combos = grid(&plugin)?;
     let (wasm_secs, wasm_cpu_ms, rows) = time_local(&wasm, &combos, candles, threads, args.reps)?;
     let native = ReferenceFactory::new("ema-crossover").ok_or_else(|| anyhow!("no reference"))?;
     let (native_secs, native_cpu_ms, _) =

@@ -376,7 +376,7 @@ fn strategy_name(dir: &Path, lang: Lang) -> String {
     let own = canonical
         .file_name()
         .map_or("strategy".into(), |n| n.to_string_lossy().into_owned());
-    if own == lang.label() || own == "python" || own == "js" {
+    if own == lang.label() {
         let parent = canonical
             .parent()
             .and_then(Path::file_name)
