@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use stratbox_engine::candles;
 
-use super::api::{upload_bytes, Server, TOKEN};
+use super::api::{upload_bytes, Server};
 use super::service::WorkerProc;
 use super::service::{p, Service};
 use super::support;
