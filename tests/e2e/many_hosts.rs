@@ -310,7 +310,52 @@ async fn workers_sharing_only_redis_complete_a_mixed_load_once() {
     let d = Host::start(&svc, "d");
     let d_name = consumer_of(&svc, d.pid(), &[&b, &c, &d]).await;
     assert!(!names.values().any(|n| *n == d_name), "{d_name} reused");
-    names.insert("d", d_name);
+    names.insert("d", d_name.clone());
+
+    // Work for the replacement: on a loaded machine b and c can finish the
+    // rest of the load while d is still starting, so four more backtests
+    // come while b and c are stopped, and they go on once d has run one.
+    let stop_others = |signal| {
+        for host in [&b, &c] {
+            let pid = nix::unistd::Pid::from_raw(host.pid() as i32);
+            nix::sys::signal::kill(pid, signal).unwrap();
+        }
+    };
+    stop_others(nix::sys::signal::Signal::SIGSTOP);
+    let mut for_d = Vec::new();
+    for (i, plugin) in [
+        "ema-crossover",
+        "rsi-reversion",
+        "ema-crossover",
+        "rsi-reversion",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let start = START + i as i64 * 48 * HOUR;
+        let (id, task) = submit(json!({"strategy_id": strategy[plugin], "symbol": "BTCUSDT",
+            "timeframe": "1h", "start_date": date(start), "end_date": date(start + 400 * HOUR),
+            "initial_capital": 10000.0, "leverage": 1, "commission": 0.0006}))
+        .await;
+        for_d.push(task.clone());
+        backtests.push((id, task, plugin));
+    }
+    let waited = Instant::now();
+    'd_ran: loop {
+        for task in &for_d {
+            if let Some(info) = svc.queue.task(task).await.unwrap() {
+                if info.status == TaskStatus::Completed && info.worker.as_deref() == Some(&d_name) {
+                    break 'd_ran;
+                }
+            }
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the replacement host ran none of the backtests left to it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop_others(nix::sys::signal::Signal::SIGCONT);
 
     // Every accepted task ends; none is lost.
     let mut tasks: Vec<String> = backtests.iter().map(|(_, t, _)| t.clone()).collect();
