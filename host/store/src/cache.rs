@@ -10,7 +10,7 @@
 //! every chunk it lists in the range is held at the listed write version,
 //! which is exactly the snapshot Redis held at that meta version.
 
-use super::candles::SeriesMeta;
+use super::series::SeriesMeta;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod optimizations;
 pub mod plugins;
 pub mod schedules;
+pub mod series;
 pub mod tenants;
 
 pub use backtests::{
@@ -24,11 +25,11 @@ pub use backtests::{
     TaskLimits,
 };
 pub use cache::CandleCache;
-pub use candles::SeriesInfo;
 pub use funding::FundingInfo;
 pub use keys::{Keys, DEFAULT_PREFIX};
 pub use optimizations::{OptimizationDefinition, OptimizationRecord, OptimizationRequest};
 pub use plugins::PluginRecord;
+pub use series::SeriesInfo;
 pub use tenants::{ApiKey, Quota, TenantName};
 
 use redis::aio::ConnectionManager;
