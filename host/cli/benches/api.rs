@@ -195,7 +195,8 @@ async fn measure(
         .error_for_status()?
         .json()
         .await?;
-    // The SPEC's create-and-run request.
+    // The reference create-and-run request (docs/conventions/api-compat.md,
+    // "The old service's endpoints").
     let body = Arc::new(
         json!({"strategy_id": strategy["strategy_id"], "symbol": "BTCUSDT", "timeframe": "1h",
             "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-12-31T00:00:00Z",

@@ -94,7 +94,7 @@ pub struct PortfolioView<'a> {
     pub slippage_bps: f64,
     /// Fills on the first bar of this call.
     pub fills: &'a [Fill],
-    /// The market the run trades (SPEC 5b).
+    /// The market the run trades (docs/conventions/engine.md, "Perpetual futures").
     pub market: Market,
     /// Liquidation price of the open perpetual position; `None` when flat
     /// or on spot.
@@ -105,7 +105,7 @@ pub struct PortfolioView<'a> {
 }
 
 /// What a run trades: spot (the default) or a USDT-margined linear
-/// perpetual (SPEC 5b).
+/// perpetual (docs/conventions/engine.md, "Perpetual futures").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Market {

@@ -56,7 +56,8 @@ impl Default for Instrument {
 }
 
 impl Instrument {
-    /// BTCUSDT's values, used when nothing is known of a symbol (SPEC 5b).
+    /// BTCUSDT's values, used when nothing is known of a symbol
+    /// (docs/conventions/engine.md, "Perpetual futures", "Instrument").
     pub fn bybit_default() -> Self {
         Self {
             symbol: None,

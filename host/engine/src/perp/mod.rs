@@ -1,7 +1,7 @@
-//! Perpetual futures (SPEC 5b; docs/conventions/engine.md, "Perpetual
-//! futures"): Bybit USDT-margined linear contracts, isolated margin,
-//! one-way mode. One concept per file: the instrument, the margin
-//! arithmetic, funding, mark prices, the account (broker) and the bar loop.
+//! Perpetual futures (docs/conventions/engine.md, "Perpetual futures"):
+//! Bybit USDT-margined linear contracts, isolated margin, one-way mode.
+//! One concept per file: the instrument, the margin arithmetic, funding,
+//! mark prices, the account (broker) and the bar loop.
 //! A spot run never enters this module: `run_backtest` picks the loop
 //! once, before the first bar.
 
