@@ -338,13 +338,13 @@ impl Marks {
             for k in 1..n {
                 returns[k] = stats::simple_return(equity[k - 1], equity[k]);
             }
-            for (k, (&e, &r)) in equity.iter().zip(returns.iter()).enumerate() {
-                moments.push(r);
-                drawdown.push(bar + k, e, &candles.ts);
-                if bar + k == sample_bar {
-                    sample_bar = self.keep_sample(candles.ts[bar + k], e);
-                }
-            }
+            self.fold(
+                (&mut moments, &mut drawdown, &mut sample_bar),
+                bar,
+                equity,
+                returns,
+                &candles.ts,
+            );
             last_equity = equity[n - 1];
             bar += n;
         }
@@ -353,6 +353,67 @@ impl Marks {
         self.last_equity = last_equity;
         if position != 0.0 {
             self.bars_in_market += to + 1 - from;
+        }
+    }
+
+    /// Folds one chunk of equities (and their returns) starting at `bar`
+    /// into the statistics, keeping the curve's samples.
+    #[inline(always)]
+    fn fold(
+        &mut self,
+        (moments, drawdown, sample_bar): (&mut MomentsAccumulator, &mut DrawdownTracker, &mut usize),
+        bar: usize,
+        equity: &[f64],
+        returns: &[f64],
+        ts: &[i64],
+    ) {
+        for (k, (&e, &r)) in equity.iter().zip(returns.iter()).enumerate() {
+            moments.push(r);
+            drawdown.push(bar + k, e, ts);
+            if bar + k == *sample_bar {
+                *sample_bar = self.keep_sample(ts[bar + k], e);
+            }
+        }
+    }
+
+    /// Marks steps `from..from + equities.len()` of a portfolio run, whose
+    /// equity is not one series' `cash + position x close`: the caller
+    /// computes each step's. `in_market`: some position was open.
+    pub(crate) fn mark_equities(
+        &mut self,
+        ts: &[i64],
+        from: usize,
+        equities: &[f64],
+        in_market: bool,
+    ) {
+        const CHUNK: usize = 64;
+        let mut returns = [0.0_f64; CHUNK];
+        let mut moments = self.moments;
+        let mut drawdown = self.drawdown;
+        let mut sample_bar = self.sample_bar();
+        let mut last_equity = self.last_equity;
+        let mut bar = from;
+        for equity in equities.chunks(CHUNK) {
+            let returns = &mut returns[..equity.len()];
+            returns[0] = stats::simple_return(last_equity, equity[0]);
+            for k in 1..equity.len() {
+                returns[k] = stats::simple_return(equity[k - 1], equity[k]);
+            }
+            self.fold(
+                (&mut moments, &mut drawdown, &mut sample_bar),
+                bar,
+                equity,
+                returns,
+                ts,
+            );
+            last_equity = equity[equity.len() - 1];
+            bar += equity.len();
+        }
+        self.moments = moments;
+        self.drawdown = drawdown;
+        self.last_equity = last_equity;
+        if in_market {
+            self.bars_in_market += equities.len();
         }
     }
 
@@ -471,17 +532,51 @@ pub(crate) fn build_report(
     fuel_used: u64,
 ) -> Report {
     let n = candles.len();
-    let timeframe_secs = config
-        .timeframe_secs
-        .or_else(|| candles.timeframe_secs())
-        .unwrap_or(60);
+    let span = Span {
+        ts: &candles.ts,
+        timeframe_secs: config
+            .timeframe_secs
+            .or_else(|| candles.timeframe_secs())
+            .unwrap_or(60),
+        buy_and_hold_return_pct: BuyAndHoldReturn::compute(candles.open[0], candles.close[n - 1]),
+    };
+    build_report_over(
+        &span,
+        config,
+        trades,
+        fees_paid,
+        open_position,
+        marks,
+        fuel_used,
+    )
+}
+
+/// What a report needs of the bars beyond the marks: their times (a
+/// series' bars, or a portfolio's timeline), bar length, and the
+/// buy-and-hold figure.
+pub(crate) struct Span<'a> {
+    pub ts: &'a [i64],
+    pub timeframe_secs: i64,
+    pub buy_and_hold_return_pct: f64,
+}
+
+pub(crate) fn build_report_over(
+    span: &Span<'_>,
+    config: &BacktestConfig,
+    trades: &[Trade],
+    fees_paid: f64,
+    open_position: Option<OpenPosition>,
+    marks: Marks,
+    fuel_used: u64,
+) -> Report {
+    let n = span.ts.len();
+    let timeframe_secs = span.timeframe_secs;
     let bar_seconds = timeframe_secs as f64;
     let final_equity = marks.last_equity;
-    let last_close = candles.close[n - 1];
     let periods_per_year = stats::periods_per_year(bar_seconds);
     let years = n as f64 * bar_seconds / stats::SECONDS_PER_YEAR;
     let cagr = Cagr::compute(config.initial_capital, final_equity, years);
-    let drawdown = marks.drawdown.finish(n, &candles.ts);
+    let drawdown = marks.drawdown.finish(n, span.ts);
     let pnls: Vec<f64> = trades.iter().map(|t| t.pnl).collect();
     let trade_returns: Vec<f64> = trades.iter().map(|t| t.return_pct).collect();
     let durations: Vec<i64> = trades.iter().map(|t| t.duration_secs).collect();
@@ -490,8 +585,8 @@ pub(crate) fn build_report(
     Report {
         strategy: None,
         bars: n,
-        start_ts: candles.ts[0],
-        end_ts: candles.ts[n - 1],
+        start_ts: span.ts[0],
+        end_ts: span.ts[n - 1],
         timeframe_secs,
         initial_capital: config.initial_capital,
         commission: config.commission,
@@ -499,7 +594,7 @@ pub(crate) fn build_report(
         leverage: config.leverage,
         final_equity,
         total_return_pct: TotalReturn::compute(config.initial_capital, final_equity),
-        buy_and_hold_return_pct: BuyAndHoldReturn::compute(candles.open[0], last_close),
+        buy_and_hold_return_pct: span.buy_and_hold_return_pct,
         cagr_pct: cagr,
         max_drawdown_pct: drawdown.max_drawdown_pct,
         max_drawdown_duration_bars: drawdown.max_drawdown_duration_bars,
@@ -532,6 +627,7 @@ pub(crate) fn build_report(
         fees_taker: None,
         rejected_orders: None,
         funding_source: None,
+        symbols: None,
         open_position,
         trades: trades.to_vec(),
         equity_curve: marks.curve,

@@ -25,10 +25,21 @@ pub(crate) enum Pending {
     Close,
 }
 
+/// The rest of a portfolio's positions, as one symbol's broker sizes an
+/// order (docs/conventions/engine.md, "Several symbols"): their value and
+/// their notional at each one's last close. Zero in a single-symbol run,
+/// where adding it changes no bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Others {
+    pub value: f64,
+    pub notional: f64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Broker {
     costs: Costs,
     pub cash: f64,
+    pub others: Others,
     /// Signed quantity.
     pub position: f64,
     pub entry_price: f64,
@@ -55,6 +66,7 @@ impl Broker {
         Self {
             costs,
             cash: initial_capital,
+            others: Others::default(),
             position: 0.0,
             entry_price: 0.0,
             entry_ts: 0,
@@ -294,7 +306,7 @@ impl Broker {
                 if opposite {
                     self.close(ts, bar, self.position.abs(), price, reason);
                 }
-                let equity = self.cash + self.position * price;
+                let equity = self.cash + self.others.value + self.position * price;
                 let wanted = equity * self.costs.leverage * fraction
                     / (price * (1.0 + self.costs.commission));
                 wanted.min(self.headroom(price))
@@ -331,8 +343,8 @@ impl Broker {
     /// Largest quantity that keeps position notional plus its commission
     /// within equity times leverage.
     fn headroom(&self, price: f64) -> f64 {
-        let equity = self.cash + self.position * price;
-        let used = self.position.abs() * price;
+        let equity = self.cash + self.others.value + self.position * price;
+        let used = self.others.notional + self.position.abs() * price;
         ((equity * self.costs.leverage - used) / (price * (1.0 + self.costs.commission))).max(0.0)
     }
 
@@ -384,6 +396,7 @@ impl Broker {
         let fees = entry_fee_share + fee;
         let pnl = gross - fees;
         self.trades.push(Trade {
+            symbol: None,
             entry_ts: self.entry_ts,
             exit_ts: ts,
             side: if long {

@@ -11,6 +11,7 @@ pub mod candles;
 pub mod optimize;
 pub mod params;
 pub mod perp;
+pub mod portfolio;
 pub mod reference;
 mod report;
 pub mod rng;
@@ -24,7 +25,7 @@ pub use params::{
 };
 pub use report::{
     expand_compact_json, CompactReportError, EquityPoint, ExitReason, OpenPosition, Report,
-    StrategyInfo, Trade, TradeSide,
+    StrategyInfo, SymbolSummary, Trade, TradeSide,
 };
 pub use strategy::{
     Action, Assumed, Fill, FillReason, Market, Order, OrderKind, Plan, PortfolioView, Quantity,

@@ -21,6 +21,10 @@ pub enum TradeSide {
 /// A closed round trip (or the closed part of one).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trade {
+    /// Several symbols: the trade's symbol (its bars are that symbol's
+    /// own). Absent in a single-symbol report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
     /// Open time of the bar on which the entry filled.
     pub entry_ts: i64,
     /// Open time of the bar on which the exit filled.
@@ -107,6 +111,36 @@ pub struct EquityPoint {
     pub equity: f64,
 }
 
+/// One symbol's part of a portfolio report (docs/conventions/engine.md,
+/// "Several symbols").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SymbolSummary {
+    pub symbol: String,
+    /// This symbol's bars in the run.
+    pub bars: usize,
+    pub num_trades: usize,
+    pub win_rate_pct: Option<f64>,
+    /// Sum of this symbol's closed trades' `pnl` (net of fees and funding).
+    pub realized_pnl: f64,
+    /// Its open position's `unrealized_pnl` at the end, else 0.
+    pub unrealized_pnl: f64,
+    /// `(realized_pnl + unrealized_pnl) / initial_capital x 100`: the
+    /// symbol's share of the total return.
+    pub contribution_pct: f64,
+    pub fees_paid: f64,
+    /// Timeline steps with a position in this symbol, in percent of all.
+    pub exposure_pct: f64,
+    /// First open to last close of this symbol.
+    pub buy_and_hold_return_pct: f64,
+    /// Perpetuals: this symbol's liquidations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub liquidations: Option<u64>,
+    /// Perpetuals: net funding this symbol's positions paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funding_paid: Option<f64>,
+    pub open_position: Option<OpenPosition>,
+}
+
 /// Who produced the report; filled in by the caller, not the engine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StrategyInfo {
@@ -186,6 +220,11 @@ pub struct Report {
     /// Perpetuals: `history`, `constant` or `none`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub funding_source: Option<FundingSource>,
+    /// Several symbols: each one's figures, in the request's order. The
+    /// portfolio's own figures are the fields above; `trades` holds every
+    /// symbol's, by exit time, and `open_position` is then absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbols: Option<Vec<SymbolSummary>>,
     pub open_position: Option<OpenPosition>,
     pub trades: Vec<Trade>,
     /// Marked to close; downsampled evenly (first and last kept) on long runs.

@@ -650,6 +650,7 @@ impl PerpBroker {
         let long = self.position > 0.0;
         let pnl = gross - fees - funding;
         self.trades.push(Trade {
+            symbol: None,
             entry_ts: self.entry_ts,
             exit_ts: ts,
             side: if long {

@@ -21,6 +21,9 @@ pub use instrument::{Instrument, InstrumentError, RiskTier};
 pub use margin::{
     all_in_qty, bankruptcy_price, floor_step, initial_margin, liquidation_price, maintenance_margin,
 };
+pub(crate) use broker::{PerpBroker, ScanIndex};
+pub(crate) use funding::FundingClock;
+pub(crate) use mark::{AlignedMarks, MarkView};
 pub(crate) use run::run_perpetual;
 
 use crate::backtest::EngineError;
