@@ -361,7 +361,11 @@ impl Marks {
     #[inline(always)]
     fn fold(
         &mut self,
-        (moments, drawdown, sample_bar): (&mut MomentsAccumulator, &mut DrawdownTracker, &mut usize),
+        (moments, drawdown, sample_bar): (
+            &mut MomentsAccumulator,
+            &mut DrawdownTracker,
+            &mut usize,
+        ),
         bar: usize,
         equity: &[f64],
         returns: &[f64],

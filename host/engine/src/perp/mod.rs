@@ -15,14 +15,14 @@ pub use run::check_mark_covers;
 
 use std::sync::Arc;
 
+pub(crate) use broker::{PerpBroker, ScanIndex};
 pub use broker::{BELOW_MIN_QTY, INSUFFICIENT_MARGIN};
+pub(crate) use funding::FundingClock;
 pub use funding::{parse_funding_csv, Funding, FundingError, FundingSource, FUNDING_INTERVAL_SECS};
 pub use instrument::{Instrument, InstrumentError, RiskTier};
 pub use margin::{
     all_in_qty, bankruptcy_price, floor_step, initial_margin, liquidation_price, maintenance_margin,
 };
-pub(crate) use broker::{PerpBroker, ScanIndex};
-pub(crate) use funding::FundingClock;
 pub(crate) use mark::{AlignedMarks, MarkView};
 pub(crate) use run::run_perpetual;
 

@@ -153,7 +153,6 @@ impl PerpBook {
             extremes,
         }
     }
-
 }
 
 /// The symbol's marks: the aligned mark candles, or its trade candles.

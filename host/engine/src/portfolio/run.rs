@@ -82,11 +82,7 @@ pub fn run_portfolio(
             let (mut report, books) = report(universe, config, run, strategy.fuel_used());
             let brokers = || books.iter().map(|b| &b.broker);
             report.market = Some(Market::LinearPerpetual);
-            report.commission = perps
-                .first()
-                .unwrap_or(&config.perp)
-                .instrument()
-                .taker_fee;
+            report.commission = perps.first().unwrap_or(&config.perp).instrument().taker_fee;
             report.liquidations = Some(brokers().map(|b| b.liquidations).sum());
             report.funding_paid = Some(brokers().map(|b| b.funding_paid).sum());
             report.fees_maker = Some(brokers().map(|b| b.fees_maker).sum());

@@ -12,7 +12,6 @@ use crate::candles::Candles;
 /// rebalances by hand, and a bound on the columns crossing per call.
 pub const MAX_SYMBOLS: usize = 100;
 
-
 /// One symbol's bars, laid on the timeline.
 #[derive(Debug)]
 pub struct SymbolSeries {
