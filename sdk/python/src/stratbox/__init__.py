@@ -16,6 +16,10 @@ WebAssembly component with ``componentize-py``.
                 ctx.buy_all()
 
     Strategy = stratbox.export(Buy)  # what componentize-py exports
+
+A strategy over several symbols subclasses ``stratbox.PortfolioStrategy``
+(``on_step(step, ctx)``) and ends with ``Portfolio = stratbox.export(...)``;
+it is built with world ``portfolio-plugin`` (see ``stratbox.portfolio``).
 """
 
 from .context import Context
@@ -33,6 +37,15 @@ from .indicators import (
 )
 from .log import Level, log
 from .params import Column, Description, ParamError, ParamSpec, ParamType, ParamValue, Params
+from .portfolio import (
+    PortfolioContext,
+    PortfolioStrategy,
+    Position,
+    Step,
+    SymbolAction,
+    SymbolFill,
+    SymbolRef,
+)
 from .runtime import export
 from .strategy import Strategy
 from .types import Action, Bar, Fill, FillReason, Market, Order, OrderKind, Portfolio, Quantity, Side
@@ -61,11 +74,18 @@ __all__ = [
     "ParamValue",
     "Params",
     "Portfolio",
+    "PortfolioContext",
+    "PortfolioStrategy",
+    "Position",
     "Quantity",
     "Rsi",
     "Side",
     "Sma",
+    "Step",
     "Strategy",
+    "SymbolAction",
+    "SymbolFill",
+    "SymbolRef",
     "crossed_above",
     "crossed_below",
     "export",

@@ -20,6 +20,7 @@ from typing import Any
 from .context import _BUY_ALL, _SELL_ALL, Context
 from .log import Level, log
 from .params import Column, ParamType, ParamValue, Params
+from .portfolio import PortfolioStrategy
 from .strategy import Strategy
 from .types import _CANCEL_ORDERS, _CLOSE_POSITION, Action, Bar, Fill, FillReason, Market, Portfolio, Side
 
@@ -88,56 +89,16 @@ class _Runtime:
         self.columns: tuple[list[Any], ...] = ()
 
     def describe(self) -> Any:
-        w = _wit()
-        try:
-            d = self.cls.describe()
-        except BaseException as e:
-            _report(e)
-            raise
-        kinds = {
-            ParamType.INT: w.ParamType.INT,
-            ParamType.FLOAT: w.ParamType.FLOAT,
-            ParamType.BOOL: w.ParamType.BOOL,
-        }
-        columns = {c: getattr(w.Column, c.name) for c in Column}
-        return w.Description(
-            name=d.name,
-            version=d.version,
-            summary=d.summary,
-            params=[
-                w.ParamSpec(
-                    name=p.name,
-                    kind=kinds[p.kind],
-                    default=_param_value_to_wit(w, p.kind, p.default),
-                    min=p.min,
-                    max=p.max,
-                    step=p.step,
-                    help=p.help,
-                )
-                for p in d.params
-            ],
-            columns=[columns[c] for c in d.columns],
-        )
+        return _describe(_wit(), self.cls)
 
     def init(self, params: list[Any]) -> None:
         w = _wit()
         _guard_sandbox()
-        values: list[tuple[str, ParamValue]] = []
-        for p in params:
-            v = p.value
-            if isinstance(v, w.ParamValue_Int):
-                values.append((p.name, int(v.value)))
-            elif isinstance(v, w.ParamValue_Float):
-                values.append((p.name, float(v.value)))
-            else:
-                values.append((p.name, bool(v.value)))
+        values = _params_from_wit(w, params)
         try:
             self.strategy = self.cls(Params(values))
         except BaseException as e:  # the run ends with the message
-            from componentize_py_types import Err  # type: ignore[import-not-found,unused-ignore]
-
-            message = str(e) or type(e).__name__
-            raise Err(message) from None
+            _refuse_init(e)
 
     def push_bars(
         self,
@@ -236,6 +197,61 @@ class _Runtime:
     def take_planned(self) -> Any:
         w = _wit()
         return w.Plan([], [])
+
+
+def _describe(w: Any, cls: type[Strategy] | type[PortfolioStrategy]) -> Any:
+    """``cls.describe()`` as the WIT ``description`` of module ``w``."""
+    try:
+        d = cls.describe()
+    except BaseException as e:
+        _report(e)
+        raise
+    kinds = {
+        ParamType.INT: w.ParamType.INT,
+        ParamType.FLOAT: w.ParamType.FLOAT,
+        ParamType.BOOL: w.ParamType.BOOL,
+    }
+    columns = {c: getattr(w.Column, c.name) for c in Column}
+    return w.Description(
+        name=d.name,
+        version=d.version,
+        summary=d.summary,
+        params=[
+            w.ParamSpec(
+                name=p.name,
+                kind=kinds[p.kind],
+                default=_param_value_to_wit(w, p.kind, p.default),
+                min=p.min,
+                max=p.max,
+                step=p.step,
+                help=p.help,
+            )
+            for p in d.params
+        ],
+        columns=[columns[c] for c in d.columns],
+    )
+
+
+def _params_from_wit(w: Any, params: list[Any]) -> list[tuple[str, ParamValue]]:
+    values: list[tuple[str, ParamValue]] = []
+    for p in params:
+        v = p.value
+        if isinstance(v, w.ParamValue_Int):
+            values.append((p.name, int(v.value)))
+        elif isinstance(v, w.ParamValue_Float):
+            values.append((p.name, float(v.value)))
+        else:
+            values.append((p.name, bool(v.value)))
+    return values
+
+
+def _refuse_init(e: BaseException) -> None:
+    """A strategy that refused its params: the WIT ``init`` returns the
+    error (its message), which ends the run."""
+    from componentize_py_types import Err  # type: ignore[import-not-found,unused-ignore]
+
+    message = str(e) or type(e).__name__
+    raise Err(message) from None
 
 
 def _report(e: BaseException) -> None:
@@ -360,13 +376,21 @@ def _convert_action(w: Any, a: Action) -> Any:
     return w.Action_SetTakeProfit(a.price)
 
 
-def export(cls: type[Strategy]) -> type:
-    """The class ``componentize-py`` exports for the ``strategy`` interface.
+def export(cls: type[Strategy] | type[PortfolioStrategy]) -> type:
+    """The class ``componentize-py`` exports: for a ``Strategy``, the
+    ``strategy`` interface (world ``plugin``); for a ``PortfolioStrategy``,
+    the ``portfolio`` interface (world ``portfolio-plugin``).
 
-    An ``app.py`` ends with ``Strategy = export(MyStrategy)``: the build
-    looks up ``app.Strategy``. It holds no state of its own (one runtime per
-    module), so however often the bindings instantiate it is fine.
+    An ``app.py`` ends with ``Strategy = export(MyStrategy)``, or for a
+    portfolio strategy ``Portfolio = export(MyPortfolioStrategy)``: the
+    build looks up ``app.Strategy`` or ``app.Portfolio`` (the interface's
+    name). It holds no state of its own (one runtime per module), so
+    however often the bindings instantiate it is fine.
     """
+    if isinstance(cls, type) and issubclass(cls, PortfolioStrategy):
+        from .portfolio_runtime import export_portfolio
+
+        return export_portfolio(cls)
     rt = _Runtime(cls)
 
     class Export:
