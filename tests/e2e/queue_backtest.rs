@@ -24,6 +24,7 @@ pub fn definition(sha: &str, symbol: &str, start_ts: i64, end_ts: i64) -> Backte
         strategy_id: None,
         name: None,
         symbol: symbol.to_string(),
+        symbols: Vec::new(),
         timeframe_secs: HOUR,
         start_ts,
         end_ts,

@@ -48,7 +48,14 @@ pub struct StrategyConfig {
 pub struct CreateAndRunRequest {
     /// The integer id from `POST /api/v1/strategies`.
     pub strategy_id: u64,
+    /// The symbol of a one-symbol run; give `symbols` instead for several.
+    #[serde(default)]
     pub symbol: String,
+    /// Several symbols on one timeline, for a strategy that exports
+    /// `portfolio` (docs/strategies.md, "Several symbols"). Every symbol's
+    /// candles must be stored for the timeframe and range.
+    #[serde(default)]
+    pub symbols: Vec<String>,
     /// Like `1h`, `15m`, `1d`.
     pub timeframe: String,
     /// RFC 3339; bars with `start_date <= ts <= end_date` are used.
@@ -251,6 +258,28 @@ pub(super) async fn parse_create(
     request: CreateAndRunRequest,
 ) -> ApiResult<ParsedCreate> {
     let priority = priority(request.priority)?;
+    let symbol = match (request.symbol.is_empty(), request.symbols.first()) {
+        (false, None) => request.symbol.clone(),
+        (true, Some(first)) => first.clone(),
+        (true, None) => {
+            return Err(AppError::invalid(
+                "symbol",
+                "give `symbol`, or `symbols` for several",
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(AppError::invalid(
+                "symbols",
+                "give `symbol` or `symbols`, not both",
+            ))
+        }
+    };
+    if let Some(empty) = request.symbols.iter().position(|s| s.trim().is_empty()) {
+        return Err(AppError::invalid(
+            "symbols",
+            format!("symbols[{empty}] is empty"),
+        ));
+    }
     let timeframe_secs = stratbox_engine::candles::parse_timeframe(&request.timeframe)
         .map_err(|e| AppError::invalid("timeframe", e.to_string()))?;
     let start_ts = date("start_date", &request.start_date)?;
@@ -260,7 +289,7 @@ pub(super) async fn parse_create(
     // the validation.
     let (plugin, series) = tokio::join!(
         store.plugin_record_by_id(request.strategy_id),
-        store.series_info(&request.symbol, timeframe_secs)
+        store.series_info(&symbol, timeframe_secs)
     );
     let plugin = plugin?.ok_or_else(|| AppError::NotFound {
         code: ErrorCode::StrategyNotFound,
@@ -275,7 +304,8 @@ pub(super) async fn parse_create(
         strategy_sha256: plugin.sha256.clone(),
         strategy_id: Some(request.strategy_id),
         name,
-        symbol: request.symbol,
+        symbol,
+        symbols: request.symbols,
         timeframe_secs,
         start_ts,
         end_ts,

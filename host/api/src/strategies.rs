@@ -215,6 +215,10 @@ async fn store_plugin(
             &d.version,
             d,
             plugin.runtime.as_str(),
+            plugin
+                .exports
+                .iter()
+                .any(|e| e.starts_with("stratbox:strategy/portfolio@")),
         )
         .await
 }

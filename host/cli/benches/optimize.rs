@@ -519,6 +519,7 @@ async fn through_queue(
             strategy_id: None,
             name: None,
             symbol: "BENCH".into(),
+            symbols: Vec::new(),
             timeframe_secs: 3_600,
             start_ts: first,
             end_ts: last,

@@ -27,8 +27,12 @@ pub struct BacktestArgs {
     #[arg(long, value_parser = ["ema-crossover"])]
     reference: Option<String>,
     /// Candle CSV (header ts,open,high,low,close,volume).
-    #[arg(long)]
-    candles: PathBuf,
+    #[arg(long, required_unless_present = "symbols", conflicts_with = "symbols")]
+    candles: Option<PathBuf>,
+    /// One symbol of a portfolio strategy and its candle CSV, NAME=PATH;
+    /// repeat for each symbol (docs/strategies.md, "Several symbols").
+    #[arg(long = "symbol", value_name = "NAME=PATH", conflicts_with = "reference")]
+    symbols: Vec<String>,
     /// A strategy parameter, NAME=VALUE; repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
@@ -89,7 +93,10 @@ impl AccountArgs {
 }
 
 pub fn run(args: &BacktestArgs) -> CliResult {
-    let candles = load_csv(&args.candles)?;
+    let Some(candles_path) = &args.candles else {
+        return run_symbols(args);
+    };
+    let candles = load_csv(candles_path)?;
     let mut config = args.account.config()?;
     args.market.apply(&mut config)?;
     super::market::check_marks(&candles, &config)?;
@@ -106,6 +113,102 @@ pub fn run(args: &BacktestArgs) -> CliResult {
         print_summary(&report);
     }
     Ok(())
+}
+
+/// A portfolio plugin over `--symbol NAME=PATH` (several symbols, one
+/// account). A perpetual run applies `--instrument` and `--funding-rate`
+/// to every symbol; per-symbol funding and mark files are the service's
+/// (stored per symbol), so `--funding` and `--mark` are refused here.
+fn run_symbols(args: &BacktestArgs) -> CliResult {
+    let path = args
+        .plugin
+        .as_ref()
+        .ok_or_else(|| CliError::input(anyhow!("--symbol needs --plugin PATH.wasm")))?;
+    let mut series = Vec::with_capacity(args.symbols.len());
+    for item in &args.symbols {
+        let (name, csv) = item
+            .split_once('=')
+            .filter(|(name, csv)| !name.trim().is_empty() && !csv.is_empty())
+            .ok_or_else(|| CliError::input(anyhow!("--symbol `{item}`: expected NAME=PATH")))?;
+        let candles = load_csv(std::path::Path::new(csv))?;
+        series.push((name.trim().to_ascii_uppercase(), std::sync::Arc::new(candles)));
+    }
+    let universe = engine::portfolio::Universe::new(series)
+        .map_err(|e| CliError::input(anyhow!("--symbol: {}", flag_message(&e))))?;
+    let mut config = args.account.config()?;
+    args.market.apply(&mut config)?;
+    if config.perp.mark.is_some() || config.perp.funding.source() == engine::perp::FundingSource::History
+    {
+        return Err(CliError::input(anyhow!(
+            "--mark and --funding take one symbol's file; with several --symbol give --funding-rate"
+        )));
+    }
+    let inputs = parse_params(&args.params)?;
+    let (bytes, sandbox) = open_sandbox(path)?;
+    let plugin = sandbox
+        .load(&bytes)
+        .with_context(|| format!("cannot load plugin {}", path.display()))
+        .map_err(CliError::input)?;
+    let params = Params::validate(&plugin.description.params, &inputs)
+        .map_err(|e| CliError::input(anyhow!("--param: {e}")))?;
+    let mut strategy = sandbox
+        .instantiate_portfolio(
+            &plugin,
+            &params,
+            &universe,
+            config.market,
+            args.limits(),
+            CancelToken::default(),
+        )
+        .map_err(CliError::run)?;
+    let result = engine::portfolio::run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {});
+    if args.show_log {
+        let (lines, dropped) = strategy.log();
+        print_log(lines, dropped);
+    }
+    let mut report = result.map_err(engine_failure)?;
+    report.strategy = Some(StrategyInfo {
+        name: plugin.description.name.clone(),
+        version: plugin.description.version.clone(),
+        sha256: Some(plugin.sha256.clone()),
+        params: params.to_map(),
+    });
+    if args.json {
+        let json = report.to_json().map_err(CliError::run)?;
+        outln!("{json}");
+    } else {
+        print_summary(&report);
+    }
+    Ok(())
+}
+
+impl BacktestArgs {
+    fn limits(&self) -> RunLimits {
+        RunLimits {
+            fuel: self.fuel,
+            deadline: self.deadline_ms.map(Duration::from_millis),
+            memory_limit_bytes: Some(self.memory_mib << 20),
+        }
+    }
+}
+
+fn open_sandbox(path: &PathBuf) -> Result<(Vec<u8>, Sandbox), CliError> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read plugin {}", path.display()))
+        .map_err(CliError::input)?;
+    let sandbox = Sandbox::new(SandboxConfig::default())
+        .context("cannot start the sandbox")
+        .map_err(CliError::run)?;
+    Ok((bytes, sandbox))
+}
+
+fn print_log(lines: &[stratbox_sandbox::LogLine], dropped: u64) {
+    for line in lines {
+        eprintln!("[{}] {}", line.level, line.message);
+    }
+    if dropped > 0 {
+        eprintln!("({dropped} more log lines dropped)");
+    }
 }
 
 pub(super) fn parse_params(raw: &[String]) -> Result<BTreeMap<String, ParamInput>, CliError> {
@@ -137,41 +240,26 @@ fn run_plugin(
     candles: &stratbox_engine::candles::Candles,
     config: &BacktestConfig,
 ) -> Result<Report, CliError> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read plugin {}", path.display()))
-        .map_err(CliError::input)?;
-    let sandbox = Sandbox::new(SandboxConfig::default())
-        .context("cannot start the sandbox")
-        .map_err(CliError::run)?;
+    let (bytes, sandbox) = open_sandbox(path)?;
     let plugin = sandbox
         .load(&bytes)
         .with_context(|| format!("cannot load plugin {}", path.display()))
         .map_err(CliError::input)?;
     let params = Params::validate(&plugin.description.params, inputs)
         .map_err(|e| CliError::input(anyhow!("--param: {e}")))?;
-    let limits = RunLimits {
-        fuel: args.fuel,
-        deadline: args.deadline_ms.map(Duration::from_millis),
-        memory_limit_bytes: Some(args.memory_mib << 20),
-    };
     let mut strategy = sandbox
         .instantiate(
             &plugin,
             &params,
             candles.len(),
-            limits,
+            args.limits(),
             CancelToken::default(),
         )
         .map_err(CliError::run)?;
     let result = engine::run_backtest(candles, &mut strategy, config);
     if args.show_log {
         let (lines, dropped) = strategy.log();
-        for line in lines {
-            eprintln!("[{}] {}", line.level, line.message);
-        }
-        if dropped > 0 {
-            eprintln!("({dropped} more log lines dropped)");
-        }
+        print_log(lines, dropped);
     }
     let mut report = result.map_err(engine_failure)?;
     report.strategy = Some(StrategyInfo {
@@ -296,6 +384,38 @@ fn print_summary(r: &Report) {
         None => outln!("  open position       none"),
     }
     print_perpetual(r);
+    print_symbols(r);
+}
+
+/// A portfolio's per-symbol table; nothing for one symbol.
+fn print_symbols(r: &Report) {
+    let Some(symbols) = &r.symbols else {
+        return;
+    };
+    outln!(
+        "  {:<12} {:>6} {:>8} {:>13} {:>12} {:>10} {:>9}",
+        "symbol",
+        "bars",
+        "trades",
+        "contribution",
+        "realized",
+        "exposure",
+        "open"
+    );
+    for s in symbols {
+        outln!(
+            "  {:<12} {:>6} {:>8} {:>12.2}% {:>12.2} {:>9.2}% {:>9}",
+            s.symbol,
+            s.bars,
+            s.num_trades,
+            s.contribution_pct,
+            s.realized_pnl,
+            s.exposure_pct,
+            s.open_position
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |p| format!("{:.4}", p.qty))
+        );
+    }
 }
 
 /// The perpetual lines of the text report; nothing on spot, whose output

@@ -41,6 +41,11 @@ pub struct BacktestDefinition {
     #[serde(default)]
     pub name: Option<String>,
     pub symbol: String,
+    /// Several symbols (docs/conventions/engine.md, "Several symbols"):
+    /// the universe of a portfolio strategy, `symbol` being its first.
+    /// Empty, and left out of the JSON, for one symbol.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symbols: Vec<String>,
     pub timeframe_secs: i64,
     pub start_ts: i64,
     pub end_ts: i64,
@@ -816,6 +821,7 @@ pub(crate) mod tests {
             strategy_id: Some(1),
             name: Some("EMA Crossover".into()),
             symbol: symbol.into(),
+            symbols: Vec::new(),
             timeframe_secs: 3_600,
             start_ts: 1_704_067_200,
             end_ts: 1_735_603_200,

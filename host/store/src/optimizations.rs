@@ -621,6 +621,7 @@ mod tests {
                 strategy_id: Some(1),
                 name: None,
                 symbol: "BTCUSDT".into(),
+                symbols: Vec::new(),
                 timeframe_secs: 3600,
                 start_ts: 0,
                 end_ts: 100,

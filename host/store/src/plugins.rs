@@ -18,10 +18,12 @@ mod field {
     pub const CREATED_AT_MS: &str = "created_at_ms";
     pub const STRATEGY_ID: &str = "strategy_id";
     pub const RUNTIME: &str = "runtime";
+    /// `portfolio` for a strategy over several symbols; absent otherwise.
+    pub const KIND: &str = "kind";
 }
 
 /// Everything but the bytes, in `parse_record` order.
-const RECORD_FIELDS: [&str; 7] = [
+const RECORD_FIELDS: [&str; 8] = [
     field::STRATEGY_ID,
     field::NAME,
     field::VERSION,
@@ -29,6 +31,7 @@ const RECORD_FIELDS: [&str; 7] = [
     field::CREATED_AT_MS,
     field::DESCRIPTION,
     field::RUNTIME,
+    field::KIND,
 ];
 
 /// Put attempts: a put only repeats when a concurrent delete removed the
@@ -47,6 +50,9 @@ pub struct PluginRecord {
     /// What runs it: `compiled`, `python` or `javascript` (records put
     /// before guest languages existed read as `compiled`).
     pub runtime: String,
+    /// A strategy over several symbols (it exports contract 0.3.0's
+    /// `portfolio`); false for one symbol, and for records put before.
+    pub portfolio: bool,
 }
 
 /// Plugin records by (strategy id, sha256), parsed once per process.
@@ -77,7 +83,7 @@ impl RecordCache {
 /// Stores a plugin unless its hash exists, handing out the next strategy
 /// id; either way returns {created (0/1), strategy id}. KEYS: plugin hash,
 /// id counter, strategies hash; ARGV: wasm, name, version, description,
-/// size, created_at_ms, sha256.
+/// size, created_at_ms, sha256, runtime, kind ('' for one symbol).
 static PUT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -87,6 +93,7 @@ id = redis.call('INCR', KEYS[2])
 redis.call('HSET', KEYS[1], 'wasm', ARGV[1], 'name', ARGV[2], 'version', ARGV[3],
   'description', ARGV[4], 'size', ARGV[5], 'created_at_ms', ARGV[6], 'strategy_id', id,
   'runtime', ARGV[8])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[1], 'kind', ARGV[9]) end
 redis.call('HSET', KEYS[3], id, ARGV[7])
 return {1, id}
 ",
@@ -132,7 +139,7 @@ impl Store {
         version: &str,
         description: &Description,
     ) -> Result<(PluginRecord, bool)> {
-        self.put_plugin_of(sha256, bytes, name, version, description, "compiled")
+        self.put_plugin_of(sha256, bytes, name, version, description, "compiled", false)
             .await
     }
 
@@ -147,6 +154,7 @@ impl Store {
         version: &str,
         description: &Description,
         runtime: &str,
+        portfolio: bool,
     ) -> Result<(PluginRecord, bool)> {
         check_sha256(sha256)?;
         let actual = hex::encode(Sha256::digest(bytes));
@@ -177,6 +185,7 @@ impl Store {
                 .arg(created_at_ms)
                 .arg(sha256)
                 .arg(runtime)
+                .arg(if portfolio { "portfolio" } else { "" })
                 .invoke_async(&mut conn)
                 .await?;
             if created == 1 {
@@ -189,6 +198,7 @@ impl Store {
                     created_at_ms,
                     description: description.clone(),
                     runtime: runtime.to_string(),
+                    portfolio,
                 };
                 return Ok((record, true));
             }
@@ -300,13 +310,13 @@ impl Store {
         values: Vec<Option<String>>,
     ) -> Result<Option<PluginRecord>> {
         let key = self.keys.plugin(sha256);
-        let values: [Option<String>; 7] = values
+        let values: [Option<String>; 8] = values
             .try_into()
             .map_err(|_| StoreError::corrupt(&key, "unexpected reply length"))?;
         if values.iter().all(Option::is_none) {
             return Ok(None);
         }
-        let [Some(id), Some(name), Some(version), Some(size), Some(created), Some(description), runtime] =
+        let [Some(id), Some(name), Some(version), Some(size), Some(created), Some(description), runtime, kind] =
             values
         else {
             return Err(StoreError::corrupt(&key, "plugin fields are missing"));
@@ -322,6 +332,7 @@ impl Store {
             created_at_ms: parse_field(&key, field::CREATED_AT_MS, &created)?,
             description,
             runtime: runtime.unwrap_or_else(|| "compiled".into()),
+            portfolio: kind.as_deref() == Some("portfolio"),
         }))
     }
 }
@@ -677,17 +688,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_plugin_keeps_the_runtime_it_was_put_with() {
+    async fn a_plugin_keeps_the_runtime_and_kind_it_was_put_with() {
         let t = TestRedis::start("plugin-runtime").await;
         let bytes = b"\0asm python".to_vec();
         let sha256 = sha(&bytes);
         let (record, created) = t
             .store
-            .put_plugin_of(&sha256, &bytes, "n", "v", &description("n"), "python")
+            .put_plugin_of(&sha256, &bytes, "n", "v", &description("n"), "python", true)
             .await
             .unwrap();
         assert!(created);
         assert_eq!(record.runtime, "python");
+        assert!(record.portfolio);
         let read = t
             .store
             .plugin_record_by_sha(&sha256)

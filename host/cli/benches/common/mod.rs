@@ -178,6 +178,7 @@ pub async fn seed_backtest(
         strategy_id: None,
         name: None,
         symbol: "BENCH".into(),
+        symbols: Vec::new(),
         timeframe_secs,
         start_ts: data.ts[0],
         end_ts: data.ts[data.len() - 1],

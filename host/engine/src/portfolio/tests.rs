@@ -484,3 +484,39 @@ fn a_one_symbol_portfolio_reports_as_the_single_symbol_engine() {
         alone.buy_and_hold_return_pct.to_bits()
     );
 }
+
+/// The native rotation holds the symbol that rose most over its lookback,
+/// and rotates into another once that one leads.
+#[test]
+fn the_reference_rotation_holds_the_leader() {
+    fn trend(n: usize, growth: impl Fn(usize) -> f64) -> Candles {
+        let close: Vec<f64> = (0..n).map(|i| 100.0 * growth(i)).collect();
+        Candles {
+            ts: (0..n as i64).map(|i| 1_704_067_200 + i * 3_600).collect(),
+            open: close.clone(),
+            high: close.iter().map(|c| c * 1.001).collect(),
+            low: close.iter().map(|c| c * 0.999).collect(),
+            close,
+            volume: vec![1.0; n],
+        }
+    }
+    // A leads for 100 bars, then falls while C rises.
+    let a = trend(200, |i| if i < 100 { 1.0 + i as f64 * 0.01 } else { 2.0 - (i - 100) as f64 * 0.005 });
+    let b = trend(200, |_| 1.0);
+    let c = trend(200, |i| if i < 100 { 1.0 } else { 1.0 + (i - 100) as f64 * 0.01 });
+    let mut rotation = crate::reference::MomentumRotation::new(10, 5, 1);
+    let report = run_portfolio(
+        &universe(&[("A", &a), ("B", &b), ("C", &c)]),
+        &mut rotation,
+        &BacktestConfig::default(),
+        &[],
+        &mut |_| {},
+    )
+    .unwrap();
+    let symbols = report.symbols.as_ref().unwrap();
+    assert!(symbols[0].num_trades >= 1, "A was held and sold");
+    assert!(symbols[0].realized_pnl > 0.0);
+    assert!(symbols[2].open_position.is_some(), "C is held at the end");
+    assert!(symbols[1].open_position.is_none() && symbols[1].num_trades == 0);
+    assert!(report.final_equity > 10_000.0);
+}

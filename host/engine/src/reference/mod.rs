@@ -3,8 +3,10 @@
 //! as the native side of benchmarks.
 
 mod ema_crossover;
+mod momentum_rotation;
 
 pub use ema_crossover::EmaCrossover;
+pub use momentum_rotation::MomentumRotation;
 
 use crate::{Column, Description, ParamSpec, ParamType, ParamValue, Params, Strategy};
 

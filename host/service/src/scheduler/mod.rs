@@ -251,6 +251,7 @@ mod tests {
                 strategy_id: None,
                 name: None,
                 symbol: "BTCUSDT".into(),
+                symbols: Vec::new(),
                 timeframe_secs: HOUR,
                 start_ts: START,
                 end_ts: START + 250 * HOUR,

@@ -483,17 +483,74 @@ impl<'a> Validator<'a> {
             }
         };
         let params = resolve_params(&plugin.description.params, &request.params)?;
+        // A portfolio strategy given one symbol runs a portfolio of one.
+        let universe: Vec<String> = match (request.symbols.is_empty(), plugin.portfolio) {
+            (true, false) => Vec::new(),
+            (true, true) => vec![request.symbol.clone()],
+            (false, true) => request.symbols.clone(),
+            (false, false) => {
+                return Err(invalid(
+                    "symbols",
+                    format!(
+                        "strategy {} trades one symbol; several symbols need a strategy that \
+                         exports the `portfolio` interface (docs/strategies.md)",
+                        plugin.description.name
+                    ),
+                ))
+            }
+        };
+        if universe.len() > engine::portfolio::MAX_SYMBOLS {
+            return Err(invalid(
+                "symbols",
+                format!(
+                    "at most {} symbols in one backtest, got {}",
+                    engine::portfolio::MAX_SYMBOLS,
+                    universe.len()
+                ),
+            ));
+        }
+        let mut canonical = Vec::with_capacity(universe.len());
+        for symbol in &universe {
+            let series = self.check_series(request, symbol).await?;
+            if canonical.contains(&series.symbol) {
+                return Err(invalid("symbols", format!("{} is named twice", series.symbol)));
+            }
+            canonical.push(series.symbol);
+        }
+        let series = self.check_series(request, &request.symbol).await?;
+        let mut definition = request.clone();
+        if !canonical.is_empty() {
+            definition.symbol = canonical[0].clone();
+            definition.symbols = canonical;
+        } else {
+            definition.symbol = series.symbol.clone();
+        }
+        definition.params = params
+            .0
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::json!(value)))
+            .collect();
+        Ok((definition, series.version))
+    }
+
+    /// A symbol's stored series, checked against the request's range (and,
+    /// for a perpetual, its instrument and marks); errors name the symbol.
+    async fn check_series(
+        &mut self,
+        request: &BacktestRequest,
+        symbol: &str,
+    ) -> Result<SeriesInfo, SubmitError> {
         // Only errors name the timeframe: a bulk submission checks
         // thousands of requests per series.
         let timeframe = || stratbox_engine::candles::format_timeframe(request.timeframe_secs);
-        let key = (request.symbol.to_ascii_uppercase(), request.timeframe_secs);
+        let key = (symbol.to_ascii_uppercase(), request.timeframe_secs);
         if !self.series.contains_key(&key) {
             let series = self
                 .store
-                .series_info(&request.symbol, request.timeframe_secs)
+                .series_info(symbol, request.timeframe_secs)
                 .await?
                 .ok_or_else(|| SubmitError::UnknownCandles {
-                    symbol: request.symbol.clone(),
+                    symbol: symbol.to_string(),
                     timeframe: timeframe(),
                 })?;
             self.series.insert(key.clone(), series);
@@ -501,7 +558,7 @@ impl<'a> Validator<'a> {
         let series = &self.series[&key];
         if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
             return Err(invalid(
-                "start_date",
+                if request.symbols.is_empty() { "start_date" } else { "symbols" },
                 format!(
                     "no {} {} candles between {} and {} (held: {} to {})",
                     series.symbol,
@@ -513,6 +570,7 @@ impl<'a> Validator<'a> {
                 ),
             ));
         }
+        let series = series.clone();
         if request.market == Market::LinearPerpetual {
             let symbol = series.symbol.clone();
             let instrument = match self.instruments.get(&symbol) {
@@ -552,14 +610,7 @@ impl<'a> Validator<'a> {
                 }
             }
         }
-        let mut definition = request.clone();
-        definition.symbol = series.symbol.clone();
-        definition.params = params
-            .0
-            .iter()
-            .map(|(name, value)| (name.clone(), serde_json::json!(value)))
-            .collect();
-        Ok((definition, series.version))
+        Ok(series)
     }
 }
 
@@ -658,9 +709,12 @@ pub(super) fn run(
         .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
     let definition = payload.definition;
     let plugin = load_plugin(tasks, rt, &definition.strategy_sha256)?;
-    let candles = load_range(tasks, rt, &definition, payload.candles_version)?;
     let params = resolve_params(&plugin.description.params, &definition.params)
         .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
+    if !definition.symbols.is_empty() {
+        return run_portfolio(tasks, rt, &payload, &plugin, &params, task_id, ctx);
+    }
+    let candles = load_range(tasks, rt, &definition, payload.candles_version)?;
     let mut config = engine_config(&definition);
     if config.market == Market::LinearPerpetual {
         config.perp = perp_config(tasks, rt, &definition)?;
@@ -688,6 +742,66 @@ pub(super) fn run(
         params: params.to_map(),
     });
     // Stored with its curve in columns; readers expand it (`store`).
+    report
+        .into_compact_json()
+        .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// [`run`] over several symbols (docs/conventions/engine.md, "Several
+/// symbols"): each symbol's candles (the first at the version checked at
+/// submission, the others as the cache holds them) on one timeline, each
+/// perpetual symbol with its own instrument, funding and marks.
+fn run_portfolio(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    payload: &BacktestPayload,
+    plugin: &stratbox_sandbox::Plugin,
+    params: &Params,
+    task_id: &str,
+    ctx: &TaskContext,
+) -> Result<String, TaskError> {
+    let definition = &payload.definition;
+    let mut series = Vec::with_capacity(definition.symbols.len());
+    let mut perps = Vec::new();
+    for (k, symbol) in definition.symbols.iter().enumerate() {
+        let one = BacktestDefinition {
+            symbol: symbol.clone(),
+            symbols: Vec::new(),
+            ..definition.clone()
+        };
+        let version = if k == 0 { payload.candles_version } else { 0 };
+        series.push((symbol.clone(), Arc::new(load_range(tasks, rt, &one, version)?)));
+        if definition.market == Market::LinearPerpetual {
+            perps.push(perp_config(tasks, rt, &one)?);
+        }
+    }
+    let universe = engine::portfolio::Universe::new(series).map_err(engine_error)?;
+    let config = engine_config(definition);
+    let limits = run_limits(&definition.limits, Some(ctx.timeout));
+    let mut strategy = tasks
+        .sandbox
+        .instantiate_portfolio(
+            plugin,
+            params,
+            &universe,
+            config.market,
+            limits,
+            ctx.cancel.clone(),
+        )
+        .map_err(|e| run_error(&e))?;
+    let steps = universe.steps() as f64;
+    let run = engine::portfolio::run_portfolio(&universe, &mut strategy, &config, &perps, &mut |done| {
+        ctx.set_progress(done as f64 / steps)
+    });
+    let (lines, dropped) = strategy.log();
+    keep_lines(tasks, rt, payload.backtest_id, task_id, lines, dropped)?;
+    let mut report = run.map_err(engine_error)?;
+    report.strategy = Some(StrategyInfo {
+        name: plugin.description.name.clone(),
+        version: plugin.description.version.clone(),
+        sha256: Some(plugin.sha256.clone()),
+        params: params.to_map(),
+    });
     report
         .into_compact_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))
@@ -721,6 +835,17 @@ fn keep_log(
     strategy: &stratbox_sandbox::WasmStrategy,
 ) -> Result<(), TaskError> {
     let (lines, dropped) = strategy.log();
+    keep_lines(tasks, rt, backtest_id, task_id, lines, dropped)
+}
+
+fn keep_lines(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    backtest_id: u64,
+    task_id: &str,
+    lines: &[stratbox_sandbox::LogLine],
+    dropped: u64,
+) -> Result<(), TaskError> {
     if lines.is_empty() && dropped == 0 {
         return Ok(());
     }
@@ -840,6 +965,7 @@ mod tests {
             strategy_id: Some(7),
             name: Some("a \"quoted\" name".into()),
             symbol: "BTCUSDT".into(),
+            symbols: Vec::new(),
             timeframe_secs: 3600,
             start_ts: -86_400,
             end_ts: 1_704_423_600,
