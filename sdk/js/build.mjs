@@ -11,7 +11,10 @@
 // `import ... from '@stratbox/sdk'` becomes a destructuring of the inlined
 // SDK, on the same lines (stack traces keep the author's line numbers).
 // A strategy may import nothing else. The component imports only
-// `stratbox:strategy/log@0.2.0`: every WASI feature of the engine is off.
+// `stratbox:strategy/log@0.3.0`: every WASI feature of the engine is off.
+// The world follows from what the module exports: `strategy`
+// (exportStrategy) builds world `plugin`, `portfolio` (exportPortfolio)
+// world `portfolio-plugin`.
 // `--engine qjs` (experimental) builds with componentize-qjs (QuickJS)
 // from the same toolchain instead: smaller, faster, same results.
 // `--weval <path>` (or env STRATBOX_WEVAL) builds ahead of time with weval
@@ -30,8 +33,10 @@ import { createRequire } from 'node:module';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SDK_PATH = join(HERE, 'src', 'index.js');
 const SDK_SPECIFIERS = new Set(['@stratbox/sdk', 'stratbox-sdk']);
-const LOG_IMPORT = 'stratbox:strategy/log@0.2.0';
-const WORLD = 'plugin';
+const LOG_IMPORT = 'stratbox:strategy/log@0.3.0';
+const STRATEGY_IMPORT = 'stratbox:strategy/strategy@0.3.0';
+// The export a strategy module makes -> the world it is built with.
+const WORLDS = { strategy: 'plugin', portfolio: 'portfolio-plugin' };
 const ALL_FEATURES = ['stdio', 'random', 'clocks', 'http', 'fetch-event'];
 const SOURCE_NAMES = ['strategy.js', 'strategy.mjs', 'strategy.ts', 'strategy.mts'];
 // SpiderMonkey's portable baseline interpreter (inline caches, no native
@@ -275,17 +280,35 @@ function isSdkSpecifier(spec, file) {
   return false;
 }
 
+/** The world a module's exports call for: `plugin` or `portfolio-plugin`. */
+export function worldOf(exports, file) {
+  const found = Object.keys(WORLDS).filter((name) => exports.includes(name));
+  if (found.length > 1) {
+    throw new BuildError(
+      `${file}: the module exports both \`strategy\` and \`portfolio\`; a component is one or the other`,
+    );
+  }
+  if (found.length === 0) {
+    throw new BuildError(
+      `${file}: the module must export the strategy interface: \`export const strategy = exportStrategy(YourStrategy);\`` +
+        ` (or, over several symbols, \`export const portfolio = exportPortfolio(YourPortfolioStrategy);\`)`,
+    );
+  }
+  return WORLDS[found[0]];
+}
+
 /** One module: the strategy with its SDK imports rewritten, then the SDK in a function. */
 export async function bundle(file, toolchain, engine = 'spidermonkey') {
+  return (await bundleWithWorld(file, toolchain, engine)).source;
+}
+
+/** `bundle`, and the world the module is built with (from its exports). */
+export async function bundleWithWorld(file, toolchain, engine = 'spidermonkey') {
   let source = await readFile(file, 'utf8');
   if (/\.m?ts$/.test(extname(file))) source = await transpileTs(source, file, toolchain);
   const sdk = await loadSdk();
   const { imports, exports } = await findImports(source, file, toolchain);
-  if (!exports.includes('strategy')) {
-    throw new BuildError(
-      `${file}: the module must export the strategy interface: \`export const strategy = exportStrategy(YourStrategy);\``,
-    );
-  }
+  const world = worldOf(exports, file);
   let out = '';
   let at = 0;
   let logImported = false;
@@ -320,7 +343,7 @@ export async function bundle(file, toolchain, engine = 'spidermonkey') {
     `  return (__stratbox_sdk = { ${sdk.names.join(', ')} });\n}\n`;
   // The strategy's top level calls `__stratbox_sdk_init()` before the
   // lines after it run: a hoisted function and a `var` (no TDZ).
-  return prelude + out + sdkFn;
+  return { source: prelude + out + sdkFn, world };
 }
 
 async function main() {
@@ -343,14 +366,14 @@ async function main() {
   if (typeof componentize !== 'function') {
     throw new BuildError(`${pkg} not found in ${opts.toolchain}/node_modules (npm install --prefix ${opts.toolchain} ${pkg})`);
   }
-  const source = await bundle(file, opts.toolchain, engine);
+  const { source, world } = await bundleWithWorld(file, opts.toolchain, engine);
   if (opts.keepBundle) await writeFile(opts.keepBundle, source);
   let component;
   if (engine === 'qjs') {
     // Experimental: QuickJS (componentize-qjs), every WASI import stubbed
     // with a trap, the synchronous ABI.
     try {
-      const result = await componentize({ witPath: wit, jsSource: source, world: WORLD, stubWasi: true, sync: true });
+      const result = await componentize({ witPath: wit, jsSource: source, world, stubWasi: true, sync: true });
       component = result.component;
     } catch (e) {
       throw new BuildError(`componentize-qjs: ${e && e.message ? e.message : e}`);
@@ -365,7 +388,7 @@ async function main() {
         result = await componentize({
           sourcePath: entry,
           witPath: wit,
-          worldName: WORLD,
+          worldName: world,
           disableFeatures: ALL_FEATURES,
           env: opts.noPbl ? {} : ENGINE_ENV,
           ...(opts.weval ? { enableAot: true, wevalBin: resolve(opts.weval) } : {}),
@@ -373,10 +396,21 @@ async function main() {
       } catch (e) {
         throw new BuildError(`componentize-js: ${e && e.message ? e.message : e}`);
       }
-      const imported = (result.imports || []).map((i) => (Array.isArray(i) ? String(i[0]) : String(i)));
-      const foreign = imported.filter((name) => !name.startsWith('stratbox:strategy/log'));
+      const imported = [...new Set((result.imports || []).map((i) => (Array.isArray(i) ? String(i[0]) : String(i))))];
+      // World portfolio-plugin: while the WIT's `portfolio` interface
+      // `use`s its shared types from `strategy`, the world imports that
+      // interface implicitly, and the toolchains import its functions (as
+      // componentize-py does): tolerated there, with a warning.
+      const implicit = world === 'portfolio-plugin' ? STRATEGY_IMPORT : null;
+      const foreign = imported.filter((name) => !name.startsWith('stratbox:strategy/log') && name !== implicit);
       if (foreign.length) {
         throw new BuildError(`the component imports ${foreign.join(', ')}; only ${LOG_IMPORT} is allowed`);
+      }
+      if (implicit !== null && imported.includes(implicit)) {
+        process.stderr.write(
+          `build.mjs: warning: the component imports ${implicit} (the types the portfolio interface uses ` +
+            'from it pull it into world portfolio-plugin)\n',
+        );
       }
       component = result.component;
     } finally {
@@ -388,7 +422,7 @@ async function main() {
   const kib = (component.length / 1024).toFixed(0);
   process.stderr.write(
     `built ${opts.out} (${kib} KiB, ${engine === 'qjs' ? 'componentize-qjs' : 'componentize-js ' + (cz.version || '?')}` +
-      `${opts.weval ? ', weval AOT' : ''}) ` +
+      `${opts.weval ? ', weval AOT' : ''}, world ${world}) ` +
       `from ${file} in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
   );
 }

@@ -368,3 +368,146 @@ export declare class Harness<S extends Strategy = Strategy> {
   feedClose(close: number): Action[];
   feed(bar: Partial<Bar> & { close: number }): Action[];
 }
+
+// ------------------------------------------------------------------ portfolio
+// Several symbols on one timeline (contract 0.3.0, world `portfolio-plugin`).
+
+/** A symbol: its index in the universe, or its name. */
+export type SymbolRef = number | string;
+
+/** One step of the timeline. The runtime reuses it: copy what you keep. */
+export declare class Step {
+  constructor(index?: number, ts?: number, bars?: (Bar | null)[]);
+  /** Index of the step in the whole run (0 is the first). */
+  index: number;
+  /** The step's time, unix seconds UTC (0 when not sent). */
+  ts: number;
+  /** One entry per symbol: its bar at this step, or null where it has none. */
+  bars: (Bar | null)[];
+  bar(symbol: number): Bar | null;
+  /** NaN where the symbol has no bar. */
+  close(symbol: number): number;
+}
+
+/** One symbol's position before the step's decision. */
+export interface Position {
+  /** Signed quantity: > 0 long, < 0 short, 0 flat. */
+  qty: number;
+  entryPrice: number;
+  stopLoss: number | null;
+  takeProfit: number | null;
+  /** Resting limit and stop entries of this symbol. */
+  openOrders: number;
+  liquidationPrice: number | null;
+  fundingRate: number | null;
+}
+
+export interface SymbolFill extends Fill {
+  symbol: number;
+}
+
+export interface SymbolAction {
+  symbol: number;
+  action: Action;
+}
+
+/** The account on one step, and where orders go. Read its fields; do not assign them. */
+export declare class PortfolioContext {
+  /** The universe, in the order the host gave it. */
+  readonly symbols: readonly string[];
+  /** Spot: the cash every position shares; perpetuals: the wallet. */
+  readonly cash: number;
+  /** Every symbol's position, in universe order. */
+  readonly positions: readonly Position[];
+  /** The fills at this step (empty on most steps). */
+  readonly fills: readonly SymbolFill[];
+  readonly market: Market;
+  readonly commission: number;
+  readonly leverage: number;
+  /** Actions placed so far on this step. */
+  readonly pendingActions: readonly SymbolAction[];
+  /** The index of a symbol; throws a RangeError outside the universe. */
+  symbol(ref: SymbolRef): number;
+  /** The host's equity before this call, moved by each position's price change since (latest closes). */
+  equity(): number;
+  position(symbol: SymbolRef): number;
+  positionInfo(symbol: SymbolRef): Position;
+  isFlat(symbol: SymbolRef): boolean;
+  isLong(symbol: SymbolRef): boolean;
+  isShort(symbol: SymbolRef): boolean;
+  submit(symbol: SymbolRef, order: Order): void;
+  /** Market orders of `qty` base units. */
+  buy(symbol: SymbolRef, qty: number): void;
+  sell(symbol: SymbolRef, qty: number): void;
+  /** Market orders committing `fraction` of equity (an opposite position closed first). */
+  buyEquity(symbol: SymbolRef, fraction: number): void;
+  sellEquity(symbol: SymbolRef, fraction: number): void;
+  /** > 0 long, < 0 short, 0 flat: enters or reverses; a position already on that side is kept. */
+  target(symbol: SymbolRef, fraction: number): void;
+  buyLimit(symbol: SymbolRef, qty: number, price: number): void;
+  sellLimit(symbol: SymbolRef, qty: number, price: number): void;
+  buyStop(symbol: SymbolRef, qty: number, price: number): void;
+  sellStop(symbol: SymbolRef, qty: number, price: number): void;
+  /** Closes the symbol's whole position at its next open. */
+  close(symbol: SymbolRef): void;
+  /** Closes every open position, in universe order. */
+  closeAll(): void;
+  cancelOrders(symbol: SymbolRef): void;
+  setStopLoss(symbol: SymbolRef, price: number | null): void;
+  setTakeProfit(symbol: SymbolRef, price: number | null): void;
+}
+
+/** What exportPortfolio and PortfolioHarness take. */
+export interface PortfolioStrategyClass<S extends PortfolioStrategy = PortfolioStrategy> {
+  new (params: Params, symbols: string[]): S;
+  describe(): Description;
+}
+
+/** Base class of a portfolio strategy. The constructor throws to refuse its params. */
+export declare class PortfolioStrategy {
+  constructor(params: Params, symbols: string[]);
+  /** The universe: symbol names, in the order the host gave them. */
+  symbols: string[];
+  static describe(): Description;
+  /** Called once per step of the timeline, oldest first, after that step's fills. */
+  onStep(step: Step, ctx: PortfolioContext): void;
+}
+
+/** The WIT `portfolio` interface object; a module exports it as `portfolio`. */
+export interface PortfolioExports {
+  describe(): unknown;
+  init(params: unknown[], symbols: string[], market: Market): void;
+  pushBars(...args: unknown[]): void;
+  run(account: unknown, start: number, end: number): unknown;
+}
+
+/** `export const portfolio = exportPortfolio(MyPortfolioStrategy);` (built with world portfolio-plugin). */
+export declare function exportPortfolio(strategy: PortfolioStrategyClass): PortfolioExports;
+
+/** A harness bar: a Bar-like object, a close, or null for no bar. */
+export type HarnessBar = (Partial<Bar> & { close: number; open: number }) | number | null;
+
+/** Runs a portfolio strategy over several symbols' bars with an approximate fill model (see the SDK README). */
+export declare class PortfolioHarness<S extends PortfolioStrategy = PortfolioStrategy> {
+  constructor(strategy: PortfolioStrategyClass<S>, symbols: string[], overrides?: Record<string, ParamValue | bigint>);
+  readonly strategy: S;
+  readonly params: Params;
+  readonly description: NormalizedDescription;
+  readonly symbols: string[];
+  cash: number;
+  commission: number;
+  leverage: number;
+  slippageBps: number;
+  market: Market;
+  /** Every symbol's position now (after the last step's fills). */
+  readonly positions: Position[];
+  /** Every fill so far, with the step it happened on. */
+  readonly fills: (SymbolFill & { step: number })[];
+  nextIndex: number;
+  /** Cash plus every position marked at its symbol's latest close. */
+  equity(): number;
+  /** One step: one entry per symbol. Returns the actions taken on it. */
+  step(bars: HarnessBar[], ts?: number): SymbolAction[];
+  /** Columns of closes, by name or in universe order (null: no bar); each step's actions. */
+  run(closes: Record<string, (number | null)[]> | (number | null)[][]): SymbolAction[][];
+}

@@ -696,6 +696,27 @@ function crossedBelow(prevFast, prevSlow, fast, slow) {
 
 // ---------------------------------------------------------------- testing
 
+/** A description's schema defaults with `overrides` applied: types checked, bounds not. */
+function paramsWithOverrides(description, overrides) {
+  let params = Params.defaults(description);
+  for (const [name, raw] of Object.entries(overrides || {})) {
+    const spec = description.params.find((s) => s.name === name);
+    let kind;
+    if (spec) {
+      kind = spec.kind;
+    } else if (typeof raw === 'boolean') {
+      kind = 'bool';
+    } else {
+      kind = isIntValue(raw) ? 'int' : 'float';
+    }
+    const value = raw;
+    const ok = kind === 'bool' ? typeof value === 'boolean' : kind === 'int' ? isIntValue(value) : typeof value === 'number';
+    if (!ok) throw new TypeError(`param \`${name}\` must be ${kind}, got ${String(raw)}`);
+    params = params.with(name, kind, value);
+  }
+  return params;
+}
+
 /**
  * Native unit testing of a strategy: feed bars one at a time, set the
  * account it should see, check the actions it takes. Fills are the test's
@@ -709,22 +730,7 @@ class Harness {
    */
   constructor(StrategyClass, overrides = {}) {
     const description = normalizeDescription(StrategyClass.describe());
-    let params = Params.defaults(description);
-    for (const [name, raw] of Object.entries(overrides)) {
-      const spec = description.params.find((s) => s.name === name);
-      let kind;
-      if (spec) {
-        kind = spec.kind;
-      } else if (typeof raw === 'boolean') {
-        kind = 'bool';
-      } else {
-        kind = isIntValue(raw) ? 'int' : 'float';
-      }
-      const value = raw;
-      const ok = kind === 'bool' ? typeof value === 'boolean' : kind === 'int' ? isIntValue(value) : typeof value === 'number';
-      if (!ok) throw new TypeError(`param \`${name}\` must be ${kind}, got ${String(raw)}`);
-      params = params.with(name, kind, value);
-    }
+    const params = paramsWithOverrides(description, overrides);
     this.description = description;
     this.params = params;
     this.strategy = new StrategyClass(params);
@@ -1316,6 +1322,676 @@ function exportStrategy(StrategyClass) {
   };
 }
 
+// ---------------------------------------------------------------- portfolio
+// Strategies over several symbols on one timeline (contract 0.3.0, the
+// `portfolio` interface, world `portfolio-plugin`). The timeline is the
+// union of the symbols' bar times; `onStep(step, ctx)` runs once per step
+// with one entry per symbol: its bar there, or null where it has none
+// (nothing is filled forward). Orders name their symbol (its index in the
+// universe, or its name); the host fills every order, and the step after
+// one with actions sees the fills. Mirrors sdk/python's stratbox.portfolio.
+
+/**
+ * Base class of a portfolio strategy (optional: any class with a static
+ * `describe()`, a constructor taking (params, symbols) and an
+ * `onStep(step, ctx)` method will do). The base constructor keeps the
+ * universe as `this.symbols`. Throw from the constructor to refuse params.
+ */
+class PortfolioStrategy {
+  constructor(params, symbols = []) {
+    /** The universe: symbol names, in the order the host gave them. */
+    this.symbols = Array.from(symbols, String);
+  }
+  static describe() {
+    throw new Error('a portfolio strategy must define static describe()');
+  }
+  // eslint-disable-next-line no-unused-vars
+  onStep(step, ctx) {}
+}
+
+/**
+ * One step of the timeline. `bars[i]` is symbol i's bar there, or null.
+ * The runtime reuses the step, its array and one Bar per symbol: copy what
+ * you keep.
+ */
+class Step {
+  constructor(index = 0, ts = 0, bars = []) {
+    /** Index of the step in the whole run (0 is the first). */
+    this.index = index;
+    /** The step's time, unix seconds UTC (0 when not sent). */
+    this.ts = ts;
+    this.bars = bars;
+  }
+  /** Symbol `i`'s bar at this step, or null. */
+  bar(i) {
+    return this.bars[i];
+  }
+  /** Symbol `i`'s close at this step; NaN where it has no bar. */
+  close(i) {
+    const b = this.bars[i];
+    return b === null || b === undefined ? NaN : b.close;
+  }
+}
+
+function newPosition(qty = 0.0) {
+  return {
+    qty, entryPrice: 0.0, stopLoss: null, takeProfit: null, openOrders: 0,
+    liquidationPrice: null, fundingRate: null,
+  };
+}
+
+const NO_FILLS = Object.freeze([]);
+
+/**
+ * The account on one step, and where orders go. Every `symbol` argument is
+ * an index into the universe or a symbol's name. The runtime reuses one
+ * context: do not keep it past `onStep`.
+ */
+class PortfolioContext {
+  constructor(symbols, actions) {
+    /** The universe, in the order the host gave it. */
+    this.symbols = Object.freeze(Array.from(symbols, String));
+    this._index = new Map(this.symbols.map((s, i) => [s, i]));
+    this._actions = actions;
+    /** Spot: the cash every position shares; perpetuals: the wallet. */
+    this.cash = 0.0;
+    this._equity = 0.0;
+    /** Every symbol's position record, in universe order (flat ones included). */
+    this.positions = this.symbols.map(() => newPosition());
+    this._fills = NO_FILLS;
+    this._first = true;
+    // Each symbol's latest close: at the account's marking (the call's
+    // start), and now. NaN while unknown.
+    this._ref = this.symbols.map(() => NaN);
+    this._last = this.symbols.map(() => NaN);
+    this.market = 'spot';
+    this.commission = 0.0;
+    this.leverage = 1.0;
+  }
+  /** The index of a symbol given by name or index; throws outside the universe. */
+  symbol(ref) {
+    if (typeof ref === 'string') {
+      const i = this._index.get(ref);
+      if (i === undefined) throw new RangeError(`symbol \`${ref}\` is not in the universe ${JSON.stringify(this.symbols)}`);
+      return i;
+    }
+    if (!Number.isInteger(ref) || ref < 0 || ref >= this.symbols.length) {
+      throw new RangeError(`symbol index ${ref} is outside the universe of ${this.symbols.length}`);
+    }
+    return ref;
+  }
+  /**
+   * The host's equity before this call (cash plus every position marked at
+   * its symbol's last close), plus each open position's price move since,
+   * to its symbol's latest close up to this step (summed in symbol order).
+   * Without the `close` column: the host's figure.
+   */
+  equity() {
+    let e = this._equity;
+    const positions = this.positions;
+    for (let i = 0; i < positions.length; i++) {
+      const q = positions[i].qty;
+      if (q !== 0.0) {
+        const d = this._last[i] - this._ref[i];
+        if (d === d) e += q * d;
+      }
+    }
+    return e;
+  }
+  /** Signed position of a symbol: > 0 long, < 0 short, 0 flat. */
+  position(symbol) {
+    return this.positions[this.symbol(symbol)].qty;
+  }
+  /** A symbol's whole position record (entryPrice, stopLoss, openOrders...). */
+  positionInfo(symbol) {
+    return this.positions[this.symbol(symbol)];
+  }
+  isFlat(symbol) {
+    return this.position(symbol) === 0.0;
+  }
+  isLong(symbol) {
+    return this.position(symbol) > 0.0;
+  }
+  isShort(symbol) {
+    return this.position(symbol) < 0.0;
+  }
+  /** The fills at this step ({symbol, side, qty, price, reason}; empty on most steps). */
+  get fills() {
+    return this._first ? this._fills : NO_FILLS;
+  }
+  /** Actions placed so far on this step ({symbol, action}; do not modify). */
+  get pendingActions() {
+    return this._actions;
+  }
+  submit(symbol, order) {
+    this._actions.push({ symbol: this.symbol(symbol), action: { tag: 'submit', val: order } });
+  }
+  /** Market buy of `qty` base units, at the symbol's next open. */
+  buy(symbol, qty) {
+    this.submit(symbol, Order.market('buy', Quantity.units(qty)));
+  }
+  /** Market sell of `qty` base units (reduces a long, then shorts). */
+  sell(symbol, qty) {
+    this.submit(symbol, Order.market('sell', Quantity.units(qty)));
+  }
+  /** Market buy committing `fraction` of equity (times leverage); a short is closed first. */
+  buyEquity(symbol, fraction) {
+    this.submit(symbol, Order.market('buy', Quantity.equity(fraction)));
+  }
+  /** Market sell committing `fraction` of equity (times leverage); a long is closed first. */
+  sellEquity(symbol, fraction) {
+    this.submit(symbol, Order.market('sell', Quantity.equity(fraction)));
+  }
+  /**
+   * Holds the symbol at `fraction` of equity: > 0 long, < 0 short, 0 flat.
+   * From flat or the other side, one market order for |fraction| of equity
+   * (the other side closed first); a position already on that side is left
+   * as it is; 0 closes the position.
+   */
+  target(symbol, fraction) {
+    const i = this.symbol(symbol);
+    const q = this.positions[i].qty;
+    if (fraction > 0.0) {
+      if (!(q > 0.0)) this.buyEquity(i, fraction);
+    } else if (fraction < 0.0) {
+      if (!(q < 0.0)) this.sellEquity(i, -fraction);
+    } else if (q !== 0.0) {
+      this.close(i);
+    }
+  }
+  /** Rests until the symbol trades at `price` or lower. */
+  buyLimit(symbol, qty, price) {
+    this.submit(symbol, Order.limit('buy', Quantity.units(qty), price));
+  }
+  /** Rests until the symbol trades at `price` or higher. */
+  sellLimit(symbol, qty, price) {
+    this.submit(symbol, Order.limit('sell', Quantity.units(qty), price));
+  }
+  /** Rests until the symbol trades up through `price`. */
+  buyStop(symbol, qty, price) {
+    this.submit(symbol, Order.stop('buy', Quantity.units(qty), price));
+  }
+  /** Rests until the symbol trades down through `price`. */
+  sellStop(symbol, qty, price) {
+    this.submit(symbol, Order.stop('sell', Quantity.units(qty), price));
+  }
+  /** Closes the symbol's whole position at its next open. */
+  close(symbol) {
+    this._actions.push({ symbol: this.symbol(symbol), action: CLOSE_POSITION });
+  }
+  /** Closes every open position, in universe order. */
+  closeAll() {
+    const positions = this.positions;
+    for (let i = 0; i < positions.length; i++) {
+      if (positions[i].qty !== 0.0) this._actions.push({ symbol: i, action: CLOSE_POSITION });
+    }
+  }
+  /** Cancels the symbol's resting limit and stop entries. */
+  cancelOrders(symbol) {
+    this._actions.push({ symbol: this.symbol(symbol), action: CANCEL_ORDERS });
+  }
+  setStopLoss(symbol, price) {
+    this._actions.push({ symbol: this.symbol(symbol), action: Action.setStopLoss(price) });
+  }
+  setTakeProfit(symbol, price) {
+    this._actions.push({ symbol: this.symbol(symbol), action: Action.setTakeProfit(price) });
+  }
+}
+
+const PORTFOLIO_FIELDS = ['open', 'high', 'low', 'close', 'volume'];
+
+/**
+ * The WIT `portfolio` interface for a portfolio strategy class. The host
+ * fills every order (no plans): `run` walks steps and returns after the
+ * first one with actions, with how many it walked (`consumed`).
+ */
+class PortfolioRuntime {
+  constructor(StrategyClass) {
+    this.StrategyClass = StrategyClass;
+    this.strategy = null;
+    this.actions = [];
+    this.ctx = new PortfolioContext([], this.actions);
+    this.step = new Step();
+    this.sbars = [];
+    this.firstIndex = 0;
+    this.len = 0;
+    this.ts = null;
+    this.hasTs = false;
+    this.cols = [];
+    this.fields = [];
+  }
+
+  describe() {
+    return descriptionToWit(normalizeDescription(this.StrategyClass.describe()));
+  }
+
+  init(params, symbols, market) {
+    const values = [];
+    for (const p of params) {
+      const v = p.value;
+      values.push([p.name, { kind: v.tag, value: v.tag === 'int' ? Number(v.val) : v.val }]);
+    }
+    const names = Array.from(symbols, String);
+    const ctx = new PortfolioContext(names, this.actions);
+    ctx.market = market === 'linear-perpetual' ? 'linear-perpetual' : 'spot';
+    this.ctx = ctx;
+    this.sbars = names.map(() => new Bar());
+    this.step.bars = names.map(() => null);
+    try {
+      this.strategy = new this.StrategyClass(new Params(values), names.slice());
+    } catch (e) {
+      throw errorText(e);
+    }
+  }
+
+  pushBars(firstIndex, commission, leverage, slippageBps, ts, bars) {
+    const ctx = this.ctx;
+    ctx.commission = commission;
+    ctx.leverage = leverage;
+    this.firstIndex = Number(firstIndex);
+    let len = ts.length;
+    const sent = new Set();
+    for (const b of bars) {
+      for (const f of PORTFOLIO_FIELDS) {
+        const c = b[f];
+        if (c && c.length) {
+          sent.add(f);
+          if (c.length > len) len = c.length;
+        }
+      }
+    }
+    this.len = len;
+    // Open first (the host always sends it): where the first column sent
+    // is NaN the symbol has no bar.
+    this.fields = PORTFOLIO_FIELDS.filter((f) => sent.has(f));
+    const nan = new Float64Array(len).fill(NaN);
+    this.cols = this.sbars.map((_, k) => {
+      const b = bars[k];
+      return this.fields.map((f) => (b && b[f] && b[f].length ? b[f] : nan));
+    });
+    for (const bar of this.sbars) {
+      for (const f of PORTFOLIO_FIELDS) if (!sent.has(f)) bar[f] = NaN;
+      bar.ts = 0;
+    }
+    this.ts = ts;
+    this.hasTs = ts.length !== 0;
+  }
+
+  run(account, from, to) {
+    const strategy = this.strategy;
+    if (strategy === null) throw new Error('`run` called before a successful `init`');
+    const ctx = this.ctx;
+    const n = this.sbars.length;
+    ctx.cash = account.cash;
+    ctx._equity = account.equity;
+    const positions = [];
+    for (let k = 0; k < n; k++) {
+      const p = account.positions[k];
+      positions.push(p === undefined ? newPosition() : {
+        qty: p.qty,
+        entryPrice: p.entryPrice,
+        stopLoss: optNumber(p.stopLoss),
+        takeProfit: optNumber(p.takeProfit),
+        openOrders: p.openOrders,
+        liquidationPrice: optNumber(p.liquidationPrice),
+        fundingRate: optNumber(p.fundingRate),
+      });
+    }
+    ctx.positions = positions;
+    ctx._fills = account.fills.length === 0 ? NO_FILLS : account.fills.map((f) => ({
+      symbol: f.symbol, side: f.side, qty: f.qty, price: f.price, reason: f.reason,
+    }));
+    // The host marked the account at the closes seen so far.
+    const last = ctx._last;
+    ctx._ref = last.slice();
+    const actions = this.actions;
+    actions.length = 0;
+    const end = Math.min(to, this.len);
+    const start = Math.min(from, end);
+    let hit = -1;
+    if (start < end) {
+      ctx._first = true;
+      const step = this.step;
+      const cur = step.bars;
+      const sbars = this.sbars;
+      const cols = this.cols;
+      const fields = this.fields;
+      const nf = fields.length;
+      const closeAt = fields.indexOf('close');
+      const ts = this.ts;
+      const hasTs = this.hasTs;
+      const base = this.firstIndex;
+      let i = start;
+      try {
+        for (; i < end; i++) {
+          const index = base + i;
+          const t = hasTs ? Number(ts[i]) : 0;
+          step.index = index;
+          step.ts = t;
+          for (let k = 0; k < n; k++) {
+            const c = cols[k];
+            if (nf !== 0) {
+              const x = c[0][i];
+              if (x !== x) {
+                cur[k] = null;
+                continue;
+              }
+            }
+            const b = sbars[k];
+            b.index = index;
+            b.ts = t;
+            for (let j = 0; j < nf; j++) b[fields[j]] = c[j][i];
+            if (closeAt >= 0) last[k] = b.close;
+            cur[k] = b;
+          }
+          strategy.onStep(step, ctx);
+          if (actions.length !== 0) {
+            hit = i;
+            break;
+          }
+          ctx._first = false;
+        }
+      } catch (e) {
+        const stack = e instanceof Error && e.stack ? `\n${e.stack.split('\n').slice(0, 12).join('\n')}` : '';
+        log('error', `exception in onStep at step ${base + i}: ${errorText(e)}${stack}`);
+        throw e;
+      }
+    }
+    if (hit < 0) return { consumed: end - start, actions: [] };
+    return {
+      consumed: hit + 1 - start,
+      actions: actions.map((a) => ({ symbol: a.symbol, action: actionToWit(a.action) })),
+    };
+  }
+}
+
+/**
+ * The WIT `portfolio` interface object for a portfolio strategy class. A
+ * strategy module exports it as `portfolio` (build.mjs then builds world
+ * `portfolio-plugin`):
+ *
+ *   export const portfolio = exportPortfolio(MyPortfolioStrategy);
+ */
+function exportPortfolio(StrategyClass) {
+  if (typeof StrategyClass !== 'function' || typeof StrategyClass.describe !== 'function') {
+    throw new TypeError('exportPortfolio takes a portfolio strategy class with a static describe()');
+  }
+  const rt = new PortfolioRuntime(StrategyClass);
+  return {
+    describe: () => rt.describe(),
+    init: (params, symbols, market) => rt.init(params, symbols, market),
+    pushBars: (firstIndex, commission, leverage, slippageBps, ts, bars) =>
+      rt.pushBars(firstIndex, commission, leverage, slippageBps, ts, bars),
+    run: (account, start, end) => rt.run(account, start, end),
+  };
+}
+
+/**
+ * Runs a portfolio strategy natively over several symbols' bars, with a
+ * simple fill model, for unit tests. Mirrors sdk/python's PortfolioHarness.
+ *
+ * The fill model is approximate, not the engine's (the host's broker is the
+ * reference; docs/conventions/engine.md): the actions of a step take effect
+ * from the next step on. Market orders and closes fill at the symbol's next
+ * open (when it has no bar there, at its next bar's), in the order they
+ * were placed, slipped by `slippageBps`; an equity fraction is of cash plus
+ * every position marked at its latest close, times leverage, over
+ * `price * (1 + commission)`, an opposite position closed first, and no
+ * order opens beyond that headroom. Limit and stop orders rest until the
+ * bar trades through their price (at the open on a gap). Stop-loss before
+ * take-profit, checked after each step's fills. Commission on every fill's
+ * notional. Shorts credit the cash, as on spot; perpetuals' margin, funding
+ * and liquidation are not modelled.
+ */
+class PortfolioHarness {
+  /**
+   * `new PortfolioHarness(Pairs, ['BTCUSDT', 'ETHUSDT'], { lookback: 10 })`:
+   * the schema defaults with `overrides` applied (types checked, bounds
+   * not). The account starts with `cash` 10,000, `commission` 0.0006,
+   * `leverage` 1, `slippageBps` 0: set them before the first step.
+   */
+  constructor(StrategyClass, symbols, overrides = {}) {
+    const description = normalizeDescription(StrategyClass.describe());
+    this.description = description;
+    this.params = paramsWithOverrides(description, overrides);
+    this.symbols = Array.from(symbols, String);
+    this.strategy = new StrategyClass(this.params, this.symbols.slice());
+    this.cash = 10000.0;
+    this.commission = 0.0006;
+    this.leverage = 1.0;
+    this.slippageBps = 0.0;
+    this.market = 'spot';
+    /** Every symbol's position now (after the last step's fills). */
+    this.positions = this.symbols.map(() => newPosition());
+    /** Every fill so far: {step, symbol, side, qty, price, reason}. */
+    this.fills = [];
+    this._marks = this.symbols.map(() => NaN);
+    this._pending = [];
+    this._resting = [];
+    this._actions = [];
+    this._ctx = new PortfolioContext(this.symbols, this._actions);
+    this.nextIndex = 0;
+  }
+
+  /** Cash plus every position marked at its symbol's latest close. */
+  equity() {
+    let e = this.cash;
+    for (let i = 0; i < this.positions.length; i++) {
+      const q = this.positions[i].qty;
+      if (q !== 0.0) e += q * this._marks[i];
+    }
+    return e;
+  }
+
+  /**
+   * Feeds columns of closes ({name: [...]}, or one array per symbol in
+   * universe order; null where a symbol has no bar); returns each step's actions.
+   */
+  run(closes) {
+    const columns = Array.isArray(closes) ? closes : this.symbols.map((s) => closes[s] || []);
+    if (columns.length !== this.symbols.length) {
+      throw new RangeError(`${columns.length} columns for ${this.symbols.length} symbols`);
+    }
+    const steps = Math.max(0, ...columns.map((c) => c.length));
+    const out = [];
+    for (let i = 0; i < steps; i++) out.push(this.step(columns.map((c) => (i < c.length ? c[i] : null))));
+    return out;
+  }
+
+  /**
+   * Feeds one step: one entry per symbol, a bar ({open, high, low, close,
+   * volume}), a close (OHLC all equal to it, volume 0) or null (no bar).
+   * Returns the actions taken on it ({symbol, action}).
+   */
+  step(bars, ts) {
+    if (bars.length !== this.symbols.length) {
+      throw new RangeError(`${bars.length} bars for ${this.symbols.length} symbols`);
+    }
+    const index = this.nextIndex++;
+    const t = ts === undefined ? index : ts;
+    const stepBars = bars.map((b) => {
+      if (b === null || b === undefined) return null;
+      if (typeof b === 'number') return new Bar(index, t, b, b, b, b, 0.0);
+      return Object.assign(new Bar(), b, { index, ts: t });
+    });
+    const fills = this._fill(index, stepBars);
+    const ctx = this._ctx;
+    ctx.cash = this.cash;
+    ctx._equity = this.equity();
+    ctx.positions = this.positions.map((p) => ({ ...p }));
+    ctx._fills = fills;
+    ctx._ref = this._marks.slice();
+    stepBars.forEach((b, i) => {
+      if (b !== null && b.close === b.close) this._marks[i] = b.close;
+    });
+    ctx._last = this._marks.slice();
+    ctx.market = this.market;
+    ctx.commission = this.commission;
+    ctx.leverage = this.leverage;
+    ctx._first = true;
+    this._actions.length = 0;
+    this.strategy.onStep(new Step(index, t, stepBars), ctx);
+    const actions = this._actions.slice();
+    for (const a of actions) this._accept(a);
+    return actions;
+  }
+
+  _accept(a) {
+    const p = this.positions[a.symbol];
+    const action = a.action;
+    switch (action.tag) {
+      case 'submit':
+        if (action.val.kind.tag === 'market') {
+          this._pending.push(a);
+        } else {
+          this._resting.push(a);
+          p.openOrders += 1;
+        }
+        break;
+      case 'close-position':
+        this._pending.push(a);
+        break;
+      case 'cancel-orders':
+        this._resting = this._resting.filter((r) => r.symbol !== a.symbol);
+        p.openOrders = 0;
+        break;
+      case 'set-stop-loss':
+        p.stopLoss = action.val == null ? null : action.val;
+        break;
+      case 'set-take-profit':
+        p.takeProfit = action.val == null ? null : action.val;
+        break;
+      default:
+        throw new TypeError(`unknown action ${JSON.stringify(action)}`);
+    }
+  }
+
+  _fill(index, bars) {
+    const fills = [];
+    const waiting = [];
+    for (const a of this._pending) {
+      const bar = bars[a.symbol];
+      if (bar === null || bar.open !== bar.open) {
+        waiting.push(a);
+        continue;
+      }
+      if (a.action.tag === 'close-position') {
+        const q = this.positions[a.symbol].qty;
+        if (q !== 0.0) this._close(a.symbol, Math.abs(q), this._slipped(bar.open, q > 0.0 ? 'sell' : 'buy'), 'close-position', fills);
+      } else {
+        const order = a.action.val;
+        this._execute(a.symbol, order, this._slipped(bar.open, order.side), 'market', fills);
+      }
+    }
+    this._pending = waiting;
+    const resting = [];
+    for (const r of this._resting) {
+      const bar = bars[r.symbol];
+      const order = r.action.val;
+      const at = bar === null ? null : triggerPrice(order, bar);
+      if (at === null) {
+        resting.push(r);
+        continue;
+      }
+      this.positions[r.symbol].openOrders -= 1;
+      this._execute(r.symbol, order, at, order.kind.tag === 'limit' ? 'limit' : 'stop', fills);
+    }
+    this._resting = resting;
+    bars.forEach((bar, i) => {
+      const p = this.positions[i];
+      if (bar === null || p.qty === 0.0) return;
+      const long = p.qty > 0.0;
+      const sl = p.stopLoss;
+      const tp = p.takeProfit;
+      if (sl !== null && (long ? bar.low <= sl : bar.high >= sl)) {
+        this._close(i, Math.abs(p.qty), long ? Math.min(bar.open, sl) : Math.max(bar.open, sl), 'stop-loss', fills);
+      } else if (tp !== null && (long ? bar.high >= tp : bar.low <= tp)) {
+        this._close(i, Math.abs(p.qty), long ? Math.max(bar.open, tp) : Math.min(bar.open, tp), 'take-profit', fills);
+      }
+    });
+    for (const f of fills) this.fills.push({ step: index, ...f });
+    return fills;
+  }
+
+  _slipped(price, side) {
+    return price * (1.0 + (side === 'buy' ? 1.0 : -1.0) * this.slippageBps / 10000.0);
+  }
+
+  _equityAt(symbol, price) {
+    let e = this.cash;
+    for (let i = 0; i < this.positions.length; i++) {
+      const q = this.positions[i].qty;
+      if (q !== 0.0) e += q * (i === symbol ? price : this._marks[i]);
+    }
+    return e;
+  }
+
+  _execute(symbol, order, price, reason, fills) {
+    const p = this.positions[symbol];
+    const sign = order.side === 'buy' ? 1.0 : -1.0;
+    if (this._marks[symbol] !== this._marks[symbol]) this._marks[symbol] = price;
+    const q = order.quantity;
+    let wanted;
+    if (q.tag === 'equity') {
+      if (p.qty * sign < 0.0) this._close(symbol, Math.abs(p.qty), price, reason, fills);
+      wanted = this._equityAt(symbol, price) * this.leverage * q.val / (price * (1.0 + this.commission));
+    } else {
+      wanted = q.val;
+      if (p.qty * sign < 0.0) {
+        const reduce = Math.min(Math.abs(p.qty), wanted);
+        this._close(symbol, reduce, price, reason, fills);
+        wanted -= reduce;
+      }
+    }
+    let used = 0.0;
+    for (let i = 0; i < this.positions.length; i++) {
+      used += Math.abs(this.positions[i].qty) * (i === symbol ? price : this._marks[i]);
+    }
+    const room = (this._equityAt(symbol, price) * this.leverage - used) / (price * (1.0 + this.commission));
+    const qty = Math.min(wanted, Math.max(room, 0.0));
+    if (qty > 0.0) {
+      const notional = qty * price;
+      this.cash -= sign * notional + notional * this.commission;
+      const held = Math.abs(p.qty);
+      p.entryPrice = p.qty === 0.0 ? price : (p.entryPrice * held + price * qty) / (held + qty);
+      p.qty += sign * qty;
+      if (order.stopLoss != null) p.stopLoss = order.stopLoss;
+      if (order.takeProfit != null) p.takeProfit = order.takeProfit;
+      fills.push({ symbol, side: order.side, qty, price, reason });
+    }
+  }
+
+  _close(symbol, qty, price, reason, fills) {
+    const p = this.positions[symbol];
+    qty = Math.min(qty, Math.abs(p.qty));
+    if (!(qty > 0.0)) return;
+    const long = p.qty > 0.0;
+    const notional = qty * price;
+    this.cash += (long ? notional : -notional) - notional * this.commission;
+    if (qty === Math.abs(p.qty)) {
+      p.qty = 0.0;
+      p.entryPrice = 0.0;
+      p.stopLoss = null;
+      p.takeProfit = null;
+    } else {
+      p.qty -= long ? qty : -qty;
+    }
+    fills.push({ symbol, side: long ? 'sell' : 'buy', qty, price, reason });
+  }
+}
+
+/** Where a resting order fills on `bar`, or null. */
+function triggerPrice(order, bar) {
+  const price = order.kind.val;
+  const buy = order.side === 'buy';
+  if (order.kind.tag === 'limit') {
+    if (buy) return bar.open <= price ? bar.open : bar.low <= price ? price : null;
+    return bar.open >= price ? bar.open : bar.high >= price ? price : null;
+  }
+  if (buy) return bar.open >= price ? bar.open : bar.high >= price ? price : null;
+  return bar.open <= price ? bar.open : bar.low <= price ? price : null;
+}
+
 export {
   Action,
   Atr,
@@ -1334,13 +2010,18 @@ export {
   ParamSpec,
   ParamType,
   Params,
+  PortfolioContext,
+  PortfolioHarness,
+  PortfolioStrategy,
   Quantity,
   Rsi,
   Side,
   Sma,
+  Step,
   Strategy,
   crossedAbove,
   crossedBelow,
+  exportPortfolio,
   exportStrategy,
   formatF64,
   log,

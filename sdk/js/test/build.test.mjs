@@ -7,7 +7,7 @@ import { mkdtemp, writeFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { bundle } from '../build.mjs';
+import { bundle, bundleWithWorld } from '../build.mjs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const EMA = join(ROOT, 'plugins/ema-crossover/js/strategy.js');
@@ -26,7 +26,7 @@ async function withTmp(f) {
 /** Loads a bundle in node with the WIT log import replaced by `sink`. */
 async function load(dir, source) {
   const stubbed = source.replace(
-    /^import \{ log as __stratbox_wit_log \} from 'stratbox:strategy\/log@0.2.0'; /,
+    /^import \{ log as __stratbox_wit_log \} from 'stratbox:strategy\/log@0.3.0'; /,
     'const __stratbox_wit_log = (level, message) => globalThis.__testLogs.push([level, message]); ',
   );
   const path = join(dir, `bundle-${Math.random().toString(36).slice(2)}.mjs`);
@@ -44,7 +44,7 @@ for (const toolchain of [NO_TOOLCHAIN, join(process.env.HOME || '', '.cache/stra
     assert.match(lines[importLine], /^const \{ Strategy, Column, ParamSpec, Ema, exportStrategy \} = __stratbox_sdk_init\(\);/);
     const onBar = srcLines.findIndex((l) => l.includes('onBar(bar, ctx) {'));
     assert.equal(lines[onBar], srcLines[onBar]);
-    assert.ok(lines[0].startsWith("import { log as __stratbox_wit_log } from 'stratbox:strategy/log@0.2.0'; "));
+    assert.ok(lines[0].startsWith("import { log as __stratbox_wit_log } from 'stratbox:strategy/log@0.3.0'; "));
     const strategyPart = out.slice(0, out.indexOf('// ---- @stratbox/sdk (inlined'));
     assert.ok(!strategyPart.includes("from '@stratbox/sdk'"));
   });
@@ -103,7 +103,7 @@ test('a strategy may import only the SDK, and must export `strategy`', async () 
     await assert.rejects(bundle(a, NO_TOOLCHAIN), /may import only '@stratbox\/sdk'/);
     const b = join(dir, 'b.js');
     await writeFile(b, "import { Strategy } from '@stratbox/sdk';\nexport class X extends Strategy {}\n");
-    await assert.rejects(bundle(b, NO_TOOLCHAIN), /export const strategy = exportStrategy/);
+    await assert.rejects(bundle(b, NO_TOOLCHAIN), /export const strategy = exportStrategy.*export const portfolio = exportPortfolio/);
     const c = join(dir, 'c.js');
     await writeFile(c, "import { Nope } from '@stratbox/sdk';\nexport const strategy = {};\n");
     await assert.rejects(bundle(c, NO_TOOLCHAIN), /has no export `Nope`/);
@@ -124,4 +124,49 @@ test('--weval (or STRATBOX_WEVAL) must name an existing binary: never a download
   const qjs = spawnSync(process.execPath, [...args, '--engine', 'qjs', '--weval', missing], { encoding: 'utf8' });
   assert.equal(qjs.status, 2);
   assert.match(qjs.stderr, /--weval applies to --engine spidermonkey only/);
+});
+
+test('the world follows the export: `strategy` builds plugin, `portfolio` portfolio-plugin', async () => {
+  for (const toolchain of [NO_TOOLCHAIN, join(process.env.HOME || '', '.cache/stratbox-target/toolchains/js')]) {
+    assert.equal((await bundleWithWorld(EMA, toolchain)).world, 'plugin');
+    const pairs = join(ROOT, 'plugins/pairs-spread/js/strategy.js');
+    assert.equal((await bundleWithWorld(pairs, toolchain)).world, 'portfolio-plugin');
+  }
+  await withTmp(async (dir) => {
+    const both = join(dir, 'both.js');
+    await writeFile(both, "export const strategy = {};\nexport const portfolio = {};\n");
+    await assert.rejects(bundle(both, NO_TOOLCHAIN), /exports both `strategy` and `portfolio`/);
+  });
+});
+
+test('a portfolio bundle runs: init with symbols, a run over two symbols', async () => {
+  await withTmp(async (dir) => {
+    globalThis.__testLogs = [];
+    const src = join(dir, 'strategy.js');
+    await writeFile(
+      src,
+      [
+        "import { PortfolioStrategy, exportPortfolio, log, Level } from '@stratbox/sdk';",
+        'export class P extends PortfolioStrategy {',
+        "  static describe() { return { name: 'p', version: '1', summary: '' }; }",
+        '  onStep(step, ctx) {',
+        "    log(Level.Info, `step ${step.index} ${this.symbols.join('/')} ${step.bars.map((b) => (b ? b.close : '-')).join(' ')}`);",
+        "    if (step.bars[1] !== null) ctx.buyEquity('ETHUSDT', 0.5);",
+        '  }',
+        '}',
+        'export const portfolio = exportPortfolio(P);',
+      ].join('\n'),
+    );
+    const m = await load(dir, await bundle(src, NO_TOOLCHAIN));
+    m.portfolio.init([], ['BTCUSDT', 'ETHUSDT'], 'spot');
+    const c = (xs) => Float64Array.from(xs);
+    const empty = new Float64Array(0);
+    const sym = (xs) => ({ open: c(xs), high: empty, low: empty, close: c(xs), volume: empty });
+    m.portfolio.pushBars(0n, 0, 1, 0, new BigInt64Array(0), [sym([1, 2]), sym([NaN, 20])]);
+    const account = { cash: 1, equity: 1, positions: [], fills: [] };
+    const step = m.portfolio.run(account, 0, 2);
+    assert.equal(step.consumed, 2);
+    assert.deepEqual(step.actions.map((a) => [a.symbol, a.action.tag, a.action.val.quantity.val]), [[1, 'submit', 0.5]]);
+    assert.deepEqual(globalThis.__testLogs, [['info', 'step 0 BTCUSDT/ETHUSDT 1 -'], ['info', 'step 1 BTCUSDT/ETHUSDT 2 20']]);
+  });
 });

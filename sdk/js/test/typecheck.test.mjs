@@ -37,6 +37,8 @@ test('examples type-check against the SDK declarations', { skip: existsSync(TSC)
           join(ROOT, 'plugins/ema-crossover/js/strategy.js'),
           join(ROOT, 'plugins/rsi-reversion/js/strategy.js'),
           join(ROOT, 'plugins/hostile-js/strategy.js'),
+          join(ROOT, 'plugins/pairs-spread/js/strategy.js'),
+          join(ROOT, 'plugins/momentum-rotation/js/strategy.js'),
           join(ROOT, 'sdk/js/examples/sma-cross.ts'),
         ],
       }),
