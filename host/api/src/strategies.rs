@@ -215,10 +215,7 @@ async fn store_plugin(
             &d.version,
             d,
             plugin.runtime.as_str(),
-            plugin
-                .exports
-                .iter()
-                .any(|e| e.starts_with("stratbox:strategy/portfolio@")),
+            plugin.is_portfolio(),
         )
         .await
 }

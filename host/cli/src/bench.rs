@@ -7,7 +7,9 @@
 
 use anyhow::{anyhow, Context};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{CliError, CliResult};
@@ -46,6 +48,17 @@ pub struct BenchArgs {
     /// The same EMA crossover built from JavaScript.
     #[arg(long)]
     js: Option<PathBuf>,
+    /// The momentum-rotation portfolio component: adds a run of
+    /// `--symbols` symbols of `--symbol-bars` hourly bars each, WASM
+    /// against the native reference, after the single-symbol figures.
+    #[arg(long)]
+    portfolio: Option<PathBuf>,
+    /// Symbols of the portfolio run.
+    #[arg(long, default_value_t = 10)]
+    symbols: usize,
+    /// Bars per symbol of the portfolio run.
+    #[arg(long, default_value_t = 100_000)]
+    symbol_bars: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -180,6 +193,87 @@ pub fn run(args: &BenchArgs) -> CliResult {
         "  instantiate        {:>8.1} us median ({} allocator, includes init)",
         f.instantiate_median_us,
         f.allocator
+    );
+    if let Some(path) = &args.portfolio {
+        portfolio_figures(args, path).map_err(CliError::run)?;
+    }
+    Ok(())
+}
+
+/// The portfolio case: a momentum rotation (lookback 72, rebalance 24,
+/// top 2) over `--symbols` synthetic hourly series, the WASM component
+/// and the native reference alternating, medians of `--reps`.
+fn portfolio_figures(args: &BenchArgs, path: &PathBuf) -> anyhow::Result<()> {
+    use stratbox_engine::portfolio::{run_portfolio, Universe};
+    use stratbox_engine::reference::MomentumRotation;
+    if args.symbols == 0 || args.symbol_bars < 2 {
+        anyhow::bail!("--symbols must be at least 1 and --symbol-bars at least 2");
+    }
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let series = (0..args.symbols)
+        .map(|k| {
+            let candles = candles::synth(
+                args.symbol_bars,
+                1_000 + k as u64,
+                3_600,
+                1_704_067_200,
+                100.0 * (k + 1) as f64,
+            );
+            (format!("SYM{k:02}USDT"), Arc::new(candles))
+        })
+        .collect();
+    let universe = Universe::new(series)?;
+    let symbol_bars = (args.symbols * args.symbol_bars) as f64;
+    let config = BacktestConfig::default();
+    let sandbox = Sandbox::new(SandboxConfig::default())?;
+    let plugin = sandbox.load(&bytes)?;
+    let params = Params::validate(&plugin.description.params, &BTreeMap::new())
+        .map_err(|e| anyhow!("{e}"))?;
+    let (mut native, mut wasm) = (Timed::new(), Timed::new());
+    let mut reports = (None, None);
+    for _ in 0..args.reps {
+        let report = native.time(|| {
+            let mut strategy = MomentumRotation::new(72, 24, 2);
+            Ok(run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {})?)
+        })?;
+        reports.0 = Some(report);
+        let mut strategy = sandbox.instantiate_portfolio(
+            &plugin,
+            &params,
+            &universe,
+            config.market,
+            RunLimits::default(),
+            CancelToken::default(),
+        )?;
+        let report = wasm.time(|| Ok(run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {})?))?;
+        reports.1 = Some(report);
+    }
+    let (native_ms, native_cpu, native_best) = native.summary();
+    let (wasm_ms, wasm_cpu, wasm_best) = wasm.summary();
+    let rate = |d: Duration| symbol_bars / d.as_secs_f64();
+    let trades = |r: &Option<engine::Report>| r.as_ref().map_or(0, |r| r.num_trades);
+    outln!(
+        "  portfolio ({} symbols x {} hourly bars, momentum rotation; {} trades native, {} wasm)",
+        args.symbols,
+        args.symbol_bars,
+        trades(&reports.0),
+        trades(&reports.1)
+    );
+    outln!(
+        "    native           {:>8.1} M symbol-bars/s  ({:.1} ms; CPU {:.1} ms; best {:.1} ms)",
+        rate(native_ms) / 1e6,
+        native_ms.as_secs_f64() * 1e3,
+        native_cpu.as_secs_f64() * 1e3,
+        native_best.as_secs_f64() * 1e3
+    );
+    outln!(
+        "    wasm, fuel on    {:>8.1} M symbol-bars/s  ({:.1} ms; CPU {:.1} ms; best {:.1} ms; {:.1} % of native)",
+        rate(wasm_ms) / 1e6,
+        wasm_ms.as_secs_f64() * 1e3,
+        wasm_cpu.as_secs_f64() * 1e3,
+        wasm_best.as_secs_f64() * 1e3,
+        native_ms.as_secs_f64() / wasm_ms.as_secs_f64() * 100.0
     );
     Ok(())
 }

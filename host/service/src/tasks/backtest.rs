@@ -707,13 +707,13 @@ pub(super) fn run(
 ) -> Result<String, TaskError> {
     let payload: BacktestPayload = serde_json::from_str(payload)
         .map_err(|e| TaskError::permanent("bad_payload", format!("backtest payload: {e}")))?;
-    let definition = payload.definition;
-    let plugin = load_plugin(tasks, rt, &definition.strategy_sha256)?;
-    let params = resolve_params(&plugin.description.params, &definition.params)
+    let plugin = load_plugin(tasks, rt, &payload.definition.strategy_sha256)?;
+    let params = resolve_params(&plugin.description.params, &payload.definition.params)
         .map_err(|e| TaskError::permanent("invalid_params", e.to_string()))?;
-    if !definition.symbols.is_empty() {
+    if !payload.definition.symbols.is_empty() {
         return run_portfolio(tasks, rt, &payload, &plugin, &params, task_id, ctx);
     }
+    let definition = payload.definition;
     let candles = load_range(tasks, rt, &definition, payload.candles_version)?;
     let mut config = engine_config(&definition);
     if config.market == Market::LinearPerpetual {
