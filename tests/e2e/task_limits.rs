@@ -1,7 +1,10 @@
 //! Per-task limits through the queue: a run given too little fuel of its
 //! own fails with `fuel_exhausted` into the dead-letter stream, while the
 //! same backtest with the worker's default budget completes; the worker
-//! keeps serving. An optimization's runs get the fuel it names too.
+//! keeps serving. An optimization's runs get the fuel it names too. A run's
+//! own `memory_mib` and `timeout_ms` stop it on the worker with
+//! `memory_limit` and `deadline_exceeded`, naming its limit, not the
+//! worker's.
 
 use serde_json::json;
 
@@ -106,4 +109,127 @@ async fn a_runs_own_fuel_budget_applies_on_the_worker() {
             .all(|row| row["error"].is_null()),
         "{done}"
     );
+}
+
+/// A create-and-run of `strategy` over the story's 62 hourly bars, with
+/// `extra` fields set on top.
+fn story_request(strategy: &serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    let mut body = json!({"strategy_id": strategy["strategy_id"], "symbol": "BTCUSDT",
+        "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
+        "end_date": "2024-01-03T13:00:00Z", "initial_capital": 10000.0, "leverage": 1,
+        "commission": 0.0006, "config": {"params": {}}});
+    let serde_json::Value::Object(extra) = extra else {
+        panic!("extra fields must be an object: {extra}")
+    };
+    for (k, v) in extra {
+        body[k] = v;
+    }
+    body
+}
+
+/// Submits `body`, waits for its backtest to fail, and returns the
+/// record's error and the fields of the task's dead-letter entry.
+async fn submit_and_fail(
+    http: &reqwest::Client,
+    server: &Server,
+    body: serde_json::Value,
+) -> (serde_json::Value, serde_json::Value) {
+    let (status, submitted) =
+        post(http, server, "/api/v1/queue/backtest/create-and-run", body).await;
+    assert_eq!(status, 200, "{submitted}");
+    let id = submitted["backtest_id"].as_u64().unwrap();
+    let record = server
+        .wait_final(http, &format!("/api/v1/backtests/{id}"))
+        .await;
+    assert_eq!(record["status"], "failed", "{record}");
+    let task_id = submitted["task_id"].as_str().unwrap();
+    let (status, dlq) = server.get_json(http, "/api/v1/queue/dlq").await;
+    assert_eq!(status, 200, "{dlq}");
+    let entry = dlq["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["fields"]["task_id"] == task_id)
+        .unwrap_or_else(|| panic!("{task_id} is not dead-lettered: {dlq}"));
+    (record["error"].clone(), entry["fields"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_own_memory_limit_applies_on_the_worker() {
+    let svc = Service::start("task_limits_memory").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 1, &[]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    server
+        .import_candles(&http, "BTCUSDT", "1h", &story_csv(&svc.dir))
+        .await;
+    let (status, bomb) = upload(&http, &server, "hostile/memory-bomb").await;
+    assert_eq!(status, 201, "{bomb}");
+
+    // 8 MiB of its own: stopped at 8 MiB, into the dead-letter stream.
+    let (error, dead) = submit_and_fail(
+        &http,
+        &server,
+        story_request(&bomb, json!({"memory_mib": 8})),
+    )
+    .await;
+    assert_eq!(error["code"], "memory_limit", "{error}");
+    let own = format!("past {} bytes", 8u64 << 20);
+    assert!(error["message"].as_str().unwrap().contains(&own), "{error}");
+    assert_eq!(dead["reason"], "memory_limit", "{dead}");
+    assert!(dead["error"].as_str().unwrap().contains(&own), "{dead}");
+
+    // Without one, the worker's cap (`STRATBOX_MEMORY_MIB`, 64 MiB here)
+    // is what stops it: the 8 MiB above was the run's own.
+    let (error, dead) = submit_and_fail(&http, &server, story_request(&bomb, json!({}))).await;
+    assert_eq!(error["code"], "memory_limit", "{error}");
+    let worker_cap = format!("past {} bytes", 64u64 << 20);
+    assert!(
+        error["message"].as_str().unwrap().contains(&worker_cap),
+        "{error}"
+    );
+    assert_eq!(dead["reason"], "memory_limit", "{dead}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runs_own_timeout_applies_on_the_worker() {
+    let svc = Service::start("task_limits_timeout").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 1, &[]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    server
+        .import_candles(&http, "BTCUSDT", "1h", &story_csv(&svc.dir))
+        .await;
+    let (status, slow) = upload(&http, &server, "hostile/slow").await;
+    assert_eq!(status, 201, "{slow}");
+
+    // About 10^9 steps a bar over 62 bars (minutes), with all the fuel it
+    // may have, against 300 ms of wall clock per attempt: each attempt is
+    // stopped at 300 ms (the queue's own task timeout is 10 minutes), and
+    // after the last one the task is dead-lettered as a timeout.
+    let body = story_request(
+        &slow,
+        json!({"config": {"params": {"work": 1_000_000_000, "period": 10}},
+            "fuel": 1_000_000_000_000u64, "timeout_ms": 300}),
+    );
+    let started = std::time::Instant::now();
+    let (error, dead) = submit_and_fail(&http, &server, body).await;
+    assert_eq!(error["code"], "deadline_exceeded", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit of 300ms"),
+        "{error}"
+    );
+    assert_eq!(dead["reason"], "deadline_exceeded", "{dead}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    let (_, metrics) = server.get_json(&http, "/api/v1/queue/metrics").await;
+    assert_eq!(metrics["tasks_timeout"], 1, "{metrics}");
 }
