@@ -25,6 +25,7 @@ mod perp_cli;
 mod perp_fetch;
 mod perp_opt;
 mod plugin_load;
+mod portfolio;
 mod queue_backtest;
 mod queue_optimize;
 mod queue_recovery;

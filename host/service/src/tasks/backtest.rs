@@ -67,7 +67,8 @@ impl SubmitError {
     }
 }
 
-fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
+/// A refusal of `field`; nothing is queued.
+pub(super) fn invalid(field: &str, message: impl Into<String>) -> SubmitError {
     SubmitError::Invalid {
         field: field.to_string(),
         message: message.into(),

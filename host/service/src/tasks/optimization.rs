@@ -232,6 +232,13 @@ async fn prepare(
     let mut probe = request.backtest.clone();
     probe.params.clear();
     let (checked, candles_version) = Validator::new(store).check(&probe).await?;
+    if !checked.symbols.is_empty() {
+        // Optimization runs are single-symbol (docs/optimization.md).
+        return Err(super::backtest::invalid(
+            "symbols",
+            "optimizations run one symbol; a portfolio strategy is backtested, not optimized, for now",
+        ));
+    }
     let mut search_space = BTreeMap::new();
     for (name, value) in &request.search_space {
         let field = format!("search_space.{name}");

@@ -1,0 +1,156 @@
+//! Several symbols in one backtest through the HTTP API: `stratbox serve`
+//! and a worker, real processes, give for a 20-symbol, one-year hourly
+//! momentum rotation the report `stratbox backtest --symbol ... --json`
+//! prints for the same files; bad universes are refused before anything
+//! is queued, naming the symbol.
+
+use serde_json::{json, Value};
+
+use super::api::{upload, Server};
+use super::service::{p, Service};
+use super::support;
+
+const CREATE: &str = "/api/v1/queue/backtest/create-and-run";
+
+/// 20 symbols of a year of hourly bars (seeded), as CSV files.
+fn universe_csvs(dir: &std::path::Path, symbols: usize) -> Vec<(String, std::path::PathBuf)> {
+    (0..symbols)
+        .map(|k| {
+            let (path, _) = support::candles_csv(dir, 8_760, 500 + k as u64, 3_600);
+            (format!("S{k:02}USDT"), path)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twenty_symbol_rotation_through_the_queue_equals_the_local_cli() {
+    let svc = Service::start("portfolio").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+
+    let (status, strategy) = upload(&http, &server, "momentum-rotation").await;
+    assert_eq!(status, 201, "{strategy}");
+    let strategy_id = strategy["strategy_id"].as_u64().unwrap();
+    let csvs = universe_csvs(&svc.dir, 20);
+    for (symbol, path) in &csvs {
+        server.import_candles(&http, symbol, "1h", path).await;
+    }
+    let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
+    let request = json!({"strategy_id": strategy_id, "symbols": symbols, "timeframe": "1h",
+        "start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z",
+        "config": {"params": {"lookback": 48, "rebalance": 24, "top_k": 3}}});
+    let (status, body) = server.post_json(&http, CREATE, &request).await;
+    assert_eq!(status, 200, "{body}");
+    let backtest_id = body["backtest_id"].as_u64().unwrap();
+    let backtest = server
+        .wait_completed(&http, &format!("/api/v1/backtests/{backtest_id}"))
+        .await;
+    let report = &backtest["report"];
+    let per_symbol = report["symbols"].as_array().unwrap();
+    assert_eq!(per_symbol.len(), 20, "{report}");
+    assert_eq!(per_symbol[0]["symbol"], "S00USDT");
+    assert_eq!(report["bars"], 8_760);
+    assert!(report["num_trades"].as_u64().unwrap() > 20, "it rotates");
+    let traded: std::collections::BTreeSet<&str> = report["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["symbol"].as_str().unwrap())
+        .collect();
+    assert!(traded.len() > 3, "several symbols traded: {traded:?}");
+
+    let record = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
+    assert_eq!(record.definition.symbols, symbols);
+    let plugin = support::plugin("momentum-rotation");
+    let mut args: Vec<String> = ["backtest", "--plugin", p(&plugin), "--json"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for (symbol, path) in &csvs {
+        args.push("--symbol".into());
+        args.push(format!("{symbol}={}", p(path)));
+    }
+    for (name, value) in [("lookback", 48), ("rebalance", 24), ("top_k", 3)] {
+        args.push("--param".into());
+        args.push(format!("{name}={value}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::stratbox(&svc.dir, &args);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    let local = support::stdout(&out);
+    assert_eq!(record.report.as_deref(), Some(local.trim_end()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
+    let svc = Service::start("portfolio_bad").await;
+    let server = Server::start(&svc);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    let (_, rotation) = upload(&http, &server, "momentum-rotation").await;
+    let (_, ema) = upload(&http, &server, "ema-crossover").await;
+    let csvs = universe_csvs(&svc.dir, 2);
+    for (symbol, path) in &csvs {
+        server.import_candles(&http, symbol, "1h", path).await;
+    }
+    let request = |strategy: &Value, extra: Value| {
+        let mut r = json!({"strategy_id": strategy["strategy_id"], "timeframe": "1h",
+            "start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"});
+        for (k, v) in extra.as_object().unwrap() {
+            r[k] = v.clone();
+        }
+        r
+    };
+    // A symbol with no candles: 404 naming it.
+    let (status, body) = server
+        .post_json(
+            &http,
+            CREATE,
+            &request(&rotation, json!({"symbols": ["S00USDT", "NOPEUSDT"]})),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("NOPEUSDT"), "{body}");
+    // A symbol whose candles end before the range: 422 naming it.
+    let (status, body) = server
+        .post_json(
+            &http,
+            CREATE,
+            &request(
+                &rotation,
+                json!({"symbols": ["S00USDT", "S01USDT"], "start_date": "2026-01-01T00:00:00Z",
+                       "end_date": "2026-02-01T00:00:00Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "symbols", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("S00USDT"), "{body}");
+    // A one-symbol strategy given several.
+    let (status, body) = server
+        .post_json(
+            &http,
+            CREATE,
+            &request(&ema, json!({"symbols": ["S00USDT", "S01USDT"]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "symbols", "{body}");
+    // Both `symbol` and `symbols`, or neither.
+    let (status, body) = server
+        .post_json(
+            &http,
+            CREATE,
+            &request(&rotation, json!({"symbol": "S00USDT", "symbols": ["S01USDT"]})),
+        )
+        .await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("symbols")), "{body}");
+    let (status, body) = server
+        .post_json(&http, CREATE, &request(&rotation, json!({})))
+        .await;
+    assert_eq!((status, &body["error"]["field"]), (422, &json!("symbol")), "{body}");
+    let counters = svc.queue.counters().await.unwrap();
+    assert_eq!(counters.tasks_submitted, 0, "nothing was queued: {counters:?}");
+}
