@@ -25,7 +25,10 @@ __all__ = ["export_portfolio"]
 _NAN = math.nan
 _FIELDS = ("open", "high", "low", "close", "volume")
 
-# `wit_world.exports.portfolio` and the module of the types it uses.
+# `wit_world.exports.portfolio` and the module of the types it shares with
+# `strategy` (description, param, action, ...): `wit_world.imports.strategy`
+# while the WIT `use`s them from there, the portfolio module itself if it
+# defines them.
 _pw: Any = None
 _pt: Any = None
 
@@ -34,9 +37,12 @@ def _wit() -> tuple[Any, Any]:
     global _pw, _pt
     if _pw is None:
         from wit_world.exports import portfolio  # type: ignore[import-not-found,unused-ignore]
-        from wit_world.imports import strategy  # type: ignore[import-not-found,unused-ignore]
 
-        _pw, _pt = portfolio, strategy
+        if hasattr(portfolio, "Description"):
+            types = portfolio
+        else:
+            from wit_world.imports import strategy as types  # type: ignore[import-not-found,no-redef,unused-ignore]
+        _pw, _pt = portfolio, types
     return _pw, _pt
 
 
