@@ -408,8 +408,9 @@ async function main() {
       }
       if (implicit !== null && imported.includes(implicit)) {
         process.stderr.write(
-          `build.mjs: warning: the component imports ${implicit} (the types the portfolio interface uses ` +
-            'from it pull it into world portfolio-plugin)\n',
+          `build.mjs: warning: the component imports ${implicit} with its functions (the types the ` +
+            'portfolio interface uses from it pull it into world portfolio-plugin); a host that allows ' +
+            'only its types refuses it\n',
         );
       }
       component = result.component;
