@@ -1,9 +1,11 @@
 // "Momentum rotation" in JavaScript: the same strategy as ../python/app.py
 // and ../src (world `portfolio-plugin`).
 //
-// Every `rebalance` steps (on step t when t >= lookback and
-// (t - lookback) % rebalance === 0, t the step's index in the run) it ranks
-// the symbols by their return over the last `lookback` steps,
+// Every `rebalance` steps (on step t when (t + 1) % rebalance === 0 and
+// t >= lookback, t the step's index in the run: steps rebalance - 1,
+// 2 * rebalance - 1, ...; as the engine's native reference,
+// host/engine/src/reference/momentum_rotation.rs) it ranks the symbols by
+// their return over the last `lookback` steps,
 // close[t] / close[t - lookback] - 1 (only symbols with a bar at both
 // steps; ties go to the symbol listed first), and holds the `top_k` best,
 // equal weight, with market orders: first it closes every position outside
@@ -58,7 +60,7 @@ export class MomentumRotation extends PortfolioStrategy {
       if (closes.length > keep) closes.shift();
     }
     const t = step.index;
-    if (t < this.lookback || (t - this.lookback) % this.rebalance !== 0) return;
+    if (t < this.lookback || (t + 1) % this.rebalance !== 0) return;
     /** @type {[number, number][]} */
     const ranked = [];
     for (let i = 0; i < this.closes.length; i++) {
@@ -66,7 +68,7 @@ export class MomentumRotation extends PortfolioStrategy {
       if (closes.length < keep) continue;
       const now = closes[closes.length - 1];
       const then = closes[0];
-      if (now === now && then === then && then > 0.0) ranked.push([now / then - 1.0, i]);
+      if (now === now && then === then) ranked.push([now / then - 1.0, i]);
     }
     // Best return first; ties in universe order.
     ranked.sort((x, y) => (x[0] > y[0] ? -1 : x[0] < y[0] ? 1 : x[1] - y[1]));

@@ -57,3 +57,13 @@ test('fewer than top_k eligible', () => {
   assert.deepEqual(out[1], [buy(0, 1 / 3)]);
   assert.deepEqual(out[2], []);
 });
+
+test('rebalances on steps rebalance - 1, then every rebalance', () => {
+  // As the engine's native reference: steps 2, 5, 8, ... once lookback
+  // steps of history exist.
+  const h = new PortfolioHarness(MomentumRotation, UNIVERSE.slice(0, 2), { lookback: 1, rebalance: 3, top_k: 1 });
+  const out = h.run([[1, 2, 3, 4, 5, 6, 7], [1, 1, 1, 1, 1, 2, 2]]);
+  assert.deepEqual(out.flatMap((a, i) => (a.length ? [i] : [])), [2, 5]);
+  assert.deepEqual(out[2], [buy(0, 1)]);
+  assert.deepEqual(out[5], [close(0), buy(1, 1)]);
+});

@@ -1,9 +1,11 @@
 """Momentum rotation, the Python twin of ``plugins/momentum-rotation/src``
 (world ``portfolio-plugin``).
 
-Every ``rebalance`` steps (on step ``t`` when ``t >= lookback`` and
-``(t - lookback) % rebalance == 0``, ``t`` the step's index in the run) it
-ranks the symbols by their return over the last ``lookback`` steps,
+Every ``rebalance`` steps (on step ``t`` when ``(t + 1) % rebalance == 0``
+and ``t >= lookback``, ``t`` the step's index in the run: steps
+``rebalance - 1``, ``2 * rebalance - 1``, ...; as the engine's native
+reference, ``host/engine/src/reference/momentum_rotation.rs``) it ranks the
+symbols by their return over the last ``lookback`` steps,
 ``close[t] / close[t - lookback] - 1`` (only symbols with a bar at both
 steps; ties go to the symbol listed first), and holds the ``top_k`` best,
 equal weight, with market orders: first it closes every position outside
@@ -63,14 +65,14 @@ class MomentumRotation(stratbox.PortfolioStrategy):
         for i, bar in enumerate(step.bars):
             self.closes[i].append(math.nan if bar is None else bar.close)
         t = step.index
-        if t < self.lookback or (t - self.lookback) % self.rebalance != 0:
+        if t < self.lookback or (t + 1) % self.rebalance != 0:
             return
         ranked: list[tuple[float, int]] = []
         for i, closes in enumerate(self.closes):
             if len(closes) <= self.lookback:
                 continue
             now, then = closes[-1], closes[0]
-            if now == now and then == then and then > 0.0:
+            if now == now and then == then:
                 ranked.append((now / then - 1.0, i))
         # Best return first; ties in universe order.
         ranked.sort(key=lambda r: (-r[0], r[1]))

@@ -68,3 +68,13 @@ def test_fewer_than_top_k_eligible() -> None:
     h = PortfolioHarness(MomentumRotation, UNIVERSE[:1], lookback=1, rebalance=1, top_k=3)
     out = h.run([[1.0, 2.0, 3.0]])
     assert out[1] == [buy(0, 1.0 / 3.0)] and out[2] == []
+
+
+def test_rebalances_on_steps_rebalance_minus_one_then_every_rebalance() -> None:
+    # As the engine's native reference: steps 2, 5, 8, ... (t + 1 a multiple
+    # of rebalance), once lookback steps of history exist.
+    h = PortfolioHarness(MomentumRotation, UNIVERSE[:2], lookback=1, rebalance=3, top_k=1)
+    out = h.run([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0]])
+    assert [i for i, a in enumerate(out) if a] == [2, 5]
+    assert out[2] == [buy(0, 1.0)]
+    assert out[5] == [close(0), buy(1, 1.0)]
