@@ -1731,10 +1731,11 @@ function exportPortfolio(StrategyClass) {
  * simple fill model, for unit tests. Mirrors sdk/python's PortfolioHarness.
  *
  * The fill model is approximate, not the engine's (the host's broker is the
- * reference; docs/conventions/engine.md): the actions of a step take effect
- * from the next step on. Market orders and closes fill at the symbol's next
- * open (when it has no bar there, at its next bar's), in the order they
- * were placed, slipped by `slippageBps`; an equity fraction is of cash plus
+ * reference; docs/conventions/engine.md, "Several symbols"): the actions of
+ * a step take effect from the next step on. Market orders and closes fill
+ * at the symbol's next open (when it has no bar there, at its next bar's),
+ * symbols in the order of their first such order, slipped by
+ * `slippageBps`; an equity fraction is of cash plus
  * every position marked at its latest close, times leverage, over
  * `price * (1 + commission)`, an opposite position closed first, and no
  * order opens beyond that headroom. Limit and stop orders rest until the
@@ -1869,7 +1870,13 @@ class PortfolioHarness {
   _fill(index, bars) {
     const fills = [];
     const waiting = [];
-    for (const a of this._pending) {
+    // Symbols fill in the order of their first market order or close.
+    const first = new Map();
+    this._pending.forEach((a, k) => {
+      if (!first.has(a.symbol)) first.set(a.symbol, k);
+    });
+    const pending = this._pending.slice().sort((x, y) => first.get(x.symbol) - first.get(y.symbol));
+    for (const a of pending) {
       const bar = bars[a.symbol];
       if (bar === null || bar.open !== bar.open) {
         waiting.push(a);

@@ -257,6 +257,12 @@ test('harness: reversals, commission and the headroom', () => {
   assert.throws(() => both.step([1, 2, 3]), /3 bars for 2 symbols/);
 });
 
+test('harness: symbols fill in the order of their first order', () => {
+  const h = scripted({ 0: [(c) => c.buy(1, 1), (c) => c.buy(0, 1), (c) => c.buy(1, 2)] });
+  h.run([[10, 10], [20, 20]]);
+  assert.deepEqual(h.fills.map((f) => [f.symbol, f.qty]), [[1, 1], [1, 2], [0, 1]]);
+});
+
 // ---------------------------------------------------------------- strategies
 
 class Pairs extends PortfolioStrategy {

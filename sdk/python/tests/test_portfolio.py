@@ -371,3 +371,9 @@ def test_rotation_holds_the_leader_and_rotates() -> None:
         SymbolAction(1, Action.close_position()),
         SymbolAction(0, market(Side.BUY, Quantity.equity(1.0))),
     ]
+
+
+def test_symbols_fill_in_the_order_of_their_first_order() -> None:
+    h = scripted(s0=[lambda c: c.buy(1, 1.0), lambda c: c.buy(0, 1.0), lambda c: c.buy(1, 2.0)])
+    h.run([[10.0, 10.0], [20.0, 20.0]])
+    assert [(f.symbol, f.qty) for _, f in h.fills] == [(1, 1.0), (1, 2.0), (0, 1.0)]

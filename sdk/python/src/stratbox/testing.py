@@ -98,10 +98,11 @@ class PortfolioHarness(Generic[P]):
     first step).
 
     The fill model is approximate, not the engine's (the host's broker is
-    the reference; docs/conventions/engine.md): the actions of a step take
-    effect from the next step on. Market orders and closes fill at the
-    symbol's next open (when it has no bar there, at its next bar's),
-    in the order they were placed, slipped by ``slippage_bps``; an equity
+    the reference; docs/conventions/engine.md, "Several symbols"): the
+    actions of a step take effect from the next step on. Market orders and
+    closes fill at the symbol's next open (when it has no bar there, at its
+    next bar's), symbols in the order of their first such order, slipped by
+    ``slippage_bps``; an equity
     fraction is of ``cash`` plus every position marked at its latest close,
     times leverage, over ``price * (1 + commission)``, an opposite position
     closed first, and no order opens beyond that headroom. Limit and stop
@@ -233,7 +234,11 @@ class PortfolioHarness(Generic[P]):
     def _fill(self, index: int, bars: list[Bar | None]) -> list[SymbolFill]:
         fills: list[SymbolFill] = []
         waiting: list[SymbolAction] = []
-        for a in self._pending:
+        # Symbols fill in the order of their first market order or close.
+        first: dict[int, int] = {}
+        for k, a in enumerate(self._pending):
+            first.setdefault(a.symbol, k)
+        for a in sorted(self._pending, key=lambda a: first[a.symbol]):
             bar = bars[a.symbol]
             if bar is None or bar.open != bar.open:
                 waiting.append(a)
