@@ -1,6 +1,6 @@
 //! Tenants through the router: keys, isolation (404, never 403, for
-//! another tenant's ids), the admin's view, and quotas (429 naming the
-//! quota, nothing queued).
+//! another tenant's ids: strategies, tasks, optimizations, schedules), the
+//! admin's view, and quotas (429 naming the quota, nothing queued).
 
 use super::*;
 use stratbox_store::TenantName;
@@ -329,4 +329,144 @@ async fn keys_and_quotas_are_an_admins_business() {
         .unwrap();
     let (status, _) = send(&app, with_key(purge, &tenant_key)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// `create_request` with `extra`'s fields set on top.
+fn create_request_with(strategy_id: u64, extra: Value) -> Value {
+    let mut request = create_request(strategy_id);
+    let Value::Object(extra) = extra else {
+        panic!("extra fields must be an object: {extra}")
+    };
+    for (k, v) in extra {
+        request[k] = v;
+    }
+    request
+}
+
+/// An optimization create-and-run over `create_request`'s range.
+fn sweep_request(strategy_id: u64, extra: Value) -> Value {
+    let mut request = create_request_with(strategy_id, extra);
+    request["search_space"] = json!({"fast_period": [5, 10], "slow_period": [20, 30]});
+    request
+}
+
+fn request(method: &str, uri: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn another_tenants_optimizations_and_schedules_are_404_and_an_admin_sees_them() {
+    let t = tenants("tenant-isolation-records").await;
+    let app = &t.app;
+    let (status, sweep) = send(
+        app,
+        with_key(
+            post_json(
+                "/api/v1/queue/optimization/create-and-run",
+                &sweep_request(t.acme_strategy, json!({})),
+            ),
+            &t.acme,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{sweep}");
+    let optimization = format!(
+        "/api/v1/optimizations/{}",
+        sweep["optimization_id"].as_u64().unwrap()
+    );
+    let (status, schedule) = send(
+        app,
+        with_key(
+            post_json(
+                "/api/v1/schedules",
+                &json!({"every_secs": 3600, "backtest": create_request(t.acme_strategy)}),
+            ),
+            &t.acme,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{schedule}");
+    let schedule = format!(
+        "/api/v1/schedules/{}",
+        schedule["schedule_id"].as_u64().unwrap()
+    );
+
+    // globex: every way of naming acme's ids is a 404 with the code an
+    // unknown id gets (never a 403, which would say the id exists), and
+    // its lists are empty.
+    let unknown = [
+        ("/api/v1/optimizations/999999", "optimization_not_found"),
+        ("/api/v1/schedules/999999", "schedule_not_found"),
+    ];
+    for (uri, code) in unknown {
+        let (status, body) = send(app, with_key(get(uri), &t.globex)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some(code)),
+            "{uri}: {body}"
+        );
+    }
+    let attempts = [
+        ("GET", optimization.clone(), "optimization_not_found"),
+        (
+            "GET",
+            format!("{optimization}/table.csv"),
+            "optimization_not_found",
+        ),
+        (
+            "POST",
+            format!("{optimization}/cancel"),
+            "optimization_not_found",
+        ),
+        ("DELETE", optimization.clone(), "optimization_not_found"),
+        ("GET", schedule.clone(), "schedule_not_found"),
+        ("POST", format!("{schedule}/pause"), "schedule_not_found"),
+        ("POST", format!("{schedule}/resume"), "schedule_not_found"),
+        ("DELETE", schedule.clone(), "schedule_not_found"),
+    ];
+    for (method, uri, code) in &attempts {
+        let (status, body) = send(app, with_key(request(method, uri), &t.globex)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some(*code)),
+            "globex: {method} {uri}: {body}"
+        );
+    }
+    for (list, field) in [
+        ("/api/v1/optimizations", "optimizations"),
+        ("/api/v1/schedules", "schedules"),
+    ] {
+        let (status, body) = send(app, with_key(get(list), &t.globex)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body[field].as_array().unwrap().len(), 0, "{list}: {body}");
+    }
+
+    // Nothing globex tried touched them: acme still has both, queued and
+    // active.
+    let (status, own) = send(app, with_key(get(&optimization), &t.acme)).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["status"], "queued", "{own}");
+    let (status, own) = send(app, with_key(get(&schedule), &t.acme)).await;
+    assert_eq!(status, StatusCode::OK, "{own}");
+    assert_eq!(own["paused"], false, "{own}");
+
+    // The admin sees both by naming acme; without, the install's own
+    // keyspace has no record of those ids.
+    for uri in [&optimization, &schedule] {
+        let (status, body) = send(app, as_tenant(with_key(get(uri), ADMIN), "acme")).await;
+        assert_eq!(status, StatusCode::OK, "admin as acme: {uri}: {body}");
+        let (status, _) = send(app, with_key(get(uri), ADMIN)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "admin as the install: {uri}");
+    }
+    for (list, field) in [
+        ("/api/v1/optimizations", "optimizations"),
+        ("/api/v1/schedules", "schedules"),
+    ] {
+        let (_, body) = send(app, as_tenant(with_key(get(list), ADMIN), "acme")).await;
+        assert_eq!(body[field].as_array().unwrap().len(), 1, "{list}: {body}");
+    }
 }
