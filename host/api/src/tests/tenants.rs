@@ -1,8 +1,10 @@
 //! Tenants through the router: keys, isolation (404, never 403, for
 //! another tenant's ids: strategies, tasks, optimizations, schedules), the
-//! admin's view, and quotas (429 naming the quota, nothing queued).
+//! admin's view, and quotas (429 naming the quota, nothing queued; a
+//! schedule's per-task limits bounded by them too).
 
 use super::*;
+use stratbox_service::scheduler::{fire, Firing};
 use stratbox_store::TenantName;
 
 const ADMIN: &str = "admin-token";
@@ -331,6 +333,14 @@ async fn keys_and_quotas_are_an_admins_business() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+fn put_quota(tenant: &str, quota: &Value) -> Request<Body> {
+    let request = Request::put(format!("/api/v1/tenants/{tenant}/quota"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(quota.to_string()))
+        .unwrap();
+    with_key(request, ADMIN)
+}
+
 /// `create_request` with `extra`'s fields set on top.
 fn create_request_with(strategy_id: u64, extra: Value) -> Value {
     let mut request = create_request(strategy_id);
@@ -468,5 +478,155 @@ async fn another_tenants_optimizations_and_schedules_are_404_and_an_admin_sees_t
     ] {
         let (_, body) = send(app, as_tenant(with_key(get(list), ADMIN), "acme")).await;
         assert_eq!(body[field].as_array().unwrap().len(), 1, "{list}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_schedules_limits_are_bounded_by_the_tenants_quota_and_validated() {
+    let t = tenants("tenant-schedule-limits").await;
+    let app = &t.app;
+    let quota = json!({"max_fuel": 5_000_000, "max_memory_mib": 16, "max_timeout_ms": 60_000});
+    let (status, body) = send(app, put_quota("acme", &quota)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = t.acme_strategy;
+    let schedule = |submits: &str, request: Value| {
+        with_key(
+            post_json(
+                "/api/v1/schedules",
+                &json!({"every_secs": 3600, submits: request}),
+            ),
+            &t.acme,
+        )
+    };
+
+    // Above the quota: a 429 naming the quota, as a create-and-run gets.
+    for (submits, request, field) in [
+        (
+            "backtest",
+            create_request_with(id, json!({"fuel": 6_000_000})),
+            "max_fuel",
+        ),
+        (
+            "backtest",
+            create_request_with(id, json!({"memory_mib": 17})),
+            "max_memory_mib",
+        ),
+        (
+            "backtest",
+            create_request_with(id, json!({"timeout_ms": 60_001})),
+            "max_timeout_ms",
+        ),
+        (
+            "optimization",
+            sweep_request(id, json!({"fuel": 6_000_000})),
+            "max_fuel",
+        ),
+        (
+            "optimization",
+            sweep_request(id, json!({"memory_mib": 17})),
+            "max_memory_mib",
+        ),
+    ] {
+        let (status, body) = send(app, schedule(submits, request)).await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{submits} {field}: {body}"
+        );
+        assert_eq!(body["error"]["code"], "quota_exceeded", "{body}");
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    // Within the quota but not a limit at all: a 422 naming the field.
+    for (submits, request, field) in [
+        (
+            "backtest",
+            create_request_with(id, json!({"fuel": 0})),
+            "backtest.fuel",
+        ),
+        (
+            "backtest",
+            create_request_with(id, json!({"timeout_ms": 0})),
+            "backtest.timeout_ms",
+        ),
+        (
+            "optimization",
+            sweep_request(id, json!({"memory_mib": 0})),
+            "optimization.memory_mib",
+        ),
+    ] {
+        let (status, body) = send(app, schedule(submits, request)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{submits} {field}: {body}"
+        );
+        assert_eq!(body["error"]["field"], field, "{body}");
+    }
+    let acme =
+        t.h.redis
+            .store
+            .for_tenant(&"acme".parse::<TenantName>().unwrap());
+    assert!(
+        acme.list_schedules().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+
+    // Within it: kept as given, and what is left out is the quota's
+    // maximum, stored with the schedule and carried by its occurrences.
+    let limits = |fuel| stratbox_store::TaskLimits {
+        fuel: Some(fuel),
+        memory_mib: Some(16),
+        timeout_ms: Some(60_000),
+    };
+    for (submits, request, expected) in [
+        (
+            "backtest",
+            create_request_with(id, json!({"fuel": 1_000_000})),
+            limits(1_000_000),
+        ),
+        ("backtest", create_request(id), limits(5_000_000)),
+        (
+            "optimization",
+            sweep_request(id, json!({"memory_mib": 16})),
+            limits(5_000_000),
+        ),
+    ] {
+        let (status, created) = send(app, schedule(submits, request)).await;
+        assert_eq!(status, StatusCode::CREATED, "{submits}: {created}");
+        let schedule_id = created["schedule_id"].as_u64().unwrap();
+        let record = acme.get_schedule(schedule_id).await.unwrap().unwrap();
+        assert_eq!(
+            record.definition.submits.backtest().limits,
+            expected,
+            "{submits}"
+        );
+        let due = record.next_run_ms.unwrap();
+        let firing = fire(&acme, &t.h.state.queue, schedule_id, due)
+            .await
+            .unwrap();
+        let submitted = match firing {
+            Firing::Backtest { backtest_id, .. } => {
+                acme.get_backtest(backtest_id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .definition
+            }
+            Firing::Optimization {
+                optimization_id, ..
+            } => {
+                acme.get_optimization(optimization_id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .definition
+                    .backtest
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            submitted.limits, expected,
+            "{submits}: the occurrence's run"
+        );
     }
 }
