@@ -5,7 +5,9 @@
 //! are distinct even where the WIT is the same. The rest of the sandbox
 //! sees one [`Guest`] whose calls take and give engine types: a new
 //! version is one more `bindgen!`, one more arm, and, when it only adds
-//! to the one before (as 0.2.0 does), the same `calls!` expansion.
+//! to the one before (as 0.2.0 and 0.3.0 do), the same `dispatch!`
+//! expansion. A strategy over several symbols (0.3.0's `portfolio-plugin`
+//! world) is a [`PortfolioGuest`] of its own.
 
 use wasmtime::component::InstancePre;
 use wasmtime::Store;
@@ -26,18 +28,25 @@ pub enum ContractVersion {
     V0_1_0,
     /// 0.1.0 plus `set-market-state` (market, liquidation price, funding).
     V0_2_0,
+    /// 0.2.0 plus the `portfolio` interface (several symbols, one account).
+    V0_3_0,
 }
 
 impl ContractVersion {
     /// Oldest first.
-    pub const ALL: [ContractVersion; 2] = [ContractVersion::V0_1_0, ContractVersion::V0_2_0];
+    pub const ALL: [ContractVersion; 3] = [
+        ContractVersion::V0_1_0,
+        ContractVersion::V0_2_0,
+        ContractVersion::V0_3_0,
+    ];
     /// What the SDK builds against and `stratbox plugin new` scaffolds.
-    pub const CURRENT: ContractVersion = ContractVersion::V0_2_0;
+    pub const CURRENT: ContractVersion = ContractVersion::V0_3_0;
 
     pub const fn as_str(self) -> &'static str {
         match self {
             ContractVersion::V0_1_0 => "0.1.0",
             ContractVersion::V0_2_0 => "0.2.0",
+            ContractVersion::V0_3_0 => "0.3.0",
         }
     }
 
@@ -49,6 +58,43 @@ impl ContractVersion {
     /// (0.1.0 cannot: it runs as if on spot with neither value).
     pub fn has_market_state(self) -> bool {
         self >= ContractVersion::V0_2_0
+    }
+
+    /// Whether the version has the `portfolio` interface (several symbols).
+    pub fn has_portfolio(self) -> bool {
+        self >= ContractVersion::V0_3_0
+    }
+}
+
+/// What a strategy component trades: one symbol (it exports `strategy`)
+/// or several on one timeline (it exports `portfolio`, 0.3.0 on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyKind {
+    Single,
+    Portfolio,
+}
+
+impl StrategyKind {
+    /// The name of the interface a component of this kind exports.
+    pub const fn interface(self) -> &'static str {
+        match self {
+            StrategyKind::Single => "strategy",
+            StrategyKind::Portfolio => "portfolio",
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Single => "single",
+            StrategyKind::Portfolio => "portfolio",
+        }
+    }
+}
+
+impl std::fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -69,8 +115,29 @@ pub(crate) mod v0_1 {
 
 pub(crate) mod v0_2 {
     wasmtime::component::bindgen!({
+        path: "../../wit/v0.2.0/strategy.wit",
+        world: "plugin",
+        imports: { default: trappable },
+    });
+}
+
+pub(crate) mod v0_3 {
+    wasmtime::component::bindgen!({
         path: "../../wit/strategy.wit",
         world: "plugin",
+        imports: { default: trappable },
+    });
+}
+
+/// 0.3.0's world of a strategy over several symbols. Its imports are
+/// never added to the linker: the log is the one of [`v0_3`] (the same
+/// name), and the `strategy` interface it imports implicitly (its
+/// `portfolio` export uses that interface's types) is types only, which
+/// need no definition (see `check_contract` in plugin.rs).
+pub(crate) mod v0_3p {
+    wasmtime::component::bindgen!({
+        path: "../../wit/strategy.wit",
+        world: "portfolio-plugin",
         imports: { default: trappable },
     });
 }
@@ -109,6 +176,23 @@ impl v0_2::stratbox::strategy::log::Host for StoreState {
     }
 }
 
+impl v0_3::stratbox::strategy::log::Host for StoreState {
+    fn log(
+        &mut self,
+        level: v0_3::stratbox::strategy::log::Level,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use v0_3::stratbox::strategy::log::Level;
+        let level = match level {
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        self.log_line(level, message)
+    }
+}
+
 /// Adds the log import of every version to `linker`.
 pub(crate) fn add_to_linker(
     linker: &mut wasmtime::component::Linker<StoreState>,
@@ -116,6 +200,7 @@ pub(crate) fn add_to_linker(
     use wasmtime::component::HasSelf;
     v0_1::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)?;
     v0_2::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)?;
+    v0_3::Plugin::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)?;
     Ok(())
 }
 
@@ -123,31 +208,71 @@ pub(crate) fn add_to_linker(
 pub(crate) enum Pre {
     V0_1(v0_1::PluginPre<StoreState>),
     V0_2(v0_2::PluginPre<StoreState>),
+    V0_3(v0_3::PluginPre<StoreState>),
+    /// A strategy over several symbols (0.3.0).
+    Portfolio(v0_3p::PortfolioPluginPre<StoreState>),
 }
 
 impl Pre {
     pub(crate) fn new(
         version: ContractVersion,
+        kind: StrategyKind,
         pre: InstancePre<StoreState>,
     ) -> wasmtime::Result<Self> {
-        Ok(match version {
-            ContractVersion::V0_1_0 => Pre::V0_1(v0_1::PluginPre::new(pre)?),
-            ContractVersion::V0_2_0 => Pre::V0_2(v0_2::PluginPre::new(pre)?),
+        Ok(match (kind, version) {
+            (StrategyKind::Single, ContractVersion::V0_1_0) => {
+                Pre::V0_1(v0_1::PluginPre::new(pre)?)
+            }
+            (StrategyKind::Single, ContractVersion::V0_2_0) => {
+                Pre::V0_2(v0_2::PluginPre::new(pre)?)
+            }
+            (StrategyKind::Single, ContractVersion::V0_3_0) => {
+                Pre::V0_3(v0_3::PluginPre::new(pre)?)
+            }
+            (StrategyKind::Portfolio, ContractVersion::V0_3_0) => {
+                Pre::Portfolio(v0_3p::PortfolioPluginPre::new(pre)?)
+            }
+            (StrategyKind::Portfolio, v) => wasmtime::bail!(
+                "stratbox:strategy@{v} has no `portfolio` interface (it came with 0.3.0)"
+            ),
         })
     }
 
+    /// A single-symbol instance; the caller has checked the kind.
     pub(crate) fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Guest> {
         Ok(match self {
             Pre::V0_1(pre) => Guest::V0_1(pre.instantiate(store)?),
             Pre::V0_2(pre) => Guest::V0_2(pre.instantiate(store)?),
+            Pre::V0_3(pre) => Guest::V0_3(pre.instantiate(store)?),
+            Pre::Portfolio(_) => wasmtime::bail!("a portfolio strategy has no single-symbol calls"),
         })
+    }
+
+    /// A portfolio instance; the caller has checked the kind.
+    pub(crate) fn instantiate_portfolio(
+        &self,
+        store: &mut Store<StoreState>,
+    ) -> wasmtime::Result<PortfolioGuest> {
+        match self {
+            Pre::Portfolio(pre) => Ok(PortfolioGuest(pre.instantiate(store)?)),
+            _ => wasmtime::bail!("a single-symbol strategy has no portfolio calls"),
+        }
+    }
+
+    /// Instantiates either kind and calls its `describe`.
+    pub(crate) fn describe(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Description> {
+        match self {
+            Pre::Portfolio(_) => self.instantiate_portfolio(store)?.describe(store),
+            _ => self.instantiate(store)?.describe(store),
+        }
     }
 }
 
-/// A live instance, of the version it was built for.
+/// A live single-symbol instance, of the version it was built for.
 pub(crate) enum Guest {
     V0_1(v0_1::Plugin),
     V0_2(v0_2::Plugin),
+    V0_3(v0_3::Plugin),
 }
 
 /// What a `run` call did, in engine types.
@@ -201,6 +326,99 @@ macro_rules! action_from_wit {
     };
 }
 
+/// One version's `description` as the engine's.
+macro_rules! description_from_wit {
+    ($wit:ident, $d:expr) => {{
+        let d = $d;
+        Description {
+            name: d.name,
+            version: d.version,
+            summary: d.summary,
+            params: d
+                .params
+                .into_iter()
+                .map(|p| ParamSpec {
+                    name: p.name,
+                    kind: match p.kind {
+                        $wit::ParamType::Int => ParamType::Int,
+                        $wit::ParamType::Float => ParamType::Float,
+                        $wit::ParamType::Bool => ParamType::Bool,
+                    },
+                    default: match p.default {
+                        $wit::ParamValue::Int(v) => ParamValue::Int(v),
+                        $wit::ParamValue::Float(v) => ParamValue::Float(v),
+                        $wit::ParamValue::Bool(v) => ParamValue::Bool(v),
+                    },
+                    min: p.min,
+                    max: p.max,
+                    step: p.step,
+                    help: p.help,
+                })
+                .collect(),
+            columns: if d.columns.is_empty() {
+                Column::ALL.to_vec()
+            } else {
+                let mut columns: Vec<Column> = d
+                    .columns
+                    .into_iter()
+                    .map(|c| match c {
+                        $wit::Column::Ts => Column::Ts,
+                        $wit::Column::Open => Column::Open,
+                        $wit::Column::High => Column::High,
+                        $wit::Column::Low => Column::Low,
+                        $wit::Column::Close => Column::Close,
+                        $wit::Column::Volume => Column::Volume,
+                    })
+                    .collect();
+                columns.sort();
+                columns.dedup();
+                columns
+            },
+        }
+    }};
+}
+
+/// Engine params as one version's `param` list.
+macro_rules! params_to_wit {
+    ($wit:ident, $params:expr) => {
+        $params
+            .0
+            .iter()
+            .map(|(name, value)| $wit::Param {
+                name: name.clone(),
+                value: match *value {
+                    ParamValue::Int(v) => $wit::ParamValue::Int(v),
+                    ParamValue::Float(v) => $wit::ParamValue::Float(v),
+                    ParamValue::Bool(v) => $wit::ParamValue::Bool(v),
+                },
+            })
+            .collect::<Vec<$wit::Param>>()
+    };
+}
+
+/// An engine fill's side and reason as one version's.
+macro_rules! side_to_wit {
+    ($wit:ident, $side:expr) => {
+        match $side {
+            engine::Side::Buy => $wit::Side::Buy,
+            engine::Side::Sell => $wit::Side::Sell,
+        }
+    };
+}
+
+macro_rules! fill_reason_to_wit {
+    ($wit:ident, $reason:expr) => {
+        match $reason {
+            engine::FillReason::Market => $wit::FillReason::Market,
+            engine::FillReason::Limit => $wit::FillReason::Limit,
+            engine::FillReason::Stop => $wit::FillReason::Stop,
+            engine::FillReason::StopLoss => $wit::FillReason::StopLoss,
+            engine::FillReason::TakeProfit => $wit::FillReason::TakeProfit,
+            engine::FillReason::ClosePosition => $wit::FillReason::ClosePosition,
+        }
+    };
+}
+
 /// Calls one version's exports; `$wit` is that version's `strategy`
 /// interface. Every version so far has 0.1.0's functions unchanged.
 macro_rules! dispatch {
@@ -218,6 +436,12 @@ macro_rules! dispatch {
                 let $bindings = $bindings.stratbox_strategy_strategy();
                 $call
             }
+            Guest::V0_3($bindings) => {
+                #[allow(unused_imports)]
+                use v0_3::exports::stratbox::strategy::strategy as wit;
+                let $bindings = $bindings.stratbox_strategy_strategy();
+                $call
+            }
         }
     };
 }
@@ -226,51 +450,7 @@ impl Guest {
     pub(crate) fn describe(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Description> {
         dispatch!(self, b, store => {
             let d = b.call_describe(&mut *store)?;
-            Ok(Description {
-                name: d.name,
-                version: d.version,
-                summary: d.summary,
-                params: d
-                    .params
-                    .into_iter()
-                    .map(|p| ParamSpec {
-                        name: p.name,
-                        kind: match p.kind {
-                            wit::ParamType::Int => ParamType::Int,
-                            wit::ParamType::Float => ParamType::Float,
-                            wit::ParamType::Bool => ParamType::Bool,
-                        },
-                        default: match p.default {
-                            wit::ParamValue::Int(v) => ParamValue::Int(v),
-                            wit::ParamValue::Float(v) => ParamValue::Float(v),
-                            wit::ParamValue::Bool(v) => ParamValue::Bool(v),
-                        },
-                        min: p.min,
-                        max: p.max,
-                        step: p.step,
-                        help: p.help,
-                    })
-                    .collect(),
-                columns: if d.columns.is_empty() {
-                    Column::ALL.to_vec()
-                } else {
-                    let mut columns: Vec<Column> = d
-                        .columns
-                        .into_iter()
-                        .map(|c| match c {
-                            wit::Column::Ts => Column::Ts,
-                            wit::Column::Open => Column::Open,
-                            wit::Column::High => Column::High,
-                            wit::Column::Low => Column::Low,
-                            wit::Column::Close => Column::Close,
-                            wit::Column::Volume => Column::Volume,
-                        })
-                        .collect();
-                    columns.sort();
-                    columns.dedup();
-                    columns
-                },
-            })
+            Ok(description_from_wit!(wit, d))
         })
     }
 
@@ -280,18 +460,7 @@ impl Guest {
         params: &Params,
     ) -> wasmtime::Result<Result<(), String>> {
         dispatch!(self, b, store => {
-            let params: Vec<wit::Param> = params
-                .0
-                .iter()
-                .map(|(name, value)| wit::Param {
-                    name: name.clone(),
-                    value: match *value {
-                        ParamValue::Int(v) => wit::ParamValue::Int(v),
-                        ParamValue::Float(v) => wit::ParamValue::Float(v),
-                        ParamValue::Bool(v) => wit::ParamValue::Bool(v),
-                    },
-                })
-                .collect();
+            let params = params_to_wit!(wit, params);
             b.call_init(&mut *store, &params)
         })
     }
@@ -333,20 +502,10 @@ impl Guest {
                 open_orders: portfolio.open_orders,
                 fill_count: portfolio.fills.len() as u32,
                 last_fill: portfolio.fills.last().map(|fill| wit::Fill {
-                    side: match fill.side {
-                        engine::Side::Buy => wit::Side::Buy,
-                        engine::Side::Sell => wit::Side::Sell,
-                    },
+                    side: side_to_wit!(wit, fill.side),
                     qty: fill.qty,
                     price: fill.price,
-                    reason: match fill.reason {
-                        engine::FillReason::Market => wit::FillReason::Market,
-                        engine::FillReason::Limit => wit::FillReason::Limit,
-                        engine::FillReason::Stop => wit::FillReason::Stop,
-                        engine::FillReason::StopLoss => wit::FillReason::StopLoss,
-                        engine::FillReason::TakeProfit => wit::FillReason::TakeProfit,
-                        engine::FillReason::ClosePosition => wit::FillReason::ClosePosition,
-                    },
+                    reason: fill_reason_to_wit!(wit, fill.reason),
                 }),
             };
             let step = b.call_run(&mut *store, state, start, end)?;
@@ -400,11 +559,10 @@ impl Guest {
         store: &mut Store<StoreState>,
         state: MarketState,
     ) -> wasmtime::Result<()> {
-        match self {
-            Guest::V0_1(_) => Ok(()),
-            Guest::V0_2(b) => {
-                use v0_2::exports::stratbox::strategy::strategy as wit;
-                b.stratbox_strategy_strategy().call_set_market_state(
+        macro_rules! send {
+            ($b:ident, $wit:path) => {{
+                use $wit as wit;
+                $b.stratbox_strategy_strategy().call_set_market_state(
                     store,
                     wit::MarketState {
                         market: match state.market {
@@ -415,9 +573,138 @@ impl Guest {
                         funding_rate: state.funding_rate,
                     },
                 )
-            }
+            }};
+        }
+        match self {
+            Guest::V0_1(_) => Ok(()),
+            Guest::V0_2(b) => send!(b, v0_2::exports::stratbox::strategy::strategy),
+            Guest::V0_3(b) => send!(b, v0_3::exports::stratbox::strategy::strategy),
         }
     }
+}
+
+/// A live instance of a strategy over several symbols (0.3.0).
+pub(crate) struct PortfolioGuest(v0_3p::PortfolioPlugin);
+
+/// 0.3.0's `portfolio` interface, and the `strategy` types it uses.
+pub(crate) use v0_3p::exports::stratbox::strategy::portfolio as pwit;
+use v0_3p::stratbox::strategy::strategy as pwit_types;
+
+/// The columns of one portfolio `push-bars` call; `bars` has one entry
+/// per symbol, undeclared columns empty.
+pub(crate) struct PortfolioWindow<'a> {
+    pub first_index: u64,
+    pub commission: f64,
+    pub leverage: f64,
+    pub slippage_bps: f64,
+    pub ts: &'a [i64],
+    pub bars: &'a [pwit::SymbolBars],
+}
+
+/// What a portfolio `run` call did, in engine types.
+pub(crate) struct PortfolioStep {
+    pub consumed: u32,
+    pub actions: Vec<engine::portfolio::SymbolAction>,
+}
+
+impl PortfolioGuest {
+    fn exports(&self) -> &pwit::Guest {
+        self.0.stratbox_strategy_portfolio()
+    }
+
+    pub(crate) fn describe(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Description> {
+        use pwit_types as wit;
+        let d = self.exports().call_describe(store)?;
+        Ok(description_from_wit!(wit, d))
+    }
+
+    pub(crate) fn init(
+        &self,
+        store: &mut Store<StoreState>,
+        params: &Params,
+        symbols: &[String],
+        market: Market,
+    ) -> wasmtime::Result<Result<(), String>> {
+        use pwit_types as wit;
+        let params = params_to_wit!(wit, params);
+        let market = match market {
+            Market::Spot => wit::Market::Spot,
+            Market::LinearPerpetual => wit::Market::LinearPerpetual,
+        };
+        self.exports().call_init(store, &params, symbols, market)
+    }
+
+    pub(crate) fn push_bars(
+        &self,
+        store: &mut Store<StoreState>,
+        w: &PortfolioWindow<'_>,
+    ) -> wasmtime::Result<()> {
+        self.exports().call_push_bars(
+            store,
+            w.first_index,
+            w.commission,
+            w.leverage,
+            w.slippage_bps,
+            w.ts,
+            w.bars,
+        )
+    }
+
+    pub(crate) fn run(
+        &self,
+        store: &mut Store<StoreState>,
+        account: &pwit::Account,
+        start: u32,
+        end: u32,
+    ) -> wasmtime::Result<PortfolioStep> {
+        use pwit_types as wit;
+        let step = self.exports().call_run(store, account, start, end)?;
+        Ok(PortfolioStep {
+            consumed: step.consumed,
+            actions: step
+                .actions
+                .into_iter()
+                .map(|a| engine::portfolio::SymbolAction {
+                    // An index beyond the universe reaches the engine as
+                    // is: it refuses it as an invalid order.
+                    symbol: usize::try_from(a.symbol).unwrap_or(usize::MAX),
+                    action: action_from_wit!(wit, a.action),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Fills `account` (its lists reused between calls) from the engine's view.
+pub(crate) fn account_to_wit(
+    view: &engine::portfolio::AccountView<'_>,
+    account: &mut pwit::Account,
+) {
+    use pwit_types as wit;
+    account.cash = view.cash;
+    account.equity = view.equity;
+    account.positions.clear();
+    account
+        .positions
+        .extend(view.positions.iter().map(|p| pwit::Position {
+            qty: p.qty,
+            entry_price: p.entry_price,
+            stop_loss: p.stop_loss,
+            take_profit: p.take_profit,
+            open_orders: p.open_orders,
+            liquidation_price: p.liquidation_price,
+            funding_rate: p.funding_rate,
+        }));
+    account.fills.clear();
+    account
+        .fills
+        .extend(view.fills.iter().map(|f| pwit::SymbolFill {
+            symbol: f.symbol as u32,
+            side: side_to_wit!(wit, f.fill.side),
+            qty: f.fill.qty,
+            price: f.fill.price,
+            reason: fill_reason_to_wit!(wit, f.fill.reason),
+        }));
 }
 
 /// The market state a guest was last told. Compared bit for bit, so a
@@ -461,6 +748,9 @@ mod tests {
         );
         assert!(!ContractVersion::V0_1_0.has_market_state());
         assert!(ContractVersion::V0_2_0.has_market_state());
+        assert!(ContractVersion::V0_3_0.has_market_state());
+        assert!(!ContractVersion::V0_2_0.has_portfolio());
+        assert!(ContractVersion::V0_3_0.has_portfolio());
     }
 
     #[test]

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use super::runtime::GuestRuntime;
 
+/// The fewest steps a portfolio window holds: 1024 steps of 100 symbols
+/// (`MAX_SYMBOLS`) with five columns is 4 MiB of guest memory, well under
+/// the memory cap, and a few calls per 10,000 steps.
+pub const MIN_PORTFOLIO_WINDOW_STEPS: usize = 1024;
+
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Linear memory cap per instance. 64 MiB (the product default, docs/sandbox.md "Limits"): a strategy
@@ -137,6 +142,16 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// Timeline steps pushed per window to a strategy over `symbols`
+    /// symbols: as many values per column as a single-symbol window
+    /// (`window_bars`) across all symbols, so a window costs the guest the
+    /// same memory whatever the universe; but at least
+    /// [`MIN_PORTFOLIO_WINDOW_STEPS`], so a wide universe still crosses
+    /// in few calls.
+    pub fn portfolio_window_steps(&self, symbols: usize) -> usize {
+        (self.window_bars / symbols.max(1)).max(MIN_PORTFOLIO_WINDOW_STEPS)
+    }
+
     /// `(base, per bar)` fuel of a run of a strategy on `runtime`.
     pub fn fuel_rate(&self, runtime: GuestRuntime) -> (u64, u64) {
         match runtime {

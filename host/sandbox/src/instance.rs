@@ -1,16 +1,20 @@
 //! One run of a component: its store (fuel, memory cap, deadline,
-//! cancellation, log) and the engine's `Strategy` trait over the WIT calls.
+//! cancellation, log) and the engine's `Strategy` trait over the WIT calls,
+//! or its `PortfolioStrategy` trait for a strategy over several symbols.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
-use super::bindings::{ContractVersion, Guest, MarketState, Pre, Window};
+use super::bindings::{
+    self, pwit, ContractVersion, Guest, MarketState, PortfolioGuest, PortfolioWindow, Pre, Window,
+};
 use super::config::SandboxConfig;
 use super::error::RunError;
 use super::limits::{Limiter, MemoryLimitHit};
 use stratbox_engine::candles::Candles;
+use stratbox_engine::portfolio::{AccountView, PortfolioStrategy, SymbolAction, Universe};
 use stratbox_engine::{
     Action, Column, Description, Market, Params, Plan, PortfolioView, Strategy, StrategyError,
 };
@@ -204,9 +208,7 @@ pub(crate) fn describe(
         cancel: CancelToken::default(),
     };
     let mut store = new_store(engine, config, &settings);
-    let result = pre
-        .instantiate(&mut store)
-        .and_then(|guest| guest.describe(&mut store));
+    let result = pre.describe(&mut store);
     match result {
         Ok(d) => Ok(d),
         Err(e) => Err(classify(&e, store.data(), &settings)),
@@ -407,5 +409,197 @@ fn sent<T>(send: bool, column: &[T], r: std::ops::Range<usize>) -> &[T] {
         &column[r]
     } else {
         &[]
+    }
+}
+
+/// What a portfolio instance is started with.
+#[derive(Clone, Copy)]
+pub(crate) struct PortfolioSetup<'a> {
+    pub params: &'a Params,
+    /// The universe's symbols, in its order: every index refers to them.
+    pub symbols: &'a [String],
+    pub market: Market,
+    pub columns: &'a [Column],
+}
+
+/// A live instance of a strategy over several symbols, driven by
+/// `engine::portfolio::run_portfolio`: the same store, limits and typed
+/// errors as [`WasmStrategy`]; windows of the universe's aligned columns
+/// (only the declared ones) go over with `push-bars`, and each `run`
+/// returns after the first step with actions.
+pub struct WasmPortfolioStrategy {
+    store: Store<StoreState>,
+    guest: PortfolioGuest,
+    settings: RunSettings,
+    symbols: usize,
+    window_steps: usize,
+    /// Steps of the timeline held by the guest.
+    window: Option<(usize, usize)>,
+    failed: Option<RunError>,
+    /// Which fields to send, in `Column::ALL` order (ts, open, high, low,
+    /// close, volume).
+    send: [bool; 6],
+    /// Reused between calls: the columns of a push, the account of a run.
+    bars: Vec<pwit::SymbolBars>,
+    account: pwit::Account,
+}
+
+impl WasmPortfolioStrategy {
+    pub(crate) fn start(
+        engine: &Engine,
+        pre: &Pre,
+        config: &SandboxConfig,
+        settings: RunSettings,
+        setup: PortfolioSetup<'_>,
+    ) -> Result<Self, RunError> {
+        let mut store = new_store(engine, config, &settings);
+        let guest = pre
+            .instantiate_portfolio(&mut store)
+            .map_err(|e| classify(&e, store.data(), &settings))?;
+        match guest.init(&mut store, setup.params, setup.symbols, setup.market) {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(RunError::InitFailed { message }),
+            Err(e) => return Err(classify(&e, store.data(), &settings)),
+        }
+        let symbols = setup.symbols.len();
+        Ok(Self {
+            store,
+            guest,
+            settings,
+            symbols,
+            window_steps: config.portfolio_window_steps(symbols),
+            window: None,
+            failed: None,
+            send: Column::ALL.map(|c| setup.columns.contains(&c)),
+            bars: Vec::with_capacity(symbols),
+            account: pwit::Account {
+                cash: 0.0,
+                equity: 0.0,
+                positions: Vec::with_capacity(symbols),
+                fills: Vec::new(),
+            },
+        })
+    }
+
+    /// Lines the strategy logged (bounded) and how many were dropped.
+    pub fn log(&self) -> (&[LogLine], u64) {
+        (&self.store.data().log, self.store.data().log_dropped)
+    }
+
+    pub fn fuel_budget(&self) -> u64 {
+        self.settings.fuel_budget
+    }
+
+    fn fail(&mut self, err: &wasmtime::Error) -> RunError {
+        let run_error = classify(err, self.store.data(), &self.settings);
+        self.failed = Some(run_error.clone());
+        run_error
+    }
+
+    fn violation(&mut self, message: &str) -> Box<RunError> {
+        let error = RunError::Trap {
+            message: format!("protocol violation: {message}"),
+        };
+        self.failed = Some(error.clone());
+        Box::new(error)
+    }
+
+    fn push_window(
+        &mut self,
+        universe: &Universe,
+        start: usize,
+        account: &AccountView<'_>,
+    ) -> Result<(usize, usize), RunError> {
+        if universe.symbols.len() != self.symbols {
+            let error = RunError::Host {
+                message: format!(
+                    "the instance was started for {} symbols, the run has {}",
+                    self.symbols,
+                    universe.symbols.len()
+                ),
+            };
+            self.failed = Some(error.clone());
+            return Err(error);
+        }
+        let end = universe.steps().min(start + self.window_steps);
+        let r = start..end;
+        let [ts, open, high, low, close, volume] = self.send;
+        let column = |send: bool, values: &[f64], into: &mut Vec<f64>| {
+            into.clear();
+            if send {
+                into.extend_from_slice(&values[r.clone()]);
+            }
+        };
+        self.bars.resize_with(self.symbols, || pwit::SymbolBars {
+            open: Vec::new(),
+            high: Vec::new(),
+            low: Vec::new(),
+            close: Vec::new(),
+            volume: Vec::new(),
+        });
+        for (series, bars) in universe.symbols.iter().zip(&mut self.bars) {
+            column(open, &series.open, &mut bars.open);
+            column(high, &series.high, &mut bars.high);
+            column(low, &series.low, &mut bars.low);
+            column(close, &series.close, &mut bars.close);
+            column(volume, &series.volume, &mut bars.volume);
+        }
+        let window = PortfolioWindow {
+            first_index: start as u64,
+            commission: account.commission,
+            leverage: account.leverage,
+            slippage_bps: account.slippage_bps,
+            ts: sent(ts, &universe.ts, r.clone()),
+            bars: &self.bars,
+        };
+        let call = self.guest.push_bars(&mut self.store, &window);
+        call.map_err(|e| self.fail(&e))?;
+        self.window = Some((start, end));
+        Ok((start, end))
+    }
+}
+
+impl PortfolioStrategy for WasmPortfolioStrategy {
+    fn on_steps(
+        &mut self,
+        universe: &Universe,
+        start: usize,
+        end: usize,
+        account: &AccountView<'_>,
+        actions: &mut Vec<SymbolAction>,
+    ) -> Result<usize, StrategyError> {
+        if let Some(failed) = &self.failed {
+            return Err(Box::new(failed.clone()));
+        }
+        let (window_start, window_end) = match self.window {
+            Some((ws, we)) if ws <= start && start < we => (ws, we),
+            _ => self.push_window(universe, start, account)?,
+        };
+        let end = end.min(window_end);
+        bindings::account_to_wit(account, &mut self.account);
+        let step = self
+            .guest
+            .run(
+                &mut self.store,
+                &self.account,
+                (start - window_start) as u32,
+                (end - window_start) as u32,
+            )
+            .map_err(|e| self.fail(&e))?;
+        let consumed = step.consumed as usize;
+        if consumed == 0 || consumed > end - start {
+            return Err(self.violation(&format!(
+                "`run` reported {consumed} steps walked of {}",
+                end - start
+            )));
+        }
+        actions.extend(step.actions);
+        Ok(consumed)
+    }
+
+    fn fuel_used(&self) -> u64 {
+        self.settings
+            .fuel_budget
+            .saturating_sub(self.store.get_fuel().unwrap_or(0))
     }
 }

@@ -9,14 +9,15 @@ use std::time::Instant;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use super::bindings::{self, ContractVersion, Pre};
+use super::bindings::{self, ContractVersion, Pre, StrategyKind};
 use super::cache::DiskCache;
 use super::config::{NanCanonicalization, RunLimits, SandboxConfig};
 use super::error::{LoadError, RunError};
-use super::instance::{self, CancelToken, StoreState, WasmStrategy};
+use super::instance::{self, CancelToken, StoreState, WasmPortfolioStrategy, WasmStrategy};
 use super::nan;
 use super::runtime::GuestRuntime;
-use stratbox_engine::{Description, Params};
+use stratbox_engine::portfolio::Universe;
+use stratbox_engine::{Description, Market, Params};
 
 pub use super::bindings::CONTRACT;
 
@@ -35,6 +36,8 @@ pub struct Plugin {
     pub size_bytes: usize,
     /// The contract version it was built against, read from its exports.
     pub contract_version: ContractVersion,
+    /// One symbol (`strategy` export) or several (`portfolio` export).
+    pub kind: StrategyKind,
     /// What runs the strategy inside: compiled code or an interpreter.
     pub runtime: GuestRuntime,
     /// How it was obtained: "compiled", "disk-cache" or "memory-cache".
@@ -48,7 +51,17 @@ impl std::fmt::Debug for Plugin {
             .field("sha256", &self.sha256)
             .field("name", &self.description.name)
             .field("contract_version", &self.contract_version)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// Whether it trades several symbols on one timeline (it exports
+    /// `portfolio`): run it with [`Sandbox::instantiate_portfolio`] and
+    /// `engine::portfolio::run_portfolio`, never with one symbol.
+    pub fn is_portfolio(&self) -> bool {
+        self.kind == StrategyKind::Portfolio
     }
 }
 
@@ -197,12 +210,12 @@ impl Sandbox {
             }
         };
         let runtime = GuestRuntime::detect(bytes);
-        let (contract_version, imports, exports) =
+        let (contract_version, kind, imports, exports) =
             check_contract(&self.engine, &component, runtime)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .and_then(|pre| Pre::new(contract_version, pre))
+            .and_then(|pre| Pre::new(contract_version, kind, pre))
             .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let description =
             instance::describe(&self.engine, &pre, &self.config).map_err(LoadError::Describe)?;
@@ -214,6 +227,7 @@ impl Sandbox {
             exports,
             size_bytes: bytes.len(),
             contract_version,
+            kind,
             runtime,
             source,
             pre,
@@ -249,6 +263,8 @@ impl Sandbox {
     }
 
     /// A fresh instance with `params` applied, limited for a run of `bars`.
+    /// A portfolio plugin is refused (`strategy_error`): it needs
+    /// [`Sandbox::instantiate_portfolio`].
     pub fn instantiate(
         &self,
         plugin: &Plugin,
@@ -257,6 +273,72 @@ impl Sandbox {
         limits: RunLimits,
         cancel: CancelToken,
     ) -> Result<WasmStrategy, RunError> {
+        if plugin.is_portfolio() {
+            return Err(RunError::InitFailed {
+                message: format!(
+                    "{} trades several symbols on one timeline (it exports `portfolio`); \
+                     run it with several symbols",
+                    plugin.description.name
+                ),
+            });
+        }
+        WasmStrategy::start(
+            &self.engine,
+            &plugin.pre,
+            plugin.contract_version,
+            &self.config,
+            self.run_settings(plugin, bars, limits, cancel),
+            params,
+            &plugin.description.columns,
+        )
+    }
+
+    /// A fresh instance of a portfolio plugin for a run over `universe`
+    /// on `market`, with `params` applied (its `init` gets the universe's
+    /// symbol names and the market). The same limits as [`Self::instantiate`],
+    /// the fuel budget counting one bar per symbol and step. A
+    /// single-symbol plugin is refused (`strategy_error`).
+    pub fn instantiate_portfolio(
+        &self,
+        plugin: &Plugin,
+        params: &Params,
+        universe: &Universe,
+        market: Market,
+        limits: RunLimits,
+        cancel: CancelToken,
+    ) -> Result<WasmPortfolioStrategy, RunError> {
+        if !plugin.is_portfolio() {
+            return Err(RunError::InitFailed {
+                message: format!(
+                    "{} trades one symbol (it exports `strategy`, not `portfolio`); \
+                     run it with one symbol",
+                    plugin.description.name
+                ),
+            });
+        }
+        let symbols: Vec<String> = universe.names().map(str::to_string).collect();
+        let bars = universe.steps().saturating_mul(symbols.len().max(1));
+        WasmPortfolioStrategy::start(
+            &self.engine,
+            &plugin.pre,
+            &self.config,
+            self.run_settings(plugin, bars, limits, cancel),
+            instance::PortfolioSetup {
+                params,
+                symbols: &symbols,
+                market,
+                columns: &plugin.description.columns,
+            },
+        )
+    }
+
+    fn run_settings(
+        &self,
+        plugin: &Plugin,
+        bars: usize,
+        limits: RunLimits,
+        cancel: CancelToken,
+    ) -> instance::RunSettings {
         let fuel_budget = limits
             .fuel
             .unwrap_or_else(|| self.config.fuel_budget(plugin.runtime, bars));
@@ -265,21 +347,13 @@ impl Sandbox {
             .unwrap_or(self.config.memory_limit_bytes)
             .min(self.config.memory_limit_bytes);
         let deadline = limits.deadline.unwrap_or(self.config.deadline);
-        WasmStrategy::start(
-            &self.engine,
-            &plugin.pre,
-            plugin.contract_version,
-            &self.config,
-            instance::RunSettings {
-                fuel_budget,
-                memory_limit,
-                deadline,
-                started: Instant::now(),
-                cancel,
-            },
-            params,
-            &plugin.description.columns,
-        )
+        instance::RunSettings {
+            fuel_budget,
+            memory_limit,
+            deadline,
+            started: Instant::now(),
+            cancel,
+        }
     }
 }
 
@@ -352,6 +426,7 @@ pub struct Prechecked {
     pub sha256: String,
     pub runtime: GuestRuntime,
     pub contract_version: ContractVersion,
+    pub kind: StrategyKind,
 }
 
 pub fn precheck(bytes: &[u8]) -> Result<Prechecked, LoadError> {
@@ -395,11 +470,12 @@ pub fn precheck(bytes: &[u8]) -> Result<Prechecked, LoadError> {
         }
     }
     let runtime = GuestRuntime::detect(bytes);
-    let (contract_version, _, _) = check_names(imports, exports, runtime)?;
+    let (contract_version, kind, _, _) = check_names(imports, exports, runtime)?;
     Ok(Prechecked {
         sha256: hex::encode(Sha256::digest(bytes)),
         runtime,
         contract_version,
+        kind,
     })
 }
 
@@ -415,14 +491,18 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 /// The contract version a component was built for, read from its
-/// `strategy` export, and the only things it may import: the log of that
-/// same version. Components name the version in every import and export,
-/// so this needs no call into the guest.
+/// `strategy` or `portfolio` export, and the only things it may import:
+/// the log of that same version, and (0.3.0 on) the types of its
+/// `strategy` interface. Components name the version in every import and
+/// export, so this needs no call into the guest.
+type Checked = (ContractVersion, StrategyKind, Vec<String>, Vec<String>);
+
 fn check_contract(
     engine: &Engine,
     component: &Component,
     runtime: GuestRuntime,
-) -> Result<(ContractVersion, Vec<String>, Vec<String>), LoadError> {
+) -> Result<Checked, LoadError> {
+    use wasmtime::component::types::ComponentItem;
     let ty = component.component_type();
     let imports: Vec<String> = ty
         .imports(engine)
@@ -432,7 +512,35 @@ fn check_contract(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    check_names(imports, exports, runtime)
+    let checked = check_names(imports, exports, runtime)?;
+    // The `strategy` interface may be imported for its types only (a
+    // `portfolio` export uses them): a function there would be one the
+    // host never provides.
+    let types_only = format!("{CONTRACT}/strategy@{}", checked.0);
+    for (name, item) in ty.imports(engine) {
+        if name != types_only {
+            continue;
+        }
+        let functions: Vec<String> = match item.ty {
+            ComponentItem::ComponentInstance(instance) => instance
+                .exports(engine)
+                .filter(|(_, item)| !matches!(item.ty, ComponentItem::Type(_)))
+                .map(|(f, _)| format!("{name}#{f}"))
+                .collect(),
+            _ => vec![name.to_string()],
+        };
+        if !functions.is_empty() {
+            return Err(LoadError::ForbiddenImports {
+                imports: functions,
+                allowed: format!(
+                    "{CONTRACT}/log@{v} (and the types of {types_only})",
+                    v = checked.0
+                ),
+                hint: runtime.build_hint(),
+            });
+        }
+    }
+    Ok(checked)
 }
 
 /// The contract check on a component's top-level import and export names.
@@ -440,17 +548,38 @@ fn check_names(
     imports: Vec<String>,
     exports: Vec<String>,
     runtime: GuestRuntime,
-) -> Result<(ContractVersion, Vec<String>, Vec<String>), LoadError> {
+) -> Result<Checked, LoadError> {
     let spoken = || {
-        ContractVersion::ALL
-            .map(|v| format!("{CONTRACT}@{v}"))
-            .join(" and ")
+        let all = ContractVersion::ALL.map(|v| format!("{CONTRACT}@{v}"));
+        match all.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            _ => all.join(""),
+        }
     };
-    let strategy_prefix = format!("{CONTRACT}/strategy@");
-    let version = exports
-        .iter()
-        .filter_map(|n| n.strip_prefix(&strategy_prefix))
-        .find_map(ContractVersion::parse);
+    let exported = |kind: StrategyKind| {
+        let prefix = format!("{CONTRACT}/{}@", kind.interface());
+        exports
+            .iter()
+            .filter_map(|n| n.strip_prefix(&prefix))
+            .find_map(ContractVersion::parse)
+            .filter(|v| kind == StrategyKind::Single || v.has_portfolio())
+    };
+    let (single, portfolio) = (
+        exported(StrategyKind::Single),
+        exported(StrategyKind::Portfolio),
+    );
+    let found = match (single, portfolio) {
+        (Some(_), Some(_)) => {
+            return Err(LoadError::Invalid(format!(
+                "the component exports both `{CONTRACT}/strategy` and `{CONTRACT}/portfolio`; \
+                 a strategy is either over one symbol or over several"
+            )))
+        }
+        (Some(v), None) => Some((v, StrategyKind::Single)),
+        (None, Some(v)) => Some((v, StrategyKind::Portfolio)),
+        (None, None) => None,
+    };
+    let version = found.map(|(v, _)| v);
     let other_version = |names: &[String]| {
         names
             .iter()
@@ -465,7 +594,7 @@ fn check_names(
                     })
             })
     };
-    let Some(version) = version else {
+    let Some((version, kind)) = found else {
         if let Some(found) = other_version(&exports).or_else(|| other_version(&imports)) {
             return Err(LoadError::ContractVersion {
                 found,
@@ -473,17 +602,30 @@ fn check_names(
             });
         }
         return Err(LoadError::MissingExport {
-            expected: format!("{CONTRACT}/strategy@{}", ContractVersion::CURRENT),
+            expected: format!(
+                "{CONTRACT}/strategy@{v}` or `{CONTRACT}/portfolio@{v}",
+                v = ContractVersion::CURRENT
+            ),
         });
     };
     if let Some(found) = other_version(&imports) {
         return Err(LoadError::ContractVersion {
             found,
-            expected: format!("{CONTRACT}@{version} (the version of its `strategy` export)"),
+            expected: format!(
+                "{CONTRACT}@{version} (the version of its `{}` export)",
+                kind.interface()
+            ),
         });
     }
     let log = format!("{CONTRACT}/log@{version}");
-    let forbidden: Vec<String> = imports.iter().filter(|n| **n != log).cloned().collect();
+    // 0.3.0 on, the `strategy` interface may be imported for its types
+    // (`check_contract` makes sure nothing else of it is).
+    let types = format!("{CONTRACT}/strategy@{version}");
+    let forbidden: Vec<String> = imports
+        .iter()
+        .filter(|n| **n != log && !(version.has_portfolio() && **n == types))
+        .cloned()
+        .collect();
     if !forbidden.is_empty() {
         return Err(LoadError::ForbiddenImports {
             imports: forbidden,
@@ -491,5 +633,5 @@ fn check_names(
             hint: runtime.build_hint(),
         });
     }
-    Ok((version, imports, exports))
+    Ok((version, kind, imports, exports))
 }
