@@ -21,12 +21,35 @@
 //! over windows of bars as columns and the SDK walks them, calling
 //! [`Strategy::on_bar`] once per bar and returning to the host right after
 //! a bar that placed orders, so the strategy always sees its own fills.
+//!
+//! A strategy over several symbols on one timeline implements
+//! [`PortfolioStrategy`] instead and is exported with
+//! [`export_portfolio!`] (contract 0.3.0's `portfolio-plugin` world):
+//!
+//! ```ignore
+//! use stratbox_sdk::prelude::*;
+//!
+//! struct FirstOnly;
+//! impl PortfolioStrategy for FirstOnly {
+//!     fn describe() -> Description {
+//!         Description::new("first", "0.1.0", "buys symbol 0").columns(&[Column::Close])
+//!     }
+//!     fn new(_params: &Params, _symbols: &[String]) -> Result<Self, String> { Ok(FirstOnly) }
+//!     fn on_step(&mut self, step: &StepBars<'_>, ctx: &mut PortfolioContext<'_>) {
+//!         if step.bar(0).is_some() && ctx.is_flat(0) { ctx.buy(0, Quantity::Equity(1.0)); }
+//!     }
+//! }
+//! export_portfolio!(FirstOnly);
+//! ```
 
 mod context;
 mod fills;
 pub mod indicators;
 mod log;
 mod params;
+mod portfolio;
+#[doc(hidden)]
+pub mod portfolio_runtime;
 #[doc(hidden)]
 pub mod runtime;
 pub mod testing;
@@ -35,6 +58,10 @@ mod types;
 pub use context::Context;
 pub use log::{log, Level};
 pub use params::{Column, Description, ParamSpec, ParamType, ParamValue, Params};
+pub use portfolio::{
+    PortfolioAccount, PortfolioContext, PortfolioStrategy, Position, StepBars, SymbolAction,
+    SymbolFill,
+};
 pub use types::{
     Action, Bar, Fill, FillReason, Market, Order, OrderKind, Portfolio, Quantity, Side,
 };
@@ -64,9 +91,10 @@ pub mod prelude {
     //! Everything a strategy usually needs.
     pub use crate::indicators::*;
     pub use crate::{
-        export_strategy, log, Action, Bar, Column, Context, Description, Fill, FillReason, Level,
-        Market, Order, OrderKind, ParamSpec, ParamType, ParamValue, Params, Quantity, Side,
-        Strategy,
+        export_portfolio, export_strategy, log, Action, Bar, Column, Context, Description, Fill,
+        FillReason, Level, Market, Order, OrderKind, ParamSpec, ParamType, ParamValue, Params,
+        PortfolioContext, PortfolioStrategy, Position, Quantity, Side, StepBars, Strategy,
+        SymbolAction, SymbolFill,
     };
 }
 
@@ -80,6 +108,21 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_plugin_bindings",
         default_bindings_module: "stratbox_sdk::bindings",
+    });
+}
+
+/// The `portfolio-plugin` world (0.3.0), generated apart from `plugin` so
+/// the two sets of types do not meet: a crate exports one world or the
+/// other, through [`export_strategy!`] or [`export_portfolio!`].
+#[doc(hidden)]
+#[allow(unsafe_code, clippy::all)]
+pub mod portfolio_bindings {
+    wit_bindgen::generate!({
+        path: "../wit/strategy.wit",
+        world: "portfolio-plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_portfolio_plugin_bindings",
+        default_bindings_module: "stratbox_sdk::portfolio_bindings",
     });
 }
 
@@ -143,6 +186,62 @@ macro_rules! export_strategy {
             }
 
             $crate::bindings::__export_plugin_bindings!(Export with_types_in $crate::bindings);
+        }
+    };
+}
+
+/// Exports a [`PortfolioStrategy`] type as the component's `portfolio`
+/// interface (world `portfolio-plugin`, contract 0.3.0).
+#[macro_export]
+macro_rules! export_portfolio {
+    ($ty:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(unsafe_code)]
+        mod __stratbox_export_portfolio {
+            use super::*;
+            use $crate::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
+            use $crate::portfolio_bindings::stratbox::strategy::strategy as wit;
+
+            struct Export;
+
+            ::std::thread_local! {
+                static RUNTIME: ::std::cell::RefCell<$crate::portfolio_runtime::PortfolioRuntime<$ty>> =
+                    ::std::cell::RefCell::new($crate::portfolio_runtime::PortfolioRuntime::new());
+            }
+
+            impl pwit::Guest for Export {
+                fn describe() -> wit::Description {
+                    $crate::portfolio_runtime::describe::<$ty>()
+                }
+                fn init(
+                    params: ::std::vec::Vec<wit::Param>,
+                    symbols: ::std::vec::Vec<::std::string::String>,
+                    market: wit::Market,
+                ) -> ::std::result::Result<(), ::std::string::String> {
+                    RUNTIME.with(|rt| rt.borrow_mut().init(params, &symbols, market))
+                }
+                fn push_bars(
+                    first_index: u64,
+                    commission: f64,
+                    leverage: f64,
+                    slippage_bps: f64,
+                    ts: ::std::vec::Vec<i64>,
+                    bars: ::std::vec::Vec<pwit::SymbolBars>,
+                ) {
+                    RUNTIME.with(|rt| {
+                        rt.borrow_mut()
+                            .push_bars(first_index, commission, leverage, slippage_bps, ts, bars)
+                    })
+                }
+                fn run(account: pwit::Account, start: u32, end: u32) -> pwit::Step {
+                    RUNTIME.with(|rt| rt.borrow_mut().run(account, start, end))
+                }
+            }
+
+            $crate::portfolio_bindings::__export_portfolio_plugin_bindings!(
+                Export with_types_in $crate::portfolio_bindings
+            );
         }
     };
 }

@@ -334,7 +334,7 @@ fn or_nan<'a>(column: &'a [f64], nan: &'a [f64]) -> &'a [f64] {
 
 /// Panics abort a wasm32-unknown-unknown guest with a bare `unreachable`
 /// trap; sending the message through the log first lets the host name it.
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         std::panic::set_hook(Box::new(|info| {

@@ -1,9 +1,13 @@
 //! Native unit testing of a strategy, without building wasm: feed bars one
 //! at a time, set the account the strategy should see, and check the
 //! actions it takes. Fills are the test's job (the engine is the host's).
+//! [`PortfolioHarness`] does the same for strategies over several symbols.
 
 use crate::context::Context;
 use crate::params::{ParamValue, Params};
+use crate::portfolio::{
+    PortfolioAccount, PortfolioContext, PortfolioStrategy, Position, StepBars, SymbolAction,
+};
 use crate::types::{Action, Bar, Market, Portfolio};
 use crate::Strategy;
 
@@ -74,6 +78,87 @@ impl<S: Strategy> Harness<S> {
         self.strategy.on_bar(&bar, &mut ctx);
         self.portfolio.fill_count = 0;
         self.portfolio.last_fill = None;
+        actions
+    }
+
+    pub fn strategy(&self) -> &S {
+        &self.strategy
+    }
+}
+
+/// Native unit testing of a [`PortfolioStrategy`]: feed steps of bars
+/// (`None` where a symbol has none), set the account it should see, and
+/// check the actions it takes. Fills are the test's job.
+pub struct PortfolioHarness<S> {
+    strategy: S,
+    account: PortfolioAccount,
+    symbols: Vec<String>,
+    next_index: u64,
+}
+
+impl<S: PortfolioStrategy> PortfolioHarness<S> {
+    /// Builds the strategy over `symbols` from its schema defaults with
+    /// `overrides` applied; every symbol starts flat.
+    pub fn new(symbols: &[&str], overrides: &[(&str, ParamValue)]) -> Result<Self, String> {
+        let mut params = Params::defaults(&S::describe());
+        for (name, value) in overrides {
+            params = params.with(name, *value);
+        }
+        let symbols: Vec<String> = symbols.iter().map(|s| s.to_string()).collect();
+        Ok(Self {
+            strategy: S::new(&params, &symbols)?,
+            account: PortfolioAccount {
+                cash: 10_000.0,
+                equity: 10_000.0,
+                positions: vec![Position::default(); symbols.len()],
+                commission: 0.0006,
+                leverage: 1.0,
+                ..PortfolioAccount::default()
+            },
+            symbols,
+            next_index: 0,
+        })
+    }
+
+    /// The account the strategy sees from the next step on.
+    pub fn account_mut(&mut self) -> &mut PortfolioAccount {
+        &mut self.account
+    }
+
+    pub fn symbols(&self) -> &[String] {
+        &self.symbols
+    }
+
+    /// Feeds one step of closes (ts is the step index, OHLC all equal to
+    /// the close; `None`: no bar for that symbol).
+    pub fn feed_closes(&mut self, closes: &[Option<f64>]) -> Vec<SymbolAction> {
+        let index = self.next_index;
+        let bars: Vec<Option<Bar>> = closes
+            .iter()
+            .map(|c| {
+                c.map(|close| Bar {
+                    index,
+                    ts: index as i64,
+                    open: close,
+                    high: close,
+                    low: close,
+                    close,
+                    volume: 0.0,
+                })
+            })
+            .collect();
+        self.feed(index as i64, &bars)
+    }
+
+    /// Feeds one step and returns the actions taken on it. The fills in
+    /// the account show on this step only.
+    pub fn feed(&mut self, ts: i64, bars: &[Option<Bar>]) -> Vec<SymbolAction> {
+        let step = StepBars::new(self.next_index, ts, bars);
+        self.next_index += 1;
+        let mut actions = Vec::new();
+        let mut ctx = PortfolioContext::new(&self.account, true, &mut actions);
+        self.strategy.on_step(&step, &mut ctx);
+        self.account.fills.clear();
         actions
     }
 

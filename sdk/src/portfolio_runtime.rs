@@ -1,0 +1,319 @@
+//! Glue between the generated `portfolio` bindings and a
+//! [`PortfolioStrategy`]. Used by [`crate::export_portfolio!`]; authors
+//! never touch it. Plain Rust over the bindings' types, so the walk is
+//! tested natively (sdk/tests/portfolio_runtime.rs).
+
+use crate::params::{Column, Description, ParamType, ParamValue, Params};
+use crate::portfolio::{
+    PortfolioAccount, PortfolioContext, PortfolioStrategy, Position, StepBars, SymbolAction,
+    SymbolFill,
+};
+use crate::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
+use crate::portfolio_bindings::stratbox::strategy::strategy as wit;
+use crate::types::{Action, Bar, Fill, FillReason, Market, OrderKind, Quantity, Side};
+
+/// The window last pushed by the host: the timeline's `ts` and each
+/// symbol's columns (undeclared ones empty).
+#[derive(Default)]
+struct Window {
+    first_index: u64,
+    ts: Vec<i64>,
+    bars: Vec<pwit::SymbolBars>,
+    len: usize,
+}
+
+pub struct PortfolioRuntime<S> {
+    strategy: Option<S>,
+    symbols: usize,
+    window: Window,
+    commission: f64,
+    leverage: f64,
+    slippage_bps: f64,
+    market: Market,
+    /// Reused per step and per call.
+    step_bars: Vec<Option<Bar>>,
+    actions: Vec<SymbolAction>,
+    account: PortfolioAccount,
+}
+
+impl<S: PortfolioStrategy> Default for PortfolioRuntime<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: PortfolioStrategy> PortfolioRuntime<S> {
+    pub fn new() -> Self {
+        Self {
+            strategy: None,
+            symbols: 0,
+            window: Window::default(),
+            commission: 0.0,
+            leverage: 1.0,
+            slippage_bps: 0.0,
+            market: Market::Spot,
+            step_bars: Vec::new(),
+            actions: Vec::new(),
+            account: PortfolioAccount::default(),
+        }
+    }
+
+    pub fn init(
+        &mut self,
+        params: Vec<wit::Param>,
+        symbols: &[String],
+        market: wit::Market,
+    ) -> Result<(), String> {
+        crate::runtime::install_panic_hook();
+        let params = Params::new(
+            params
+                .into_iter()
+                .map(|p| (p.name, param_value_from_wit(p.value)))
+                .collect(),
+        );
+        self.market = market_from_wit(market);
+        self.symbols = symbols.len();
+        self.strategy = Some(S::new(&params, symbols)?);
+        Ok(())
+    }
+
+    pub fn push_bars(
+        &mut self,
+        first_index: u64,
+        commission: f64,
+        leverage: f64,
+        slippage_bps: f64,
+        ts: Vec<i64>,
+        bars: Vec<pwit::SymbolBars>,
+    ) {
+        self.commission = commission;
+        self.leverage = leverage;
+        self.slippage_bps = slippage_bps;
+        let len = bars
+            .iter()
+            .flat_map(|b| [&b.open, &b.high, &b.low, &b.close, &b.volume].map(Vec::len))
+            .chain([ts.len()])
+            .max()
+            .unwrap_or(0);
+        self.window = Window {
+            first_index,
+            ts,
+            bars,
+            len,
+        };
+    }
+
+    /// Walks window steps `from..to` and returns after the first step on
+    /// which the strategy acted, or at `to`.
+    pub fn run(&mut self, account: pwit::Account, from: u32, to: u32) -> pwit::Step {
+        self.set_account(account);
+        let Some(strategy) = self.strategy.as_mut() else {
+            panic!("`run` called before a successful `init`");
+        };
+        let window = &self.window;
+        let end = (to as usize).min(window.len);
+        let start = (from as usize).min(end);
+        self.actions.clear();
+        let symbols = window.bars.len();
+        self.step_bars.clear();
+        self.step_bars.resize(symbols, None);
+        for i in start..end {
+            let index = window.first_index + i as u64;
+            let ts = window.ts.get(i).copied().unwrap_or(0);
+            for (slot, columns) in self.step_bars.iter_mut().zip(&window.bars) {
+                *slot = bar_at(columns, i, index, ts);
+            }
+            let step = StepBars::new(index, ts, &self.step_bars);
+            let mut ctx = PortfolioContext::new(&self.account, i == start, &mut self.actions);
+            strategy.on_step(&step, &mut ctx);
+            if !self.actions.is_empty() {
+                return pwit::Step {
+                    consumed: (i + 1 - start) as u32,
+                    actions: self
+                        .actions
+                        .iter()
+                        .map(|a| pwit::SymbolAction {
+                            // Beyond u32: the host refuses it all the same.
+                            symbol: u32::try_from(a.symbol).unwrap_or(u32::MAX),
+                            action: action_to_wit(a.action),
+                        })
+                        .collect(),
+                };
+            }
+        }
+        pwit::Step {
+            consumed: (end - start) as u32,
+            actions: Vec::new(),
+        }
+    }
+
+    fn set_account(&mut self, a: pwit::Account) {
+        let account = &mut self.account;
+        account.cash = a.cash;
+        account.equity = a.equity;
+        account.commission = self.commission;
+        account.leverage = self.leverage;
+        account.slippage_bps = self.slippage_bps;
+        account.market = self.market;
+        account.positions.clear();
+        account
+            .positions
+            .extend(a.positions.into_iter().map(|p| Position {
+                qty: p.qty,
+                entry_price: p.entry_price,
+                stop_loss: p.stop_loss,
+                take_profit: p.take_profit,
+                open_orders: p.open_orders,
+                liquidation_price: p.liquidation_price,
+                funding_rate: p.funding_rate,
+            }));
+        // A host that sent fewer positions than symbols: the rest are flat.
+        if account.positions.len() < self.symbols {
+            account.positions.resize(self.symbols, Position::default());
+        }
+        account.fills.clear();
+        account
+            .fills
+            .extend(a.fills.into_iter().map(|f| SymbolFill {
+                symbol: f.symbol as usize,
+                fill: Fill {
+                    side: side_from_wit(f.side),
+                    qty: f.qty,
+                    price: f.price,
+                    reason: fill_reason_from_wit(f.reason),
+                },
+            }));
+    }
+}
+
+/// A symbol's bar at window step `i`, if it has one there. The host sends
+/// NaN in every column where a symbol has no bar, so the first column it
+/// sent (close first: the one most strategies declare) tells; a strategy
+/// that declares no price column sees no bars.
+#[inline]
+fn bar_at(c: &pwit::SymbolBars, i: usize, index: u64, ts: i64) -> Option<Bar> {
+    let value = |column: &[f64]| column.get(i).copied().unwrap_or(f64::NAN);
+    let witness = [&c.close, &c.open, &c.high, &c.low, &c.volume]
+        .into_iter()
+        .find(|column| !column.is_empty())?;
+    if value(witness).is_nan() {
+        return None;
+    }
+    Some(Bar {
+        index,
+        ts,
+        open: value(&c.open),
+        high: value(&c.high),
+        low: value(&c.low),
+        close: value(&c.close),
+        volume: value(&c.volume),
+    })
+}
+
+pub fn describe<S: PortfolioStrategy>() -> wit::Description {
+    description_to_wit(S::describe())
+}
+
+fn description_to_wit(d: Description) -> wit::Description {
+    wit::Description {
+        name: d.name,
+        version: d.version,
+        summary: d.summary,
+        params: d
+            .params
+            .into_iter()
+            .map(|p| wit::ParamSpec {
+                name: p.name,
+                kind: match p.kind {
+                    ParamType::Int => wit::ParamType::Int,
+                    ParamType::Float => wit::ParamType::Float,
+                    ParamType::Bool => wit::ParamType::Bool,
+                },
+                default: match p.default {
+                    ParamValue::Int(v) => wit::ParamValue::Int(v),
+                    ParamValue::Float(v) => wit::ParamValue::Float(v),
+                    ParamValue::Bool(v) => wit::ParamValue::Bool(v),
+                },
+                min: p.min,
+                max: p.max,
+                step: p.step,
+                help: p.help,
+            })
+            .collect(),
+        columns: d
+            .columns
+            .into_iter()
+            .map(|c| match c {
+                Column::Ts => wit::Column::Ts,
+                Column::Open => wit::Column::Open,
+                Column::High => wit::Column::High,
+                Column::Low => wit::Column::Low,
+                Column::Close => wit::Column::Close,
+                Column::Volume => wit::Column::Volume,
+            })
+            .collect(),
+    }
+}
+
+fn param_value_from_wit(v: wit::ParamValue) -> ParamValue {
+    match v {
+        wit::ParamValue::Int(v) => ParamValue::Int(v),
+        wit::ParamValue::Float(v) => ParamValue::Float(v),
+        wit::ParamValue::Bool(v) => ParamValue::Bool(v),
+    }
+}
+
+fn market_from_wit(m: wit::Market) -> Market {
+    match m {
+        wit::Market::Spot => Market::Spot,
+        wit::Market::LinearPerpetual => Market::LinearPerpetual,
+    }
+}
+
+fn side_to_wit(s: Side) -> wit::Side {
+    match s {
+        Side::Buy => wit::Side::Buy,
+        Side::Sell => wit::Side::Sell,
+    }
+}
+
+fn side_from_wit(s: wit::Side) -> Side {
+    match s {
+        wit::Side::Buy => Side::Buy,
+        wit::Side::Sell => Side::Sell,
+    }
+}
+
+fn fill_reason_from_wit(r: wit::FillReason) -> FillReason {
+    match r {
+        wit::FillReason::Market => FillReason::Market,
+        wit::FillReason::Limit => FillReason::Limit,
+        wit::FillReason::Stop => FillReason::Stop,
+        wit::FillReason::StopLoss => FillReason::StopLoss,
+        wit::FillReason::TakeProfit => FillReason::TakeProfit,
+        wit::FillReason::ClosePosition => FillReason::ClosePosition,
+    }
+}
+
+fn action_to_wit(a: Action) -> wit::Action {
+    match a {
+        Action::Submit(order) => wit::Action::Submit(wit::Order {
+            side: side_to_wit(order.side),
+            quantity: match order.quantity {
+                Quantity::Units(q) => wit::Quantity::Units(q),
+                Quantity::Equity(f) => wit::Quantity::Equity(f),
+            },
+            kind: match order.kind {
+                OrderKind::Market => wit::OrderKind::Market,
+                OrderKind::Limit(p) => wit::OrderKind::Limit(p),
+                OrderKind::Stop(p) => wit::OrderKind::Stop(p),
+            },
+            stop_loss: order.stop_loss,
+            take_profit: order.take_profit,
+        }),
+        Action::ClosePosition => wit::Action::ClosePosition,
+        Action::CancelOrders => wit::Action::CancelOrders,
+        Action::SetStopLoss(p) => wit::Action::SetStopLoss(p),
+        Action::SetTakeProfit(p) => wit::Action::SetTakeProfit(p),
+    }
+}
