@@ -74,7 +74,7 @@ impl PortfolioStrategy for MomentumRotation {
         for (k, closes) in self.closes.iter_mut().enumerate() {
             closes[now] = step.close(k).unwrap_or(f64::NAN);
         }
-        if step.index < self.lookback as u64 || step.index % self.rebalance != 0 {
+        if step.index < self.lookback as u64 || !step.index.is_multiple_of(self.rebalance) {
             return;
         }
         let then = ((step.index - self.lookback as u64) % ring as u64) as usize;
