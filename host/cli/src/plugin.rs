@@ -5,7 +5,7 @@ use std::process::Command;
 
 use super::guest::{self, Lang};
 use super::{write_atomically, CliError, CliResult};
-use stratbox_sandbox::{Sandbox, SandboxConfig};
+use stratbox_sandbox::{Sandbox, SandboxConfig, StrategyKind};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -127,6 +127,8 @@ fn inspect(path: &Path, json: bool) -> CliResult {
             "sha256": plugin.sha256,
             "size_bytes": plugin.size_bytes,
             "runtime": plugin.runtime,
+            "kind": plugin.kind,
+            "contract_version": plugin.contract_version.as_str(),
             "imports": plugin.imports,
             "exports": plugin.exports,
             "params": d.params,
@@ -140,6 +142,14 @@ fn inspect(path: &Path, json: bool) -> CliResult {
     outln!("  sha256   {}", plugin.sha256);
     outln!("  size     {} bytes", plugin.size_bytes);
     outln!("  runtime  {}", plugin.runtime);
+    outln!(
+        "  kind     {} (stratbox:strategy@{})",
+        match plugin.kind {
+            StrategyKind::Single => "single symbol",
+            StrategyKind::Portfolio => "portfolio: several symbols on one timeline",
+        },
+        plugin.contract_version
+    );
     outln!("  imports  {}", plugin.imports.join(", "));
     outln!("  exports  {}", plugin.exports.join(", "));
     let columns: Vec<String> = d
