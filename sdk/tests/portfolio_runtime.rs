@@ -2,6 +2,8 @@
 //! inside the component, driven here through the same generated types the
 //! host sends (no wasm).
 
+#![allow(clippy::unwrap_used)]
+
 use std::cell::RefCell;
 
 use stratbox_sdk::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
