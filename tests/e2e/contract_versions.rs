@@ -1,7 +1,8 @@
-//! Contract versions side by side: a component built against 0.1.0 before
-//! 0.2.0 existed (the frozen fixture) still loads and trades to the same
-//! report as today's build, and a 0.2.0 component reads the market state
-//! the host passes (docs/conventions/contract.md#versioning).
+//! Contract versions side by side: components built against 0.1.0 and
+//! 0.2.0 before the next version existed (the frozen fixtures) still load
+//! with their versions and trade to the same report as today's 0.3.0
+//! build, and a 0.2.0+ component reads the market state the host passes
+//! (docs/conventions/contract.md#versioning).
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -11,7 +12,9 @@ use stratbox_engine::{
     run_backtest, Action, BacktestConfig, Market, ParamInput, ParamSpec, Params, Plan,
     PortfolioView, Report, Strategy,
 };
-use stratbox_sandbox::{CancelToken, ContractVersion, RunLimits, Sandbox, SandboxConfig};
+use stratbox_sandbox::{
+    CancelToken, ContractVersion, RunLimits, Sandbox, SandboxConfig, StrategyKind,
+};
 
 use crate::support::{
     candles_csv, path_str, plugin, plugin_bytes, scratch, stderr, stdout, stratbox, workspace,
@@ -22,8 +25,18 @@ use crate::support::{
 const FIXTURE: &str = "tests/fixtures/ema-crossover-0.1.0.wasm";
 const FIXTURE_SHA256: &str = "daefea857fca52559b103e5ae06ce1d634fe21e533e9d16f67bf80bdb219f4bc";
 
+/// Built from plugins/ema-crossover at 6cf726f, before contract 0.3.0
+/// (tests/fixtures/README.md).
+const FIXTURE_0_2_0: &str = "tests/fixtures/ema-crossover-0.2.0.wasm";
+const FIXTURE_0_2_0_SHA256: &str =
+    "4b931eaf09bd342908de1f4fe5f97abe8df40a4de3105d0c4967484634193a6b";
+
 fn fixture() -> std::path::PathBuf {
     workspace().join(FIXTURE)
+}
+
+fn fixture_0_2_0() -> std::path::PathBuf {
+    workspace().join(FIXTURE_0_2_0)
 }
 
 fn sandbox_in(dir: &std::path::Path) -> Sandbox {
@@ -117,18 +130,49 @@ fn call(
 }
 
 #[test]
-fn the_fixture_is_the_component_built_before_0_2_0() {
-    let bytes = std::fs::read(fixture()).unwrap();
-    assert_eq!(hex::encode(Sha256::digest(&bytes)), FIXTURE_SHA256);
+fn the_fixtures_are_the_components_built_before_0_2_0_and_0_3_0() {
     let readme = std::fs::read_to_string(workspace().join("tests/fixtures/README.md")).unwrap();
-    assert!(
-        readme.contains(FIXTURE_SHA256),
-        "README names another sha256"
-    );
+    for (path, sha256) in [
+        (fixture(), FIXTURE_SHA256),
+        (fixture_0_2_0(), FIXTURE_0_2_0_SHA256),
+    ] {
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), sha256, "{path:?}");
+        assert!(readme.contains(sha256), "README names another sha256");
+    }
 }
 
 #[test]
-fn a_0_1_0_component_loads_with_its_version_and_the_sdk_builds_0_2_0() {
+fn a_0_2_0_component_loads_with_its_version() {
+    let dir = scratch("versions-load-0.2.0");
+    let sandbox = sandbox_in(&dir);
+    let old = sandbox
+        .load(&std::fs::read(fixture_0_2_0()).unwrap())
+        .unwrap();
+    assert_eq!(old.contract_version, ContractVersion::V0_2_0);
+    assert_eq!(old.kind, StrategyKind::Single);
+    assert_eq!(old.imports, ["stratbox:strategy/log@0.2.0"]);
+    assert_eq!(old.exports, ["stratbox:strategy/strategy@0.2.0"]);
+    assert_eq!(old.description.name, "EMA Crossover");
+    let new = sandbox.load(&plugin_bytes("ema-crossover")).unwrap();
+    assert_eq!(new.description.params, old.description.params);
+    assert_eq!(new.description.columns, old.description.columns);
+
+    let out = stratbox(
+        &dir,
+        &["plugin", "inspect", path_str(&fixture_0_2_0()), "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let info: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        info["imports"],
+        serde_json::json!(["stratbox:strategy/log@0.2.0"])
+    );
+    assert_eq!(info["kind"], "single");
+}
+
+#[test]
+fn a_0_1_0_component_loads_with_its_version_and_the_sdk_builds_0_3_0() {
     let dir = scratch("versions-load");
     let sandbox = sandbox_in(&dir);
     let old = sandbox.load(&std::fs::read(fixture()).unwrap()).unwrap();
@@ -140,11 +184,15 @@ fn a_0_1_0_component_loads_with_its_version_and_the_sdk_builds_0_2_0() {
     assert_eq!(old.description.name, "EMA Crossover");
 
     let new = sandbox.load(&plugin_bytes("ema-crossover")).unwrap();
-    assert_eq!(new.contract_version, ContractVersion::V0_2_0);
+    assert_eq!(new.contract_version, ContractVersion::V0_3_0);
     assert_eq!(new.contract_version, ContractVersion::CURRENT);
-    assert_eq!(new.imports, ["stratbox:strategy/log@0.2.0"]);
+    assert_eq!(new.kind, StrategyKind::Single);
+    // A single-symbol build of the SDK imports the log only, though the
+    // SDK also carries the portfolio world.
+    assert_eq!(new.imports, ["stratbox:strategy/log@0.3.0"]);
+    assert_eq!(new.exports, ["stratbox:strategy/strategy@0.3.0"]);
     assert_eq!(new.description.params, old.description.params);
-    assert_eq!(stratbox_sandbox::CONTRACT_VERSION, "0.2.0");
+    assert_eq!(stratbox_sandbox::CONTRACT_VERSION, "0.3.0");
 
     // Inspect shows the version it was read as.
     let out = stratbox(&dir, &["plugin", "inspect", path_str(&fixture()), "--json"]);
@@ -156,13 +204,14 @@ fn a_0_1_0_component_loads_with_its_version_and_the_sdk_builds_0_2_0() {
     );
 }
 
-#[test]
-fn the_0_1_0_fixture_reports_exactly_as_the_0_2_0_build_on_spot() {
-    let dir = scratch("versions-parity");
+/// Spot backtests of `old` and of today's build of ema-crossover, long
+/// only and long/short, are the same to the bit.
+fn assert_reports_as_the_current_build(test: &str, old: &std::path::Path) {
+    let dir = scratch(test);
     let (csv, _) = candles_csv(&dir, 20_000, 21, 3_600);
     let fresh = plugin("ema-crossover");
     for extra in [&[][..], &["--param", "allow_short=true"][..]] {
-        let old = backtest(&dir, &fixture(), &csv, extra);
+        let old = backtest(&dir, old, &csv, extra);
         let new = backtest(&dir, &fresh, &csv, extra);
         assert!(
             new["num_trades"].as_u64().unwrap() > 50,
@@ -171,6 +220,16 @@ fn the_0_1_0_fixture_reports_exactly_as_the_0_2_0_build_on_spot() {
         assert_same_report(&old, &new);
         assert_ne!(old["strategy"]["sha256"], new["strategy"]["sha256"]);
     }
+}
+
+#[test]
+fn the_0_1_0_fixture_reports_exactly_as_the_0_3_0_build_on_spot() {
+    assert_reports_as_the_current_build("versions-parity", &fixture());
+}
+
+#[test]
+fn the_0_2_0_fixture_reports_exactly_as_the_0_3_0_build_on_spot() {
+    assert_reports_as_the_current_build("versions-parity-0.2.0", &fixture_0_2_0());
 }
 
 #[test]
@@ -190,7 +249,7 @@ fn a_0_2_0_component_reads_the_market_state_the_host_passes() {
     let (_, candles) = candles_csv(&dir, 50, 23, 3_600);
     let sandbox = sandbox_in(&dir);
     let probe = sandbox.load(&plugin_bytes("hostile/market-probe")).unwrap();
-    assert_eq!(probe.contract_version, ContractVersion::V0_2_0);
+    assert_eq!(probe.contract_version, ContractVersion::CURRENT);
     let params = params(&probe.description.params, &[("buy_at", "2")]);
     let start = |sandbox: &Sandbox| {
         sandbox
@@ -331,7 +390,7 @@ fn perpetual_run(
 }
 
 #[test]
-fn the_0_1_0_fixture_runs_a_perpetual_backtest_as_the_0_2_0_build() {
+fn the_0_1_0_and_0_2_0_fixtures_run_a_perpetual_backtest_as_the_0_3_0_build() {
     let dir = scratch("versions-perp-parity");
     let (_, candles) = candles_csv(&dir, 3_000, 25, 3_600);
     let sandbox = sandbox_in(&dir);
@@ -354,15 +413,24 @@ fn the_0_1_0_fixture_runs_a_perpetual_backtest_as_the_0_2_0_build() {
         &candles,
         0.0001,
     );
+    let (v0_2_0, _) = perpetual_run(
+        &sandbox,
+        &std::fs::read(fixture_0_2_0()).unwrap(),
+        &set,
+        &candles,
+        0.0001,
+    );
     assert_eq!(old.market, Some(Market::LinearPerpetual));
     assert!(old.num_trades > 20, "{} trades", old.num_trades);
-    // Neither reads the market state, and the engine fills every order of
-    // both: the same run, though the old one was called bar by bar.
-    let (old, new) = (
+    // None reads the market state, and the engine fills every order of
+    // each: the same run, though the 0.1.0 one was called bar by bar.
+    let (old, new, v0_2_0) = (
         serde_json::to_value(&old).unwrap(),
         serde_json::to_value(&new).unwrap(),
+        serde_json::to_value(&v0_2_0).unwrap(),
     );
     assert_same_report(&old, &new);
+    assert_same_report(&v0_2_0, &new);
 }
 
 #[test]

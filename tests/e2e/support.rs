@@ -32,6 +32,8 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugins/rsi-reversion", "wasm32-unknown-unknown"),
     ("plugins/breakout", "wasm32-unknown-unknown"),
     ("plugins/funding-aware", "wasm32-unknown-unknown"),
+    ("plugins/pairs-spread", "wasm32-unknown-unknown"),
+    ("plugins/momentum-rotation", "wasm32-unknown-unknown"),
     ("plugins/hostile/infinite-loop", "wasm32-unknown-unknown"),
     ("plugins/hostile/memory-bomb", "wasm32-unknown-unknown"),
     ("plugins/hostile/deep-recursion", "wasm32-unknown-unknown"),
@@ -42,6 +44,10 @@ const PLUGINS: &[(&str, &str)] = &[
     ("plugins/hostile/slow", "wasm32-unknown-unknown"),
     ("plugins/hostile/nan-bits", "wasm32-unknown-unknown"),
     ("plugins/hostile/market-probe", "wasm32-unknown-unknown"),
+    (
+        "plugins/hostile/portfolio-bad-symbol",
+        "wasm32-unknown-unknown",
+    ),
 ];
 
 /// The component built from `plugins/<dir>`, e.g. `plugin("hostile/panic")`.
