@@ -3,8 +3,9 @@
 //!
 //! It does not use the SDK: it binds its own copy of the WIT contract with
 //! the package bumped to `stratbox:strategy@0.99.0`, a version no host
-//! speaks (0.1.0 and 0.2.0 both load), and implements it minimally. Attacks the contract check: the host must refuse it at load
-//! with a contract version mismatch.
+//! speaks (0.1.0, 0.2.0 and 0.3.0 all load), and implements it minimally.
+//! Attacks the contract check: the host must refuse it at load with a
+//! contract version mismatch.
 
 wit_bindgen::generate!({ path: "wit", world: "plugin" });
 
