@@ -30,7 +30,7 @@ fn a_filesystem_importing_plugin_is_rejected_naming_the_import() {
     );
     let message = err.to_string();
     assert!(message.contains("wasi:filesystem/"), "{message}");
-    assert!(message.contains("stratbox:strategy/log@0.2.0"), "{message}");
+    assert!(message.contains("stratbox:strategy/log@0.3.0"), "{message}");
 
     let out = stratbox(
         &dir,
@@ -129,7 +129,7 @@ fn inspect_shows_schema_sha_and_imports() {
     assert_eq!(info["name"], "EMA Crossover");
     assert_eq!(
         info["imports"],
-        serde_json::json!(["stratbox:strategy/log@0.2.0"])
+        serde_json::json!(["stratbox:strategy/log@0.3.0"])
     );
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
     let names: Vec<&str> = info["params"]

@@ -112,7 +112,13 @@ async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
         )
         .await;
     assert_eq!(status, 404, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("NOPEUSDT"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("NOPEUSDT"),
+        "{body}"
+    );
     // A symbol whose candles end before the range: 422 naming it.
     let (status, body) = server
         .post_json(
@@ -127,7 +133,13 @@ async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "symbols", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("S00USDT"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("S00USDT"),
+        "{body}"
+    );
     // A one-symbol strategy given several.
     let (status, body) = server
         .post_json(
@@ -143,14 +155,28 @@ async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
         .post_json(
             &http,
             CREATE,
-            &request(&rotation, json!({"symbol": "S00USDT", "symbols": ["S01USDT"]})),
+            &request(
+                &rotation,
+                json!({"symbol": "S00USDT", "symbols": ["S01USDT"]}),
+            ),
         )
         .await;
-    assert_eq!((status, &body["error"]["field"]), (422, &json!("symbols")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("symbols")),
+        "{body}"
+    );
     let (status, body) = server
         .post_json(&http, CREATE, &request(&rotation, json!({})))
         .await;
-    assert_eq!((status, &body["error"]["field"]), (422, &json!("symbol")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("symbol")),
+        "{body}"
+    );
     let counters = svc.queue.counters().await.unwrap();
-    assert_eq!(counters.tasks_submitted, 0, "nothing was queued: {counters:?}");
+    assert_eq!(
+        counters.tasks_submitted, 0,
+        "nothing was queued: {counters:?}"
+    );
 }

@@ -31,7 +31,11 @@ pub struct BacktestArgs {
     candles: Option<PathBuf>,
     /// One symbol of a portfolio strategy and its candle CSV, NAME=PATH;
     /// repeat for each symbol (docs/strategies.md, "Several symbols").
-    #[arg(long = "symbol", value_name = "NAME=PATH", conflicts_with = "reference")]
+    #[arg(
+        long = "symbol",
+        value_name = "NAME=PATH",
+        conflicts_with = "reference"
+    )]
     symbols: Vec<String>,
     /// A strategy parameter, NAME=VALUE; repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -131,13 +135,17 @@ fn run_symbols(args: &BacktestArgs) -> CliResult {
             .filter(|(name, csv)| !name.trim().is_empty() && !csv.is_empty())
             .ok_or_else(|| CliError::input(anyhow!("--symbol `{item}`: expected NAME=PATH")))?;
         let candles = load_csv(std::path::Path::new(csv))?;
-        series.push((name.trim().to_ascii_uppercase(), std::sync::Arc::new(candles)));
+        series.push((
+            name.trim().to_ascii_uppercase(),
+            std::sync::Arc::new(candles),
+        ));
     }
     let universe = engine::portfolio::Universe::new(series)
         .map_err(|e| CliError::input(anyhow!("--symbol: {}", flag_message(&e))))?;
     let mut config = args.account.config()?;
     args.market.apply(&mut config)?;
-    if config.perp.mark.is_some() || config.perp.funding.source() == engine::perp::FundingSource::History
+    if config.perp.mark.is_some()
+        || config.perp.funding.source() == engine::perp::FundingSource::History
     {
         return Err(CliError::input(anyhow!(
             "--mark and --funding take one symbol's file; with several --symbol give --funding-rate"
@@ -161,7 +169,8 @@ fn run_symbols(args: &BacktestArgs) -> CliResult {
             CancelToken::default(),
         )
         .map_err(CliError::run)?;
-    let result = engine::portfolio::run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {});
+    let result =
+        engine::portfolio::run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {});
     if args.show_log {
         let (lines, dropped) = strategy.log();
         print_log(lines, dropped);

@@ -209,8 +209,7 @@ fn portfolio_figures(args: &BenchArgs, path: &PathBuf) -> anyhow::Result<()> {
     if args.symbols == 0 || args.symbol_bars < 2 {
         anyhow::bail!("--symbols must be at least 1 and --symbol-bars at least 2");
     }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let series = (0..args.symbols)
         .map(|k| {
             let candles = candles::synth(
@@ -235,7 +234,13 @@ fn portfolio_figures(args: &BenchArgs, path: &PathBuf) -> anyhow::Result<()> {
     for _ in 0..args.reps {
         let report = native.time(|| {
             let mut strategy = MomentumRotation::new(72, 24, 2);
-            Ok(run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {})?)
+            Ok(run_portfolio(
+                &universe,
+                &mut strategy,
+                &config,
+                &[],
+                &mut |_| {},
+            )?)
         })?;
         reports.0 = Some(report);
         let mut strategy = sandbox.instantiate_portfolio(
@@ -246,7 +251,15 @@ fn portfolio_figures(args: &BenchArgs, path: &PathBuf) -> anyhow::Result<()> {
             RunLimits::default(),
             CancelToken::default(),
         )?;
-        let report = wasm.time(|| Ok(run_portfolio(&universe, &mut strategy, &config, &[], &mut |_| {})?))?;
+        let report = wasm.time(|| {
+            Ok(run_portfolio(
+                &universe,
+                &mut strategy,
+                &config,
+                &[],
+                &mut |_| {},
+            )?)
+        })?;
         reports.1 = Some(report);
     }
     let (native_ms, native_cpu, native_best) = native.summary();

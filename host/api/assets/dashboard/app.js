@@ -625,6 +625,32 @@
     );
   }
 
+  // A portfolio report's symbols, one row each (one-symbol reports have
+  // no `symbols` key).
+  function symbolsSection(r) {
+    const rows = r.symbols.map((s) =>
+      h(
+        "tr",
+        { "data-symbol": s.symbol },
+        td(s.symbol),
+        td(s.bars, true),
+        td(s.num_trades, true),
+        td(pct(s.win_rate_pct), true),
+        h("td", { class: "num " + (s.contribution_pct >= 0 ? "swatch-up" : "swatch-down") }, pct(s.contribution_pct)),
+        td(num(s.realized_pnl), true),
+        td(num(s.unrealized_pnl), true),
+        td(num(s.fees_paid), true),
+        td(pct(s.exposure_pct), true),
+        td(pct(s.buy_and_hold_return_pct), true),
+        s.liquidations === undefined ? null : td(s.liquidations, true),
+        td(s.open_position ? `${s.open_position.side} ${num(s.open_position.qty, 6)}` : "–"),
+      ),
+    );
+    const perp = r.symbols.some((s) => s.liquidations !== undefined);
+    const headers = [th("symbol"), th("bars", true), th("trades", true), th("win rate", true), th("contribution", true), th("realized", true), th("unrealized", true), th("fees", true), th("exposure", true), th("buy & hold", true), perp ? th("liquidations", true) : null, th("open")];
+    return h("section", { id: "symbols" }, h("h2", {}, `Symbols (${r.symbols.length})`), table("symbols", headers, rows, "No symbol."));
+  }
+
   // What the strategy logged in its current run; nothing when it was quiet.
   function logSection(log) {
     if (!log.lines.length && !log.dropped) return [];
@@ -686,6 +712,7 @@
       ),
       // replaceChildren would print a null.
       ...(perp ? [perpSection(r)] : []),
+      ...(r.symbols ? [symbolsSection(r)] : []),
       h("h2", {}, "Equity and drawdown"),
       equityBox,
       h(
@@ -744,6 +771,7 @@
         "tr",
         { class: t.exit_reason === "liquidation" ? "liquidated" : null },
         td(i + 1, true),
+        t.symbol === undefined ? null : td(t.symbol),
         td(t.side),
         td(when(t.entry_ts * 1000)),
         td(when(t.exit_ts * 1000)),
@@ -759,7 +787,8 @@
     );
     const note = trades.length > shown.length ? h("p", { class: "muted" }, `First ${shown.length} of ${trades.length}; the API has them all.`) : null;
     const perpHeaders = perp ? [th("funding", true), th("liq. price", true)] : null;
-    return h("div", {}, table("trades", [th("#", true), th("side"), th("entry (UTC)"), th("exit (UTC)"), th("qty", true), th("entry", true), th("exit", true), th("pnl", true), th("return", true), th("fees", true), perpHeaders, th("fills")], rows, "No trade."), note);
+    const symbolHeader = trades.some((t) => t.symbol !== undefined) ? th("symbol") : null;
+    return h("div", {}, table("trades", [th("#", true), symbolHeader, th("side"), th("entry (UTC)"), th("exit (UTC)"), th("qty", true), th("entry", true), th("exit", true), th("pnl", true), th("return", true), th("fees", true), perpHeaders, th("fills")], rows, "No trade."), note);
   }
 
   // ---- optimization page ---------------------------------------------
