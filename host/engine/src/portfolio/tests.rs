@@ -501,9 +501,21 @@ fn the_reference_rotation_holds_the_leader() {
         }
     }
     // A leads for 100 bars, then falls while C rises.
-    let a = trend(200, |i| if i < 100 { 1.0 + i as f64 * 0.01 } else { 2.0 - (i - 100) as f64 * 0.005 });
+    let a = trend(200, |i| {
+        if i < 100 {
+            1.0 + i as f64 * 0.01
+        } else {
+            2.0 - (i - 100) as f64 * 0.005
+        }
+    });
     let b = trend(200, |_| 1.0);
-    let c = trend(200, |i| if i < 100 { 1.0 } else { 1.0 + (i - 100) as f64 * 0.01 });
+    let c = trend(200, |i| {
+        if i < 100 {
+            1.0
+        } else {
+            1.0 + (i - 100) as f64 * 0.01
+        }
+    });
     let mut rotation = crate::reference::MomentumRotation::new(10, 5, 1);
     let report = run_portfolio(
         &universe(&[("A", &a), ("B", &b), ("C", &c)]),

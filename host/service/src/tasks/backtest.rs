@@ -514,7 +514,10 @@ impl<'a> Validator<'a> {
         for symbol in &universe {
             let series = self.check_series(request, symbol).await?;
             if canonical.contains(&series.symbol) {
-                return Err(invalid("symbols", format!("{} is named twice", series.symbol)));
+                return Err(invalid(
+                    "symbols",
+                    format!("{} is named twice", series.symbol),
+                ));
             }
             canonical.push(series.symbol);
         }
@@ -559,7 +562,11 @@ impl<'a> Validator<'a> {
         let series = &self.series[&key];
         if request.end_ts < series.first_ts || request.start_ts > series.last_ts {
             return Err(invalid(
-                if request.symbols.is_empty() { "start_date" } else { "symbols" },
+                if request.symbols.is_empty() {
+                    "start_date"
+                } else {
+                    "symbols"
+                },
                 format!(
                     "no {} {} candles between {} and {} (held: {} to {})",
                     series.symbol,
@@ -771,7 +778,10 @@ fn run_portfolio(
             ..definition.clone()
         };
         let version = if k == 0 { payload.candles_version } else { 0 };
-        series.push((symbol.clone(), Arc::new(load_range(tasks, rt, &one, version)?)));
+        series.push((
+            symbol.clone(),
+            Arc::new(load_range(tasks, rt, &one, version)?),
+        ));
         if definition.market == Market::LinearPerpetual {
             perps.push(perp_config(tasks, rt, &one)?);
         }
@@ -791,9 +801,10 @@ fn run_portfolio(
         )
         .map_err(|e| run_error(&e))?;
     let steps = universe.steps() as f64;
-    let run = engine::portfolio::run_portfolio(&universe, &mut strategy, &config, &perps, &mut |done| {
-        ctx.set_progress(done as f64 / steps)
-    });
+    let run =
+        engine::portfolio::run_portfolio(&universe, &mut strategy, &config, &perps, &mut |done| {
+            ctx.set_progress(done as f64 / steps)
+        });
     let (lines, dropped) = strategy.log();
     keep_lines(tasks, rt, payload.backtest_id, task_id, lines, dropped)?;
     let mut report = run.map_err(engine_error)?;
