@@ -180,3 +180,71 @@ async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
         "nothing was queued: {counters:?}"
     );
 }
+
+/// An optimization over several symbols: its chunks run the portfolio on
+/// every worker, and each row is the report of the same backtest through
+/// the API; a hold-out over several symbols is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
+    let svc = Service::start("portfolio_opt").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    let (status, strategy) = upload(&http, &server, "momentum-rotation").await;
+    assert_eq!(status, 201, "{strategy}");
+    let csvs = universe_csvs(&svc.dir, 4);
+    for (symbol, path) in &csvs {
+        server.import_candles(&http, symbol, "1h", path).await;
+    }
+    let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
+    let backtest = |params: &Value| {
+        json!({"strategy_id": strategy["strategy_id"], "symbols": symbols, "timeframe": "1h",
+            "start_date": "2024-01-01T00:00:00Z", "end_date": "2024-07-01T00:00:00Z",
+            "config": {"params": params}})
+    };
+    let mut sweep = backtest(&json!({"rebalance": 12}));
+    sweep["search_space"] = json!({"lookback": [24, 96], "top_k": [1, 2]});
+    let path = "/api/v1/queue/optimization/create-and-run";
+    let mut held_out = sweep.clone();
+    held_out["holdout"] = json!({"split": 0.25});
+    let (status, body) = server.post_json(&http, path, &held_out).await;
+    assert_eq!(
+        (status, &body["error"]["field"]),
+        (422, &json!("holdout")),
+        "{body}"
+    );
+
+    let (status, created) = server.post_json(&http, path, &sweep).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["optimization_id"].as_u64().unwrap();
+    let done = server
+        .wait_completed(&http, &format!("/api/v1/optimizations/{id}?top=4"))
+        .await;
+    assert_eq!(done["combinations"], 4, "{done}");
+    let top = done["top"].as_array().unwrap();
+    assert_eq!(top.len(), 4, "{done}");
+    let mut equities = std::collections::BTreeSet::new();
+    for row in top {
+        let (status, created) = server
+            .post_json(&http, CREATE, &backtest(&row["params"]))
+            .await;
+        assert_eq!(status, 200, "{created}");
+        let one = server
+            .wait_completed(
+                &http,
+                &format!("/api/v1/backtests/{}", created["backtest_id"]),
+            )
+            .await;
+        let report = &one["report"];
+        assert!(report["num_trades"].as_u64().unwrap() > 0, "{report}");
+        for (metric, value) in row["metrics"].as_object().unwrap() {
+            assert_eq!(value.as_f64(), report[metric].as_f64(), "{metric} of {row}");
+        }
+        equities.insert(report["final_equity"].to_string());
+    }
+    assert!(
+        equities.len() > 1,
+        "the params change the result: {equities:?}"
+    );
+}

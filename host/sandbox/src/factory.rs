@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::{CancelToken, Plugin, RunError, RunLimits, Sandbox};
 use stratbox_engine::optimize::StrategyFactory;
-use stratbox_engine::{Description, EngineError, Params, Strategy, StrategyInfo};
+use stratbox_engine::portfolio::{PortfolioStrategy, Universe};
+use stratbox_engine::{Description, EngineError, Market, Params, Strategy, StrategyInfo};
 
 pub struct PluginFactory<'a> {
     pub sandbox: &'a Sandbox,
@@ -29,12 +30,9 @@ impl<'a> PluginFactory<'a> {
     }
 }
 
-impl StrategyFactory for PluginFactory<'_> {
-    fn description(&self) -> &Description {
-        &self.plugin.description
-    }
-
-    fn build(&self, params: &Params, bars: usize) -> Result<Box<dyn Strategy + '_>, EngineError> {
+impl PluginFactory<'_> {
+    /// The run's limits, its deadline no later than `until`.
+    fn limits_now(&self) -> RunLimits {
         let mut limits = self.limits;
         if let Some(until) = self.until {
             let left = until.saturating_duration_since(Instant::now());
@@ -45,9 +43,45 @@ impl StrategyFactory for PluginFactory<'_> {
                     .max(Duration::from_millis(1)),
             );
         }
+        limits
+    }
+}
+
+impl StrategyFactory for PluginFactory<'_> {
+    fn description(&self) -> &Description {
+        &self.plugin.description
+    }
+
+    fn build(&self, params: &Params, bars: usize) -> Result<Box<dyn Strategy + '_>, EngineError> {
         let strategy = self
             .sandbox
-            .instantiate(&self.plugin, params, bars, limits, self.cancel.clone())
+            .instantiate(
+                &self.plugin,
+                params,
+                bars,
+                self.limits_now(),
+                self.cancel.clone(),
+            )
+            .map_err(|e: RunError| EngineError::Strategy(Box::new(e)))?;
+        Ok(Box::new(strategy))
+    }
+
+    fn build_portfolio(
+        &self,
+        params: &Params,
+        universe: &Universe,
+        market: Market,
+    ) -> Result<Box<dyn PortfolioStrategy + '_>, EngineError> {
+        let strategy = self
+            .sandbox
+            .instantiate_portfolio(
+                &self.plugin,
+                params,
+                universe,
+                market,
+                self.limits_now(),
+                self.cancel.clone(),
+            )
             .map_err(|e: RunError| EngineError::Strategy(Box::new(e)))?;
         Ok(Box::new(strategy))
     }

@@ -146,6 +146,7 @@ impl Store {
     /// Stores a plugin under its sha256, with the runtime the sandbox
     /// found in it. Putting the same bytes again (even concurrently)
     /// returns the existing record and `created == false`.
+    #[allow(clippy::too_many_arguments)] // each is one field of the record
     pub async fn put_plugin_of(
         &self,
         sha256: &str,

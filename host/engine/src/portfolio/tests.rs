@@ -22,12 +22,20 @@ fn market(side: Side, quantity: Quantity) -> Action {
     })
 }
 
+/// What the strategy saw at the start of one call.
+struct Seen {
+    start: usize,
+    end: usize,
+    cash: f64,
+    positions: Vec<PositionView>,
+    fills: Vec<SymbolFill>,
+}
+
 /// Takes scripted actions at given steps and records every call.
 #[derive(Default)]
 struct ScriptedSteps {
     script: BTreeMap<usize, Vec<SymbolAction>>,
-    /// (start, end, cash, equity, positions, fills, bars seen per symbol at start)
-    seen: Vec<(usize, usize, f64, f64, Vec<PositionView>, Vec<SymbolFill>)>,
+    seen: Vec<Seen>,
 }
 
 impl ScriptedSteps {
@@ -48,14 +56,13 @@ impl PortfolioStrategy for ScriptedSteps {
         account: &AccountView<'_>,
         actions: &mut Vec<SymbolAction>,
     ) -> Result<usize, StrategyError> {
-        self.seen.push((
+        self.seen.push(Seen {
             start,
             end,
-            account.cash,
-            account.equity,
-            account.positions.to_vec(),
-            account.fills.to_vec(),
-        ));
+            cash: account.cash,
+            positions: account.positions.to_vec(),
+            fills: account.fills.to_vec(),
+        });
         for i in start..end {
             if let Some(scripted) = self.script.get(&i) {
                 actions.extend_from_slice(scripted);
@@ -229,7 +236,7 @@ fn a_symbol_missing_bars_sees_none_and_fills_at_its_next_bar() {
     let fills: Vec<(usize, SymbolFill)> = strategy
         .seen
         .iter()
-        .flat_map(|(start, _, _, _, _, fills)| fills.iter().map(move |f| (*start, *f)))
+        .flat_map(|seen| seen.fills.iter().map(move |f| (seen.start, *f)))
         .collect();
     assert_eq!(fills.len(), 2, "{fills:?}");
     assert_eq!(fills[0].0, 23);
@@ -239,8 +246,11 @@ fn a_symbol_missing_bars_sees_none_and_fills_at_its_next_bar() {
     assert_eq!(fills[1].1.symbol, 1);
     assert_eq!(fills[1].1.fill.ts, full.ts[30]);
     assert_eq!(fills[1].1.fill.price.to_bits(), full.open[30].to_bits());
-    // No call began inside B's gap after step 23: nothing could fill there.
-    assert!(strategy.seen.iter().all(|s| !(24..30).contains(&s.0)));
+    // B's pending order ends the call at B's next bar, step 30, and no
+    // call began inside B's gap after step 23: nothing could fill there.
+    let at_23 = strategy.seen.iter().find(|s| s.start == 23).unwrap();
+    assert_eq!(at_23.end, 30);
+    assert!(strategy.seen.iter().all(|s| !(24..30).contains(&s.start)));
     let b_summary = &report.symbols.as_ref().unwrap()[1];
     assert_eq!(b_summary.bars, 40);
     assert!(b_summary.open_position.is_some());
@@ -272,22 +282,22 @@ fn a_rotation_sells_before_it_buys_whatever_the_symbol_order() {
         &mut |_| {},
     )
     .unwrap();
-    let at_11 = &strategy.seen.iter().find(|s| s.0 == 11).unwrap();
-    let fills = &at_11.5;
+    let at_11 = strategy.seen.iter().find(|s| s.start == 11).unwrap();
+    let fills = &at_11.fills;
     assert_eq!(fills.len(), 2);
     assert_eq!((fills[0].symbol, fills[0].fill.side), (1, Side::Sell));
     assert_eq!((fills[1].symbol, fills[1].fill.side), (0, Side::Buy));
     // All in on A with the whole cash B's sale brought
     // (docs/conventions/engine.md, "Sizing").
-    let before = strategy.seen.iter().rev().find(|s| s.0 <= 10).unwrap();
+    let before = strategy.seen.iter().rev().find(|s| s.start <= 10).unwrap();
     let sale = fills[0].fill;
-    let cash_after_sale = before.2 + (sale.qty * sale.price - sale.fee);
+    let cash_after_sale = before.cash + (sale.qty * sale.price - sale.fee);
     let expected_qty = cash_after_sale / (a.open[11] * (1.0 + config.commission));
     assert_eq!(fills[1].fill.qty.to_bits(), expected_qty.to_bits());
     assert!(
-        at_11.2.abs() < 1e-9 * cash_after_sale,
+        at_11.cash.abs() < 1e-9 * cash_after_sale,
         "all in: cash {}",
-        at_11.2
+        at_11.cash
     );
     assert_eq!(report.trades.len(), 1);
 }
@@ -387,9 +397,9 @@ fn one_perpetual_liquidation_leaves_the_other_position_untouched() {
         alone_b.trades[0]
     );
     // B's position kept its margin and had no liquidation price crossed.
-    let at_20 = strategy.seen.iter().rev().find(|s| s.0 <= 20).unwrap();
-    assert_eq!(at_20.4[0].qty, 0.0);
-    assert_eq!(at_20.4[1].qty, 20.0);
+    let at_20 = strategy.seen.iter().rev().find(|s| s.start <= 20).unwrap();
+    assert_eq!(at_20.positions[0].qty, 0.0);
+    assert_eq!(at_20.positions[1].qty, 20.0);
     let summaries = report.symbols.as_ref().unwrap();
     assert_eq!(summaries[0].liquidations, Some(1));
     assert_eq!(summaries[1].liquidations, Some(0));

@@ -769,24 +769,7 @@ fn run_portfolio(
     ctx: &TaskContext,
 ) -> Result<String, TaskError> {
     let definition = &payload.definition;
-    let mut series = Vec::with_capacity(definition.symbols.len());
-    let mut perps = Vec::new();
-    for (k, symbol) in definition.symbols.iter().enumerate() {
-        let one = BacktestDefinition {
-            symbol: symbol.clone(),
-            symbols: Vec::new(),
-            ..definition.clone()
-        };
-        let version = if k == 0 { payload.candles_version } else { 0 };
-        series.push((
-            symbol.clone(),
-            Arc::new(load_range(tasks, rt, &one, version)?),
-        ));
-        if definition.market == Market::LinearPerpetual {
-            perps.push(perp_config(tasks, rt, &one)?);
-        }
-    }
-    let universe = engine::portfolio::Universe::new(series).map_err(engine_error)?;
+    let (universe, perps) = load_universe(tasks, rt, definition, payload.candles_version)?;
     let config = engine_config(definition);
     let limits = run_limits(&definition.limits, Some(ctx.timeout));
     let mut strategy = tasks
@@ -817,6 +800,34 @@ fn run_portfolio(
     report
         .into_compact_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// The symbols of a definition on one timeline (the first symbol's candles
+/// at least `version` new, the others as the cache holds them), and each
+/// one's perpetual settings on a perpetual run (else none).
+pub(super) fn load_universe(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    definition: &BacktestDefinition,
+    version: u64,
+) -> Result<(engine::portfolio::Universe, Vec<PerpConfig>), TaskError> {
+    let mut series = Vec::with_capacity(definition.symbols.len());
+    let mut perps = Vec::new();
+    for (k, symbol) in definition.symbols.iter().enumerate() {
+        let one = BacktestDefinition {
+            symbol: symbol.clone(),
+            symbols: Vec::new(),
+            ..definition.clone()
+        };
+        let version = if k == 0 { version } else { 0 };
+        let candles = load_range(tasks, rt, &one, version)?;
+        series.push((symbol.clone(), Arc::new(candles)));
+        if definition.market == Market::LinearPerpetual {
+            perps.push(perp_config(tasks, rt, &one)?);
+        }
+    }
+    let universe = engine::portfolio::Universe::new(series).map_err(engine_error)?;
+    Ok((universe, perps))
 }
 
 /// A run's sandbox limits: its own fuel and memory where it set them (the

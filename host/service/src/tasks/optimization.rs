@@ -24,8 +24,8 @@
 //! `stratbox optimize --walk-forward` runs) and writes the report.
 
 use super::backtest::{
-    engine_config, engine_error, load_plugin, load_range, perp_config, run_limits, store_error,
-    Validator,
+    engine_config, engine_error, load_plugin, load_range, load_universe, perp_config, run_limits,
+    store_error, Validator,
 };
 use super::{SubmitError, SubmitOptions, TaskContext, Tasks};
 use serde::{Deserialize, Serialize};
@@ -233,11 +233,18 @@ async fn prepare(
     probe.params.clear();
     let (checked, candles_version) = Validator::new(store).check(&probe).await?;
     if !checked.symbols.is_empty() {
-        // Optimization runs are single-symbol (docs/optimization.md).
-        return Err(super::backtest::invalid(
-            "symbols",
-            "optimizations run one symbol; a portfolio strategy is backtested, not optimized, for now",
-        ));
+        // Windows and hold-outs split one series (docs/optimization.md).
+        for (set, field) in [
+            (request.holdout.is_some(), "holdout"),
+            (request.walk_forward.is_some(), "walk_forward"),
+        ] {
+            if set {
+                return Err(super::backtest::invalid(
+                    field,
+                    "not over several symbols yet: a portfolio strategy is optimized on the whole range",
+                ));
+            }
+        }
     }
     let mut search_space = BTreeMap::new();
     for (name, value) in &request.search_space {
@@ -660,6 +667,9 @@ fn run_params(
     let def = &payload.definition;
     let b = &def.backtest;
     let plugin = load_plugin(tasks, rt, &b.strategy_sha256)?;
+    if !b.symbols.is_empty() {
+        return run_portfolio_params(tasks, rt, payload, ctx, started, plugin);
+    }
     let candles = load_range(tasks, rt, b, def.candles_version)?;
     let (in_sample, out_of_sample) = match (&def.holdout, payload.window, &def.walk_forward) {
         (_, Some(w), Some(wf)) => {
@@ -679,15 +689,7 @@ fn run_params(
         }
         _ => (candles, None),
     };
-    let combos: Vec<optimize::Combination> = payload
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, p)| optimize::Combination {
-            index: payload.first_index + i,
-            params: Params(p.0.clone()),
-        })
-        .collect();
+    let combos = combinations(payload);
     let factory = PluginFactory {
         sandbox: &tasks.sandbox,
         plugin,
@@ -718,6 +720,54 @@ fn run_params(
     )
     .map_err(engine_error)?;
     serde_json::to_string(&rows).map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// The chunk's combinations over several symbols (no hold-out or windows:
+/// refused at submission).
+fn run_portfolio_params(
+    tasks: &Tasks,
+    rt: &tokio::runtime::Handle,
+    payload: &ChunkPayload,
+    ctx: &TaskContext,
+    started: Instant,
+    plugin: std::sync::Arc<stratbox_sandbox::Plugin>,
+) -> Result<String, TaskError> {
+    let def = &payload.definition;
+    let b = &def.backtest;
+    let (universe, perps) = load_universe(tasks, rt, b, def.candles_version)?;
+    let factory = PluginFactory {
+        sandbox: &tasks.sandbox,
+        plugin,
+        limits: run_limits(&b.limits, None),
+        cancel: ctx.cancel.clone(),
+        until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
+    };
+    let total = payload.params.len().max(1) as f64;
+    let rows = optimize::evaluate_data(
+        &factory,
+        &combinations(payload),
+        optimize::Data::Portfolio(&universe, &perps),
+        None,
+        &engine_config(b),
+        1,
+        &|done| ctx.set_progress(done as f64 / total),
+        &stratbox_sandbox::is_fatal,
+    )
+    .map_err(engine_error)?;
+    serde_json::to_string(&rows).map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// A chunk's params as numbered combinations.
+fn combinations(payload: &ChunkPayload) -> Vec<optimize::Combination> {
+    payload
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| optimize::Combination {
+            index: payload.first_index + i,
+            params: Params(p.0.clone()),
+        })
+        .collect()
 }
 
 /// Every chunk's rows so far.
