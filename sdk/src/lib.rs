@@ -201,7 +201,6 @@ macro_rules! export_portfolio {
         mod __stratbox_export_portfolio {
             use super::*;
             use $crate::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
-            use $crate::portfolio_bindings::stratbox::strategy::strategy as wit;
 
             struct Export;
 
@@ -211,13 +210,13 @@ macro_rules! export_portfolio {
             }
 
             impl pwit::Guest for Export {
-                fn describe() -> wit::Description {
+                fn describe() -> pwit::Description {
                     $crate::portfolio_runtime::describe::<$ty>()
                 }
                 fn init(
-                    params: ::std::vec::Vec<wit::Param>,
+                    params: ::std::vec::Vec<pwit::Param>,
                     symbols: ::std::vec::Vec<::std::string::String>,
-                    market: wit::Market,
+                    market: pwit::Market,
                 ) -> ::std::result::Result<(), ::std::string::String> {
                     RUNTIME.with(|rt| rt.borrow_mut().init(params, &symbols, market))
                 }

@@ -8,8 +8,9 @@ use crate::portfolio::{
     PortfolioAccount, PortfolioContext, PortfolioStrategy, Position, StepBars, SymbolAction,
     SymbolFill,
 };
+// The `portfolio` interface, with its own copies of the types it shares
+// with `strategy` (description, param, action, ...).
 use crate::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
-use crate::portfolio_bindings::stratbox::strategy::strategy as wit;
 use crate::types::{Action, Bar, Fill, FillReason, Market, OrderKind, Quantity, Side};
 
 /// The window last pushed by the host: the timeline's `ts` and each
@@ -60,9 +61,9 @@ impl<S: PortfolioStrategy> PortfolioRuntime<S> {
 
     pub fn init(
         &mut self,
-        params: Vec<wit::Param>,
+        params: Vec<pwit::Param>,
         symbols: &[String],
-        market: wit::Market,
+        market: pwit::Market,
     ) -> Result<(), String> {
         crate::runtime::install_panic_hook();
         let params = Params::new(
@@ -210,29 +211,29 @@ fn bar_at(c: &pwit::SymbolBars, i: usize, index: u64, ts: i64) -> Option<Bar> {
     })
 }
 
-pub fn describe<S: PortfolioStrategy>() -> wit::Description {
+pub fn describe<S: PortfolioStrategy>() -> pwit::Description {
     description_to_wit(S::describe())
 }
 
-fn description_to_wit(d: Description) -> wit::Description {
-    wit::Description {
+fn description_to_wit(d: Description) -> pwit::Description {
+    pwit::Description {
         name: d.name,
         version: d.version,
         summary: d.summary,
         params: d
             .params
             .into_iter()
-            .map(|p| wit::ParamSpec {
+            .map(|p| pwit::ParamSpec {
                 name: p.name,
                 kind: match p.kind {
-                    ParamType::Int => wit::ParamType::Int,
-                    ParamType::Float => wit::ParamType::Float,
-                    ParamType::Bool => wit::ParamType::Bool,
+                    ParamType::Int => pwit::ParamType::Int,
+                    ParamType::Float => pwit::ParamType::Float,
+                    ParamType::Bool => pwit::ParamType::Bool,
                 },
                 default: match p.default {
-                    ParamValue::Int(v) => wit::ParamValue::Int(v),
-                    ParamValue::Float(v) => wit::ParamValue::Float(v),
-                    ParamValue::Bool(v) => wit::ParamValue::Bool(v),
+                    ParamValue::Int(v) => pwit::ParamValue::Int(v),
+                    ParamValue::Float(v) => pwit::ParamValue::Float(v),
+                    ParamValue::Bool(v) => pwit::ParamValue::Bool(v),
                 },
                 min: p.min,
                 max: p.max,
@@ -244,76 +245,76 @@ fn description_to_wit(d: Description) -> wit::Description {
             .columns
             .into_iter()
             .map(|c| match c {
-                Column::Ts => wit::Column::Ts,
-                Column::Open => wit::Column::Open,
-                Column::High => wit::Column::High,
-                Column::Low => wit::Column::Low,
-                Column::Close => wit::Column::Close,
-                Column::Volume => wit::Column::Volume,
+                Column::Ts => pwit::Column::Ts,
+                Column::Open => pwit::Column::Open,
+                Column::High => pwit::Column::High,
+                Column::Low => pwit::Column::Low,
+                Column::Close => pwit::Column::Close,
+                Column::Volume => pwit::Column::Volume,
             })
             .collect(),
     }
 }
 
-fn param_value_from_wit(v: wit::ParamValue) -> ParamValue {
+fn param_value_from_wit(v: pwit::ParamValue) -> ParamValue {
     match v {
-        wit::ParamValue::Int(v) => ParamValue::Int(v),
-        wit::ParamValue::Float(v) => ParamValue::Float(v),
-        wit::ParamValue::Bool(v) => ParamValue::Bool(v),
+        pwit::ParamValue::Int(v) => ParamValue::Int(v),
+        pwit::ParamValue::Float(v) => ParamValue::Float(v),
+        pwit::ParamValue::Bool(v) => ParamValue::Bool(v),
     }
 }
 
-fn market_from_wit(m: wit::Market) -> Market {
+fn market_from_wit(m: pwit::Market) -> Market {
     match m {
-        wit::Market::Spot => Market::Spot,
-        wit::Market::LinearPerpetual => Market::LinearPerpetual,
+        pwit::Market::Spot => Market::Spot,
+        pwit::Market::LinearPerpetual => Market::LinearPerpetual,
     }
 }
 
-fn side_to_wit(s: Side) -> wit::Side {
+fn side_to_wit(s: Side) -> pwit::Side {
     match s {
-        Side::Buy => wit::Side::Buy,
-        Side::Sell => wit::Side::Sell,
+        Side::Buy => pwit::Side::Buy,
+        Side::Sell => pwit::Side::Sell,
     }
 }
 
-fn side_from_wit(s: wit::Side) -> Side {
+fn side_from_wit(s: pwit::Side) -> Side {
     match s {
-        wit::Side::Buy => Side::Buy,
-        wit::Side::Sell => Side::Sell,
+        pwit::Side::Buy => Side::Buy,
+        pwit::Side::Sell => Side::Sell,
     }
 }
 
-fn fill_reason_from_wit(r: wit::FillReason) -> FillReason {
+fn fill_reason_from_wit(r: pwit::FillReason) -> FillReason {
     match r {
-        wit::FillReason::Market => FillReason::Market,
-        wit::FillReason::Limit => FillReason::Limit,
-        wit::FillReason::Stop => FillReason::Stop,
-        wit::FillReason::StopLoss => FillReason::StopLoss,
-        wit::FillReason::TakeProfit => FillReason::TakeProfit,
-        wit::FillReason::ClosePosition => FillReason::ClosePosition,
+        pwit::FillReason::Market => FillReason::Market,
+        pwit::FillReason::Limit => FillReason::Limit,
+        pwit::FillReason::Stop => FillReason::Stop,
+        pwit::FillReason::StopLoss => FillReason::StopLoss,
+        pwit::FillReason::TakeProfit => FillReason::TakeProfit,
+        pwit::FillReason::ClosePosition => FillReason::ClosePosition,
     }
 }
 
-fn action_to_wit(a: Action) -> wit::Action {
+fn action_to_wit(a: Action) -> pwit::Action {
     match a {
-        Action::Submit(order) => wit::Action::Submit(wit::Order {
+        Action::Submit(order) => pwit::Action::Submit(pwit::Order {
             side: side_to_wit(order.side),
             quantity: match order.quantity {
-                Quantity::Units(q) => wit::Quantity::Units(q),
-                Quantity::Equity(f) => wit::Quantity::Equity(f),
+                Quantity::Units(q) => pwit::Quantity::Units(q),
+                Quantity::Equity(f) => pwit::Quantity::Equity(f),
             },
             kind: match order.kind {
-                OrderKind::Market => wit::OrderKind::Market,
-                OrderKind::Limit(p) => wit::OrderKind::Limit(p),
-                OrderKind::Stop(p) => wit::OrderKind::Stop(p),
+                OrderKind::Market => pwit::OrderKind::Market,
+                OrderKind::Limit(p) => pwit::OrderKind::Limit(p),
+                OrderKind::Stop(p) => pwit::OrderKind::Stop(p),
             },
             stop_loss: order.stop_loss,
             take_profit: order.take_profit,
         }),
-        Action::ClosePosition => wit::Action::ClosePosition,
-        Action::CancelOrders => wit::Action::CancelOrders,
-        Action::SetStopLoss(p) => wit::Action::SetStopLoss(p),
-        Action::SetTakeProfit(p) => wit::Action::SetTakeProfit(p),
+        Action::ClosePosition => pwit::Action::ClosePosition,
+        Action::CancelOrders => pwit::Action::CancelOrders,
+        Action::SetStopLoss(p) => pwit::Action::SetStopLoss(p),
+        Action::SetTakeProfit(p) => pwit::Action::SetTakeProfit(p),
     }
 }

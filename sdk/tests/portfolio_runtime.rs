@@ -7,7 +7,6 @@
 use std::cell::RefCell;
 
 use stratbox_sdk::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
-use stratbox_sdk::portfolio_bindings::stratbox::strategy::strategy as wit;
 use stratbox_sdk::portfolio_runtime::PortfolioRuntime;
 use stratbox_sdk::prelude::*;
 
@@ -71,17 +70,17 @@ fn runtime(act_at: i64, target: i64) -> PortfolioRuntime<Probe> {
     let mut rt = PortfolioRuntime::new();
     rt.init(
         vec![
-            wit::Param {
+            pwit::Param {
                 name: "act_at".into(),
-                value: wit::ParamValue::Int(act_at),
+                value: pwit::ParamValue::Int(act_at),
             },
-            wit::Param {
+            pwit::Param {
                 name: "target".into(),
-                value: wit::ParamValue::Int(target),
+                value: pwit::ParamValue::Int(target),
             },
         ],
         &["A".to_string(), "B".to_string()],
-        wit::Market::Spot,
+        pwit::Market::Spot,
     )
     .unwrap();
     rt
@@ -120,10 +119,10 @@ fn account(fills: usize) -> pwit::Account {
         fills: (0..fills)
             .map(|_| pwit::SymbolFill {
                 symbol: 0,
-                side: wit::Side::Buy,
+                side: pwit::Side::Buy,
                 qty: 2.0,
                 price: 10.0,
-                reason: wit::FillReason::Market,
+                reason: pwit::FillReason::Market,
             })
             .collect(),
     }
@@ -156,16 +155,19 @@ fn the_walk_returns_after_the_first_step_with_actions() {
     assert_eq!(step.actions[0].symbol, 1);
     assert!(matches!(
         step.actions[0].action,
-        wit::Action::Submit(wit::Order {
-            side: wit::Side::Buy,
-            quantity: wit::Quantity::Equity(q),
-            kind: wit::OrderKind::Market,
+        pwit::Action::Submit(pwit::Order {
+            side: pwit::Side::Buy,
+            quantity: pwit::Quantity::Equity(q),
+            kind: pwit::OrderKind::Market,
             stop_loss: None,
             take_profit: None,
         }) if q == 0.5
     ));
     assert_eq!(step.actions[1].symbol, 0);
-    assert!(matches!(step.actions[1].action, wit::Action::ClosePosition));
+    assert!(matches!(
+        step.actions[1].action,
+        pwit::Action::ClosePosition
+    ));
     let seen = seen();
     let indices: Vec<u64> = seen.iter().map(|s| s.0).collect();
     assert_eq!(indices, [101, 102, 103]);
@@ -237,6 +239,6 @@ fn undeclared_columns_read_as_nan_and_ts_as_zero() {
 #[test]
 fn init_errors_come_back_as_the_strategy_wrote_them() {
     let mut rt: PortfolioRuntime<Probe> = PortfolioRuntime::new();
-    let err = rt.init(Vec::new(), &[], wit::Market::Spot).unwrap_err();
+    let err = rt.init(Vec::new(), &[], pwit::Market::Spot).unwrap_err();
     assert_eq!(err, "no symbols");
 }

@@ -130,10 +130,9 @@ pub(crate) mod v0_3 {
 }
 
 /// 0.3.0's world of a strategy over several symbols. Its imports are
-/// never added to the linker: the log is the one of [`v0_3`] (the same
-/// name), and the `strategy` interface it imports implicitly (its
-/// `portfolio` export uses that interface's types) is types only, which
-/// need no definition (see `check_contract` in plugin.rs).
+/// never added to the linker: its only one, the log, is the one of
+/// [`v0_3`] (the same name). The `portfolio` interface defines its own
+/// types, so the world imports nothing of `strategy`.
 pub(crate) mod v0_3p {
     wasmtime::component::bindgen!({
         path: "../../wit/strategy.wit",
@@ -586,9 +585,9 @@ impl Guest {
 /// A live instance of a strategy over several symbols (0.3.0).
 pub(crate) struct PortfolioGuest(v0_3p::PortfolioPlugin);
 
-/// 0.3.0's `portfolio` interface, and the `strategy` types it uses.
+/// 0.3.0's `portfolio` interface, with its own copies of the types it
+/// shares with `strategy` (description, param, action, ...).
 pub(crate) use v0_3p::exports::stratbox::strategy::portfolio as pwit;
-use v0_3p::stratbox::strategy::strategy as pwit_types;
 
 /// The columns of one portfolio `push-bars` call; `bars` has one entry
 /// per symbol, undeclared columns empty.
@@ -613,9 +612,8 @@ impl PortfolioGuest {
     }
 
     pub(crate) fn describe(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Description> {
-        use pwit_types as wit;
         let d = self.exports().call_describe(store)?;
-        Ok(description_from_wit!(wit, d))
+        Ok(description_from_wit!(pwit, d))
     }
 
     pub(crate) fn init(
@@ -625,11 +623,10 @@ impl PortfolioGuest {
         symbols: &[String],
         market: Market,
     ) -> wasmtime::Result<Result<(), String>> {
-        use pwit_types as wit;
-        let params = params_to_wit!(wit, params);
+        let params = params_to_wit!(pwit, params);
         let market = match market {
-            Market::Spot => wit::Market::Spot,
-            Market::LinearPerpetual => wit::Market::LinearPerpetual,
+            Market::Spot => pwit::Market::Spot,
+            Market::LinearPerpetual => pwit::Market::LinearPerpetual,
         };
         self.exports().call_init(store, &params, symbols, market)
     }
@@ -657,7 +654,6 @@ impl PortfolioGuest {
         start: u32,
         end: u32,
     ) -> wasmtime::Result<PortfolioStep> {
-        use pwit_types as wit;
         let step = self.exports().call_run(store, account, start, end)?;
         Ok(PortfolioStep {
             consumed: step.consumed,
@@ -668,7 +664,7 @@ impl PortfolioGuest {
                     // An index beyond the universe reaches the engine as
                     // is: it refuses it as an invalid order.
                     symbol: usize::try_from(a.symbol).unwrap_or(usize::MAX),
-                    action: action_from_wit!(wit, a.action),
+                    action: action_from_wit!(pwit, a.action),
                 })
                 .collect(),
         })
@@ -680,7 +676,6 @@ pub(crate) fn account_to_wit(
     view: &engine::portfolio::AccountView<'_>,
     account: &mut pwit::Account,
 ) {
-    use pwit_types as wit;
     account.cash = view.cash;
     account.equity = view.equity;
     account.positions.clear();
@@ -700,10 +695,10 @@ pub(crate) fn account_to_wit(
         .fills
         .extend(view.fills.iter().map(|f| pwit::SymbolFill {
             symbol: f.symbol as u32,
-            side: side_to_wit!(wit, f.fill.side),
+            side: side_to_wit!(pwit, f.fill.side),
             qty: f.fill.qty,
             price: f.fill.price,
-            reason: fill_reason_to_wit!(wit, f.fill.reason),
+            reason: fill_reason_to_wit!(pwit, f.fill.reason),
         }));
 }
 

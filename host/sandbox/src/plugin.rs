@@ -491,10 +491,10 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 }
 
 /// The contract version a component was built for, read from its
-/// `strategy` or `portfolio` export, and the only things it may import:
-/// the log of that same version, and (0.3.0 on) the types of its
-/// `strategy` interface. Components name the version in every import and
-/// export, so this needs no call into the guest.
+/// `strategy` or `portfolio` export, and the only thing it may import:
+/// the log of that same version (docs/conventions/contract.md, "What a
+/// strategy may import"). Components name the version in every import
+/// and export, so this needs no call into the guest.
 type Checked = (ContractVersion, StrategyKind, Vec<String>, Vec<String>);
 
 fn check_contract(
@@ -502,7 +502,6 @@ fn check_contract(
     component: &Component,
     runtime: GuestRuntime,
 ) -> Result<Checked, LoadError> {
-    use wasmtime::component::types::ComponentItem;
     let ty = component.component_type();
     let imports: Vec<String> = ty
         .imports(engine)
@@ -512,36 +511,15 @@ fn check_contract(
         .exports(engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    let checked = check_names(imports, exports, runtime)?;
-    // The `strategy` interface may be imported for its types only (a
-    // `portfolio` export uses them): a function there would be one the
-    // host never provides.
-    let types_only = format!("{CONTRACT}/strategy@{}", checked.0);
-    for (name, item) in ty.imports(engine) {
-        if name != types_only {
-            continue;
-        }
-        let functions: Vec<String> = match item.ty {
-            ComponentItem::ComponentInstance(instance) => instance
-                .exports(engine)
-                .filter(|(_, item)| !matches!(item.ty, ComponentItem::Type(_)))
-                .map(|(f, _)| format!("{name}#{f}"))
-                .collect(),
-            _ => vec![name.to_string()],
-        };
-        if !functions.is_empty() {
-            return Err(LoadError::ForbiddenImports {
-                imports: functions,
-                allowed: format!(
-                    "{CONTRACT}/log@{v} (and the types of {types_only})",
-                    v = checked.0
-                ),
-                hint: runtime.build_hint(),
-            });
-        }
-    }
-    Ok(checked)
+    check_names(imports, exports, runtime)
 }
+
+/// Why a portfolio component imports the `strategy` interface, and what to
+/// do about it.
+const PORTFOLIO_IMPORTS_STRATEGY: &str =
+    "a portfolio component imports nothing of the `strategy` interface (the `portfolio` \
+     interface defines its own types); it was built against an older draft of wit/strategy.wit: \
+     rebuild it with `stratbox plugin build DIR`";
 
 /// The contract check on a component's top-level import and export names.
 fn check_names(
@@ -618,20 +596,85 @@ fn check_names(
         });
     }
     let log = format!("{CONTRACT}/log@{version}");
-    // 0.3.0 on, the `strategy` interface may be imported for its types
-    // (`check_contract` makes sure nothing else of it is).
-    let types = format!("{CONTRACT}/strategy@{version}");
-    let forbidden: Vec<String> = imports
-        .iter()
-        .filter(|n| **n != log && !(version.has_portfolio() && **n == types))
-        .cloned()
-        .collect();
+    let forbidden: Vec<String> = imports.iter().filter(|n| **n != log).cloned().collect();
     if !forbidden.is_empty() {
+        // A portfolio component importing `strategy` was built against a
+        // draft of 0.3.0 whose `portfolio` interface used `strategy`'s
+        // types, which made the toolchains import that interface whole.
+        let strategy = format!("{CONTRACT}/strategy@{version}");
+        let hint = if kind == StrategyKind::Portfolio && forbidden.contains(&strategy) {
+            PORTFOLIO_IMPORTS_STRATEGY
+        } else {
+            runtime.build_hint()
+        };
         return Err(LoadError::ForbiddenImports {
             imports: forbidden,
             allowed: log,
-            hint: runtime.build_hint(),
+            hint,
         });
     }
     Ok((version, kind, imports, exports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn a_portfolio_component_may_import_only_the_log() {
+        let exports = names(&["stratbox:strategy/portfolio@0.3.0"]);
+        let (version, kind, _, _) = check_names(
+            names(&["stratbox:strategy/log@0.3.0"]),
+            exports.clone(),
+            GuestRuntime::Python,
+        )
+        .unwrap();
+        assert_eq!(
+            (version, kind),
+            (ContractVersion::V0_3_0, StrategyKind::Portfolio)
+        );
+        // What the toolchains made of a `portfolio` interface that `use`d
+        // the `strategy` types: that whole interface, functions included.
+        let err = check_names(
+            names(&[
+                "stratbox:strategy/strategy@0.3.0",
+                "stratbox:strategy/log@0.3.0",
+            ]),
+            exports,
+            GuestRuntime::Javascript,
+        )
+        .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with(
+                "forbidden import: stratbox:strategy/strategy@0.3.0; \
+                 a strategy may import only `stratbox:strategy/log@0.3.0`; \
+                 a portfolio component imports nothing of the `strategy` interface"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("stratbox plugin build DIR"), "{message}");
+    }
+
+    #[test]
+    fn a_single_symbol_component_importing_strategy_gets_the_build_hint() {
+        let err = check_names(
+            names(&[
+                "stratbox:strategy/strategy@0.3.0",
+                "stratbox:strategy/log@0.3.0",
+            ]),
+            names(&["stratbox:strategy/strategy@0.3.0"]),
+            GuestRuntime::Compiled,
+        )
+        .unwrap_err();
+        let LoadError::ForbiddenImports { imports, hint, .. } = err else {
+            panic!("expected forbidden imports, got {err}");
+        };
+        assert_eq!(imports, ["stratbox:strategy/strategy@0.3.0"]);
+        assert_eq!(hint, GuestRuntime::Compiled.build_hint());
+    }
 }
