@@ -247,4 +247,48 @@ async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
         equities.len() > 1,
         "the params change the result: {equities:?}"
     );
+
+    // The table is `stratbox optimize`'s over the same bars.
+    let table = http
+        .get(server.url(&format!("/api/v1/optimizations/{id}/table.csv")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let local_csv = svc.dir.join("local.csv");
+    let plugin = support::plugin("momentum-rotation");
+    let mut args: Vec<String> = [
+        "optimize",
+        "--plugin",
+        p(&plugin),
+        "--values",
+        "lookback=24,96",
+        "--values",
+        "top_k=1,2",
+        "--param",
+        "rebalance=12",
+        "--csv",
+        p(&local_csv),
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (symbol, path) in &csvs {
+        // The API's range, 2024-01-01 to 2024-07-01 00:00 inclusive: the
+        // header and the first 4,369 hourly bars of the year's file.
+        let text = std::fs::read_to_string(path).unwrap();
+        let half: Vec<&str> = text.lines().take(1 + 4_369).collect();
+        let half_path = svc.dir.join(format!("{symbol}-half.csv"));
+        std::fs::write(&half_path, half.join("\n") + "\n").unwrap();
+        args.push("--symbol".into());
+        args.push(format!("{symbol}={}", p(&half_path)));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::stratbox(&svc.dir, &args);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert_eq!(table, std::fs::read_to_string(&local_csv).unwrap());
+    assert_eq!(table.lines().count(), 5);
 }

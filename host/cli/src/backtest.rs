@@ -128,29 +128,10 @@ fn run_symbols(args: &BacktestArgs) -> CliResult {
         .plugin
         .as_ref()
         .ok_or_else(|| CliError::input(anyhow!("--symbol needs --plugin PATH.wasm")))?;
-    let mut series = Vec::with_capacity(args.symbols.len());
-    for item in &args.symbols {
-        let (name, csv) = item
-            .split_once('=')
-            .filter(|(name, csv)| !name.trim().is_empty() && !csv.is_empty())
-            .ok_or_else(|| CliError::input(anyhow!("--symbol `{item}`: expected NAME=PATH")))?;
-        let candles = load_csv(std::path::Path::new(csv))?;
-        series.push((
-            name.trim().to_ascii_uppercase(),
-            std::sync::Arc::new(candles),
-        ));
-    }
-    let universe = engine::portfolio::Universe::new(series)
-        .map_err(|e| CliError::input(anyhow!("--symbol: {}", flag_message(&e))))?;
+    let universe = load_symbols(&args.symbols)?;
     let mut config = args.account.config()?;
     args.market.apply(&mut config)?;
-    if config.perp.mark.is_some()
-        || config.perp.funding.source() == engine::perp::FundingSource::History
-    {
-        return Err(CliError::input(anyhow!(
-            "--mark and --funding take one symbol's file; with several --symbol give --funding-rate"
-        )));
-    }
+    check_portfolio_market(&config)?;
     let inputs = parse_params(&args.params)?;
     let (bytes, sandbox) = open_sandbox(path)?;
     let plugin = sandbox
@@ -187,6 +168,38 @@ fn run_symbols(args: &BacktestArgs) -> CliResult {
         outln!("{json}");
     } else {
         print_summary(&report);
+    }
+    Ok(())
+}
+
+/// `--symbol NAME=PATH` values on one timeline; errors name the flag.
+pub(super) fn load_symbols(values: &[String]) -> Result<engine::portfolio::Universe, CliError> {
+    let mut series = Vec::with_capacity(values.len());
+    for item in values {
+        let (name, csv) = item
+            .split_once('=')
+            .filter(|(name, csv)| !name.trim().is_empty() && !csv.is_empty())
+            .ok_or_else(|| CliError::input(anyhow!("--symbol `{item}`: expected NAME=PATH")))?;
+        let candles = load_csv(std::path::Path::new(csv))?;
+        series.push((
+            name.trim().to_ascii_uppercase(),
+            std::sync::Arc::new(candles),
+        ));
+    }
+    engine::portfolio::Universe::new(series)
+        .map_err(|e| CliError::input(anyhow!("--symbol: {}", flag_message(&e))))
+}
+
+/// Per-symbol funding and mark files are the service's (stored per
+/// symbol): locally, several symbols share `--funding-rate` and the
+/// instrument.
+pub(super) fn check_portfolio_market(config: &BacktestConfig) -> Result<(), CliError> {
+    if config.perp.mark.is_some()
+        || config.perp.funding.source() == engine::perp::FundingSource::History
+    {
+        return Err(CliError::input(anyhow!(
+            "--mark and --funding take one symbol's file; with several --symbol give --funding-rate"
+        )));
     }
     Ok(())
 }

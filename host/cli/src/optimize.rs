@@ -15,8 +15,8 @@ use super::{CliError, CliResult};
 use stratbox_engine::candles::Candles;
 use stratbox_engine::optimize::bayes::{DEFAULT_BATCH, DEFAULT_STARTUP};
 use stratbox_engine::optimize::{
-    self, full_report, walkforward, Bayes, Combination, DimensionSpec, Direction, Holdout, Method,
-    Objective, ReferenceFactory, Row, Sampler, StrategyFactory, Table, WalkForward,
+    self, full_report_of, walkforward, Bayes, Combination, Data, DimensionSpec, Direction, Holdout,
+    Method, Objective, ReferenceFactory, Row, Sampler, StrategyFactory, Table, WalkForward,
     WalkForwardReport, DEFAULT_MAX_COMBINATIONS,
 };
 use stratbox_engine::{BacktestConfig, Params};
@@ -35,8 +35,13 @@ pub struct OptimizeArgs {
     #[arg(long, value_parser = ["ema-crossover"])]
     reference: Option<String>,
     /// Candle CSV (header ts,open,high,low,close,volume).
-    #[arg(long)]
-    candles: PathBuf,
+    #[arg(long, required_unless_present = "symbols", conflicts_with = "symbols")]
+    candles: Option<PathBuf>,
+    /// One symbol of a portfolio strategy and its candle CSV, NAME=PATH;
+    /// repeat for each symbol (the sweep covers the whole range: no
+    /// --holdout or --walk-forward).
+    #[arg(long = "symbol", value_name = "NAME=PATH", conflicts_with_all = ["reference", "holdout", "walk_forward"])]
+    symbols: Vec<String>,
     /// A fixed strategy parameter, NAME=VALUE; repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
@@ -236,8 +241,20 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
         .map_err(|e| bad(&e, &args.ranges))?;
     let params = super::backtest::parse_params(&args.params)?;
     let dims = parse_space(&args.ranges, &args.values)?;
-    let candles = load_csv(&args.candles)?;
-    super::market::check_marks(&candles, &config)?;
+    let (candles, universe) = match &args.candles {
+        Some(path) => {
+            let candles = load_csv(path)?;
+            super::market::check_marks(&candles, &config)?;
+            (candles, None)
+        }
+        None => {
+            super::backtest::check_portfolio_market(&config)?;
+            (
+                Candles::default(),
+                Some(super::backtest::load_symbols(&args.symbols)?),
+            )
+        }
+    };
 
     let sandbox;
     let factory: Box<dyn StrategyFactory> =
@@ -310,7 +327,12 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
         }
         None => (candles, None),
     };
-    let (combos, rows, sampler_secs) = search.run(&in_sample, out_of_sample.as_ref(), "")?;
+    let in_sample = match &universe {
+        Some(universe) => Data::Portfolio(universe, &[]),
+        None => Data::Series(&in_sample),
+    };
+    let out_of_sample = out_of_sample.as_ref().map(Data::Series);
+    let (combos, rows, sampler_secs) = search.run(in_sample, out_of_sample, "")?;
     let elapsed = started.elapsed().as_secs_f64();
     let table = optimize::rank(&objective, rows);
     if let Some(path) = &args.csv {
@@ -335,7 +357,6 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
                 .unwrap_or_default(),
             in_sample.len(),
             out_of_sample
-                .as_ref()
                 .map(|o| format!(", {} out of sample", o.len()))
                 .unwrap_or_default()
         );
@@ -346,8 +367,8 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
             &table,
             &combos,
             args.top,
-            &in_sample,
-            out_of_sample.as_ref(),
+            in_sample,
+            out_of_sample,
             &config,
         )?;
         outln!("{json}");
@@ -388,12 +409,12 @@ impl Search<'_> {
     /// progress (a walk-forward's window).
     fn run(
         &self,
-        in_sample: &Candles,
-        out_of_sample: Option<&Candles>,
+        in_sample: Data<'_>,
+        out_of_sample: Option<Data<'_>>,
         label: &str,
     ) -> Result<Searched, CliError> {
         let run_all = |combos: &[Combination], progress: &(dyn Fn(usize) + Sync)| {
-            optimize::evaluate(
+            optimize::evaluate_data(
                 self.factory,
                 combos,
                 in_sample,
@@ -466,7 +487,7 @@ fn walk(
     for (k, w) in windows.iter().enumerate() {
         let train = walkforward::slice(candles, w.train.clone());
         let label = format!("window {}/{} ", k + 1, windows.len());
-        let (combos, rows, _) = search.run(&train, None, &label)?;
+        let (combos, rows, _) = search.run(Data::Series(&train), None, &label)?;
         runs += combos.len();
         tables.push(optimize::rank(search.objective, rows));
     }
@@ -645,16 +666,16 @@ fn top_json(
     table: &Table,
     combos: &[Combination],
     top: usize,
-    in_sample: &Candles,
-    out_of_sample: Option<&Candles>,
+    in_sample: Data<'_>,
+    out_of_sample: Option<Data<'_>>,
     config: &BacktestConfig,
 ) -> Result<String, CliError> {
     let mut rows = Vec::new();
     for ranked in table.top(top) {
         let params: &Params = &combos[ranked.row.index].params;
-        let report = full_report(factory, params, in_sample, config).ok();
+        let report = full_report_of(factory, params, in_sample, config).ok();
         let oos_report = match out_of_sample {
-            Some(c) => full_report(factory, params, c, config).ok(),
+            Some(d) => full_report_of(factory, params, d, config).ok(),
             None => None,
         };
         let mut value = serde_json::to_value(ranked).map_err(CliError::run)?;

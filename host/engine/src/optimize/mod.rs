@@ -26,7 +26,9 @@ pub use factory::ReferenceFactory;
 pub use holdout::{Holdout, Split};
 pub use objective::{Direction, Objective, Summary, METRICS};
 pub use rank::{rank, Ranked, Row, Table};
-pub use run::{evaluate, evaluate_data, evaluate_one, full_report, Data, StrategyFactory};
+pub use run::{
+    evaluate, evaluate_data, evaluate_one, full_report, full_report_of, Data, StrategyFactory,
+};
 pub use space::{Combination, DimensionSpec, Method, Space, DEFAULT_MAX_COMBINATIONS};
 pub use walkforward::{WalkForward, WalkForwardReport, Window};
 

@@ -47,14 +47,15 @@ pub enum Data<'a> {
 
 impl Data<'_> {
     /// Bars (steps of a portfolio's timeline).
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         match self {
             Data::Series(candles) => candles.len(),
             Data::Portfolio(universe, _) => universe.steps(),
         }
     }
 
-    fn timeframe_secs(&self) -> Option<i64> {
+    /// The bar length, detected as the engine would.
+    pub fn timeframe_secs(&self) -> Option<i64> {
         match self {
             Data::Series(candles) => candles.timeframe_secs(),
             Data::Portfolio(universe, _) => universe.timeframe_secs,
@@ -70,8 +71,17 @@ pub fn full_report(
     candles: &Candles,
     config: &BacktestConfig,
 ) -> Result<Report, EngineError> {
-    let mut strategy = factory.build(params, candles.len())?;
-    let mut report = crate::run_backtest(candles, strategy.as_mut(), config)?;
+    full_report_of(factory, params, Data::Series(candles), config)
+}
+
+/// [`full_report`] over any [`Data`]: one symbol, or several.
+pub fn full_report_of(
+    factory: &dyn StrategyFactory,
+    params: &Params,
+    data: Data<'_>,
+    config: &BacktestConfig,
+) -> Result<Report, EngineError> {
+    let mut report = Part::new(data, config).run(factory, params)?;
     report.strategy = Some(factory.info(params));
     Ok(report)
 }
