@@ -417,7 +417,7 @@ fn shown(text: &str) -> f64 {
         .unwrap_or_else(|_| panic!("not a number: {text:?}"))
 }
 
-async fn text_of(browser: &Browser, css: &str) -> String {
+pub(super) async fn text_of(browser: &Browser, css: &str) -> String {
     let v = browser
         .eval(
             "const e = document.querySelector(arguments[0]); return e ? e.textContent : null",
@@ -440,7 +440,7 @@ async fn text_of(browser: &Browser, css: &str) -> String {
 }
 
 /// The trades table: its header cells, and each row's cells and class.
-async fn trades_table(browser: &Browser) -> (Vec<String>, Vec<(Vec<String>, String)>) {
+pub(super) async fn trades_table(browser: &Browser) -> (Vec<String>, Vec<(Vec<String>, String)>) {
     let table = browser
         .eval(
             "const t = document.querySelector('#trades');
@@ -466,7 +466,7 @@ async fn trades_table(browser: &Browser) -> (Vec<String>, Vec<(Vec<String>, Stri
     (strings(&table[0]), rows)
 }
 
-async fn wait_backtest_charts(browser: &Browser) {
+pub(super) async fn wait_backtest_charts(browser: &Browser) {
     browser
         .wait_for(
             "the equity and drawdown charts",
@@ -739,7 +739,7 @@ async fn the_dashboard_shows_a_perpetual_report_and_spot_reports_without_its_fie
 const BAND_RGB: [u8; 3] = [254, 243, 199];
 
 /// Signs in with the token on a fresh page.
-async fn sign_in(browser: &Browser, page: &str) {
+pub(super) async fn sign_in(browser: &Browser, page: &str) {
     browser.goto(page).await;
     browser
         .wait_for(

@@ -292,3 +292,70 @@ async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
     assert_eq!(table, std::fs::read_to_string(&local_csv).unwrap());
     assert_eq!(table.lines().count(), 5);
 }
+
+/// The dashboard shows a portfolio report: one equity curve, a row per
+/// symbol with its figures as the report has them, and a symbol on every
+/// trade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_each_symbol_of_a_portfolio_report() {
+    use super::browser::Browser;
+    use super::dashboard::{sign_in, text_of, trades_table, wait_backtest_charts};
+    let svc = Service::start("portfolio_dashboard").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    let (_, strategy) = upload(&http, &server, "momentum-rotation").await;
+    let csvs = universe_csvs(&svc.dir, 3);
+    for (symbol, path) in &csvs {
+        server.import_candles(&http, symbol, "1h", path).await;
+    }
+    let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
+    let request = json!({"strategy_id": strategy["strategy_id"], "symbols": symbols,
+        "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
+        "end_date": "2024-03-01T00:00:00Z",
+        "config": {"params": {"lookback": 24, "rebalance": 24, "top_k": 1}}});
+    let (status, created) = server.post_json(&http, CREATE, &request).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["backtest_id"].as_u64().unwrap();
+    let done = server
+        .wait_completed(&http, &format!("/api/v1/backtests/{id}"))
+        .await;
+    let report = &done["report"];
+    assert!(report["num_trades"].as_u64().unwrap() > 3, "{report}");
+
+    let browser = Browser::start(&svc.dir.join("chromium")).await;
+    let page = server.url("/dashboard/");
+    sign_in(&browser, &page).await;
+    browser.goto(&format!("{page}?p#/backtests/{id}")).await;
+    wait_backtest_charts(&browser).await;
+    assert_eq!(text_of(&browser, "#symbols h2").await, "Symbols (3)");
+    let rows = browser
+        .eval(
+            "return [...document.querySelectorAll('#symbols tbody tr')]
+                 .map(r => [r.dataset.symbol, ...[...r.cells].map(c => c.textContent)])",
+            json!([]),
+        )
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for (row, summary) in rows.iter().zip(report["symbols"].as_array().unwrap()) {
+        assert_eq!(row[0], summary["symbol"]);
+        assert_eq!(row[1], summary["symbol"]);
+        assert_eq!(row[2], summary["bars"].to_string());
+        assert_eq!(row[3], summary["num_trades"].to_string());
+    }
+    let (headers, trades) = trades_table(&browser).await;
+    assert_eq!(headers[1], "symbol");
+    assert_eq!(trades.len() as u64, report["num_trades"].as_u64().unwrap());
+    for ((cells, _), trade) in trades.iter().zip(report["trades"].as_array().unwrap()) {
+        assert_eq!(cells[1], trade["symbol"].as_str().unwrap());
+    }
+    for (level, message) in browser.console().await {
+        assert!(
+            level != "SEVERE" || message.contains("401"),
+            "console {level}: {message}"
+        );
+    }
+    browser.close().await;
+}
