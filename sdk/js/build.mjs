@@ -34,7 +34,6 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const SDK_PATH = join(HERE, 'src', 'index.js');
 const SDK_SPECIFIERS = new Set(['@stratbox/sdk', 'stratbox-sdk']);
 const LOG_IMPORT = 'stratbox:strategy/log@0.3.0';
-const STRATEGY_IMPORT = 'stratbox:strategy/strategy@0.3.0';
 // The export a strategy module makes -> the world it is built with.
 const WORLDS = { strategy: 'plugin', portfolio: 'portfolio-plugin' };
 const ALL_FEATURES = ['stdio', 'random', 'clocks', 'http', 'fetch-event'];
@@ -397,21 +396,12 @@ async function main() {
         throw new BuildError(`componentize-js: ${e && e.message ? e.message : e}`);
       }
       const imported = [...new Set((result.imports || []).map((i) => (Array.isArray(i) ? String(i[0]) : String(i))))];
-      // World portfolio-plugin: while the WIT's `portfolio` interface
-      // `use`s its shared types from `strategy`, the world imports that
-      // interface implicitly, and the toolchains import its functions (as
-      // componentize-py does): tolerated there, with a warning.
-      const implicit = world === 'portfolio-plugin' ? STRATEGY_IMPORT : null;
-      const foreign = imported.filter((name) => !name.startsWith('stratbox:strategy/log') && name !== implicit);
+      // Both worlds import only the log (the `portfolio` interface defines
+      // its own types, so world portfolio-plugin imports nothing of
+      // `strategy`).
+      const foreign = imported.filter((name) => !name.startsWith('stratbox:strategy/log'));
       if (foreign.length) {
         throw new BuildError(`the component imports ${foreign.join(', ')}; only ${LOG_IMPORT} is allowed`);
-      }
-      if (implicit !== null && imported.includes(implicit)) {
-        process.stderr.write(
-          `build.mjs: warning: the component imports ${implicit} with its functions (the types the ` +
-            'portfolio interface uses from it pull it into world portfolio-plugin); a host that allows ' +
-            'only its types refuses it\n',
-        );
       }
       component = result.component;
     } finally {

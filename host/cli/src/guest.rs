@@ -257,6 +257,32 @@ fn weval(toolchains: &Path) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// The world of the Python strategy in `dir`: `portfolio-plugin` when its
+/// `app.py` defines `Portfolio` at top level (`Portfolio =
+/// stratbox.export(...)`, which componentize-py then exports as
+/// `app.Portfolio`), else `plugin` (`Strategy = ...`). The world is read
+/// from `app.py`, which is in the build's key.
+fn python_world(dir: &Path) -> anyhow::Result<&'static str> {
+    let app = dir.join("app.py");
+    let source =
+        std::fs::read_to_string(&app).with_context(|| format!("cannot read {}", app.display()))?;
+    Ok(if defines_portfolio(&source) {
+        "portfolio-plugin"
+    } else {
+        "plugin"
+    })
+}
+
+/// Whether Python `source` binds `Portfolio` at top level: a line that
+/// starts with `Portfolio`, then `=` or `:` (an annotation), spaces
+/// between allowed (`(?m)^Portfolio[ \t]*[=:]`).
+fn defines_portfolio(source: &str) -> bool {
+    source.lines().any(|line| {
+        line.strip_prefix("Portfolio")
+            .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with(['=', ':']))
+    })
+}
+
 /// Builds the Python or JavaScript strategy in `dir`; returns the
 /// component's path.
 pub fn build(dir: &Path, lang: Lang, options: &BuildOptions<'_>) -> anyhow::Result<PathBuf> {
@@ -284,6 +310,7 @@ pub fn build(dir: &Path, lang: Lang, options: &BuildOptions<'_>) -> anyhow::Resu
                 );
             }
             let tool = componentize_py(&toolchains)?;
+            let world = python_world(dir)?;
             let key = inputs_key(
                 &[("app", dir), ("sdk", &sdk), ("wit", &wit)],
                 &[".py", ".wit"],
@@ -297,7 +324,7 @@ pub fn build(dir: &Path, lang: Lang, options: &BuildOptions<'_>) -> anyhow::Resu
                         Command::new(&tool)
                             .arg("-d")
                             .arg(&wit)
-                            .args(["-w", "plugin", "componentize", "--stub-wasi", "-p"])
+                            .args(["-w", world, "componentize", "--stub-wasi", "-p"])
                             .arg(&dir)
                             .arg("-p")
                             .arg(&sdk)
@@ -468,4 +495,26 @@ pub fn scaffold(dir: &Path, lang: Lang, sdk_flag: Option<&Path>) -> super::CliRe
     outln!("  test natively:  {test_hint}");
     outln!("  build:          stratbox plugin build {}", dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_top_level_portfolio_picks_the_portfolio_world() {
+        assert!(defines_portfolio(
+            "import stratbox\n\nPortfolio = stratbox.export(P)\n"
+        ));
+        assert!(defines_portfolio("Portfolio: Any = stratbox.export(P)"));
+        assert!(defines_portfolio("x = 1\nPortfolio\t= f()\n"));
+        // Not at top level, another name, or only mentioned.
+        assert!(!defines_portfolio("Strategy = stratbox.export(S)\n"));
+        assert!(!defines_portfolio("    Portfolio = f()\n"));
+        assert!(!defines_portfolio("PortfolioStrategy = 1\n"));
+        assert!(!defines_portfolio("# Portfolio = stratbox.export(P)\n"));
+        assert!(!defines_portfolio(
+            "class P(stratbox.PortfolioStrategy): ...\n"
+        ));
+    }
 }

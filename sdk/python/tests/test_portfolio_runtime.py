@@ -18,7 +18,6 @@ if _bindings not in sys.path:
 
 import componentize_py_types  # noqa: E402
 from wit_world.exports import portfolio as pw  # noqa: E402
-from wit_world.imports import strategy as t  # noqa: E402
 
 import stratbox  # noqa: E402
 from stratbox import (  # noqa: E402
@@ -95,14 +94,14 @@ def position(qty: float = 0.0) -> Any:
 
 
 def account(qtys: Sequence[float] = (0.0, 0.0), fills: int = 0, equity: float = 1000.0) -> Any:
-    f = [pw.SymbolFill(1, t.Side.BUY, 2.0, 10.0, t.FillReason.MARKET)] * fills
+    f = [pw.SymbolFill(1, pw.Side.BUY, 2.0, 10.0, pw.FillReason.MARKET)] * fills
     return pw.Account(1000.0, equity, [position(q) for q in qtys], f)
 
 
 def start(act_on: dict[int, str] | None = None, market: Any = None) -> Any:
     Probe.act_on = act_on or {}
     e = Export()
-    e.init([t.Param("n", t.ParamValue_Int(3))], ["BTCUSDT", "ETHUSDT"], market or t.Market.SPOT)
+    e.init([pw.Param("n", pw.ParamValue_Int(3))], ["BTCUSDT", "ETHUSDT"], market or pw.Market.SPOT)
     return e
 
 
@@ -120,28 +119,28 @@ def push(e: Any, steps: int = 6, first_index: int = 100) -> None:
 
 def test_export_is_named_portfolio_and_describes() -> None:
     assert Export.__name__ == "Portfolio"
-    assert Export().describe() == t.Description(
+    assert Export().describe() == pw.Description(
         "probe", "1.0.0", "records steps",
-        [t.ParamSpec("n", t.ParamType.INT, t.ParamValue_Int(3), 1.0, 10.0, None, "")],
-        [t.Column.CLOSE, t.Column.HIGH],
+        [pw.ParamSpec("n", pw.ParamType.INT, pw.ParamValue_Int(3), 1.0, 10.0, None, "")],
+        [pw.Column.CLOSE, pw.Column.HIGH],
     )
 
 
 def test_init_error_is_an_err_with_the_message() -> None:
     with pytest.raises(componentize_py_types.Err) as err:
-        Export().init([t.Param("n", t.ParamValue_Int(7))], ["A"], t.Market.SPOT)
+        Export().init([pw.Param("n", pw.ParamValue_Int(7))], ["A"], pw.Market.SPOT)
     assert err.value.value == "seven is refused"
 
 
 def test_run_walks_steps_with_missing_bars_and_stops_at_actions() -> None:
-    e = start({103: "pair"}, t.Market.LINEAR_PERPETUAL)
+    e = start({103: "pair"}, pw.Market.LINEAR_PERPETUAL)
     push(e)
     step = e.run(account(fills=1), 0, 6)
     assert step == pw.Step(4, [
-        pw.SymbolAction(0, t.Action_Submit(
-            t.Order(t.Side.SELL, t.Quantity_Equity(0.5), t.OrderKind_Market(), None, None))),
-        pw.SymbolAction(1, t.Action_Submit(
-            t.Order(t.Side.BUY, t.Quantity_Units(2.0), t.OrderKind_Market(), None, None))),
+        pw.SymbolAction(0, pw.Action_Submit(
+            pw.Order(pw.Side.SELL, pw.Quantity_Equity(0.5), pw.OrderKind_Market(), None, None))),
+        pw.SymbolAction(1, pw.Action_Submit(
+            pw.Order(pw.Side.BUY, pw.Quantity_Units(2.0), pw.OrderKind_Market(), None, None))),
     ])
     seen = Probe.seen
     assert [(s[0], s[1]) for s in seen] == [(100, 1000), (101, 1001), (102, 1002), (103, 1003)]
@@ -166,11 +165,11 @@ def test_equity_marks_positions_at_the_latest_close() -> None:
     assert [s[4] for s in Probe.seen[2:]] == [502.0, 501.0, 500.0 + 2 * 3 - 1 * 4]
     assert step.consumed == 3
     assert step.actions == [
-        pw.SymbolAction(0, t.Action_ClosePosition()),
-        pw.SymbolAction(1, t.Action_Submit(
-            t.Order(t.Side.BUY, t.Quantity_Units(1.0), t.OrderKind_Limit(9.0), 8.0, None))),
-        pw.SymbolAction(1, t.Action_SetTakeProfit(None)),
-        pw.SymbolAction(0, t.Action_CancelOrders()),
+        pw.SymbolAction(0, pw.Action_ClosePosition()),
+        pw.SymbolAction(1, pw.Action_Submit(
+            pw.Order(pw.Side.BUY, pw.Quantity_Units(1.0), pw.OrderKind_Limit(9.0), 8.0, None))),
+        pw.SymbolAction(1, pw.Action_SetTakeProfit(None)),
+        pw.SymbolAction(0, pw.Action_CancelOrders()),
     ]
 
 

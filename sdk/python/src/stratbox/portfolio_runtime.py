@@ -1,6 +1,6 @@
 """Glue between the generated bindings of world ``portfolio-plugin``
-(``wit_world.exports.portfolio``, whose shared types live in
-``wit_world.imports.strategy``) and a ``PortfolioStrategy``. Authors call
+(``wit_world.exports.portfolio``, which defines its own copies of the
+types it shares with ``strategy``) and a ``PortfolioStrategy``. Authors call
 ``stratbox.export``, which comes here for a portfolio strategy.
 
 The host fills every order (the interface has no plans): each call walks
@@ -25,25 +25,20 @@ __all__ = ["export_portfolio"]
 _NAN = math.nan
 _FIELDS = ("open", "high", "low", "close", "volume")
 
-# `wit_world.exports.portfolio` and the module of the types it shares with
-# `strategy` (description, param, action, ...): `wit_world.imports.strategy`
-# while the WIT `use`s them from there, the portfolio module itself if it
-# defines them.
+# `wit_world.exports.portfolio`, once imported, twice: as the interface and
+# as the module of its types (description, param, action, ...), which it
+# defines itself (a `use` of `strategy` in the WIT would make every
+# portfolio component import that interface).
 _pw: Any = None
-_pt: Any = None
 
 
 def _wit() -> tuple[Any, Any]:
-    global _pw, _pt
+    global _pw
     if _pw is None:
         from wit_world.exports import portfolio  # type: ignore[import-not-found,unused-ignore]
 
-        if hasattr(portfolio, "Description"):
-            types = portfolio
-        else:
-            from wit_world.imports import strategy as types  # type: ignore[import-not-found,no-redef,unused-ignore]
-        _pw, _pt = portfolio, types
-    return _pw, _pt
+        _pw = portfolio
+    return _pw, _pw
 
 
 # A walker calls `on_step` for window steps start..end and returns the

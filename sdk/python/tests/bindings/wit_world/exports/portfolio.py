@@ -6,6 +6,14 @@ docs/conventions/engine.md, "Several symbols"). The timeline is the
 union of the symbols' bar times. Each call walks steps of it, and
 returns after the first step on which the strategy acted, so it always
 sees its fills; the host fills every order (no plans here).
+
+Its types (`description`, `param`, `action`, ...) repeat those of
+`strategy` on purpose: a `use strategy.{...}` here would make
+`strategy` a dependency of world `portfolio-plugin`, and
+componentize-py and componentize-js then import that whole interface,
+its functions included, into every portfolio component (which the
+host refuses). Self-contained, a portfolio component imports only
+`log`.
 """
 from typing import TypeVar, Generic, Union, Optional, Protocol, Tuple, List, Any, Self, Callable
 from types import TracebackType
@@ -15,7 +23,162 @@ from abc import abstractmethod
 import weakref
 
 from componentize_py_types import Result, Ok, Err, Some
-from ..imports import strategy
+
+
+class ParamType(Enum):
+    INT = 0
+    FLOAT = 1
+    BOOL = 2
+
+
+@dataclass
+class ParamValue_Int:
+    value: int
+
+
+@dataclass
+class ParamValue_Float:
+    value: float
+
+
+@dataclass
+class ParamValue_Bool:
+    value: bool
+
+
+ParamValue = Union[ParamValue_Int, ParamValue_Float, ParamValue_Bool]
+
+
+@dataclass
+class ParamSpec:
+    """
+    One tunable parameter. `min`, `max` and `step` bound an optimizer's
+    search and the API's validation; they are ignored for bools.
+    """
+    name: str
+    kind: ParamType
+    default: ParamValue
+    min: Optional[float]
+    max: Optional[float]
+    step: Optional[float]
+    help: str
+
+class Column(Enum):
+    """
+    A field of a bar.
+    """
+    TS = 0
+    OPEN = 1
+    HIGH = 2
+    LOW = 3
+    CLOSE = 4
+    VOLUME = 5
+
+@dataclass
+class Description:
+    name: str
+    version: str
+    summary: str
+    params: List[ParamSpec]
+    columns: List[Column]
+
+@dataclass
+class Param:
+    """
+    A concrete parameter, already validated by the host against the
+    schema (every schema param is present, with its default if unset).
+    """
+    name: str
+    value: ParamValue
+
+class Side(Enum):
+    BUY = 0
+    SELL = 1
+
+
+@dataclass
+class Quantity_Units:
+    value: float
+
+
+@dataclass
+class Quantity_Equity:
+    value: float
+
+
+Quantity = Union[Quantity_Units, Quantity_Equity]
+
+
+
+@dataclass
+class OrderKind_Market:
+    pass
+
+
+@dataclass
+class OrderKind_Limit:
+    value: float
+
+
+@dataclass
+class OrderKind_Stop:
+    value: float
+
+
+OrderKind = Union[OrderKind_Market, OrderKind_Limit, OrderKind_Stop]
+
+
+@dataclass
+class Order:
+    side: Side
+    quantity: Quantity
+    kind: OrderKind
+    stop_loss: Optional[float]
+    take_profit: Optional[float]
+
+
+@dataclass
+class Action_Submit:
+    value: Order
+
+
+@dataclass
+class Action_ClosePosition:
+    pass
+
+
+@dataclass
+class Action_CancelOrders:
+    pass
+
+
+@dataclass
+class Action_SetStopLoss:
+    value: Optional[float]
+
+
+@dataclass
+class Action_SetTakeProfit:
+    value: Optional[float]
+
+
+Action = Union[Action_Submit, Action_ClosePosition, Action_CancelOrders, Action_SetStopLoss, Action_SetTakeProfit]
+
+
+class FillReason(Enum):
+    MARKET = 0
+    LIMIT = 1
+    STOP = 2
+    STOP_LOSS = 3
+    TAKE_PROFIT = 4
+    CLOSE_POSITION = 5
+
+class Market(Enum):
+    """
+    What the run trades.
+    """
+    SPOT = 0
+    LINEAR_PERPETUAL = 1
 
 @dataclass
 class SymbolBars:
@@ -50,10 +213,10 @@ class SymbolFill:
     A fill on the first step of a `run` call.
     """
     symbol: int
-    side: strategy.Side
+    side: Side
     qty: float
     price: float
-    reason: strategy.FillReason
+    reason: FillReason
 
 @dataclass
 class Account:
@@ -71,7 +234,7 @@ class SymbolAction:
     An action on one symbol (an index into `init`'s `symbols`).
     """
     symbol: int
-    action: strategy.Action
+    action: Action
 
 @dataclass
 class Step:
