@@ -536,4 +536,105 @@ mod tests {
             json!(["spot", "linear_perpetual"])
         );
     }
+
+    /// A schedule of a backtest over several symbols: validated per symbol
+    /// as a create-and-run is, and its occurrence queues the portfolio run.
+    #[tokio::test]
+    async fn a_schedule_over_several_symbols_queues_portfolio_runs() {
+        let redis = TestRedis::start("api-schedules-symbols").await;
+        let prefix = redis.store.keys().prefix().to_string();
+        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
+            .await
+            .unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            pool_instances: 0,
+            cache_dir: None,
+            ..SandboxConfig::default()
+        })
+        .unwrap();
+        let state = AppState::new(redis.store.clone(), queue, sandbox, None);
+        let store = &state.store;
+        let single = redis.fake_strategy().await.strategy_id;
+        // A portfolio strategy's record, as an upload of one leaves it.
+        let description = store
+            .plugin_record_by_id(single)
+            .await
+            .unwrap()
+            .unwrap()
+            .description;
+        let bytes = b"a portfolio strategy".to_vec();
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let (portfolio, _) = store
+            .put_plugin_of(
+                &sha,
+                &bytes,
+                "rotation",
+                "0.1.0",
+                &description,
+                "compiled",
+                true,
+            )
+            .await
+            .unwrap();
+        for (symbol, seed) in [("BTCUSDT", 7), ("ETHUSDT", 8)] {
+            let data = stratbox_engine::candles::synth(1_000, seed, HOUR, START, 100.0);
+            store.import_candles(symbol, HOUR, &data).await.unwrap();
+        }
+        let symbols = json!({"symbol": "", "symbols": ["BTCUSDT", "ETHUSDT"]});
+        let missing = json!({"symbol": "", "symbols": ["BTCUSDT", "SOLUSDT"]});
+        for (strategy_id, extra, status, field) in [
+            (
+                single,
+                &symbols,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "backtest.symbols",
+            ),
+            (
+                portfolio.strategy_id,
+                &missing,
+                StatusCode::NOT_FOUND,
+                "backtest.symbol",
+            ),
+        ] {
+            let body = json!({"every_secs": 60, "backtest": backtest(strategy_id, extra)});
+            let (got, reply) = send(&state, create(&body)).await;
+            assert_eq!(got, status, "{reply}");
+            assert_eq!(reply["error"]["field"], field, "{reply}");
+        }
+        let (_, reply) = send(
+            &state,
+            create(
+                &json!({"every_secs": 60, "backtest": backtest(portfolio.strategy_id, &missing)}),
+            ),
+        )
+        .await;
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("SOLUSDT"),
+            "{reply}"
+        );
+        assert!(store.list_schedules().await.unwrap().is_empty());
+
+        let body = json!({"every_secs": 60, "backtest": backtest(portfolio.strategy_id, &symbols)});
+        let (status, created) = send(&state, create(&body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["schedule_id"].as_u64().unwrap();
+        let due = store.get_schedule(id).await.unwrap().unwrap().next_run_ms;
+        let firing = fire(store, &state.queue, id, due.unwrap()).await.unwrap();
+        let Firing::Backtest {
+            backtest_id,
+            task_id,
+        } = firing
+        else {
+            panic!("{firing:?}");
+        };
+        let record = store.get_backtest(backtest_id).await.unwrap().unwrap();
+        assert_eq!(record.definition.symbols, ["BTCUSDT", "ETHUSDT"]);
+        assert_eq!(record.definition.symbol, "BTCUSDT");
+        let task = state.queue.task(&task_id).await.unwrap().unwrap();
+        let payload: BacktestPayload = serde_json::from_str(&task.payload).unwrap();
+        assert_eq!(payload.definition, record.definition);
+    }
 }
