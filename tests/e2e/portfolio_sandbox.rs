@@ -1,9 +1,10 @@
 //! Portfolio components in the sandbox (contract 0.3.0's `portfolio`
-//! interface): loaded as their kind, refused as the other, and run through
-//! `run_portfolio` to the same report, to the bit, as a native Rust
-//! implementation of the same logic; a guest ordering a symbol beyond its
-//! universe ends the run as an invalid order; the single-symbol limits
-//! hold (docs/conventions/contract.md, docs/sandbox.md).
+//! interface): loaded as their kind (importing only the log), refused as
+//! the other, and run through `run_portfolio` to the same report, to the
+//! bit, as native Rust of the same logic (pairs-spread's copy here,
+//! momentum-rotation's the engine's reference); a guest ordering a symbol
+//! beyond its universe ends the run as an invalid order; the single-symbol
+//! limits hold (docs/conventions/contract.md, docs/sandbox.md).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use stratbox_engine::candles::{self, Candles};
 use stratbox_engine::portfolio::{
     run_portfolio, AccountView, PortfolioStrategy, SymbolAction, Universe,
 };
+use stratbox_engine::reference::MomentumRotation;
 use stratbox_engine::{
     Action, BacktestConfig, Column, EngineError, Market, Order, OrderKind, ParamInput, Params,
     Quantity, Side, StrategyError,
@@ -139,7 +141,7 @@ impl NativePairs {
     }
 
     fn step(&mut self, a: f64, b: f64, qty: [f64; 2], actions: &mut Vec<SymbolAction>) {
-        let spread = a.ln() - b.ln();
+        let spread = a / b;
         if self.filled {
             self.spreads[self.next] = spread;
         } else {
@@ -154,36 +156,57 @@ impl NativePairs {
             return;
         }
         let n = self.lookback as f64;
-        let ordered = || {
-            self.spreads[self.next..]
-                .iter()
-                .chain(&self.spreads[..self.next])
-        };
-        let mean = ordered().sum::<f64>() / n;
-        let var = ordered().map(|s| (s - mean) * (s - mean)).sum::<f64>() / n;
-        let std = var.sqrt();
-        if std <= 0.0 {
+        let ordered: Vec<f64> = self.spreads[self.next..]
+            .iter()
+            .chain(&self.spreads[..self.next])
+            .copied()
+            .collect();
+        let mut total = 0.0;
+        for s in &ordered {
+            total += s;
+        }
+        let mean = total / n;
+        let mut var = 0.0;
+        for s in &ordered {
+            let d = s - mean;
+            var += d * d;
+        }
+        let std = (var / n).sqrt();
+        if !(std > 0.0) {
             return;
         }
         let z = (spread - mean) / std;
-        let target: [i8; 2] = if z > self.entry_z {
-            [-1, 1]
-        } else if z < -self.entry_z {
-            [1, -1]
-        } else if z.abs() < self.exit_z {
-            [0, 0]
+        // Exit first, then entry (the Python and JavaScript twins' order).
+        if z.abs() < self.exit_z {
+            for (symbol, q) in qty.into_iter().enumerate() {
+                if q != 0.0 {
+                    actions.push(SymbolAction {
+                        symbol,
+                        action: Action::ClosePosition,
+                    });
+                }
+            }
+            return;
+        }
+        let target: [Side; 2] = if z > self.entry_z && !(qty[0] < 0.0 && qty[1] > 0.0) {
+            [Side::Sell, Side::Buy]
+        } else if z < -self.entry_z && !(qty[0] > 0.0 && qty[1] < 0.0) {
+            [Side::Buy, Side::Sell]
         } else {
             return;
         };
-        for (symbol, direction) in target.into_iter().enumerate() {
+        for (symbol, side) in target.into_iter().enumerate() {
             let q = qty[symbol];
-            let action = match direction {
-                1 if q <= 0.0 => market_order(Side::Buy, 0.5),
-                -1 if q >= 0.0 => market_order(Side::Sell, 0.5),
-                0 if q != 0.0 => Action::ClosePosition,
-                _ => continue,
+            let there = match side {
+                Side::Buy => q > 0.0,
+                Side::Sell => q < 0.0,
             };
-            actions.push(SymbolAction { symbol, action });
+            if !there {
+                actions.push(SymbolAction {
+                    symbol,
+                    action: market_order(side, 0.5),
+                });
+            }
         }
     }
 }
@@ -212,79 +235,6 @@ impl PortfolioStrategy for NativePairs {
     }
 }
 
-/// plugins/momentum-rotation, natively.
-struct NativeMomentum {
-    lookback: usize,
-    rebalance: usize,
-    top_k: usize,
-    closes: Vec<Vec<f64>>,
-}
-
-impl NativeMomentum {
-    fn new(lookback: usize, rebalance: usize, top_k: usize, symbols: usize) -> Self {
-        Self {
-            lookback,
-            rebalance,
-            top_k,
-            closes: vec![vec![f64::NAN; lookback + 1]; symbols],
-        }
-    }
-}
-
-impl PortfolioStrategy for NativeMomentum {
-    fn on_steps(
-        &mut self,
-        universe: &Universe,
-        start: usize,
-        end: usize,
-        account: &AccountView<'_>,
-        actions: &mut Vec<SymbolAction>,
-    ) -> Result<usize, StrategyError> {
-        let ring = self.lookback + 1;
-        for i in start..end {
-            let now = i % ring;
-            for (k, closes) in self.closes.iter_mut().enumerate() {
-                closes[now] = universe.symbols[k].close[i];
-            }
-            if i < self.lookback || i % self.rebalance != 0 {
-                continue;
-            }
-            let then = (i - self.lookback) % ring;
-            let mut ranked: Vec<(usize, f64)> = Vec::new();
-            for (k, closes) in self.closes.iter().enumerate() {
-                let (last, first) = (closes[now], closes[then]);
-                if !last.is_nan() && !first.is_nan() {
-                    ranked.push((k, last / first - 1.0));
-                }
-            }
-            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-            ranked.truncate(self.top_k);
-            for k in 0..self.closes.len() {
-                let held = account.positions[k].qty != 0.0;
-                let has_bar = !universe.symbols[k].close[i].is_nan();
-                if has_bar && held && !ranked.iter().any(|&(s, _)| s == k) {
-                    actions.push(SymbolAction {
-                        symbol: k,
-                        action: Action::ClosePosition,
-                    });
-                }
-            }
-            for &(k, _) in &ranked {
-                if account.positions[k].qty == 0.0 {
-                    actions.push(SymbolAction {
-                        symbol: k,
-                        action: market_order(Side::Buy, 1.0 / self.top_k as f64),
-                    });
-                }
-            }
-            if !actions.is_empty() {
-                return Ok(i + 1 - start);
-            }
-        }
-        Ok(end - start)
-    }
-}
-
 #[test]
 fn portfolio_components_load_as_their_kind_and_are_refused_as_the_other() {
     let dir = scratch("portfolio-kind");
@@ -298,14 +248,8 @@ fn portfolio_components_load_as_their_kind_and_are_refused_as_the_other() {
             loaded.exports,
             ["stratbox:strategy/portfolio@0.3.0".to_string()]
         );
-        // The log, and the `strategy` interface for its types only.
-        for import in &loaded.imports {
-            assert!(
-                import == "stratbox:strategy/log@0.3.0"
-                    || import == "stratbox:strategy/strategy@0.3.0",
-                "{import}"
-            );
-        }
+        // The log only: the `portfolio` interface has its own types.
+        assert_eq!(loaded.imports, ["stratbox:strategy/log@0.3.0".to_string()]);
         assert_eq!(loaded.description.columns, [Column::Close]);
     }
     let pairs = sandbox.load(&plugin_bytes("pairs-spread")).unwrap();
@@ -347,12 +291,12 @@ fn portfolio_components_load_as_their_kind_and_are_refused_as_the_other() {
     assert!(err.to_string().contains("several symbols"), "{err}");
 
     // The strategy's own `new` refuses a universe it cannot trade.
-    let three = universe(3, 300, 40);
+    let one = universe(1, 300, 40);
     let err = start(
         &sandbox,
         &pairs,
         &[],
-        &three,
+        &one,
         Market::Spot,
         RunLimits::default(),
     )
@@ -361,7 +305,7 @@ fn portfolio_components_load_as_their_kind_and_are_refused_as_the_other() {
     assert_eq!(
         err,
         RunError::InitFailed {
-            message: "a pairs strategy trades exactly two symbols, got 3".into()
+            message: "pairs spread needs two symbols, got 1".into()
         }
     );
 }
@@ -406,7 +350,7 @@ fn pairs_spread_in_the_sandbox_reports_as_its_native_twin() {
 }
 
 #[test]
-fn momentum_rotation_in_the_sandbox_reports_as_its_native_twin_spot_and_perpetual() {
+fn momentum_rotation_in_the_sandbox_reports_as_the_engine_reference_spot_and_perpetual() {
     let dir = scratch("portfolio-momentum");
     let sandbox = sandbox_in(&dir);
     let rotation = sandbox.load(&plugin_bytes("momentum-rotation")).unwrap();
@@ -430,7 +374,7 @@ fn momentum_rotation_in_the_sandbox_reports_as_its_native_twin_spot_and_perpetua
         )
         .unwrap();
         let guest = run(&universe, &mut wasm, &config).unwrap();
-        let mut native = NativeMomentum::new(48, 12, 2, 5);
+        let mut native = MomentumRotation::new(48, 12, 2);
         let twin = run(&universe, &mut native, &config).unwrap();
         assert!(
             guest["num_trades"].as_u64().unwrap() > 100,

@@ -1,14 +1,19 @@
-//! "Momentum Rotation": a strategy over several symbols (contract 0.3.0's
-//! `portfolio` interface).
+//! "Momentum rotation": a strategy over several symbols (contract 0.3.0's
+//! `portfolio` interface), the same rules as its Python and JavaScript
+//! twins (`python/app.py`, `js/strategy.js`) and the engine's native
+//! reference (`host/engine/src/reference/momentum_rotation.rs`), so they
+//! give the same report to the bit.
 //!
-//! Every `rebalance` steps (from step `lookback` on), it ranks the symbols
-//! that have a bar at the step by their return over the last `lookback`
-//! steps (`close / close lookback steps before - 1`; a symbol without a
-//! bar at either end is not ranked) and holds the best `top_k`, equal
-//! weight: positions that dropped out of the top are closed first, then
-//! the new ones are bought with `1 / top_k` of the equity each, at market.
-//! Symbols with no bar at the step are neither ranked nor traded. Ties
-//! go to the symbol listed first.
+//! Every `rebalance` steps (on step `t` when `(t + 1) % rebalance == 0`
+//! and `t >= lookback`, `t` the step's index in the run: steps
+//! `rebalance - 1`, `2 * rebalance - 1`, ...) it ranks the symbols by their
+//! return over the last `lookback` steps, `close[t] / close[t - lookback]
+//! - 1` (only symbols with a bar at both steps; ties go to the symbol
+//! listed first), and holds the `top_k` best, equal weight, with market
+//! orders: first it closes every position outside the new top (universe
+//! order, whether or not the symbol has a bar at the step), then it buys
+//! each top symbol it does not hold, `1 / top_k` of the equity each (best
+//! first). Positions it keeps are left as they are.
 
 use stratbox_sdk::prelude::*;
 
@@ -26,15 +31,16 @@ pub struct MomentumRotation {
 impl PortfolioStrategy for MomentumRotation {
     fn describe() -> Description {
         Description::new(
-            "Momentum Rotation",
+            "Momentum rotation",
             env!("CARGO_PKG_VERSION"),
-            "Every few steps, holds the symbols with the best return over a lookback, equal weight",
+            "Every `rebalance` steps, hold the `top_k` symbols with the best return over \
+             `lookback` steps, equal weight",
         )
         .param(
             ParamSpec::int("lookback", 72)
                 .range(1.0, 5000.0)
                 .step(1.0)
-                .help("Steps over which a symbol's return is measured"),
+                .help("Steps over which the return is measured"),
         )
         .param(
             ParamSpec::int("rebalance", 24)
@@ -46,7 +52,7 @@ impl PortfolioStrategy for MomentumRotation {
             ParamSpec::int("top_k", 2)
                 .range(1.0, 20.0)
                 .step(1.0)
-                .help("Symbols held after a rebalance"),
+                .help("Symbols held, equal weight"),
         )
         .columns(&[Column::Close])
     }
@@ -74,7 +80,7 @@ impl PortfolioStrategy for MomentumRotation {
         for (k, closes) in self.closes.iter_mut().enumerate() {
             closes[now] = step.close(k).unwrap_or(f64::NAN);
         }
-        if step.index < self.lookback as u64 || !step.index.is_multiple_of(self.rebalance) {
+        if step.index < self.lookback as u64 || !(step.index + 1).is_multiple_of(self.rebalance) {
             return;
         }
         let then = ((step.index - self.lookback as u64) % ring as u64) as usize;
@@ -90,7 +96,7 @@ impl PortfolioStrategy for MomentumRotation {
         self.ranked.truncate(self.top_k);
         let chosen = |k: usize| self.ranked.iter().any(|&(s, _)| s == k);
         for k in 0..self.closes.len() {
-            if step.bar(k).is_some() && !ctx.is_flat(k) && !chosen(k) {
+            if !ctx.is_flat(k) && !chosen(k) {
                 ctx.close_position(k);
             }
         }
@@ -123,66 +129,58 @@ mod tests {
         .unwrap()
     }
 
+    fn buy(symbol: usize, fraction: f64) -> SymbolAction {
+        SymbolAction {
+            symbol,
+            action: Action::Submit(Order::market(Side::Buy, Quantity::Equity(fraction))),
+        }
+    }
+
+    fn close(symbol: usize) -> SymbolAction {
+        SymbolAction {
+            symbol,
+            action: Action::ClosePosition,
+        }
+    }
+
     #[test]
     fn holds_the_best_and_rotates_closing_first() {
         let mut h = harness(1);
-        assert!(h
-            .feed_closes(&[Some(10.0), Some(10.0), Some(10.0)])
-            .is_empty());
-        assert!(h
-            .feed_closes(&[Some(10.0), Some(10.0), Some(10.0)])
-            .is_empty());
-        // Step 2: B rose most over two steps.
+        // Steps 0-2: before lookback, or not a rebalance (t + 1 odd).
+        for _ in 0..3 {
+            assert!(h
+                .feed_closes(&[Some(10.0), Some(10.0), Some(10.0)])
+                .is_empty());
+        }
+        // Step 3: B rose most over two steps.
         assert_eq!(
             h.feed_closes(&[Some(11.0), Some(12.0), Some(10.0)]),
-            vec![SymbolAction {
-                symbol: 1,
-                action: Action::Submit(Order::market(Side::Buy, Quantity::Equity(1.0))),
-            }]
+            [buy(1, 1.0)]
         );
         h.account_mut().positions[1].qty = 5.0;
-        // Step 3 is not a rebalance.
+        // Step 4 is not a rebalance.
         assert!(h
             .feed_closes(&[Some(20.0), Some(12.0), Some(10.0)])
             .is_empty());
-        // Step 4: A leads now; B is closed first, then A bought.
-        let actions = h.feed_closes(&[Some(22.0), Some(12.0), Some(10.0)]);
+        // Step 5: A leads now; B is closed first, then A bought.
         assert_eq!(
-            actions,
-            vec![
-                SymbolAction {
-                    symbol: 1,
-                    action: Action::ClosePosition,
-                },
-                SymbolAction {
-                    symbol: 0,
-                    action: Action::Submit(Order::market(Side::Buy, Quantity::Equity(1.0))),
-                },
-            ]
+            h.feed_closes(&[Some(22.0), Some(12.0), Some(10.0)]),
+            [close(1), buy(0, 1.0)]
         );
     }
 
     #[test]
-    fn symbols_without_a_bar_are_not_ranked_or_traded() {
+    fn symbols_without_a_bar_are_not_ranked_and_held_ones_closed() {
         let mut h = harness(2);
-        h.feed_closes(&[Some(10.0), Some(10.0), Some(10.0)]);
-        h.feed_closes(&[Some(10.0), Some(10.0), Some(10.0)]);
+        for _ in 0..3 {
+            h.feed_closes(&[Some(10.0), Some(10.0), Some(10.0)]);
+        }
         h.account_mut().positions[2].qty = 1.0;
-        // C is held but has no bar: kept; A and B are bought at half each.
-        let actions = h.feed_closes(&[Some(11.0), Some(12.0), None]);
-        let weight = Quantity::Equity(0.5);
+        // Step 3: C has no bar, so it is not ranked; held outside the top,
+        // it is closed first. B and A are bought at half each, best first.
         assert_eq!(
-            actions,
-            vec![
-                SymbolAction {
-                    symbol: 1,
-                    action: Action::Submit(Order::market(Side::Buy, weight)),
-                },
-                SymbolAction {
-                    symbol: 0,
-                    action: Action::Submit(Order::market(Side::Buy, weight)),
-                },
-            ]
+            h.feed_closes(&[Some(11.0), Some(12.0), None]),
+            [close(2), buy(1, 0.5), buy(0, 0.5)]
         );
     }
 }
