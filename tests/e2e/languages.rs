@@ -28,13 +28,13 @@ fn toolchains() -> PathBuf {
 }
 
 /// Compiled code of the interpreter components, shared across tests.
-fn shared_cache() -> PathBuf {
+pub(super) fn shared_cache() -> PathBuf {
     support::target_dir().join("guest-cache")
 }
 
 /// The component built from `plugins/<dir>` by `stratbox plugin build`,
 /// which detects the language (one build at a time: they are heavy).
-fn guest(dir: &str) -> PathBuf {
+pub(super) fn guest(dir: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
     let mut built = BUILT
         .get_or_init(|| Mutex::new(BTreeMap::new()))
@@ -90,7 +90,7 @@ fn local_report(plugin: &Path, csv: &Path, params: &[(&str, &str)]) -> Value {
 
 /// A report without what differs by construction between languages: the
 /// component's sha256 and the fuel it burned.
-fn trading(mut report: Value) -> Value {
+pub(super) fn trading(mut report: Value) -> Value {
     let object = report.as_object_mut().unwrap();
     assert!(object.remove("fuel_used").is_some());
     let strategy = object["strategy"].as_object_mut().unwrap();

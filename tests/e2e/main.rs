@@ -26,6 +26,7 @@ mod perp_fetch;
 mod perp_opt;
 mod plugin_load;
 mod portfolio;
+mod portfolio_languages;
 mod portfolio_sandbox;
 mod queue_backtest;
 mod queue_optimize;
