@@ -120,11 +120,8 @@ fn three_languages_agree(name: &str, params: &[(&str, &str)], min_trades: u64) {
     for lang in ["python", "js"] {
         let plugin = guest(&format!("{name}/{lang}"));
         assert_imports_only_the_log(&plugin);
-        let report = report(&plugin, &symbols, params);
-        assert!(
-            trading(report).to_string() == rust_text,
-            "{name} in {lang} differs from Rust"
-        );
+        let text = trading(report(&plugin, &symbols, params)).to_string();
+        assert!(text == rust_text, "{name} in {lang} differs from Rust");
     }
 }
 

@@ -172,7 +172,7 @@ impl NativePairs {
             var += d * d;
         }
         let std = (var / n).sqrt();
-        if !(std > 0.0) {
+        if std.is_nan() || std <= 0.0 {
             return;
         }
         let z = (spread - mean) / std;

@@ -7,13 +7,14 @@
 //! Every `rebalance` steps (on step `t` when `(t + 1) % rebalance == 0`
 //! and `t >= lookback`, `t` the step's index in the run: steps
 //! `rebalance - 1`, `2 * rebalance - 1`, ...) it ranks the symbols by their
-//! return over the last `lookback` steps, `close[t] / close[t - lookback]
-//! - 1` (only symbols with a bar at both steps; ties go to the symbol
-//! listed first), and holds the `top_k` best, equal weight, with market
-//! orders: first it closes every position outside the new top (universe
-//! order, whether or not the symbol has a bar at the step), then it buys
-//! each top symbol it does not hold, `1 / top_k` of the equity each (best
-//! first). Positions it keeps are left as they are.
+//! return over the last `lookback` steps,
+//! `close[t] / close[t - lookback] - 1` (only symbols with a bar at both
+//! steps; ties go to the symbol listed first), and holds the `top_k`
+//! best, equal weight, with market orders: first it closes every
+//! position outside the new top (universe order, whether or not the
+//! symbol has a bar at the step), then it buys each top symbol it does not
+//! hold, `1 / top_k` of the equity each (best first). Positions it keeps
+//! are left as they are.
 
 use stratbox_sdk::prelude::*;
 
