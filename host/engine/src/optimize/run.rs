@@ -46,6 +46,11 @@ pub enum Data<'a> {
 }
 
 impl Data<'_> {
+    /// Whether there is no bar at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Bars (steps of a portfolio's timeline).
     pub fn len(&self) -> usize {
         match self {
