@@ -10,6 +10,7 @@
 //! sees its own fills.
 
 use crate::params::{Description, Params};
+use crate::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
 use crate::types::{Action, Bar, Fill, Market, Order, OrderKind, Quantity, Side};
 
 /// What an author of a strategy over several symbols implements. One value
@@ -26,53 +27,124 @@ pub trait PortfolioStrategy: Sized + 'static {
     fn on_step(&mut self, step: &StepBars<'_>, ctx: &mut PortfolioContext<'_>);
 }
 
-/// Every symbol's bar at one step of the timeline.
+/// Every symbol's bar at one step of the timeline. Read on demand from the
+/// window's columns: a strategy that looks at one close per symbol pays
+/// for one load each, not for building every bar (in the rotation bench,
+/// building them all was most of the guest's time per step).
 #[derive(Debug, Clone, Copy)]
 pub struct StepBars<'a> {
     /// Index of the step in the whole run (0 is the first step).
     pub index: u64,
     /// The step's time, unix seconds UTC (0 unless `ts` is declared).
     pub ts: i64,
-    bars: &'a [Option<Bar>],
+    source: Source<'a>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    /// Bars already made (the native harness).
+    Bars(&'a [Option<Bar>]),
+    /// Entry `i` of the window's columns (the component).
+    Window {
+        columns: &'a [pwit::SymbolBars],
+        i: usize,
+    },
 }
 
 impl<'a> StepBars<'a> {
     /// One entry per symbol, in the universe's order.
     pub fn new(index: u64, ts: i64, bars: &'a [Option<Bar>]) -> Self {
-        Self { index, ts, bars }
+        Self {
+            index,
+            ts,
+            source: Source::Bars(bars),
+        }
     }
+
+    /// Entry `i` of a window the host pushed.
+    pub(crate) fn of_window(
+        index: u64,
+        ts: i64,
+        columns: &'a [pwit::SymbolBars],
+        i: usize,
+    ) -> Self {
+        Self {
+            index,
+            ts,
+            source: Source::Window { columns, i },
+        }
+    }
+
     /// Symbol `symbol`'s bar at this step; `None` where it has none (or
     /// beyond the universe).
     #[inline]
-    pub fn bar(&self, symbol: usize) -> Option<&'a Bar> {
-        self.bars.get(symbol).and_then(Option::as_ref)
+    pub fn bar(&self, symbol: usize) -> Option<Bar> {
+        match self.source {
+            Source::Bars(bars) => bars.get(symbol).copied().flatten(),
+            Source::Window { columns, i } => bar_at(columns.get(symbol)?, i, self.index, self.ts),
+        }
     }
+
     /// Its close, where it has a bar.
     #[inline]
     pub fn close(&self, symbol: usize) -> Option<f64> {
-        self.bar(symbol).map(|b| b.close)
+        match self.source {
+            Source::Window { columns, i } => {
+                let close = &columns.get(symbol)?.close;
+                if close.is_empty() {
+                    return self.bar(symbol).map(|b| b.close);
+                }
+                // The host sends NaN in every column where there is no bar.
+                let value = close.get(i).copied().unwrap_or(f64::NAN);
+                (!value.is_nan()).then_some(value)
+            }
+            Source::Bars(_) => self.bar(symbol).map(|b| b.close),
+        }
     }
+
     /// Symbols in the universe.
     #[inline]
     pub fn len(&self) -> usize {
-        self.bars.len()
+        match self.source {
+            Source::Bars(bars) => bars.len(),
+            Source::Window { columns, .. } => columns.len(),
+        }
     }
+
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.bars.is_empty()
+        self.len() == 0
     }
-    /// One entry per symbol.
-    #[inline]
-    pub fn bars(&self) -> &'a [Option<Bar>] {
-        self.bars
-    }
+
     /// The symbols with a bar at this step, with their index.
-    pub fn present(&self) -> impl Iterator<Item = (usize, &'a Bar)> + 'a {
-        self.bars
-            .iter()
-            .enumerate()
-            .filter_map(|(k, b)| b.as_ref().map(|b| (k, b)))
+    pub fn present(&self) -> impl Iterator<Item = (usize, Bar)> + 'a {
+        let step = *self;
+        (0..self.len()).filter_map(move |k| step.bar(k).map(|b| (k, b)))
     }
+}
+
+/// A symbol's bar at window entry `i`, if it has one there. The host sends
+/// NaN in every column where a symbol has no bar, so the first column it
+/// sent (close first: the one most strategies declare) tells; a strategy
+/// that declares no price column sees no bars.
+#[inline]
+fn bar_at(c: &pwit::SymbolBars, i: usize, index: u64, ts: i64) -> Option<Bar> {
+    let value = |column: &[f64]| column.get(i).copied().unwrap_or(f64::NAN);
+    let witness = [&c.close, &c.open, &c.high, &c.low, &c.volume]
+        .into_iter()
+        .find(|column| !column.is_empty())?;
+    if value(witness).is_nan() {
+        return None;
+    }
+    Some(Bar {
+        index,
+        ts,
+        open: value(&c.open),
+        high: value(&c.high),
+        low: value(&c.low),
+        close: value(&c.close),
+        volume: value(&c.volume),
+    })
 }
 
 /// One symbol's position before the first step of a host call.

@@ -11,7 +11,7 @@ use crate::portfolio::{
 // The `portfolio` interface, with its own copies of the types it shares
 // with `strategy` (description, param, action, ...).
 use crate::portfolio_bindings::exports::stratbox::strategy::portfolio as pwit;
-use crate::types::{Action, Bar, Fill, FillReason, Market, OrderKind, Quantity, Side};
+use crate::types::{Action, Fill, FillReason, Market, OrderKind, Quantity, Side};
 
 /// The window last pushed by the host: the timeline's `ts` and each
 /// symbol's columns (undeclared ones empty).
@@ -31,8 +31,7 @@ pub struct PortfolioRuntime<S> {
     leverage: f64,
     slippage_bps: f64,
     market: Market,
-    /// Reused per step and per call.
-    step_bars: Vec<Option<Bar>>,
+    /// Reused per call.
     actions: Vec<SymbolAction>,
     account: PortfolioAccount,
 }
@@ -53,7 +52,6 @@ impl<S: PortfolioStrategy> PortfolioRuntime<S> {
             leverage: 1.0,
             slippage_bps: 0.0,
             market: Market::Spot,
-            step_bars: Vec::new(),
             actions: Vec::new(),
             account: PortfolioAccount::default(),
         }
@@ -115,16 +113,10 @@ impl<S: PortfolioStrategy> PortfolioRuntime<S> {
         let end = (to as usize).min(window.len);
         let start = (from as usize).min(end);
         self.actions.clear();
-        let symbols = window.bars.len();
-        self.step_bars.clear();
-        self.step_bars.resize(symbols, None);
         for i in start..end {
             let index = window.first_index + i as u64;
             let ts = window.ts.get(i).copied().unwrap_or(0);
-            for (slot, columns) in self.step_bars.iter_mut().zip(&window.bars) {
-                *slot = bar_at(columns, i, index, ts);
-            }
-            let step = StepBars::new(index, ts, &self.step_bars);
+            let step = StepBars::of_window(index, ts, &window.bars, i);
             let mut ctx = PortfolioContext::new(&self.account, i == start, &mut self.actions);
             strategy.on_step(&step, &mut ctx);
             if !self.actions.is_empty() {
@@ -185,30 +177,6 @@ impl<S: PortfolioStrategy> PortfolioRuntime<S> {
                 },
             }));
     }
-}
-
-/// A symbol's bar at window step `i`, if it has one there. The host sends
-/// NaN in every column where a symbol has no bar, so the first column it
-/// sent (close first: the one most strategies declare) tells; a strategy
-/// that declares no price column sees no bars.
-#[inline]
-fn bar_at(c: &pwit::SymbolBars, i: usize, index: u64, ts: i64) -> Option<Bar> {
-    let value = |column: &[f64]| column.get(i).copied().unwrap_or(f64::NAN);
-    let witness = [&c.close, &c.open, &c.high, &c.low, &c.volume]
-        .into_iter()
-        .find(|column| !column.is_empty())?;
-    if value(witness).is_nan() {
-        return None;
-    }
-    Some(Bar {
-        index,
-        ts,
-        open: value(&c.open),
-        high: value(&c.high),
-        low: value(&c.low),
-        close: value(&c.close),
-        volume: value(&c.volume),
-    })
 }
 
 pub fn describe<S: PortfolioStrategy>() -> pwit::Description {
