@@ -261,10 +261,13 @@ pub(super) async fn parse_create(
     let symbol = match (request.symbol.is_empty(), request.symbols.first()) {
         (false, None) => request.symbol.clone(),
         (true, Some(first)) => first.clone(),
+        // As serde would say it, had `symbol` stayed required: a missing
+        // field is a 400, as it always was.
         (true, None) => {
-            return Err(AppError::invalid(
-                "symbol",
-                "give `symbol`, or `symbols` for several",
+            return Err(AppError::BadRequest(
+                "Failed to deserialize the JSON body into the target type: missing field \
+                 `symbol` (or give `symbols` for several)"
+                    .into(),
             ))
         }
         (false, Some(_)) => {
