@@ -363,3 +363,75 @@ async fn the_dashboard_shows_each_symbol_of_a_portfolio_report() {
     }
     browser.close().await;
 }
+
+/// A perpetual portfolio through the API (each symbol with no stored
+/// contract or funding: the default instrument and the request's constant
+/// rate) equals `stratbox backtest --market linear_perpetual` over the
+/// same files: one wallet, funding per symbol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_perpetual_portfolio_through_the_queue_equals_the_local_cli() {
+    let svc = Service::start("portfolio_perp").await;
+    let server = Server::start(&svc);
+    let _worker = svc.worker("w1", 2, &[]);
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    let (_, strategy) = upload(&http, &server, "momentum-rotation").await;
+    let csvs = universe_csvs(&svc.dir, 3);
+    for (symbol, path) in &csvs {
+        server.import_candles(&http, symbol, "1h", path).await;
+    }
+    let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
+    let request = json!({"strategy_id": strategy["strategy_id"], "symbols": symbols,
+        "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
+        "end_date": "2025-01-01T00:00:00Z", "leverage": 5, "market": "linear_perpetual",
+        "funding_rate": 0.0001,
+        "config": {"params": {"lookback": 48, "rebalance": 24, "top_k": 2}}});
+    let (status, created) = server.post_json(&http, CREATE, &request).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["backtest_id"].as_u64().unwrap();
+    let done = server
+        .wait_completed(&http, &format!("/api/v1/backtests/{id}"))
+        .await;
+    let report = &done["report"];
+    assert_eq!(report["market"], "linear_perpetual", "{report}");
+    assert_eq!(report["funding_source"], "constant", "{report}");
+    assert!(report["funding_paid"].as_f64().unwrap() != 0.0, "{report}");
+    assert!(report["num_trades"].as_u64().unwrap() > 10, "{report}");
+    for summary in report["symbols"].as_array().unwrap() {
+        assert!(summary["funding_paid"].is_number(), "{summary}");
+        assert!(summary["liquidations"].is_number(), "{summary}");
+    }
+
+    let record = svc.store.get_backtest(id).await.unwrap().unwrap();
+    let plugin = support::plugin("momentum-rotation");
+    let mut args: Vec<String> = [
+        "backtest",
+        "--plugin",
+        p(&plugin),
+        "--json",
+        "--leverage",
+        "5",
+        "--market",
+        "linear_perpetual",
+        "--funding-rate",
+        "0.0001",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for (symbol, path) in &csvs {
+        args.push("--symbol".into());
+        args.push(format!("{symbol}={}", p(path)));
+    }
+    for (name, value) in [("lookback", 48), ("rebalance", 24), ("top_k", 2)] {
+        args.push("--param".into());
+        args.push(format!("{name}={value}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::stratbox(&svc.dir, &args);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert_eq!(
+        record.report.as_deref(),
+        Some(support::stdout(&out).trim_end())
+    );
+}
