@@ -22,6 +22,33 @@ fn universe_csvs(dir: &std::path::Path, symbols: usize) -> Vec<(String, std::pat
         .collect()
 }
 
+/// `stratbox backtest --json` of the momentum rotation over `csvs`.
+fn local_backtest(
+    svc: &Service,
+    csvs: &[(String, std::path::PathBuf)],
+    params: &[(&str, i64)],
+    extra: &[&str],
+) -> String {
+    let plugin = support::plugin("momentum-rotation");
+    let mut args: Vec<String> = ["backtest", "--plugin", p(&plugin), "--json"]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+    for (symbol, path) in csvs {
+        args.push("--symbol".into());
+        args.push(format!("{symbol}={}", p(path)));
+    }
+    for (name, value) in params {
+        args.push("--param".into());
+        args.push(format!("{name}={value}"));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::stratbox(&svc.dir, &args);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    support::stdout(&out).trim_end().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twenty_symbol_rotation_through_the_queue_equals_the_local_cli() {
     let svc = Service::start("portfolio").await;
@@ -63,24 +90,13 @@ async fn a_twenty_symbol_rotation_through_the_queue_equals_the_local_cli() {
 
     let record = svc.store.get_backtest(backtest_id).await.unwrap().unwrap();
     assert_eq!(record.definition.symbols, symbols);
-    let plugin = support::plugin("momentum-rotation");
-    let mut args: Vec<String> = ["backtest", "--plugin", p(&plugin), "--json"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for (symbol, path) in &csvs {
-        args.push("--symbol".into());
-        args.push(format!("{symbol}={}", p(path)));
-    }
-    for (name, value) in [("lookback", 48), ("rebalance", 24), ("top_k", 3)] {
-        args.push("--param".into());
-        args.push(format!("{name}={value}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = support::stratbox(&svc.dir, &args);
-    assert!(out.status.success(), "{}", support::stderr(&out));
-    let local = support::stdout(&out);
-    assert_eq!(record.report.as_deref(), Some(local.trim_end()));
+    let local = local_backtest(
+        &svc,
+        &csvs,
+        &[("lookback", 48), ("rebalance", 24), ("top_k", 3)],
+        &[],
+    );
+    assert_eq!(record.report.as_deref(), Some(local.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -403,35 +419,18 @@ async fn a_perpetual_portfolio_through_the_queue_equals_the_local_cli() {
     }
 
     let record = svc.store.get_backtest(id).await.unwrap().unwrap();
-    let plugin = support::plugin("momentum-rotation");
-    let mut args: Vec<String> = [
-        "backtest",
-        "--plugin",
-        p(&plugin),
-        "--json",
-        "--leverage",
-        "5",
-        "--market",
-        "linear_perpetual",
-        "--funding-rate",
-        "0.0001",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for (symbol, path) in &csvs {
-        args.push("--symbol".into());
-        args.push(format!("{symbol}={}", p(path)));
-    }
-    for (name, value) in [("lookback", 48), ("rebalance", 24), ("top_k", 2)] {
-        args.push("--param".into());
-        args.push(format!("{name}={value}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = support::stratbox(&svc.dir, &args);
-    assert!(out.status.success(), "{}", support::stderr(&out));
-    assert_eq!(
-        record.report.as_deref(),
-        Some(support::stdout(&out).trim_end())
+    let local = local_backtest(
+        &svc,
+        &csvs,
+        &[("lookback", 48), ("rebalance", 24), ("top_k", 2)],
+        &[
+            "--leverage",
+            "5",
+            "--market",
+            "linear_perpetual",
+            "--funding-rate",
+            "0.0001",
+        ],
     );
+    assert_eq!(record.report.as_deref(), Some(local.as_str()));
 }

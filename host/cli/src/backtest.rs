@@ -157,12 +157,7 @@ fn run_symbols(args: &BacktestArgs) -> CliResult {
         print_log(lines, dropped);
     }
     let mut report = result.map_err(engine_failure)?;
-    report.strategy = Some(StrategyInfo {
-        name: plugin.description.name.clone(),
-        version: plugin.description.version.clone(),
-        sha256: Some(plugin.sha256.clone()),
-        params: params.to_map(),
-    });
+    report.strategy = Some(plugin.info(&params));
     if args.json {
         let json = report.to_json().map_err(CliError::run)?;
         outln!("{json}");
@@ -284,12 +279,7 @@ fn run_plugin(
         print_log(lines, dropped);
     }
     let mut report = result.map_err(engine_failure)?;
-    report.strategy = Some(StrategyInfo {
-        name: plugin.description.name.clone(),
-        version: plugin.description.version.clone(),
-        sha256: Some(plugin.sha256.clone()),
-        params: params.to_map(),
-    });
+    report.strategy = Some(plugin.info(&params));
     Ok(report)
 }
 

@@ -204,22 +204,11 @@ pub fn run_backtest_observed(
         i += consumed;
         on_progress(i);
     }
-    let open_position =
-        broker
-            .open_position()
-            .map(|(side, qty, entry_price, entry_ts, _, fees)| {
-                let last_close = candles.close[n - 1];
-                let direction = if broker.position > 0.0 { 1.0 } else { -1.0 };
-                OpenPosition {
-                    side,
-                    qty,
-                    entry_ts,
-                    entry_price,
-                    mark_price: last_close,
-                    unrealized_pnl: (last_close - entry_price) * qty * direction - fees,
-                    fees,
-                }
-            });
+    let open_position = broker
+        .open_position()
+        .map(|(side, qty, entry_price, entry_ts, _, fees)| {
+            OpenPosition::marked(side, qty, entry_ts, entry_price, fees, candles.close[n - 1])
+        });
     Ok(build_report(
         candles,
         config,

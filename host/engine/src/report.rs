@@ -105,6 +105,32 @@ pub struct OpenPosition {
     pub fees: f64,
 }
 
+impl OpenPosition {
+    /// A position of `qty` opened at `entry_price`, marked at `mark_price`.
+    pub fn marked(
+        side: TradeSide,
+        qty: f64,
+        entry_ts: i64,
+        entry_price: f64,
+        fees: f64,
+        mark_price: f64,
+    ) -> Self {
+        let direction = match side {
+            TradeSide::Long => 1.0,
+            TradeSide::Short => -1.0,
+        };
+        Self {
+            side,
+            qty,
+            entry_ts,
+            entry_price,
+            mark_price,
+            unrealized_pnl: (mark_price - entry_price) * qty * direction - fees,
+            fees,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct EquityPoint {
     pub ts: i64,

@@ -87,12 +87,7 @@ impl StrategyFactory for PluginFactory<'_> {
     }
 
     fn info(&self, params: &Params) -> StrategyInfo {
-        StrategyInfo {
-            name: self.plugin.description.name.clone(),
-            version: self.plugin.description.version.clone(),
-            sha256: Some(self.plugin.sha256.clone()),
-            params: params.to_map(),
-        }
+        self.plugin.info(params)
     }
 }
 

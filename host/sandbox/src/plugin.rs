@@ -57,6 +57,16 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
+    /// Who made a report of this plugin with `params` (`report.strategy`).
+    pub fn info(&self, params: &Params) -> stratbox_engine::StrategyInfo {
+        stratbox_engine::StrategyInfo {
+            name: self.description.name.clone(),
+            version: self.description.version.clone(),
+            sha256: Some(self.sha256.clone()),
+            params: params.to_map(),
+        }
+    }
+
     /// Whether it trades several symbols on one timeline (it exports
     /// `portfolio`): run it with [`Sandbox::instantiate_portfolio`] and
     /// `engine::portfolio::run_portfolio`, never with one symbol.

@@ -119,20 +119,10 @@ pub(crate) fn run_perpetual(
         i += consumed;
         on_progress(i);
     }
-    let last_close = candles.close[n - 1];
     let open_position = broker
         .open_position()
         .map(|(side, qty, entry_price, entry_ts, fees)| {
-            let direction = if broker.position > 0.0 { 1.0 } else { -1.0 };
-            OpenPosition {
-                side,
-                qty,
-                entry_ts,
-                entry_price,
-                mark_price: last_close,
-                unrealized_pnl: (last_close - entry_price) * qty * direction - fees,
-                fees,
-            }
+            OpenPosition::marked(side, qty, entry_ts, entry_price, fees, candles.close[n - 1])
         });
     let mut report = build_report(
         candles,

@@ -7,8 +7,8 @@ use super::strategy::{PositionView, SymbolFill};
 use crate::broker::{Broker, Costs, Others};
 use crate::candles::Candles;
 use crate::perp::{AlignedMarks, FundingClock, MarkView, PerpBroker, PerpConfig, ScanIndex};
-use crate::report::{OpenPosition, Trade};
-use crate::strategy::Action;
+use crate::report::{OpenPosition, Trade, TradeSide};
+use crate::strategy::{Action, Fill, PortfolioView};
 
 /// What the portfolio loop needs of one symbol's broker.
 pub(crate) trait Book {
@@ -25,12 +25,38 @@ pub(crate) trait Book {
     fn qty(&self) -> f64;
     /// The position's part of equity at price `close` (0 when flat).
     fn value_at(&self, close: f64) -> f64;
-    fn view(&self) -> PositionView;
-    fn drain_fills(&mut self, symbol: usize, out: &mut Vec<SymbolFill>);
+    /// The single-symbol view of this symbol's account.
+    fn single_view(&self) -> PortfolioView<'_>;
+    fn fills(&mut self) -> &mut Vec<Fill>;
     fn trades(&self) -> &[Trade];
     fn fees_paid(&self) -> f64;
+    /// The open position: (side, qty, entry price, entry ts, entry fees).
+    fn open(&self) -> Option<(TradeSide, f64, f64, i64, f64)>;
+
+    fn view(&self) -> PositionView {
+        let v = self.single_view();
+        PositionView {
+            qty: v.position,
+            entry_price: v.entry_price,
+            stop_loss: v.stop_loss,
+            take_profit: v.take_profit,
+            open_orders: v.open_orders,
+            liquidation_price: v.liquidation_price,
+            funding_rate: v.funding_rate,
+        }
+    }
+
+    fn drain_fills(&mut self, symbol: usize, out: &mut Vec<SymbolFill>) {
+        out.extend(self.fills().drain(..).map(|fill| SymbolFill { symbol, fill }));
+    }
+
     /// The open position, valued at `close` (the symbol's last close).
-    fn open_position(&self, close: f64) -> Option<OpenPosition>;
+    fn open_position(&self, close: f64) -> Option<OpenPosition> {
+        self.open()
+            .map(|(side, qty, entry_price, entry_ts, fees)| {
+                OpenPosition::marked(side, qty, entry_ts, entry_price, fees, close)
+            })
+    }
 }
 
 /// A spot symbol: positions share the cash.
@@ -80,26 +106,12 @@ impl Book for SpotBook {
         }
     }
 
-    fn view(&self) -> PositionView {
-        let v = self.broker.view();
-        PositionView {
-            qty: v.position,
-            entry_price: v.entry_price,
-            stop_loss: v.stop_loss,
-            take_profit: v.take_profit,
-            open_orders: v.open_orders,
-            liquidation_price: None,
-            funding_rate: None,
-        }
+    fn single_view(&self) -> PortfolioView<'_> {
+        self.broker.view()
     }
 
-    fn drain_fills(&mut self, symbol: usize, out: &mut Vec<SymbolFill>) {
-        out.extend(
-            self.broker
-                .fills
-                .drain(..)
-                .map(|fill| SymbolFill { symbol, fill }),
-        );
+    fn fills(&mut self) -> &mut Vec<Fill> {
+        &mut self.broker.fills
     }
 
     fn trades(&self) -> &[Trade] {
@@ -110,18 +122,11 @@ impl Book for SpotBook {
         self.broker.fees_paid
     }
 
-    fn open_position(&self, close: f64) -> Option<OpenPosition> {
-        let direction = self.broker.position.signum();
+    fn open(&self) -> Option<(TradeSide, f64, f64, i64, f64)> {
         self.broker
             .open_position()
-            .map(|(side, qty, entry_price, entry_ts, _, fees)| OpenPosition {
-                side,
-                qty,
-                entry_ts,
-                entry_price,
-                mark_price: close,
-                unrealized_pnl: (close - entry_price) * qty * direction - fees,
-                fees,
+            .map(|(side, qty, entry_price, entry_ts, _, fees)| {
+                (side, qty, entry_price, entry_ts, fees)
             })
     }
 }
@@ -206,26 +211,12 @@ impl Book for PerpBook {
         }
     }
 
-    fn view(&self) -> PositionView {
-        let v = self.broker.view();
-        PositionView {
-            qty: v.position,
-            entry_price: v.entry_price,
-            stop_loss: v.stop_loss,
-            take_profit: v.take_profit,
-            open_orders: v.open_orders,
-            liquidation_price: v.liquidation_price,
-            funding_rate: v.funding_rate,
-        }
+    fn single_view(&self) -> PortfolioView<'_> {
+        self.broker.view()
     }
 
-    fn drain_fills(&mut self, symbol: usize, out: &mut Vec<SymbolFill>) {
-        out.extend(
-            self.broker
-                .fills
-                .drain(..)
-                .map(|fill| SymbolFill { symbol, fill }),
-        );
+    fn fills(&mut self) -> &mut Vec<Fill> {
+        &mut self.broker.fills
     }
 
     fn trades(&self) -> &[Trade] {
@@ -236,18 +227,7 @@ impl Book for PerpBook {
         self.broker.fees_paid
     }
 
-    fn open_position(&self, close: f64) -> Option<OpenPosition> {
-        let direction = self.broker.position.signum();
-        self.broker
-            .open_position()
-            .map(|(side, qty, entry_price, entry_ts, fees)| OpenPosition {
-                side,
-                qty,
-                entry_ts,
-                entry_price,
-                mark_price: close,
-                unrealized_pnl: (close - entry_price) * qty * direction - fees,
-                fees,
-            })
+    fn open(&self) -> Option<(TradeSide, f64, f64, i64, f64)> {
+        self.broker.open_position()
     }
 }

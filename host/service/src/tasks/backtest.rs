@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use stratbox_engine::perp::{Funding, PerpConfig};
-use stratbox_engine::{self as engine, BacktestConfig, Market, ParamInput, Params, StrategyInfo};
+use stratbox_engine::{self as engine, BacktestConfig, Market, ParamInput, Params};
 use stratbox_queue::{Guard, Queue, QueueError, Record, TaskError, TaskSpec};
 use stratbox_sandbox::{RunError, RunLimits};
 use stratbox_store::backtests::{fields, BacktestDefinition};
@@ -743,12 +743,7 @@ pub(super) fn run(
     // says why.
     keep_log(tasks, rt, payload.backtest_id, task_id, &strategy)?;
     let mut report = run.map_err(engine_error)?;
-    report.strategy = Some(StrategyInfo {
-        name: plugin.description.name.clone(),
-        version: plugin.description.version.clone(),
-        sha256: Some(plugin.sha256.clone()),
-        params: params.to_map(),
-    });
+    report.strategy = Some(plugin.info(&params));
     // Stored with its curve in columns; readers expand it (`store`).
     report
         .into_compact_json()
@@ -791,12 +786,7 @@ fn run_portfolio(
     let (lines, dropped) = strategy.log();
     keep_lines(tasks, rt, payload.backtest_id, task_id, lines, dropped)?;
     let mut report = run.map_err(engine_error)?;
-    report.strategy = Some(StrategyInfo {
-        name: plugin.description.name.clone(),
-        version: plugin.description.version.clone(),
-        sha256: Some(plugin.sha256.clone()),
-        params: params.to_map(),
-    });
+    report.strategy = Some(plugin.info(params));
     report
         .into_compact_json()
         .map_err(|e| TaskError::permanent("report_error", e.to_string()))

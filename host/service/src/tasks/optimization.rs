@@ -690,14 +690,7 @@ fn run_params(
         _ => (candles, None),
     };
     let combos = combinations(payload);
-    let factory = PluginFactory {
-        sandbox: &tasks.sandbox,
-        plugin,
-        // Each run's own fuel and memory; the chunk's deadline bounds time.
-        limits: run_limits(&b.limits, None),
-        cancel: ctx.cancel.clone(),
-        until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
-    };
+    let factory = chunk_factory(tasks, plugin, b, ctx, started);
     // The symbol's stored contract, funding and marks, read once for the
     // chunk; both parts of a hold-out run with them, as the CLI's do.
     let mut config = engine_config(b);
@@ -735,13 +728,7 @@ fn run_portfolio_params(
     let def = &payload.definition;
     let b = &def.backtest;
     let (universe, perps) = load_universe(tasks, rt, b, def.candles_version)?;
-    let factory = PluginFactory {
-        sandbox: &tasks.sandbox,
-        plugin,
-        limits: run_limits(&b.limits, None),
-        cancel: ctx.cancel.clone(),
-        until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
-    };
+    let factory = chunk_factory(tasks, plugin, b, ctx, started);
     let total = payload.params.len().max(1) as f64;
     let rows = optimize::evaluate_data(
         &factory,
@@ -755,6 +742,24 @@ fn run_portfolio_params(
     )
     .map_err(engine_error)?;
     serde_json::to_string(&rows).map_err(|e| TaskError::permanent("report_error", e.to_string()))
+}
+
+/// A chunk's runs: each with its own fuel and memory, the chunk's
+/// deadline bounding their time.
+fn chunk_factory<'a>(
+    tasks: &'a Tasks,
+    plugin: std::sync::Arc<stratbox_sandbox::Plugin>,
+    b: &stratbox_store::BacktestDefinition,
+    ctx: &TaskContext,
+    started: Instant,
+) -> PluginFactory<'a> {
+    PluginFactory {
+        sandbox: &tasks.sandbox,
+        plugin,
+        limits: run_limits(&b.limits, None),
+        cancel: ctx.cancel.clone(),
+        until: Some(started + ctx.timeout.max(Duration::from_millis(1))),
+    }
 }
 
 /// A chunk's params as numbered combinations.
