@@ -204,11 +204,12 @@ pub fn run_backtest_observed(
         i += consumed;
         on_progress(i);
     }
-    let open_position = broker
-        .open_position()
-        .map(|(side, qty, entry_price, entry_ts, _, fees)| {
-            OpenPosition::marked(side, qty, entry_ts, entry_price, fees, candles.close[n - 1])
-        });
+    let open_position =
+        broker
+            .open_position()
+            .map(|(side, qty, entry_price, entry_ts, _, fees)| {
+                OpenPosition::marked(side, qty, entry_ts, entry_price, fees, candles.close[n - 1])
+            });
     Ok(build_report(
         candles,
         config,

@@ -47,15 +47,18 @@ pub(crate) trait Book {
     }
 
     fn drain_fills(&mut self, symbol: usize, out: &mut Vec<SymbolFill>) {
-        out.extend(self.fills().drain(..).map(|fill| SymbolFill { symbol, fill }));
+        out.extend(
+            self.fills()
+                .drain(..)
+                .map(|fill| SymbolFill { symbol, fill }),
+        );
     }
 
     /// The open position, valued at `close` (the symbol's last close).
     fn open_position(&self, close: f64) -> Option<OpenPosition> {
-        self.open()
-            .map(|(side, qty, entry_price, entry_ts, fees)| {
-                OpenPosition::marked(side, qty, entry_ts, entry_price, fees, close)
-            })
+        self.open().map(|(side, qty, entry_price, entry_ts, fees)| {
+            OpenPosition::marked(side, qty, entry_ts, entry_price, fees, close)
+        })
     }
 }
 
