@@ -226,12 +226,12 @@ async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
     let mut sweep = backtest(&json!({"rebalance": 12}));
     sweep["search_space"] = json!({"lookback": [24, 96], "top_k": [1, 2]});
     let path = "/api/v1/queue/optimization/create-and-run";
-    let mut held_out = sweep.clone();
-    held_out["holdout"] = json!({"split": 0.25});
-    let (status, body) = server.post_json(&http, path, &held_out).await;
+    let mut walked = sweep.clone();
+    walked["walk_forward"] = json!({"train": 1000, "test": 500});
+    let (status, body) = server.post_json(&http, path, &walked).await;
     assert_eq!(
         (status, &body["error"]["field"]),
-        (422, &json!("holdout")),
+        (422, &json!("walk_forward")),
         "{body}"
     );
 
@@ -306,11 +306,36 @@ async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
         args.push("--symbol".into());
         args.push(format!("{symbol}={}", p(&half_path)));
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = support::stratbox(&svc.dir, &args);
-    assert!(out.status.success(), "{}", support::stderr(&out));
-    assert_eq!(table, std::fs::read_to_string(&local_csv).unwrap());
+    let run_local = |extra: &[&str]| {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        let out = support::stratbox(&svc.dir, &all);
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        std::fs::read_to_string(&local_csv).unwrap()
+    };
+    assert_eq!(table, run_local(&[]));
     assert_eq!(table.lines().count(), 5);
+
+    // With a hold-out: every symbol split at the same time; the table,
+    // out-of-sample metrics included, is the CLI's.
+    let mut held_out = sweep.clone();
+    held_out["holdout"] = json!({"split": 0.25});
+    let (status, created) = server.post_json(&http, path, &held_out).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["optimization_id"].as_u64().unwrap();
+    let done = server
+        .wait_completed(&http, &format!("/api/v1/optimizations/{id}?top=4"))
+        .await;
+    assert!(done["top"][0]["oos"].is_object(), "{done}");
+    let table = http
+        .get(server.url(&format!("/api/v1/optimizations/{id}/table.csv")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(table, run_local(&["--holdout", "0.25"]));
 }
 
 /// The dashboard shows a portfolio report: one equity curve, a row per

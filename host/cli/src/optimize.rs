@@ -38,9 +38,8 @@ pub struct OptimizeArgs {
     #[arg(long, required_unless_present = "symbols", conflicts_with = "symbols")]
     candles: Option<PathBuf>,
     /// One symbol of a portfolio strategy and its candle CSV, NAME=PATH;
-    /// repeat for each symbol (the sweep covers the whole range: no
-    /// --holdout or --walk-forward).
-    #[arg(long = "symbol", value_name = "NAME=PATH", conflicts_with_all = ["reference", "holdout", "walk_forward"])]
+    /// repeat for each symbol (no --walk-forward over several symbols yet).
+    #[arg(long = "symbol", value_name = "NAME=PATH", conflicts_with_all = ["reference", "walk_forward"])]
     symbols: Vec<String>,
     /// A fixed strategy parameter, NAME=VALUE; repeat for several.
     #[arg(long = "param", value_name = "NAME=VALUE")]
@@ -320,18 +319,28 @@ pub fn run(args: &OptimizeArgs) -> CliResult {
     if let Some(spec) = &walk_forward {
         return walk(&search, &candles, spec, args, started);
     }
-    let (in_sample, out_of_sample) = match &holdout {
-        Some(h) => {
+    let (in_sample, out_of_sample) = match (&holdout, &universe) {
+        (Some(h), None) => {
             let (a, b) = h.split(&candles).map_err(|e| bad(&e, &args.ranges))?;
             (a, Some(b))
         }
-        None => (candles, None),
+        _ => (candles, None),
     };
-    let in_sample = match &universe {
-        Some(universe) => Data::Portfolio(universe, &[]),
-        None => Data::Series(&in_sample),
+    let held_out = match (&holdout, &universe) {
+        (Some(h), Some(universe)) => Some(
+            h.split_universe(universe)
+                .map_err(|e| bad(&e, &args.ranges))?,
+        ),
+        _ => None,
     };
-    let out_of_sample = out_of_sample.as_ref().map(Data::Series);
+    let (in_sample, out_of_sample) = match (&held_out, &universe) {
+        (Some((a, o)), _) => (Data::Portfolio(a, &[]), Some(Data::Portfolio(o, &[]))),
+        (None, Some(universe)) => (Data::Portfolio(universe, &[]), None),
+        (None, None) => (
+            Data::Series(&in_sample),
+            out_of_sample.as_ref().map(Data::Series),
+        ),
+    };
     let (combos, rows, sampler_secs) = search.run(in_sample, out_of_sample, "")?;
     let elapsed = started.elapsed().as_secs_f64();
     let table = optimize::rank(&objective, rows);

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::OptimizeError;
 use crate::candles::Candles;
+use crate::portfolio::Universe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Split {
@@ -75,8 +76,15 @@ impl Holdout {
 
     /// The first out-of-sample bar; both parts hold at least one bar.
     pub fn index(&self, candles: &Candles) -> Result<usize, OptimizeError> {
-        let n = candles.len();
-        let (Some(first), Some(last)) = (candles.ts.first(), candles.ts.last()) else {
+        self.index_in(&candles.ts)
+    }
+
+    /// [`Holdout::index`] over bar times `ts` (a series', or a portfolio's
+    /// timeline).
+    pub fn index_in(&self, ts: &[i64]) -> Result<usize, OptimizeError> {
+        let n = ts.len();
+        let ts_all = ts;
+        let (Some(first), Some(last)) = (ts.first(), ts.last()) else {
             return Err(OptimizeError::new(FIELD, "there are no candles to split"));
         };
         let at = match self.split {
@@ -89,7 +97,7 @@ impl Holdout {
                         ),
                     ));
                 }
-                candles.ts.partition_point(|&t| t < ts)
+                ts_all.partition_point(|&t| t < ts)
             }
             Split::Fraction(f) => {
                 self.check_range(*first, *last)?;
@@ -103,6 +111,31 @@ impl Holdout {
             ));
         }
         Ok(at)
+    }
+
+    /// (in sample, out of sample) of several symbols: the timeline is split
+    /// as one series' bars would be, and each symbol's bars at that time.
+    pub fn split_universe(
+        &self,
+        universe: &Universe,
+    ) -> Result<(Universe, Universe), OptimizeError> {
+        let at = self.index_in(&universe.ts)?;
+        let (last_in, first_out) = (universe.ts[at - 1], universe.ts[at]);
+        let end = universe.ts[universe.ts.len() - 1];
+        let part = |from: i64, to: i64| {
+            let series = universe
+                .symbols
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        std::sync::Arc::new(s.candles.range(from, to)),
+                    )
+                })
+                .collect();
+            Universe::new(series).map_err(|e| OptimizeError::new(FIELD, e.to_string()))
+        };
+        Ok((part(universe.ts[0], last_in)?, part(first_out, end)?))
     }
 
     /// (in sample, out of sample).
@@ -172,5 +205,38 @@ mod tests {
                 .field,
             FIELD
         );
+    }
+
+    #[test]
+    fn several_symbols_split_on_their_timeline_each_at_the_same_time() {
+        let a = crate::candles::synth(10, 1, 3_600, 0, 100.0);
+        // B starts two hours late.
+        let b = crate::candles::synth(8, 2, 3_600, 7_200, 50.0);
+        let universe = Universe::new(vec![
+            ("A".into(), std::sync::Arc::new(a)),
+            ("B".into(), std::sync::Arc::new(b)),
+        ])
+        .unwrap();
+        let (is, oos) = Holdout::parse("0.3")
+            .unwrap()
+            .split_universe(&universe)
+            .unwrap();
+        assert_eq!((is.steps(), oos.steps()), (7, 3));
+        assert_eq!(
+            (is.symbols[0].candles.len(), is.symbols[1].candles.len()),
+            (7, 5)
+        );
+        assert_eq!(
+            (oos.symbols[0].candles.len(), oos.symbols[1].candles.len()),
+            (3, 3)
+        );
+        assert_eq!(oos.ts[0], 25_200);
+        // A split that leaves a symbol no bar on one side names it.
+        let err = Holdout::parse("1970-01-01T01:00:00Z")
+            .unwrap()
+            .split_universe(&universe)
+            .unwrap_err();
+        assert_eq!(err.field, FIELD);
+        assert!(err.message.contains("B has no candles"), "{}", err.message);
     }
 }

@@ -232,19 +232,12 @@ async fn prepare(
     let mut probe = request.backtest.clone();
     probe.params.clear();
     let (checked, candles_version) = Validator::new(store).check(&probe).await?;
-    if !checked.symbols.is_empty() {
-        // Windows and hold-outs split one series (docs/optimization.md).
-        for (set, field) in [
-            (request.holdout.is_some(), "holdout"),
-            (request.walk_forward.is_some(), "walk_forward"),
-        ] {
-            if set {
-                return Err(super::backtest::invalid(
-                    field,
-                    "not over several symbols yet: a portfolio strategy is optimized on the whole range",
-                ));
-            }
-        }
+    if !checked.symbols.is_empty() && request.walk_forward.is_some() {
+        // Windows split one series (docs/optimization.md).
+        return Err(super::backtest::invalid(
+            "walk_forward",
+            "not over several symbols yet: a portfolio strategy is optimized on one range (a hold-out may follow it)",
+        ));
     }
     let mut search_space = BTreeMap::new();
     for (name, value) in &request.search_space {
@@ -715,8 +708,8 @@ fn run_params(
     serde_json::to_string(&rows).map_err(|e| TaskError::permanent("report_error", e.to_string()))
 }
 
-/// The chunk's combinations over several symbols (no hold-out or windows:
-/// refused at submission).
+/// The chunk's combinations over several symbols, in and out of sample
+/// with a hold-out (no windows: refused at submission).
 fn run_portfolio_params(
     tasks: &Tasks,
     rt: &tokio::runtime::Handle,
@@ -728,13 +721,23 @@ fn run_portfolio_params(
     let def = &payload.definition;
     let b = &def.backtest;
     let (universe, perps) = load_universe(tasks, rt, b, def.candles_version)?;
+    let held_out = def
+        .holdout
+        .as_ref()
+        .map(|h| h.split_universe(&universe))
+        .transpose()
+        .map_err(|e| TaskError::permanent("invalid_holdout", e.to_string()))?;
+    let (in_sample, out_of_sample) = match &held_out {
+        Some((a, o)) => (a, Some(o)),
+        None => (&universe, None),
+    };
     let factory = chunk_factory(tasks, plugin, b, ctx, started);
     let total = payload.params.len().max(1) as f64;
     let rows = optimize::evaluate_data(
         &factory,
         &combinations(payload),
-        optimize::Data::Portfolio(&universe, &perps),
-        None,
+        optimize::Data::Portfolio(in_sample, &perps),
+        out_of_sample.map(|o| optimize::Data::Portfolio(o, &perps)),
         &engine_config(b),
         1,
         &|done| ctx.set_progress(done as f64 / total),
