@@ -22,6 +22,41 @@ fn universe_csvs(dir: &std::path::Path, symbols: usize) -> Vec<(String, std::pat
         .collect()
 }
 
+/// A service with the momentum rotation uploaded and `symbols` symbols'
+/// year of hourly candles imported; a worker unless `worker` is false.
+struct Setup {
+    svc: Service,
+    server: Server,
+    _worker: Option<super::service::WorkerProc>,
+    http: reqwest::Client,
+    strategy: Value,
+    csvs: Vec<(String, std::path::PathBuf)>,
+}
+
+/// Bind `_worker` where it is destructured: a field left to `..` is
+/// dropped at once, and the worker with it.
+async fn setup(test: &str, symbols: usize, worker: bool) -> Setup {
+    let svc = Service::start(test).await;
+    let server = Server::start(&svc);
+    let worker = worker.then(|| svc.worker("w1", 2, &[]));
+    let http = support::http_client();
+    server.wait_healthy(&http).await;
+    let (status, strategy) = upload(&http, &server, "momentum-rotation").await;
+    assert_eq!(status, 201, "{strategy}");
+    let csvs = universe_csvs(&svc.dir, symbols);
+    for (symbol, path) in &csvs {
+        server.import_candles(&http, symbol, "1h", path).await;
+    }
+    Setup {
+        svc,
+        server,
+        _worker: worker,
+        http,
+        strategy,
+        csvs,
+    }
+}
+
 /// `stratbox backtest --json` of the momentum rotation over `csvs`.
 fn local_backtest(
     svc: &Service,
@@ -51,19 +86,15 @@ fn local_backtest(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twenty_symbol_rotation_through_the_queue_equals_the_local_cli() {
-    let svc = Service::start("portfolio").await;
-    let server = Server::start(&svc);
-    let _worker = svc.worker("w1", 2, &[]);
-    let http = support::http_client();
-    server.wait_healthy(&http).await;
-
-    let (status, strategy) = upload(&http, &server, "momentum-rotation").await;
-    assert_eq!(status, 201, "{strategy}");
+    let Setup {
+        svc,
+        server,
+        http,
+        strategy,
+        csvs,
+        _worker,
+    } = setup("portfolio", 20, true).await;
     let strategy_id = strategy["strategy_id"].as_u64().unwrap();
-    let csvs = universe_csvs(&svc.dir, 20);
-    for (symbol, path) in &csvs {
-        server.import_candles(&http, symbol, "1h", path).await;
-    }
     let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
     let request = json!({"strategy_id": strategy_id, "symbols": symbols, "timeframe": "1h",
         "start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z",
@@ -101,16 +132,14 @@ async fn a_twenty_symbol_rotation_through_the_queue_equals_the_local_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
-    let svc = Service::start("portfolio_bad").await;
-    let server = Server::start(&svc);
-    let http = support::http_client();
-    server.wait_healthy(&http).await;
-    let (_, rotation) = upload(&http, &server, "momentum-rotation").await;
+    let Setup {
+        svc,
+        server,
+        http,
+        strategy: rotation,
+        ..
+    } = setup("portfolio_bad", 2, false).await;
     let (_, ema) = upload(&http, &server, "ema-crossover").await;
-    let csvs = universe_csvs(&svc.dir, 2);
-    for (symbol, path) in &csvs {
-        server.import_candles(&http, symbol, "1h", path).await;
-    }
     let request = |strategy: &Value, extra: Value| {
         let mut r = json!({"strategy_id": strategy["strategy_id"], "timeframe": "1h",
             "start_date": "2024-01-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"});
@@ -203,20 +232,18 @@ async fn bad_universes_are_refused_naming_the_symbol_and_nothing_is_queued() {
 
 /// An optimization over several symbols: its chunks run the portfolio on
 /// every worker, and each row is the report of the same backtest through
-/// the API; a hold-out over several symbols is refused.
+/// the API; its table, with a hold-out too, is `stratbox optimize`'s; a
+/// walk-forward over several symbols is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
-    let svc = Service::start("portfolio_opt").await;
-    let server = Server::start(&svc);
-    let _worker = svc.worker("w1", 2, &[]);
-    let http = support::http_client();
-    server.wait_healthy(&http).await;
-    let (status, strategy) = upload(&http, &server, "momentum-rotation").await;
-    assert_eq!(status, 201, "{strategy}");
-    let csvs = universe_csvs(&svc.dir, 4);
-    for (symbol, path) in &csvs {
-        server.import_candles(&http, symbol, "1h", path).await;
-    }
+    let Setup {
+        svc,
+        server,
+        http,
+        strategy,
+        csvs,
+        _worker,
+    } = setup("portfolio_opt", 4, true).await;
     let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
     let backtest = |params: &Value| {
         json!({"strategy_id": strategy["strategy_id"], "symbols": symbols, "timeframe": "1h",
@@ -345,16 +372,14 @@ async fn a_portfolio_optimization_ranks_rows_that_are_its_backtests() {
 async fn the_dashboard_shows_each_symbol_of_a_portfolio_report() {
     use super::browser::Browser;
     use super::dashboard::{sign_in, text_of, trades_table, wait_backtest_charts};
-    let svc = Service::start("portfolio_dashboard").await;
-    let server = Server::start(&svc);
-    let _worker = svc.worker("w1", 2, &[]);
-    let http = support::http_client();
-    server.wait_healthy(&http).await;
-    let (_, strategy) = upload(&http, &server, "momentum-rotation").await;
-    let csvs = universe_csvs(&svc.dir, 3);
-    for (symbol, path) in &csvs {
-        server.import_candles(&http, symbol, "1h", path).await;
-    }
+    let Setup {
+        svc,
+        server,
+        http,
+        strategy,
+        csvs,
+        _worker,
+    } = setup("portfolio_dashboard", 3, true).await;
     let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
     let request = json!({"strategy_id": strategy["strategy_id"], "symbols": symbols,
         "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
@@ -411,16 +436,14 @@ async fn the_dashboard_shows_each_symbol_of_a_portfolio_report() {
 /// same files: one wallet, funding per symbol.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_perpetual_portfolio_through_the_queue_equals_the_local_cli() {
-    let svc = Service::start("portfolio_perp").await;
-    let server = Server::start(&svc);
-    let _worker = svc.worker("w1", 2, &[]);
-    let http = support::http_client();
-    server.wait_healthy(&http).await;
-    let (_, strategy) = upload(&http, &server, "momentum-rotation").await;
-    let csvs = universe_csvs(&svc.dir, 3);
-    for (symbol, path) in &csvs {
-        server.import_candles(&http, symbol, "1h", path).await;
-    }
+    let Setup {
+        svc,
+        server,
+        http,
+        strategy,
+        csvs,
+        _worker,
+    } = setup("portfolio_perp", 3, true).await;
     let symbols: Vec<&str> = csvs.iter().map(|(s, _)| s.as_str()).collect();
     let request = json!({"strategy_id": strategy["strategy_id"], "symbols": symbols,
         "timeframe": "1h", "start_date": "2024-01-01T00:00:00Z",
