@@ -215,20 +215,65 @@ pub(crate) fn describe(
     }
 }
 
+/// What every live instance holds: its store, its limits, and the error
+/// that ended it (a trapped instance cannot be entered again).
+struct Session {
+    store: Store<StoreState>,
+    settings: RunSettings,
+    failed: Option<RunError>,
+}
+
+impl Session {
+    fn new(engine: &Engine, config: &SandboxConfig, settings: RunSettings) -> Self {
+        Self {
+            store: new_store(engine, config, &settings),
+            settings,
+            failed: None,
+        }
+    }
+
+    fn classify(&self, err: &wasmtime::Error) -> RunError {
+        classify(err, self.store.data(), &self.settings)
+    }
+
+    /// A call failed: the run ends with its typed error.
+    fn fail(&mut self, err: &wasmtime::Error) -> RunError {
+        let run_error = self.classify(err);
+        self.failed = Some(run_error.clone());
+        run_error
+    }
+
+    /// The guest broke the protocol: the run ends, as a trap would end it.
+    fn violation(&mut self, message: &str) -> Box<RunError> {
+        let error = RunError::Trap {
+            message: format!("protocol violation: {message}"),
+        };
+        self.failed = Some(error.clone());
+        Box::new(error)
+    }
+
+    fn log(&self) -> (&[LogLine], u64) {
+        (&self.store.data().log, self.store.data().log_dropped)
+    }
+
+    fn fuel_used(&self) -> u64 {
+        self.settings
+            .fuel_budget
+            .saturating_sub(self.store.get_fuel().unwrap_or(0))
+    }
+}
+
 /// A live instance driven by the engine.
 pub struct WasmStrategy {
-    store: Store<StoreState>,
+    session: Session,
     guest: Guest,
     version: ContractVersion,
     /// What the guest was last told with `set-market-state` (it starts on
     /// spot with neither value, so a spot run never sends it).
     market_state: MarketState,
-    settings: RunSettings,
     window_bars: usize,
     /// Run indices of the bars held by the guest.
     window: Option<(usize, usize)>,
-    /// Set once a call failed: a trapped instance cannot be entered again.
-    failed: Option<RunError>,
     /// Which bar fields to send, in `Column::ALL` order.
     send: [bool; 6],
 }
@@ -243,24 +288,22 @@ impl WasmStrategy {
         params: &Params,
         columns: &[Column],
     ) -> Result<Self, RunError> {
-        let mut store = new_store(engine, config, &settings);
+        let mut session = Session::new(engine, config, settings);
         let guest = pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(&e, store.data(), &settings))?;
-        match guest.init(&mut store, params) {
+            .instantiate(&mut session.store)
+            .map_err(|e| session.classify(&e))?;
+        match guest.init(&mut session.store, params) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(RunError::InitFailed { message }),
-            Err(e) => return Err(classify(&e, store.data(), &settings)),
+            Err(e) => return Err(session.classify(&e)),
         }
         Ok(Self {
-            store,
+            session,
             guest,
             version,
             market_state: MarketState::default(),
-            settings,
             window_bars: config.window_bars.max(1),
             window: None,
-            failed: None,
             // Opens always cross: the guest fills simple market orders at them.
             send: Column::ALL.map(|c| c == Column::Open || columns.contains(&c)),
         })
@@ -268,31 +311,16 @@ impl WasmStrategy {
 
     /// Lines the strategy logged (bounded) and how many were dropped.
     pub fn log(&self) -> (&[LogLine], u64) {
-        (&self.store.data().log, self.store.data().log_dropped)
+        self.session.log()
     }
 
     pub fn fuel_budget(&self) -> u64 {
-        self.settings.fuel_budget
-    }
-
-    /// The guest broke the protocol: the run ends, as a trap would end it.
-    fn violation(&mut self, message: &str) -> Box<RunError> {
-        let error = RunError::Trap {
-            message: format!("protocol violation: {message}"),
-        };
-        self.failed = Some(error.clone());
-        Box::new(error)
+        self.session.settings.fuel_budget
     }
 
     /// The contract version of the running component.
     pub fn contract_version(&self) -> ContractVersion {
         self.version
-    }
-
-    fn fail(&mut self, err: &wasmtime::Error) -> RunError {
-        let run_error = classify(err, self.store.data(), &self.settings);
-        self.failed = Some(run_error.clone());
-        run_error
     }
 
     fn push_window(
@@ -317,8 +345,8 @@ impl WasmStrategy {
             close: sent(close, &candles.close, r.clone()),
             volume: sent(volume, &candles.volume, r),
         };
-        let call = self.guest.push_bars(&mut self.store, &window);
-        call.map_err(|e| self.fail(&e))?;
+        let call = self.guest.push_bars(&mut self.session.store, &window);
+        call.map_err(|e| self.session.fail(&e))?;
         self.window = Some((start, end));
         Ok((start, end))
     }
@@ -334,7 +362,7 @@ impl Strategy for WasmStrategy {
         actions: &mut Vec<Action>,
         plan: &mut Plan,
     ) -> Result<usize, StrategyError> {
-        if let Some(failed) = &self.failed {
+        if let Some(failed) = &self.session.failed {
             return Err(Box::new(failed.clone()));
         }
         let (window_start, window_end) = match self.window {
@@ -346,8 +374,8 @@ impl Strategy for WasmStrategy {
         if self.version.has_market_state() {
             let state = MarketState::of(portfolio);
             if !state.same(&self.market_state) {
-                let call = self.guest.set_market_state(&mut self.store, state);
-                call.map_err(|e| self.fail(&e))?;
+                let call = self.guest.set_market_state(&mut self.session.store, state);
+                call.map_err(|e| self.session.fail(&e))?;
                 self.market_state = state;
             }
         } else if perpetual {
@@ -360,21 +388,21 @@ impl Strategy for WasmStrategy {
         let step = self
             .guest
             .run(
-                &mut self.store,
+                &mut self.session.store,
                 portfolio,
                 (start - window_start) as u32,
                 (end - window_start) as u32,
             )
-            .map_err(|e| self.fail(&e))?;
+            .map_err(|e| self.session.fail(&e))?;
         let consumed = step.consumed as usize;
         if consumed == 0 || consumed > end - start {
-            return Err(self.violation(&format!(
+            return Err(self.session.violation(&format!(
                 "`run` reported {consumed} bars walked of {}",
                 end - start
             )));
         }
         if perpetual && step.planned > 0 {
-            return Err(self.violation(&format!(
+            return Err(self.session.violation(&format!(
                 "the strategy filled {} orders itself under {}; the host fills every order there",
                 step.planned,
                 portfolio.market.as_str()
@@ -383,23 +411,21 @@ impl Strategy for WasmStrategy {
         actions.extend(step.action);
         if step.planned > 0 {
             self.guest
-                .take_planned(&mut self.store, window_start, plan)
-                .map_err(|e| self.fail(&e))?;
+                .take_planned(&mut self.session.store, window_start, plan)
+                .map_err(|e| self.session.fail(&e))?;
         }
         for _ in 0..step.more {
             let next = self
                 .guest
-                .next_action(&mut self.store)
-                .map_err(|e| self.fail(&e))?;
+                .next_action(&mut self.session.store)
+                .map_err(|e| self.session.fail(&e))?;
             actions.extend(next);
         }
         Ok(consumed)
     }
 
     fn fuel_used(&self) -> u64 {
-        self.settings
-            .fuel_budget
-            .saturating_sub(self.store.get_fuel().unwrap_or(0))
+        self.session.fuel_used()
     }
 }
 
@@ -428,14 +454,12 @@ pub(crate) struct PortfolioSetup<'a> {
 /// (only the declared ones) go over with `push-bars`, and each `run`
 /// returns after the first step with actions.
 pub struct WasmPortfolioStrategy {
-    store: Store<StoreState>,
+    session: Session,
     guest: PortfolioGuest,
-    settings: RunSettings,
     symbols: usize,
     window_steps: usize,
     /// Steps of the timeline held by the guest.
     window: Option<(usize, usize)>,
-    failed: Option<RunError>,
     /// Which fields to send, in `Column::ALL` order (ts, open, high, low,
     /// close, volume).
     send: [bool; 6],
@@ -452,24 +476,27 @@ impl WasmPortfolioStrategy {
         settings: RunSettings,
         setup: PortfolioSetup<'_>,
     ) -> Result<Self, RunError> {
-        let mut store = new_store(engine, config, &settings);
+        let mut session = Session::new(engine, config, settings);
         let guest = pre
-            .instantiate_portfolio(&mut store)
-            .map_err(|e| classify(&e, store.data(), &settings))?;
-        match guest.init(&mut store, setup.params, setup.symbols, setup.market) {
+            .instantiate_portfolio(&mut session.store)
+            .map_err(|e| session.classify(&e))?;
+        match guest.init(
+            &mut session.store,
+            setup.params,
+            setup.symbols,
+            setup.market,
+        ) {
             Ok(Ok(())) => {}
             Ok(Err(message)) => return Err(RunError::InitFailed { message }),
-            Err(e) => return Err(classify(&e, store.data(), &settings)),
+            Err(e) => return Err(session.classify(&e)),
         }
         let symbols = setup.symbols.len();
         Ok(Self {
-            store,
+            session,
             guest,
-            settings,
             symbols,
             window_steps: config.portfolio_window_steps(symbols),
             window: None,
-            failed: None,
             send: Column::ALL.map(|c| setup.columns.contains(&c)),
             bars: Vec::with_capacity(symbols),
             account: pwit::Account {
@@ -483,25 +510,11 @@ impl WasmPortfolioStrategy {
 
     /// Lines the strategy logged (bounded) and how many were dropped.
     pub fn log(&self) -> (&[LogLine], u64) {
-        (&self.store.data().log, self.store.data().log_dropped)
+        self.session.log()
     }
 
     pub fn fuel_budget(&self) -> u64 {
-        self.settings.fuel_budget
-    }
-
-    fn fail(&mut self, err: &wasmtime::Error) -> RunError {
-        let run_error = classify(err, self.store.data(), &self.settings);
-        self.failed = Some(run_error.clone());
-        run_error
-    }
-
-    fn violation(&mut self, message: &str) -> Box<RunError> {
-        let error = RunError::Trap {
-            message: format!("protocol violation: {message}"),
-        };
-        self.failed = Some(error.clone());
-        Box::new(error)
+        self.session.settings.fuel_budget
     }
 
     fn push_window(
@@ -518,7 +531,7 @@ impl WasmPortfolioStrategy {
                     universe.symbols.len()
                 ),
             };
-            self.failed = Some(error.clone());
+            self.session.failed = Some(error.clone());
             return Err(error);
         }
         let end = universe.steps().min(start + self.window_steps);
@@ -552,8 +565,8 @@ impl WasmPortfolioStrategy {
             ts: sent(ts, &universe.ts, r.clone()),
             bars: &self.bars,
         };
-        let call = self.guest.push_bars(&mut self.store, &window);
-        call.map_err(|e| self.fail(&e))?;
+        let call = self.guest.push_bars(&mut self.session.store, &window);
+        call.map_err(|e| self.session.fail(&e))?;
         self.window = Some((start, end));
         Ok((start, end))
     }
@@ -568,7 +581,7 @@ impl PortfolioStrategy for WasmPortfolioStrategy {
         account: &AccountView<'_>,
         actions: &mut Vec<SymbolAction>,
     ) -> Result<usize, StrategyError> {
-        if let Some(failed) = &self.failed {
+        if let Some(failed) = &self.session.failed {
             return Err(Box::new(failed.clone()));
         }
         let (window_start, window_end) = match self.window {
@@ -580,15 +593,15 @@ impl PortfolioStrategy for WasmPortfolioStrategy {
         let step = self
             .guest
             .run(
-                &mut self.store,
+                &mut self.session.store,
                 &self.account,
                 (start - window_start) as u32,
                 (end - window_start) as u32,
             )
-            .map_err(|e| self.fail(&e))?;
+            .map_err(|e| self.session.fail(&e))?;
         let consumed = step.consumed as usize;
         if consumed == 0 || consumed > end - start {
-            return Err(self.violation(&format!(
+            return Err(self.session.violation(&format!(
                 "`run` reported {consumed} steps walked of {}",
                 end - start
             )));
@@ -598,8 +611,6 @@ impl PortfolioStrategy for WasmPortfolioStrategy {
     }
 
     fn fuel_used(&self) -> u64 {
-        self.settings
-            .fuel_budget
-            .saturating_sub(self.store.get_fuel().unwrap_or(0))
+        self.session.fuel_used()
     }
 }
