@@ -601,8 +601,7 @@ mod tests {
     use axum::http::{header, Request, StatusCode};
     use serde_json::{json, Value};
     use stratbox_engine::{Column, Description, ParamSpec, ParamType, ParamValue};
-    use stratbox_queue::{Class, Queue, QueueConfig};
-    use stratbox_sandbox::{Sandbox, SandboxConfig};
+    use stratbox_queue::Class;
     use stratbox_store::test_support::TestRedis;
     use tower::ServiceExt;
 
@@ -610,18 +609,7 @@ mod tests {
     const START: i64 = 1_704_067_200; // 2024-01-01T00:00:00Z
 
     async fn start(name: &str) -> (TestRedis, AppState, u64) {
-        let redis = TestRedis::start(name).await;
-        let prefix = redis.store.keys().prefix().to_string();
-        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
-            .await
-            .unwrap();
-        let sandbox = Sandbox::new(SandboxConfig {
-            pool_instances: 0,
-            cache_dir: None,
-            ..SandboxConfig::default()
-        })
-        .unwrap();
-        let state = AppState::new(redis.store.clone(), queue, sandbox, None);
+        let (redis, state) = crate::tests::test_state(name, None).await;
         // A stored strategy with the EMA crossover's schema (the bytes are
         // never run here) and 1,000 hourly bars.
         let spec = |name: &str, kind, default, max: Option<f64>| ParamSpec {

@@ -358,11 +358,8 @@ mod tests {
     use serde_json::{json, Value};
     use stratbox_engine::perp::Instrument;
     use stratbox_engine::Market;
-    use stratbox_queue::{Queue, QueueConfig};
-    use stratbox_sandbox::{Sandbox, SandboxConfig};
     use stratbox_service::scheduler::{fire, Firing};
     use stratbox_service::tasks::backtest::BacktestPayload;
-    use stratbox_store::test_support::TestRedis;
     use tower::ServiceExt;
 
     const HOUR: i64 = 3600;
@@ -412,18 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_perpetual_schedule_shows_its_market_and_submits_perpetual_runs() {
-        let redis = TestRedis::start("api-schedules-perp").await;
-        let prefix = redis.store.keys().prefix().to_string();
-        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
-            .await
-            .unwrap();
-        let sandbox = Sandbox::new(SandboxConfig {
-            pool_instances: 0,
-            cache_dir: None,
-            ..SandboxConfig::default()
-        })
-        .unwrap();
-        let state = AppState::new(redis.store.clone(), queue, sandbox, None);
+        let (redis, state) = crate::tests::test_state("api-schedules-perp", None).await;
         let strategy_id = redis.fake_strategy().await.strategy_id;
         let data = stratbox_engine::candles::synth(1_000, 7, HOUR, START, 42_000.0);
         let store = &state.store;
@@ -541,18 +527,7 @@ mod tests {
     /// as a create-and-run is, and its occurrence queues the portfolio run.
     #[tokio::test]
     async fn a_schedule_over_several_symbols_queues_portfolio_runs() {
-        let redis = TestRedis::start("api-schedules-symbols").await;
-        let prefix = redis.store.keys().prefix().to_string();
-        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
-            .await
-            .unwrap();
-        let sandbox = Sandbox::new(SandboxConfig {
-            pool_instances: 0,
-            cache_dir: None,
-            ..SandboxConfig::default()
-        })
-        .unwrap();
-        let state = AppState::new(redis.store.clone(), queue, sandbox, None);
+        let (redis, state) = crate::tests::test_state("api-schedules-symbols", None).await;
         let store = &state.store;
         let single = redis.fake_strategy().await.strategy_id;
         // A portfolio strategy's record, as an upload of one leaves it.

@@ -24,20 +24,27 @@ struct Harness {
     state: AppState,
 }
 
+/// A private Redis and the API's state over it (no pooled instances, no
+/// compiled-code cache): what every router test starts from.
+pub(crate) async fn test_state(name: &str, token: Option<&str>) -> (TestRedis, AppState) {
+    let redis = TestRedis::start(name).await;
+    let prefix = redis.store.keys().prefix().to_string();
+    let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
+        .await
+        .unwrap();
+    let sandbox = Sandbox::new(SandboxConfig {
+        pool_instances: 0,
+        cache_dir: None,
+        ..SandboxConfig::default()
+    })
+    .unwrap();
+    let state = AppState::new(redis.store.clone(), queue, sandbox, token);
+    (redis, state)
+}
+
 impl Harness {
     async fn start(name: &str, token: Option<&str>) -> Harness {
-        let redis = TestRedis::start(name).await;
-        let prefix = redis.store.keys().prefix().to_string();
-        let queue = Queue::connect(&redis.server.url(), &prefix, QueueConfig::default())
-            .await
-            .unwrap();
-        let sandbox = Sandbox::new(SandboxConfig {
-            pool_instances: 0,
-            cache_dir: None,
-            ..SandboxConfig::default()
-        })
-        .unwrap();
-        let state = AppState::new(redis.store.clone(), queue, sandbox, token);
+        let (redis, state) = test_state(name, token).await;
         Harness { redis, state }
     }
 
